@@ -1,0 +1,264 @@
+/**
+ * Reads IDX files, the format of MNIST and Fashion-MNIST, plain or gzipped.
+ *
+ * An IDX file is a 4-byte magic (two zero bytes, a type code, the number of
+ * dimensions), one big-endian uint32 per dimension, then the values in
+ * row-major order. Only type 0x08 (unsigned byte) is read: it is what the
+ * image and label files of both data sets use.
+ *
+ * @example
+ * ```ts
+ * import { loadIdxDir } from "./idx.ts";
+ * const { train, test } = await loadIdxDir("./data/fashion-mnist");
+ * ```
+ *
+ * @module
+ */
+
+import { allocDataset, type Dataset, type Split } from "./dataset.ts";
+
+/**
+ * The contents of an IDX file of unsigned bytes.
+ *
+ * @example
+ * ```ts
+ * const labels: IdxArray = { dims: [3], type: "u8", data: new Uint8Array([7, 2, 1]) };
+ * ```
+ */
+export interface IdxArray {
+  /** The dimensions from the header, e.g. `[60000, 28, 28]`. */
+  dims: number[];
+  /** The element type; only unsigned bytes are supported. */
+  type: "u8";
+  /** `prod(dims)` values, row-major. */
+  data: Uint8Array;
+}
+
+const TYPE_NAMES: Record<number, string> = {
+  0x08: "unsigned byte",
+  0x09: "signed byte",
+  0x0b: "int16",
+  0x0c: "int32",
+  0x0d: "float32",
+  0x0e: "float64",
+};
+
+function hex(b: number): string {
+  return "0x" + b.toString(16).padStart(2, "0");
+}
+
+/**
+ * Parses the bytes of an (already decompressed) IDX file, checking the magic,
+ * the type code, the dimensions and that the data length matches the header
+ * exactly. Errors name `fileName` and what was wrong. The result's `data`
+ * is a view into `bytes`, not a copy.
+ *
+ * @example
+ * ```ts
+ * const bytes = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 2, 5, 9]);
+ * parseIdx(bytes, "labels"); // { dims: [2], type: "u8", data: Uint8Array [5, 9] }
+ * ```
+ */
+export function parseIdx(bytes: Uint8Array, fileName: string): IdxArray {
+  const fail = (why: string) => new Error(`IDX file "${fileName}": ${why}`);
+  if (bytes.length < 4) {
+    throw fail(`too short for the 4-byte magic number, only ${bytes.length} bytes`);
+  }
+  const magic = [...bytes.subarray(0, 4)].map(hex).join(" ");
+  if (bytes[0] !== 0 || bytes[1] !== 0) {
+    throw fail(
+      `bad magic number ${magic}, expected 0x00 0x00 <type> <dimensions>; not an IDX file`,
+    );
+  }
+  const type = bytes[2];
+  if (type !== 0x08) {
+    const known = TYPE_NAMES[type];
+    throw fail(
+      known
+        ? `unsupported data type ${hex(type)} (${known}); only 0x08 (unsigned byte) is supported`
+        : `unknown data type ${hex(type)} in magic number ${magic}`,
+    );
+  }
+  const ndim = bytes[3];
+  if (ndim === 0) throw fail(`the magic number ${magic} declares 0 dimensions`);
+  const headerBytes = 4 + 4 * ndim;
+  if (bytes.length < headerBytes) {
+    throw fail(
+      `truncated header: ${ndim} dimensions need ${headerBytes} header bytes but the file has ${bytes.length}`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dims: number[] = [];
+  let size = 1;
+  for (let i = 0; i < ndim; i++) {
+    const d = view.getUint32(4 + 4 * i, false);
+    dims.push(d);
+    size *= d;
+  }
+  const present = bytes.length - headerBytes;
+  const expected = `${dims.join("×")} = ${size} bytes of data`;
+  if (present < size) throw fail(`truncated, header says ${expected} but ${present} are present`);
+  if (present > size) {
+    throw fail(
+      `${
+        present - size
+      } unexpected trailing bytes, header says ${expected} but ${present} are present`,
+    );
+  }
+  return { dims, type: "u8", data: bytes.subarray(headerBytes) };
+}
+
+function isGzip(path: string, bytes: Uint8Array): boolean {
+  return path.endsWith(".gz") || (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b);
+}
+
+async function gunzip(bytes: Uint8Array, path: string): Promise<Uint8Array> {
+  try {
+    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
+      .pipeThrough(new DecompressionStream("gzip"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (e) {
+    throw new Error(
+      `IDX file "${path}": gzip decompression failed (${(e as Error).message})`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * Reads and parses an IDX file, gunzipping it when the path ends in `.gz`
+ * or the bytes start with the gzip magic 1f 8b.
+ *
+ * @example
+ * ```ts
+ * const images = await readIdxFile("data/train-images-idx3-ubyte.gz");
+ * images.dims; // [60000, 28, 28]
+ * ```
+ */
+export async function readIdxFile(path: string): Promise<IdxArray> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
+    throw new Error(`IDX file "${path}": cannot read it: ${why}`, { cause: e });
+  }
+  if (isGzip(path, bytes)) bytes = await gunzip(bytes, path);
+  return parseIdx(bytes, path);
+}
+
+const FILES = {
+  trainImages: "train-images-idx3-ubyte",
+  trainLabels: "train-labels-idx1-ubyte",
+  testImages: "t10k-images-idx3-ubyte",
+  testLabels: "t10k-labels-idx1-ubyte",
+} as const;
+
+/** The path of `name` or `name.gz` in `dir`, whichever exists (the plain one first). */
+async function locate(dir: string, name: string): Promise<string> {
+  const candidates = [`${dir}/${name}`, `${dir}/${name}.gz`];
+  for (const path of candidates) {
+    try {
+      if ((await Deno.stat(path)).isFile) return path;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  throw new Error(
+    `IDX directory "${dir}": missing file "${name}" (looked for ${
+      candidates.map((c) => `"${c}"`).join(" and ")
+    })`,
+  );
+}
+
+/** Turns an image file and a label file into a dataset, checking they agree. */
+function toDataset(
+  name: string,
+  images: IdxArray,
+  imagesPath: string,
+  labels: IdxArray,
+  labelsPath: string,
+): Dataset {
+  if (images.dims.length !== 3) {
+    throw new Error(
+      `IDX file "${imagesPath}": images must be 3-D (count×rows×columns), got dimensions ${
+        images.dims.join("×")
+      }`,
+    );
+  }
+  if (labels.dims.length !== 1) {
+    throw new Error(
+      `IDX file "${labelsPath}": labels must be 1-D (count), got dimensions ${
+        labels.dims.join("×")
+      }`,
+    );
+  }
+  const [count, rows, cols] = images.dims;
+  if (rows === 0 || cols === 0) {
+    throw new Error(`IDX file "${imagesPath}": images have an empty side, ${rows}×${cols}`);
+  }
+  if (labels.dims[0] !== count) {
+    throw new Error(
+      `IDX file "${labelsPath}": has ${
+        labels.dims[0]
+      } labels but "${imagesPath}" has ${count} images`,
+    );
+  }
+  for (let i = 0; i < count; i++) {
+    if (labels.data[i] > 9) {
+      throw new Error(
+        `IDX file "${labelsPath}": label ${i} is ${labels.data[i]}, outside the classes 0..9`,
+      );
+    }
+  }
+  const ds = allocDataset({ name, count, sampleShape: [1, rows, cols], numClasses: 10 });
+  const src = images.data;
+  for (let i = 0; i < src.length; i++) ds.images[i] = src[i] / 255;
+  ds.labels.set(labels.data);
+  return ds;
+}
+
+/**
+ * Loads an MNIST-style directory holding `train-images-idx3-ubyte`,
+ * `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
+ * `t10k-labels-idx1-ubyte`, each plain or with `.gz`. Pixels are scaled to
+ * [0, 1] by /255; labels must be 0..9. Errors name the offending file.
+ *
+ * @example
+ * ```ts
+ * const { train, test } = await loadIdxDir("data/mnist");
+ * train.sampleShape; // [1, 28, 28]
+ * ```
+ */
+export async function loadIdxDir(dir: string): Promise<Split> {
+  const trimmed = dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
+  const paths = {
+    trainImages: await locate(trimmed, FILES.trainImages),
+    trainLabels: await locate(trimmed, FILES.trainLabels),
+    testImages: await locate(trimmed, FILES.testImages),
+    testLabels: await locate(trimmed, FILES.testLabels),
+  };
+  const train = toDataset(
+    `${trimmed} train`,
+    await readIdxFile(paths.trainImages),
+    paths.trainImages,
+    await readIdxFile(paths.trainLabels),
+    paths.trainLabels,
+  );
+  const test = toDataset(
+    `${trimmed} test`,
+    await readIdxFile(paths.testImages),
+    paths.testImages,
+    await readIdxFile(paths.testLabels),
+    paths.testLabels,
+  );
+  const [a, b] = [train.sampleShape, test.sampleShape];
+  if (a[1] !== b[1] || a[2] !== b[2]) {
+    throw new Error(
+      `IDX file "${paths.testImages}": images are ${b[1]}×${
+        b[2]
+      } but the training images in "${paths.trainImages}" are ${a[1]}×${a[2]}`,
+    );
+  }
+  return { train, test };
+}

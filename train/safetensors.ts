@@ -1,0 +1,305 @@
+/**
+ * The safetensors checkpoint format, float32 only: an 8-byte little-endian
+ * header length N, N bytes of JSON
+ * `{"__metadata__": {...}, name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}}`
+ * padded with spaces to a multiple of 8, then the tensors' little-endian
+ * bytes back to back. Files written here are laid out byte for byte as the
+ * reference implementation writes them (tensors sorted by name, compact
+ * JSON, metadata first), so Python's `safetensors.torch.load_file` reads them.
+ *
+ * @example
+ * ```ts
+ * import { readSafetensors, writeSafetensorsAtomic } from "./safetensors.ts";
+ * await writeSafetensorsAtomic("model.safetensors", {
+ *   "fc.weight": { shape: [2, 3], data: new Float32Array(6) },
+ * }, { step: "100" });
+ * const { tensors, metadata } = await readSafetensors("model.safetensors");
+ * ```
+ *
+ * @module
+ */
+
+/** A named tensor as stored in a file: its shape and row-major float32 values. */
+type StoredTensor = { shape: number[]; data: Float32Array };
+
+/** The reference implementation refuses headers above 100 MB; so do we, before allocating. */
+const MAX_HEADER = 100_000_000;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function validShape(shape: unknown): shape is number[] {
+  return Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+}
+
+/**
+ * Serialises float32 tensors and optional string metadata to safetensors bytes.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeSafetensors({ b: { shape: [2], data: new Float32Array([1, 2]) } });
+ * // bytes: 8-byte length, padded JSON header, then 8 bytes of data
+ * ```
+ */
+export function encodeSafetensors(
+  tensors: Record<string, { shape: number[]; data: Float32Array }>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  // The reference writer orders by dtype alignment, then name; with one dtype that is the name.
+  const names = Object.keys(tensors).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== "string") {
+        throw new TypeError(
+          `safetensors: metadata value for "${k}" must be a string, got ${typeof v}`,
+        );
+      }
+    }
+    header.__metadata__ = { ...metadata };
+  }
+  let offset = 0;
+  for (const name of names) {
+    if (name === "__metadata__") {
+      throw new Error(`safetensors: "__metadata__" is reserved and cannot name a tensor`);
+    }
+    const { shape, data } = tensors[name];
+    if (!validShape(shape)) {
+      throw new RangeError(
+        `safetensors: tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`,
+      );
+    }
+    if (!(data instanceof Float32Array)) {
+      throw new TypeError(`safetensors: tensor "${name}" data must be a Float32Array`);
+    }
+    if (numel(shape) !== data.length) {
+      throw new RangeError(
+        `safetensors: tensor "${name}" has shape [${shape.join(",")}] (${
+          numel(shape)
+        } values) but ${data.length} values`,
+      );
+    }
+    const end = offset + data.length * 4;
+    // Key order dtype, shape, data_offsets matches the reference writer's JSON.
+    header[name] = { dtype: "F32", shape: [...shape], data_offsets: [offset, end] };
+    offset = end;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + padded + offset);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, padded, true);
+  view.setUint32(4, Math.floor(padded / 4294967296), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + padded);
+  let at = 8 + padded;
+  for (const name of names) {
+    const { data } = tensors[name];
+    if (LITTLE_ENDIAN) {
+      out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
+    } else {
+      for (let i = 0; i < data.length; i++) view.setFloat32(at + 4 * i, data[i], true);
+    }
+    at += data.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Parses and validates safetensors bytes: the header length, the JSON, each
+ * entry's dtype (only F32), shape and offsets (in range, contiguous, no
+ * overlap, covering the data exactly). Errors name `fileName`. Returned
+ * arrays are copies, independent of `bytes`.
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = decodeSafetensors(bytes, "model.safetensors");
+ * tensors["fc.weight"].shape; // [10, 784]
+ * ```
+ */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  fileName = "<bytes>",
+): { tensors: Record<string, StoredTensor>; metadata: Record<string, string> } {
+  const fail = (why: string) => new Error(`safetensors file "${fileName}": ${why}`);
+  if (bytes.length < 8) {
+    throw fail(`too short for the 8-byte header length, only ${bytes.length} bytes`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lo = view.getUint32(0, true);
+  const hi = view.getUint32(4, true);
+  const headerLen = hi * 4294967296 + lo;
+  if (headerLen > MAX_HEADER) {
+    throw fail(`header length ${headerLen} is larger than the limit of ${MAX_HEADER} bytes`);
+  }
+  if (8 + headerLen > bytes.length) {
+    throw fail(
+      `bad header length ${headerLen}: the file has only ${
+        bytes.length - 8
+      } bytes after the length`,
+    );
+  }
+  let header: unknown;
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(
+      bytes.subarray(8, 8 + headerLen),
+    );
+    header = JSON.parse(text);
+  } catch (e) {
+    throw fail(`the header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    throw fail(`the header must be a JSON object`);
+  }
+
+  const metadata: Record<string, string> = {};
+  const entries: { name: string; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        throw fail(`"__metadata__" must be an object of strings`);
+      }
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (typeof v !== "string") {
+          throw fail(`metadata "${k}" must be a string, got ${JSON.stringify(v)}`);
+        }
+        metadata[k] = v;
+      }
+      continue;
+    }
+    if (typeof value !== "object" || value === null) {
+      throw fail(`tensor "${name}": entry must be an object, got ${JSON.stringify(value)}`);
+    }
+    const { dtype, shape, data_offsets: offs } = value as Record<string, unknown>;
+    if (dtype !== "F32") {
+      throw fail(
+        `tensor "${name}": unsupported dtype ${JSON.stringify(dtype)}; only "F32" is supported`,
+      );
+    }
+    if (!validShape(shape)) {
+      throw fail(`tensor "${name}": invalid shape ${JSON.stringify(shape)}`);
+    }
+    if (
+      !Array.isArray(offs) || offs.length !== 2 ||
+      !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]
+    ) {
+      throw fail(
+        `tensor "${name}": data_offsets must be [begin, end] with 0 <= begin <= end, got ${
+          JSON.stringify(offs)
+        }`,
+      );
+    }
+    const [begin, end] = offs as number[];
+    if (end - begin !== numel(shape) * 4) {
+      throw fail(
+        `tensor "${name}": shape [${shape.join(",")}] needs ${numel(shape) * 4} bytes of F32 ` +
+          `but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
+    }
+    entries.push({ name, shape, begin, end });
+  }
+
+  const dataStart = 8 + headerLen;
+  const dataLen = bytes.length - dataStart;
+  // The reference reader demands the tensors tile the data area exactly; a gap or
+  // overlap means a corrupt or hand-edited file.
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expected = 0;
+  for (const e of sorted) {
+    if (e.end > dataLen) {
+      throw fail(
+        `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] out of range, the data area has ${dataLen} bytes`,
+      );
+    }
+    if (e.begin < expected) {
+      throw fail(`tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] overlap another tensor`);
+    }
+    if (e.begin > expected) {
+      throw fail(
+        `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] leave a gap, expected begin ${expected}`,
+      );
+    }
+    expected = e.end;
+  }
+  if (expected !== dataLen) {
+    throw fail(`the tensors cover ${expected} bytes but the data area has ${dataLen}`);
+  }
+
+  const tensors: Record<string, StoredTensor> = {};
+  for (const e of entries) {
+    const n = (e.end - e.begin) / 4;
+    const data = new Float32Array(n);
+    const at = dataStart + e.begin;
+    if (LITTLE_ENDIAN) {
+      // Copy bytes, since `at` need not be 4-aligned within the underlying buffer.
+      new Uint8Array(data.buffer).set(bytes.subarray(at, at + 4 * n));
+    } else {
+      for (let i = 0; i < n; i++) data[i] = view.getFloat32(at + 4 * i, true);
+    }
+    tensors[e.name] = { shape: e.shape, data };
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Writes a safetensors file so that readers never see a partial one: the
+ * bytes go to `${path}.tmp-<pid>`, are flushed to disk, and the temporary
+ * file is renamed over `path`.
+ *
+ * @example
+ * ```ts
+ * await writeSafetensorsAtomic("ckpt/step-1000.safetensors", params, { step: "1000" });
+ * ```
+ */
+export async function writeSafetensorsAtomic(
+  path: string,
+  tensors: Record<string, { shape: number[]; data: Float32Array }>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const bytes = encodeSafetensors(tensors, metadata);
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  try {
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      let written = 0;
+      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      // Flush before the rename, or a crash could leave the new name pointing at missing data.
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new Error(
+      `safetensors file "${path}": writing failed: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * Reads and validates a safetensors file; errors name the path.
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = await readSafetensors("ckpt/step-1000.safetensors");
+ * ```
+ */
+export async function readSafetensors(
+  path: string,
+): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
+    throw new Error(`safetensors file "${path}": cannot read it: ${why}`, { cause: e });
+  }
+  return decodeSafetensors(bytes, path);
+}
