@@ -1,0 +1,216 @@
+/**
+ * The reactive topological executor: runs a plan's nodes in order, skipping
+ * any node whose inputs have not changed since it last ran and whose buffer
+ * still holds its value.
+ *
+ * @module
+ */
+import { type FloatArray, fmtShape, lookupOp, numel, type OpDef, type Tier } from "../ops/_op.ts";
+import type { Node } from "./graph.ts";
+import { initParams, type Params } from "./params.ts";
+import type { Plan } from "./plan.ts";
+
+/** Options of an {@linkcode Executor}. */
+export interface ExecutorOptions {
+  /** Parameter buffers by name (e.g. in shared memory); fresh ones from `seed` otherwise. */
+  params?: Params;
+  /** Seed for fresh parameters. */
+  seed?: number;
+  /** Kernel tier for float32 (default: the process-wide tier). */
+  tier?: Tier;
+  /** Put the arena in a SharedArrayBuffer. */
+  shared?: boolean;
+}
+
+/** Options of one run. */
+export interface RunOptions {
+  /** Nodes to compute (default: the plan's outputs). */
+  outputs?: readonly (Node | number)[];
+  /** Training mode (dropout active); default true. */
+  training?: boolean;
+  /** Optimisation step, for stochastic ops. */
+  step?: number;
+  /** Index of this shard's first sample within the mini-batch. */
+  sampleOffset?: number;
+}
+
+/** Feed values: a typed array or plain numbers, with exactly the input's element count. */
+export type Feed = ArrayLike<number>;
+
+/**
+ * Runs a {@linkcode Plan}. Buffers come from one arena allocated here; a run
+ * allocates no typed arrays.
+ *
+ * @example
+ * ```ts
+ * import { Executor, Graph, makePlan, relu } from "./mod.ts";
+ * const g = new Graph();
+ * const y = relu(g.input("x", [3]));
+ * const ex = new Executor(makePlan(g, { outputs: [y] }));
+ * console.log([...ex.run({ x: [-1, 0, 2] })[0]!]); // [0, 0, 2]
+ * ```
+ */
+export class Executor {
+  /** The plan being run. */
+  readonly plan: Plan;
+  /** Parameter buffers by name. */
+  readonly params: Params;
+  /** The buffer of every node (a view into the arena, or a parameter buffer). */
+  readonly values: FloatArray[];
+  /** How many times each node's kernel ran. */
+  readonly kernelRuns: Uint32Array;
+  /** Kernel tier for float32 buffers; undefined means the process-wide default. */
+  tier: Tier | undefined;
+
+  private ops: (OpDef | null)[];
+  private version: Uint32Array;
+  private seen: Uint32Array[]; // input versions each node last ran with
+  private owner: Int32Array; // which node last wrote each arena offset
+  private slot: Int32Array; // arena offset index of each node
+  private stochasticKey = "";
+  private needed = new Map<string, Uint8Array>();
+  private fedNames: Map<string, number>;
+
+  constructor(plan: Plan, opts: ExecutorOptions = {}) {
+    this.plan = plan;
+    this.tier = opts.tier;
+    const g = plan.graph;
+    const n = g.nodes.length;
+    const f64 = plan.dtype === "float64";
+    const bytes = plan.arenaLength * (f64 ? 8 : 4);
+    const buf = opts.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    const arena = f64 ? new Float64Array(buf) : new Float32Array(buf);
+    this.params = opts.params ?? initParams(g, { seed: opts.seed, dtype: plan.dtype });
+    this.values = [];
+    this.ops = [];
+    this.fedNames = new Map();
+    const slots = new Map<number, number>();
+    this.slot = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = g.nodes[i]!;
+      const size = numel(plan.shapes[i]!);
+      if (r.op === "param") {
+        const p = this.params.get(r.name);
+        if (!p) throw new Error(`Executor: no buffer for parameter "${r.name}"`);
+        if (p.length !== size || (p instanceof Float64Array) !== f64) {
+          throw new Error(
+            `Executor: parameter "${r.name}" needs ${size} ${plan.dtype} values for shape ${
+              fmtShape(plan.shapes[i]!)
+            } but its buffer holds ${p.length} ${
+              p instanceof Float64Array ? "float64" : "float32"
+            }`,
+          );
+        }
+        this.values.push(p);
+        this.ops.push(null);
+        this.slot[i] = -1;
+        continue;
+      }
+      const off = plan.offsets[i]!;
+      this.values.push(arena.subarray(off, off + size));
+      this.ops.push(r.op === "input" ? null : lookupOp(r.op));
+      if (!slots.has(off)) slots.set(off, slots.size);
+      this.slot[i] = slots.get(off)!;
+      if (r.op === "input") this.fedNames.set(r.name, i);
+    }
+    this.owner = new Int32Array(slots.size).fill(-1);
+    this.version = new Uint32Array(n);
+    this.seen = g.nodes.map((r) => new Uint32Array(r.inputs.length).fill(0xffffffff));
+    this.kernelRuns = new Uint32Array(n);
+  }
+
+  /** Copies `value` into input `name` and marks it changed. */
+  feed(name: string, value: Feed): void {
+    const id = this.fedNames.get(name);
+    if (id === undefined) {
+      const known = [...this.fedNames.keys()].join(", ");
+      throw new Error(`Executor: the graph has no input "${name}" (inputs: ${known})`);
+    }
+    const dst = this.values[id]!;
+    if (value.length !== dst.length) {
+      throw new Error(
+        `Executor: input "${name}" of shape ${
+          fmtShape(this.plan.shapes[id]!)
+        } needs ${dst.length} values, got ${value.length}`,
+      );
+    }
+    dst.set(value);
+    this.version[id]!++;
+  }
+
+  /** Marks parameters as changed (all by default) after they were updated in place. */
+  invalidate(names?: readonly string[]): void {
+    const g = this.plan.graph;
+    for (let i = 0; i < g.nodes.length; i++) {
+      const r = g.nodes[i]!;
+      if (r.op === "param" && (!names || names.includes(r.name))) this.version[i]!++;
+    }
+  }
+
+  /**
+   * Feeds the inputs given, computes what the outputs need, and returns the
+   * output buffers (views valid until the next run).
+   */
+  run(feeds: Record<string, Feed> = {}, opts: RunOptions = {}): FloatArray[] {
+    for (const [name, v] of Object.entries(feeds)) this.feed(name, v);
+    const outs = (opts.outputs ?? this.plan.outputs).map((o) => (typeof o === "number" ? o : o.id));
+    const training = opts.training ?? true;
+    const key = `${training}/${opts.step ?? 0}/${opts.sampleOffset ?? 0}`;
+    const stochasticChanged = key !== this.stochasticKey;
+    this.stochasticKey = key;
+    const need = this.neededFor(outs);
+    const g = this.plan.graph;
+    const shapes = this.plan.shapes;
+    const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
+    for (let i = 0; i < need.length; i++) {
+      if (!need[i]) continue;
+      const op = this.ops[i];
+      if (!op) continue;
+      const r = g.nodes[i]!;
+      const seen = this.seen[i]!;
+      let dirty = this.owner[this.slot[i]!] !== i || (op.stochastic === true && stochasticChanged);
+      for (let k = 0; k < r.inputs.length; k++) {
+        if (seen[k] !== this.version[r.inputs[k]!]) dirty = true;
+      }
+      if (!dirty) continue;
+      const ins = r.inputs.map((j) => this.values[j]!);
+      op.forward(ins, this.values[i]!, {
+        attrs: r.attrs,
+        inShapes: r.inputs.map((j) => shapes[j]!),
+        outShape: shapes[i]!,
+        training,
+        step: opts.step ?? 0,
+        sampleOffset: opts.sampleOffset ?? 0,
+        tier,
+      });
+      for (let k = 0; k < r.inputs.length; k++) seen[k] = this.version[r.inputs[k]!]!;
+      this.owner[this.slot[i]!] = i;
+      this.version[i]!++;
+      this.kernelRuns[i]!++;
+    }
+    return outs.map((o) => this.values[o]!);
+  }
+
+  private neededFor(outs: number[]): Uint8Array {
+    const key = outs.join(",");
+    let need = this.needed.get(key);
+    if (need) return need;
+    const g = this.plan.graph;
+    need = new Uint8Array(g.nodes.length);
+    for (const o of outs) {
+      if (!this.plan.persistent[o]) {
+        throw new Error(
+          `Executor: node "${
+            g.nodes[o]!.name
+          }" is not an output of the plan, so its buffer may be reused; list it in makePlan's outputs`,
+        );
+      }
+      need[o] = 1;
+    }
+    for (let i = need.length - 1; i >= 0; i--) {
+      if (need[i]) { for (const j of g.nodes[i]!.inputs) need[j] = 1; }
+    }
+    this.needed.set(key, need);
+    return need;
+  }
+}

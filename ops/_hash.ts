@@ -1,0 +1,26 @@
+// Stateless random numbers from integer coordinates: dropout masks and
+// parameter initialisation derive from (seed, step, sample, element), so they
+// do not depend on how a batch is sharded or in which order things run.
+
+/** Mixes up to four integers into a well-scrambled uint32. */
+export function hash4(a: number, b: number, c: number, d: number): number {
+  let h = 0x9e3779b9 ^ a;
+  h = fmix(h + Math.imul(b ^ 0x85ebca6b, 0xcc9e2d51));
+  h = fmix(h + Math.imul(c ^ 0xc2b2ae35, 0x1b873593));
+  h = fmix(h + Math.imul(d ^ 0x27d4eb2f, 0x165667b1));
+  return h >>> 0;
+}
+
+/** A uniform number in [0, 1) from four integer coordinates. */
+export function hashUniform(a: number, b: number, c: number, d: number): number {
+  return hash4(a, b, c, d) / 4294967296;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
+}

@@ -1,0 +1,97 @@
+/**
+ * The op interface: what every op declares (name, inputs, shape rule,
+ * forward, VJP), and the registry that rebuilds graphs from JSON by op name.
+ *
+ * @module
+ */
+import type { Node } from "../graph/graph.ts";
+
+/** A float buffer: float32 for training, float64 for gradient checks. */
+export type FloatArray = Float32Array | Float64Array;
+
+/** A tensor shape. In a graph, `-1` in the first axis stands for the batch size. */
+export type Shape = readonly number[];
+
+/** Attributes of a node: plain JSON data. */
+export type Attrs = Record<string, unknown>;
+
+/** Which kernels an executor runs: naive references, blocked TypeScript, or WebAssembly SIMD. */
+export type Tier = "ref" | "ts" | "wasm";
+
+/** What a forward kernel call sees besides its input and output buffers. */
+export interface ForwardContext<A = Attrs> {
+  /** The node's attributes. */
+  attrs: A;
+  /** Concrete shapes of the inputs. */
+  inShapes: Shape[];
+  /** Concrete shape of the output. */
+  outShape: Shape;
+  /** Training mode (dropout drops) or evaluation (dropout is the identity). */
+  training: boolean;
+  /** The optimisation step: with the sample index, it seeds stochastic ops. */
+  step: number;
+  /** Index of the first sample of this batch shard in the whole mini-batch. */
+  sampleOffset: number;
+  /** Kernel tier for float32 buffers, undefined for the process-wide default (float64 always uses references). */
+  tier: Tier | undefined;
+}
+
+/** What a VJP rule sees: the node's inputs and output as graph nodes, and the output cotangent. */
+export interface VjpContext<A = Attrs> {
+  /** The node's inputs. */
+  inputs: Node[];
+  /** The node itself (its output). */
+  out: Node;
+  /** The cotangent of the output, a node of the same shape. */
+  dy: Node;
+  /** The node's attributes. */
+  attrs: A;
+}
+
+/**
+ * An op: plain data plus three rules. Inputs whose name ends in `?` are
+ * optional (only trailing ones).
+ */
+export interface OpDef<A = Attrs> {
+  /** Unique name, used to rebuild a graph from JSON. */
+  name: string;
+  /** Input names, e.g. `["x", "w", "b?"]`. */
+  inputs: readonly string[];
+  /** Output shape from input shapes; throws a message naming the offending shapes. */
+  shape(shapes: Shape[], attrs: A): Shape;
+  /** Writes the output into the caller-owned `out`. */
+  forward(ins: FloatArray[], out: FloatArray, ctx: ForwardContext<A>): void;
+  /** Cotangents of the inputs as graph nodes, `null` where an input has no gradient. */
+  vjp?(ctx: VjpContext<A>): (Node | null)[];
+  /** Set when the output depends on the step and sample index (dropout). */
+  stochastic?: boolean;
+}
+
+const registry = new Map<string, OpDef<any>>();
+
+/** Registers an op under its name so graphs can be rebuilt from JSON; returns it. */
+export function registerOp<A>(op: OpDef<A>): OpDef<A> {
+  const known = registry.get(op.name);
+  if (known && known !== op) throw new Error(`Cannot register op "${op.name}": the name is taken`);
+  registry.set(op.name, op);
+  return op;
+}
+
+/** The op registered under `name`; throws when there is none. */
+export function lookupOp(name: string): OpDef<any> {
+  const op = registry.get(name);
+  if (!op) throw new Error(`Unknown op "${name}": it is not in the op registry`);
+  return op;
+}
+
+/** Number of elements of a concrete shape. */
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Formats a shape for error messages: `[64,1,28,28]`, with `N` for the batch axis. */
+export function fmtShape(shape: Shape): string {
+  return `[${shape.map((d) => (d < 0 ? "N" : String(d))).join(",")}]`;
+}

@@ -1,0 +1,82 @@
+// Shared by sum and mean: axis normalisation, the reduced shape, and the
+// reduction kernel.
+import type { FloatArray, Shape } from "./_op.ts";
+
+/** Reduction attributes: `axes` (default all) and `keepdims`. */
+export interface ReduceAttrs {
+  axes?: number[];
+  keepdims?: boolean;
+}
+
+/** The reduced axes as sorted non-negative indices. */
+export function reduceAxes(shape: Shape, axes: readonly number[] | undefined): number[] {
+  const r = shape.length;
+  if (axes === undefined) return [...Array(r).keys()];
+  const out = axes.map((a) => {
+    if (!Number.isInteger(a) || a < -r || a >= r) throw new Error(`axis ${a} is out of range`);
+    return a < 0 ? a + r : a;
+  });
+  if (new Set(out).size !== out.length) throw new Error(`axes [${axes}] repeat an axis`);
+  return out.sort((x, y) => x - y);
+}
+
+/** Output shape of a reduction. */
+export function reduceShape(shape: Shape, attrs: ReduceAttrs): number[] {
+  const axes = reduceAxes(shape, attrs.axes);
+  const out: number[] = [];
+  shape.forEach((d, i) => {
+    if (!axes.includes(i)) out.push(d);
+    else if (attrs.keepdims) out.push(1);
+  });
+  return out;
+}
+
+/** `x` with the reduced axes kept as size 1: the shape to broadcast a cotangent from. */
+export function keptShape(shape: Shape, attrs: ReduceAttrs): number[] {
+  const axes = reduceAxes(shape, attrs.axes);
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+// x: shape -> out: shape with `axes` summed away
+/** Sums `x` over `axes` into `out`. */
+export function sumKernel(
+  x: FloatArray,
+  shape: Shape,
+  axes: readonly number[],
+  out: FloatArray,
+): void {
+  out.fill(0);
+  const r = shape.length;
+  if (r === 0) {
+    out[0] = x[0]!;
+    return;
+  }
+  // output strides, 0 on reduced axes, so a walk over x adds into the right slot
+  const so = new Array<number>(r).fill(0);
+  let stride = 1;
+  for (let i = r - 1; i >= 0; i--) {
+    if (axes.includes(i)) continue;
+    so[i] = stride;
+    stride *= shape[i]!;
+  }
+  const inner = shape[r - 1]!;
+  const si = so[r - 1]!;
+  const idx = new Array<number>(r).fill(0);
+  let o = 0;
+  for (let p = 0; p < x.length; p += inner) {
+    if (si === 0) {
+      let acc = 0;
+      for (let j = 0; j < inner; j++) acc += x[p + j]!;
+      out[o] = out[o]! + acc;
+    } else {
+      for (let j = 0; j < inner; j++) out[o + j] = out[o + j]! + x[p + j]!;
+    }
+    for (let ax = r - 2; ax >= 0; ax--) {
+      idx[ax]!++;
+      o += so[ax]!;
+      if (idx[ax]! < shape[ax]!) break;
+      o -= so[ax]! * shape[ax]!;
+      idx[ax] = 0;
+    }
+  }
+}

@@ -1,0 +1,30 @@
+import type { Node } from "../graph/graph.ts";
+import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
+import { type OpDef, registerOp } from "./_op.ts";
+
+/** Elementwise `a + b` with broadcasting. */
+export const addOp: OpDef = registerOp({
+  name: "add",
+  inputs: ["a", "b"],
+  shape: ([a, b]) => broadcastShape(a!, b!),
+  forward([a, b], out, c) {
+    binaryKernel(Bin.Add, a!, b!, out, { a: c.inShapes[0]!, b: c.inShapes[1]!, out: c.outShape });
+  },
+  // da = dy, db = dy (the engine sums over broadcast axes)
+  vjp: ({ dy }) => [dy, dy],
+});
+
+/**
+ * Elementwise sum with NumPy broadcasting.
+ *
+ * @example
+ * ```ts
+ * import { add, Graph } from "./mod.ts";
+ * const g = new Graph();
+ * const y = add(g.input("x", [-1, 3]), g.input("b", [3]));
+ * console.log(y.shape); // [-1, 3]
+ * ```
+ */
+export function add(a: Node, b: Node, opts: { name?: string } = {}): Node {
+  return a.graph.apply(addOp, [a, b], {}, opts.name);
+}

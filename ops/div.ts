@@ -1,0 +1,34 @@
+import type { Node } from "../graph/graph.ts";
+import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
+import { type OpDef, registerOp } from "./_op.ts";
+import { mul } from "./mul.ts";
+import { scale } from "./scale.ts";
+
+/** Elementwise `a / b` with broadcasting. */
+export const divOp: OpDef = registerOp({
+  name: "div",
+  inputs: ["a", "b"],
+  shape: ([a, b]) => broadcastShape(a!, b!),
+  forward([a, b], out, c) {
+    binaryKernel(Bin.Div, a!, b!, out, { a: c.inShapes[0]!, b: c.inShapes[1]!, out: c.outShape });
+  },
+  // da = dy / b, db = -dy * (a / b) / b
+  vjp: ({ inputs: [, b], out, dy }) => {
+    const da = div(dy, b!);
+    return [da, scale(div(mul(dy, out), b!), -1)];
+  },
+});
+
+/**
+ * Elementwise quotient with NumPy broadcasting.
+ *
+ * @example
+ * ```ts
+ * import { div, Graph } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(div(g.input("a", [2, 3]), g.input("b", [3])).shape); // [2, 3]
+ * ```
+ */
+export function div(a: Node, b: Node, opts: { name?: string } = {}): Node {
+  return a.graph.apply(divOp, [a, b], {}, opts.name);
+}

@@ -1,0 +1,42 @@
+import type { Graph, Node } from "../graph/graph.ts";
+import { fmtShape, type OpDef, registerOp } from "./_op.ts";
+
+interface FillAttrs {
+  shape: number[];
+  value: number;
+}
+
+/** A constant tensor with every element equal to `value`. */
+export const fillOp: OpDef<FillAttrs> = registerOp<FillAttrs>({
+  name: "fill",
+  inputs: [],
+  shape: (_, { shape }) => {
+    if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new Error(`shape ${fmtShape(shape)} must be concrete`);
+    }
+    return shape;
+  },
+  forward(_, out, { attrs }) {
+    out.fill(attrs.value);
+  },
+  vjp: () => [],
+});
+
+/**
+ * A constant node of the given (concrete) shape filled with `value`.
+ *
+ * @example
+ * ```ts
+ * import { fill, Graph } from "./mod.ts";
+ * const ones = fill([2, 2], 1, new Graph());
+ * console.log(ones.shape); // [2, 2]
+ * ```
+ */
+export function fill(
+  shape: number[],
+  value: number,
+  graph: Graph,
+  opts: { name?: string } = {},
+): Node {
+  return graph.apply(fillOp, [], { shape, value }, opts.name);
+}

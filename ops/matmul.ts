@@ -1,0 +1,51 @@
+import type { Node } from "../graph/graph.ts";
+import { gemm } from "./kernels/gemm.ts";
+import { type OpDef, registerOp } from "./_op.ts";
+
+interface MatmulAttrs {
+  transA?: boolean;
+  transB?: boolean;
+}
+
+/** 2-D matrix product `op(a) · op(b)`, `op` transposing when asked. */
+export const matmulOp: OpDef<MatmulAttrs> = registerOp<MatmulAttrs>({
+  name: "matmul",
+  inputs: ["a", "b"],
+  shape: ([a, b], { transA, transB }) => {
+    if (a!.length !== 2 || b!.length !== 2) throw new Error("both operands must be 2-D");
+    const [m, ka] = transA ? [a![1]!, a![0]!] : [a![0]!, a![1]!];
+    const [kb, n] = transB ? [b![1]!, b![0]!] : [b![0]!, b![1]!];
+    if (ka !== kb || ka < 0) throw new Error(`inner sizes differ (${ka} and ${kb})`);
+    return [m, n];
+  },
+  // a: (M, K) or (K, M), b: (K, N) or (N, K) -> out: (M, N)
+  forward([a, b], out, c) {
+    const { transA, transB } = c.attrs;
+    const [m, n] = c.outShape as [number, number];
+    const k = transA ? c.inShapes[0]![0]! : c.inShapes[0]![1]!;
+    gemm(a!, b!, out, { m, n, k, transA, transB }, c.tier);
+  },
+  // dA = dY·op(B)ᵀ, dB = op(A)ᵀ·dY, written for each stored layout
+  vjp: ({ inputs: [a, b], dy, attrs: { transA = false, transB = false } }) => [
+    transA ? matmul(b!, dy, { transA: transB, transB: true }) : matmul(dy, b!, { transB: !transB }),
+    transB ? matmul(dy, a!, { transA: true, transB: transA }) : matmul(a!, dy, { transA: !transA }),
+  ],
+});
+
+/**
+ * Matrix product of 2-D nodes, optionally transposing either operand.
+ *
+ * @example
+ * ```ts
+ * import { Graph, matmul } from "./mod.ts";
+ * const g = new Graph();
+ * const y = matmul(g.input("a", [-1, 3]), g.input("b", [4, 3]), { transB: true });
+ * console.log(y.shape); // [-1, 4]
+ * ```
+ */
+export function matmul(a: Node, b: Node, opts: MatmulAttrs & { name?: string } = {}): Node {
+  const attrs: MatmulAttrs = {};
+  if (opts.transA) attrs.transA = true;
+  if (opts.transB) attrs.transB = true;
+  return a.graph.apply(matmulOp, [a, b], attrs, opts.name);
+}

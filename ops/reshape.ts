@@ -1,0 +1,83 @@
+import type { Node } from "../graph/graph.ts";
+import { type OpDef, registerOp, type Shape } from "./_op.ts";
+
+interface ReshapeAttrs {
+  shape: number[];
+}
+
+/** Output shape of a reshape; `-1` in `target` is inferred, and a symbolic batch stays one. */
+export function reshapeShape(input: Shape, target: readonly number[]): number[] {
+  const infer = target.filter((d) => d === -1).length;
+  if (infer > 1 || target.some((d) => d < -1 || !Number.isInteger(d))) {
+    throw new Error(`target shape [${target}] may hold at most one -1 and whole sizes`);
+  }
+  const symbolic = input.includes(-1);
+  let known = 1;
+  for (const d of input) if (d !== -1) known *= d;
+  let rest = 1;
+  for (const d of target) if (d !== -1) rest *= d;
+  if (symbolic) {
+    // a batch-sized input can only keep the batch axis whole: N*known = (-1)*rest
+    if (infer !== 1 || known !== rest) {
+      throw new Error(`cannot reshape a batch of ${known}-element samples to [${target}]`);
+    }
+    return [...target];
+  }
+  if (infer === 1) {
+    if (rest === 0 || known % rest !== 0) {
+      throw new Error(`cannot infer the -1 axis of [${target}] from ${known} elements`);
+    }
+    return target.map((d) => (d === -1 ? known / rest : d));
+  }
+  if (known !== rest) throw new Error(`${known} elements cannot take the shape [${target}]`);
+  return [...target];
+}
+
+/** The same elements under a new shape (row-major, like `torch.reshape`). */
+export const reshapeOp: OpDef<ReshapeAttrs> = registerOp<ReshapeAttrs>({
+  name: "reshape",
+  inputs: ["x"],
+  shape: ([x], { shape }) => reshapeShape(x!, shape),
+  forward([x], out) {
+    out.set(x!);
+  },
+  // dx = reshape(dy, shape of x)
+  vjp: ({ inputs: [x], dy }) => [reshape(dy, x!.shape)],
+});
+
+/**
+ * Reshapes `x`; one axis may be `-1` and is inferred (with a batch-sized
+ * input, the `-1` is the batch axis).
+ *
+ * @example
+ * ```ts
+ * import { Graph, reshape } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(reshape(g.input("x", [-1, 2, 3]), [-1, 6]).shape); // [-1, 6]
+ * ```
+ */
+export function reshape(x: Node, shape: readonly number[], opts: { name?: string } = {}): Node {
+  return x.graph.apply(reshapeOp, [x], { shape: [...shape] }, opts.name);
+}
+
+/**
+ * Flattens every axis from `startAxis` (default 1, keeping the batch axis) into one.
+ *
+ * @example
+ * ```ts
+ * import { flatten, Graph } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(flatten(g.input("x", [-1, 32, 13, 13])).shape); // [-1, 5408]
+ * ```
+ */
+export function flatten(x: Node, opts: { startAxis?: number; name?: string } = {}): Node {
+  const s = opts.startAxis ?? 1;
+  const head = x.shape.slice(0, s);
+  let tail = 1;
+  for (const d of x.shape.slice(s)) tail *= d;
+  const target = head.includes(-1) ? [...head, tail] : [...head, -1];
+  if (head.includes(-1) && x.shape.slice(s).includes(-1)) {
+    throw new Error(`flatten "${opts.name ?? "flatten"}": cannot flatten the batch axis`);
+  }
+  return reshape(x, target, opts);
+}

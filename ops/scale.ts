@@ -1,0 +1,32 @@
+import type { Node } from "../graph/graph.ts";
+import { type OpDef, registerOp } from "./_op.ts";
+
+interface ScaleAttrs {
+  factor: number;
+}
+
+/** `x * factor` for a constant factor. */
+export const scaleOp: OpDef<ScaleAttrs> = registerOp<ScaleAttrs>({
+  name: "scale",
+  inputs: ["x"],
+  shape: ([x]) => x!,
+  forward([x], y, { attrs: { factor } }) {
+    for (let i = 0; i < y.length; i++) y[i] = x![i]! * factor;
+  },
+  // dx = dy * factor
+  vjp: ({ dy, attrs }) => [scale(dy, attrs.factor)],
+});
+
+/**
+ * Multiplies every element by a constant.
+ *
+ * @example
+ * ```ts
+ * import { Graph, scale } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(scale(g.input("x", [3]), -1).shape); // [3]
+ * ```
+ */
+export function scale(x: Node, factor: number, opts: { name?: string } = {}): Node {
+  return x.graph.apply(scaleOp, [x], { factor }, opts.name);
+}

@@ -1,0 +1,30 @@
+import type { Node } from "../graph/graph.ts";
+import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
+import { type OpDef, registerOp } from "./_op.ts";
+import { scale } from "./scale.ts";
+
+/** Elementwise `a - b` with broadcasting. */
+export const subOp: OpDef = registerOp({
+  name: "sub",
+  inputs: ["a", "b"],
+  shape: ([a, b]) => broadcastShape(a!, b!),
+  forward([a, b], out, c) {
+    binaryKernel(Bin.Sub, a!, b!, out, { a: c.inShapes[0]!, b: c.inShapes[1]!, out: c.outShape });
+  },
+  // da = dy, db = -dy
+  vjp: ({ dy }) => [dy, scale(dy, -1)],
+});
+
+/**
+ * Elementwise difference with NumPy broadcasting.
+ *
+ * @example
+ * ```ts
+ * import { Graph, sub } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(sub(g.input("a", [2, 3]), g.input("b", [1, 3])).shape); // [2, 3]
+ * ```
+ */
+export function sub(a: Node, b: Node, opts: { name?: string } = {}): Node {
+  return a.graph.apply(subOp, [a, b], {}, opts.name);
+}

@@ -1,0 +1,142 @@
+// The shared finite-difference checker. Everything runs in float64 on the
+// reference kernels: ⟨J v, u⟩ from central differences along a random
+// direction v must equal ⟨v, Jᵀ u⟩ from the VJP for a random cotangent u,
+// and for tiny shapes the whole Jacobian is compared entry by entry.
+import type { Node } from "../graph/graph.ts";
+import type { Tensor } from "../graph/tensor.ts";
+import { vjpWith } from "../graph/vjp.ts";
+
+/** A small seeded generator for test data (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A float64 tensor with uniform values in [lo, hi). */
+export function randTensor(shape: number[], seed: number, lo = -1, hi = 1): Tensor<Float64Array> {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float64Array(n);
+  for (let i = 0; i < n; i++) data[i] = lo + (hi - lo) * r();
+  return { shape, data };
+}
+
+/** Options of {@linkcode checkVjp}. */
+export interface CheckOptions {
+  /** Seed for the directions. */
+  seed?: number;
+  /** Indices of primals that are not differentiable (labels): not perturbed. */
+  constant?: number[];
+  /** Finite-difference step (default 1e-6). */
+  eps?: number;
+  /** Relative tolerance (default 1e-6). */
+  rtol?: number;
+  /** Absolute tolerance (default 1e-9). */
+  atol?: number;
+  /** Also compare the full Jacobian (only for tiny shapes). */
+  full?: boolean;
+  /** Step for stochastic ops. */
+  step?: number;
+}
+
+/** What a check measured, so a test can report it. */
+export interface CheckReport {
+  lhs: number;
+  rhs: number;
+  relErr: number;
+}
+
+/**
+ * Checks the VJP of `fn` at `primals` against central differences; throws an
+ * error with the numbers when they disagree.
+ */
+export function checkVjp(
+  fn: (...xs: Node[]) => Node,
+  primals: Tensor<Float64Array>[],
+  opts: CheckOptions = {},
+): CheckReport {
+  const eps = opts.eps ?? 1e-6;
+  const rtol = opts.rtol ?? 1e-6;
+  const atol = opts.atol ?? 1e-9;
+  const seed = opts.seed ?? 1;
+  const constant = new Set(opts.constant ?? []);
+  const res = vjpWith({ step: opts.step ?? 0 }, fn, ...primals);
+  const ex = res.executor;
+  const outId = res.outNode.id;
+  const f = (xs: Float64Array[]): Float64Array => {
+    const feeds = Object.fromEntries(xs.map((x, i) => [`x${i}`, x]));
+    return ex.run(feeds, { outputs: [outId], step: opts.step ?? 0 })[0]!.slice() as Float64Array;
+  };
+  const base = primals.map((p) => p.data);
+  const u = randTensor(res.out.shape, seed * 7919 + 1).data;
+  const vs = primals.map((p, i) =>
+    constant.has(i) ? new Float64Array(p.data.length) : randTensor(p.shape, seed * 31 + i).data
+  );
+  const plus = base.map((x, i) => x.map((v, j) => v + eps * vs[i]![j]!));
+  const minus = base.map((x, i) => x.map((v, j) => v - eps * vs[i]![j]!));
+  const yp = f(plus);
+  const ym = f(minus);
+  f(base);
+  let lhs = 0;
+  for (let j = 0; j < u.length; j++) lhs += ((yp[j]! - ym[j]!) / (2 * eps)) * u[j]!;
+  const grads = res.backward(u);
+  let rhs = 0;
+  grads.forEach((gr, i) => {
+    for (let j = 0; j < gr.data.length; j++) rhs += gr.data[j]! * vs[i]![j]!;
+  });
+  const relErr = Math.abs(lhs - rhs) / Math.max(Math.abs(lhs) + Math.abs(rhs), 1e-300);
+  if (!(Math.abs(lhs - rhs) <= rtol * (Math.abs(lhs) + Math.abs(rhs)) + atol)) {
+    throw new Error(
+      `VJP disagrees with finite differences: <Jv,u> = ${lhs}, <v,J^T u> = ${rhs}, rel. error ${relErr}`,
+    );
+  }
+  if (opts.full) {
+    checkFullJacobian(f, base, res.backward, constant, eps, rtol, atol, res.out.data.length);
+  }
+  return { lhs, rhs, relErr };
+}
+
+function checkFullJacobian(
+  f: (xs: Float64Array[]) => Float64Array,
+  base: Float64Array[],
+  backward: (ct: ArrayLike<number>) => Tensor<Float64Array>[],
+  constant: Set<number>,
+  eps: number,
+  rtol: number,
+  atol: number,
+  nOut: number,
+): void {
+  // rows of Jᵀ from the VJP, one unit cotangent at a time
+  const rows: Tensor<Float64Array>[][] = [];
+  for (let o = 0; o < nOut; o++) {
+    const e = new Float64Array(nOut);
+    e[o] = 1;
+    rows.push(backward(e));
+  }
+  base.forEach((x, i) => {
+    if (constant.has(i)) return;
+    for (let j = 0; j < x.length; j++) {
+      const xp = base.map((b) => b.slice());
+      const xm = base.map((b) => b.slice());
+      xp[i]![j]! += eps;
+      xm[i]![j]! -= eps;
+      const yp = f(xp), ym = f(xm);
+      for (let o = 0; o < nOut; o++) {
+        const fd = (yp[o]! - ym[o]!) / (2 * eps);
+        const an = rows[o]![i]!.data[j]!;
+        if (!(Math.abs(fd - an) <= rtol * (Math.abs(fd) + Math.abs(an)) + atol * 10)) {
+          throw new Error(
+            `Jacobian entry d out[${o}] / d x${i}[${j}]: finite differences give ${fd}, the VJP ${an}`,
+          );
+        }
+      }
+    }
+  });
+  f(base);
+}
