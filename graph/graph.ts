@@ -100,10 +100,12 @@ export class Graph {
   /** Applies an op to nodes of this graph, checking shapes; used by every op function. */
   apply<A extends Attrs>(op: OpDef<A>, inputs: readonly Node[], attrs: A, name?: string): Node {
     const required = op.inputs.filter((n) => !n.endsWith("?")).length;
+    const variadic = op.inputs.at(-1)?.endsWith("...") ?? false;
+    const most = variadic ? Infinity : op.inputs.length;
     const nodeName = name ?? this.freshName(op.name);
-    if (inputs.length < required || inputs.length > op.inputs.length) {
+    if (inputs.length < required || inputs.length > most) {
       throw new Error(
-        `${op.name} "${nodeName}": expected ${required}..${op.inputs.length} inputs (${
+        `${op.name} "${nodeName}": expected ${required}..${most} inputs (${
           op.inputs.join(", ")
         }) but got ${inputs.length}`,
       );
@@ -117,7 +119,9 @@ export class Graph {
     try {
       shape = op.shape(inputs.map((x) => x.shape), attrs);
     } catch (e) {
-      const shapes = inputs.map((x, i) => `${op.inputs[i]!.replace("?", "")} ${fmtShape(x.shape)}`);
+      const shapes = inputs.map((x, i) =>
+        `${(op.inputs[i] ?? op.inputs.at(-1)!).replace(/[?.]+$/, "")} ${fmtShape(x.shape)}`
+      );
       throw new Error(`${op.name} "${nodeName}": ${(e as Error).message} (${shapes.join(", ")})`);
     }
     return this.push({

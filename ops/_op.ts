@@ -50,7 +50,8 @@ export interface VjpContext<A = Attrs> {
 
 /**
  * An op: plain data plus three rules. Inputs whose name ends in `?` are
- * optional (only trailing ones).
+ * optional (only trailing ones); a last input named `xs...` takes any number
+ * of nodes (at least one).
  */
 export interface OpDef<A = Attrs> {
   /** Unique name, used to rebuild a graph from JSON. */
