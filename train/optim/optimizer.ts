@@ -1,0 +1,84 @@
+/**
+ * The optimizer interface and the factory behind `--optimizer`.
+ *
+ * @module
+ */
+import { AdaDelta } from "./adadelta.ts";
+import { Adam } from "./adam.ts";
+import { Sgd } from "./sgd.ts";
+
+/** Parameters or gradients by parameter name. */
+export type ParamMap = Map<string, Float32Array>;
+
+/** Updates parameters in place from their gradients; its state can be checkpointed. */
+export interface Optimizer {
+  /** Name as given to `--optimizer`. */
+  readonly name: string;
+  /** Learning rate (may be changed between steps). */
+  lr: number;
+  /** One update of every parameter from the gradient of the same name. */
+  step(params: ParamMap, grads: ParamMap): void;
+  /** State buffers by `${param}.${slot}` name, for checkpoints. */
+  state(): Record<string, Float32Array>;
+  /** Restores buffers saved by {@linkcode Optimizer.state}. */
+  loadState(state: Record<string, Float32Array>): void;
+}
+
+/** Optimizer names understood by {@linkcode makeOptimizer}. */
+export const OPTIMIZERS = ["sgd", "momentum", "adadelta", "adam"] as const;
+
+/** One of {@linkcode OPTIMIZERS}. */
+export type OptimizerName = typeof OPTIMIZERS[number];
+
+/**
+ * Makes an optimizer by name with PyTorch's defaults for the rest
+ * (momentum 0.9; AdaDelta rho 0.9, eps 1e-6; Adam betas 0.9/0.999, eps 1e-8).
+ *
+ * @example
+ * ```ts
+ * import { makeOptimizer } from "./mod.ts";
+ * const opt = makeOptimizer("adam", 1e-3);
+ * const p = new Map([["w", new Float32Array([1])]]);
+ * opt.step(p, new Map([["w", new Float32Array([0.5])]]));
+ * console.log(p.get("w")![0]! < 1); // true
+ * ```
+ */
+export function makeOptimizer(name: OptimizerName, lr: number): Optimizer {
+  switch (name) {
+    case "sgd":
+      return new Sgd(lr);
+    case "momentum":
+      return new Sgd(lr, { momentum: 0.9 });
+    case "adadelta":
+      return new AdaDelta(lr);
+    case "adam":
+      return new Adam(lr);
+    default:
+      throw new Error(`Unknown optimizer "${name}" (expected one of ${OPTIMIZERS.join(", ")})`);
+  }
+}
+
+/** The state buffer `key`, created zeroed on first use. */
+export function slot(store: Map<string, Float32Array>, key: string, n: number): Float32Array {
+  let s = store.get(key);
+  if (!s) {
+    s = new Float32Array(n);
+    store.set(key, s);
+  }
+  return s;
+}
+
+/** Copies saved buffers into `store`, checking sizes. */
+export function loadSlots(store: Map<string, Float32Array>, saved: Record<string, Float32Array>): void {
+  store.clear();
+  for (const [k, v] of Object.entries(saved)) store.set(k, Float32Array.from(v));
+}
+
+/** The gradient for `name`, or an error naming the parameter. */
+export function gradFor(grads: ParamMap, name: string, n: number): Float32Array {
+  const g = grads.get(name);
+  if (!g || g.length !== n) {
+    throw new Error(`Optimizer: no gradient of ${n} values for parameter "${name}"`);
+  }
+  return g;
+}

