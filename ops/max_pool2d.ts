@@ -1,0 +1,260 @@
+import type { Node } from "../graph/graph.ts";
+import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
+
+interface PoolAttrs {
+  size: number;
+  stride: number;
+}
+
+/** Pooling window geometry of one (N, C) plane. */
+interface PoolDims {
+  planes: number;
+  h: number;
+  w: number;
+  oh: number;
+  ow: number;
+  size: number;
+  stride: number;
+}
+
+function pooledShape(x: Shape, { size, stride }: PoolAttrs): number[] {
+  if (!Number.isInteger(size) || size < 1) {
+    throw new Error(`size must be a positive whole number, got ${size}`);
+  }
+  if (!Number.isInteger(stride) || stride < 1) {
+    throw new Error(`stride must be a positive whole number, got ${stride}`);
+  }
+  if (x.length !== 4) throw new Error(`x must be 4-D [N,C,H,W], got ${fmtShape(x)}`);
+  const [n, c, h, w] = x as [number, number, number, number];
+  if (h < size || w < size) {
+    throw new Error(`the ${size}x${size} window does not fit in the ${h}x${w} input`);
+  }
+  return [n, c, Math.floor((h - size) / stride) + 1, Math.floor((w - size) / stride) + 1];
+}
+
+function poolDims(x: Shape, y: Shape, { size, stride }: PoolAttrs): PoolDims {
+  const [n, c, h, w] = x as [number, number, number, number];
+  return { planes: n * c, h, w, oh: y[2]!, ow: y[3]!, size, stride };
+}
+
+// The window's first maximum in row-major order (strict `>`), which is the
+// element PyTorch routes the gradient to on ties.
+function argmaxOfWindow(x: FloatArray, base: number, r0: number, c0: number, d: PoolDims): number {
+  const start = base + r0 * d.w + c0;
+  let best = start;
+  let bestV = x[start]!;
+  for (let i = 0; i < d.size; i++) {
+    const row = start + i * d.w;
+    for (let j = 0; j < d.size; j++) {
+      if (x[row + j]! > bestV) {
+        best = row + j;
+        bestV = x[row + j]!;
+      }
+    }
+  }
+  return best;
+}
+
+// x: (N, C, H, W) -> y: (N, C, OH, OW), y = max over each size x size window
+function maxPoolKernel(x: FloatArray, y: FloatArray, d: PoolDims): void {
+  const { h, w, oh, ow, size, stride } = d;
+  if (size === 2 && stride === 2) {
+    // the lecture's 2x2 pooling: four loads per output, no inner window loops
+    for (let p = 0; p < d.planes; p++) {
+      const xb = p * h * w;
+      const yb = p * oh * ow;
+      for (let r = 0; r < oh; r++) {
+        const top = xb + 2 * r * w;
+        const bot = top + w;
+        const yr = yb + r * ow;
+        for (let c = 0; c < ow; c++) {
+          const a = x[top + 2 * c]!, b = x[top + 2 * c + 1]!;
+          const e = x[bot + 2 * c]!, f = x[bot + 2 * c + 1]!;
+          const m1 = a >= b ? a : b;
+          const m2 = e >= f ? e : f;
+          y[yr + c] = m1 >= m2 ? m1 : m2;
+        }
+      }
+    }
+    return;
+  }
+  for (let p = 0; p < d.planes; p++) {
+    const xb = p * h * w;
+    const yb = p * oh * ow;
+    for (let r = 0; r < oh; r++) {
+      for (let c = 0; c < ow; c++) {
+        let m = -Infinity;
+        for (let i = 0; i < size; i++) {
+          const row = xb + (r * stride + i) * w + c * stride;
+          for (let j = 0; j < size; j++) {
+            const v = x[row + j]!;
+            if (v > m) m = v;
+          }
+        }
+        y[yb + r * ow + c] = m;
+      }
+    }
+  }
+}
+
+// x: (N, C, H, W), dy: (N, C, OH, OW) -> dx: (N, C, H, W), dy added at each
+// window's argmax (added, because overlapping windows can share an argmax)
+function maxPoolBackwardKernel(x: FloatArray, dy: FloatArray, dx: FloatArray, d: PoolDims): void {
+  dx.fill(0);
+  const { h, w, oh, ow, stride } = d;
+  if (d.size === 2 && stride === 2) {
+    // windows do not overlap: each dx element is written at most once
+    for (let p = 0; p < d.planes; p++) {
+      const xb = p * h * w;
+      const yb = p * oh * ow;
+      for (let r = 0; r < oh; r++) {
+        const top = xb + 2 * r * w;
+        const bot = top + w;
+        for (let c = 0; c < ow; c++) {
+          const i0 = top + 2 * c, i2 = bot + 2 * c;
+          // same comparisons as the forward's first-max rule, in window order
+          let k = i0, m = x[i0]!;
+          if (x[i0 + 1]! > m) (k = i0 + 1), (m = x[i0 + 1]!);
+          if (x[i2]! > m) (k = i2), (m = x[i2]!);
+          if (x[i2 + 1]! > m) k = i2 + 1;
+          dx[k] = dy[yb + r * ow + c]!;
+        }
+      }
+    }
+    return;
+  }
+  for (let p = 0; p < d.planes; p++) {
+    const xb = p * h * w;
+    const yb = p * oh * ow;
+    for (let r = 0; r < oh; r++) {
+      for (let c = 0; c < ow; c++) {
+        const k = argmaxOfWindow(x, xb, r * stride, c * stride, d);
+        dx[k] = dx[k]! + dy[yb + r * ow + c]!;
+      }
+    }
+  }
+}
+
+// x: (N, C, H, W), g: (N, C, H, W) -> out: (N, C, OH, OW), g read at each
+// window's argmax: the adjoint of the scatter in maxPoolBackwardKernel
+function maxPoolGatherKernel(x: FloatArray, g: FloatArray, out: FloatArray, d: PoolDims): void {
+  const { h, w, oh, ow, stride } = d;
+  for (let p = 0; p < d.planes; p++) {
+    const xb = p * h * w;
+    const yb = p * oh * ow;
+    for (let r = 0; r < oh; r++) {
+      for (let c = 0; c < ow; c++) {
+        const k = argmaxOfWindow(x, xb, r * stride, c * stride, d);
+        out[yb + r * ow + c] = g[k]!;
+      }
+    }
+  }
+}
+
+/** Max pooling over `size`×`size` windows every `stride` pixels, NCHW. */
+export const maxPool2dOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
+  name: "max_pool2d",
+  inputs: ["x"],
+  shape: ([x], attrs) => pooledShape(x!, attrs),
+  forward([x], y, c) {
+    maxPoolKernel(x!, y, poolDims(c.inShapes[0]!, c.outShape, c.attrs));
+  },
+  // dx = dy routed to the argmax of each window
+  vjp: ({ inputs: [x], dy, attrs }) => [maxPool2dBackward(x!, dy, attrs)],
+});
+
+/** The VJP of max pooling: `dy` scattered to each window's first maximum of `x`. */
+export const maxPool2dBackwardOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
+  name: "max_pool2d_backward",
+  inputs: ["x", "dy"],
+  shape: ([x, dy], attrs) => {
+    const y = pooledShape(x!, attrs);
+    if (dy!.join() !== y.join()) {
+      throw new Error(`dy must have the pooled shape ${fmtShape(y)}, got ${fmtShape(dy!)}`);
+    }
+    return x!;
+  },
+  forward([x, dy], dx, c) {
+    maxPoolBackwardKernel(x!, dy!, dx, poolDims(c.inShapes[0]!, c.inShapes[1]!, c.attrs));
+  },
+  // linear in dy, piecewise constant in x: d(dy) = ddx gathered at the argmax
+  vjp: ({ inputs: [x], dy, attrs }) => [null, maxPool2dGather(x!, dy, attrs)],
+});
+
+/** `g` read at the argmax of each window of `x`: the VJP of {@linkcode maxPool2dBackwardOp}. */
+export const maxPool2dGatherOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
+  name: "max_pool2d_gather",
+  inputs: ["x", "g"],
+  shape: ([x, g], attrs) => {
+    if (x!.join() !== g!.join()) throw new Error("x and g must have the same shape");
+    return pooledShape(x!, attrs);
+  },
+  forward([x, g], out, c) {
+    maxPoolGatherKernel(x!, g!, out, poolDims(c.inShapes[0]!, c.outShape, c.attrs));
+  },
+  // linear in g: dg = dy scattered back to the argmax
+  vjp: ({ inputs: [x], dy, attrs }) => [null, maxPool2dBackward(x!, dy, attrs)],
+});
+
+/** Options of {@linkcode maxPool2d} and its backward ops. */
+export interface MaxPool2dOptions {
+  /** Window side (default 2). */
+  size?: number;
+  /** Step between windows (default `size`). */
+  stride?: number;
+  /** Node name. */
+  name?: string;
+}
+
+function poolAttrs(opts: MaxPool2dOptions): PoolAttrs {
+  const size = opts.size ?? 2;
+  return { size, stride: opts.stride ?? size };
+}
+
+/**
+ * Max pooling over NCHW input, like `torch.nn.functional.max_pool2d` without
+ * padding: `[N, C, H, W]` → `[N, C, ⌊(H − size)/stride⌋ + 1, ⌊(W − size)/stride⌋ + 1]`.
+ *
+ * @example
+ * ```ts
+ * import { Graph, maxPool2d } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(maxPool2d(g.input("x", [-1, 32, 26, 26])).shape); // [-1, 32, 13, 13]
+ * ```
+ */
+export function maxPool2d(x: Node, opts: MaxPool2dOptions = {}): Node {
+  return x.graph.apply(maxPool2dOp, [x], poolAttrs(opts), opts.name);
+}
+
+/**
+ * The backward of {@linkcode maxPool2d}: each element of `dy` added to the
+ * first maximum of its window in `x` (the argmax is recomputed from `x`).
+ *
+ * @example
+ * ```ts
+ * import { Graph, maxPool2dBackward } from "./mod.ts";
+ * const g = new Graph();
+ * const x = g.input("x", [-1, 1, 4, 4]);
+ * const dy = g.input("dy", [-1, 1, 2, 2]);
+ * console.log(maxPool2dBackward(x, dy).shape); // [-1, 1, 4, 4]
+ * ```
+ */
+export function maxPool2dBackward(x: Node, dy: Node, opts: MaxPool2dOptions = {}): Node {
+  return x.graph.apply(maxPool2dBackwardOp, [x, dy], poolAttrs(opts), opts.name);
+}
+
+/**
+ * `g` read at the first maximum of each pooling window of `x`: the adjoint of
+ * {@linkcode maxPool2dBackward} in `dy`, used for second derivatives.
+ *
+ * @example
+ * ```ts
+ * import { Graph, maxPool2dGather } from "./mod.ts";
+ * const g = new Graph();
+ * const x = g.input("x", [-1, 1, 4, 4]);
+ * console.log(maxPool2dGather(x, g.input("g", [-1, 1, 4, 4])).shape); // [-1, 1, 2, 2]
+ * ```
+ */
+export function maxPool2dGather(x: Node, g: Node, opts: MaxPool2dOptions = {}): Node {
+  return x.graph.apply(maxPool2dGatherOp, [x, g], poolAttrs(opts), opts.name);
+}
