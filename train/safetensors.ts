@@ -19,8 +19,20 @@
  * @module
  */
 
-/** A named tensor as stored in a file: its shape and row-major float32 values. */
-type StoredTensor = { shape: number[]; data: Float32Array };
+/**
+ * A tensor as stored in a file: its shape and row-major float32 values.
+ *
+ * @example
+ * ```ts
+ * const bias: StoredTensor = { shape: [10], data: new Float32Array(10) };
+ * ```
+ */
+export interface StoredTensor {
+  /** Dimensions, outermost first; `[]` for a scalar. */
+  shape: number[];
+  /** `prod(shape)` values in row-major order. */
+  data: Float32Array;
+}
 
 /** The reference implementation refuses headers above 100 MB; so do we, before allocating. */
 const MAX_HEADER = 100_000_000;
@@ -38,6 +50,20 @@ function validShape(shape: unknown): shape is number[] {
 }
 
 /**
+ * Orders strings by Unicode code point, which is the byte order of their
+ * UTF-8 encodings and so the order the reference writer sorts names in
+ * (plain `<` compares UTF-16 code units and differs above U+FFFF).
+ */
+function byCodePoint(a: string, b: string): number {
+  const x = [...a], y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+/**
  * Serialises float32 tensors and optional string metadata to safetensors bytes.
  *
  * @example
@@ -51,9 +77,10 @@ export function encodeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   // The reference writer orders by dtype alignment, then name; with one dtype that is the name.
-  const names = Object.keys(tensors).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const names = Object.keys(tensors).sort(byCodePoint);
   const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) {
+  // Like the reference writer, any metadata object given (even empty) is written.
+  if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== "string") {
         throw new TypeError(

@@ -98,6 +98,11 @@ Deno.test("Rng.int covers [0, n) evenly and rejects bad n", () => {
   const counts = new Array(7).fill(0);
   for (let i = 0; i < 70_000; i++) counts[rng.int(7)]++;
   for (const c of counts) assert.ok(Math.abs(c - 10_000) < 500, `count ${c}`);
+  // For n near 2^32 a plain modulo would make the low third twice as likely as the rest.
+  const n = 3 * 2 ** 30;
+  let low = 0;
+  for (let i = 0; i < 30_000; i++) if (rng.int(n) < 2 ** 30) low++;
+  assert.ok(Math.abs(low / 30_000 - 1 / 3) < 0.02, `low third share ${low / 30_000}`);
   assert.equal(rng.int(1), 0);
   const big = rng.int(2 ** 32);
   assert.ok(big >= 0 && big < 2 ** 32);

@@ -102,6 +102,9 @@ Deno.test("readIdxFile reads plain files and gzip by extension or by magic", asy
     await Deno.writeFile(`${dir}/broken.gz`, gzipSync(bytes).subarray(0, 12));
     await rejectsWith(readIdxFile(`${dir}/broken.gz`), `"${dir}/broken.gz"`, "gzip");
     await rejectsWith(readIdxFile(`${dir}/nope`), `"${dir}/nope"`, "file not found");
+    // The .gz name alone asks for decompression, so plain bytes under that name are an error.
+    await Deno.writeFile(`${dir}/misnamed.gz`, bytes);
+    await rejectsWith(readIdxFile(`${dir}/misnamed.gz`), `"${dir}/misnamed.gz"`, "gzip");
     // A gzipped file whose content is truncated reports the truncation, not a gzip problem.
     await Deno.writeFile(`${dir}/short.gz`, gzipSync(bytes.subarray(0, bytes.length - 1)));
     await rejectsWith(readIdxFile(`${dir}/short.gz`), "short.gz", "truncated", "3 are present");
