@@ -1,0 +1,100 @@
+// a: (M, K) or (K, M) when transA, b: (K, N) or (N, K) when transB -> c: (M, N), all row-major
+/**
+ * The GEMM entry point the ops call: picks a kernel tier, and checks sizes
+ * once here so that the kernels themselves stay bare loops.
+ *
+ * @module
+ */
+
+import { type FloatArray, type GemmDims, gemmRef } from "./gemm_ref.ts";
+import { gemmBlocked } from "./gemm_blocked.ts";
+import { gemmWasm, wasmAvailable } from "./gemm_wasm.ts";
+
+export { wasmAvailable };
+
+/**
+ * Which kernels serve float32: `"ref"` naive loops, `"ts"` blocked
+ * TypeScript, `"wasm"` WebAssembly SIMD (the TS tier where unavailable).
+ */
+export type KernelTier = "ref" | "ts" | "wasm";
+
+let currentTier: KernelTier | null = null;
+
+/**
+ * Sets the tier `gemm` and the fast convolutions use when not told one.
+ *
+ * @example
+ * ```ts
+ * setKernelTier("ts"); // e.g. to compare against the wasm tier
+ * ```
+ */
+export function setKernelTier(t: KernelTier): void {
+  if (t !== "ref" && t !== "ts" && t !== "wasm") {
+    throw new Error(`setKernelTier: unknown tier "${t}" (expected "ref", "ts" or "wasm")`);
+  }
+  currentTier = t;
+}
+
+/**
+ * The default tier: `"wasm"` when WebAssembly SIMD is available, else `"ts"`,
+ * unless {@link setKernelTier} chose another.
+ *
+ * @example
+ * ```ts
+ * console.log(`kernels: ${getKernelTier()}`);
+ * ```
+ */
+export function getKernelTier(): KernelTier {
+  if (currentTier === null) currentTier = wasmAvailable() ? "wasm" : "ts";
+  return currentTier;
+}
+
+function shape(rows: number, cols: number, trans: boolean | undefined): string {
+  return trans ? `${cols}×${rows} (transposed)` : `${rows}×${cols}`;
+}
+
+/**
+ * C = op(A)·op(B), or C += … with `accumulate` (see `GemmDims`). Float64
+ * operands always run the reference kernel; float32 ones run `tier`,
+ * by default {@link getKernelTier}.
+ *
+ * @throws {Error} when an array is shorter than its dims say, or the arrays mix float widths.
+ *
+ * @example
+ * ```ts
+ * const a = new Float32Array([1, 2, 3, 4, 5, 6]); // 2×3
+ * const b = new Float32Array([1, 0, 0, 1, 1, 1]); // 3×2
+ * const c = new Float32Array(4);
+ * gemm(a, b, c, { m: 2, n: 2, k: 3 }); // c = [4, 5, 10, 11]
+ * ```
+ */
+export function gemm(
+  a: FloatArray,
+  b: FloatArray,
+  c: FloatArray,
+  d: GemmDims,
+  tier: KernelTier = getKernelTier(),
+): void {
+  const { m, n, k } = d;
+  if (a.length < m * k || b.length < k * n || c.length < m * n) {
+    throw new Error(
+      `gemm: arrays too short for m=${m} n=${n} k=${k}: A has ${a.length} for ` +
+        `${shape(m, k, d.transA)}, B has ${b.length} for ${shape(k, n, d.transB)}, ` +
+        `C has ${c.length} for ${m}×${n}`,
+    );
+  }
+  const f64 = a instanceof Float64Array;
+  if (f64 !== b instanceof Float64Array || f64 !== c instanceof Float64Array) {
+    throw new Error(
+      `gemm: operands mix float widths (A ${a.constructor.name}, B ${b.constructor.name}, ` +
+        `C ${c.constructor.name})`,
+    );
+  }
+  if (f64 || tier === "ref") {
+    gemmRef(a, b, c, d);
+  } else if (tier === "wasm" && wasmAvailable()) {
+    gemmWasm(a as Float32Array, b as Float32Array, c as Float32Array, d);
+  } else {
+    gemmBlocked(a as Float32Array, b as Float32Array, c as Float32Array, d);
+  }
+}

@@ -1,0 +1,201 @@
+// a: (M, K) or (K, M) when transA, b: (K, N) or (N, K) when transB -> c: (M, N), all row-major
+/**
+ * WebAssembly SIMD GEMM: the module built from `wasm/gemm_kernel.ts`, with
+ * a 4×8 f32x4 micro-kernel over packed panels. The module owns its memory;
+ * operands that do not already live there are copied in (and C copied out),
+ * into a region that only grows.
+ *
+ * Memory layout (bytes): [0, 1024) unused so that 0 is never a valid
+ * operand, then the packing workspace, then the scratch regions handed out
+ * by {@link wasmScratch}, then the staging copies of one `gemmWasm` call.
+ *
+ * @module
+ */
+
+import type { GemmDims } from "./gemm_ref.ts";
+import { GEMM_WASM_RELAXED_SIMD, GEMM_WASM_SIMD } from "./wasm/gemm_wasm_bytes.ts";
+
+interface GemmExports {
+  mem: WebAssembly.Memory;
+  gemm(
+    a: number,
+    b: number,
+    c: number,
+    m: number,
+    n: number,
+    k: number,
+    flags: number,
+    ws: number,
+  ): void;
+  workspace_bytes(): number;
+}
+
+interface WasmState {
+  ex: GemmExports;
+  variant: "relaxed-simd" | "simd";
+  workspace: number;
+  scratchBase: number;
+  /** End of the regions the last wasmScratch call handed out. */
+  scratchEnd: number;
+  heap: Float32Array;
+}
+
+const ALIGN = 64;
+function align(x: number): number {
+  return (x + ALIGN - 1) & ~(ALIGN - 1);
+}
+
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+// undefined: not tried yet; null: no usable WebAssembly SIMD here.
+let state: WasmState | null | undefined;
+
+function init(): WasmState | null {
+  if (state !== undefined) return state;
+  state = null;
+  if (typeof WebAssembly !== "object") return state;
+  for (
+    const [variant, b64] of [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], [
+      "simd",
+      GEMM_WASM_SIMD,
+    ]] as const
+  ) {
+    const bytes = decode(b64);
+    if (!WebAssembly.validate(bytes)) continue;
+    try {
+      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
+        .exports as unknown as GemmExports;
+      const workspace = 1024;
+      const scratchBase = align(workspace + ex.workspace_bytes());
+      state = {
+        ex,
+        variant,
+        workspace,
+        scratchBase,
+        scratchEnd: scratchBase,
+        heap: new Float32Array(ex.mem.buffer),
+      };
+      break;
+    } catch {
+      // Validated but refused to instantiate (e.g. a memory limit): try the next one.
+    }
+  }
+  return state;
+}
+
+// Makes the memory at least `bytes` long and returns a current view of it.
+// Growing detaches every earlier view of the memory.
+function heapOf(s: WasmState, bytes: number): Float32Array {
+  const mem = s.ex.mem;
+  if (mem.buffer.byteLength < bytes) {
+    mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
+  }
+  if (s.heap.buffer !== mem.buffer) s.heap = new Float32Array(mem.buffer);
+  return s.heap;
+}
+
+/**
+ * Whether the WebAssembly SIMD tier can run here (the module validated and
+ * instantiated). Compiles the module on first call.
+ *
+ * @example
+ * ```ts
+ * if (!wasmAvailable()) console.warn("falling back to the TypeScript kernels");
+ * ```
+ */
+export function wasmAvailable(): boolean {
+  return init() !== null;
+}
+
+/**
+ * Which module serves: `"relaxed-simd"` (FMA), `"simd"` (mul + add), or null
+ * when WebAssembly SIMD is unavailable.
+ *
+ * @example
+ * ```ts
+ * console.log(`wasm GEMM variant: ${wasmVariant() ?? "none"}`);
+ * ```
+ */
+export function wasmVariant(): "relaxed-simd" | "simd" | null {
+  return init()?.variant ?? null;
+}
+
+/**
+ * Float32Array views of the given lengths laid out inside the wasm memory,
+ * so that a caller can build operands in place (im2col columns, say) and
+ * pass them to {@link gemmWasm} without a copy. Returns null when wasm is
+ * unavailable.
+ *
+ * The views stay valid until the next `wasmScratch` call (which reuses the
+ * same region) or until the memory grows, which a `gemmWasm` call does only
+ * when some operand is not already inside the memory.
+ *
+ * @example
+ * ```ts
+ * const views = wasmScratch([64 * 9, 9 * 676]);
+ * if (views) views[0].fill(1);
+ * ```
+ */
+export function wasmScratch(lengths: readonly number[]): Float32Array[] | null {
+  const s = init();
+  if (!s) return null;
+  let end = s.scratchBase;
+  const offsets: number[] = [];
+  for (const len of lengths) {
+    offsets.push(end);
+    end = align(end + len * 4);
+  }
+  const heap = heapOf(s, end);
+  s.scratchEnd = end;
+  return offsets.map((o, i) => new Float32Array(heap.buffer, o, lengths[i]));
+}
+
+/**
+ * C = op(A)·op(B), or C += … with `accumulate`, with the WebAssembly SIMD
+ * kernel; same semantics as `gemmRef` on float32. Operands that are views
+ * into the wasm memory (see {@link wasmScratch}) are used in place; others
+ * are copied in and C is copied back out.
+ *
+ * @throws {Error} when WebAssembly SIMD is unavailable (see {@link wasmAvailable}).
+ *
+ * @example
+ * ```ts
+ * const a = new Float32Array([1, 2, 3, 4]);
+ * const b = new Float32Array([5, 6, 7, 8]);
+ * const c = new Float32Array(4);
+ * gemmWasm(a, b, c, { m: 2, n: 2, k: 2 }); // c = [19, 22, 43, 50]
+ * ```
+ */
+export function gemmWasm(a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims): void {
+  const { m, n, k } = d;
+  if (m === 0 || n === 0) return;
+  const accumulate = d.accumulate === true;
+  if (k === 0) {
+    if (!accumulate) c.fill(0, 0, m * n);
+    return;
+  }
+  const s = init();
+  if (!s) throw new Error("gemmWasm: WebAssembly SIMD is not available in this runtime");
+  const buf = s.ex.mem.buffer;
+  const aIn = a.buffer === buf, bIn = b.buffer === buf, cIn = c.buffer === buf;
+  // Staging goes after the scratch regions, which may hold in-place operands.
+  let end = s.scratchEnd;
+  const ap = aIn ? a.byteOffset : end;
+  if (!aIn) end = align(end + m * k * 4);
+  const bp = bIn ? b.byteOffset : end;
+  if (!bIn) end = align(end + k * n * 4);
+  const cp = cIn ? c.byteOffset : end;
+  if (!cIn) end = align(end + m * n * 4);
+  const heap = heapOf(s, end);
+  if (!aIn) heap.set(a.length === m * k ? a : a.subarray(0, m * k), ap >> 2);
+  if (!bIn) heap.set(b.length === k * n ? b : b.subarray(0, k * n), bp >> 2);
+  if (!cIn && accumulate) heap.set(c.length === m * n ? c : c.subarray(0, m * n), cp >> 2);
+  const flags = (d.transA ? 1 : 0) | (d.transB ? 2 : 0) | (accumulate ? 4 : 0);
+  s.ex.gemm(ap, bp, cp, m, n, k, flags, s.workspace);
+  if (!cIn) c.set(heap.subarray(cp >> 2, (cp >> 2) + m * n));
+}

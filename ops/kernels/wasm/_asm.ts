@@ -1,0 +1,329 @@
+/**
+ * A small WebAssembly binary encoder: just the instructions our kernels use.
+ * Kernel sources call one method per instruction, so they read like the text
+ * format, and the module is built without any outside toolchain.
+ *
+ * @module
+ */
+
+/** A value type: i32, f32 or v128. */
+export type ValType = 0x7f | 0x7d | 0x7b;
+/** 32-bit integer. */
+export const I32: ValType = 0x7f;
+/** 32-bit float. */
+export const F32: ValType = 0x7d;
+/** 128-bit vector. */
+export const V128: ValType = 0x7b;
+
+/** Appends the unsigned LEB128 encoding of `v` to `out`. */
+export function uleb(out: number[], v: number): void {
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+}
+
+/** Appends the signed LEB128 encoding of the 32-bit integer `v` to `out`. */
+export function sleb(out: number[], v: number): void {
+  v |= 0;
+  for (;;) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    const done = (v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return;
+  }
+}
+
+function name(out: number[], s: string): void {
+  const bytes = new TextEncoder().encode(s);
+  uleb(out, bytes.length);
+  for (const b of bytes) out.push(b);
+}
+
+/** A local variable or parameter, by index. */
+export type Local = number;
+
+/**
+ * Builds one function body. Methods append one instruction each; control
+ * instructions nest with `end()`. Locals are declared on demand.
+ */
+export class FuncBuilder {
+  /** Bytes of the instruction sequence so far. */
+  readonly code: number[] = [];
+  /** Types of the declared locals after the parameters. */
+  readonly locals: ValType[] = [];
+  /** Name under which the module exports it, if any. */
+  exportName: string | null = null;
+
+  constructor(readonly params: ValType[], readonly results: ValType[]) {}
+
+  /** Parameter `i` as a local. */
+  param(i: number): Local {
+    return i;
+  }
+
+  /** Declares a new local of type `t`. */
+  local(t: ValType): Local {
+    this.locals.push(t);
+    return this.params.length + this.locals.length - 1;
+  }
+
+  private op(...bytes: number[]): this {
+    for (const b of bytes) this.code.push(b);
+    return this;
+  }
+
+  private simd(sub: number): this {
+    this.code.push(0xfd);
+    uleb(this.code, sub);
+    return this;
+  }
+
+  private mem(align: number, offset: number): this {
+    uleb(this.code, align);
+    uleb(this.code, offset);
+    return this;
+  }
+
+  // Control.
+  block(): this {
+    return this.op(0x02, 0x40);
+  }
+  loop(): this {
+    return this.op(0x03, 0x40);
+  }
+  if(): this {
+    return this.op(0x04, 0x40);
+  }
+  else(): this {
+    return this.op(0x05);
+  }
+  end(): this {
+    return this.op(0x0b);
+  }
+  br(depth: number): this {
+    this.op(0x0c);
+    uleb(this.code, depth);
+    return this;
+  }
+  brIf(depth: number): this {
+    this.op(0x0d);
+    uleb(this.code, depth);
+    return this;
+  }
+  return(): this {
+    return this.op(0x0f);
+  }
+  call(fn: number): this {
+    this.op(0x10);
+    uleb(this.code, fn);
+    return this;
+  }
+  select(): this {
+    return this.op(0x1b);
+  }
+  drop(): this {
+    return this.op(0x1a);
+  }
+
+  // Locals.
+  get(l: Local): this {
+    this.op(0x20);
+    uleb(this.code, l);
+    return this;
+  }
+  set(l: Local): this {
+    this.op(0x21);
+    uleb(this.code, l);
+    return this;
+  }
+  tee(l: Local): this {
+    this.op(0x22);
+    uleb(this.code, l);
+    return this;
+  }
+
+  // Memory.
+  f32Load(offset = 0): this {
+    return this.op(0x2a).mem(2, offset);
+  }
+  f32Store(offset = 0): this {
+    return this.op(0x38).mem(2, offset);
+  }
+  v128Load(offset = 0): this {
+    return this.simd(0x00).mem(4, offset);
+  }
+  v128Load32Splat(offset = 0): this {
+    return this.simd(0x09).mem(2, offset);
+  }
+  v128Store(offset = 0): this {
+    return this.simd(0x0b).mem(4, offset);
+  }
+  /** memory.fill(dest, value, length) over memory 0. */
+  memoryFill(): this {
+    this.code.push(0xfc);
+    uleb(this.code, 11);
+    return this.op(0x00);
+  }
+
+  // i32.
+  i32Const(v: number): this {
+    this.op(0x41);
+    sleb(this.code, v);
+    return this;
+  }
+  i32Eqz(): this {
+    return this.op(0x45);
+  }
+  i32Eq(): this {
+    return this.op(0x46);
+  }
+  i32Ne(): this {
+    return this.op(0x47);
+  }
+  i32LtS(): this {
+    return this.op(0x48);
+  }
+  i32GtS(): this {
+    return this.op(0x4a);
+  }
+  i32LeS(): this {
+    return this.op(0x4c);
+  }
+  i32GeS(): this {
+    return this.op(0x4e);
+  }
+  i32Add(): this {
+    return this.op(0x6a);
+  }
+  i32Sub(): this {
+    return this.op(0x6b);
+  }
+  i32Mul(): this {
+    return this.op(0x6c);
+  }
+  i32DivU(): this {
+    return this.op(0x6e);
+  }
+  i32And(): this {
+    return this.op(0x71);
+  }
+  i32Or(): this {
+    return this.op(0x72);
+  }
+  i32Shl(): this {
+    return this.op(0x74);
+  }
+
+  // f32.
+  f32Const(v: number): this {
+    this.op(0x43);
+    const b = new Uint8Array(new Float32Array([v]).buffer);
+    for (const x of b) this.code.push(x);
+    return this;
+  }
+  f32Add(): this {
+    return this.op(0x92);
+  }
+  f32Mul(): this {
+    return this.op(0x94);
+  }
+
+  // v128.
+  v128Zero(): this {
+    this.simd(0x0c);
+    for (let i = 0; i < 16; i++) this.code.push(0);
+    return this;
+  }
+  f32x4Splat(): this {
+    return this.simd(0x13);
+  }
+  f32x4Add(): this {
+    return this.simd(0xe4);
+  }
+  f32x4Mul(): this {
+    return this.simd(0xe6);
+  }
+  /** relaxed-simd f32x4.relaxed_madd: a*b + c, fused or not. */
+  f32x4RelaxedMadd(): this {
+    return this.simd(0x105);
+  }
+}
+
+/** A module with one memory (exported as "mem") and some functions. */
+export interface ModuleSpec {
+  /** Initial memory size in 64 KiB pages. */
+  memoryPages: number;
+  /** Functions in index order (the index is what `call` takes). */
+  funcs: FuncBuilder[];
+}
+
+function section(out: number[], id: number, body: number[]): void {
+  out.push(id);
+  uleb(out, body.length);
+  for (const b of body) out.push(b);
+}
+
+/** Encodes a module: types, functions, memory, exports, code. */
+export function encodeModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
+  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  // One type per function keeps the encoder simple; the modules are tiny.
+  const types: number[] = [];
+  uleb(types, spec.funcs.length);
+  for (const f of spec.funcs) {
+    types.push(0x60);
+    uleb(types, f.params.length);
+    types.push(...f.params);
+    uleb(types, f.results.length);
+    types.push(...f.results);
+  }
+  section(out, 1, types);
+
+  const funcs: number[] = [];
+  uleb(funcs, spec.funcs.length);
+  spec.funcs.forEach((_, i) => uleb(funcs, i));
+  section(out, 3, funcs);
+
+  const mem: number[] = [1, 0x00];
+  uleb(mem, spec.memoryPages);
+  section(out, 5, mem);
+
+  const exported = spec.funcs.map((f, i) => [f, i] as const).filter(([f]) => f.exportName);
+  const exps: number[] = [];
+  uleb(exps, exported.length + 1);
+  name(exps, "mem");
+  exps.push(0x02, 0x00);
+  for (const [f, i] of exported) {
+    name(exps, f.exportName!);
+    exps.push(0x00);
+    uleb(exps, i);
+  }
+  section(out, 7, exps);
+
+  const code: number[] = [];
+  uleb(code, spec.funcs.length);
+  for (const f of spec.funcs) {
+    const body: number[] = [];
+    // Run-length group the local declarations by type.
+    const groups: [number, ValType][] = [];
+    for (const t of f.locals) {
+      const last = groups[groups.length - 1];
+      if (last && last[1] === t) last[0]++;
+      else groups.push([1, t]);
+    }
+    uleb(body, groups.length);
+    for (const [count, t] of groups) {
+      uleb(body, count);
+      body.push(t);
+    }
+    for (const b of f.code) body.push(b);
+    body.push(0x0b);
+    uleb(code, body.length);
+    for (const b of body) code.push(b);
+  }
+  section(out, 10, code);
+  return new Uint8Array(out);
+}

@@ -1,0 +1,333 @@
+// a: (M, K) or (K, M) when transA, b: (K, N) or (N, K) when transB -> c: (M, N), all row-major, float32
+/**
+ * Source of the WebAssembly SIMD GEMM module. `buildGemmModule` emits the
+ * binary with our own encoder (`_asm.ts`); `build.ts` embeds the result in
+ * `gemm_wasm_bytes.ts`. The algorithm is the one of `../gemm_blocked.ts`
+ * (BLIS loops over packed panels) with an MR×NR micro-kernel whose
+ * accumulators are MR×(NR/4) f32x4 registers.
+ *
+ * Exports of the module:
+ * - `gemm(a, b, c, m, n, k, flags, ws)`: byte addresses of A, B, C and of a
+ *   workspace of `workspace_bytes()` bytes; flags bit 0 transA, bit 1 transB,
+ *   bit 2 accumulate. Requires m, n, k ≥ 1.
+ * - `workspace_bytes()`: the workspace size the blocking constants need.
+ * - `mem`: the module's own memory, grown from JavaScript.
+ *
+ * @module
+ */
+
+import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
+
+/** Shape of the blocking, fixed when the module is built. */
+export interface GemmKernelParams {
+  /** Rows of the micro-tile (scalar broadcasts of A per k step). */
+  mr: number;
+  /** Columns of the micro-tile, in f32x4 vectors (NR = 4·nrv). */
+  nrv: number;
+  /** K steps per micro-kernel loop iteration. */
+  unroll: number;
+  /** Depth of a packed panel. */
+  kc: number;
+  /** Rows of a packed block of A. */
+  mc: number;
+  /** Columns of a packed panel of B. */
+  nc: number;
+  /** Use relaxed-simd `f32x4.relaxed_madd` (an FMA on x64) instead of mul + add. */
+  relaxed: boolean;
+}
+
+/**
+ * The parameters the shipped modules are built with. 4×8 keeps 8
+ * accumulators + 2 B vectors + 1 broadcast in the 15 xmm registers V8
+ * allocates; the panel sizes follow the same cache reasoning as the TS tier.
+ */
+export const DEFAULT_PARAMS: Omit<GemmKernelParams, "relaxed"> = {
+  mr: 4,
+  nrv: 2,
+  unroll: 4,
+  kc: 256,
+  mc: 96,
+  nc: 2048,
+};
+
+// i = from; while (i < limit) { body(); i += step }
+function forRange(
+  f: FuncBuilder,
+  i: Local,
+  from: () => void,
+  limit: () => void,
+  step: number,
+  body: () => void,
+): void {
+  from();
+  f.set(i);
+  f.block();
+  f.get(i);
+  limit();
+  f.i32GeS().brIf(0);
+  f.loop();
+  body();
+  f.get(i).i32Const(step).i32Add().set(i);
+  f.get(i);
+  limit();
+  f.i32LtS().brIf(0);
+  f.end();
+  f.end();
+}
+
+// x += v (i32 locals)
+function addTo(f: FuncBuilder, x: Local, v: () => void): void {
+  f.get(x);
+  v();
+  f.i32Add().set(x);
+}
+
+// min(a, b) for i32 values on the stack (via two scratch locals).
+function minTo(f: FuncBuilder, out: Local, a: () => void, b: () => void, tmp: Local): void {
+  a();
+  f.set(out);
+  b();
+  f.set(tmp);
+  f.get(out).get(tmp).get(out).get(tmp).i32LtS().select().set(out);
+}
+
+// micro(kc, pa, pb, c, ldc, add): C[MR×NR at c, row stride ldc bytes] (+)= Apanel·Bpanel
+function microKernel(p: GemmKernelParams): FuncBuilder {
+  const { mr, nrv, unroll, relaxed } = p;
+  const nr = nrv * 4;
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32], []);
+  const kc = f.param(0), pa = f.param(1), pb = f.param(2), c = f.param(3), ldc = f.param(4);
+  const add = f.param(5);
+  const acc: Local[][] = [];
+  for (let i = 0; i < mr; i++) {
+    acc.push([]);
+    for (let v = 0; v < nrv; v++) acc[i].push(f.local(V128)); // locals start at zero
+  }
+  const bv: Local[] = [];
+  for (let v = 0; v < nrv; v++) bv.push(f.local(V128));
+  const av = f.local(V128);
+  const iters = f.local(I32);
+  const cp = f.local(I32);
+
+  const step = (u: number) => {
+    for (let v = 0; v < nrv; v++) f.get(pb).v128Load((u * nr + 4 * v) * 4).set(bv[v]);
+    for (let i = 0; i < mr; i++) {
+      f.get(pa).v128Load32Splat((u * mr + i) * 4).set(av);
+      for (let v = 0; v < nrv; v++) {
+        if (relaxed) f.get(av).get(bv[v]).get(acc[i][v]).f32x4RelaxedMadd();
+        else f.get(acc[i][v]).get(av).get(bv[v]).f32x4Mul().f32x4Add();
+        f.set(acc[i][v]);
+      }
+    }
+  };
+  const kLoop = (u: number) => {
+    f.block();
+    f.get(iters).i32Eqz().brIf(0);
+    f.loop();
+    for (let s = 0; s < u; s++) step(s);
+    addTo(f, pa, () => f.i32Const(u * mr * 4));
+    addTo(f, pb, () => f.i32Const(u * nr * 4));
+    f.get(iters).i32Const(1).i32Sub().tee(iters).brIf(0);
+    f.end();
+    f.end();
+  };
+  // Unrolled main loop, then the kc % unroll remainder one step at a time.
+  f.get(kc).i32Const(unroll).i32DivU().set(iters);
+  kLoop(unroll);
+  f.get(kc).i32Const(unroll - 1).i32And().set(iters);
+  kLoop(1);
+
+  f.get(c).set(cp);
+  f.get(add).if();
+  for (let i = 0; i < mr; i++) {
+    for (let v = 0; v < nrv; v++) {
+      f.get(cp).get(cp).v128Load(16 * v).get(acc[i][v]).f32x4Add().v128Store(16 * v);
+    }
+    if (i < mr - 1) addTo(f, cp, () => f.get(ldc));
+  }
+  f.else();
+  for (let i = 0; i < mr; i++) {
+    for (let v = 0; v < nrv; v++) f.get(cp).get(acc[i][v]).v128Store(16 * v);
+    if (i < mr - 1) addTo(f, cp, () => f.get(ldc));
+  }
+  f.end();
+  return f;
+}
+
+// pack(src, sOuter, sInner, extent, kc, dst): packs `extent` lines (rows of
+// op(A) or columns of op(B)) as slivers of `w` lines, each stored k-major
+// (w values per k step), zero-padding the last sliver. sOuter steps to the
+// next line, sInner to the next k, both in bytes.
+function packKernel(w: number): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32], []);
+  const src = f.param(0), sOuter = f.param(1), sInner = f.param(2), extent = f.param(3);
+  const kc = f.param(4), dst = f.param(5);
+  const l0 = f.local(I32), lines = f.local(I32), q0 = f.local(I32), q = f.local(I32);
+  const d = f.local(I32), p = f.local(I32), i = f.local(I32), tmp = f.local(I32);
+  forRange(f, l0, () => f.i32Const(0), () => f.get(extent), w, () => {
+    minTo(f, lines, () => f.i32Const(w), () => f.get(extent).get(l0).i32Sub(), tmp);
+    f.get(src).get(l0).get(sOuter).i32Mul().i32Add().set(q0);
+    f.get(lines).i32Const(w).i32Eq().if();
+    {
+      // Full sliver. Contiguous lines (sOuter = 4) copy as vectors.
+      f.get(sOuter).i32Const(4).i32Eq().if();
+      f.get(kc).set(p);
+      f.loop();
+      for (let g = 0; g < Math.floor(w / 4); g++) {
+        f.get(dst).get(q0).v128Load(16 * g).v128Store(16 * g);
+      }
+      for (let j = w & ~3; j < w; j++) f.get(dst).get(q0).f32Load(4 * j).f32Store(4 * j);
+      addTo(f, q0, () => f.get(sInner));
+      addTo(f, dst, () => f.i32Const(w * 4));
+      f.get(p).i32Const(1).i32Sub().tee(p).brIf(0);
+      f.end();
+      f.else();
+      f.get(kc).set(p);
+      f.loop();
+      f.get(q0).set(q);
+      for (let j = 0; j < w; j++) {
+        f.get(dst).get(q).f32Load().f32Store(4 * j);
+        if (j < w - 1) addTo(f, q, () => f.get(sOuter));
+      }
+      addTo(f, q0, () => f.get(sInner));
+      addTo(f, dst, () => f.i32Const(w * 4));
+      f.get(p).i32Const(1).i32Sub().tee(p).brIf(0);
+      f.end();
+      f.end();
+    }
+    f.else();
+    {
+      // Partial sliver: zero it, then copy the lines that exist.
+      f.get(dst).i32Const(0).get(kc).i32Const(w * 4).i32Mul().memoryFill();
+      forRange(f, i, () => f.i32Const(0), () => f.get(lines), 1, () => {
+        f.get(q0).get(i).get(sOuter).i32Mul().i32Add().set(q);
+        f.get(dst).get(i).i32Const(4).i32Mul().i32Add().set(d);
+        f.get(kc).set(p);
+        f.loop();
+        f.get(d).get(q).f32Load().f32Store();
+        addTo(f, q, () => f.get(sInner));
+        addTo(f, d, () => f.i32Const(w * 4));
+        f.get(p).i32Const(1).i32Sub().tee(p).brIf(0);
+        f.end();
+      });
+      addTo(f, dst, () => f.get(kc).i32Const(w * 4).i32Mul());
+    }
+    f.end();
+  });
+  return f;
+}
+
+function workspaceBytes(p: GemmKernelParams): number {
+  const nr = p.nrv * 4;
+  const mcPad = Math.ceil(p.mc / p.mr) * p.mr, ncPad = Math.ceil(p.nc / nr) * nr;
+  return (mcPad * p.kc + p.kc * ncPad + p.mr * nr) * 4;
+}
+
+// Function indices inside the module.
+const MICRO = 0, PACK_A = 1, PACK_B = 2;
+
+function gemmDriver(p: GemmKernelParams): FuncBuilder {
+  const { mr, kc: KC, mc: MC, nc: NC } = p;
+  const nr = p.nrv * 4;
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32, I32], []);
+  const a = f.param(0), b = f.param(1), c = f.param(2), m = f.param(3), n = f.param(4);
+  const k = f.param(5), flags = f.param(6), ws = f.param(7);
+  const sai = f.local(I32), sap = f.local(I32), sbp = f.local(I32), sbj = f.local(I32);
+  const ldc = f.local(I32), pa = f.local(I32), pb = f.local(I32), tile = f.local(I32);
+  const jc = f.local(I32), nc = f.local(I32), pc = f.local(I32), kc = f.local(I32);
+  const ic = f.local(I32), mc = f.local(I32), jr = f.local(I32), nrr = f.local(I32);
+  const ir = f.local(I32), mrr = f.local(I32), add = f.local(I32), tmp = f.local(I32);
+  const cp = f.local(I32), i = f.local(I32), j = f.local(I32), ep = f.local(I32);
+
+  const flag = (bit: number) => f.get(flags).i32Const(bit).i32And();
+  // Byte strides of element (i, p) of op(A) and (p, j) of op(B).
+  f.i32Const(4).get(k).i32Const(4).i32Mul();
+  flag(1);
+  f.select().set(sai);
+  f.get(m).i32Const(4).i32Mul().i32Const(4);
+  flag(1);
+  f.select().set(sap);
+  f.i32Const(4).get(n).i32Const(4).i32Mul();
+  flag(2);
+  f.select().set(sbp);
+  f.get(k).i32Const(4).i32Mul().i32Const(4);
+  flag(2);
+  f.select().set(sbj);
+  f.get(n).i32Const(4).i32Mul().set(ldc);
+  f.get(ws).set(pa);
+  f.get(ws).i32Const(Math.ceil(MC / mr) * mr * KC * 4).i32Add().set(pb);
+  f.get(pb).i32Const(KC * Math.ceil(NC / nr) * nr * 4).i32Add().set(tile);
+
+  forRange(f, jc, () => f.i32Const(0), () => f.get(n), NC, () => {
+    minTo(f, nc, () => f.i32Const(NC), () => f.get(n).get(jc).i32Sub(), tmp);
+    forRange(f, pc, () => f.i32Const(0), () => f.get(k), KC, () => {
+      minTo(f, kc, () => f.i32Const(KC), () => f.get(k).get(pc).i32Sub(), tmp);
+      // The first K block overwrites C unless the caller asked to accumulate.
+      flag(4);
+      f.get(pc).i32Const(0).i32GtS().i32Or().set(add);
+      // packB(b + pc*sbp + jc*sbj, sbj, sbp, nc, kc, pb)
+      f.get(b).get(pc).get(sbp).i32Mul().i32Add().get(jc).get(sbj).i32Mul().i32Add();
+      f.get(sbj).get(sbp).get(nc).get(kc).get(pb).call(PACK_B);
+      forRange(f, ic, () => f.i32Const(0), () => f.get(m), MC, () => {
+        minTo(f, mc, () => f.i32Const(MC), () => f.get(m).get(ic).i32Sub(), tmp);
+        f.get(a).get(ic).get(sai).i32Mul().i32Add().get(pc).get(sap).i32Mul().i32Add();
+        f.get(sai).get(sap).get(mc).get(kc).get(pa).call(PACK_A);
+        forRange(f, jr, () => f.i32Const(0), () => f.get(nc), nr, () => {
+          minTo(f, nrr, () => f.i32Const(nr), () => f.get(nc).get(jr).i32Sub(), tmp);
+          forRange(f, ir, () => f.i32Const(0), () => f.get(mc), mr, () => {
+            minTo(f, mrr, () => f.i32Const(mr), () => f.get(mc).get(ir).i32Sub(), tmp);
+            // cp = c + ((ic + ir) * n + jc + jr) * 4
+            f.get(c).get(ic).get(ir).i32Add().get(n).i32Mul().get(jc).i32Add().get(jr).i32Add();
+            f.i32Const(4).i32Mul().i32Add().set(cp);
+            f.get(mrr).i32Const(mr).i32Eq().get(nrr).i32Const(nr).i32Eq().i32And().if();
+            {
+              f.get(kc).get(pa).get(ir).get(kc).i32Mul().i32Const(4).i32Mul().i32Add();
+              f.get(pb).get(jr).get(kc).i32Mul().i32Const(4).i32Mul().i32Add();
+              f.get(cp).get(ldc).get(add).call(MICRO);
+            }
+            f.else();
+            {
+              // Edge tile: compute the full tile aside, then add the part C has.
+              f.get(kc).get(pa).get(ir).get(kc).i32Mul().i32Const(4).i32Mul().i32Add();
+              f.get(pb).get(jr).get(kc).i32Mul().i32Const(4).i32Mul().i32Add();
+              f.get(tile).i32Const(nr * 4).i32Const(0).call(MICRO);
+              forRange(f, i, () => f.i32Const(0), () => f.get(mrr), 1, () => {
+                forRange(f, j, () => f.i32Const(0), () => f.get(nrr), 1, () => {
+                  f.get(cp).get(i).get(ldc).i32Mul().i32Add().get(j).i32Const(4).i32Mul().i32Add();
+                  f.set(ep);
+                  f.get(ep);
+                  f.get(tile).get(i).i32Const(nr).i32Mul().get(j).i32Add().i32Const(4).i32Mul();
+                  f.i32Add().f32Load();
+                  f.get(ep).f32Load().f32Const(0).get(add).select().f32Add();
+                  f.f32Store();
+                });
+              });
+            }
+            f.end();
+          });
+        });
+      });
+    });
+  });
+  return f;
+}
+
+/** Builds the module binary for the given blocking and instruction set. */
+export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
+  const nr = p.nrv * 4;
+  if ((p.unroll & (p.unroll - 1)) !== 0) {
+    throw new Error(`buildGemmModule: unroll must be a power of two, got ${p.unroll}`);
+  }
+  const micro = microKernel(p);
+  const packA = packKernel(p.mr);
+  const packB = packKernel(nr);
+  const driver = gemmDriver(p);
+  driver.exportName = "gemm";
+  const ws = new FuncBuilder([], [I32]);
+  ws.i32Const(workspaceBytes(p));
+  ws.exportName = "workspace_bytes";
+  return encodeModule({
+    memoryPages: Math.ceil(workspaceBytes(p) / 65536) + 1,
+    funcs: [micro, packA, packB, driver, ws],
+  });
+}

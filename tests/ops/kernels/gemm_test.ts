@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+// deno-lint-ignore no-import-prefix
+import fc from "npm:fast-check@3.23.2";
+import { type GemmDims, gemmRef } from "../../../ops/kernels/gemm_ref.ts";
+import { gemmBlocked } from "../../../ops/kernels/gemm_blocked.ts";
+import { gemmWasm, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
+import {
+  gemm,
+  getKernelTier,
+  type KernelTier,
+  setKernelTier,
+  wasmAvailable,
+} from "../../../ops/kernels/gemm.ts";
+
+type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) => void;
+
+// Deterministic uniform(-1, 1) float32 data from a seed (mulberry32).
+function randomF32(len: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(len);
+  for (let i = 0; i < len; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+// Checks a float32 result against the float64 reference on the same
+// (float32) inputs. Each element's error is bounded relative to the sum of
+// |products| it came from, which is what float32 rounding scales with.
+function checkAgainstRef(kernel: Gemm32, d: GemmDims, seed: number): void {
+  const { m, n, k } = d;
+  const a = randomF32(m * k, seed), b = randomF32(k * n, seed + 1);
+  const c0 = randomF32(m * n, seed + 2);
+  const c = c0.slice();
+  kernel(a, b, c, d);
+  const want = Float64Array.from(c0);
+  gemmRef(Float64Array.from(a), Float64Array.from(b), want, d);
+  const scale = new Float64Array(m * n);
+  gemmRef(Float64Array.from(a, Math.abs), Float64Array.from(b, Math.abs), scale, d);
+  for (let i = 0; i < m * n; i++) {
+    const bound = 1e-5 * (scale[i] + (d.accumulate ? Math.abs(c0[i]) : 0)) + 1e-30;
+    if (!(Math.abs(c[i] - want[i]) <= bound)) {
+      assert.fail(
+        `element ${i} of ${JSON.stringify(d)}: got ${c[i]}, want ${want[i]} (bound ${bound})`,
+      );
+    }
+  }
+}
+
+const dimsArb = fc.record({
+  m: fc.integer({ min: 1, max: 70 }),
+  n: fc.integer({ min: 1, max: 70 }),
+  k: fc.integer({ min: 1, max: 70 }),
+  transA: fc.boolean(),
+  transB: fc.boolean(),
+  accumulate: fc.boolean(),
+});
+
+function propertyAgainstRef(kernel: Gemm32): void {
+  fc.assert(
+    fc.property(dimsArb, fc.integer({ min: 0, max: 2 ** 30 }), (d, seed) => {
+      checkAgainstRef(kernel, d, seed);
+    }),
+    { numRuns: 300 },
+  );
+}
+
+// Sizes that cross every blocking boundary of both tiers (KC 256, MC 96/128, NC 2048).
+const bigCases: GemmDims[] = [
+  { m: 131, n: 2051, k: 261 },
+  { m: 200, n: 67, k: 515, transA: true, transB: true, accumulate: true },
+  { m: 97, n: 129, k: 257, transB: true },
+];
+
+Deno.test("gemmRef computes a small product by hand", () => {
+  const a = new Float64Array([1, 2, 3, 4, 5, 6]); // 2×3
+  const b = new Float64Array([7, 8, 9, 10, 11, 12]); // 3×2
+  const c = new Float64Array(4);
+  gemmRef(a, b, c, { m: 2, n: 2, k: 3 });
+  assert.deepEqual([...c], [58, 64, 139, 154]);
+  // Same product from stored transposes, accumulated on top.
+  const at = new Float64Array([1, 4, 2, 5, 3, 6]); // 3×2 = Aᵀ
+  const bt = new Float64Array([7, 9, 11, 8, 10, 12]); // 2×3 = Bᵀ
+  gemmRef(at, bt, c, { m: 2, n: 2, k: 3, transA: true, transB: true, accumulate: true });
+  assert.deepEqual([...c], [116, 128, 278, 308]);
+});
+
+Deno.test("gemmBlocked matches gemmRef for random shapes and transposes", () => {
+  propertyAgainstRef(gemmBlocked);
+});
+
+Deno.test("gemmBlocked matches gemmRef across block boundaries", () => {
+  bigCases.forEach((d, i) => checkAgainstRef(gemmBlocked, d, 100 + i));
+});
+
+Deno.test({
+  name: "gemmWasm matches gemmRef for random shapes and transposes",
+  ignore: !wasmAvailable(),
+  fn() {
+    propertyAgainstRef(gemmWasm);
+  },
+});
+
+Deno.test({
+  name: "gemmWasm matches gemmRef across block boundaries",
+  ignore: !wasmAvailable(),
+  fn() {
+    bigCases.forEach((d, i) => checkAgainstRef(gemmWasm, d, 200 + i));
+  },
+});
+
+Deno.test({
+  name: "gemmWasm uses operands that live in its memory in place",
+  ignore: !wasmAvailable(),
+  fn() {
+    const d = { m: 13, n: 21, k: 17, transB: true };
+    const a = randomF32(13 * 17, 1), b = randomF32(21 * 17, 2);
+    const want = new Float32Array(13 * 21);
+    gemmBlocked(a, b, want, d);
+    const [wa, wb, wc] = wasmScratch([a.length, b.length, want.length])!;
+    wa.set(a);
+    wb.set(b);
+    gemmWasm(wa, wb, wc, d);
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(wc[i] - want[i]) < 1e-5);
+    // A foreign C next to in-memory A and B must not overwrite them.
+    const c = new Float32Array(13 * 21);
+    gemmWasm(wa, wb, c, d);
+    assert.deepEqual([...wa], [...a]);
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(c[i] - want[i]) < 1e-5);
+  },
+});
+
+Deno.test("fast gemm tiers honour subarray views and leave the rest alone", () => {
+  const tiers: Gemm32[] = [gemmBlocked, ...(wasmAvailable() ? [gemmWasm] : [])];
+  for (const kernel of tiers) {
+    const arena = randomF32(1000, 7);
+    const before = arena.slice();
+    const a = arena.subarray(3, 3 + 5 * 6), b = arena.subarray(40, 40 + 6 * 7);
+    const c = arena.subarray(101, 101 + 5 * 7);
+    const want = Float64Array.from(c);
+    gemmRef(Float64Array.from(a), Float64Array.from(b), want, {
+      m: 5,
+      n: 7,
+      k: 6,
+      accumulate: true,
+    });
+    kernel(a, b, c, { m: 5, n: 7, k: 6, accumulate: true });
+    for (let i = 0; i < 35; i++) assert.ok(Math.abs(c[i] - want[i]) < 1e-5);
+    for (let i = 0; i < 1000; i++) {
+      if (i < 101 || i >= 136) assert.equal(arena[i], before[i], `element ${i} changed`);
+    }
+  }
+});
+
+Deno.test("fast gemm tiers handle empty dimensions", () => {
+  const tiers: Gemm32[] = [gemmBlocked, ...(wasmAvailable() ? [gemmWasm] : [])];
+  for (const kernel of tiers) {
+    const c = new Float32Array([1, 2, 3, 4]);
+    kernel(new Float32Array(0), new Float32Array(0), c, { m: 2, n: 2, k: 0, accumulate: true });
+    assert.deepEqual([...c], [1, 2, 3, 4]);
+    kernel(new Float32Array(0), new Float32Array(0), c, { m: 2, n: 2, k: 0 });
+    assert.deepEqual([...c], [0, 0, 0, 0]);
+    kernel(new Float32Array(0), new Float32Array(6), c, { m: 0, n: 2, k: 3 });
+  }
+});
+
+Deno.test("gemm dispatches by tier and width and checks sizes", () => {
+  assert.equal(getKernelTier(), wasmAvailable() ? "wasm" : "ts");
+  const a = new Float32Array([1, 2, 3, 4, 5, 6]);
+  const b = new Float32Array([1, 0, 0, 1, 1, 1]);
+  for (const tier of ["ref", "ts", "wasm"] as KernelTier[]) {
+    const c = new Float32Array(4);
+    gemm(a, b, c, { m: 2, n: 2, k: 3 }, tier);
+    assert.deepEqual([...c], [4, 5, 10, 11]);
+  }
+  const c64 = new Float64Array(4);
+  gemm(Float64Array.from(a), Float64Array.from(b), c64, { m: 2, n: 2, k: 3 }, "wasm");
+  assert.deepEqual([...c64], [4, 5, 10, 11]);
+  assert.throws(() => gemm(a, b, new Float32Array(3), { m: 2, n: 2, k: 3 }), /too short/);
+  assert.throws(() => gemm(a, b, c64, { m: 2, n: 2, k: 3 }), /mix float widths/);
+  const saved = getKernelTier();
+  try {
+    setKernelTier("ts");
+    assert.equal(getKernelTier(), "ts");
+    assert.throws(() => setKernelTier("gpu" as KernelTier), /unknown tier "gpu"/);
+  } finally {
+    setKernelTier(saved);
+  }
+});
