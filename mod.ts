@@ -21,7 +21,7 @@ export { Graph, type GraphJSON, type Init, Node, type NodeRecord } from "./graph
 export { grad, type GradOptions } from "./graph/grad.ts";
 export { vjp, type VjpOptions, type VjpResult, vjpWith } from "./graph/vjp.ts";
 export { makePlan, type Plan, type PlanOptions } from "./graph/plan.ts";
-export { type Feed, Executor, type ExecutorOptions, type RunOptions } from "./graph/executor.ts";
+export { Executor, type ExecutorOptions, type Feed, type RunOptions } from "./graph/executor.ts";
 export { initParams, type Params } from "./graph/params.ts";
 export {
   type Attrs,
@@ -44,8 +44,21 @@ export {
   WorkerPool,
   type WorkerPoolOptions,
 } from "./graph/worker_pool.ts";
-export { train, TrainError, type TrainEvent, type TrainOptions, type TrainResult, type TrainSummary } from "./train/train.ts";
-export { type Classifier, lectureCnn, mnistNet, polynomialModel, type Polynomial } from "./train/models.ts";
+export {
+  train,
+  TrainError,
+  type TrainEvent,
+  type TrainOptions,
+  type TrainResult,
+  type TrainSummary,
+} from "./train/train.ts";
+export {
+  type Classifier,
+  lectureCnn,
+  mnistNet,
+  type Polynomial,
+  polynomialModel,
+} from "./train/models.ts";
 export { makeOptimizer, type Optimizer, type OptimizerName } from "./train/optim/optimizer.ts";
 export { Sgd } from "./train/optim/sgd.ts";
 export { AdaDelta } from "./train/optim/adadelta.ts";

@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { type FloatArray, fmtShape, lookupOp, numel, type OpDef, type Tier } from "../ops/_op.ts";
+import {
+  type FloatArray,
+  fmtShape,
+  type ForwardContext,
+  lookupOp,
+  numel,
+  type OpDef,
+  type Tier,
+} from "../ops/_op.ts";
 import type { Node } from "./graph.ts";
 import { initParams, type Params } from "./params.ts";
 import type { Plan } from "./plan.ts";
@@ -68,6 +76,13 @@ export class Executor {
   private owner: Int32Array; // which node last wrote each arena offset
   private slot: Int32Array; // arena offset index of each node
   private stochasticKey = "";
+  private ins: FloatArray[][];
+  private ctxs: (ForwardContext | null)[];
+  private stale: Uint8Array;
+  private lost: Uint8Array;
+  private runSet: Uint8Array;
+  private demanded: Uint8Array;
+  private ownerSim: Int32Array;
   private needed = new Map<string, Uint8Array>();
   private fedNames: Map<string, number>;
 
@@ -124,6 +139,26 @@ export class Executor {
     this.version = new Uint32Array(n);
     this.seen = g.nodes.map((r) => new Uint32Array(r.inputs.length).fill(0xffffffff));
     this.kernelRuns = new Uint32Array(n);
+    this.ownerSim = new Int32Array(slots.size);
+    this.stale = new Uint8Array(n);
+    this.lost = new Uint8Array(n);
+    this.runSet = new Uint8Array(n);
+    this.demanded = new Uint8Array(n);
+    // per-node argument lists, made once so a run allocates nothing
+    this.ins = g.nodes.map((r) => r.inputs.map((j) => this.values[j]!));
+    this.ctxs = g.nodes.map((r, i) =>
+      this.ops[i]
+        ? {
+          attrs: r.attrs,
+          inShapes: r.inputs.map((j) => plan.shapes[j]!),
+          outShape: plan.shapes[i]!,
+          training: true,
+          step: 0,
+          sampleOffset: 0,
+          tier: this.tier,
+        }
+        : null
+    );
   }
 
   /** Copies `value` into input `name` and marks it changed. */
@@ -162,40 +197,84 @@ export class Executor {
     for (const [name, v] of Object.entries(feeds)) this.feed(name, v);
     const outs = (opts.outputs ?? this.plan.outputs).map((o) => (typeof o === "number" ? o : o.id));
     const training = opts.training ?? true;
-    const key = `${training}/${opts.step ?? 0}/${opts.sampleOffset ?? 0}`;
+    const step = opts.step ?? 0;
+    const sampleOffset = opts.sampleOffset ?? 0;
+    const key = `${training}/${step}/${sampleOffset}`;
     const stochasticChanged = key !== this.stochasticKey;
     this.stochasticKey = key;
     const need = this.neededFor(outs);
+    const run = this.schedule(need, outs, stochasticChanged);
     const g = this.plan.graph;
-    const shapes = this.plan.shapes;
     const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
-    for (let i = 0; i < need.length; i++) {
-      if (!need[i]) continue;
-      const op = this.ops[i];
-      if (!op) continue;
+    for (let i = 0; i < run.length; i++) {
+      if (!run[i]) continue;
+      const op = this.ops[i]!;
       const r = g.nodes[i]!;
+      const ctx = this.ctxs[i]!;
+      ctx.training = training;
+      ctx.step = step;
+      ctx.sampleOffset = sampleOffset;
+      ctx.tier = tier;
+      op.forward(this.ins[i]!, this.values[i]!, ctx);
       const seen = this.seen[i]!;
-      let dirty = this.owner[this.slot[i]!] !== i || (op.stochastic === true && stochasticChanged);
-      for (let k = 0; k < r.inputs.length; k++) {
-        if (seen[k] !== this.version[r.inputs[k]!]) dirty = true;
-      }
-      if (!dirty) continue;
-      const ins = r.inputs.map((j) => this.values[j]!);
-      op.forward(ins, this.values[i]!, {
-        attrs: r.attrs,
-        inShapes: r.inputs.map((j) => shapes[j]!),
-        outShape: shapes[i]!,
-        training,
-        step: opts.step ?? 0,
-        sampleOffset: opts.sampleOffset ?? 0,
-        tier,
-      });
       for (let k = 0; k < r.inputs.length; k++) seen[k] = this.version[r.inputs[k]!]!;
       this.owner[this.slot[i]!] = i;
       this.version[i]!++;
       this.kernelRuns[i]!++;
     }
     return outs.map((o) => this.values[o]!);
+  }
+
+  /**
+   * Which nodes must run: those the outputs need that are stale (an input
+   * changed) or whose shared buffer no longer holds their value when a
+   * consumer reads it. Buffer ownership is simulated in order and the set
+   * grows until it is consistent.
+   */
+  private schedule(need: Uint8Array, outs: number[], stochasticChanged: boolean): Uint8Array {
+    const g = this.plan.graph;
+    const n = need.length;
+    const stale = this.stale.fill(0);
+    for (let i = 0; i < n; i++) {
+      const op = this.ops[i];
+      if (!need[i] || !op) continue;
+      const r = g.nodes[i]!;
+      let s = op.stochastic === true && stochasticChanged;
+      for (let k = 0; k < r.inputs.length && !s; k++) {
+        const j = r.inputs[k]!;
+        s = stale[j] === 1 || this.seen[i]![k] !== this.version[j];
+      }
+      stale[i] = s ? 1 : 0;
+    }
+    const lost = this.lost;
+    for (let i = 0; i < n; i++) lost[i] = this.ops[i] && this.owner[this.slot[i]!] !== i ? 1 : 0;
+    const run = this.runSet;
+    const demanded = this.demanded;
+    for (;;) {
+      run.fill(0);
+      demanded.fill(0);
+      for (const o of outs) demanded[o] = 1;
+      for (let i = n - 1; i >= 0; i--) {
+        if (!need[i] || !this.ops[i] || !demanded[i]) continue;
+        if (stale[i] || lost[i]) {
+          run[i] = 1;
+          for (const j of g.nodes[i]!.inputs) demanded[j] = 1;
+        }
+      }
+      // a node that runs overwrites whatever shared its buffer before
+      const owner = this.ownerSim;
+      owner.set(this.owner);
+      let grew = false;
+      for (let i = 0; i < n; i++) {
+        if (!this.ops[i]) continue;
+        if (run[i]) owner[this.slot[i]!] = i;
+        else if (demanded[i] && owner[this.slot[i]!] !== i && !lost[i]) {
+          lost[i] = 1;
+          grew = true;
+        }
+      }
+      if (!grew) return run;
+    }
   }
 
   private neededFor(outs: number[]): Uint8Array {

@@ -15,7 +15,7 @@ export const matmulOp: OpDef<MatmulAttrs> = registerOp<MatmulAttrs>({
     if (a!.length !== 2 || b!.length !== 2) throw new Error("both operands must be 2-D");
     const [m, ka] = transA ? [a![1]!, a![0]!] : [a![0]!, a![1]!];
     const [kb, n] = transB ? [b![1]!, b![0]!] : [b![0]!, b![1]!];
-    if (ka !== kb || ka < 0) throw new Error(`inner sizes differ (${ka} and ${kb})`);
+    if (ka !== kb) throw new Error(`inner sizes differ (${ka} and ${kb})`);
     return [m, n];
   },
   // a: (M, K) or (K, M), b: (K, N) or (N, K) -> out: (M, N)

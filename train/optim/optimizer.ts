@@ -69,7 +69,10 @@ export function slot(store: Map<string, Float32Array>, key: string, n: number): 
 }
 
 /** Copies saved buffers into `store`, checking sizes. */
-export function loadSlots(store: Map<string, Float32Array>, saved: Record<string, Float32Array>): void {
+export function loadSlots(
+  store: Map<string, Float32Array>,
+  saved: Record<string, Float32Array>,
+): void {
   store.clear();
   for (const [k, v] of Object.entries(saved)) store.set(k, Float32Array.from(v));
 }
