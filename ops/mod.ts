@@ -5,15 +5,26 @@
  * @module
  */
 export * from "./add.ts";
+export * from "./concat.ts";
+export * from "./conv2d.ts";
+export * from "./conv2d_backward_filter.ts";
+export * from "./conv2d_backward_input.ts";
 export * from "./div.ts";
+export * from "./dropout.ts";
 export * from "./expand_as.ts";
 export * from "./fill.ts";
 export * from "./linear.ts";
+export * from "./log_softmax.ts";
 export * from "./matmul.ts";
+export * from "./max_pool2d.ts";
 export * from "./mean.ts";
+export * from "./mse_loss.ts";
 export * from "./mul.ts";
+export * from "./nll_loss.ts";
+export * from "./pow.ts";
 export * from "./relu.ts";
 export * from "./reshape.ts";
 export * from "./scale.ts";
+export * from "./softmax.ts";
 export * from "./sub.ts";
 export * from "./sum.ts";
