@@ -1,0 +1,291 @@
+// x: (N, C, H, W), w: (OC, C, KH, KW), b: (OC) -> y: (N, OC, OH, OW), float32
+/**
+ * Fast float32 convolution through GEMM, one image at a time:
+ * - forward: y[n] (OC × OH·OW) = w (OC × C·KH·KW) · im2col(x[n]);
+ * - backward input: dx[n] = col2im(wᵀ · dy[n]);
+ * - backward filter: dw += dy[n] · im2col(x[n])ᵀ.
+ *
+ * The GEMM runs on the chosen tier. On the wasm tier the columns are built
+ * directly inside the wasm memory so that the product reads them in place.
+ * Scratch buffers only grow, so steady-state calls allocate no buffers.
+ *
+ * @module
+ */
+
+import type { GemmDims } from "./gemm_ref.ts";
+import { gemmBlocked } from "./gemm_blocked.ts";
+import { gemmWasm, wasmAvailable, wasmScratch } from "./gemm_wasm.ts";
+import { getKernelTier, type KernelTier } from "./gemm.ts";
+import {
+  checkConv2dDims,
+  conv2dBackwardFilterRef,
+  conv2dBackwardInputRef,
+  type Conv2dDims,
+  conv2dRef,
+} from "./conv2d_ref.ts";
+
+type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) => void;
+
+// Where the GEMM operands live. `direct` backends can write into the
+// caller's arrays; the wasm one wants every operand inside its memory.
+interface Backend {
+  gemm: Gemm32;
+  direct: boolean;
+  views(lengths: readonly number[]): Float32Array[];
+}
+
+const tsSlots: Float32Array[] = [];
+
+const tsBackend: Backend = {
+  gemm: gemmBlocked,
+  direct: true,
+  views(lengths) {
+    return lengths.map((len, i) => {
+      if ((tsSlots[i]?.length ?? -1) < len) tsSlots[i] = new Float32Array(len);
+      return tsSlots[i].length === len ? tsSlots[i] : tsSlots[i].subarray(0, len);
+    });
+  },
+};
+
+const wasmBackend: Backend = {
+  gemm: gemmWasm,
+  direct: false,
+  views(lengths) {
+    return wasmScratch(lengths)!;
+  },
+};
+
+function backendFor(tier: KernelTier): Backend {
+  return tier === "wasm" && wasmAvailable() ? wasmBackend : tsBackend;
+}
+
+// A 1×1 kernel with stride 1 and no padding reads x[n] as its own columns.
+function isPointwise(d: Conv2dDims): boolean {
+  return d.kh === 1 && d.kw === 1 && d.stride === 1 && d.padding === 0;
+}
+
+// Output columns j whose input column j·s − p + v is inside [0, size).
+function validRange(size: number, out: number, s: number, p: number, v: number): [number, number] {
+  const lo = Math.min(out, Math.max(0, Math.ceil((p - v) / s)));
+  const hi = Math.max(lo, Math.min(out, Math.floor((size - 1 + p - v) / s) + 1));
+  return [lo, hi];
+}
+
+// x[n] at offset xo: (C, H, W) -> col: (C·KH·KW, OH·OW), zeros where the window leaves the image.
+function im2col(x: Float32Array, xo: number, col: Float32Array, d: Conv2dDims): void {
+  const { c: C, h: H, w: W, kh: KH, kw: KW, oh: OH, ow: OW, stride: s, padding: p } = d;
+  let o = 0;
+  for (let c = 0; c < C; c++) {
+    const plane = xo + c * H * W;
+    for (let u = 0; u < KH; u++) {
+      for (let v = 0; v < KW; v++) {
+        const [lo, hi] = validRange(W, OW, s, p, v);
+        for (let i = 0; i < OH; i++) {
+          const ih = i * s - p + u;
+          if (ih < 0 || ih >= H) {
+            col.fill(0, o, o + OW);
+            o += OW;
+            continue;
+          }
+          let j = 0;
+          for (; j < lo; j++) col[o++] = 0;
+          let q = plane + ih * W + lo * s - p + v;
+          if (s === 1) {
+            for (; j < hi; j++) col[o++] = x[q++];
+          } else {
+            for (; j < hi; j++, q += s) col[o++] = x[q];
+          }
+          for (; j < OW; j++) col[o++] = 0;
+        }
+      }
+    }
+  }
+}
+
+// col: (C·KH·KW, OH·OW) -> dx[n] at offset xo: (C, H, W), summing overlapping windows; dx[n] must start zeroed.
+function col2imAdd(col: Float32Array, dx: Float32Array, xo: number, d: Conv2dDims): void {
+  const { c: C, h: H, w: W, kh: KH, kw: KW, oh: OH, ow: OW, stride: s, padding: p } = d;
+  let o = 0;
+  for (let c = 0; c < C; c++) {
+    const plane = xo + c * H * W;
+    for (let u = 0; u < KH; u++) {
+      for (let v = 0; v < KW; v++) {
+        const [lo, hi] = validRange(W, OW, s, p, v);
+        for (let i = 0; i < OH; i++) {
+          const ih = i * s - p + u;
+          if (ih < 0 || ih >= H) {
+            o += OW;
+            continue;
+          }
+          let q = plane + ih * W + lo * s - p + v;
+          let r = o + lo;
+          if (s === 1) {
+            for (let j = lo; j < hi; j++) dx[q++] += col[r++];
+          } else {
+            for (let j = lo; j < hi; j++, q += s) dx[q] += col[r++];
+          }
+          o += OW;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Float32 conv2d through im2col + GEMM; same semantics as `conv2dRef`.
+ * `tier` picks the GEMM (default `getKernelTier()`; `"ref"` runs
+ * `conv2dRef`).
+ *
+ * @example
+ * ```ts
+ * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
+ * const y = new Float32Array(4);
+ * conv2dFast(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), new Float32Array([1, 0, 0, 1]), null, y, d);
+ * // y = [6, 8, 12, 14]
+ * ```
+ */
+export function conv2dFast(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  y: Float32Array,
+  d: Conv2dDims,
+  tier: KernelTier = getKernelTier(),
+): void {
+  if (tier === "ref") return conv2dRef(x, w, b, y, d);
+  checkConv2dDims("conv2dFast", d, { x, w, y, b });
+  const be = backendFor(tier);
+  const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
+  const ckk = C * KH * KW, ohw = OH * OW;
+  const pointwise = isPointwise(d);
+  const [wS, colS, xS, outS] = be.views([
+    be.direct ? 0 : OC * ckk,
+    pointwise ? 0 : ckk * ohw,
+    pointwise && !be.direct ? C * H * W : 0,
+    be.direct ? 0 : OC * ohw,
+  ]);
+  let wA = w;
+  if (!be.direct) {
+    wS.set(w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
+    wA = wS;
+  }
+  const gd: GemmDims = { m: OC, n: ohw, k: ckk, accumulate: b !== null };
+  for (let n = 0; n < N; n++) {
+    const xo = n * C * H * W, yo = n * OC * ohw;
+    let cols = colS;
+    if (pointwise) {
+      cols = be.direct ? x.subarray(xo, xo + C * H * W) : xS;
+      if (!be.direct) xS.set(x.subarray(xo, xo + C * H * W));
+    } else {
+      im2col(x, xo, colS, d);
+    }
+    const out = be.direct ? y.subarray(yo, yo + OC * ohw) : outS;
+    // Seed each output row with its bias and let the product accumulate onto it.
+    if (b) { for (let o = 0; o < OC; o++) out.fill(b[o], o * ohw, (o + 1) * ohw); }
+    be.gemm(wA, cols, out, gd);
+    if (!be.direct) y.set(outS, yo);
+  }
+}
+
+// dy: (N, OC, OH, OW), w: (OC, C, KH, KW) -> dx: (N, C, H, W), float32
+/**
+ * Float32 gradient of conv2d with respect to its input (overwrites dx); same
+ * semantics as `conv2dBackwardInputRef`.
+ *
+ * @example
+ * ```ts
+ * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
+ * const dx = new Float32Array(9);
+ * conv2dBackwardInputFast(new Float32Array([1, 1, 1, 1]), new Float32Array([1, 0, 0, 1]), dx, d);
+ * // dx = [1, 1, 0, 1, 2, 1, 0, 1, 1]
+ * ```
+ */
+export function conv2dBackwardInputFast(
+  dy: Float32Array,
+  w: Float32Array,
+  dx: Float32Array,
+  d: Conv2dDims,
+  tier: KernelTier = getKernelTier(),
+): void {
+  if (tier === "ref") return conv2dBackwardInputRef(dy, w, dx, d);
+  checkConv2dDims("conv2dBackwardInputFast", d, { x: dx, w, y: dy });
+  const be = backendFor(tier);
+  const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
+  const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
+  const pointwise = isPointwise(d);
+  const [wS, dyS, dcolS] = be.views([
+    be.direct ? 0 : OC * ckk,
+    be.direct ? 0 : OC * ohw,
+    ckk * ohw,
+  ]);
+  let wA = w;
+  if (!be.direct) {
+    wS.set(w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
+    wA = wS;
+  }
+  // dcol (C·KH·KW × OH·OW) = wᵀ · dy[n]
+  const gd: GemmDims = { m: ckk, n: ohw, k: OC, transA: true };
+  if (!pointwise) dx.fill(0, 0, N * chw);
+  for (let n = 0; n < N; n++) {
+    const yo = n * OC * ohw, xo = n * chw;
+    let g = dy.subarray(yo, yo + OC * ohw);
+    if (!be.direct) {
+      dyS.set(g);
+      g = dyS;
+    }
+    be.gemm(wA, g, dcolS, gd);
+    if (pointwise) dx.set(dcolS, xo);
+    else col2imAdd(dcolS, dx, xo, d);
+  }
+}
+
+// x: (N, C, H, W), dy: (N, OC, OH, OW) -> dw: (OC, C, KH, KW), float32
+/**
+ * Float32 gradient of conv2d with respect to its filter (overwrites dw);
+ * same semantics as `conv2dBackwardFilterRef`.
+ *
+ * @example
+ * ```ts
+ * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
+ * const dw = new Float32Array(4);
+ * conv2dBackwardFilterFast(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), new Float32Array([1, 0, 0, 0]), dw, d);
+ * // dw = [1, 2, 4, 5]
+ * ```
+ */
+export function conv2dBackwardFilterFast(
+  x: Float32Array,
+  dy: Float32Array,
+  dw: Float32Array,
+  d: Conv2dDims,
+  tier: KernelTier = getKernelTier(),
+): void {
+  if (tier === "ref") return conv2dBackwardFilterRef(x, dy, dw, d);
+  checkConv2dDims("conv2dBackwardFilterFast", d, { x, w: dw, y: dy });
+  const be = backendFor(tier);
+  const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
+  const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
+  const pointwise = isPointwise(d);
+  const [colS, dyS, dwS] = be.views([
+    pointwise && be.direct ? 0 : ckk * ohw,
+    be.direct ? 0 : OC * ohw,
+    be.direct ? 0 : OC * ckk,
+  ]);
+  const out = be.direct ? dw.subarray(0, OC * ckk) : dwS;
+  out.fill(0);
+  // dw (OC × C·KH·KW) += dy[n] · col[n]ᵀ, col stored (C·KH·KW × OH·OW)
+  const gd: GemmDims = { m: OC, n: ckk, k: ohw, transB: true, accumulate: true };
+  for (let n = 0; n < N; n++) {
+    const xo = n * chw, yo = n * OC * ohw;
+    let cols = colS;
+    if (!pointwise) im2col(x, xo, colS, d);
+    else if (be.direct) cols = x.subarray(xo, xo + chw);
+    else colS.set(x.subarray(xo, xo + chw));
+    let g = dy.subarray(yo, yo + OC * ohw);
+    if (!be.direct) {
+      dyS.set(g);
+      g = dyS;
+    }
+    be.gemm(g, cols, out, gd);
+  }
+  if (!be.direct) dw.set(dwS);
+}

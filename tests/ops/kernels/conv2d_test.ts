@@ -1,0 +1,224 @@
+import assert from "node:assert/strict";
+// deno-lint-ignore no-import-prefix
+import fc from "npm:fast-check@3.23.2";
+import {
+  checkConv2dDims,
+  conv2dBackwardFilterRef,
+  conv2dBackwardInputRef,
+  type Conv2dDims,
+  conv2dRef,
+} from "../../../ops/kernels/conv2d_ref.ts";
+import {
+  conv2dBackwardFilterFast,
+  conv2dBackwardInputFast,
+  conv2dFast,
+} from "../../../ops/kernels/conv2d_fast.ts";
+import { type KernelTier, wasmAvailable } from "../../../ops/kernels/gemm.ts";
+
+// Deterministic uniform(-1, 1) values from a seed (mulberry32).
+function random(len: number, seed: number): Float64Array {
+  let s = seed >>> 0;
+  const out = new Float64Array(len);
+  for (let i = 0; i < len; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+// Float32-representable data, so float32 and float64 runs see the same inputs.
+function random32(len: number, seed: number): Float64Array {
+  return Float64Array.from(new Float32Array(random(len, seed)));
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+function dims(
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  oc: number,
+  kh: number,
+  kw: number,
+  stride: number,
+  padding: number,
+): Conv2dDims {
+  const oh = Math.floor((h + 2 * padding - kh) / stride) + 1;
+  const ow = Math.floor((w + 2 * padding - kw) / stride) + 1;
+  return { n, c, h, w, oc, kh, kw, oh, ow, stride, padding };
+}
+
+const sizes = (d: Conv2dDims) => ({
+  x: d.n * d.c * d.h * d.w,
+  w: d.oc * d.c * d.kh * d.kw,
+  y: d.n * d.oc * d.oh * d.ow,
+});
+
+// Random convolutions whose kernel fits the padded input.
+const convArb = fc
+  .record({
+    n: fc.integer({ min: 1, max: 3 }),
+    c: fc.integer({ min: 1, max: 4 }),
+    h: fc.integer({ min: 1, max: 12 }),
+    w: fc.integer({ min: 1, max: 12 }),
+    oc: fc.integer({ min: 1, max: 5 }),
+    kh: fc.integer({ min: 1, max: 4 }),
+    kw: fc.integer({ min: 1, max: 4 }),
+    stride: fc.integer({ min: 1, max: 3 }),
+    padding: fc.integer({ min: 0, max: 2 }),
+  })
+  .filter((r) => r.h + 2 * r.padding >= r.kh && r.w + 2 * r.padding >= r.kw)
+  .map((r) => dims(r.n, r.c, r.h, r.w, r.oc, r.kh, r.kw, r.stride, r.padding));
+
+Deno.test("conv2dRef matches a hand-computed example", () => {
+  const d = dims(1, 1, 3, 3, 1, 2, 2, 1, 0);
+  const y = new Float64Array(4);
+  conv2dRef(
+    new Float64Array([1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    new Float64Array([1, 0, 0, 1]),
+    new Float64Array([0.5]),
+    y,
+    d,
+  );
+  assert.deepEqual([...y], [6.5, 8.5, 12.5, 14.5]);
+  // Padding 1, stride 2 over a 3×3 image of ones: corners see 4 pixels, edges 6, centre 9.
+  const d2 = dims(1, 1, 3, 3, 1, 3, 3, 2, 1);
+  const y2 = new Float64Array(4);
+  conv2dRef(new Float64Array(9).fill(1), new Float64Array(9).fill(1), null, y2, d2);
+  assert.deepEqual([...y2], [4, 4, 4, 4]);
+});
+
+Deno.test("conv2dRef matches the direct formula over an explicitly padded input", () => {
+  const d = dims(2, 3, 5, 6, 4, 3, 2, 2, 1);
+  const x = random(sizes(d).x, 1), w = random(sizes(d).w, 2), b = random(d.oc, 3);
+  const y = new Float64Array(sizes(d).y);
+  conv2dRef(x, w, b, y, d);
+  const p = d.padding, hp = d.h + 2 * p, wp = d.w + 2 * p;
+  const xp = new Float64Array(d.n * d.c * hp * wp);
+  for (let n = 0; n < d.n; n++) {
+    for (let c = 0; c < d.c; c++) {
+      for (let i = 0; i < d.h; i++) {
+        for (let j = 0; j < d.w; j++) {
+          xp[((n * d.c + c) * hp + i + p) * wp + j + p] = x[((n * d.c + c) * d.h + i) * d.w + j];
+        }
+      }
+    }
+  }
+  for (let n = 0; n < d.n; n++) {
+    for (let o = 0; o < d.oc; o++) {
+      for (let i = 0; i < d.oh; i++) {
+        for (let j = 0; j < d.ow; j++) {
+          let want = b[o];
+          for (let c = 0; c < d.c; c++) {
+            for (let u = 0; u < d.kh; u++) {
+              for (let v = 0; v < d.kw; v++) {
+                want += xp[((n * d.c + c) * hp + i * d.stride + u) * wp + j * d.stride + v] *
+                  w[((o * d.c + c) * d.kh + u) * d.kw + v];
+              }
+            }
+          }
+          const got = y[((n * d.oc + o) * d.oh + i) * d.ow + j];
+          assert.ok(Math.abs(got - want) < 1e-12, `y[${n},${o},${i},${j}] = ${got}, want ${want}`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("conv2d backward refs are the adjoints of the forward in float64", () => {
+  fc.assert(
+    fc.property(convArb, fc.integer({ min: 0, max: 2 ** 30 }), (d, seed) => {
+      const n = sizes(d);
+      const x = random(n.x, seed), w = random(n.w, seed + 1), dy = random(n.y, seed + 2);
+      const y = new Float64Array(n.y), dx = new Float64Array(n.x), dw = new Float64Array(n.w);
+      conv2dRef(x, w, null, y, d);
+      conv2dBackwardInputRef(dy, w, dx, d);
+      conv2dBackwardFilterRef(x, dy, dw, d);
+      const lhs = dot(y, dy);
+      const tol = 1e-10 * (1 + Math.abs(lhs));
+      assert.ok(Math.abs(lhs - dot(x, dx)) < tol, `<conv(x), dy> ${lhs} vs <x, dx> ${dot(x, dx)}`);
+      assert.ok(Math.abs(lhs - dot(w, dw)) < tol, `<conv(x), dy> ${lhs} vs <w, dw> ${dot(w, dw)}`);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+// Float32 result vs float64 reference, each element bounded relative to the
+// sum of |products| that formed it (computed by the same kernel on |inputs|).
+function assertClose(got: Float32Array, want: Float64Array, scale: Float64Array, what: string) {
+  for (let i = 0; i < want.length; i++) {
+    const bound = 1e-5 * scale[i] + 1e-30;
+    if (!(Math.abs(got[i] - want[i]) <= bound)) {
+      assert.fail(`${what}: element ${i} is ${got[i]}, want ${want[i]} (bound ${bound})`);
+    }
+  }
+}
+
+const abs = (a: Float64Array) => a.map(Math.abs);
+const tiers: KernelTier[] = wasmAvailable() ? ["ts", "wasm"] : ["ts"];
+
+function checkFast(d: Conv2dDims, seed: number, tier: KernelTier, bias: boolean): void {
+  const n = sizes(d);
+  const x = random32(n.x, seed), w = random32(n.w, seed + 1), dy = random32(n.y, seed + 2);
+  const b = bias ? random32(d.oc, seed + 3) : null;
+  const label = `${tier} ${JSON.stringify(d)}`;
+
+  const y = new Float64Array(n.y), ys = new Float64Array(n.y);
+  conv2dRef(x, w, b, y, d);
+  conv2dRef(abs(x), abs(w), b && abs(b), ys, d);
+  const y32 = new Float32Array(n.y).fill(NaN);
+  conv2dFast(new Float32Array(x), new Float32Array(w), b && new Float32Array(b), y32, d, tier);
+  assertClose(y32, y, ys, `conv2dFast ${label}`);
+
+  const dx = new Float64Array(n.x), dxs = new Float64Array(n.x);
+  conv2dBackwardInputRef(dy, w, dx, d);
+  conv2dBackwardInputRef(abs(dy), abs(w), dxs, d);
+  const dx32 = new Float32Array(n.x).fill(NaN);
+  conv2dBackwardInputFast(new Float32Array(dy), new Float32Array(w), dx32, d, tier);
+  assertClose(dx32, dx, dxs, `conv2dBackwardInputFast ${label}`);
+
+  const dw = new Float64Array(n.w), dws = new Float64Array(n.w);
+  conv2dBackwardFilterRef(x, dy, dw, d);
+  conv2dBackwardFilterRef(abs(x), abs(dy), dws, d);
+  const dw32 = new Float32Array(n.w).fill(NaN);
+  conv2dBackwardFilterFast(new Float32Array(x), new Float32Array(dy), dw32, d, tier);
+  assertClose(dw32, dw, dws, `conv2dBackwardFilterFast ${label}`);
+}
+
+for (const tier of tiers) {
+  Deno.test(`conv2d fast kernels (${tier}) match the refs for random shapes, strides and padding`, () => {
+    fc.assert(
+      fc.property(convArb, fc.integer({ min: 0, max: 2 ** 30 }), fc.boolean(), (d, seed, bias) => {
+        checkFast(d, seed, tier, bias);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  Deno.test(`conv2d fast kernels (${tier}) match the refs on 1×1 and lecture-like shapes`, () => {
+    checkFast(dims(2, 5, 7, 6, 3, 1, 1, 1, 0), 11, tier, true); // pointwise: no im2col
+    checkFast(dims(3, 1, 28, 28, 8, 3, 3, 1, 0), 12, tier, true); // conv1 of the lecture, fewer channels
+    checkFast(dims(2, 16, 13, 13, 12, 3, 3, 1, 1), 13, tier, false);
+    checkFast(dims(2, 3, 17, 15, 4, 5, 4, 3, 2), 14, tier, true);
+  });
+}
+
+Deno.test("conv2d kernels reject inconsistent dims and short arrays", () => {
+  const d = dims(1, 2, 5, 5, 3, 3, 3, 1, 0);
+  const x = new Float32Array(50), w = new Float32Array(54), y = new Float32Array(27);
+  assert.throws(() => conv2dFast(x, w, null, y, { ...d, oh: 4 }), /output should be 3×3/);
+  assert.throws(() => conv2dRef(x, w, null, y, { ...d, stride: 0 }), /stride ≥ 1/);
+  assert.throws(
+    () => conv2dBackwardFilterFast(x, y.subarray(1), w, d),
+    /y has 26 elements, needs 27/,
+  );
+  assert.throws(() => checkConv2dDims("t", d, { b: new Float32Array(2) }), /b has 2 elements/);
+});
