@@ -1,0 +1,105 @@
+import type { Node } from "../graph/graph.ts";
+import { numel, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { reduceAxes } from "./_reduce.ts";
+
+/** Attributes of log-softmax and its backward. */
+export interface LogSoftmaxAttrs {
+  /** The normalised axis; negative counts from the end. */
+  axis: number;
+}
+
+/** `[outer, n, inner]`: the axis of length `n` sits between blocks of `outer` and `inner`. */
+function split(shape: Shape, axis: number): [number, number, number] {
+  const a = reduceAxes(shape, [axis])[0]!;
+  return [numel(shape.slice(0, a)), shape[a]!, numel(shape.slice(a + 1))];
+}
+
+/** `log(softmax(x))` along one axis as `x - max - log Σ exp(x - max)`: finite for any finite input. */
+export const logSoftmaxOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftmaxAttrs>({
+  name: "log_softmax",
+  inputs: ["x"],
+  shape: ([x], { axis }) => {
+    reduceAxes(x!, [axis]);
+    return x!;
+  },
+  // x: shape -> y: shape, log-normalised along `axis`
+  forward([x], y, c) {
+    const [outer, n, inner] = split(c.inShapes[0]!, c.attrs.axis);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        const base = o * n * inner + i;
+        const end = base + n * inner;
+        let m = -Infinity;
+        for (let p = base; p < end; p += inner) if (x![p]! > m) m = x![p]!;
+        let s = 0;
+        for (let p = base; p < end; p += inner) s += Math.exp(x![p]! - m);
+        const lse = m + Math.log(s);
+        for (let p = base; p < end; p += inner) y[p] = x![p]! - lse;
+      }
+    }
+  },
+  // dx = dy - exp(y) * Σ_axis dy
+  vjp: ({ out, dy, attrs }) => [logSoftmaxBackward(out, dy, { axis: attrs.axis })],
+});
+
+/**
+ * The VJP of log-softmax from its output: `dy - exp(y) * Σ_axis dy`. Reading
+ * the output rather than `x` means the input's buffer need not live until the
+ * backward pass. It has no VJP of its own (no second derivatives).
+ */
+export const logSoftmaxBackwardOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftmaxAttrs>({
+  name: "log_softmax_backward",
+  inputs: ["y", "dy"],
+  shape: ([y, dy], { axis }) => {
+    reduceAxes(y!, [axis]);
+    if (y!.join() !== dy!.join()) throw new Error("y and dy must have the same shape");
+    return y!;
+  },
+  // y, dy: shape -> dx: shape
+  forward([y, dy], dx, c) {
+    const [outer, n, inner] = split(c.inShapes[0]!, c.attrs.axis);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        const base = o * n * inner + i;
+        const end = base + n * inner;
+        let s = 0;
+        for (let p = base; p < end; p += inner) s += dy![p]!;
+        for (let p = base; p < end; p += inner) dx[p] = dy![p]! - Math.exp(y![p]!) * s;
+      }
+    }
+  },
+});
+
+/**
+ * Log-softmax along `axis` (default the last), like `torch.log_softmax`;
+ * feed it to {@linkcode nllLoss} for the cross-entropy of the lecture.
+ *
+ * @example
+ * ```ts
+ * import { Graph, logSoftmax } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(logSoftmax(g.input("logits", [-1, 10])).shape); // [-1, 10]
+ * ```
+ */
+export function logSoftmax(x: Node, opts: { axis?: number; name?: string } = {}): Node {
+  return x.graph.apply(logSoftmaxOp, [x], { axis: opts.axis ?? -1 }, opts.name);
+}
+
+/**
+ * `dy - exp(y) * Σ_axis dy` for a log-softmax output `y`: the backward of
+ * {@linkcode logSoftmax}.
+ *
+ * @example
+ * ```ts
+ * import { Graph, logSoftmaxBackward } from "./mod.ts";
+ * const g = new Graph();
+ * console.log(logSoftmaxBackward(g.input("y", [2, 3]), g.input("dy", [2, 3])).shape); // [2, 3]
+ * ```
+ */
+export function logSoftmaxBackward(
+  y: Node,
+  dy: Node,
+  opts: { axis?: number; name?: string } = {},
+): Node {
+  return y.graph.apply(logSoftmaxBackwardOp, [y, dy], { axis: opts.axis ?? -1 }, opts.name);
+}
