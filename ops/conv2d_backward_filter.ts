@@ -1,0 +1,119 @@
+import type { Node } from "../graph/graph.ts";
+import { conv2dBackwardFilterFast } from "./kernels/conv2d_fast.ts";
+import { conv2dBackwardFilterRef, type Conv2dDims } from "./kernels/conv2d_ref.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { conv2d } from "./conv2d.ts";
+import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
+
+interface BackwardFilterAttrs {
+  stride: number;
+  padding: number;
+  /** `[KH, KW]` of the filter: with stride > 1, x's and dy's sizes do not determine it. */
+  kernelSize: [number, number];
+}
+
+function backwardFilterShape(
+  [x, dy]: Shape[],
+  { stride, padding, kernelSize }: BackwardFilterAttrs,
+): number[] {
+  if (!Number.isInteger(stride) || stride < 1) {
+    throw new Error(`stride must be a positive whole number, got ${stride}`);
+  }
+  if (!Number.isInteger(padding) || padding < 0) {
+    throw new Error(`padding must be a non-negative whole number, got ${padding}`);
+  }
+  const [kh, kw] = kernelSize ?? [];
+  if (!Number.isInteger(kh) || !Number.isInteger(kw) || kh! < 1 || kw! < 1) {
+    throw new Error(
+      `kernelSize must be [KH, KW] with positive sizes, got ${JSON.stringify(kernelSize)}`,
+    );
+  }
+  if (x!.length !== 4) throw new Error(`x must be 4-D [N,C,H,W], got ${fmtShape(x!)}`);
+  if (dy!.length !== 4) throw new Error(`dy must be 4-D [N,OC,OH,OW], got ${fmtShape(dy!)}`);
+  const [n, c, h, w] = x as [number, number, number, number];
+  const [dn, oc, oh, ow] = dy as [number, number, number, number];
+  // the builder appends both shapes, which show the two batch sizes
+  if (n !== dn) throw new Error("x and dy must have the same batch size");
+  const eh = Math.floor((h + 2 * padding - kh!) / stride) + 1;
+  const ew = Math.floor((w + 2 * padding - kw!) / stride) + 1;
+  if (eh < 1 || ew < 1 || eh !== oh || ew !== ow) {
+    throw new Error(
+      `dy is ${oh}x${ow} but a ${h}x${w} input gives ${eh}x${ew} outputs with a ${kh}x${kw} filter, stride ${stride}, padding ${padding}`,
+    );
+  }
+  return [oc, c, kh!, kw!];
+}
+
+/** The VJP of {@linkcode conv2dOp} in its filter: `dw` from the input and `dy`. */
+export const conv2dBackwardFilterOp: OpDef<BackwardFilterAttrs> = registerOp<BackwardFilterAttrs>({
+  name: "conv2d_backward_filter",
+  inputs: ["x", "dy"],
+  shape: backwardFilterShape,
+  // x: (N, C, H, W), dy: (N, OC, OH, OW) -> dw: (OC, C, KH, KW),
+  // dw[oc,c,i',j'] = Σ_{s,i,j} dy[s,oc,i,j] · x[s,c,i·stride+i'−p, j·stride+j'−p]
+  forward([x, dy], dw, c) {
+    const [n, ch, h, w] = c.inShapes[0]!;
+    const [, oc, oh, ow] = c.inShapes[1]!;
+    const d: Conv2dDims = {
+      n: n!,
+      c: ch!,
+      h: h!,
+      w: w!,
+      oc: oc!,
+      kh: c.outShape[2]!,
+      kw: c.outShape[3]!,
+      oh: oh!,
+      ow: ow!,
+      stride: c.attrs.stride,
+      padding: c.attrs.padding,
+    };
+    if (dw instanceof Float64Array || c.tier === "ref") conv2dBackwardFilterRef(x!, dy!, dw, d);
+    else conv2dBackwardFilterFast(x as Float32Array, dy as Float32Array, dw, d, c.tier);
+  },
+  // bilinear in (x, dy), the adjoint of conv2d in w:
+  // dx = conv2dBackwardInput(dy, ddw), d(dy) = conv2d(x, ddw)
+  vjp: ({ inputs: [x, dy], dy: ddw, attrs: { stride, padding } }) => [
+    conv2dBackwardInput(dy!, ddw, { stride, padding, inputSize: [x!.shape[2]!, x!.shape[3]!] }),
+    conv2d(x!, ddw, null, { stride, padding }),
+  ],
+});
+
+/** Options of {@linkcode conv2dBackwardFilter}. */
+export interface Conv2dBackwardFilterOptions {
+  /** `[KH, KW]` of the forward convolution's filter. */
+  kernelSize: [number, number];
+  /** The forward convolution's stride (default 1). */
+  stride?: number;
+  /** The forward convolution's zero padding (default 0). */
+  padding?: number;
+  /** Node name. */
+  name?: string;
+}
+
+/**
+ * The gradient of {@linkcode conv2d} with respect to its filter: from
+ * `x [N, C, H, W]` and `dy [N, OC, OH, OW]`, `dw [OC, C, KH, KW]`, summed
+ * over the batch. `kernelSize` gives `[KH, KW]`, which a strided
+ * convolution's sizes do not determine.
+ *
+ * @example
+ * ```ts
+ * import { conv2dBackwardFilter, Graph } from "./mod.ts";
+ * const g = new Graph();
+ * const x = g.input("x", [-1, 1, 28, 28]);
+ * const dy = g.input("dy", [-1, 32, 26, 26]);
+ * console.log(conv2dBackwardFilter(x, dy, { kernelSize: [3, 3] }).shape); // [32, 1, 3, 3]
+ * ```
+ */
+export function conv2dBackwardFilter(
+  x: Node,
+  dy: Node,
+  opts: Conv2dBackwardFilterOptions,
+): Node {
+  const attrs: BackwardFilterAttrs = {
+    stride: opts.stride ?? 1,
+    padding: opts.padding ?? 0,
+    kernelSize: opts.kernelSize && [opts.kernelSize[0], opts.kernelSize[1]],
+  };
+  return x.graph.apply(conv2dBackwardFilterOp, [x, dy], attrs, opts.name);
+}

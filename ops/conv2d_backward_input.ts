@@ -1,0 +1,119 @@
+import type { Node } from "../graph/graph.ts";
+import { conv2dBackwardInputFast } from "./kernels/conv2d_fast.ts";
+import { conv2dBackwardInputRef, type Conv2dDims } from "./kernels/conv2d_ref.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { conv2d } from "./conv2d.ts";
+import { conv2dBackwardFilter } from "./conv2d_backward_filter.ts";
+
+interface BackwardInputAttrs {
+  stride: number;
+  padding: number;
+  /** `[H, W]` of the convolution's input: with stride > 1, dy's size does not determine it. */
+  inputSize: [number, number];
+}
+
+function backwardInputShape(
+  [dy, w]: Shape[],
+  { stride, padding, inputSize }: BackwardInputAttrs,
+): number[] {
+  if (!Number.isInteger(stride) || stride < 1) {
+    throw new Error(`stride must be a positive whole number, got ${stride}`);
+  }
+  if (!Number.isInteger(padding) || padding < 0) {
+    throw new Error(`padding must be a non-negative whole number, got ${padding}`);
+  }
+  const [h, wd] = inputSize ?? [];
+  if (!Number.isInteger(h) || !Number.isInteger(wd) || h! < 1 || wd! < 1) {
+    throw new Error(
+      `inputSize must be [H, W] with positive sizes, got ${JSON.stringify(inputSize)}`,
+    );
+  }
+  if (dy!.length !== 4) throw new Error(`dy must be 4-D [N,OC,OH,OW], got ${fmtShape(dy!)}`);
+  if (w!.length !== 4) throw new Error(`w must be 4-D [OC,C,KH,KW], got ${fmtShape(w!)}`);
+  const [n, oc, oh, ow] = dy as [number, number, number, number];
+  const [woc, c, kh, kw] = w as [number, number, number, number];
+  if (oc !== woc) throw new Error(`dy has ${oc} channels but the filter has ${woc} outputs`);
+  const eh = Math.floor((h! + 2 * padding - kh) / stride) + 1;
+  const ew = Math.floor((wd! + 2 * padding - kw) / stride) + 1;
+  if (eh < 1 || ew < 1 || eh !== oh || ew !== ow) {
+    throw new Error(
+      `dy is ${oh}x${ow} but a ${h}x${wd} input gives ${eh}x${ew} outputs with a ${kh}x${kw} filter, stride ${stride}, padding ${padding}`,
+    );
+  }
+  return [n, c, h!, wd!];
+}
+
+/** The VJP of {@linkcode conv2dOp} in its input: `dx` from `dy` and the filter. */
+export const conv2dBackwardInputOp: OpDef<BackwardInputAttrs> = registerOp<BackwardInputAttrs>({
+  name: "conv2d_backward_input",
+  inputs: ["dy", "w"],
+  shape: backwardInputShape,
+  // dy: (N, OC, OH, OW), w: (OC, C, KH, KW) -> dx: (N, C, H, W),
+  // dx[s,c,i·stride+i'−p, j·stride+j'−p] += Σ_oc dy[s,oc,i,j] · w[oc,c,i',j']
+  forward([dy, w], dx, c) {
+    const [n, oc, oh, ow] = c.inShapes[0]!;
+    const [, ch, kh, kw] = c.inShapes[1]!;
+    const d: Conv2dDims = {
+      n: n!,
+      c: ch!,
+      h: c.outShape[2]!,
+      w: c.outShape[3]!,
+      oc: oc!,
+      kh: kh!,
+      kw: kw!,
+      oh: oh!,
+      ow: ow!,
+      stride: c.attrs.stride,
+      padding: c.attrs.padding,
+    };
+    if (dx instanceof Float64Array || c.tier === "ref") conv2dBackwardInputRef(dy!, w!, dx, d);
+    else conv2dBackwardInputFast(dy as Float32Array, w as Float32Array, dx, d, c.tier);
+  },
+  // bilinear in (dy, w), the adjoint of conv2d in x:
+  // d(dy) = conv2d(ddx, w), dw = conv2dBackwardFilter(ddx, dy)
+  vjp: ({ inputs: [dy, w], dy: ddx, attrs: { stride, padding } }) => [
+    conv2d(ddx, w!, null, { stride, padding }),
+    conv2dBackwardFilter(ddx, dy!, { stride, padding, kernelSize: [w!.shape[2]!, w!.shape[3]!] }),
+  ],
+});
+
+/** Options of {@linkcode conv2dBackwardInput}. */
+export interface Conv2dBackwardInputOptions {
+  /** `[H, W]` of the forward convolution's input. */
+  inputSize: [number, number];
+  /** The forward convolution's stride (default 1). */
+  stride?: number;
+  /** The forward convolution's zero padding (default 0). */
+  padding?: number;
+  /** Node name. */
+  name?: string;
+}
+
+/**
+ * The gradient of {@linkcode conv2d} with respect to its input: from
+ * `dy [N, OC, OH, OW]` and `w [OC, C, KH, KW]`, `dx [N, C, H, W]` (a
+ * transposed convolution). `inputSize` gives `[H, W]`, which a strided
+ * convolution's output size does not determine.
+ *
+ * @example
+ * ```ts
+ * import { conv2dBackwardInput, Graph } from "./mod.ts";
+ * const g = new Graph();
+ * const dy = g.input("dy", [-1, 32, 14, 14]);
+ * const w = g.param("w", [32, 3, 3, 3], { kind: "uniform", bound: 0.2 });
+ * const dx = conv2dBackwardInput(dy, w, { inputSize: [28, 28], stride: 2, padding: 1 });
+ * console.log(dx.shape); // [-1, 3, 28, 28]
+ * ```
+ */
+export function conv2dBackwardInput(
+  dy: Node,
+  w: Node,
+  opts: Conv2dBackwardInputOptions,
+): Node {
+  const attrs: BackwardInputAttrs = {
+    stride: opts.stride ?? 1,
+    padding: opts.padding ?? 0,
+    inputSize: opts.inputSize && [opts.inputSize[0], opts.inputSize[1]],
+  };
+  return dy.graph.apply(conv2dBackwardInputOp, [dy, w], attrs, opts.name);
+}
