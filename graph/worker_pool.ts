@@ -1,0 +1,582 @@
+/**
+ * Data-parallel gradients across Web Workers: each worker runs the same
+ * forward + backward graph on one contiguous shard of a mini-batch, reading
+ * parameters and data from shared memory, and the main thread reduces the
+ * shard gradients in a fixed order. {@linkcode LocalRunner} is the same
+ * computation in-process, the reference the pool must match.
+ *
+ * @module
+ */
+// full specifier: an import map is ignored when the library is loaded from a URL
+// deno-lint-ignore no-import-prefix
+import * as Comlink from "npm:comlink@4.4.2";
+import type { Tier } from "../ops/_op.ts";
+import type { GraphJSON } from "./graph.ts";
+import { GradientShard, type ShardInit, type WorkerApi } from "./worker.ts";
+
+/** A training graph and the names of its parts, as posted to every worker. */
+export interface TrainGraphSpec {
+  /** Forward + backward graph (grad already applied). */
+  graph: GraphJSON;
+  /** Name of the image input node, shape `[-1, ...sampleShape]`. */
+  input: string;
+  /** Name of the label input node, shape `[-1]` (class ids as floats). */
+  target: string;
+  /** Name of the scalar loss node (mean over the shard). */
+  loss: string;
+  /** Parameter name -> name of its gradient node. */
+  grads: Record<string, string>;
+}
+
+/** The training set in shared memory. */
+export interface SharedData {
+  /** Every sample's `sampleSize` floats, back to back (SharedArrayBuffer-backed). */
+  images: Float32Array;
+  /** Class id of every sample (SharedArrayBuffer-backed). */
+  labels: Uint8Array;
+  /** Floats per sample. */
+  sampleSize: number;
+}
+
+/** Computes the batch-mean loss and gradients of a mini-batch. */
+export interface GradientRunner {
+  /** Mean loss over the batch `indices` (dataset sample indices) at `step`; writes the batch-mean gradient of every parameter into `grads` (overwrite). */
+  step(
+    indices: Uint32Array,
+    step: number,
+    grads: Map<string, Float32Array>,
+  ): Promise<{ loss: number }>;
+  /** Releases workers and buffers; safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/** A simulated fault, for tests. */
+export interface InjectedFault {
+  /** Worker index. */
+  worker: number;
+  /** Step at which it strikes. */
+  step: number;
+  /** Uncaught error, `self.close()`, or never answering. */
+  kind: "throw" | "exit" | "hang";
+  /** Strike on every attempt of the step, not only the first (to test giving up). */
+  every?: boolean;
+}
+
+/** Options of {@linkcode WorkerPool.create}. */
+export interface WorkerPoolOptions {
+  /** Number of workers. */
+  workers: number;
+  /** Parameter buffers by name, SharedArrayBuffer-backed; updated in place between steps. */
+  params: Map<string, Float32Array>;
+  /** The training set. */
+  data: SharedData;
+  /** Largest batch `step` will be given. */
+  maxBatch: number;
+  /** Kernel tier in the workers (default: their process-wide default). */
+  tier?: Tier;
+  /** A worker that has not answered a step after this long is replaced (default 60000). */
+  stepTimeoutMs?: number;
+  /** Retries of a failed step before giving up (default 3, so at most 4 attempts). */
+  maxRetries?: number;
+  /**
+   * Modules that register ops beyond `ops/mod.ts` (custom ops), imported by
+   * the main thread and by every worker before the graph is rebuilt; give
+   * absolute URLs, e.g. `new URL("./my_op.ts", import.meta.url)`.
+   */
+  opModules?: (string | URL)[];
+  /** Test-only fault injection: the worker misbehaves at that step (first attempt only unless `every`). */
+  faults?: InjectedFault[];
+}
+
+/** Options of {@linkcode LocalRunner}. */
+export interface LocalRunnerOptions {
+  /** Parameter buffers by name (any memory). */
+  params: Map<string, Float32Array>;
+  /** The training set (any memory). */
+  data: SharedData;
+  /** Largest batch `step` will be given. */
+  maxBatch: number;
+  /** Kernel tier (default: the process-wide default). */
+  tier?: Tier;
+}
+
+const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
+
+// A worker's start-up loads and compiles every module, which on a busy
+// machine can take far longer than a short test step timeout.
+const MIN_INIT_TIMEOUT_MS = 30_000;
+
+interface Layout {
+  /** `[parameter, gradient node]` in region order. */
+  grads: [string, string][];
+  /** Offset of each gradient in a region. */
+  offsets: number[];
+  /** Element count of each gradient. */
+  sizes: number[];
+  /** Floats per region. */
+  total: number;
+}
+
+function layoutOf(spec: TrainGraphSpec, params: Map<string, Float32Array>, who: string): Layout {
+  const grads = Object.entries(spec.grads);
+  const offsets: number[] = [];
+  const sizes: number[] = [];
+  let total = 0;
+  for (const [name] of grads) {
+    const p = params.get(name);
+    if (!p) {
+      throw new Error(
+        `${who}: spec.grads names parameter "${name}" but params has none (params: ${
+          [...params.keys()].join(", ")
+        })`,
+      );
+    }
+    offsets.push(total);
+    sizes.push(p.length);
+    total += p.length;
+  }
+  return { grads, offsets, sizes, total };
+}
+
+function checkBatch(
+  who: string,
+  indices: Uint32Array,
+  step: number,
+  maxBatch: number,
+  count: number,
+): void {
+  if (!(indices instanceof Uint32Array) || indices.length < 1 || indices.length > maxBatch) {
+    throw new Error(
+      `${who}: the batch must be a Uint32Array of 1..${maxBatch} sample indices, got ${indices?.length}`,
+    );
+  }
+  if (!Number.isInteger(step) || step < 0) {
+    throw new Error(`${who}: step must be a whole number >= 0, got ${step}`);
+  }
+  // checked here, once: in a worker a bad index would look like a fault and be retried
+  for (const i of indices) {
+    if (i >= count) {
+      throw new Error(`${who}: sample index ${i} is outside the data (${count} samples)`);
+    }
+  }
+}
+
+/** The caller's gradient buffer for entry `k`, created when missing. */
+function outBuffer(
+  who: string,
+  grads: Map<string, Float32Array>,
+  name: string,
+  size: number,
+): Float32Array {
+  let out = grads.get(name);
+  if (!out) grads.set(name, out = new Float32Array(size));
+  else if (out.length !== size) {
+    throw new Error(
+      `${who}: grads buffer for "${name}" holds ${out.length} floats but the parameter has ${size}`,
+    );
+  }
+  return out;
+}
+
+function checkData(who: string, data: SharedData): void {
+  if (!Number.isInteger(data.sampleSize) || data.sampleSize < 1) {
+    throw new Error(
+      `${who}: data.sampleSize must be a positive whole number, got ${data.sampleSize}`,
+    );
+  }
+  if (data.images.length !== data.labels.length * data.sampleSize) {
+    throw new Error(
+      `${who}: data.images holds ${data.images.length} floats but ${data.labels.length} labels × ${data.sampleSize} need ${
+        data.labels.length * data.sampleSize
+      }`,
+    );
+  }
+}
+
+/**
+ * Contiguous shards of `n` samples over `w` workers, sizes as equal as
+ * possible (the first `n % w` get one more).
+ */
+function splitBatch(n: number, w: number): [number, number][] {
+  const base = Math.floor(n / w);
+  const extra = n % w;
+  const out: [number, number][] = [];
+  let start = 0;
+  for (let i = 0; i < w; i++) {
+    const end = start + base + (i < extra ? 1 : 0);
+    out.push([start, end]);
+    start = end;
+  }
+  return out;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * The same computation as {@linkcode WorkerPool}, in-process, as one shard:
+ * the reference a pool must match, and the runner to use when workers do not
+ * pay (small models, one core).
+ *
+ * @example
+ * ```ts ignore
+ * const runner = new LocalRunner(spec, { params, data, maxBatch: 64 });
+ * const grads = new Map<string, Float32Array>();
+ * const { loss } = await runner.step(new Uint32Array([0, 1, 2, 3]), 0, grads);
+ * ```
+ */
+export class LocalRunner implements GradientRunner {
+  private shard: GradientShard;
+  private layout: Layout;
+  private indices: Uint32Array;
+  private region: Float32Array;
+  private maxBatch: number;
+  private count: number;
+
+  /** Rebuilds the graph from `spec` and checks it against the buffers; plans are made per batch size on first use. */
+  constructor(spec: TrainGraphSpec, opts: LocalRunnerOptions) {
+    checkData("LocalRunner", opts.data);
+    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) {
+      throw new Error(
+        `LocalRunner: maxBatch must be a positive whole number, got ${opts.maxBatch}`,
+      );
+    }
+    this.maxBatch = opts.maxBatch;
+    this.count = opts.data.labels.length;
+    this.layout = layoutOf(spec, opts.params, "LocalRunner");
+    this.indices = new Uint32Array(opts.maxBatch);
+    this.region = new Float32Array(this.layout.total);
+    this.shard = new GradientShard({
+      graph: spec.graph,
+      input: spec.input,
+      target: spec.target,
+      loss: spec.loss,
+      grads: this.layout.grads,
+      params: opts.params,
+      images: opts.data.images,
+      labels: opts.data.labels,
+      sampleSize: opts.data.sampleSize,
+      indices: this.indices,
+      gradients: this.region,
+      lossOut: new Float64Array(1),
+      tier: opts.tier,
+    });
+  }
+
+  /** Loss and gradients of the batch `indices` at `step`; see {@linkcode GradientRunner.step}. */
+  step(
+    indices: Uint32Array,
+    step: number,
+    grads: Map<string, Float32Array>,
+  ): Promise<{ loss: number }> {
+    try {
+      checkBatch("LocalRunner.step", indices, step, this.maxBatch, this.count);
+      this.indices.set(indices);
+      const loss = this.shard.run(step, 0, indices.length);
+      const { grads: names, offsets, sizes } = this.layout;
+      names.forEach(([name], k) => {
+        const off = offsets[k]!;
+        outBuffer("LocalRunner.step", grads, name, sizes[k]!).set(
+          this.region.subarray(off, off + sizes[k]!),
+        );
+      });
+      return Promise.resolve({ loss });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Nothing to release; present for {@linkcode GradientRunner}. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+interface Slot {
+  worker: Worker;
+  api: Comlink.Remote<WorkerApi>;
+  /** Rejects when the worker dies (uncaught error) or is terminated. */
+  dead: Promise<never>;
+  /** Rejects `dead` with `reason` and terminates the worker. */
+  kill(reason: string): void;
+}
+
+/** Races `p` against the worker's death and a timeout; the timer never outlives the race. */
+function guard<T>(p: Promise<T>, slot: Slot, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, slot.dead, timeout]).finally(() => clearTimeout(timer));
+}
+
+function isShared(a: ArrayBufferView): boolean {
+  return a.buffer instanceof SharedArrayBuffer;
+}
+
+/**
+ * Data-parallel gradients on `workers` Web Workers. A step splits the batch
+ * into contiguous shards, one per worker; each worker writes its shard-mean
+ * gradient into its own region of a shared buffer, and the main thread sums
+ * `Σ_i (n_i / N) · g_i` in worker order, so a run is bit-reproducible for a
+ * given worker count. A worker that crashes, exits or does not answer in
+ * time is replaced and its shard recomputed; the step is a pure function of
+ * (parameters, indices, step), so the result equals a run without the fault.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = await WorkerPool.create(spec, { workers: 2, params, data, maxBatch: 64 });
+ * try {
+ *   const grads = new Map<string, Float32Array>();
+ *   const { loss } = await pool.step(new Uint32Array([0, 1, 2, 3]), 0, grads);
+ * } finally {
+ *   await pool.close();
+ * }
+ * ```
+ */
+export class WorkerPool implements GradientRunner {
+  private spec: TrainGraphSpec;
+  private opts: WorkerPoolOptions;
+  private layout: Layout;
+  private slots: (Slot | null)[];
+  private indices: Uint32Array;
+  private gradients: Float32Array;
+  private losses: Float64Array;
+  private stepTimeoutMs: number;
+  private maxRetries: number;
+  private modules: string[];
+  private busy = false;
+  private closed = false;
+  private closedBecause = "it was closed";
+
+  private constructor(
+    spec: TrainGraphSpec,
+    opts: WorkerPoolOptions,
+    layout: Layout,
+    modules: string[],
+  ) {
+    this.spec = spec;
+    this.modules = modules;
+    this.opts = opts;
+    this.layout = layout;
+    this.slots = new Array<Slot | null>(opts.workers).fill(null);
+    this.indices = new Uint32Array(new SharedArrayBuffer(4 * opts.maxBatch));
+    this.gradients = new Float32Array(new SharedArrayBuffer(4 * opts.workers * layout.total));
+    this.losses = new Float64Array(new SharedArrayBuffer(8 * opts.workers));
+    this.stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
+    this.maxRetries = opts.maxRetries ?? 3;
+  }
+
+  /**
+   * Checks the spec and buffers, starts the workers and waits until each has
+   * rebuilt the graph. Rejects (with every worker terminated) if one fails.
+   */
+  static async create(spec: TrainGraphSpec, opts: WorkerPoolOptions): Promise<WorkerPool> {
+    const who = "WorkerPool.create";
+    if (!Number.isInteger(opts.workers) || opts.workers < 1) {
+      throw new Error(`${who}: workers must be a positive whole number, got ${opts.workers}`);
+    }
+    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) {
+      throw new Error(`${who}: maxBatch must be a positive whole number, got ${opts.maxBatch}`);
+    }
+    checkData(who, opts.data);
+    for (const [name, p] of opts.params) {
+      // a worker would receive a copy and never see the optimizer's updates
+      if (!isShared(p)) {
+        throw new Error(`${who}: parameter "${name}" is not in a SharedArrayBuffer`);
+      }
+    }
+    if (!isShared(opts.data.images) || !isShared(opts.data.labels)) {
+      throw new Error(`${who}: data.images and data.labels must be in SharedArrayBuffers`);
+    }
+    const layout = layoutOf(spec, opts.params, who);
+    const modules = (opts.opModules ?? []).map((u) => new URL(u).href);
+    for (const m of modules) await import(m);
+    const pool = new WorkerPool(spec, opts, layout, modules);
+    // report a bad spec here, with its own message, before any worker starts
+    new GradientShard(pool.initFor(0));
+    try {
+      await Promise.all(pool.slots.map((_, i) => pool.spawn(i)));
+    } catch (e) {
+      pool.closed = true;
+      pool.closedBecause = "its workers could not start";
+      pool.terminateAll("WorkerPool.create failed");
+      throw new Error(`${who}: could not start the workers: ${messageOf(e)}`);
+    }
+    return pool;
+  }
+
+  /** Number of workers currently running (0 after {@linkcode WorkerPool.close} or a failure). */
+  get liveWorkers(): number {
+    return this.slots.filter((s) => s !== null).length;
+  }
+
+  /** Loss and gradients of the batch `indices` at `step`; see {@linkcode GradientRunner.step}. */
+  async step(
+    indices: Uint32Array,
+    step: number,
+    grads: Map<string, Float32Array>,
+  ): Promise<{ loss: number }> {
+    const who = "WorkerPool.step";
+    if (this.closed) throw new Error(`${who}: the pool is closed: ${this.closedBecause}`);
+    if (this.busy) throw new Error(`${who}: step ${step} called while another step is running`);
+    checkBatch(who, indices, step, this.opts.maxBatch, this.opts.data.labels.length);
+    const outs = this.layout.grads.map(([name], k) =>
+      outBuffer(who, grads, name, this.layout.sizes[k]!)
+    );
+    this.busy = true;
+    try {
+      // workers read the batch from here; it must not change until they answer
+      this.indices.set(indices);
+      const n = indices.length;
+      const shards = splitBatch(n, this.slots.length);
+      let pending = shards.flatMap(([s, e], i) => (e > s ? [i] : []));
+      for (let attempt = 0;; attempt++) {
+        const settled = await Promise.allSettled(
+          pending.map((i) => this.runShard(i, step, shards[i]!, attempt)),
+        );
+        if (this.closed) throw new Error(`${who}: the pool was closed during step ${step}`);
+        const failed: [number, string][] = [];
+        settled.forEach((r, k) => {
+          if (r.status === "rejected") failed.push([pending[k]!, messageOf(r.reason)]);
+        });
+        if (failed.length === 0) break;
+        for (const [i, why] of failed) this.retire(i, why);
+        if (attempt >= this.maxRetries) {
+          const causes = failed.map(([i, why]) => `worker ${i}: ${why}`).join("; ");
+          this.closed = true;
+          this.closedBecause = `step ${step} failed ${attempt + 1} times in a row (${causes})`;
+          this.terminateAll(`step ${step} failed`);
+          throw new Error(`${who}: ${this.closedBecause}, giving up`);
+        }
+        pending = failed.map(([i]) => i);
+      }
+      return { loss: this.reduce(shards, n, outs) };
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Terminates every worker; later steps reject. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closed = true;
+    this.terminateAll("WorkerPool closed");
+    return Promise.resolve();
+  }
+
+  /** `grad = Σ_i (n_i / N) · g_i` and the loss likewise, always in worker order. */
+  private reduce(shards: [number, number][], n: number, outs: Float32Array[]): number {
+    const { offsets, sizes, total } = this.layout;
+    let loss = 0;
+    let first = true;
+    for (let i = 0; i < shards.length; i++) {
+      const [s, e] = shards[i]!;
+      if (e === s) continue;
+      const w = (e - s) / n;
+      loss += w * this.losses[i]!;
+      const region = i * total;
+      for (let k = 0; k < outs.length; k++) {
+        const out = outs[k]!;
+        const g = this.gradients.subarray(region + offsets[k]!, region + offsets[k]! + sizes[k]!);
+        // 1 · g is exact, so one shard gives the very bits LocalRunner gives
+        if (first && w === 1) out.set(g);
+        else if (first) { for (let j = 0; j < g.length; j++) out[j] = w * g[j]!; }
+        else for (let j = 0; j < g.length; j++) out[j] = out[j]! + w * g[j]!;
+      }
+      first = false;
+    }
+    return loss;
+  }
+
+  /** One shard on worker `i`, starting a replacement first if it was retired. */
+  private async runShard(
+    i: number,
+    step: number,
+    [start, end]: [number, number],
+    attempt: number,
+  ): Promise<number> {
+    const slot = this.slots[i] ?? await this.spawn(i);
+    const fault = this.opts.faults?.find((f) =>
+      f.worker === i && f.step === step && (attempt === 0 || f.every)
+    )?.kind;
+    return await guard(
+      slot.api.step(step, start, end, fault),
+      slot,
+      this.stepTimeoutMs,
+      `worker ${i} at step ${step}`,
+    );
+  }
+
+  /** What worker `i` is started with: shared views, its own gradient region and loss slot. */
+  private initFor(i: number): ShardInit {
+    const { spec, opts, layout } = this;
+    return {
+      graph: spec.graph,
+      input: spec.input,
+      target: spec.target,
+      loss: spec.loss,
+      grads: layout.grads,
+      params: opts.params,
+      images: opts.data.images,
+      labels: opts.data.labels,
+      sampleSize: opts.data.sampleSize,
+      indices: this.indices,
+      gradients: this.gradients.subarray(i * layout.total, (i + 1) * layout.total),
+      lossOut: this.losses.subarray(i, i + 1),
+      tier: opts.tier,
+    };
+  }
+
+  /** Starts worker `i` and waits for its init; the slot is registered at once so close() reaches it. */
+  private async spawn(i: number): Promise<Slot> {
+    if (this.closed) throw new Error("the pool is closed");
+    const worker = new Worker(WORKER_URL, { type: "module" });
+    let die!: (e: Error) => void;
+    const dead = new Promise<never>((_, reject) => (die = reject));
+    // nobody may be racing against it when it rejects
+    dead.catch(() => {});
+    // without preventDefault an uncaught error in the worker kills this process
+    worker.onerror = (e) => {
+      e.preventDefault();
+      die(new Error(`worker ${i} crashed: ${e.message}`));
+    };
+    worker.onmessageerror = () => die(new Error(`worker ${i} sent a message that cannot be read`));
+    const slot: Slot = {
+      worker,
+      api: Comlink.wrap<WorkerApi>(worker),
+      dead,
+      kill(reason) {
+        die(new Error(reason));
+        worker.terminate();
+      },
+    };
+    this.slots[i] = slot;
+    try {
+      await guard(
+        slot.api.init(this.initFor(i), this.modules),
+        slot,
+        Math.max(this.stepTimeoutMs, MIN_INIT_TIMEOUT_MS),
+        `worker ${i} start-up`,
+      );
+    } catch (e) {
+      if (this.slots[i] === slot) this.slots[i] = null;
+      slot.kill(messageOf(e));
+      throw e;
+    }
+    return slot;
+  }
+
+  /** Terminates worker `i` (a later shard on it starts a replacement). */
+  private retire(i: number, reason: string): void {
+    const slot = this.slots[i];
+    if (!slot) return;
+    this.slots[i] = null;
+    slot.kill(reason);
+  }
+
+  /** Terminates every worker. */
+  private terminateAll(reason: string): void {
+    for (let i = 0; i < this.slots.length; i++) this.retire(i, reason);
+  }
+}

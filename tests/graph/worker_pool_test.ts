@@ -1,0 +1,277 @@
+import assert from "node:assert/strict";
+import { Graph, type Node } from "../../graph/graph.ts";
+import { grad } from "../../graph/grad.ts";
+import { initParams } from "../../graph/params.ts";
+import {
+  type GradientRunner,
+  type InjectedFault,
+  LocalRunner,
+  type SharedData,
+  type TrainGraphSpec,
+  WorkerPool,
+} from "../../graph/worker_pool.ts";
+import { dropout } from "../../ops/dropout.ts";
+import { linear } from "../../ops/linear.ts";
+import { logSoftmax } from "../../ops/log_softmax.ts";
+import { nllLoss } from "../../ops/nll_loss.ts";
+import { relu } from "../../ops/relu.ts";
+import { flatten } from "../../ops/reshape.ts";
+
+const SAMPLES = 200;
+const SIDE = 4;
+const CLASSES = 10;
+// 64 + 64 + 37: the last batch is smaller and splits unevenly over 2 workers
+const BATCHES = [64, 64, 37];
+
+/** flatten -> linear -> relu -> [dropout] -> [custom] -> linear -> logSoftmax -> nllLoss */
+function model(p: number, custom?: (x: Node) => Node): { spec: TrainGraphSpec; graph: Graph } {
+  const g = new Graph();
+  const x = g.input("x", [-1, SIDE, SIDE]);
+  const w1 = g.param("fc1.weight", [32, SIDE * SIDE], { kind: "uniform", bound: 0.5 });
+  const b1 = g.param("fc1.bias", [32], { kind: "uniform", bound: 0.5 });
+  const w2 = g.param("fc2.weight", [CLASSES, 32], { kind: "uniform", bound: 0.3 });
+  const b2 = g.param("fc2.bias", [CLASSES], { kind: "uniform", bound: 0.3 });
+  let h: Node = relu(linear(flatten(x), w1, b1));
+  if (p > 0) h = dropout(h, { p, seed: 7 });
+  if (custom) h = custom(h);
+  const loss = nllLoss(logSoftmax(linear(h, w2, b2)), g.input("y", [-1]), { name: "loss" });
+  const params = [w1, b1, w2, b2];
+  const gs = grad(loss, params);
+  const grads: Record<string, string> = {};
+  params.forEach((w, i) => (grads[w.name] = gs[i]!.name));
+  return { spec: { graph: g.toJSON(), input: "x", target: "y", loss: "loss", grads }, graph: g };
+}
+
+function sharedData(): SharedData {
+  const ss = SIDE * SIDE;
+  const images = new Float32Array(new SharedArrayBuffer(4 * SAMPLES * ss));
+  const labels = new Uint8Array(new SharedArrayBuffer(SAMPLES));
+  for (let n = 0; n < SAMPLES; n++) {
+    labels[n] = (n * 7) % CLASSES;
+    for (let e = 0; e < ss; e++) images[n * ss + e] = Math.sin(n * 1.3 + e * 0.7) + labels[n]! / 5;
+  }
+  return { images, labels, sampleSize: ss };
+}
+
+/** Batches of distinct sample indices, in a scrambled order. */
+function batches(): Uint32Array[] {
+  let at = 0;
+  return BATCHES.map((b) => Uint32Array.from({ length: b }, () => (at++ * 53) % SAMPLES));
+}
+
+interface Trace {
+  losses: number[];
+  grads: Map<string, Float32Array>[];
+}
+
+/** Runs every batch with a plain SGD update in between, so parameters change under the workers. */
+async function trace(runner: GradientRunner, params: Map<string, Float32Array>): Promise<Trace> {
+  const out: Trace = { losses: [], grads: [] };
+  for (const [step, idx] of batches().entries()) {
+    const grads = new Map<string, Float32Array>();
+    out.losses.push((await runner.step(idx, step, grads)).loss);
+    out.grads.push(grads);
+    for (const [name, g] of grads) {
+      const w = params.get(name)!;
+      for (let i = 0; i < w.length; i++) w[i] = w[i]! - 0.1 * g[i]!;
+    }
+  }
+  return out;
+}
+
+function freshParams(graph: Graph): Map<string, Float32Array> {
+  return initParams(graph, { seed: 3, shared: true }) as Map<string, Float32Array>;
+}
+
+async function poolTrace(
+  p: number,
+  workers: number,
+  extra: {
+    faults?: InjectedFault[];
+    stepTimeoutMs?: number;
+    opModules?: string[];
+    custom?: (x: Node) => Node;
+  } = {},
+): Promise<Trace> {
+  const { custom, ...rest } = extra;
+  const { spec, graph } = model(p, custom);
+  const params = freshParams(graph);
+  const pool = await WorkerPool.create(spec, {
+    workers,
+    params,
+    data: sharedData(),
+    maxBatch: 64,
+    ...rest,
+  });
+  try {
+    return await trace(pool, params);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function localTrace(p: number, custom?: (x: Node) => Node): Promise<Trace> {
+  const { spec, graph } = model(p, custom);
+  const params = freshParams(graph);
+  return await trace(new LocalRunner(spec, { params, data: sharedData(), maxBatch: 64 }), params);
+}
+
+function assertClose(a: Trace, b: Trace, rel: number): void {
+  assert.equal(a.losses.length, b.losses.length);
+  for (let s = 0; s < a.losses.length; s++) {
+    const la = a.losses[s]!, lb = b.losses[s]!;
+    assert.ok(Math.abs(la - lb) <= rel * Math.abs(lb), `step ${s}: loss ${la} vs ${lb}`);
+    for (const [name, ga] of a.grads[s]!) {
+      const gb = b.grads[s]!.get(name)!;
+      let scale = 0;
+      for (const v of gb) scale = Math.max(scale, Math.abs(v));
+      for (let i = 0; i < ga.length; i++) {
+        assert.ok(
+          Math.abs(ga[i]! - gb[i]!) <= rel * scale + 1e-12,
+          `step ${s} ${name}[${i}]: ${ga[i]} vs ${gb[i]}`,
+        );
+      }
+    }
+  }
+}
+
+function assertIdentical(a: Trace, b: Trace): void {
+  assert.deepEqual(a.losses, b.losses);
+  for (let s = 0; s < a.grads.length; s++) {
+    for (const [name, ga] of a.grads[s]!) {
+      assert.deepEqual(ga, b.grads[s]!.get(name), `step ${s} ${name}`);
+    }
+  }
+}
+
+// filled by the first test, reused by the fault tests
+let reference: Trace | undefined;
+
+Deno.test("worker pool with 2 workers matches LocalRunner, including a smaller last batch", async () => {
+  const local = await localTrace(0);
+  const pooled = await poolTrace(0, 2);
+  assertClose(pooled, local, 1e-5);
+  assert.ok(local.losses.every(Number.isFinite));
+  reference = pooled;
+});
+
+Deno.test("worker pool with 1 worker is bit-identical to LocalRunner", async () => {
+  assertIdentical(await poolTrace(0, 1), await localTrace(0));
+});
+
+Deno.test("two runs with 2 workers are bit-identical", async () => {
+  const again = await poolTrace(0, 2);
+  assertIdentical(again, reference ?? await poolTrace(0, 2));
+});
+
+Deno.test("dropout gives the same result with 1 and 2 workers (masks ignore sharding)", async () => {
+  const one = await poolTrace(0.5, 1);
+  const two = await poolTrace(0.5, 2);
+  assertClose(two, one, 1e-5);
+  // the masks are really there: with dropout the losses differ from the plain model
+  assert.notDeepEqual(one.losses, (reference ?? await poolTrace(0, 2)).losses);
+});
+
+// "throw" is an uncaught error in the worker, so Deno prints its stack on
+// stderr even though the pool handles it: that output is expected
+for (const kind of ["throw", "exit", "hang"] as const) {
+  Deno.test(`a worker fault (${kind}) at step 1 is retried and changes nothing`, async () => {
+    const faulty = await poolTrace(0, 2, {
+      faults: [{ worker: 1, step: 1, kind }],
+      stepTimeoutMs: 2000,
+    });
+    assertIdentical(faulty, reference ?? await poolTrace(0, 2));
+  });
+}
+
+Deno.test("a fault on every attempt rejects naming the step, with every worker terminated", async () => {
+  const { spec, graph } = model(0);
+  const params = freshParams(graph);
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params,
+    data: sharedData(),
+    maxBatch: 64,
+    maxRetries: 2,
+    faults: [{ worker: 0, step: 1, kind: "throw", every: true }],
+  });
+  try {
+    const [b0, b1] = batches();
+    const grads = new Map<string, Float32Array>();
+    await pool.step(b0!, 0, grads);
+    await assert.rejects(
+      pool.step(b1!, 1, grads),
+      /step 1 failed 3 times in a row \(worker 0: worker 0 crashed: .*Injected fault at step 1.*\), giving up/,
+    );
+    assert.equal(pool.liveWorkers, 0);
+    await assert.rejects(pool.step(b0!, 2, grads), /the pool is closed: step 1 failed/);
+  } finally {
+    await pool.close();
+    await pool.close(); // safe twice
+  }
+});
+
+Deno.test("WorkerPool.create rejects bad setups with clear messages", async () => {
+  const { spec, graph } = model(0);
+  const data = sharedData();
+  const plain = initParams(graph, { seed: 3 }) as Map<string, Float32Array>;
+  await assert.rejects(
+    WorkerPool.create(spec, { workers: 2, params: plain, data, maxBatch: 8 }),
+    /parameter "fc1.weight" is not in a SharedArrayBuffer/,
+  );
+  await assert.rejects(
+    WorkerPool.create({ ...spec, loss: "nope" }, {
+      workers: 2,
+      params: freshParams(graph),
+      data,
+      maxBatch: 8,
+    }),
+    /the graph has no loss "nope"/,
+  );
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params: freshParams(graph),
+    data,
+    maxBatch: 8,
+  });
+  try {
+    await assert.rejects(
+      pool.step(new Uint32Array(9), 0, new Map()),
+      /1\.\.8 sample indices, got 9/,
+    );
+    await assert.rejects(
+      pool.step(Uint32Array.of(SAMPLES), 0, new Map()),
+      /sample index 200 is outside the data/,
+    );
+    assert.equal(pool.liveWorkers, 2);
+  } finally {
+    await pool.close();
+  }
+  assert.equal(pool.liveWorkers, 0);
+});
+
+Deno.test("opModules registers a custom op in the workers", async () => {
+  // a module no worker knows of, like a user's own op file
+  const url = "data:application/typescript," + encodeURIComponent(`
+    import { registerOp } from "${new URL("../../ops/_op.ts", import.meta.url).href}";
+    export const cubeOp = registerOp({
+      name: "test_cube",
+      inputs: ["x"],
+      shape: ([x]) => x,
+      forward([x], y) { for (let i = 0; i < y.length; i++) y[i] = x[i] ** 3 / 8; },
+      // dx = dy * 3x² / 8
+      vjp: ({ inputs: [x], dy }) => [x.graph.apply(cubeGradOp, [x, dy], {})],
+    });
+    const cubeGradOp = registerOp({
+      name: "test_cube_grad",
+      inputs: ["x", "dy"],
+      shape: ([x]) => x,
+      forward([x, dy], dx) { for (let i = 0; i < dx.length; i++) dx[i] = dy[i] * 3 * x[i] ** 2 / 8; },
+    });
+  `);
+  const { cubeOp } = await import(url);
+  const custom = (x: Node) => x.graph.apply(cubeOp, [x], {});
+  const pooled = await poolTrace(0, 2, { opModules: [url], custom });
+  assertClose(pooled, await localTrace(0, custom), 1e-5);
+  await assert.rejects(poolTrace(0, 2, { custom }), /Unknown op "test_cube"/);
+});
