@@ -209,3 +209,14 @@ Deno.test("concat, stack, slice and padAxis errors name the op, the node and the
     /pad_axis "pd": cannot pad along the batch axis/,
   );
 });
+
+Deno.test("concat, stack and their slices survive a JSON round trip", () => {
+  const g = new Graph();
+  const x = g.input("x", [-1, 2]);
+  const y = concat([x, g.input("z", [-1, 3])], { axis: 1 });
+  grad(sum(stack([y, y], { axis: 1 })), [x]);
+  grad(sum(padAxis(x, { axis: 1, before: 1, after: 2 })), [x]);
+  const back = Graph.fromJSON(JSON.parse(JSON.stringify(g.toJSON())));
+  assert.deepEqual(back.toJSON(), g.toJSON());
+  for (const op of ["concat", "slice", "pad_axis"]) assert.ok(back.nodes.some((r) => r.op === op));
+});

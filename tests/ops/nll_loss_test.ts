@@ -172,3 +172,15 @@ Deno.test("nllLoss shape errors name the op, the node and the shapes", () => {
     /nll_loss "loss4": reduction must be "mean", "sum" or "none", got "avg"/,
   );
 });
+
+Deno.test("a classifier loss graph with its backward survives a JSON round trip", () => {
+  // workers rebuild graphs from JSON through the registry: attrs must be plain data
+  const g = new Graph();
+  const logits = g.input("logits", [-1, 4]);
+  const loss = nllLoss(logSoftmax(logits), g.input("label", [-1]), { reduction: "sum" });
+  grad(loss, [logits]);
+  const back = Graph.fromJSON(JSON.parse(JSON.stringify(g.toJSON())));
+  assert.deepEqual(back.toJSON(), g.toJSON());
+  assert.ok(back.nodes.some((r) => r.op === "nll_loss_backward"));
+  assert.ok(back.nodes.some((r) => r.op === "log_softmax_backward"));
+});
