@@ -83,7 +83,13 @@ export function grad(loss: Node, wrt: readonly Node[], options: GradOptions = {}
     const needs = rec.inputs.some((j) => fromWrt[j] && toLoss[j]);
     if (!needs) continue;
     if (!op.vjp) throw new Error(`grad: op ${rec.op} "${rec.name}" has no VJP rule`);
-    const cots = op.vjp({ inputs, out: g.node(i), dy, attrs: rec.attrs });
+    const cots = op.vjp({
+      inputs,
+      out: g.node(i),
+      dy,
+      attrs: rec.attrs,
+      needs: rec.inputs.map((j) => !!(fromWrt[j] && toLoss[j])),
+    });
     rec.inputs.forEach((j, k) => {
       const c = cots[k];
       if (!c || !fromWrt[j] || !toLoss[j]) return;

@@ -97,10 +97,12 @@ export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
   const inPlan = new Array<boolean>(n).fill(!opts.prune);
   if (opts.prune) {
     for (const o of outputs) inPlan[o] = true;
-    for (let i = n - 1; i >= 0; i--) if (inPlan[i]) for (const j of nodes[i]!.inputs) inPlan[j] = true;
+    for (let i = n - 1; i >= 0; i--) {
+      if (inPlan[i]) { for (const j of nodes[i]!.inputs) inPlan[j] = true; }
+    }
   }
   const lastUse = new Array<number>(n).fill(-1);
-  for (let i = 0; i < n; i++) if (inPlan[i]) for (const j of nodes[i]!.inputs) lastUse[j] = i;
+  for (let i = 0; i < n; i++) if (inPlan[i]) { for (const j of nodes[i]!.inputs) lastUse[j] = i; }
 
   const offsets = new Array<number>(n).fill(-1);
   const free = new Map<number, number[]>(); // padded size -> free offsets

@@ -46,6 +46,8 @@ export interface VjpContext<A = Attrs> {
   dy: Node;
   /** The node's attributes. */
   attrs: A;
+  /** Which inputs need a cotangent; a rule may return `null` for the others. */
+  needs: boolean[];
 }
 
 /**

@@ -80,8 +80,11 @@ export const conv2dOp: OpDef<Conv2dAttrs> = registerOp<Conv2dAttrs>({
     }
   },
   // dx = conv2dBackwardInput(dy, w), dw = conv2dBackwardFilter(x, dy), db = Σ_{n,oh,ow} dy
-  vjp: ({ inputs: [x, w, b], dy, attrs: { stride, padding } }) => [
-    conv2dBackwardInput(dy, w!, { stride, padding, inputSize: [x!.shape[2]!, x!.shape[3]!] }),
+  vjp: ({ inputs: [x, w, b], dy, attrs: { stride, padding }, needs }) => [
+    // the first layer's input is data: no backprop-to-input node for it
+    needs[0]
+      ? conv2dBackwardInput(dy, w!, { stride, padding, inputSize: [x!.shape[2]!, x!.shape[3]!] })
+      : null,
     conv2dBackwardFilter(x!, dy, { stride, padding, kernelSize: [w!.shape[2]!, w!.shape[3]!] }),
     b ? sum(dy, { axes: [0, 2, 3] }) : null,
   ],

@@ -28,8 +28,8 @@ export const linearOp: OpDef = registerOp({
     }
   },
   // dx = dy·W, dW = dyᵀ·x, db = Σ_n dy
-  vjp: ({ inputs: [x, w, b], dy }) => [
-    matmul(dy, w!),
+  vjp: ({ inputs: [x, w, b], dy, needs }) => [
+    needs[0] ? matmul(dy, w!) : null,
     matmul(dy, x!, { transA: true }),
     b ? sum(dy, { axes: [0] }) : null,
   ],

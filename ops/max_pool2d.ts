@@ -46,9 +46,11 @@ function argmaxOfWindow(x: FloatArray, base: number, r0: number, c0: number, d: 
   for (let i = 0; i < d.size; i++) {
     const row = start + i * d.w;
     for (let j = 0; j < d.size; j++) {
-      if (x[row + j]! > bestV) {
+      const v = x[row + j]!;
+      // NaN wins, as in PyTorch, so a diverging run is not hidden
+      if (v > bestV || v !== v) {
         best = row + j;
-        bestV = x[row + j]!;
+        bestV = v;
       }
     }
   }
@@ -70,9 +72,10 @@ function maxPoolKernel(x: FloatArray, y: FloatArray, d: PoolDims): void {
         for (let c = 0; c < ow; c++) {
           const a = x[top + 2 * c]!, b = x[top + 2 * c + 1]!;
           const e = x[bot + 2 * c]!, f = x[bot + 2 * c + 1]!;
-          const m1 = a >= b ? a : b;
-          const m2 = e >= f ? e : f;
-          y[yr + c] = m1 >= m2 ? m1 : m2;
+          // `x !== x` lets NaN through, as PyTorch does
+          const m1 = a >= b || a !== a ? a : b;
+          const m2 = e >= f || e !== e ? e : f;
+          y[yr + c] = m1 >= m2 || m1 !== m1 ? m1 : m2;
         }
       }
     }
@@ -88,7 +91,7 @@ function maxPoolKernel(x: FloatArray, y: FloatArray, d: PoolDims): void {
           const row = xb + (r * stride + i) * w + c * stride;
           for (let j = 0; j < size; j++) {
             const v = x[row + j]!;
-            if (v > m) m = v;
+            if (v > m || v !== v) m = v;
           }
         }
         y[yb + r * ow + c] = m;
@@ -114,9 +117,12 @@ function maxPoolBackwardKernel(x: FloatArray, dy: FloatArray, dx: FloatArray, d:
           const i0 = top + 2 * c, i2 = bot + 2 * c;
           // same comparisons as the forward's first-max rule, in window order
           let k = i0, m = x[i0]!;
-          if (x[i0 + 1]! > m) (k = i0 + 1), (m = x[i0 + 1]!);
-          if (x[i2]! > m) (k = i2), (m = x[i2]!);
-          if (x[i2 + 1]! > m) k = i2 + 1;
+          let v = x[i0 + 1]!;
+          if (v > m || v !== v) (k = i0 + 1), (m = v);
+          v = x[i2]!;
+          if (v > m || v !== v) (k = i2), (m = v);
+          v = x[i2 + 1]!;
+          if (v > m || v !== v) k = i2 + 1;
           dx[k] = dy[yb + r * ow + c]!;
         }
       }

@@ -39,7 +39,10 @@ Deno.test("shape errors name the op, the node and the shapes", () => {
   assert.throws(
     () => linear(x, w, null, { name: "fc1" }),
     (e: Error) => {
-      assert.match(e.message, /^linear "fc1": x has 784 features but w expects 9216 \(x \[N,784\], w \[128,9216\]\)$/);
+      assert.match(
+        e.message,
+        /^linear "fc1": x has 784 features but w expects 9216 \(x \[N,784\], w \[128,9216\]\)$/,
+      );
       return true;
     },
   );

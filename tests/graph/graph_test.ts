@@ -28,7 +28,9 @@ Deno.test("a graph survives a JSON round trip and computes the same values", () 
   const x = Float32Array.from({ length: 20 }, (_, i) => Math.cos(i));
   const run = (graph: Graph) => {
     const outs = [loss, ...grads].map((i) => graph.node(i));
-    return new Executor(makePlan(graph, { batch: 5, outputs: outs }), { seed: 9 }).run({ x }).map((a) => [...a]);
+    return new Executor(makePlan(graph, { batch: 5, outputs: outs }), { seed: 9 }).run({ x }).map((
+      a,
+    ) => [...a]);
   };
   assert.deepEqual(run(h), run(g));
 });
@@ -41,7 +43,10 @@ Deno.test("graph JSON with an unknown op or a wrong shape is rejected with the n
   assert.throws(() => Graph.fromJSON(bad), /Unknown op "frobnicate"/);
   const wrong = structuredClone(json);
   wrong.nodes[3]!.shape = [7, 7];
-  assert.throws(() => Graph.fromJSON(wrong), /node "linear_3" has shape \[7,7\] but linear gives \[N,3\]/);
+  assert.throws(
+    () => Graph.fromJSON(wrong),
+    /node "linear_3" has shape \[7,7\] but linear gives \[N,3\]/,
+  );
 });
 
 Deno.test("node names are unique and sources are validated", () => {
@@ -49,5 +54,8 @@ Deno.test("node names are unique and sources are validated", () => {
   g.input("x", [-1, 2]);
   assert.throws(() => g.input("x", [2]), /already exists/);
   assert.throws(() => g.input("y", [2, -1]), /-1 only for the batch axis/);
-  assert.throws(() => g.param("p", [-1, 2], { kind: "constant", value: 0 }), /must be whole sizes|batch axis/);
+  assert.throws(
+    () => g.param("p", [-1, 2], { kind: "constant", value: 0 }),
+    /must be whole sizes|batch axis/,
+  );
 });

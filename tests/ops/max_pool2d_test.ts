@@ -182,3 +182,27 @@ Deno.test("max_pool2d errors name the node and the shapes", () => {
     4,
   ]);
 });
+
+Deno.test("max_pool2d passes NaN through, as PyTorch does, in the 2x2 and general paths", () => {
+  for (const [size, stride] of [[2, 2], [2, 1], [3, 1]]) {
+    for (let at = 0; at < 9; at++) {
+      const data = Float32Array.from({ length: 9 }, (_, i) => i);
+      data[at] = NaN;
+      const { out } = vjp((x) => maxPool2d(x, { size, stride }), { shape: [1, 1, 3, 3], data });
+      // every window containing the NaN is NaN
+      const oh = Math.floor((3 - size) / stride) + 1;
+      for (let r = 0; r < oh; r++) {
+        for (let c = 0; c < oh; c++) {
+          const r0 = r * stride, c0 = c * stride;
+          const ar = Math.floor(at / 3), ac = at % 3;
+          const inside = ar >= r0 && ar < r0 + size && ac >= c0 && ac < c0 + size;
+          assert.equal(
+            Number.isNaN(out.data[r * oh + c]!),
+            inside,
+            `size ${size} stride ${stride} NaN at ${at}`,
+          );
+        }
+      }
+    }
+  }
+});
