@@ -14,7 +14,7 @@
 
 import type { GemmDims } from "./gemm_ref.ts";
 import { gemmBlocked } from "./gemm_blocked.ts";
-import { gemmWasm, wasmAvailable, wasmScratch } from "./gemm_wasm.ts";
+import { col2imWasm, gemmWasm, im2colWasm, wasmAvailable, wasmScratch } from "./gemm_wasm.ts";
 import { getKernelTier, type KernelTier } from "./gemm.ts";
 import {
   checkConv2dDims,
@@ -26,12 +26,17 @@ import {
 
 type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) => void;
 
-// Where the GEMM operands live. `direct` backends can write into the
-// caller's arrays; the wasm one wants every operand inside its memory.
+// Where the GEMM operands live and how columns are built. A `direct`
+// backend reads and writes the caller's arrays; the wasm one wants every
+// operand inside its memory, so images are staged in and results copied out.
 interface Backend {
   gemm: Gemm32;
   direct: boolean;
   views(lengths: readonly number[]): Float32Array[];
+  // col = im2col(x[n]) where x[n] starts at xo; `stage` holds C·H·W floats when !direct.
+  im2col(x: Float32Array, xo: number, col: Float32Array, d: Conv2dDims, stage: Float32Array): void;
+  // dx[n] (at xo) = col2im(col); `stage` holds C·H·W floats when !direct.
+  col2im(col: Float32Array, dx: Float32Array, xo: number, d: Conv2dDims, stage: Float32Array): void;
 }
 
 const tsSlots: Float32Array[] = [];
@@ -45,6 +50,13 @@ const tsBackend: Backend = {
       return tsSlots[i].length === len ? tsSlots[i] : tsSlots[i].subarray(0, len);
     });
   },
+  im2col(x, xo, col, d) {
+    im2col(x, xo, col, d);
+  },
+  col2im(col, dx, xo, d) {
+    dx.fill(0, xo, xo + d.c * d.h * d.w);
+    col2imAdd(col, dx, xo, d);
+  },
 };
 
 const wasmBackend: Backend = {
@@ -52,6 +64,14 @@ const wasmBackend: Backend = {
   direct: false,
   views(lengths) {
     return wasmScratch(lengths)!;
+  },
+  im2col(x, xo, col, d, stage) {
+    stage.set(x.subarray(xo, xo + stage.length));
+    im2colWasm(stage, col, d);
+  },
+  col2im(col, dx, xo, d, stage) {
+    col2imWasm(col, stage, d);
+    dx.set(stage, xo);
   },
 };
 
@@ -158,10 +178,10 @@ export function conv2dFast(
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW;
   const pointwise = isPointwise(d);
-  const [wS, colS, xS, outS] = be.views([
+  const [wS, xS, colS, outS] = be.views([
     be.direct ? 0 : OC * ckk,
+    be.direct ? 0 : C * H * W,
     pointwise ? 0 : ckk * ohw,
-    pointwise && !be.direct ? C * H * W : 0,
     be.direct ? 0 : OC * ohw,
   ]);
   let wA = w;
@@ -173,12 +193,9 @@ export function conv2dFast(
   for (let n = 0; n < N; n++) {
     const xo = n * C * H * W, yo = n * OC * ohw;
     let cols = colS;
-    if (pointwise) {
-      cols = be.direct ? x.subarray(xo, xo + C * H * W) : xS;
-      if (!be.direct) xS.set(x.subarray(xo, xo + C * H * W));
-    } else {
-      im2col(x, xo, colS, d);
-    }
+    if (!pointwise) be.im2col(x, xo, colS, d, xS);
+    else if (be.direct) cols = x.subarray(xo, xo + C * H * W);
+    else (cols = xS).set(x.subarray(xo, xo + C * H * W));
     const out = be.direct ? y.subarray(yo, yo + OC * ohw) : outS;
     // Seed each output row with its bias and let the product accumulate onto it.
     if (b) { for (let o = 0; o < OC; o++) out.fill(b[o], o * ohw, (o + 1) * ohw); }
@@ -213,10 +230,11 @@ export function conv2dBackwardInputFast(
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
   const pointwise = isPointwise(d);
-  const [wS, dyS, dcolS] = be.views([
+  const [wS, dyS, dcolS, dxS] = be.views([
     be.direct ? 0 : OC * ckk,
     be.direct ? 0 : OC * ohw,
     ckk * ohw,
+    be.direct || pointwise ? 0 : chw,
   ]);
   let wA = w;
   if (!be.direct) {
@@ -225,7 +243,6 @@ export function conv2dBackwardInputFast(
   }
   // dcol (C·KH·KW × OH·OW) = wᵀ · dy[n]
   const gd: GemmDims = { m: ckk, n: ohw, k: OC, transA: true };
-  if (!pointwise) dx.fill(0, 0, N * chw);
   for (let n = 0; n < N; n++) {
     const yo = n * OC * ohw, xo = n * chw;
     let g = dy.subarray(yo, yo + OC * ohw);
@@ -233,9 +250,13 @@ export function conv2dBackwardInputFast(
       dyS.set(g);
       g = dyS;
     }
-    be.gemm(wA, g, dcolS, gd);
-    if (pointwise) dx.set(dcolS, xo);
-    else col2imAdd(dcolS, dx, xo, d);
+    if (pointwise && be.direct) {
+      be.gemm(wA, g, dx.subarray(xo, xo + chw), gd);
+    } else {
+      be.gemm(wA, g, dcolS, gd);
+      if (pointwise) dx.set(dcolS, xo);
+      else be.col2im(dcolS, dx, xo, d, dxS);
+    }
   }
 }
 
@@ -265,8 +286,9 @@ export function conv2dBackwardFilterFast(
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
   const pointwise = isPointwise(d);
-  const [colS, dyS, dwS] = be.views([
-    pointwise && be.direct ? 0 : ckk * ohw,
+  const [xS, colS, dyS, dwS] = be.views([
+    be.direct ? 0 : chw,
+    pointwise ? 0 : ckk * ohw,
     be.direct ? 0 : OC * ohw,
     be.direct ? 0 : OC * ckk,
   ]);
@@ -277,9 +299,9 @@ export function conv2dBackwardFilterFast(
   for (let n = 0; n < N; n++) {
     const xo = n * chw, yo = n * OC * ohw;
     let cols = colS;
-    if (!pointwise) im2col(x, xo, colS, d);
+    if (!pointwise) be.im2col(x, xo, colS, d, xS);
     else if (be.direct) cols = x.subarray(xo, xo + chw);
-    else colS.set(x.subarray(xo, xo + chw));
+    else (cols = xS).set(x.subarray(xo, xo + chw));
     let g = dy.subarray(yo, yo + OC * ohw);
     if (!be.direct) {
       dyS.set(g);

@@ -13,6 +13,7 @@
  */
 
 import type { GemmDims } from "./gemm_ref.ts";
+import type { Conv2dDims } from "./conv2d_ref.ts";
 import { GEMM_WASM_RELAXED_SIMD, GEMM_WASM_SIMD } from "./wasm/gemm_wasm_bytes.ts";
 
 interface GemmExports {
@@ -28,6 +29,9 @@ interface GemmExports {
     ws: number,
   ): void;
   workspace_bytes(): number;
+  // (src, dst, C, H, W, KH, KW, OH, OW, stride, padding)
+  im2col(...args: number[]): void;
+  col2im(...args: number[]): void;
 }
 
 interface WasmState {
@@ -198,4 +202,78 @@ export function gemmWasm(a: Float32Array, b: Float32Array, c: Float32Array, d: G
   const flags = (d.transA ? 1 : 0) | (d.transB ? 2 : 0) | (accumulate ? 4 : 0);
   s.ex.gemm(ap, bp, cp, m, n, k, flags, s.workspace);
   if (!cIn) c.set(heap.subarray(cp >> 2, (cp >> 2) + m * n));
+}
+
+function inMemory(op: string, s: WasmState, arrays: Float32Array[]): void {
+  for (const a of arrays) {
+    if (a.buffer !== s.ex.mem.buffer) {
+      throw new Error(
+        `${op}: operands must be views from wasmScratch (got a foreign or stale array)`,
+      );
+    }
+  }
+}
+
+/**
+ * im2col of one image inside the wasm memory: x (C, H, W) -> col
+ * (C·KH·KW, OH·OW), zeros where a window leaves the image. Both arrays
+ * must be views from {@link wasmScratch}.
+ *
+ * @example
+ * ```ts
+ * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
+ * const [x, col] = wasmScratch([9, 16])!;
+ * x.set([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+ * im2colWasm(x, col, d); // col = [1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9]
+ * ```
+ */
+export function im2colWasm(x: Float32Array, col: Float32Array, d: Conv2dDims): void {
+  const s = init();
+  if (!s) throw new Error("im2colWasm: WebAssembly SIMD is not available in this runtime");
+  inMemory("im2colWasm", s, [x, col]);
+  s.ex.im2col(
+    x.byteOffset,
+    col.byteOffset,
+    d.c,
+    d.h,
+    d.w,
+    d.kh,
+    d.kw,
+    d.oh,
+    d.ow,
+    d.stride,
+    d.padding,
+  );
+}
+
+/**
+ * col2im of one image inside the wasm memory: dx (C, H, W) = the sum of
+ * col (C·KH·KW, OH·OW) entries over the windows that read each pixel
+ * (overwrites dx). Both arrays must be views from {@link wasmScratch}.
+ *
+ * @example
+ * ```ts
+ * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
+ * const [col, dx] = wasmScratch([16, 9])!;
+ * col.fill(1);
+ * col2imWasm(col, dx, d); // dx = [1, 2, 1, 2, 4, 2, 1, 2, 1]
+ * ```
+ */
+export function col2imWasm(col: Float32Array, dx: Float32Array, d: Conv2dDims): void {
+  const s = init();
+  if (!s) throw new Error("col2imWasm: WebAssembly SIMD is not available in this runtime");
+  inMemory("col2imWasm", s, [col, dx]);
+  s.ex.col2im(
+    col.byteOffset,
+    dx.byteOffset,
+    d.c,
+    d.h,
+    d.w,
+    d.kh,
+    d.kw,
+    d.oh,
+    d.ow,
+    d.stride,
+    d.padding,
+  );
 }

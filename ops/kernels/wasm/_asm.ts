@@ -205,6 +205,9 @@ export class FuncBuilder {
   i32Mul(): this {
     return this.op(0x6c);
   }
+  i32DivS(): this {
+    return this.op(0x6d);
+  }
   i32DivU(): this {
     return this.op(0x6e);
   }

@@ -11,12 +11,15 @@
  *   workspace of `workspace_bytes()` bytes; flags bit 0 transA, bit 1 transB,
  *   bit 2 accumulate. Requires m, n, k ≥ 1.
  * - `workspace_bytes()`: the workspace size the blocking constants need.
+ * - `im2col`, `col2im`: see `im2col_kernel.ts`; the convolution builds its
+ *   GEMM operands with them without leaving the wasm memory.
  * - `mem`: the module's own memory, grown from JavaScript.
  *
  * @module
  */
 
 import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
+import { col2imKernel, im2colKernel } from "./im2col_kernel.ts";
 
 /** Shape of the blocking, fixed when the module is built. */
 export interface GemmKernelParams {
@@ -326,8 +329,12 @@ export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
   const ws = new FuncBuilder([], [I32]);
   ws.i32Const(workspaceBytes(p));
   ws.exportName = "workspace_bytes";
+  const im2col = im2colKernel();
+  im2col.exportName = "im2col";
+  const col2im = col2imKernel();
+  col2im.exportName = "col2im";
   return encodeModule({
     memoryPages: Math.ceil(workspaceBytes(p) / 65536) + 1,
-    funcs: [micro, packA, packB, driver, ws],
+    funcs: [micro, packA, packB, driver, ws, im2col, col2im],
   });
 }

@@ -14,6 +14,7 @@ import {
   conv2dFast,
 } from "../../../ops/kernels/conv2d_fast.ts";
 import { type KernelTier, wasmAvailable } from "../../../ops/kernels/gemm.ts";
+import { col2imWasm, im2colWasm, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
 
 // Deterministic uniform(-1, 1) values from a seed (mulberry32).
 function random(len: number, seed: number): Float64Array {
@@ -221,4 +222,21 @@ Deno.test("conv2d kernels reject inconsistent dims and short arrays", () => {
     /y has 26 elements, needs 27/,
   );
   assert.throws(() => checkConv2dDims("t", d, { b: new Float32Array(2) }), /b has 2 elements/);
+});
+
+Deno.test({
+  name: "im2colWasm and col2imWasm lay out and fold back windows, in wasm memory only",
+  ignore: !wasmAvailable(),
+  fn() {
+    const d = dims(1, 1, 3, 3, 1, 2, 2, 1, 0);
+    const [x, col, dx] = wasmScratch([9, 16, 9])!;
+    x.set([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    im2colWasm(x, col, d);
+    assert.deepEqual([...col], [1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9]);
+    col.fill(1);
+    dx.fill(NaN);
+    col2imWasm(col, dx, d);
+    assert.deepEqual([...dx], [1, 2, 1, 2, 4, 2, 1, 2, 1]);
+    assert.throws(() => im2colWasm(new Float32Array(9), col, d), /views from wasmScratch/);
+  },
 });
