@@ -5,9 +5,10 @@
  * - backward input: dx[n] = col2im(wᵀ · dy[n]);
  * - backward filter: dw += dy[n] · im2col(x[n])ᵀ.
  *
- * The GEMM runs on the chosen tier. On the wasm tier the columns are built
- * directly inside the wasm memory so that the product reads them in place.
- * Scratch buffers only grow, so steady-state calls allocate no buffers.
+ * The GEMM runs on the chosen tier. On the wasm tier each image is staged
+ * into the wasm memory, and im2col, col2im and the product all run there,
+ * in place. Scratch buffers only grow, so steady-state calls allocate no
+ * buffers (only a few subarray views per image).
  *
  * @module
  */

@@ -46,7 +46,8 @@ interface WasmState {
 
 const ALIGN = 64;
 function align(x: number): number {
-  return (x + ALIGN - 1) & ~(ALIGN - 1);
+  // Not bit masks: addresses past 2 GiB must stay positive.
+  return Math.ceil(x / ALIGN) * ALIGN;
 }
 
 function decode(b64: string): Uint8Array<ArrayBuffer> {
@@ -196,12 +197,12 @@ export function gemmWasm(a: Float32Array, b: Float32Array, c: Float32Array, d: G
   const cp = cIn ? c.byteOffset : end;
   if (!cIn) end = align(end + m * n * 4);
   const heap = heapOf(s, end);
-  if (!aIn) heap.set(a.length === m * k ? a : a.subarray(0, m * k), ap >> 2);
-  if (!bIn) heap.set(b.length === k * n ? b : b.subarray(0, k * n), bp >> 2);
-  if (!cIn && accumulate) heap.set(c.length === m * n ? c : c.subarray(0, m * n), cp >> 2);
+  if (!aIn) heap.set(a.length === m * k ? a : a.subarray(0, m * k), ap / 4);
+  if (!bIn) heap.set(b.length === k * n ? b : b.subarray(0, k * n), bp / 4);
+  if (!cIn && accumulate) heap.set(c.length === m * n ? c : c.subarray(0, m * n), cp / 4);
   const flags = (d.transA ? 1 : 0) | (d.transB ? 2 : 0) | (accumulate ? 4 : 0);
   s.ex.gemm(ap, bp, cp, m, n, k, flags, s.workspace);
-  if (!cIn) c.set(heap.subarray(cp >> 2, (cp >> 2) + m * n));
+  if (!cIn) c.set(heap.subarray(cp / 4, cp / 4 + m * n));
 }
 
 function inMemory(op: string, s: WasmState, arrays: Float32Array[]): void {
