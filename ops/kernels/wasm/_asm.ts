@@ -255,6 +255,10 @@ export class FuncBuilder {
   i32Or(): this {
     return this.op(0x72);
   }
+  /** Appends `i32.shr_u`. */
+  i32ShrU(): this {
+    return this.op(0x76);
+  }
   /** Appends `i32.shl`. */
   i32Shl(): this {
     return this.op(0x74);
@@ -283,6 +287,10 @@ export class FuncBuilder {
     this.simd(0x0c);
     for (let i = 0; i < 16; i++) this.code.push(0);
     return this;
+  }
+  /** Appends `f32x4.extract_lane lane`. */
+  f32x4ExtractLane(lane: number): this {
+    return this.simd(0x1f).op(lane);
   }
   /** Appends `f32x4.splat`. */
   f32x4Splat(): this {

@@ -13,6 +13,7 @@
  * - `workspace_bytes()`: the workspace size the blocking constants need.
  * - `im2col`, `col2im`: see `im2col_kernel.ts`; the convolution builds its
  *   GEMM operands with them without leaving the wasm memory.
+ * - `gemm_nt`: A·Bᵀ as dot products without packing, see `gemm_nt_kernel.ts`.
  * - `mem`: the module's own memory, grown from JavaScript.
  *
  * @module
@@ -20,6 +21,7 @@
 
 import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
 import { col2imKernel, im2colKernel } from "./im2col_kernel.ts";
+import { ntDriver, ntTiles } from "./gemm_nt_kernel.ts";
 
 /** Shape of the blocking, fixed when the module is built. */
 export interface GemmKernelParams {
@@ -333,8 +335,12 @@ export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
   im2col.exportName = "im2col";
   const col2im = col2imKernel();
   col2im.exportName = "col2im";
+  const head = [micro, packA, packB, driver, ws, im2col, col2im];
+  const tiles = ntTiles(p.relaxed);
+  const nt = ntDriver(head.length);
+  nt.exportName = "gemm_nt";
   return encodeModule({
     memoryPages: Math.ceil(workspaceBytes(p) / 65536) + 1,
-    funcs: [micro, packA, packB, driver, ws, im2col, col2im],
+    funcs: [...head, ...tiles, nt],
   });
 }

@@ -53,10 +53,18 @@ for (const [name, b64] of [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], ["simd", GE
       const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as {
         mem: WebAssembly.Memory;
         gemm(...args: number[]): void;
+        gemm_nt(...args: number[]): void;
         workspace_bytes(): number;
       };
       const ws = 1024;
-      for (const [m, n, k, flags] of [[5, 9, 3, 0], [37, 70, 300, 3], [64, 17, 33, 6]]) {
+      // flags: bit 0 transA, bit 1 transB, bit 2 accumulate; bit 3 runs gemm_nt (A·Bᵀ).
+      const cases = [[5, 9, 3, 0], [37, 70, 300, 3], [64, 17, 33, 6], [9, 7, 13, 10], [
+        33,
+        5,
+        70,
+        14,
+      ]];
+      for (const [m, n, k, flags] of cases) {
         const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
         const b = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i));
         const c = Float32Array.from({ length: m * n }, (_, i) => (i % 7) - 3);
@@ -69,7 +77,8 @@ for (const [name, b64] of [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], ["simd", GE
         heap.set(a, ap / 4);
         heap.set(b, bp / 4);
         heap.set(c, cp / 4);
-        ex.gemm(ap, bp, cp, m, n, k, flags, ws);
+        if (flags & 8) ex.gemm_nt(ap, bp, cp, m, n, k, (flags >> 2) & 1);
+        else ex.gemm(ap, bp, cp, m, n, k, flags, ws);
         const want = Float64Array.from(c);
         const d = { m, n, k, transA: (flags & 1) !== 0, transB: (flags & 2) !== 0 };
         gemmRef(Float64Array.from(a), Float64Array.from(b), want, {
