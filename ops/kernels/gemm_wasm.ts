@@ -7,8 +7,9 @@
  * into a region that only grows.
  *
  * Memory layout (bytes): [0, 1024) unused so that 0 is never a valid
- * operand, then the packing workspace, then the scratch regions handed out
- * by {@link wasmScratch}, then the staging copies of one `gemmWasm` call.
+ * operand, then the packing workspace, then the long-lived regions of
+ * {@link wasmArena}, then the scratch regions handed out by
+ * {@link wasmScratch}, then the staging copies of one `gemmWasm` call.
  *
  * @module
  */
@@ -40,6 +41,7 @@ interface WasmState {
   ex: GemmExports;
   variant: "relaxed-simd" | "simd";
   workspace: number;
+  /** Start of the scratch regions: just past the last arena region. */
   scratchBase: number;
   /** End of the regions the last wasmScratch call handed out. */
   scratchEnd: number;
@@ -130,6 +132,54 @@ export function wasmAvailable(): boolean {
  */
 export function wasmVariant(): "relaxed-simd" | "simd" | null {
   return init()?.variant ?? null;
+}
+
+/** A long-lived float32 region inside the wasm memory; see {@link wasmArena}. */
+export interface WasmRegion {
+  /** Byte address of the region in the wasm memory. */
+  readonly byteOffset: number;
+  /** Length in floats. */
+  readonly length: number;
+  /**
+   * A view of the region. Growing the memory detaches earlier views, so
+   * fetch the view again after any call that may grow it (it is cached
+   * until then, so this is cheap).
+   */
+  view(): Float32Array;
+}
+
+/**
+ * Reserves `length` floats inside the wasm memory for as long as the
+ * process lives, so that an engine can keep its tensors there and have
+ * {@link gemmWasm} use them without copies. Meant for set-up time: it moves
+ * the scratch area up, which invalidates views from {@link wasmScratch}.
+ * Returns null when wasm is unavailable.
+ *
+ * @example
+ * ```ts
+ * const region = wasmArena(1024);
+ * if (region) region.view().fill(0);
+ * ```
+ */
+export function wasmArena(length: number): WasmRegion | null {
+  const s = init();
+  if (!s) return null;
+  const byteOffset = s.scratchBase;
+  s.scratchBase = align(byteOffset + length * 4);
+  s.scratchEnd = s.scratchBase;
+  heapOf(s, s.scratchBase);
+  let cached: Float32Array | null = null;
+  return {
+    byteOffset,
+    length,
+    view() {
+      const buf = s.ex.mem.buffer;
+      if (cached === null || cached.buffer !== buf) {
+        cached = new Float32Array(buf, byteOffset, length);
+      }
+      return cached;
+    },
+  };
 }
 
 /**

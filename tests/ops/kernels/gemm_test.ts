@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import { type GemmDims, gemmRef } from "../../../ops/kernels/gemm_ref.ts";
 import { gemmBlocked } from "../../../ops/kernels/gemm_blocked.ts";
-import { gemmWasm, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
+import { gemmWasm, wasmArena, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
 import {
   gemm,
   getKernelTier,
@@ -131,6 +131,40 @@ Deno.test({
     gemmWasm(wa, wb, c, d);
     assert.deepEqual([...wa], [...a]);
     for (let i = 0; i < want.length; i++) assert.ok(Math.abs(c[i] - want[i]) < 1e-5);
+  },
+});
+
+Deno.test({
+  name: "wasmArena regions survive memory growth and serve gemmWasm in place",
+  ignore: !wasmAvailable(),
+  fn() {
+    const d = { m: 7, n: 5, k: 3 };
+    const a = randomF32(21, 1), b = randomF32(15, 2);
+    const ra = wasmArena(21)!, rb = wasmArena(15)!, rc = wasmArena(35)!;
+    ra.view().set(a);
+    rb.view().set(b);
+    const before = ra.view();
+    // A big foreign product grows the memory past the arena.
+    const big = 700;
+    gemmWasm(
+      new Float32Array(big * big),
+      new Float32Array(big * big),
+      new Float32Array(big * big),
+      {
+        m: big,
+        n: big,
+        k: big,
+      },
+    );
+    assert.notEqual(ra.view(), before, "a grown memory hands out a fresh view");
+    assert.deepEqual([...ra.view()], [...a]);
+    gemmWasm(ra.view(), rb.view(), rc.view(), d);
+    const want = new Float32Array(35);
+    gemmBlocked(a, b, want, d);
+    for (let i = 0; i < 35; i++) assert.ok(Math.abs(rc.view()[i] - want[i]) < 1e-5);
+    // Scratch regions come after the arena and do not overwrite it.
+    wasmScratch([1000])![0].fill(7);
+    assert.deepEqual([...ra.view()], [...a]);
   },
 });
 
