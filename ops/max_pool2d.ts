@@ -1,3 +1,4 @@
+import { maxPool2x2BackwardF32, maxPool2x2F32 } from "./kernels/pointwise_fast.ts";
 import type { Node } from "../graph/graph.ts";
 import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
 
@@ -163,7 +164,11 @@ export const maxPool2dOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
   inputs: ["x"],
   shape: ([x], attrs) => pooledShape(x!, attrs),
   forward([x], y, c) {
-    maxPoolKernel(x!, y, poolDims(c.inShapes[0]!, c.outShape, c.attrs));
+    const d = poolDims(c.inShapes[0]!, c.outShape, c.attrs);
+    if (y instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2) {
+      return maxPool2x2F32(x as Float32Array, y, d);
+    }
+    maxPoolKernel(x!, y, d);
   },
   // dx = dy routed to the argmax of each window
   vjp: ({ inputs: [x], dy, attrs }) => [maxPool2dBackward(x!, dy, attrs)],
@@ -181,7 +186,11 @@ export const maxPool2dBackwardOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
     return x!;
   },
   forward([x, dy], dx, c) {
-    maxPoolBackwardKernel(x!, dy!, dx, poolDims(c.inShapes[0]!, c.inShapes[1]!, c.attrs));
+    const d = poolDims(c.inShapes[0]!, c.inShapes[1]!, c.attrs);
+    if (dx instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2) {
+      return maxPool2x2BackwardF32(x as Float32Array, dy as Float32Array, dx, d);
+    }
+    maxPoolBackwardKernel(x!, dy!, dx, d);
   },
   // linear in dy, piecewise constant in x: d(dy) = ddx gathered at the argmax
   vjp: ({ inputs: [x], dy, attrs }) => [null, maxPool2dGather(x!, dy, attrs)],

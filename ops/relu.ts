@@ -1,4 +1,5 @@
 import type { Node } from "../graph/graph.ts";
+import { reluBackwardF32, reluF32 } from "./kernels/pointwise_fast.ts";
 import { type OpDef, registerOp, type Shape } from "./_op.ts";
 
 function sameShape([x, dy]: Shape[]): Shape {
@@ -11,11 +12,12 @@ export const reluOp: OpDef = registerOp({
   name: "relu",
   inputs: ["x"],
   shape: ([x]) => x!,
-  forward([x], y) {
+  forward([x], y, { tier }) {
+    if (y instanceof Float32Array && tier !== "ref") return reluF32(x as Float32Array, y);
+    // the reference: NaN passes through, as in PyTorch
     for (let i = 0; i < y.length; i++) {
       const v = x![i]!;
-      // NaN passes through, as in PyTorch, so a diverging run shows in the loss
-      y[i] = v < 0 ? 0 : v;
+      y[i] = v > 0 || v !== v ? v : 0;
     }
   },
   // dx = dy * (x > 0)
@@ -27,7 +29,10 @@ export const reluBackwardOp: OpDef = registerOp({
   name: "relu_backward",
   inputs: ["x", "dy"],
   shape: sameShape,
-  forward([x, dy], dx) {
+  forward([x, dy], dx, { tier }) {
+    if (dx instanceof Float32Array && tier !== "ref") {
+      return reluBackwardF32(x as Float32Array, dy as Float32Array, dx);
+    }
     for (let i = 0; i < dx.length; i++) dx[i] = x![i]! > 0 ? dy![i]! : 0;
   },
   // piecewise linear in dy: d(dy) = ddx * (x > 0); no gradient flows to x

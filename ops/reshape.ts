@@ -77,7 +77,9 @@ export function flatten(x: Node, opts: { startAxis?: number; name?: string } = {
   for (const d of x.shape.slice(s)) tail *= d;
   if (x.shape.slice(s).includes(-1)) {
     throw new Error(
-      `flatten "${opts.name ?? "flatten"}": cannot flatten the batch axis of ${fmtShape(x.shape)} (startAxis ${s})`,
+      `flatten "${opts.name ?? "flatten"}": cannot flatten the batch axis of ${
+        fmtShape(x.shape)
+      } (startAxis ${s})`,
     );
   }
   const target = head.includes(-1) ? [...head, tail] : [...head, -1];

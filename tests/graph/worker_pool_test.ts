@@ -275,3 +275,26 @@ Deno.test("opModules registers a custom op in the workers", async () => {
   assertClose(pooled, await localTrace(0, custom), 1e-5);
   await assert.rejects(poolTrace(0, 2, { custom }), /Unknown op "test_cube"/);
 });
+
+Deno.test("a shard run in micro-batches gives the batch-mean loss and gradients", async () => {
+  const { spec, graph } = model(0.3);
+  const data = sharedData();
+  const results: { loss: number; grads: Map<string, Float32Array> }[] = [];
+  for (const microBatch of [64, 16, 5]) {
+    const params = initParams(graph, { seed: 4, shared: true }) as Map<string, Float32Array>;
+    const runner = new LocalRunner(spec, { params, data, maxBatch: 64, microBatch });
+    const grads = new Map<string, Float32Array>();
+    const { loss } = await runner.step(batches()[2]!, 3, grads);
+    await runner.close();
+    results.push({ loss, grads });
+  }
+  for (const r of results.slice(1)) {
+    assert.ok(Math.abs(r.loss - results[0]!.loss) < 1e-5, `loss ${r.loss} vs ${results[0]!.loss}`);
+    for (const [k, g] of results[0]!.grads) {
+      const h = r.grads.get(k)!;
+      g.forEach((v, i) =>
+        assert.ok(Math.abs(v - h[i]!) < 1e-5 * (1 + Math.abs(v)), `${k}[${i}]: ${v} vs ${h[i]}`)
+      );
+    }
+  }
+});
