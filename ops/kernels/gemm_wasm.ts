@@ -61,6 +61,9 @@ function decode(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+// Preferred first: relaxed-simd FMA, then plain SIMD128 mul + add.
+const MODULES = [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], ["simd", GEMM_WASM_SIMD]] as const;
+
 // undefined: not tried yet; null: no usable WebAssembly SIMD here.
 let state: WasmState | null | undefined;
 
@@ -68,12 +71,7 @@ function init(): WasmState | null {
   if (state !== undefined) return state;
   state = null;
   if (typeof WebAssembly !== "object") return state;
-  for (
-    const [variant, b64] of [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], [
-      "simd",
-      GEMM_WASM_SIMD,
-    ]] as const
-  ) {
+  for (const [variant, b64] of MODULES) {
     const bytes = decode(b64);
     if (!WebAssembly.validate(bytes)) continue;
     try {
