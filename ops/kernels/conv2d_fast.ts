@@ -33,7 +33,9 @@ type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) =
 interface Backend {
   gemm: Gemm32;
   direct: boolean;
-  views(lengths: readonly number[]): Float32Array[];
+  // Scratch views of `lengths`, then `keep` re-made if laying out the
+  // scratch moved the memory they live in.
+  views(lengths: readonly number[], keep: readonly Float32Array[]): Float32Array[];
   // col = im2col(x[n]) where x[n] starts at xo; `stage` holds C·H·W floats when !direct.
   im2col(x: Float32Array, xo: number, col: Float32Array, d: Conv2dDims, stage: Float32Array): void;
   // dx[n] (at xo) = col2im(col); `stage` holds C·H·W floats when !direct.
@@ -41,15 +43,17 @@ interface Backend {
 }
 
 const tsSlots: Float32Array[] = [];
+const NONE = new Float32Array(0);
 
 const tsBackend: Backend = {
   gemm: gemmBlocked,
   direct: true,
-  views(lengths) {
-    return lengths.map((len, i) => {
+  views(lengths, keep) {
+    const out = lengths.map((len, i) => {
       if ((tsSlots[i]?.length ?? -1) < len) tsSlots[i] = new Float32Array(len);
       return tsSlots[i].length === len ? tsSlots[i] : tsSlots[i].subarray(0, len);
     });
+    return out.concat(keep);
   },
   im2col(x, xo, col, d) {
     im2col(x, xo, col, d);
@@ -63,8 +67,8 @@ const tsBackend: Backend = {
 const wasmBackend: Backend = {
   gemm: gemmWasm,
   direct: false,
-  views(lengths) {
-    return wasmScratch(lengths)!;
+  views(lengths, keep) {
+    return wasmScratch(lengths, keep)!;
   },
   im2col(x, xo, col, d, stage) {
     stage.set(x.subarray(xo, xo + stage.length));
@@ -179,12 +183,13 @@ export function conv2dFast(
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW;
   const pointwise = isPointwise(d);
-  const [wS, xS, colS, outS] = be.views([
+  const [wS, xS, colS, outS, xk, wk, bk, yk] = be.views([
     be.direct ? 0 : OC * ckk,
     be.direct ? 0 : C * H * W,
     pointwise ? 0 : ckk * ohw,
     be.direct ? 0 : OC * ohw,
-  ]);
+  ], [x, w, b ?? NONE, y]);
+  x = xk, w = wk, b = b && bk, y = yk;
   let wA = w;
   if (!be.direct) {
     wS.set(w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
@@ -231,12 +236,13 @@ export function conv2dBackwardInputFast(
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
   const pointwise = isPointwise(d);
-  const [wS, dyS, dcolS, dxS] = be.views([
+  const [wS, dyS, dcolS, dxS, dyk, wk, dxk] = be.views([
     be.direct ? 0 : OC * ckk,
     be.direct ? 0 : OC * ohw,
     ckk * ohw,
     be.direct || pointwise ? 0 : chw,
-  ]);
+  ], [dy, w, dx]);
+  dy = dyk, w = wk, dx = dxk;
   let wA = w;
   if (!be.direct) {
     wS.set(w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
@@ -287,12 +293,13 @@ export function conv2dBackwardFilterFast(
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
   const pointwise = isPointwise(d);
-  const [xS, colS, dyS, dwS] = be.views([
+  const [xS, colS, dyS, dwS, xk, dyk, dwk] = be.views([
     be.direct ? 0 : chw,
     pointwise ? 0 : ckk * ohw,
     be.direct ? 0 : OC * ohw,
     be.direct ? 0 : OC * ckk,
-  ]);
+  ], [x, dy, dw]);
+  x = xk, dy = dyk, dw = dwk;
   const out = be.direct ? dw.subarray(0, OC * ckk) : dwS;
   out.fill(0);
   // dw (OC × C·KH·KW) += dy[n] · col[n]ᵀ, col stored (C·KH·KW × OH·OW)

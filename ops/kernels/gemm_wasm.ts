@@ -186,9 +186,14 @@ export function wasmArena(length: number): WasmRegion | null {
  * pass them to {@link gemmWasm} without a copy. Returns null when wasm is
  * unavailable.
  *
- * The views stay valid until the next `wasmScratch` call (which reuses the
- * same region) or until the memory grows, which a `gemmWasm` call does only
- * when some operand is not already inside the memory.
+ * Laying them out may grow the memory, which detaches every earlier view of
+ * it. Arrays passed in `keep` come back after the scratch views, re-made on
+ * the current memory when they are views of it (others unchanged), so a
+ * caller's operands that live in the wasm memory survive the call.
+ *
+ * The scratch views stay valid until the next `wasmScratch` call (which
+ * reuses the same region) or until the memory grows, which a `gemmWasm`
+ * call does only when some operand is not already inside the memory.
  *
  * @example
  * ```ts
@@ -196,9 +201,15 @@ export function wasmArena(length: number): WasmRegion | null {
  * if (views) views[0].fill(1);
  * ```
  */
-export function wasmScratch(lengths: readonly number[]): Float32Array[] | null {
+export function wasmScratch(
+  lengths: readonly number[],
+  keep: readonly Float32Array[] = [],
+): Float32Array[] | null {
   const s = init();
   if (!s) return null;
+  const buf = s.ex.mem.buffer;
+  // Offsets must be read before growing: a detached view reports 0.
+  const kept = keep.map((a) => (a.buffer === buf ? [a.byteOffset, a.length] : null));
   let end = s.scratchBase;
   const offsets: number[] = [];
   for (const len of lengths) {
@@ -207,7 +218,12 @@ export function wasmScratch(lengths: readonly number[]): Float32Array[] | null {
   }
   const heap = heapOf(s, end);
   s.scratchEnd = end;
-  return offsets.map((o, i) => new Float32Array(heap.buffer, o, lengths[i]));
+  const out = offsets.map((o, i) => new Float32Array(heap.buffer, o, lengths[i]));
+  keep.forEach((a, i) => {
+    const at = kept[i];
+    out.push(at && heap.buffer !== a.buffer ? new Float32Array(heap.buffer, at[0], at[1]) : a);
+  });
+  return out;
 }
 
 /**

@@ -14,7 +14,7 @@ import {
   conv2dFast,
 } from "../../../ops/kernels/conv2d_fast.ts";
 import { type KernelTier, wasmAvailable } from "../../../ops/kernels/gemm.ts";
-import { col2imWasm, im2colWasm, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
+import { col2imWasm, im2colWasm, wasmArena, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
 
 // Deterministic uniform(-1, 1) values from a seed (mulberry32).
 function random(len: number, seed: number): Float64Array {
@@ -238,5 +238,50 @@ Deno.test({
     col2imWasm(col, dx, d);
     assert.deepEqual([...dx], [1, 2, 1, 2, 4, 2, 1, 2, 1]);
     assert.throws(() => im2colWasm(new Float32Array(9), col, d), /views from wasmScratch/);
+  },
+});
+
+Deno.test({
+  name: "conv2d wasm kernels work on operands in wasm memory while the memory grows",
+  ignore: !wasmAvailable(),
+  fn() {
+    const region = (a: Float64Array) => {
+      const r = wasmArena(a.length)!;
+      r.view().set(a);
+      return r;
+    };
+    // Each pass gets a shape whose im2col columns (36·OH·OW bytes) exceed the
+    // whole memory, so laying out its scratch grows the memory, detaching the
+    // views of the operands it was handed.
+    const shapeBeyond = (bytes: number) => {
+      const side = Math.ceil(Math.sqrt(bytes / 36)) + 3;
+      return dims(1, 1, side, side, 2, 3, 3, 1, 0);
+    };
+    const memBytes = () => wasmArena(0)!.view().buffer.byteLength;
+    for (const pass of ["fwd", "bwd-input", "bwd-filter"]) {
+      const d = shapeBeyond(memBytes());
+      const n = sizes(d);
+      const x = random32(n.x, 1), w = random32(n.w, 2), b = random32(d.oc, 3);
+      const dy = random32(n.y, 4);
+      const rx = region(x), rw = region(w), rb = region(b), rdy = region(dy);
+      const out = wasmArena(pass === "fwd" ? n.y : pass === "bwd-input" ? n.x : n.w)!;
+      const before = out.view();
+      const want = new Float64Array(out.length), scale = new Float64Array(out.length);
+      if (pass === "fwd") {
+        conv2dFast(rx.view(), rw.view(), rb.view(), out.view(), d, "wasm");
+        conv2dRef(x, w, b, want, d);
+        conv2dRef(abs(x), abs(w), abs(b), scale, d);
+      } else if (pass === "bwd-input") {
+        conv2dBackwardInputFast(rdy.view(), rw.view(), out.view(), d, "wasm");
+        conv2dBackwardInputRef(dy, w, want, d);
+        conv2dBackwardInputRef(abs(dy), abs(w), scale, d);
+      } else {
+        conv2dBackwardFilterFast(rx.view(), rdy.view(), out.view(), d, "wasm");
+        conv2dBackwardFilterRef(x, dy, want, d);
+        conv2dBackwardFilterRef(abs(x), abs(dy), scale, d);
+      }
+      assert.notEqual(out.view().buffer, before.buffer, `${pass}: the memory should have grown`);
+      assertClose(out.view(), want, scale, `${pass} on arena views`);
+    }
   },
 });
