@@ -74,3 +74,66 @@ Deno.test("flags parse into train() options", () => {
   assert.deepEqual(options, { model: "mnist-net", batch: 16, workers: 2, data: "idx:/tmp/x" });
   assert.equal(json, true);
 });
+
+Deno.test("Ctrl-C writes the checkpoint, exits with 130, and the run resumes from it", async () => {
+  const dir = await Deno.makeTempDir();
+  const ckpt = `${dir}/run.safetensors`;
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-sys",
+        new URL("../../train/cli.ts", import.meta.url).pathname,
+        "--channels",
+        "4",
+        "--workers",
+        "1",
+        "--json",
+        "--checkpoint",
+        ckpt,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const lines: string[] = [];
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    // interrupt once training is under way
+    while (!lines.some((l) => l.includes('"event":"step"'))) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      const parts = buf.split("\n");
+      buf = parts.pop()!;
+      lines.push(...parts);
+    }
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+    }
+    lines.push(...buf.split("\n").filter(Boolean));
+    const status = await child.status;
+    await child.stderr.cancel();
+    assert.equal(status.code, 130, lines.join("\n"));
+    const events = lines.map((l) => JSON.parse(l));
+    const stop = events.find((e) => e.event === "interrupted");
+    assert.ok(stop, "an interrupted event");
+    assert.equal(stop.checkpoint, ckpt);
+    const saved = events.find((e) => e.event === "checkpoint" && e.reason === "interrupted");
+    assert.equal(saved.step, stop.step);
+    // channels 4: 4·9 + 4 + 10·676 + 10 = 6810 float32 parameters at least
+    assert.ok((await Deno.stat(ckpt)).size > 6810 * 4);
+    // the checkpoint knows where it stopped
+    const { readSafetensors } = await import("../../train/safetensors.ts");
+    const { metadata } = await readSafetensors(ckpt);
+    assert.equal(Number(metadata.step), stop.step);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
