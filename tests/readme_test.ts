@@ -1,0 +1,32 @@
+// Everything the README shows must run as written: each ```ts block is run
+// from the repository root (so `./mod.ts` resolves) and must exit cleanly.
+import assert from "node:assert/strict";
+
+const root = new URL("../", import.meta.url);
+const readme = await Deno.readTextFile(new URL("README.md", root));
+const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+Deno.test("the README shows TypeScript examples", () => {
+  assert.ok(blocks.length >= 4, `found ${blocks.length} blocks`);
+});
+
+for (const [i, code] of blocks.entries()) {
+  const first = code.split("\n").find((l) => l.startsWith("import"))?.slice(0, 60) ?? "";
+  Deno.test(`README example ${i + 1} runs (${first})`, async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-env", "--allow-sys", "-"],
+      cwd: root.pathname,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(code));
+    await w.close();
+    const out = await child.output();
+    const dec = new TextDecoder();
+    assert.equal(out.code, 0, dec.decode(out.stderr));
+    assert.ok(dec.decode(out.stdout).trim().length > 0, "the example prints its result");
+  });
+}
