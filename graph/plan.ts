@@ -53,7 +53,7 @@ const ALIGN = 16;
  *
  * @example
  * ```ts
- * import { Graph, makePlan, relu } from "./mod.ts";
+ * import { Graph, makePlan, relu } from "@denograd/denograd";
  * const g = new Graph();
  * const y = relu(g.input("x", [-1, 4]));
  * const plan = makePlan(g, { batch: 8, outputs: [y] });

@@ -22,7 +22,7 @@ export type NestedNumbers = number | readonly NestedNumbers[];
  *
  * @example
  * ```ts
- * import { tensor } from "./mod.ts";
+ * import { tensor } from "@denograd/denograd";
  * const a = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
  * const b = tensor([[1, 2, 3], [4, 5, 6]]);
  * console.log(a.shape, b.shape); // [2, 3] [2, 3]

@@ -40,7 +40,7 @@ export interface VjpOptions {
  *
  * @example
  * ```ts
- * import { mul, sum, tensor, vjp } from "./mod.ts";
+ * import { mul, sum, tensor, vjp } from "@denograd/denograd";
  * const { out, backward } = vjp((x) => sum(mul(x, x)), tensor([1, 2, 3]));
  * console.log(out.data[0]); // 14
  * console.log([...backward([1])[0]!.data]); // [2, 4, 6]

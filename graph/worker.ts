@@ -73,10 +73,29 @@ const MAX_PLANS = 8;
  * Loss and gradients of one shard of a mini-batch, in place on shared memory.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { allocDataset, initParams, lectureCnn } from "@denograd/denograd";
+ * import { GradientShard, type ShardInit } from "./worker.ts";
+ * const m = lectureCnn({ channels: 4 });
+ * const params = initParams(m.built, { seed: 1 }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 20, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const grads = Object.entries(m.grads);
+ * const size = grads.reduce((n, [p]) => n + params.get(p)!.length, 0);
+ * const init: ShardInit = {
+ *   ...m,
+ *   grads,
+ *   params,
+ *   images: ds.images,
+ *   labels: ds.labels,
+ *   sampleSize: 784,
+ *   indices: new Uint32Array(64),
+ *   gradients: new Float32Array(size),
+ *   lossOut: new Float64Array(1),
+ * };
  * const shard = new GradientShard(init);
  * init.indices.set([4, 8, 15, 16]);
- * const loss = shard.run(0, 0, 4); // gradients are now in init.gradients
+ * const loss = shard.run(0, 0, 4); // the gradients are now in init.gradients
+ * console.log(loss === init.lossOut[0], init.gradients.some((g) => g !== 0)); // true true
  * ```
  */
 export class GradientShard {

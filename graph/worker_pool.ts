@@ -224,10 +224,17 @@ function messageOf(e: unknown): string {
  * pay (small models, one core).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { allocDataset, initParams, lectureCnn, LocalRunner } from "@denograd/denograd";
+ * const spec = lectureCnn({ channels: 4 });
+ * const params = initParams(spec.built, { seed: 1 }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const data = { images: ds.images, labels: ds.labels, sampleSize: 784 };
  * const runner = new LocalRunner(spec, { params, data, maxBatch: 64 });
  * const grads = new Map<string, Float32Array>();
  * const { loss } = await runner.step(new Uint32Array([0, 1, 2, 3]), 0, grads);
+ * console.log(Number.isFinite(loss), [...grads.keys()]); // true ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"]
+ * await runner.close();
  * ```
  */
 export class LocalRunner implements GradientRunner {
@@ -330,11 +337,18 @@ function isShared(a: ArrayBufferView): boolean {
  * (parameters, indices, step), so the result equals a run without the fault.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { allocDataset, initParams, lectureCnn, WorkerPool } from "@denograd/denograd";
+ * const spec = lectureCnn({ channels: 4 });
+ * // workers read parameters and data in place, so both live in SharedArrayBuffers
+ * const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const data = { images: ds.images, labels: ds.labels, sampleSize: 784 };
  * const pool = await WorkerPool.create(spec, { workers: 2, params, data, maxBatch: 64 });
  * try {
  *   const grads = new Map<string, Float32Array>();
  *   const { loss } = await pool.step(new Uint32Array([0, 1, 2, 3]), 0, grads);
+ *   console.log(Number.isFinite(loss), grads.get("fc.weight")!.length); // true 6760
  * } finally {
  *   await pool.close();
  * }

@@ -4,7 +4,9 @@ import type { FloatArray, Shape } from "./_op.ts";
 
 /** Reduction attributes: `axes` (default all) and `keepdims`. */
 export interface ReduceAttrs {
+  /** Axes to reduce, negative counting from the end (default: every axis). */
   axes?: number[];
+  /** Keep each reduced axis with size 1 (default false). */
   keepdims?: boolean;
 }
 

@@ -19,7 +19,7 @@ export const addOp: OpDef = registerOp({
  *
  * @example
  * ```ts
- * import { add, Graph } from "./mod.ts";
+ * import { add, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const y = add(g.input("x", [-1, 3]), g.input("b", [3]));
  * console.log(y.shape); // [-1, 3]

@@ -161,7 +161,7 @@ export const padAxisOp: OpDef<PadAttrs> = registerOp<PadAttrs>({
  *
  * @example
  * ```ts
- * import { concat, Graph } from "./mod.ts";
+ * import { concat, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1]);
  * console.log(concat([x, x, x], { axis: 1 }).shape); // [-1, 3]
@@ -182,7 +182,7 @@ export function concat(
  *
  * @example
  * ```ts
- * import { Graph, stack } from "./mod.ts";
+ * import { Graph, stack } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 4]);
  * console.log(stack([x, x], { axis: 1 }).shape); // [-1, 2, 4]
@@ -222,7 +222,7 @@ export function stack(
  *
  * @example
  * ```ts
- * import { Graph, slice } from "./mod.ts";
+ * import { Graph, slice } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(slice(g.input("x", [-1, 6]), { axis: 1, start: 2, size: 3 }).shape); // [-1, 3]
  * ```
@@ -241,7 +241,7 @@ export function slice(
  *
  * @example
  * ```ts
- * import { Graph, padAxis } from "./mod.ts";
+ * import { Graph, padAxis } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(padAxis(g.input("x", [-1, 3]), { axis: 1, before: 2, after: 1 }).shape); // [-1, 6]
  * ```

@@ -6,8 +6,11 @@ import { conv2dBackwardFilter } from "./conv2d_backward_filter.ts";
 import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
 import { sum } from "./sum.ts";
 
-interface Conv2dAttrs {
+/** Attributes of `conv2d`. */
+export interface Conv2dAttrs {
+  /** Step between filter positions, in both directions (at least 1). */
   stride: number;
+  /** Zeros added on each side of the input, in both directions. */
   padding: number;
 }
 
@@ -107,7 +110,7 @@ export interface Conv2dOptions {
  *
  * @example
  * ```ts
- * import { conv2d, Graph } from "./mod.ts";
+ * import { conv2d, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 28, 28]);
  * const w = g.param("conv1.weight", [32, 1, 3, 3], { kind: "uniform", bound: 0.3 });

@@ -5,8 +5,11 @@ import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
 import { conv2d } from "./conv2d.ts";
 import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
 
-interface BackwardFilterAttrs {
+/** Attributes of `conv2d_backward_filter`: the forward convolution's geometry. */
+export interface Conv2dBackwardFilterAttrs {
+  /** The forward convolution's stride. */
   stride: number;
+  /** The forward convolution's zero padding on each side. */
   padding: number;
   /** `[KH, KW]` of the filter: with stride > 1, x's and dy's sizes do not determine it. */
   kernelSize: [number, number];
@@ -14,7 +17,7 @@ interface BackwardFilterAttrs {
 
 function backwardFilterShape(
   [x, dy]: Shape[],
-  { stride, padding, kernelSize }: BackwardFilterAttrs,
+  { stride, padding, kernelSize }: Conv2dBackwardFilterAttrs,
 ): number[] {
   if (!Number.isInteger(stride) || stride < 1) {
     throw new Error(`stride must be a positive whole number, got ${stride}`);
@@ -45,7 +48,9 @@ function backwardFilterShape(
 }
 
 /** The VJP of {@linkcode conv2dOp} in its filter: `dw` from the input and `dy`. */
-export const conv2dBackwardFilterOp: OpDef<BackwardFilterAttrs> = registerOp<BackwardFilterAttrs>({
+export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = registerOp<
+  Conv2dBackwardFilterAttrs
+>({
   name: "conv2d_backward_filter",
   inputs: ["x", "dy"],
   shape: backwardFilterShape,
@@ -98,7 +103,7 @@ export interface Conv2dBackwardFilterOptions {
  *
  * @example
  * ```ts
- * import { conv2dBackwardFilter, Graph } from "./mod.ts";
+ * import { conv2dBackwardFilter, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 28, 28]);
  * const dy = g.input("dy", [-1, 32, 26, 26]);
@@ -110,7 +115,7 @@ export function conv2dBackwardFilter(
   dy: Node,
   opts: Conv2dBackwardFilterOptions,
 ): Node {
-  const attrs: BackwardFilterAttrs = {
+  const attrs: Conv2dBackwardFilterAttrs = {
     stride: opts.stride ?? 1,
     padding: opts.padding ?? 0,
     kernelSize: opts.kernelSize && [opts.kernelSize[0], opts.kernelSize[1]],

@@ -5,8 +5,11 @@ import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
 import { conv2d } from "./conv2d.ts";
 import { conv2dBackwardFilter } from "./conv2d_backward_filter.ts";
 
-interface BackwardInputAttrs {
+/** Attributes of `conv2d_backward_input`: the forward convolution's geometry. */
+export interface Conv2dBackwardInputAttrs {
+  /** The forward convolution's stride. */
   stride: number;
+  /** The forward convolution's zero padding on each side. */
   padding: number;
   /** `[H, W]` of the convolution's input: with stride > 1, dy's size does not determine it. */
   inputSize: [number, number];
@@ -14,7 +17,7 @@ interface BackwardInputAttrs {
 
 function backwardInputShape(
   [dy, w]: Shape[],
-  { stride, padding, inputSize }: BackwardInputAttrs,
+  { stride, padding, inputSize }: Conv2dBackwardInputAttrs,
 ): number[] {
   if (!Number.isInteger(stride) || stride < 1) {
     throw new Error(`stride must be a positive whole number, got ${stride}`);
@@ -44,7 +47,9 @@ function backwardInputShape(
 }
 
 /** The VJP of {@linkcode conv2dOp} in its input: `dx` from `dy` and the filter. */
-export const conv2dBackwardInputOp: OpDef<BackwardInputAttrs> = registerOp<BackwardInputAttrs>({
+export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp<
+  Conv2dBackwardInputAttrs
+>({
   name: "conv2d_backward_input",
   inputs: ["dy", "w"],
   shape: backwardInputShape,
@@ -97,7 +102,7 @@ export interface Conv2dBackwardInputOptions {
  *
  * @example
  * ```ts
- * import { conv2dBackwardInput, Graph } from "./mod.ts";
+ * import { conv2dBackwardInput, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const dy = g.input("dy", [-1, 32, 14, 14]);
  * const w = g.param("w", [32, 3, 3, 3], { kind: "uniform", bound: 0.2 });
@@ -110,7 +115,7 @@ export function conv2dBackwardInput(
   w: Node,
   opts: Conv2dBackwardInputOptions,
 ): Node {
-  const attrs: BackwardInputAttrs = {
+  const attrs: Conv2dBackwardInputAttrs = {
     stride: opts.stride ?? 1,
     padding: opts.padding ?? 0,
     inputSize: opts.inputSize && [opts.inputSize[0], opts.inputSize[1]],

@@ -24,7 +24,7 @@ export const divOp: OpDef = registerOp({
  *
  * @example
  * ```ts
- * import { div, Graph } from "./mod.ts";
+ * import { div, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(div(g.input("a", [2, 3]), g.input("b", [3])).shape); // [2, 3]
  * ```

@@ -2,8 +2,11 @@ import type { Node } from "../graph/graph.ts";
 import { hashUniform } from "./_hash.ts";
 import { type FloatArray, type ForwardContext, type OpDef, registerOp } from "./_op.ts";
 
-interface DropoutAttrs {
+/** Attributes of `dropout`. */
+export interface DropoutAttrs {
+  /** Probability of zeroing an element in training, in [0, 1]. */
   p: number;
+  /** Whole-number seed of the mask (with the step and the sample index). */
   seed: number;
 }
 
@@ -67,7 +70,7 @@ function dropoutKernel(x: FloatArray, y: FloatArray, c: ForwardContext<DropoutAt
  *
  * @example
  * ```ts
- * import { dropout, Graph } from "./mod.ts";
+ * import { dropout, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const y = dropout(g.input("x", [-1, 128]), { p: 0.5, seed: 1 });
  * console.log(y.shape); // [-1, 128]

@@ -2,13 +2,14 @@ import type { Node } from "../graph/graph.ts";
 import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
 import { numel, type OpDef, registerOp } from "./_op.ts";
 
-interface ExpandAttrs {
+/** Attributes of `expand_as`. */
+export interface ExpandAsAttrs {
   /** Divide by the expansion factor (the VJP of a mean). */
   mean?: boolean;
 }
 
 /** Broadcasts `y` to the shape of `like` (whose values are not read). */
-export const expandAsOp: OpDef<ExpandAttrs> = registerOp<ExpandAttrs>({
+export const expandAsOp: OpDef<ExpandAsAttrs> = registerOp<ExpandAsAttrs>({
   name: "expand_as",
   inputs: ["y", "like"],
   shape: ([y, like]) => {
@@ -42,7 +43,7 @@ export const expandAsOp: OpDef<ExpandAttrs> = registerOp<ExpandAttrs>({
  *
  * @example
  * ```ts
- * import { expandAs, Graph } from "./mod.ts";
+ * import { expandAs, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(expandAs(g.input("b", [1, 3]), g.input("x", [-1, 3])).shape); // [-1, 3]
  * ```

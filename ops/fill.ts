@@ -1,8 +1,11 @@
 import type { Graph, Node } from "../graph/graph.ts";
 import { fmtShape, type OpDef, registerOp } from "./_op.ts";
 
-interface FillAttrs {
+/** Attributes of `fill`. */
+export interface FillAttrs {
+  /** Concrete output shape (no batch axis `-1`). */
   shape: number[];
+  /** The value of every element. */
   value: number;
 }
 
@@ -27,7 +30,7 @@ export const fillOp: OpDef<FillAttrs> = registerOp<FillAttrs>({
  *
  * @example
  * ```ts
- * import { fill, Graph } from "./mod.ts";
+ * import { fill, Graph } from "@denograd/denograd";
  * const ones = fill([2, 2], 1, new Graph());
  * console.log(ones.shape); // [2, 2]
  * ```

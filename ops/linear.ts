@@ -41,7 +41,7 @@ export const linearOp: OpDef = registerOp({
  *
  * @example
  * ```ts
- * import { Graph, linear } from "./mod.ts";
+ * import { Graph, linear } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 5408]);
  * const w = g.param("fc.weight", [10, 5408], { kind: "uniform", bound: 0.01 });

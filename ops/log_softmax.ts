@@ -76,7 +76,7 @@ export const logSoftmaxBackwardOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftma
  *
  * @example
  * ```ts
- * import { Graph, logSoftmax } from "./mod.ts";
+ * import { Graph, logSoftmax } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(logSoftmax(g.input("logits", [-1, 10])).shape); // [-1, 10]
  * ```
@@ -91,7 +91,7 @@ export function logSoftmax(x: Node, opts: { axis?: number; name?: string } = {})
  *
  * @example
  * ```ts
- * import { Graph, logSoftmaxBackward } from "./mod.ts";
+ * import { Graph, logSoftmaxBackward } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(logSoftmaxBackward(g.input("y", [2, 3]), g.input("dy", [2, 3])).shape); // [2, 3]
  * ```

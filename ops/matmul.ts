@@ -2,8 +2,11 @@ import type { Node } from "../graph/graph.ts";
 import { gemm } from "./kernels/gemm.ts";
 import { type OpDef, registerOp } from "./_op.ts";
 
-interface MatmulAttrs {
+/** Attributes of `matmul` (both default to false). */
+export interface MatmulAttrs {
+  /** Use `a` transposed: `a` is stored as `[K, M]`. */
   transA?: boolean;
+  /** Use `b` transposed: `b` is stored as `[N, K]`. */
   transB?: boolean;
 }
 
@@ -37,7 +40,7 @@ export const matmulOp: OpDef<MatmulAttrs> = registerOp<MatmulAttrs>({
  *
  * @example
  * ```ts
- * import { Graph, matmul } from "./mod.ts";
+ * import { Graph, matmul } from "@denograd/denograd";
  * const g = new Graph();
  * const y = matmul(g.input("a", [-1, 3]), g.input("b", [4, 3]), { transB: true });
  * console.log(y.shape); // [-1, 4]

@@ -2,8 +2,11 @@ import { maxPool2x2BackwardF32, maxPool2x2F32 } from "./kernels/pointwise_fast.t
 import type { Node } from "../graph/graph.ts";
 import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
 
-interface PoolAttrs {
+/** Attributes of `max_pool2d` and its backward ops. */
+export interface MaxPool2dAttrs {
+  /** Side of the square window. */
   size: number;
+  /** Step between windows, in both directions. */
   stride: number;
 }
 
@@ -18,7 +21,7 @@ interface PoolDims {
   stride: number;
 }
 
-function pooledShape(x: Shape, { size, stride }: PoolAttrs): number[] {
+function pooledShape(x: Shape, { size, stride }: MaxPool2dAttrs): number[] {
   if (!Number.isInteger(size) || size < 1) {
     throw new Error(`size must be a positive whole number, got ${size}`);
   }
@@ -33,7 +36,7 @@ function pooledShape(x: Shape, { size, stride }: PoolAttrs): number[] {
   return [n, c, Math.floor((h - size) / stride) + 1, Math.floor((w - size) / stride) + 1];
 }
 
-function poolDims(x: Shape, y: Shape, { size, stride }: PoolAttrs): PoolDims {
+function poolDims(x: Shape, y: Shape, { size, stride }: MaxPool2dAttrs): PoolDims {
   const [n, c, h, w] = x as [number, number, number, number];
   return { planes: n * c, h, w, oh: y[2]!, ow: y[3]!, size, stride };
 }
@@ -159,7 +162,7 @@ function maxPoolGatherKernel(x: FloatArray, g: FloatArray, out: FloatArray, d: P
 }
 
 /** Max pooling over `size`×`size` windows every `stride` pixels, NCHW. */
-export const maxPool2dOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
+export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d",
   inputs: ["x"],
   shape: ([x], attrs) => pooledShape(x!, attrs),
@@ -175,7 +178,7 @@ export const maxPool2dOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
 });
 
 /** The VJP of max pooling: `dy` scattered to each window's first maximum of `x`. */
-export const maxPool2dBackwardOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
+export const maxPool2dBackwardOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d_backward",
   inputs: ["x", "dy"],
   shape: ([x, dy], attrs) => {
@@ -197,7 +200,7 @@ export const maxPool2dBackwardOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
 });
 
 /** `g` read at the argmax of each window of `x`: the VJP of {@linkcode maxPool2dBackwardOp}. */
-export const maxPool2dGatherOp: OpDef<PoolAttrs> = registerOp<PoolAttrs>({
+export const maxPool2dGatherOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d_gather",
   inputs: ["x", "g"],
   shape: ([x, g], attrs) => {
@@ -221,7 +224,7 @@ export interface MaxPool2dOptions {
   name?: string;
 }
 
-function poolAttrs(opts: MaxPool2dOptions): PoolAttrs {
+function poolAttrs(opts: MaxPool2dOptions): MaxPool2dAttrs {
   const size = opts.size ?? 2;
   return { size, stride: opts.stride ?? size };
 }
@@ -232,7 +235,7 @@ function poolAttrs(opts: MaxPool2dOptions): PoolAttrs {
  *
  * @example
  * ```ts
- * import { Graph, maxPool2d } from "./mod.ts";
+ * import { Graph, maxPool2d } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(maxPool2d(g.input("x", [-1, 32, 26, 26])).shape); // [-1, 32, 13, 13]
  * ```
@@ -247,7 +250,7 @@ export function maxPool2d(x: Node, opts: MaxPool2dOptions = {}): Node {
  *
  * @example
  * ```ts
- * import { Graph, maxPool2dBackward } from "./mod.ts";
+ * import { Graph, maxPool2dBackward } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 4, 4]);
  * const dy = g.input("dy", [-1, 1, 2, 2]);
@@ -264,7 +267,7 @@ export function maxPool2dBackward(x: Node, dy: Node, opts: MaxPool2dOptions = {}
  *
  * @example
  * ```ts
- * import { Graph, maxPool2dGather } from "./mod.ts";
+ * import { Graph, maxPool2dGather } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 4, 4]);
  * console.log(maxPool2dGather(x, g.input("g", [-1, 1, 4, 4])).shape); // [-1, 1, 2, 2]

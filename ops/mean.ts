@@ -25,7 +25,7 @@ export const meanOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
  *
  * @example
  * ```ts
- * import { Graph, mean } from "./mod.ts";
+ * import { Graph, mean } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(mean(g.input("x", [-1, 10])).shape); // []
  * ```

@@ -28,3 +28,4 @@ export * from "./scale.ts";
 export * from "./softmax.ts";
 export * from "./sub.ts";
 export * from "./sum.ts";
+export type { ReduceAttrs } from "./_reduce.ts";

@@ -16,7 +16,7 @@ import { sum } from "./sum.ts";
  *
  * @example
  * ```ts
- * import { Graph, mseLoss } from "./mod.ts";
+ * import { Graph, mseLoss } from "@denograd/denograd";
  * const g = new Graph();
  * const loss = mseLoss(g.input("pred", [-1, 1]), g.input("y", [-1, 1]));
  * console.log(loss.shape); // []

@@ -19,7 +19,7 @@ export const mulOp: OpDef = registerOp({
  *
  * @example
  * ```ts
- * import { Graph, mul } from "./mod.ts";
+ * import { Graph, mul } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(mul(g.input("a", [-1, 3]), g.input("b", [3])).shape); // [-1, 3]
  * ```

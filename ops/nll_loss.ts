@@ -120,7 +120,7 @@ export const nllLossBackwardOp: OpDef<NllBackwardAttrs> = registerOp<NllBackward
  *
  * @example
  * ```ts
- * import { Graph, logSoftmax, nllLoss } from "./mod.ts";
+ * import { Graph, logSoftmax, nllLoss } from "@denograd/denograd";
  * const g = new Graph();
  * const logits = g.input("logits", [-1, 10]);
  * const loss = nllLoss(logSoftmax(logits), g.input("label", [-1]));
@@ -146,7 +146,7 @@ export function nllLoss(
  *
  * @example
  * ```ts
- * import { Graph, nllLossBackward } from "./mod.ts";
+ * import { Graph, nllLossBackward } from "@denograd/denograd";
  * const g = new Graph();
  * const dlogp = nllLossBackward(g.input("label", [-1]), g.input("dy", []), { classes: 10 });
  * console.log(dlogp.shape); // [-1, 10]

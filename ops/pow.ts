@@ -41,7 +41,7 @@ export const powOp: OpDef<PowAttrs> = registerOp<PowAttrs>({
  *
  * @example
  * ```ts
- * import { Graph, pow } from "./mod.ts";
+ * import { Graph, pow } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(pow(g.input("x", [-1, 1]), 3).shape); // [-1, 1]
  * ```
@@ -55,7 +55,7 @@ export function pow(x: Node, exponent: number, opts: { name?: string } = {}): No
  *
  * @example
  * ```ts
- * import { Graph, square } from "./mod.ts";
+ * import { Graph, square } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(square(g.input("err", [-1])).shape); // [-1]
  * ```

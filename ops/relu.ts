@@ -44,7 +44,7 @@ export const reluBackwardOp: OpDef = registerOp({
  *
  * @example
  * ```ts
- * import { Graph, relu } from "./mod.ts";
+ * import { Graph, relu } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(relu(g.input("x", [-1, 8])).shape); // [-1, 8]
  * ```
@@ -58,7 +58,7 @@ export function relu(x: Node, opts: { name?: string } = {}): Node {
  *
  * @example
  * ```ts
- * import { Graph, reluBackward } from "./mod.ts";
+ * import { Graph, reluBackward } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(reluBackward(g.input("x", [4]), g.input("dy", [4])).shape); // [4]
  * ```

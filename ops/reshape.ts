@@ -1,7 +1,9 @@
 import type { Node } from "../graph/graph.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
 
-interface ReshapeAttrs {
+/** Attributes of `reshape`. */
+export interface ReshapeAttrs {
+  /** Target shape; at most one `-1`, which is inferred. */
   shape: number[];
 }
 
@@ -51,7 +53,7 @@ export const reshapeOp: OpDef<ReshapeAttrs> = registerOp<ReshapeAttrs>({
  *
  * @example
  * ```ts
- * import { Graph, reshape } from "./mod.ts";
+ * import { Graph, reshape } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(reshape(g.input("x", [-1, 2, 3]), [-1, 6]).shape); // [-1, 6]
  * ```
@@ -65,7 +67,7 @@ export function reshape(x: Node, shape: readonly number[], opts: { name?: string
  *
  * @example
  * ```ts
- * import { flatten, Graph } from "./mod.ts";
+ * import { flatten, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(flatten(g.input("x", [-1, 32, 13, 13])).shape); // [-1, 5408]
  * ```

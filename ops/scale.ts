@@ -1,7 +1,9 @@
 import type { Node } from "../graph/graph.ts";
 import { type OpDef, registerOp } from "./_op.ts";
 
-interface ScaleAttrs {
+/** Attributes of `scale`. */
+export interface ScaleAttrs {
+  /** The constant every element is multiplied by. */
   factor: number;
 }
 
@@ -22,7 +24,7 @@ export const scaleOp: OpDef<ScaleAttrs> = registerOp<ScaleAttrs>({
  *
  * @example
  * ```ts
- * import { Graph, scale } from "./mod.ts";
+ * import { Graph, scale } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(scale(g.input("x", [3]), -1).shape); // [3]
  * ```

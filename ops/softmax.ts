@@ -91,7 +91,7 @@ export const softmaxBackwardOp: OpDef<SoftmaxAttrs> = registerOp<SoftmaxAttrs>({
  *
  * @example
  * ```ts
- * import { Graph, softmax } from "./mod.ts";
+ * import { Graph, softmax } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(softmax(g.input("logits", [-1, 10])).shape); // [-1, 10]
  * ```
@@ -106,7 +106,7 @@ export function softmax(x: Node, opts: { axis?: number; name?: string } = {}): N
  *
  * @example
  * ```ts
- * import { Graph, softmaxBackward } from "./mod.ts";
+ * import { Graph, softmaxBackward } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(softmaxBackward(g.input("y", [2, 3]), g.input("dy", [2, 3])).shape); // [2, 3]
  * ```

@@ -20,7 +20,7 @@ export const subOp: OpDef = registerOp({
  *
  * @example
  * ```ts
- * import { Graph, sub } from "./mod.ts";
+ * import { Graph, sub } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(sub(g.input("a", [2, 3]), g.input("b", [1, 3])).shape); // [2, 3]
  * ```

@@ -21,7 +21,7 @@ export const sumOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
  *
  * @example
  * ```ts
- * import { Graph, sum } from "./mod.ts";
+ * import { Graph, sum } from "@denograd/denograd";
  * const g = new Graph();
  * console.log(sum(g.input("x", [-1, 10]), { axes: [1] }).shape); // [-1]
  * ```

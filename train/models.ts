@@ -75,7 +75,7 @@ function finish(g: Graph, logits: Node): Classifier {
  *
  * @example
  * ```ts
- * import { lectureCnn } from "./mod.ts";
+ * import { lectureCnn } from "@denograd/denograd";
  * const m = lectureCnn({ channels: 8 });
  * console.log(Object.keys(m.grads)); // ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"]
  * ```
@@ -97,7 +97,7 @@ export function lectureCnn(opts: { channels?: number } = {}): Classifier {
  *
  * @example
  * ```ts
- * import { mnistNet } from "./mod.ts";
+ * import { mnistNet } from "@denograd/denograd";
  * console.log(Object.keys(mnistNet({ seed: 1 }).grads).length); // 8
  * ```
  */
@@ -133,7 +133,7 @@ export interface Polynomial {
  *
  * @example
  * ```ts
- * import { polynomialModel } from "./mod.ts";
+ * import { polynomialModel } from "@denograd/denograd";
  * const p = polynomialModel();
  * console.log(p.y.shape); // [-1]
  * ```

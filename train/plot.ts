@@ -16,7 +16,8 @@
  *     { name: "test accuracy", points: [[1, 0.8], [2, 0.9]], axis: "right" },
  *   ],
  * });
- * await Deno.writeTextFile("training.svg", svg);
+ * console.log(svg.startsWith("<svg"), svg.includes("test accuracy")); // true true
+ * // save it with Deno.writeTextFile("training.svg", svg) and open it in a browser
  * ```
  *
  * @module
@@ -28,7 +29,10 @@
  *
  * @example
  * ```ts
+ * import { lineChartSvg, type Series } from "./plot.ts";
  * const acc: Series = { name: "accuracy", points: [[0, 0.1], [1, 0.85]], axis: "right" };
+ * const svg = lineChartSvg({ title: "accuracy", xLabel: "epoch", series: [acc] });
+ * console.log(svg.includes("accuracy")); // true
  * ```
  */
 export interface Series {
@@ -123,12 +127,13 @@ function formatTick(v: number, step: number): string {
  *
  * @example
  * ```ts
+ * import { lineChartSvg } from "./plot.ts";
  * const svg = lineChartSvg({
  *   title: "loss",
  *   xLabel: "step",
  *   series: [{ name: "train", points: [[0, 2.3], [100, 0.5], [200, 0.3]] }],
  * });
- * svg.startsWith("<svg"); // true
+ * console.log(svg.startsWith("<svg")); // true
  * ```
  */
 export function lineChartSvg(

@@ -8,9 +8,10 @@
  * @example
  * ```ts
  * import { hashUniform, Rng } from "./random.ts";
- * const rng = new Rng(42);
- * const u = rng.uniform(); // in [0, 1)
- * const keep = hashUniform(42, 7, 3, 100) >= 0.5; // same answer in any worker
+ * const u = new Rng(42).uniform();
+ * console.log(u >= 0 && u < 1, u === new Rng(42).uniform()); // true true
+ * // keyed by (seed, step, sample, element): the same answer in any worker, in any order
+ * console.log(hashUniform(42, 7, 3, 100) === hashUniform(42, 7, 3, 100)); // true
  * ```
  *
  * @module
@@ -44,10 +45,12 @@ function seedWords(seed: number): [number, number] {
  *
  * @example
  * ```ts
+ * import { Rng } from "./random.ts";
  * const rng = new Rng(1);
  * const saved = rng.state();
  * const a = rng.next();
- * const b = Rng.fromState(saved).next(); // a === b
+ * const b = Rng.fromState(saved).next();
+ * console.log(a === b); // true
  * ```
  */
 export class Rng {
@@ -61,7 +64,9 @@ export class Rng {
    *
    * @example
    * ```ts
-   * const rng = new Rng(2024);
+   * import { Rng } from "./random.ts";
+   * console.log(new Rng(2024).next() === new Rng(2024).next()); // true
+   * console.log(new Rng(2024).next() === new Rng(2025).next()); // false
    * ```
    */
   constructor(seed: number) {
@@ -85,7 +90,9 @@ export class Rng {
    *
    * @example
    * ```ts
-   * const word = new Rng(3).next(); // 0 <= word < 2 ** 32
+   * import { Rng } from "./random.ts";
+   * const word = new Rng(3).next();
+   * console.log(Number.isInteger(word) && word >= 0 && word < 2 ** 32); // true
    * ```
    */
   next(): number {
@@ -103,7 +110,9 @@ export class Rng {
    *
    * @example
    * ```ts
+   * import { Rng } from "./random.ts";
    * const u = new Rng(4).uniform();
+   * console.log(u >= 0 && u < 1); // true
    * ```
    */
   uniform(): number {
@@ -117,7 +126,11 @@ export class Rng {
    *
    * @example
    * ```ts
-   * const z = new Rng(5).normal();
+   * import { Rng } from "./random.ts";
+   * const rng = new Rng(5);
+   * const z = Array.from({ length: 10000 }, () => rng.normal());
+   * const mean = z.reduce((s, v) => s + v, 0) / z.length;
+   * console.log(Math.abs(mean) < 0.05); // true
    * ```
    */
   normal(): number {
@@ -132,7 +145,9 @@ export class Rng {
    *
    * @example
    * ```ts
+   * import { Rng } from "./random.ts";
    * const die = new Rng(6).int(6) + 1;
+   * console.log([1, 2, 3, 4, 5, 6].includes(die)); // true
    * ```
    */
   int(n: number): number {
@@ -151,8 +166,12 @@ export class Rng {
    *
    * @example
    * ```ts
-   * const order = Uint32Array.from({ length: 10 }, (_, i) => i);
-   * new Rng(7).shuffle(order);
+   * import { Rng } from "./random.ts";
+   * const a = Uint32Array.from({ length: 10 }, (_, i) => i);
+   * const b = a.slice();
+   * new Rng(7).shuffle(a);
+   * new Rng(7).shuffle(b);
+   * console.log(a.join() === b.join(), [...a].sort((x, y) => x - y).join()); // true 0,1,2,3,4,5,6,7,8,9
    * ```
    */
   shuffle<T>(a: T[] | Uint32Array | Int32Array): void {
@@ -169,7 +188,10 @@ export class Rng {
    *
    * @example
    * ```ts
-   * const json = JSON.stringify(new Rng(8).state());
+   * import { Rng } from "./random.ts";
+   * const rng = new Rng(8);
+   * const json = JSON.stringify(rng.state());
+   * console.log(Rng.fromState(JSON.parse(json)).next() === rng.next()); // true
    * ```
    */
   state(): number[] {
@@ -181,7 +203,9 @@ export class Rng {
    *
    * @example
    * ```ts
+   * import { Rng } from "./random.ts";
    * const rng = Rng.fromState([1, 2, 3, 4]);
+   * console.log(rng.state()); // [1, 2, 3, 4]
    * ```
    */
   static fromState(s: number[]): Rng {
@@ -229,7 +253,9 @@ function fmix32(h: number): number {
  *
  * @example
  * ```ts
- * const h = hash32(42, 1000, 5); // always the same value
+ * import { hash32 } from "./random.ts";
+ * const h = hash32(42, 1000, 5);
+ * console.log(h === hash32(42, 1000, 5), h === hash32(42, 1000, 6)); // true false
  * ```
  */
 export function hash32(...ints: number[]): number {
@@ -245,7 +271,10 @@ export function hash32(...ints: number[]): number {
  *
  * @example
  * ```ts
- * const keep = hashUniform(42, 10, 3, 17) >= 0.25; // dropout with p = 0.25
+ * import { hashUniform } from "./random.ts";
+ * // dropout with p = 0.25 at step 10 keeps element 17 of sample 3 when this is true
+ * const keep = hashUniform(42, 10, 3, 17) >= 0.25;
+ * console.log(typeof keep); // boolean
  * ```
  */
 export function hashUniform(seed: number, a: number, b: number, c: number): number {

@@ -115,27 +115,41 @@ export type TrainEvent =
 
 /** What a finished (or interrupted) run measured. */
 export interface TrainSummary {
+  /** The model's name, e.g. `lecture-cnn`. */
   model: string;
+  /** Epochs completed, counting those before a resume (`poly`: the epochs asked for). */
   epochs: number;
+  /** Optimiser steps taken, counting those before a resume. */
   steps: number;
+  /** Wall-clock seconds of this run's training loop (setup and data loading excluded). */
   seconds: number;
+  /** Training samples per second over this run. */
   samples_per_sec: number;
+  /** Fraction of test samples classified correctly, in [0, 1]; `NaN` for `poly`. */
   test_accuracy: number;
+  /** Mean test loss (`poly`: the last training loss). */
   test_loss: number;
+  /** Loss of the last mini-batch. */
   train_loss: number;
+  /** Whether the run stopped early (abort signal or `maxSteps`). */
   interrupted: boolean;
+  /** Classifiers: test counts, `confusion[truth][predicted]`. */
   confusion?: number[][];
+  /** `poly`: the learnt `[w0, w1, w2]` of `w2·x² + w1·x + w0`. */
   coefficients?: number[];
+  /** `poly`: the coefficients the synthetic data was drawn from. */
   true_coefficients?: number[];
 }
 
 /** Result of {@linkcode train}: the summary plus the trained parameters. */
 export interface TrainResult extends TrainSummary {
+  /** The trained parameters by name, as saved in checkpoints. */
   params: Map<string, Float32Array>;
 }
 
 /** A training failure that names its step (NaN loss, a bad checkpoint, dead workers). */
 export class TrainError extends Error {
+  /** Always `"TrainError"`. */
   override name = "TrainError";
 }
 
@@ -152,10 +166,12 @@ const DEFAULTS: Record<
  * Trains a model and returns what it measured. The CLI is a thin shell over this.
  *
  * @example
- * ```ts ignore
- * import { train } from "./mod.ts";
+ * ```ts
+ * import { train } from "@denograd/denograd";
+ * // the polynomial on synthetic data trains in well under a second
  * const r = await train({ model: "poly", epochs: 500 });
- * console.log(r.coefficients); // ≈ r.true_coefficients
+ * console.log(r.coefficients!.map((c) => c.toFixed(1))); // ["0.5", "-2.0", "3.0"]
+ * console.log(r.true_coefficients); // [0.5, -2, 3]
  * ```
  */
 export async function train(opts: TrainOptions = {}): Promise<TrainResult> {

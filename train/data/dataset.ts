@@ -5,10 +5,11 @@
  *
  * @example
  * ```ts
- * import { allocDataset } from "./dataset.ts";
+ * import { allocDataset } from "@denograd/denograd";
  * const ds = allocDataset({ name: "toy", count: 2, sampleShape: [1, 2, 2], numClasses: 10 });
  * ds.images.set([0, 1, 0, 1], 0);
  * ds.labels[0] = 3;
+ * console.log(ds.images.buffer instanceof SharedArrayBuffer); // true
  * ```
  *
  * @module
@@ -19,10 +20,14 @@
  *
  * @example
  * ```ts
+ * import { allocDataset, type Dataset } from "@denograd/denograd";
  * function pixel(ds: Dataset, sample: number, k: number): number {
  *   const size = ds.sampleShape.reduce((a, b) => a * b, 1);
- *   return ds.images[sample * size + k];
+ *   return ds.images[sample * size + k]!;
  * }
+ * const ds = allocDataset({ name: "toy", count: 2, sampleShape: [1, 2, 2], numClasses: 10 });
+ * ds.images[5] = 0.5;
+ * console.log(pixel(ds, 1, 1)); // 0.5
  * ```
  */
 export interface Dataset {
@@ -45,9 +50,14 @@ export interface Dataset {
  *
  * @example
  * ```ts
+ * import { allocDataset, type Split } from "@denograd/denograd";
  * function describe(s: Split): string {
  *   return `${s.train.count} train / ${s.test.count} test`;
  * }
+ * const shape = { sampleShape: [1, 28, 28], numClasses: 10 };
+ * const train = allocDataset({ name: "train", count: 80, ...shape });
+ * const test = allocDataset({ name: "test", count: 20, ...shape });
+ * console.log(describe({ train, test })); // 80 train / 20 test
  * ```
  */
 export interface Split {
@@ -62,7 +72,8 @@ export interface Split {
  *
  * @example
  * ```ts
- * sampleSize([1, 28, 28]); // 784
+ * import { sampleSize } from "./dataset.ts";
+ * console.log(sampleSize([1, 28, 28])); // 784
  * ```
  */
 export function sampleSize(sampleShape: readonly number[]): number {
@@ -77,8 +88,9 @@ export function sampleSize(sampleShape: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { allocDataset } from "@denograd/denograd";
  * const ds = allocDataset({ name: "digits", count: 100, sampleShape: [1, 28, 28], numClasses: 10 });
- * ds.images.length; // 78400
+ * console.log(ds.images.length, ds.labels.length); // 78400 100
  * ```
  */
 export function allocDataset(

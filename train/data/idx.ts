@@ -7,9 +7,11 @@
  * image and label files of both data sets use.
  *
  * @example
- * ```ts
- * import { loadIdxDir } from "./idx.ts";
+ * ```ts ignore
+ * import { loadIdxDir } from "@denograd/denograd";
+ * // needs the four Fashion-MNIST files in ./data/fashion-mnist
  * const { train, test } = await loadIdxDir("./data/fashion-mnist");
+ * console.log(train.count, test.count); // 60000 10000
  * ```
  *
  * @module
@@ -22,7 +24,9 @@ import { allocDataset, type Dataset, type Split } from "./dataset.ts";
  *
  * @example
  * ```ts
+ * import type { IdxArray } from "./idx.ts";
  * const labels: IdxArray = { dims: [3], type: "u8", data: new Uint8Array([7, 2, 1]) };
+ * console.log(labels.data.length === labels.dims[0]); // true
  * ```
  */
 export interface IdxArray {
@@ -55,8 +59,9 @@ function hex(b: number): string {
  *
  * @example
  * ```ts
+ * import { parseIdx } from "./idx.ts";
  * const bytes = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 2, 5, 9]);
- * parseIdx(bytes, "labels"); // { dims: [2], type: "u8", data: Uint8Array [5, 9] }
+ * console.log(parseIdx(bytes, "labels")); // { dims: [2], type: "u8", data: Uint8Array(2) [5, 9] }
  * ```
  */
 export function parseIdx(bytes: Uint8Array, fileName: string): IdxArray {
@@ -131,8 +136,13 @@ async function gunzip(bytes: Uint8Array, path: string): Promise<Uint8Array> {
  *
  * @example
  * ```ts
- * const images = await readIdxFile("data/train-images-idx3-ubyte.gz");
- * images.dims; // [60000, 28, 28]
+ * import { readIdxFile } from "./idx.ts";
+ * // a 2×2 image of bytes: magic 0 0 8 2 (u8, two dimensions), dims 2 and 2, then the pixels
+ * const path = await Deno.makeTempFile({ suffix: "-idx3-ubyte" });
+ * await Deno.writeFile(path, new Uint8Array([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 255, 128, 7]));
+ * const image = await readIdxFile(path);
+ * console.log(image.dims, [...image.data]); // [2, 2] [0, 255, 128, 7]
+ * await Deno.remove(path);
  * ```
  */
 export async function readIdxFile(path: string): Promise<IdxArray> {
@@ -225,9 +235,11 @@ function toDataset(
  * [0, 1] by /255; labels must be 0..9. Errors name the offending file.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * import { loadIdxDir } from "@denograd/denograd";
+ * // needs train-images-idx3-ubyte.gz and the three other MNIST files in data/mnist
  * const { train, test } = await loadIdxDir("data/mnist");
- * train.sampleShape; // [1, 28, 28]
+ * console.log(train.sampleShape, test.count); // [1, 28, 28] 10000
  * ```
  */
 export async function loadIdxDir(dir: string): Promise<Split> {

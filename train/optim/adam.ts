@@ -5,7 +5,7 @@ import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optim
  *
  * @example
  * ```ts
- * import { Adam } from "./mod.ts";
+ * import { Adam } from "@denograd/denograd";
  * const p = new Map([["w", new Float32Array([1])]]);
  * new Adam(0.1).step(p, new Map([["w", new Float32Array([2])]]));
  * console.log(p.get("w")![0]); // ≈ 0.9
@@ -25,6 +25,7 @@ export class Adam implements Optimizer {
   private bufs = new Map<string, Float32Array>();
   private t = 0;
 
+  /** Adam at learning rate `lr` (default 1e-3); betas 0.9 and 0.999 and eps 1e-8 unless given. */
   constructor(lr = 1e-3, opts: { beta1?: number; beta2?: number; eps?: number } = {}) {
     this.lr = lr;
     this.beta1 = opts.beta1 ?? 0.9;

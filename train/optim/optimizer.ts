@@ -36,7 +36,7 @@ export type OptimizerName = typeof OPTIMIZERS[number];
  *
  * @example
  * ```ts
- * import { makeOptimizer } from "./mod.ts";
+ * import { makeOptimizer } from "@denograd/denograd";
  * const opt = makeOptimizer("adam", 1e-3);
  * const p = new Map([["w", new Float32Array([1])]]);
  * opt.step(p, new Map([["w", new Float32Array([0.5])]]));

@@ -6,7 +6,7 @@ import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optim
  *
  * @example
  * ```ts
- * import { Sgd } from "./mod.ts";
+ * import { Sgd } from "@denograd/denograd";
  * const p = new Map([["w", new Float32Array([1])]]);
  * new Sgd(0.1).step(p, new Map([["w", new Float32Array([2])]]));
  * console.log(p.get("w")![0]); // ≈ 0.8
@@ -21,6 +21,7 @@ export class Sgd implements Optimizer {
   readonly momentum: number;
   private bufs = new Map<string, Float32Array>();
 
+  /** Plain SGD at learning rate `lr`, or with momentum when `opts.momentum` is not 0 (default 0). */
   constructor(lr: number, opts: { momentum?: number } = {}) {
     this.lr = lr;
     this.momentum = opts.momentum ?? 0;
