@@ -16,6 +16,9 @@ import { logSoftmax } from "../../ops/log_softmax.ts";
 import { nllLoss } from "../../ops/nll_loss.ts";
 import { relu } from "../../ops/relu.ts";
 import { flatten } from "../../ops/reshape.ts";
+import { lectureCnn } from "../../train/models.ts";
+import { makeOptimizer } from "../../train/optim/optimizer.ts";
+import { countTypedArrays } from "../_alloc_count.ts";
 
 const SAMPLES = 200;
 const SIDE = 4;
@@ -296,5 +299,80 @@ Deno.test("a shard run in micro-batches gives the batch-mean loss and gradients"
         assert.ok(Math.abs(v - h[i]!) < 1e-5 * (1 + Math.abs(v)), `${k}[${i}]: ${v} vs ${h[i]}`)
       );
     }
+  }
+});
+
+Deno.test("the allocation counter sees typed arrays made by constructors and by methods", async () => {
+  const seen = await countTypedArrays(() => {
+    const a = new Float32Array(4);
+    Uint8Array.from([1, 2]);
+    a.slice(1);
+    a.subarray(2);
+    new Float64Array(new ArrayBuffer(16), 8, 1);
+  });
+  assert.equal(seen.owning, 3, JSON.stringify(seen.byKind));
+  assert.equal(seen.views, 2, JSON.stringify(seen.byKind));
+  assert.ok(new Float32Array(1) instanceof Float32Array, "the constructors are restored");
+});
+
+for (const tier of ["wasm", "ts", "ref"] as const) {
+  Deno.test(`a steady-state training step allocates no typed-array memory (lecture CNN and dropout MLP, ${tier} kernels)`, async () => {
+    const mlp = model(0.3);
+    const cnn = lectureCnn({ channels: 4 });
+    const models = [
+      { name: "lecture CNN", spec: cnn, graph: cnn.built, side: 28 },
+      { name: "dropout MLP", spec: mlp.spec, graph: mlp.graph, side: SIDE },
+    ];
+    for (const m of models) {
+      const params = initParams(m.graph, { seed: 5, shared: true }) as Map<string, Float32Array>;
+      const ss = m.side * m.side;
+      const images = Float32Array.from({ length: SAMPLES * ss }, (_, i) => Math.sin(i) ** 2);
+      const data = { images, labels: sharedData().labels, sampleSize: ss };
+      const runner = new LocalRunner(m.spec, { params, data, maxBatch: 64, tier, microBatch: 32 });
+      const opt = makeOptimizer("adam", 1e-3);
+      const grads = new Map<string, Float32Array>();
+      const bs = batches();
+      const train = async (from: number, n: number) => {
+        for (let s = from; s < from + n; s++) {
+          await runner.step(bs[s % bs.length]!, s, grads);
+          opt.step(params, grads);
+        }
+      };
+      try {
+        await train(0, 3); // warm-up: plans, buffers, optimizer state
+        const seen = await countTypedArrays(() => train(3, 6));
+        // views of existing memory (per-sample subarrays, wasm scratch views) are allowed
+        assert.equal(seen.owning, 0, `${m.name}: ${JSON.stringify(seen.byKind)}`);
+      } finally {
+        await runner.close();
+      }
+    }
+  });
+}
+
+Deno.test("a steady-state pool step allocates no typed-array memory on the main thread", async () => {
+  const { spec, graph } = model(0.3);
+  const params = freshParams(graph);
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params,
+    data: sharedData(),
+    maxBatch: 64,
+  });
+  const opt = makeOptimizer("momentum", 0.05);
+  const grads = new Map<string, Float32Array>();
+  const bs = batches();
+  const train = async (from: number, n: number) => {
+    for (let s = from; s < from + n; s++) {
+      await pool.step(bs[s % bs.length]!, s, grads);
+      opt.step(params, grads);
+    }
+  };
+  try {
+    await train(0, 3);
+    const seen = await countTypedArrays(() => train(3, 6));
+    assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+  } finally {
+    await pool.close();
   }
 });
