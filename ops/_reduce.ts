@@ -48,36 +48,52 @@ export function sumKernel(
   out: FloatArray,
 ): void {
   out.fill(0);
-  const r = shape.length;
-  if (r === 0) {
+  if (shape.length === 0) {
     out[0] = x[0]!;
     return;
   }
+  // merge neighbouring axes that are both reduced or both kept: a bias
+  // gradient over [N, C, H, W] becomes [N, C, H·W], summing runs of H·W
+  const dims: number[] = [];
+  const red: boolean[] = [];
+  shape.forEach((d, i) => {
+    const ri = axes.includes(i);
+    if (dims.length > 0 && red[red.length - 1] === ri) dims[dims.length - 1]! *= d;
+    else dims.push(d), red.push(ri);
+  });
+  const r = dims.length;
   // output strides, 0 on reduced axes, so a walk over x adds into the right slot
   const so = new Array<number>(r).fill(0);
   let stride = 1;
   for (let i = r - 1; i >= 0; i--) {
-    if (axes.includes(i)) continue;
+    if (red[i]) continue;
     so[i] = stride;
-    stride *= shape[i]!;
+    stride *= dims[i]!;
   }
-  const inner = shape[r - 1]!;
+  const inner = dims[r - 1]!;
   const si = so[r - 1]!;
   const idx = new Array<number>(r).fill(0);
   let o = 0;
   for (let p = 0; p < x.length; p += inner) {
     if (si === 0) {
-      let acc = 0;
-      for (let j = 0; j < inner; j++) acc += x[p + j]!;
-      out[o] = out[o]! + acc;
+      // four chains of additions, so the loop is not bound by one add's latency
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, j = 0;
+      for (; j + 3 < inner; j += 4) {
+        a0 += x[p + j]!;
+        a1 += x[p + j + 1]!;
+        a2 += x[p + j + 2]!;
+        a3 += x[p + j + 3]!;
+      }
+      for (; j < inner; j++) a0 += x[p + j]!;
+      out[o] = out[o]! + ((a0 + a1) + (a2 + a3));
     } else {
       for (let j = 0; j < inner; j++) out[o + j] = out[o + j]! + x[p + j]!;
     }
     for (let ax = r - 2; ax >= 0; ax--) {
       idx[ax]!++;
       o += so[ax]!;
-      if (idx[ax]! < shape[ax]!) break;
-      o -= so[ax]! * shape[ax]!;
+      if (idx[ax]! < dims[ax]!) break;
+      o -= so[ax]! * dims[ax]!;
       idx[ax] = 0;
     }
   }
