@@ -353,7 +353,7 @@ async function trainClassifier(
     await runner.close();
   }
   const seconds = (performance.now() - t0) / 1000;
-  if (opts.plot) await writePlot(opts.plot, model, history);
+  if (opts.plot) await writePlot(opts.plot, model, history, loader.stepsPerEpoch);
   const summary: TrainSummary = {
     model,
     epochs: cursor.epoch,
@@ -495,14 +495,25 @@ async function resumeFrom(
   return Number(metadata.seconds ?? 0);
 }
 
-async function writePlot(path: string, model: string, h: History): Promise<void> {
+// loss points are kept by global step, accuracy by epoch: both are drawn
+// against epochs, the loss at fractional epochs
+async function writePlot(
+  path: string,
+  model: string,
+  h: History,
+  stepsPerEpoch: number,
+): Promise<void> {
   const svg = lineChartSvg({
     title: `denograd ${model}: training loss and test accuracy`,
     xLabel: "epoch",
     leftLabel: "training loss",
     rightLabel: "test accuracy",
     series: [
-      { name: "training loss", points: h.loss.map(([s, l]) => [s, l]), axis: "left" },
+      {
+        name: "training loss",
+        points: h.loss.map(([s, l]) => [s / stepsPerEpoch, l]),
+        axis: "left",
+      },
       { name: "test accuracy", points: h.testAccuracy, axis: "right" },
     ],
   });
@@ -591,7 +602,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     }
   }
   const seconds = (performance.now() - t0) / 1000;
-  if (opts.plot) await writePlot(opts.plot, "poly", history);
+  if (opts.plot) await writePlot(opts.plot, "poly", history, 1);
   const summary: TrainSummary = {
     model: "poly",
     epochs,

@@ -166,3 +166,23 @@ Deno.test("with 2 workers, a worker that dies mid-run changes nothing; one that 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the plot draws the loss and the test accuracy against the same epoch axis", async () => {
+  const split = await small(128, 32);
+  const dir = await Deno.makeTempDir();
+  try {
+    const plot = `${dir}/curves.svg`;
+    await train({ split, channels: 4, epochs: 2, batch: 16, workers: 1, plot });
+    const svg = await Deno.readTextFile(plot);
+    // x-axis tick labels: centred texts without a font size of their own (the title has one)
+    const ticks = [
+      ...svg.matchAll(/<text x="[\d.]+" y="[\d.]+" text-anchor="middle">([^<]*)<\/text>/g),
+    ]
+      .map((m) => Number(m[1])).filter((v) => !Number.isNaN(v)); // the axis title is text
+    assert.ok(ticks.length >= 2, svg.slice(0, 400));
+    // 16 steps ran: a loss drawn by step would stretch the axis past 10
+    assert.equal(Math.max(...ticks), 2, `x ticks ${ticks}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
