@@ -174,29 +174,40 @@ export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
     maxPoolKernel(x!, y, d);
   },
   // dx = dy routed to the argmax of each window
-  vjp: ({ inputs: [x], dy, attrs }) => [maxPool2dBackward(x!, dy, attrs)],
+  vjp: ({ inputs: [x], out, dy, attrs }) => [maxPool2dBackward(x!, dy, { ...attrs, y: out })],
 });
 
-/** The VJP of max pooling: `dy` scattered to each window's first maximum of `x`. */
+/**
+ * The VJP of max pooling: `dy` scattered to each window's first maximum of
+ * `x`. The optional `y`, the forward's output, spares the fast 2×2 kernel
+ * from finding each maximum again.
+ */
 export const maxPool2dBackwardOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d_backward",
-  inputs: ["x", "dy"],
-  shape: ([x, dy], attrs) => {
-    const y = pooledShape(x!, attrs);
-    if (dy!.join() !== y.join()) {
-      throw new Error(`dy must have the pooled shape ${fmtShape(y)}, got ${fmtShape(dy!)}`);
+  inputs: ["x", "dy", "y?"],
+  shape: ([x, dy, y], attrs) => {
+    const pooled = pooledShape(x!, attrs);
+    for (const [name, s] of [["dy", dy], ["y", y]] as const) {
+      if (s && s.join() !== pooled.join()) {
+        throw new Error(
+          `${name} must have the pooled shape ${fmtShape(pooled)}, got ${fmtShape(s)}`,
+        );
+      }
     }
     return x!;
   },
-  forward([x, dy], dx, c) {
+  forward([x, dy, y], dx, c) {
     const d = poolDims(c.inShapes[0]!, c.inShapes[1]!, c.attrs);
-    if (dx instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2) {
-      return maxPool2x2BackwardF32(x as Float32Array, dy as Float32Array, dx, d);
+    if (
+      y && dx instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2
+    ) {
+      return maxPool2x2BackwardF32(x as Float32Array, y as Float32Array, dy as Float32Array, dx, d);
     }
     maxPoolBackwardKernel(x!, dy!, dx, d);
   },
-  // linear in dy, piecewise constant in x: d(dy) = ddx gathered at the argmax
-  vjp: ({ inputs: [x], dy, attrs }) => [null, maxPool2dGather(x!, dy, attrs)],
+  // linear in dy, piecewise constant in x (and y): d(dy) = ddx gathered at the argmax
+  vjp: ({ inputs: [x, , y], dy, attrs }) =>
+    y ? [null, maxPool2dGather(x!, dy, attrs), null] : [null, maxPool2dGather(x!, dy, attrs)],
 });
 
 /** `g` read at the argmax of each window of `x`: the VJP of {@linkcode maxPool2dBackwardOp}. */
@@ -246,7 +257,9 @@ export function maxPool2d(x: Node, opts: MaxPool2dOptions = {}): Node {
 
 /**
  * The backward of {@linkcode maxPool2d}: each element of `dy` added to the
- * first maximum of its window in `x` (the argmax is recomputed from `x`).
+ * first maximum of its window in `x`. Pass the forward's output as `y` (the
+ * VJP of `maxPool2d` does) and the 2×2 float32 kernel reads each maximum from
+ * it instead of finding it again.
  *
  * @example
  * ```ts
@@ -257,8 +270,13 @@ export function maxPool2d(x: Node, opts: MaxPool2dOptions = {}): Node {
  * console.log(maxPool2dBackward(x, dy).shape); // [-1, 1, 4, 4]
  * ```
  */
-export function maxPool2dBackward(x: Node, dy: Node, opts: MaxPool2dOptions = {}): Node {
-  return x.graph.apply(maxPool2dBackwardOp, [x, dy], poolAttrs(opts), opts.name);
+export function maxPool2dBackward(
+  x: Node,
+  dy: Node,
+  opts: MaxPool2dOptions & { y?: Node } = {},
+): Node {
+  const ins = opts.y ? [x, dy, opts.y] : [x, dy];
+  return x.graph.apply(maxPool2dBackwardOp, ins, poolAttrs(opts), opts.name);
 }
 
 /**

@@ -79,14 +79,14 @@ export function maxPool2x2F32(
   }
 }
 
-// x: (P, H, W), dy: (P, H/2, W/2) -> dx: (P, H, W); dy goes to the first
-// maximum of each window in row-major order. `1 - 1e50·(m - v)` is 1 when v
-// is the maximum and very negative otherwise (the smallest float32 gap times
-// 1e50 is still > 1), so its positive part is a 0/1 weight computed without
-// branches.
-/** Backward of {@linkcode maxPool2x2F32} without branches. */
+// x: (P, H, W), y: (P, H/2, W/2) the forward's maxima, dy: like y -> dx:
+// (P, H, W); dy goes to the first element of each window equal to its
+// maximum (the last NaN when the maximum is NaN). The comparisons become
+// 0/1 integers, so there are no branches to mispredict.
+/** Backward of {@linkcode maxPool2x2F32} from its output `y`, without branches. */
 export function maxPool2x2BackwardF32(
   x: Float32Array,
+  y: Float32Array,
   dy: Float32Array,
   dx: Float32Array,
   d: { planes: number; h: number; w: number; oh: number; ow: number },
@@ -100,23 +100,22 @@ export function maxPool2x2BackwardF32(
       for (let c = 0; c < ow; c++) {
         const i0 = top + 2 * c, i2 = bot + 2 * c;
         const a = x[i0]!, b = x[i0 + 1]!, e = x[i2]!, f = x[i2 + 1]!;
-        const m1 = (a + b + Math.abs(a - b)) * 0.5, m2 = (e + f + Math.abs(e - f)) * 0.5;
-        let m = Math.fround((m1 + m2 + Math.abs(m1 - m2)) * 0.5);
-        if (Math.abs(m - a) * Math.abs(m - b) * Math.abs(m - e) * Math.abs(m - f) !== 0) {
-          m = exactMax(a, b, e, f);
+        const m = y[yr + c]!, g = dy[yr + c]!;
+        let qa = +(a === m), qb = +(b === m), qe = +(e === m);
+        if (m !== m) {
+          // nothing equals NaN: the last NaN takes the gradient, as PyTorch's
+          // `> max || isnan` scan does (rare, so this branch predicts well)
+          const nb = +(b !== b), ne = +(e !== e), nf = +(f !== f);
+          qa = +(a !== a) & ((nb | ne | nf) ^ 1);
+          qb = nb & ((ne | nf) ^ 1);
+          qe = ne & (nf ^ 1);
         }
-        const g = dy[yr + c]!;
-        let u = 1 - (m - a) * 1e50;
-        const ta = (u + Math.abs(u)) * 0.5;
-        u = 1 - (m - b) * 1e50;
-        const tb = (u + Math.abs(u)) * 0.5 * (1 - ta);
-        u = 1 - (m - e) * 1e50;
-        const te = (u + Math.abs(u)) * 0.5 * (1 - ta - tb);
+        const ka = qa, kb = qb & (qa ^ 1), ke = qe & ((qa | qb) ^ 1);
         // + 0 turns the -0 of a negative g times 0 into 0
-        dx[i0] = g * ta + 0;
-        dx[i0 + 1] = g * tb + 0;
-        dx[i2] = g * te + 0;
-        dx[i2 + 1] = g * (1 - ta - tb - te) + 0;
+        dx[i0] = g * ka + 0;
+        dx[i0 + 1] = g * kb + 0;
+        dx[i2] = g * ke + 0;
+        dx[i2 + 1] = g * ((ka | kb | ke) ^ 1) + 0;
       }
     }
   }
