@@ -82,7 +82,9 @@ Deno.test("dropout keeps a fraction 1-p of 1e5 elements within 4 standard deviat
         `kept ${kept} of ${n} at p=${p}, expected ${n * (1 - p)} ± ${4 * sd}`,
       );
     }),
-    { numRuns: 30 },
+    // a statistical bound: with fresh cases each run, one run in a few hundred would land
+    // past 4 sd by chance, so the cases are fixed (the hash's z-scores measure sd 1.01)
+    { numRuns: 30, seed: 20261201 },
   );
 });
 
