@@ -17,8 +17,8 @@ import { nllLoss } from "../../ops/nll_loss.ts";
 import { relu } from "../../ops/relu.ts";
 import { flatten } from "../../ops/reshape.ts";
 import { lectureCnn } from "../../train/models.ts";
-import { makeOptimizer } from "../../train/optim/optimizer.ts";
-import { countTypedArrays } from "../_alloc_count.ts";
+import { makeOptimizer, type OptimizerName } from "../../train/optim/optimizer.ts";
+import { type AllocCount, countTypedArrays } from "../_alloc_count.ts";
 
 const SAMPLES = 200;
 const SIDE = 4;
@@ -315,6 +315,28 @@ Deno.test("the allocation counter sees typed arrays made by constructors and by 
   assert.ok(new Float32Array(1) instanceof Float32Array, "the constructors are restored");
 });
 
+/**
+ * Typed-array memory made by steps 3..8 of training with `runner` (steps 0..2
+ * warm up plans, buffers and optimizer state); views are counted apart.
+ */
+async function steadyStateAllocs(
+  runner: GradientRunner,
+  params: Map<string, Float32Array>,
+  optimizer: OptimizerName,
+): Promise<AllocCount> {
+  const opt = makeOptimizer(optimizer, optimizer === "momentum" ? 0.05 : 1e-3);
+  const grads = new Map<string, Float32Array>();
+  const bs = batches();
+  const train = async (from: number, n: number) => {
+    for (let s = from; s < from + n; s++) {
+      await runner.step(bs[s % bs.length]!, s, grads);
+      opt.step(params, grads);
+    }
+  };
+  await train(0, 3);
+  return await countTypedArrays(() => train(3, 6));
+}
+
 for (const tier of ["wasm", "ts", "ref"] as const) {
   Deno.test(`a steady-state training step allocates no typed-array memory (lecture CNN and dropout MLP, ${tier} kernels)`, async () => {
     const mlp = model(0.3);
@@ -329,18 +351,8 @@ for (const tier of ["wasm", "ts", "ref"] as const) {
       const images = Float32Array.from({ length: SAMPLES * ss }, (_, i) => Math.sin(i) ** 2);
       const data = { images, labels: sharedData().labels, sampleSize: ss };
       const runner = new LocalRunner(m.spec, { params, data, maxBatch: 64, tier, microBatch: 32 });
-      const opt = makeOptimizer("adam", 1e-3);
-      const grads = new Map<string, Float32Array>();
-      const bs = batches();
-      const train = async (from: number, n: number) => {
-        for (let s = from; s < from + n; s++) {
-          await runner.step(bs[s % bs.length]!, s, grads);
-          opt.step(params, grads);
-        }
-      };
       try {
-        await train(0, 3); // warm-up: plans, buffers, optimizer state
-        const seen = await countTypedArrays(() => train(3, 6));
+        const seen = await steadyStateAllocs(runner, params, "adam");
         // views of existing memory (per-sample subarrays, wasm scratch views) are allowed
         assert.equal(seen.owning, 0, `${m.name}: ${JSON.stringify(seen.byKind)}`);
       } finally {
@@ -359,18 +371,8 @@ Deno.test("a steady-state pool step allocates no typed-array memory on the main 
     data: sharedData(),
     maxBatch: 64,
   });
-  const opt = makeOptimizer("momentum", 0.05);
-  const grads = new Map<string, Float32Array>();
-  const bs = batches();
-  const train = async (from: number, n: number) => {
-    for (let s = from; s < from + n; s++) {
-      await pool.step(bs[s % bs.length]!, s, grads);
-      opt.step(params, grads);
-    }
-  };
   try {
-    await train(0, 3);
-    const seen = await countTypedArrays(() => train(3, 6));
+    const seen = await steadyStateAllocs(pool, params, "momentum");
     assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
   } finally {
     await pool.close();
