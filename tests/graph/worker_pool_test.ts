@@ -9,6 +9,7 @@ import {
   type SharedData,
   type TrainGraphSpec,
   WorkerPool,
+  type WorkerPoolOptions,
 } from "../../graph/worker_pool.ts";
 import { dropout } from "../../ops/dropout.ts";
 import { linear } from "../../ops/linear.ts";
@@ -187,14 +188,19 @@ for (const kind of ["throw", "exit", "hang"] as const) {
   });
 }
 
-Deno.test("a fault on every attempt rejects naming the step, with every worker terminated", async () => {
-  const { spec, graph } = model(0);
+/** A 2-worker pool over the test model with dropout `p`, fresh parameters and data. */
+async function twoWorkers(
+  p: number,
+  extra: Partial<WorkerPoolOptions> = {},
+): Promise<{ pool: WorkerPool; params: Map<string, Float32Array> }> {
+  const { spec, graph } = model(p);
   const params = freshParams(graph);
-  const pool = await WorkerPool.create(spec, {
-    workers: 2,
-    params,
-    data: sharedData(),
-    maxBatch: 64,
+  const opts = { workers: 2, params, data: sharedData(), maxBatch: 64, ...extra };
+  return { pool: await WorkerPool.create(spec, opts), params };
+}
+
+Deno.test("a fault on every attempt rejects naming the step, with every worker terminated", async () => {
+  const { pool } = await twoWorkers(0, {
     maxRetries: 2,
     faults: [{ worker: 0, step: 1, kind: "throw", every: true }],
   });
@@ -363,14 +369,7 @@ for (const tier of ["wasm", "ts", "ref"] as const) {
 }
 
 Deno.test("a steady-state pool step allocates no typed-array memory on the main thread", async () => {
-  const { spec, graph } = model(0.3);
-  const params = freshParams(graph);
-  const pool = await WorkerPool.create(spec, {
-    workers: 2,
-    params,
-    data: sharedData(),
-    maxBatch: 64,
-  });
+  const { pool, params } = await twoWorkers(0.3);
   try {
     const seen = await steadyStateAllocs(pool, params, "momentum");
     assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
