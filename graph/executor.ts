@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { wasmArenaBuffer } from "../ops/kernels/pointwise_wasm.ts";
 import {
   type FloatArray,
   fmtShape,
@@ -97,7 +98,11 @@ export class Executor {
     const n = g.nodes.length;
     const f64 = plan.dtype === "float64";
     const bytes = plan.arenaLength * (f64 ? 8 : 4);
-    const buf = opts.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    // a float32 arena lives in a WebAssembly memory of its own where it can,
+    // so the elementwise wasm kernels run on it in place
+    const buf = opts.shared
+      ? new SharedArrayBuffer(bytes)
+      : (!f64 && wasmArenaBuffer(bytes)) || new ArrayBuffer(bytes);
     const arena = f64 ? new Float64Array(buf) : new Float32Array(buf);
     this.params = opts.params ?? initParams(g, { seed: opts.seed, dtype: plan.dtype });
     this.values = [];

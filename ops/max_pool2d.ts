@@ -1,4 +1,5 @@
 import { maxPool2x2BackwardF32, maxPool2x2F32 } from "./kernels/pointwise_fast.ts";
+import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
 import type { Node } from "../graph/graph.ts";
 import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
 
@@ -169,7 +170,10 @@ export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   forward([x], y, c) {
     const d = poolDims(c.inShapes[0]!, c.outShape, c.attrs);
     if (y instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2) {
-      return maxPool2x2F32(x as Float32Array, y, d);
+      const x32 = x as Float32Array;
+      const k = d.ow >= 4 ? pointwiseWasm(c.tier, x32, y) : null;
+      if (k) return k.pool2(x32.byteOffset, y.byteOffset, d.planes, d.h, d.w, d.oh, d.ow);
+      return maxPool2x2F32(x32, y, d);
     }
     maxPoolKernel(x!, y, d);
   },
@@ -201,7 +205,16 @@ export const maxPool2dBackwardOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAt
     if (
       y && dx instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2
     ) {
-      return maxPool2x2BackwardF32(x as Float32Array, y as Float32Array, dy as Float32Array, dx, d);
+      const [x32, y32, dy32] = [x, y, dy] as Float32Array[];
+      const k = d.ow >= 4 ? pointwiseWasm(c.tier, x32!, y32!, dy32!, dx) : null;
+      if (k) {
+        if (d.oh * 2 !== d.h || d.ow * 2 !== d.w) dx.fill(0); // the odd last row or column
+        const { planes, h, w, oh, ow } = d;
+        const at = [x32!, y32!, dy32!, dx].map((a) => a.byteOffset);
+        // a NaN maximum equals nothing: the scalar kernel routes it
+        if (k.pool2_backward(...at, planes, h, w, oh, ow) === 0) return;
+      }
+      return maxPool2x2BackwardF32(x32!, y32!, dy32!, dx, d);
     }
     maxPoolBackwardKernel(x!, dy!, dx, d);
   },

@@ -1,5 +1,6 @@
 import type { Node } from "../graph/graph.ts";
 import { reluBackwardF32, reluF32 } from "./kernels/pointwise_fast.ts";
+import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
 import { type OpDef, registerOp, type Shape } from "./_op.ts";
 
 function sameShape([x, dy]: Shape[]): Shape {
@@ -13,7 +14,12 @@ export const reluOp: OpDef = registerOp({
   inputs: ["x"],
   shape: ([x]) => x!,
   forward([x], y, { tier }) {
-    if (y instanceof Float32Array && tier !== "ref") return reluF32(x as Float32Array, y);
+    if (y instanceof Float32Array && tier !== "ref") {
+      const x32 = x as Float32Array;
+      const k = pointwiseWasm(tier, x32, y);
+      if (k) return k.relu(x32.byteOffset, y.byteOffset, y.length);
+      return reluF32(x32, y);
+    }
     // the reference: NaN passes through, as in PyTorch
     for (let i = 0; i < y.length; i++) {
       const v = x![i]!;
@@ -31,7 +37,10 @@ export const reluBackwardOp: OpDef = registerOp({
   shape: sameShape,
   forward([x, dy], dx, { tier }) {
     if (dx instanceof Float32Array && tier !== "ref") {
-      return reluBackwardF32(x as Float32Array, dy as Float32Array, dx);
+      const x32 = x as Float32Array, dy32 = dy as Float32Array;
+      const k = pointwiseWasm(tier, x32, dy32, dx);
+      if (k) return k.relu_backward(x32.byteOffset, dy32.byteOffset, dx.byteOffset, dx.length);
+      return reluBackwardF32(x32, dy32, dx);
     }
     for (let i = 0; i < dx.length; i++) dx[i] = x![i]! > 0 ? dy![i]! : 0;
   },

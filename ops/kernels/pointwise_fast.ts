@@ -27,15 +27,16 @@ export function reluF32(x: Float32Array, y: Float32Array): void {
   }
 }
 
-// x, dy: (n) -> dx: (n); the mask is all ones exactly when the int bits of x
-// are positive (x > 0 or a positive NaN), built from the sign bits of -b and ~b
+// x, dy: (n) -> dx: (n); x > 0 exactly when the int bits b of x lie in
+// (0, 0x7f800000] (above that are the NaNs, which compare false), so the mask
+// is the common sign bit of -b and b - 0x7f800001 (double arithmetic: no wrap)
 /** `dx = x > 0 ? dy : 0` without branches. */
 export function reluBackwardF32(x: Float32Array, dy: Float32Array, dx: Float32Array): void {
   const xb = bitsOf(x), db = bitsOf(dy), ob = bitsOf(dx);
   const n = dx.length;
   for (let i = 0; i < n; i++) {
     const b = xb[i]!;
-    ob[i] = db[i]! & ((-b & ~b) >> 31);
+    ob[i] = db[i]! & ((-b & (b - 0x7f800001)) >> 31);
   }
 }
 

@@ -280,6 +280,14 @@ export class FuncBuilder {
   f32Mul(): this {
     return this.op(0x94);
   }
+  /** Appends `f32.max` (NaN if either is NaN; -0 below +0). */
+  f32Max(): this {
+    return this.op(0x97);
+  }
+  /** Appends `f32.gt`. */
+  f32Gt(): this {
+    return this.op(0x5e);
+  }
 
   // v128.
   /** Appends `v128.const 0`. */
@@ -304,16 +312,63 @@ export class FuncBuilder {
   f32x4Mul(): this {
     return this.simd(0xe6);
   }
+  /** Appends `f32x4.max` (lane-wise `f32.max`). */
+  f32x4Max(): this {
+    return this.simd(0xe9);
+  }
+  /** Appends `f32x4.eq`: all ones where the lanes are equal. */
+  f32x4Eq(): this {
+    return this.simd(0x41);
+  }
+  /** Appends `f32x4.ne`: all ones where the lanes differ (and where either is NaN). */
+  f32x4Ne(): this {
+    return this.simd(0x42);
+  }
+  /** Appends `f32x4.gt`. */
+  f32x4Gt(): this {
+    return this.simd(0x44);
+  }
+  /** Appends `v128.and`. */
+  v128And(): this {
+    return this.simd(0x4e);
+  }
+  /** Appends `v128.andnot`: a & ~b. */
+  v128Andnot(): this {
+    return this.simd(0x4f);
+  }
+  /** Appends `v128.or`. */
+  v128Or(): this {
+    return this.simd(0x50);
+  }
+  /** Appends `v128.any_true`: 1 if any bit is set. */
+  v128AnyTrue(): this {
+    return this.simd(0x53);
+  }
+  /**
+   * Appends `i8x16.shuffle` picking four f32 lanes: lane 0–3 of the first
+   * operand or 4–7 of the second.
+   */
+  f32x4Shuffle(lanes: readonly [number, number, number, number]): this {
+    this.simd(0x0d);
+    for (const l of lanes) for (let b = 0; b < 4; b++) this.code.push(l * 4 + b);
+    return this;
+  }
   /** relaxed-simd f32x4.relaxed_madd: a*b + c, fused or not. */
   f32x4RelaxedMadd(): this {
     return this.simd(0x105);
   }
 }
 
-/** A module with one memory (exported as "mem") and some functions. */
+/**
+ * A module with one memory and some functions. The memory is its own
+ * (exported as "mem"), or with `importMemory` taken from the import
+ * `env.mem`, so that JavaScript can hand it a memory it owns.
+ */
 export interface ModuleSpec {
-  /** Initial memory size in 64 KiB pages. */
+  /** Initial memory size in 64 KiB pages (the minimum, for an imported memory). */
   memoryPages: number;
+  /** Import the memory as `env.mem` instead of defining and exporting one. */
+  importMemory?: boolean;
   /** Functions in index order (the index is what `call` takes). */
   funcs: FuncBuilder[];
 }
@@ -339,20 +394,33 @@ export function encodeModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   }
   section(out, 1, types);
 
+  if (spec.importMemory) {
+    const imp: number[] = [1];
+    name(imp, "env");
+    name(imp, "mem");
+    imp.push(0x02, 0x00);
+    uleb(imp, spec.memoryPages);
+    section(out, 2, imp);
+  }
+
   const funcs: number[] = [];
   uleb(funcs, spec.funcs.length);
   spec.funcs.forEach((_, i) => uleb(funcs, i));
   section(out, 3, funcs);
 
-  const mem: number[] = [1, 0x00];
-  uleb(mem, spec.memoryPages);
-  section(out, 5, mem);
+  if (!spec.importMemory) {
+    const mem: number[] = [1, 0x00];
+    uleb(mem, spec.memoryPages);
+    section(out, 5, mem);
+  }
 
   const exported = spec.funcs.map((f, i) => [f, i] as const).filter(([f]) => f.exportName);
   const exps: number[] = [];
-  uleb(exps, exported.length + 1);
-  name(exps, "mem");
-  exps.push(0x02, 0x00);
+  uleb(exps, exported.length + (spec.importMemory ? 0 : 1));
+  if (!spec.importMemory) {
+    name(exps, "mem");
+    exps.push(0x02, 0x00);
+  }
   for (const [f, i] of exported) {
     name(exps, f.exportName!);
     exps.push(0x00);

@@ -16,7 +16,7 @@ function run(
   shape: number[],
   x: Float32Array,
   w: Float32Array,
-  tier: "ref" | "ts",
+  tier: "ref" | "ts" | "wasm",
 ): [number[], number[]] {
   const g = new Graph();
   const xn = g.input("x", shape);
@@ -35,40 +35,50 @@ function grid(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => Math.round((r() - 0.5) * 8) / 4);
 }
 
-Deno.test("branch-free relu and its backward equal the reference loops, ties and zeros included", () => {
-  fc.assert(
-    fc.property(fc.integer({ min: 1, max: 300 }), fc.integer(), (n, seed) => {
-      const x = grid(n, seed), w = grid(n, seed + 1);
-      x[0] = -0; // the sign of zero must not leak through
-      assert.deepEqual(run((v) => relu(v), [n], x, w, "ts"), run((v) => relu(v), [n], x, w, "ref"));
-    }),
-    { numRuns: 60 },
-  );
-});
+// "wasm" runs the SIMD module on the executor's arena (the TS kernels where it is missing)
+for (const tier of ["ts", "wasm"] as const) {
+  Deno.test(`${tier} relu and its backward equal the reference loops, ties, zeros and NaN included`, () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.integer(), (n, seed) => {
+        const x = grid(n, seed), w = grid(n, seed + 1);
+        x[0] = -0; // the sign of zero must not leak through
+        if (seed % 4 === 0) x[Math.abs(seed) % n] = NaN;
+        assert.deepEqual(
+          run((v) => relu(v), [n], x, w, tier),
+          run((v) => relu(v), [n], x, w, "ref"),
+        );
+      }),
+      { numRuns: 60 },
+    );
+  });
+}
 
-Deno.test("branch-free 2x2 max-pool and its backward equal the reference, first maximum on ties, NaN winning", () => {
-  fc.assert(
-    fc.property(
-      fc.integer({ min: 1, max: 3 }),
-      fc.integer({ min: 2, max: 9 }),
-      fc.integer({ min: 2, max: 9 }),
-      fc.integer(),
-      (c, h, w, seed) => {
-        const shape = [2, c, h, w];
-        const n = 2 * c * h * w;
-        const x = grid(n, seed);
-        // a NaN now and then: it must win its window and take the gradient, as in the reference
-        if (seed % 3 === 0) x[Math.abs(seed) % n] = NaN;
-        if (seed % 5 === 0) x[Math.abs(seed >> 3) % n] = NaN;
-        const f = (v: ReturnType<Graph["input"]>) => maxPool2d(v, { size: 2 });
-        const yShape = 2 * c * Math.floor(h / 2) * Math.floor(w / 2);
-        const wv = grid(yShape, seed + 7);
-        assert.deepEqual(run(f, shape, x, wv, "ts"), run(f, shape, x, wv, "ref"));
-      },
-    ),
-    { numRuns: 60 },
-  );
-});
+for (const tier of ["ts", "wasm"] as const) {
+  Deno.test(`${tier} 2x2 max-pool and its backward equal the reference, first maximum on ties, NaN winning`, () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 2, max: 9 }),
+        // from 8 wide the wasm kernel takes four windows at a time, the last group overlapping
+        fc.integer({ min: 2, max: 21 }),
+        fc.integer(),
+        (c, h, w, seed) => {
+          const shape = [2, c, h, w];
+          const n = 2 * c * h * w;
+          const x = grid(n, seed);
+          // a NaN now and then: it must win its window and take the gradient, as in the reference
+          if (seed % 3 === 0) x[Math.abs(seed) % n] = NaN;
+          if (seed % 5 === 0) x[Math.abs(seed >> 3) % n] = NaN;
+          const f = (v: ReturnType<Graph["input"]>) => maxPool2d(v, { size: 2 });
+          const yShape = 2 * c * Math.floor(h / 2) * Math.floor(w / 2);
+          const wv = grid(yShape, seed + 7);
+          assert.deepEqual(run(f, shape, x, wv, tier), run(f, shape, x, wv, "ref"));
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+}
 
 Deno.test("branch-free max-pool keeps the exact maximum for values far apart in magnitude", () => {
   const x = Float32Array.from([
@@ -89,4 +99,9 @@ Deno.test("branch-free max-pool keeps the exact maximum for values far apart in 
   const w = Float32Array.from([1, 2, 3]);
   const f = (v: ReturnType<Graph["input"]>) => maxPool2d(v, { size: 2 });
   assert.deepEqual(run(f, shape, x, w, "ts"), run(f, shape, x, w, "ref"));
+  // eight wide, so the wasm kernel takes it
+  const wide = Float32Array.from({ length: 2 * 8 * 3 }, (_, i) => x[i % x.length]! * (i % 5 - 2));
+  const ww = Float32Array.from({ length: 4 * 3 }, (_, i) => i - 4);
+  const g = (v: ReturnType<Graph["input"]>) => maxPool2d(v, { size: 2 });
+  assert.deepEqual(run(g, [1, 3, 2, 8], wide, ww, "wasm"), run(g, [1, 3, 2, 8], wide, ww, "ref"));
 });

@@ -1,0 +1,197 @@
+/**
+ * Source of the elementwise WebAssembly SIMD module: ReLU, its backward, and
+ * 2×2 stride-2 max-pooling with its backward. Unlike the GEMM module it
+ * imports its memory (`env.mem`), so each executor can give it the memory
+ * its arena lives in and the kernels run in place, without copies. Every
+ * function takes byte addresses into that memory:
+ * - `relu(x, y, n)`: y = max(x, 0), NaN kept;
+ * - `relu_backward(x, dy, dx, n)`: dx = x > 0 ? dy : 0;
+ * - `pool2(x, y, planes, h, w, oh, ow)`: y = the maximum of each 2×2 window
+ *   (NaN wins), four windows at a time; needs ow ≥ 4;
+ * - `pool2_backward(x, y, dy, dx, planes, h, w, oh, ow)`: dy to the first
+ *   element of each window equal to its maximum `y`; returns 1 when some
+ *   maximum is NaN (nothing equals it), so the caller redoes the op with the
+ *   scalar kernel. Leaves the odd last row and column of dx alone.
+ *
+ * @module
+ */
+
+import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
+
+// for (i = 0; i < limit; i++) body()
+function forCount(f: FuncBuilder, i: Local, limit: Local, body: () => void): void {
+  f.i32Const(0).set(i);
+  f.block();
+  f.loop();
+  f.get(i).get(limit).i32GeS().brIf(1);
+  body();
+  f.get(i).i32Const(1).i32Add().set(i);
+  f.br(0);
+  f.end();
+  f.end();
+}
+
+// x: (n), y: (n) -> y = max(x, 0); f32.max keeps NaN and turns -0 into +0
+function relu(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32], []);
+  const [x, y, n] = [0, 1, 2];
+  const i = f.local(I32), n4 = f.local(I32), zero = f.local(V128);
+  f.v128Zero().set(zero);
+  f.get(n).i32Const(-4).i32And().set(n4);
+  f.i32Const(0).set(i);
+  f.block().loop();
+  f.get(i).get(n4).i32GeS().brIf(1);
+  f.get(y).get(i).i32Const(4).i32Mul().i32Add();
+  f.get(x).get(i).i32Const(4).i32Mul().i32Add().v128Load().get(zero).f32x4Max();
+  f.v128Store();
+  f.get(i).i32Const(4).i32Add().set(i);
+  f.br(0).end().end();
+  f.block().loop();
+  f.get(i).get(n).i32GeS().brIf(1);
+  f.get(y).get(i).i32Const(4).i32Mul().i32Add();
+  f.get(x).get(i).i32Const(4).i32Mul().i32Add().f32Load().f32Const(0).f32Max();
+  f.f32Store();
+  f.get(i).i32Const(1).i32Add().set(i);
+  f.br(0).end().end();
+  return f;
+}
+
+// x, dy: (n) -> dx: (n) = x > 0 ? dy : 0 (a NaN x compares false: 0)
+function reluBackward(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32], []);
+  const [x, dy, dx, n] = [0, 1, 2, 3];
+  const i = f.local(I32), n4 = f.local(I32), zero = f.local(V128), at = f.local(I32);
+  f.v128Zero().set(zero);
+  f.get(n).i32Const(-4).i32And().set(n4);
+  f.i32Const(0).set(i);
+  f.block().loop();
+  f.get(i).get(n4).i32GeS().brIf(1);
+  f.get(i).i32Const(4).i32Mul().set(at);
+  f.get(dx).get(at).i32Add();
+  f.get(dy).get(at).i32Add().v128Load();
+  f.get(x).get(at).i32Add().v128Load().get(zero).f32x4Gt();
+  f.v128And().v128Store();
+  f.get(i).i32Const(4).i32Add().set(i);
+  f.br(0).end().end();
+  f.block().loop();
+  f.get(i).get(n).i32GeS().brIf(1);
+  f.get(i).i32Const(4).i32Mul().set(at);
+  f.get(dx).get(at).i32Add();
+  f.get(dy).get(at).i32Add().f32Load();
+  f.f32Const(0);
+  f.get(x).get(at).i32Add().f32Load().f32Const(0).f32Gt();
+  f.select().f32Store();
+  f.get(i).i32Const(1).i32Add().set(i);
+  f.br(0).end().end();
+  return f;
+}
+
+/** Locals of the 2×2 pooling walk shared by forward and backward. */
+interface PoolWalk {
+  /** Byte address of the window row's top-left input pixel for output column `c`. */
+  top: Local;
+  /** Same, one input row down. */
+  bot: Local;
+  /** Byte offset of output column c in the output planes (y, dy). */
+  out: Local;
+}
+
+// Walks planes, output rows and groups of four output columns (the last
+// group shifted left to end at ow, so it may overlap the one before: both
+// compute the same values). `body` sees the addresses of one group.
+function walkPool(
+  f: FuncBuilder,
+  [planes, h, w, oh, ow]: Local[],
+  body: (at: PoolWalk) => void,
+): void {
+  const p = f.local(I32), r = f.local(I32), c = f.local(I32), last = f.local(I32);
+  const plane = f.local(I32), oplane = f.local(I32), row = f.local(I32);
+  const top = f.local(I32), bot = f.local(I32), out = f.local(I32);
+  f.get(ow).i32Const(4).i32Sub().set(last);
+  f.i32Const(0).set(plane);
+  f.i32Const(0).set(oplane);
+  forCount(f, p, planes, () => {
+    forCount(f, r, oh, () => {
+      // row = plane + 2r·w·4 bytes
+      f.get(plane).get(r).get(w).i32Mul().i32Const(8).i32Mul().i32Add().set(row);
+      f.i32Const(0).set(c);
+      f.block().loop();
+      f.get(c).get(ow).i32GeS().brIf(1);
+      // c = min(c, ow - 4)
+      f.get(c).get(last).get(c).get(last).i32LtS().select().set(c);
+      f.get(row).get(c).i32Const(8).i32Mul().i32Add().tee(top);
+      f.get(w).i32Const(4).i32Mul().i32Add().set(bot);
+      f.get(oplane).get(r).get(ow).i32Mul().get(c).i32Add().i32Const(4).i32Mul().i32Add().set(out);
+      body({ top, bot, out });
+      f.get(c).i32Const(4).i32Add().set(c);
+      f.br(0).end().end();
+    });
+    f.get(plane).get(h).get(w).i32Mul().i32Const(4).i32Mul().i32Add().set(plane);
+    f.get(oplane).get(oh).get(ow).i32Mul().i32Const(4).i32Mul().i32Add().set(oplane);
+  });
+}
+
+// x: (P, H, W) -> y: (P, H/2, W/2): vertical maxima of two rows of eight
+// pixels, then the even and odd lanes of those, maxed: four outputs
+function pool2(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32], []);
+  const [x, y, planes, h, w, oh, ow] = [0, 1, 2, 3, 4, 5, 6];
+  const m0 = f.local(V128), m1 = f.local(V128);
+  // addresses below are byte offsets from x and y
+  walkPool(f, [planes, h, w, oh, ow], ({ top, bot, out }) => {
+    f.get(x).get(top).i32Add().v128Load().get(x).get(bot).i32Add().v128Load().f32x4Max().set(m0);
+    f.get(x).get(top).i32Add().v128Load(16);
+    f.get(x).get(bot).i32Add().v128Load(16).f32x4Max().set(m1);
+    f.get(y).get(out).i32Add();
+    f.get(m0).get(m1).f32x4Shuffle([0, 2, 4, 6]);
+    f.get(m0).get(m1).f32x4Shuffle([1, 3, 5, 7]);
+    f.f32x4Max().v128Store();
+  });
+  return f;
+}
+
+// x: (P, H, W), y, dy: (P, H/2, W/2) -> dx: (P, H, W). Per window (a b / e f)
+// the first of a, b, e, f equal to the maximum takes dy: in the top row a
+// lane takes it unless its left neighbour did; in the bottom row unless its
+// left neighbour or the window's top row did.
+function pool2Backward(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32], [I32]);
+  const [x, y, dy, dx, planes, h, w, oh, ow] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const m = f.local(V128), g = f.local(V128), nan = f.local(V128), zero = f.local(V128);
+  const mh = f.local(V128), gh = f.local(V128), qt = f.local(V128), qb = f.local(V128);
+  const took = f.local(V128);
+  f.v128Zero().set(zero);
+  f.v128Zero().set(nan);
+  walkPool(f, [planes, h, w, oh, ow], ({ top, bot, out }) => {
+    f.get(y).get(out).i32Add().v128Load().set(m);
+    f.get(dy).get(out).i32Add().v128Load().set(g);
+    f.get(nan).get(m).get(m).f32x4Ne().v128Or().set(nan);
+    // two windows per vector: half 0 covers windows 0 and 1, half 1 windows 2 and 3
+    for (const half of [0, 1] as const) {
+      const lo = half * 2;
+      f.get(m).get(m).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(mh);
+      f.get(g).get(m).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(gh);
+      f.get(x).get(top).i32Add().v128Load(16 * half).get(mh).f32x4Eq().set(qt);
+      f.get(x).get(bot).i32Add().v128Load(16 * half).get(mh).f32x4Eq().set(qb);
+      // qt &= ~(qt shifted one lane right within each window)
+      f.get(qt).get(qt).get(zero).f32x4Shuffle([4, 0, 4, 2]).v128Andnot().set(qt);
+      f.get(qt).get(qt).f32x4Shuffle([0, 0, 2, 2]);
+      f.get(qt).get(qt).f32x4Shuffle([1, 1, 3, 3]).v128Or().set(took);
+      f.get(qb).get(qb).get(zero).f32x4Shuffle([4, 0, 4, 2]).v128Andnot();
+      f.get(took).v128Andnot().set(qb);
+      f.get(dx).get(top).i32Add().get(gh).get(qt).v128And().v128Store(16 * half);
+      f.get(dx).get(bot).i32Add().get(gh).get(qb).v128And().v128Store(16 * half);
+    }
+  });
+  f.get(nan).v128AnyTrue();
+  return f;
+}
+
+/** The module's binary: every function above, exported by name, memory imported. */
+export function buildPointwiseModule(): Uint8Array<ArrayBuffer> {
+  const funcs = [relu(), reluBackward(), pool2(), pool2Backward()];
+  ["relu", "relu_backward", "pool2", "pool2_backward"].forEach((n, i) => {
+    funcs[i]!.exportName = n;
+  });
+  return encodeModule({ memoryPages: 1, importMemory: true, funcs });
+}
