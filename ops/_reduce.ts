@@ -39,6 +39,39 @@ export function keptShape(shape: Shape, attrs: ReduceAttrs): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
+/**
+ * `shape` with neighbouring axes that are both reduced or both kept merged
+ * into one: a bias gradient over [N, C, H, W] becomes [N, C, H·W] with
+ * reduced [true, false, true].
+ */
+export function mergeAxes(
+  shape: Shape,
+  axes: readonly number[],
+): { dims: number[]; red: boolean[] } {
+  const dims: number[] = [];
+  const red: boolean[] = [];
+  shape.forEach((d, i) => {
+    const ri = axes.includes(i);
+    if (dims.length > 0 && red[red.length - 1] === ri) dims[dims.length - 1]! *= d;
+    else dims.push(d), red.push(ri);
+  });
+  return { dims, red };
+}
+
+/**
+ * `[outer, mid, inner]` when the reduction sums contiguous runs of `inner`
+ * values into `mid` outputs, `outer` times over (reduced, kept, reduced
+ * once merged, either end possibly absent but the last reduced); else null.
+ */
+export function runsOf(shape: Shape, axes: readonly number[]): [number, number, number] | null {
+  const { dims, red } = mergeAxes(shape, axes);
+  const key = red.map((r) => (r ? "r" : "k")).join("");
+  if (key === "r") return [1, 1, dims[0]!];
+  if (key === "kr") return [1, dims[0]!, dims[1]!];
+  if (key === "rkr") return [dims[0]!, dims[1]!, dims[2]!];
+  return null;
+}
+
 // x: shape -> out: shape with `axes` summed away
 /** Sums `x` over `axes` into `out`. */
 export function sumKernel(
@@ -52,15 +85,7 @@ export function sumKernel(
     out[0] = x[0]!;
     return;
   }
-  // merge neighbouring axes that are both reduced or both kept: a bias
-  // gradient over [N, C, H, W] becomes [N, C, H·W], summing runs of H·W
-  const dims: number[] = [];
-  const red: boolean[] = [];
-  shape.forEach((d, i) => {
-    const ri = axes.includes(i);
-    if (dims.length > 0 && red[red.length - 1] === ri) dims[dims.length - 1]! *= d;
-    else dims.push(d), red.push(ri);
-  });
+  const { dims, red } = mergeAxes(shape, axes);
   const r = dims.length;
   // output strides, 0 on reduced axes, so a walk over x adds into the right slot
   const so = new Array<number>(r).fill(0);

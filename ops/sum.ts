@@ -1,6 +1,14 @@
 import type { Node } from "../graph/graph.ts";
 import { type OpDef, registerOp } from "./_op.ts";
-import { keptShape, type ReduceAttrs, reduceAxes, reduceShape, sumKernel } from "./_reduce.ts";
+import {
+  keptShape,
+  type ReduceAttrs,
+  reduceAxes,
+  reduceShape,
+  runsOf,
+  sumKernel,
+} from "./_reduce.ts";
+import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
 import { expandAs } from "./expand_as.ts";
 import { reshape } from "./reshape.ts";
 
@@ -10,7 +18,18 @@ export const sumOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
   inputs: ["x"],
   shape: ([x], attrs) => reduceShape(x!, attrs),
   forward([x], out, c) {
-    sumKernel(x!, c.inShapes[0]!, reduceAxes(c.inShapes[0]!, c.attrs.axes), out);
+    const axes = reduceAxes(c.inShapes[0]!, c.attrs.axes);
+    if (out instanceof Float32Array && c.tier !== "ref") {
+      const runs = runsOf(c.inShapes[0]!, axes);
+      const x32 = x as Float32Array;
+      const k = runs && runs[2] >= 8 ? pointwiseWasm(c.tier, x32, out) : null;
+      if (k) {
+        // float32 partial sums, in a fixed order: the same bits every run
+        out.fill(0);
+        return k.sum_runs(x32.byteOffset, out.byteOffset, ...runs!);
+      }
+    }
+    sumKernel(x!, c.inShapes[0]!, axes, out);
   },
   // dx = dy broadcast back over the summed axes
   vjp: ({ inputs: [x], dy, attrs }) => [expandAs(reshape(dy, keptShape(x!.shape, attrs)), x!)],

@@ -3,7 +3,7 @@
  * The elementwise WebAssembly SIMD tier (module built from
  * `wasm/pointwise_kernel.ts`). An executor asks {@link wasmArenaBuffer} for
  * its arena; that buffer is the memory of a module instance of its own, so
- * ReLU and 2×2 max-pooling run on the arena in place. The memory never
+ * ReLU, 2×2 max-pooling and bias-gradient sums run on the arena in place. The memory never
  * grows, so views of it stay valid. Ops call {@link pointwiseWasm} with
  * their operands and fall back to the TypeScript kernels when it returns
  * null: another tier, WebAssembly SIMD missing, or an operand outside the
@@ -24,6 +24,7 @@ export interface PointwiseExports {
   pool2(...args: number[]): void;
   // (x, y, dy, dx, planes, h, w, oh, ow), ow ≥ 4; 1 when some maximum is NaN
   pool2_backward(...args: number[]): number;
+  sum_runs(x: number, out: number, outer: number, mid: number, inner: number): void;
 }
 
 // undefined: not tried yet; null: no WebAssembly SIMD here

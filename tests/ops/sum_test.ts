@@ -100,3 +100,30 @@ Deno.test("sum axis errors name the op, the node and the shape", () => {
     /sum "t": axes \[1,-1\] repeat an axis/,
   );
 });
+
+// the float32 tiers of the run-summing patterns (a bias gradient over (N, C, H, W) is one)
+for (const tier of ["ts", "wasm"] as const) {
+  Deno.test(`sum over runs in float32 (${tier}) is the float64 sum to float32 accuracy`, () => {
+    const shapes = fc.tuple(...[3, 4, 6, 7].map((max) => fc.integer({ min: 1, max })));
+    const patterns = fc.constantFrom([0, 2, 3], [2, 3], [1, 2, 3], [0, 1, 2, 3], [3], [0, 3]);
+    fc.assert(
+      fc.property(shapes, patterns, fc.integer(), (shape, axes, seed) => {
+        const x64 = randTensor(shape, seed, -2, 2);
+        const want = directSum(x64.data, shape, axes, false);
+        const g = new Graph();
+        const y = sum(g.input("x", shape), { axes });
+        const ex = new Executor(makePlan(g, { outputs: [y] }), { tier });
+        const got = ex.run({ x: Float32Array.from(x64.data) })[0]!;
+        const n = x64.data.length / want.data.length;
+        for (let i = 0; i < want.data.length; i++) {
+          // n float32 roundings of the inputs and of the partial sums, each within 2⁻²⁴ of |x| ≤ 2
+          assert.ok(
+            Math.abs(got[i]! - want.data[i]!) <= n * 4 * 2 ** -23,
+            `out[${i}]: ${got[i]} vs ${want.data[i]}`,
+          );
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+}

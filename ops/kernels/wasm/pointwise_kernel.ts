@@ -11,12 +11,15 @@
  * - `pool2_backward(x, y, dy, dx, planes, h, w, oh, ow)`: dy to the first
  *   element of each window equal to its maximum `y`; returns 1 when some
  *   maximum is NaN (nothing equals it), so the caller redoes the op with the
- *   scalar kernel. Leaves the odd last row and column of dx alone.
+ *   scalar kernel. Leaves the odd last row and column of dx alone;
+ * - `sum_runs(x, out, outer, mid, inner)`: out[m] += the sum of x[o, m, i]
+ *   over o and i, x of shape (outer, mid, inner): a bias gradient over
+ *   (N, C, H·W), eight float32 partial sums per run.
  *
  * @module
  */
 
-import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
+import { encodeModule, F32, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
 
 // for (i = 0; i < limit; i++) body()
 function forCount(f: FuncBuilder, i: Local, limit: Local, body: () => void): void {
@@ -187,10 +190,48 @@ function pool2Backward(): FuncBuilder {
   return f;
 }
 
+// x: (outer, mid, inner) -> out: (mid) += sums over outer and inner; each
+// contiguous run of `inner` floats is added in two f32x4 accumulators
+function sumRuns(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32], []);
+  const [x, out, outer, mid, inner] = [0, 1, 2, 3, 4];
+  const o = f.local(I32), m = f.local(I32), i = f.local(I32), at = f.local(I32);
+  const in8 = f.local(I32), dst = f.local(I32);
+  const a0 = f.local(V128), a1 = f.local(V128), t = f.local(F32);
+  f.get(inner).i32Const(-8).i32And().set(in8);
+  f.get(x).set(at);
+  forCount(f, o, outer, () => {
+    forCount(f, m, mid, () => {
+      f.v128Zero().set(a0);
+      f.v128Zero().set(a1);
+      f.i32Const(0).set(i);
+      f.block().loop();
+      f.get(i).get(in8).i32GeS().brIf(1);
+      f.get(a0).get(at).v128Load().f32x4Add().set(a0);
+      f.get(a1).get(at).v128Load(16).f32x4Add().set(a1);
+      f.get(at).i32Const(32).i32Add().set(at);
+      f.get(i).i32Const(8).i32Add().set(i);
+      f.br(0).end().end();
+      f.get(a0).get(a1).f32x4Add().set(a0);
+      f.get(a0).f32x4ExtractLane(0).get(a0).f32x4ExtractLane(1).f32Add();
+      f.get(a0).f32x4ExtractLane(2).get(a0).f32x4ExtractLane(3).f32Add().f32Add().set(t);
+      f.block().loop();
+      f.get(i).get(inner).i32GeS().brIf(1);
+      f.get(t).get(at).f32Load().f32Add().set(t);
+      f.get(at).i32Const(4).i32Add().set(at);
+      f.get(i).i32Const(1).i32Add().set(i);
+      f.br(0).end().end();
+      f.get(out).get(m).i32Const(4).i32Mul().i32Add().tee(dst);
+      f.get(dst).f32Load().get(t).f32Add().f32Store();
+    });
+  });
+  return f;
+}
+
 /** The module's binary: every function above, exported by name, memory imported. */
 export function buildPointwiseModule(): Uint8Array<ArrayBuffer> {
-  const funcs = [relu(), reluBackward(), pool2(), pool2Backward()];
-  ["relu", "relu_backward", "pool2", "pool2_backward"].forEach((n, i) => {
+  const funcs = [relu(), reluBackward(), pool2(), pool2Backward(), sumRuns()];
+  ["relu", "relu_backward", "pool2", "pool2_backward", "sum_runs"].forEach((n, i) => {
     funcs[i]!.exportName = n;
   });
   return encodeModule({ memoryPages: 1, importMemory: true, funcs });
