@@ -359,6 +359,19 @@ export class FuncBuilder {
   }
 }
 
+/** Appends `for (i = 0; i < limit; i++) body()` to `f`; `body` emits the loop's work. */
+export function forCount(f: FuncBuilder, i: Local, limit: Local, body: () => void): void {
+  f.i32Const(0).set(i);
+  f.block();
+  f.loop();
+  f.get(i).get(limit).i32GeS().brIf(1);
+  body();
+  f.get(i).i32Const(1).i32Add().set(i);
+  f.br(0);
+  f.end();
+  f.end();
+}
+
 /**
  * A module with one memory and some functions. The memory is its own
  * (exported as "mem"), or with `importMemory` taken from the import

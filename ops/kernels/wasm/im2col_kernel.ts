@@ -11,7 +11,7 @@
  * @module
  */
 
-import { FuncBuilder, I32, type Local } from "./_asm.ts";
+import { forCount, FuncBuilder, I32, type Local } from "./_asm.ts";
 
 // while (cnt >= min) { body(); } — cnt must be decremented by body.
 function whileAtLeast(f: FuncBuilder, cnt: Local, min: number, body: () => void): void {
@@ -19,19 +19,6 @@ function whileAtLeast(f: FuncBuilder, cnt: Local, min: number, body: () => void)
   f.loop();
   f.get(cnt).i32Const(min).i32LtS().brIf(1);
   body();
-  f.br(0);
-  f.end();
-  f.end();
-}
-
-// for (i = 0; i < limit; i++) body()
-function forCount(f: FuncBuilder, i: Local, limit: Local, body: () => void): void {
-  f.i32Const(0).set(i);
-  f.block();
-  f.loop();
-  f.get(i).get(limit).i32GeS().brIf(1);
-  body();
-  f.get(i).i32Const(1).i32Add().set(i);
   f.br(0);
   f.end();
   f.end();

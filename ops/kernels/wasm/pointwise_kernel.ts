@@ -19,20 +19,7 @@
  * @module
  */
 
-import { encodeModule, F32, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
-
-// for (i = 0; i < limit; i++) body()
-function forCount(f: FuncBuilder, i: Local, limit: Local, body: () => void): void {
-  f.i32Const(0).set(i);
-  f.block();
-  f.loop();
-  f.get(i).get(limit).i32GeS().brIf(1);
-  body();
-  f.get(i).i32Const(1).i32Add().set(i);
-  f.br(0);
-  f.end();
-  f.end();
-}
+import { encodeModule, F32, forCount, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
 
 // x: (n), y: (n) -> y = max(x, 0); f32.max keeps NaN and turns -0 into +0
 function relu(): FuncBuilder {
