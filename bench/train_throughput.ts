@@ -1,8 +1,11 @@
 /**
  * `deno task bench:train`: training throughput of a lecture model on the real
  * digits, batches ready before the clock starts (as the anchors measure).
- * Prints one JSON line:
- * `{"model","batch","workers","kernels","steps","samples_per_sec","gflops"}`.
+ * Prints one JSON line per worker count:
+ * `{"model","batch","workers","kernels","steps","samples_per_sec","gflops",...}`.
+ * `--workers 1,2` measures both in one process, their repetitions taken in
+ * turn so that a slow spell of the machine hits both, and adds a line with
+ * the throughput of each count over the first (`speedup`).
  *
  * @module
  */
@@ -27,6 +30,7 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "20" },
     reps: { type: "string", default: "3" },
     workers: { type: "string", default: "1" },
+    "main-thread": { type: "string", default: "true" },
     kernels: { type: "string" },
     channels: { type: "string", default: "32" },
     micro: { type: "string", default: "64" },
@@ -41,7 +45,19 @@ const int = (k: keyof typeof values): number => {
   return n;
 };
 const batch = int("batch"), steps = int("steps"), warmup = int("warmup"), reps = int("reps");
-const workers = int("workers"), channels = int("channels"), microBatch = int("micro");
+const channels = int("channels"), microBatch = int("micro");
+const workerCounts = values.workers.split(",").map(Number);
+if (!workerCounts.every((n) => Number.isInteger(n) && n >= 1)) {
+  console.error(
+    `error: --workers must be whole numbers ≥ 1 (e.g. 2 or 1,2), got "${values.workers}"`,
+  );
+  Deno.exit(2);
+}
+if (values["main-thread"] !== "true" && values["main-thread"] !== "false") {
+  console.error(`error: --main-thread must be true or false, got "${values["main-thread"]}"`);
+  Deno.exit(2);
+}
+const mainThread = values["main-thread"] === "true";
 if (values.model !== "lecture-cnn" && values.model !== "mnist-net") {
   console.error(`error: --model must be lecture-cnn or mnist-net, got "${values.model}"`);
   Deno.exit(2);
@@ -60,9 +76,7 @@ const { train } = await loadMnistNpm({ seed: 1 });
 const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
 const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
 const data = { images: train.images, labels: train.labels, sampleSize: 784 };
-const runner: GradientRunner = workers > 1
-  ? await WorkerPool.create(spec, { workers, params, data, maxBatch: batch, tier, microBatch })
-  : new LocalRunner(spec, { params, data, maxBatch: batch, tier, microBatch });
+const runners: GradientRunner[] = [];
 const opt = new Sgd(0.01);
 const nBatches = Math.floor(train.count / batch);
 const batches = Array.from({ length: nBatches }, (_, b) => {
@@ -71,7 +85,7 @@ const batches = Array.from({ length: nBatches }, (_, b) => {
   return idx;
 });
 let step = 0;
-async function run(n: number): Promise<number> {
+async function run(runner: GradientRunner, n: number): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < n; i++, step++) {
     await runner.step(batches[step % nBatches]!, step, grads);
@@ -80,23 +94,58 @@ async function run(n: number): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 try {
-  await run(warmup);
-  const rates: number[] = [];
-  for (let r = 0; r < reps; r++) rates.push((steps * batch) / (await run(steps)));
-  rates.sort((a, b) => a - b);
-  const samplesPerSec = rates[Math.floor(rates.length / 2)]!;
+  for (const workers of workerCounts) {
+    runners.push(
+      workers > 1
+        ? await WorkerPool.create(spec, {
+          workers,
+          params,
+          data,
+          maxBatch: batch,
+          tier,
+          microBatch,
+          mainThread,
+        })
+        : new LocalRunner(spec, { params, data, maxBatch: batch, tier, microBatch }),
+    );
+  }
+  for (const runner of runners) await run(runner, warmup);
+  const rates: number[][] = runners.map(() => []);
+  for (let r = 0; r < reps; r++) {
+    for (const [k, runner] of runners.entries()) {
+      rates[k]!.push((steps * batch) / (await run(runner, steps)));
+    }
+  }
   const flopsPerSample = stepFlops(makePlan(spec.built, { batch })) / batch;
-  console.log(JSON.stringify({
-    model: values.model,
-    batch,
-    workers,
-    kernels: tier,
-    micro_batch: microBatch,
-    steps,
-    samples_per_sec: Math.round(samplesPerSec),
-    gflops: Number(((samplesPerSec * flopsPerSample) / 1e9).toFixed(2)),
-    reps: rates.map(Math.round),
-  }));
+  const medians = rates.map((rs) => [...rs].sort((a, b) => a - b)[Math.floor(rs.length / 2)]!);
+  workerCounts.forEach((workers, k) => {
+    console.log(JSON.stringify({
+      model: values.model,
+      batch,
+      workers,
+      ...(workers > 1 ? { main_thread: mainThread } : {}),
+      kernels: tier,
+      micro_batch: microBatch,
+      steps,
+      samples_per_sec: Math.round(medians[k]!),
+      gflops: Number(((medians[k]! * flopsPerSample) / 1e9).toFixed(2)),
+      reps: rates[k]!.map(Math.round),
+    }));
+  });
+  if (workerCounts.length > 1) {
+    console.log(JSON.stringify({
+      speedup: Object.fromEntries(
+        workerCounts.map((w, k) => [w, Number((medians[k]! / medians[0]!).toFixed(2))]),
+      ),
+      // the same ratio rep by rep: how much of it is noise
+      speedup_per_rep: Object.fromEntries(
+        workerCounts.slice(1).map((w, k) => [
+          w,
+          rates[k + 1]!.map((r, i) => Number((r / rates[0]![i]!).toFixed(2))),
+        ]),
+      ),
+    }));
+  }
 } finally {
-  await runner.close();
+  for (const runner of runners) await runner.close();
 }

@@ -246,7 +246,37 @@ export class GradientShard {
 /** A fault the pool asks a worker to simulate (tests only). */
 export type FaultKind = "throw" | "exit" | "hang";
 
+/**
+ * Int32 slots of a worker's control block, a SharedArrayBuffer through which
+ * the pool and a serving worker signal steps without messages: the pool
+ * writes a shard and bumps `GO`; the worker runs it, then sets `DONE` to the
+ * same number. Waiting is a short spin, then `Atomics.wait` woken by
+ * `Atomics.notify`; a message through two event loops costs about 1 ms a step
+ * on a virtual machine, most of it waking a sleeping thread.
+ */
+export const CTRL = { GO: 0, DONE: 1, START: 2, END: 3, FAULT: 4, QUIT: 5 } as const;
+/** Bytes of a control block: the Int32 slots, then the step number as a float64 at `CTRL_STEP_BYTE`. */
+export const CTRL_BYTES = 48;
+/** Byte offset of the float64 step number in a control block. */
+export const CTRL_STEP_BYTE = 32;
+/** Fault codes in `CTRL.FAULT`, 0 for none. */
+export const FAULT_CODES: Record<FaultKind, number> = { throw: 1, exit: 2, hang: 3 };
+
+// a worker spins this long for the next step before sleeping: the main thread
+// reduces and updates between steps in far less, and waking is slow
+const SPIN_MS = 2;
 let shard: GradientShard | null = null;
+
+function simulate(fault: number, step: number): Promise<never> {
+  if (fault === FAULT_CODES.throw) {
+    // an uncaught error, as a bug in a callback would raise: the pool sees
+    // it only through the worker's error event
+    setTimeout(() => {
+      throw new Error(`Injected fault at step ${step}`);
+    });
+  } else if (fault === FAULT_CODES.exit) self.close();
+  return new Promise<never>(() => {});
+}
 
 /** What a worker exposes through Comlink. */
 export const workerApi = {
@@ -258,23 +288,35 @@ export const workerApi = {
     for (const m of modules) await import(m);
     shard = new GradientShard(init);
   },
-  /** One shard of one step; the result is in shared memory, the loss is returned too. */
-  step(step: number, start: number, end: number, fault?: FaultKind): number | Promise<number> {
-    if (!shard) throw new Error("Worker: step before init");
-    if (fault === "throw") {
-      // an uncaught error, as a bug in a callback would raise: the pool sees
-      // it only through the worker's error event
-      setTimeout(() => {
-        throw new Error(`Injected fault at step ${step}`);
-      });
-      return new Promise<number>(() => {});
+  /**
+   * Serves steps from the control block `ctrl` (see {@linkcode CTRL}) until
+   * the pool sets `QUIT`, starting after step number `from` (the pool may
+   * post a step before this call arrives); this worker's event loop is
+   * blocked meanwhile. A shard that throws ends the call with its error.
+   */
+  serve(ctrl: Int32Array, from: number): Promise<void> {
+    if (!shard) throw new Error("Worker: serve before init");
+    const stepOf = new Float64Array(ctrl.buffer, CTRL_STEP_BYTE, 1);
+    let seen = from;
+    for (;;) {
+      let go = Atomics.load(ctrl, CTRL.GO);
+      if (go === seen) {
+        const until = performance.now() + SPIN_MS;
+        while (go === seen && performance.now() < until) go = Atomics.load(ctrl, CTRL.GO);
+        while (go === seen) {
+          Atomics.wait(ctrl, CTRL.GO, seen, 1000);
+          go = Atomics.load(ctrl, CTRL.GO);
+        }
+      }
+      seen = go;
+      if (Atomics.load(ctrl, CTRL.QUIT)) return Promise.resolve();
+      const step = stepOf[0]!;
+      const fault = ctrl[CTRL.FAULT]!;
+      if (fault) return simulate(fault, step);
+      shard.run(step, ctrl[CTRL.START]!, ctrl[CTRL.END]!);
+      Atomics.store(ctrl, CTRL.DONE, go);
+      Atomics.notify(ctrl, CTRL.DONE);
     }
-    if (fault === "exit") {
-      self.close();
-      return new Promise<number>(() => {});
-    }
-    if (fault === "hang") return new Promise<number>(() => {});
-    return shard.run(step, start, end);
   },
 };
 

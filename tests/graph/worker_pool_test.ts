@@ -95,6 +95,7 @@ async function poolTrace(
     stepTimeoutMs?: number;
     opModules?: string[];
     custom?: (x: Node) => Node;
+    mainThread?: boolean;
   } = {},
 ): Promise<Trace> {
   const { custom, ...rest } = extra;
@@ -159,8 +160,12 @@ Deno.test("worker pool with 2 workers matches LocalRunner, including a smaller l
   reference = pooled;
 });
 
+Deno.test("2 Web Workers give the very bits of the main thread and 1 Web Worker", async () => {
+  assertIdentical(await poolTrace(0, 2, { mainThread: false }), reference ?? await poolTrace(0, 2));
+});
+
 Deno.test("worker pool with 1 worker is bit-identical to LocalRunner", async () => {
-  assertIdentical(await poolTrace(0, 1), await localTrace(0));
+  assertIdentical(await poolTrace(0, 1, { mainThread: false }), await localTrace(0));
 });
 
 Deno.test("two runs with 2 workers are bit-identical", async () => {
@@ -169,7 +174,7 @@ Deno.test("two runs with 2 workers are bit-identical", async () => {
 });
 
 Deno.test("dropout gives the same result with 1 and 2 workers (masks ignore sharding)", async () => {
-  const one = await poolTrace(0.5, 1);
+  const one = await poolTrace(0.5, 1, { mainThread: false });
   const two = await poolTrace(0.5, 2);
   assertClose(two, one, 1e-5);
   // the masks are really there: with dropout the losses differ from the plain model
@@ -179,13 +184,17 @@ Deno.test("dropout gives the same result with 1 and 2 workers (masks ignore shar
 // "throw" is an uncaught error in the worker, so Deno prints its stack on
 // stderr even though the pool handles it: that output is expected
 for (const kind of ["throw", "exit", "hang"] as const) {
-  Deno.test(`a worker fault (${kind}) at step 1 is retried and changes nothing`, async () => {
-    const faulty = await poolTrace(0, 2, {
-      faults: [{ worker: 1, step: 1, kind }],
-      stepTimeoutMs: 2000,
+  for (const mainThread of [true, false]) {
+    const where = mainThread ? "beside the main thread" : "of 2 Web Workers";
+    Deno.test(`a worker fault (${kind}) at step 1 ${where} is retried and changes nothing`, async () => {
+      const faulty = await poolTrace(0, 2, {
+        faults: [{ worker: 1, step: 1, kind }],
+        stepTimeoutMs: 2000,
+        mainThread,
+      });
+      assertIdentical(faulty, reference ?? await poolTrace(0, 2));
     });
-    assertIdentical(faulty, reference ?? await poolTrace(0, 2));
-  });
+  }
 }
 
 /** A 2-worker pool over the test model with dropout `p`, fresh parameters and data. */
@@ -203,6 +212,7 @@ Deno.test("a fault on every attempt rejects naming the step, with every worker t
   const { pool } = await twoWorkers(0, {
     maxRetries: 2,
     faults: [{ worker: 0, step: 1, kind: "throw", every: true }],
+    mainThread: false,
   });
   try {
     const [b0, b1] = batches();
@@ -252,11 +262,25 @@ Deno.test("WorkerPool.create rejects bad setups with clear messages", async () =
       pool.step(Uint32Array.of(SAMPLES), 0, new Map()),
       /sample index 200 is outside the data/,
     );
-    assert.equal(pool.liveWorkers, 2);
+    // the main thread computes shard 0, so one Web Worker runs
+    assert.equal(pool.liveWorkers, 1);
   } finally {
     await pool.close();
   }
   assert.equal(pool.liveWorkers, 0);
+  for (const [worker, mainThread, range] of [[0, true, "1..1"], [2, false, "0..1"]] as const) {
+    await assert.rejects(
+      WorkerPool.create(spec, {
+        workers: 2,
+        params: freshParams(graph),
+        data,
+        maxBatch: 8,
+        mainThread,
+        faults: [{ worker, step: 0, kind: "hang" }],
+      }),
+      new RegExp(`a fault names worker ${worker}, but the workers are ${range}`),
+    );
+  }
 });
 
 Deno.test("opModules registers a custom op in the workers", async () => {
@@ -368,12 +392,14 @@ for (const tier of ["wasm", "ts", "ref"] as const) {
   });
 }
 
-Deno.test("a steady-state pool step allocates no typed-array memory on the main thread", async () => {
-  const { pool, params } = await twoWorkers(0.3);
-  try {
-    const seen = await steadyStateAllocs(pool, params, "momentum");
-    assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
-  } finally {
-    await pool.close();
-  }
-});
+for (const mainThread of [true, false]) {
+  Deno.test(`a steady-state pool step allocates no typed-array memory on the main thread (mainThread: ${mainThread})`, async () => {
+    const { pool, params } = await twoWorkers(0.3, { mainThread });
+    try {
+      const seen = await steadyStateAllocs(pool, params, "momentum");
+      assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+    } finally {
+      await pool.close();
+    }
+  });
+}

@@ -154,9 +154,9 @@ Deno.test("with 2 workers, a worker that dies mid-run changes nothing; one that 
         train({
           ...base,
           checkpoint: ckpt,
-          faults: [{ worker: 0, step: 8, kind: "throw", every: true }],
+          faults: [{ worker: 1, step: 8, kind: "throw", every: true }],
         }),
-      /step 8 failed \d+ times in a row \(worker 0: .*Injected fault at step 8.*\), giving up/,
+      /step 8 failed \d+ times in a row \(worker 1: .*Injected fault at step 8.*\), giving up/,
     );
     // the checkpoint of the end of epoch 1 (step 6) is what the run leaves behind
     const saved = await readSafetensors(ckpt);
