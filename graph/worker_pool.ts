@@ -405,6 +405,9 @@ export class WorkerPool implements GradientRunner {
   private maxRetries: number;
   private modules: string[];
   private busy = false;
+  /** Region offsets and weights of a step's non-empty shards, for `reduce`. */
+  private laneScratch: Int32Array;
+  private weightScratch: Float64Array;
   private closed = false;
   private closedBecause = "it was closed";
 
@@ -422,6 +425,8 @@ export class WorkerPool implements GradientRunner {
     this.indices = new Uint32Array(new SharedArrayBuffer(4 * opts.maxBatch));
     this.gradients = new Float32Array(new SharedArrayBuffer(4 * opts.workers * layout.total));
     this.losses = new Float64Array(new SharedArrayBuffer(8 * opts.workers));
+    this.laneScratch = new Int32Array(opts.workers);
+    this.weightScratch = new Float64Array(opts.workers);
     this.stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
     this.maxRetries = opts.maxRetries ?? 3;
   }
@@ -537,23 +542,39 @@ export class WorkerPool implements GradientRunner {
   /** `grad = Σ_i (n_i / N) · g_i` and the loss likewise, always in worker order. */
   private reduce(shards: [number, number][], n: number, outs: Float32Array[]): number {
     const { offsets, sizes, total } = this.layout;
+    const g = this.gradients;
+    const lanes = this.laneScratch;
+    const ws = this.weightScratch;
+    let count = 0;
     let loss = 0;
-    let first = true;
     for (let i = 0; i < shards.length; i++) {
       const [s, e] = shards[i]!;
       if (e === s) continue;
-      const w = (e - s) / n;
-      loss += w * this.losses[i]!;
-      const region = i * total;
-      for (let k = 0; k < outs.length; k++) {
-        const out = outs[k]!;
-        const g = this.gradients.subarray(region + offsets[k]!, region + offsets[k]! + sizes[k]!);
-        // 1 · g is exact, so one shard gives the very bits LocalRunner gives
-        if (first && w === 1) out.set(g);
-        else if (first) { for (let j = 0; j < g.length; j++) out[j] = w * g[j]!; }
-        else for (let j = 0; j < g.length; j++) out[j] = out[j]! + w * g[j]!;
+      ws[count] = (e - s) / n;
+      lanes[count++] = i * total;
+      loss += ((e - s) / n) * this.losses[i]!;
+    }
+    for (let k = 0; k < outs.length; k++) {
+      const out = outs[k]!;
+      const size = sizes[k]!, off = offsets[k]!;
+      const a = lanes[0]! + off, wa = ws[0]!;
+      // 1 · g is exact, so one shard gives the very bits LocalRunner gives
+      if (count === 1 && wa === 1) out.set(g.subarray(a, a + size));
+      else if (count === 1) { for (let j = 0; j < size; j++) out[j] = wa * g[a + j]!; }
+      else {
+        // two shards at a time, rounded to float32 once per pair: one pass for two workers
+        const b = lanes[1]! + off, wb = ws[1]!;
+        for (let j = 0; j < size; j++) out[j] = wa * g[a + j]! + wb * g[b + j]!;
+        let i = 2;
+        for (; i + 1 < count; i += 2) {
+          const c = lanes[i]! + off, wc = ws[i]!, d = lanes[i + 1]! + off, wd = ws[i + 1]!;
+          for (let j = 0; j < size; j++) out[j] = out[j]! + (wc * g[c + j]! + wd * g[d + j]!);
+        }
+        if (i < count) {
+          const c = lanes[i]! + off, wc = ws[i]!;
+          for (let j = 0; j < size; j++) out[j] = out[j]! + wc * g[c + j]!;
+        }
       }
-      first = false;
     }
     return loss;
   }

@@ -164,6 +164,15 @@ Deno.test("2 Web Workers give the very bits of the main thread and 1 Web Worker"
   assertIdentical(await poolTrace(0, 2, { mainThread: false }), reference ?? await poolTrace(0, 2));
 });
 
+Deno.test("3 and 4 workers (odd and paired shard sums) match LocalRunner and repeat bit for bit", async () => {
+  const local = await localTrace(0);
+  for (const workers of [3, 4]) {
+    const pooled = await poolTrace(0, workers);
+    assertClose(pooled, local, 1e-5);
+    assertIdentical(await poolTrace(0, workers), pooled);
+  }
+});
+
 Deno.test("worker pool with 1 worker is bit-identical to LocalRunner", async () => {
   assertIdentical(await poolTrace(0, 1, { mainThread: false }), await localTrace(0));
 });
