@@ -21,7 +21,8 @@ Trains one of the lecture's models and reports test accuracy.
   --optimizer NAME   sgd | momentum | adadelta | adam (lecture-cnn momentum, mnist-net adadelta, poly sgd)
   --channels N       channels of the lecture CNN's convolution (32)
   --seed N           seed of every random choice (1)
-  --workers N        worker threads; 1 runs in-process (default: hardware threads)
+  --workers N        threads computing shards: the main thread and N-1 Web Workers;
+                     1 runs in-process (default: hardware threads)
   --kernels TIER     wasm (default when available) | ts | ref
   --checkpoint PATH  save parameters and optimizer state (safetensors) each epoch, at the end and on Ctrl-C
   --resume PATH      continue exactly from a checkpoint

@@ -51,7 +51,7 @@ export interface TrainOptions {
   channels?: number;
   /** Seed of every random choice (split, initialisation, order, dropout). */
   seed?: number;
-  /** Worker threads; 1 runs in-process. Default: hardware threads. */
+  /** Threads computing shards (the main thread and workers - 1 Web Workers); 1 runs in-process. Default: hardware threads. */
   workers?: number;
   /** Kernel tier for float32. */
   kernels?: Tier;
