@@ -97,8 +97,9 @@ export interface WorkerPoolOptions {
   /**
    * The main thread computes shard 0 itself while Web Workers compute the
    * rest, so `workers: N` starts N − 1 of them (default true). It would
-   * otherwise sleep through the step; on two cores this is about 5% faster
-   * at batch 64 (bench:train --main-thread false). Results are the same bits.
+   * otherwise sleep through the step; on two cores this measured 8% faster
+   * at batch 64 and 4% at 256 (bench:train --main-thread false). Results are
+   * the same bits.
    */
   mainThread?: boolean;
   /** Test-only fault injection: the worker misbehaves at that step (first attempt only unless `every`). */
