@@ -17,6 +17,16 @@ async function small(trainCount: number, testCount: number): Promise<Split> {
   return { train: cut(digits.train, trainCount), test: cut(digits.test, testCount) };
 }
 
+/** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test("poly recovers the true coefficients within 1e-2", async () => {
   const r = await train({ model: "poly" });
   r.coefficients!.forEach((c, i) => {
@@ -43,8 +53,7 @@ Deno.test("lecture CNN learns: test accuracy after one epoch on 2,000 digits bea
 
 Deno.test("an interrupted and resumed run ends with the same parameters as an uninterrupted one", async () => {
   const split = await small(320, 64);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const base = { split, channels: 4, epochs: 2, batch: 32, workers: 1, seed: 5 } as const;
     const whole = await train(base);
     const ckpt = `${dir}/run.safetensors`;
@@ -68,15 +77,12 @@ Deno.test("an interrupted and resumed run ends with the same parameters as an un
     const m2 = await train({ ...base, resume: ckpt });
     assert.ok(m1.interrupted);
     for (const [k, v] of whole.params) assert.deepEqual(m2.params.get(k), v, `parameter ${k}`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a NaN loss stops the run naming the step, and the last good checkpoint is kept", async () => {
   const good = await small(64, 32);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const ckpt = `${dir}/good.safetensors`;
     await train({ split: good, channels: 4, epochs: 1, batch: 32, workers: 1, checkpoint: ckpt });
     const before = await Deno.readFile(ckpt);
@@ -103,15 +109,12 @@ Deno.test("a NaN loss stops the run naming the step, and the last good checkpoin
       },
     );
     assert.deepEqual(await Deno.readFile(ckpt), before);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("resuming a checkpoint of another model is refused with the reason", async () => {
   const split = await small(64, 32);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const ckpt = `${dir}/a.safetensors`;
     await train({ split, channels: 4, epochs: 1, batch: 32, workers: 1, checkpoint: ckpt });
     await assert.rejects(
@@ -127,15 +130,12 @@ Deno.test("resuming a checkpoint of another model is refused with the reason", a
         }),
       /Cannot resume from ".*a\.safetensors": it was trained with optimizer "momentum", not "adam"/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("with 2 workers, a worker that dies mid-run changes nothing; one that always fails stops the run and keeps the checkpoint", async () => {
   const split = await small(192, 64);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const base = { split, channels: 4, epochs: 2, batch: 32, workers: 2, seed: 9 } as const;
     const clean = await train(base);
     // "exit" at step 8: the worker closes itself in the middle of the second epoch
@@ -162,15 +162,12 @@ Deno.test("with 2 workers, a worker that dies mid-run changes nothing; one that 
     const saved = await readSafetensors(ckpt);
     assert.equal(saved.metadata.step, "6");
     assert.equal(saved.metadata.epoch, "1");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("the plot draws the loss and the test accuracy against the same epoch axis", async () => {
   const split = await small(128, 32);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const plot = `${dir}/curves.svg`;
     await train({ split, channels: 4, epochs: 2, batch: 16, workers: 1, plot });
     const svg = await Deno.readTextFile(plot);
@@ -182,7 +179,5 @@ Deno.test("the plot draws the loss and the test accuracy against the same epoch 
     assert.ok(ticks.length >= 2, svg.slice(0, 400));
     // 16 steps ran: a loss drawn by step would stretch the axis past 10
     assert.equal(Math.max(...ticks), 2, `x ticks ${ticks}`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
