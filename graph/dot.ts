@@ -124,23 +124,3 @@ function escape(s: string): string {
   // a lone backslash would start a DOT label escape (\n, \l, \N …)
   return s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\r?\n/g, "\\n");
 }
-
-if (import.meta.main) {
-  // imported here, not at the top, so the library's graph layer does not
-  // depend on train/ when this module is only imported
-  const { parseArgs } = await import("node:util");
-  const { lectureCnn } = await import("../train/models.ts");
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { channels: { type: "string", default: "32" } },
-  });
-  const channels = Number(values.channels);
-  if (!Number.isInteger(channels) || channels < 1) {
-    console.error(`dot: --channels must be a positive whole number, got "${values.channels}"`);
-    Deno.exit(2);
-  }
-  const m = lectureCnn({ channels });
-  const title = `lecture CNN, ${channels} channels: forward and backward`;
-  const highlight = [m.loss, ...Object.values(m.grads)];
-  console.log(toDot(m.built, { title, forwardEnd: m.loss, highlight }).trimEnd());
-}

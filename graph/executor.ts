@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { wasmArenaBuffer } from "../ops/kernels/pointwise_wasm.ts";
+import { type ArenaAllocator, arenaAllocator } from "./arena.ts";
 import {
   type FloatArray,
   fmtShape,
@@ -14,7 +14,7 @@ import {
   numel,
   type OpDef,
   type Tier,
-} from "../ops/_op.ts";
+} from "./op.ts";
 import type { Node } from "./graph.ts";
 import { initParams, type Params } from "./params.ts";
 import type { Plan } from "./plan.ts";
@@ -29,6 +29,11 @@ export interface ExecutorOptions {
   tier?: Tier;
   /** Put the arena in a SharedArrayBuffer. */
   shared?: boolean;
+  /**
+   * Where a float32 arena comes from (default: the allocator a kernel tier
+   * registered with `setArenaAllocator`, else a plain `ArrayBuffer`).
+   */
+  allocate?: ArenaAllocator;
 }
 
 /** Options of one run. */
@@ -98,11 +103,12 @@ export class Executor {
     const n = g.nodes.length;
     const f64 = plan.dtype === "float64";
     const bytes = plan.arenaLength * (f64 ? 8 : 4);
-    // a float32 arena lives in a WebAssembly memory of its own where it can,
-    // so the elementwise wasm kernels run on it in place
+    // a float32 arena lives in a WebAssembly memory of its own where the wasm
+    // tier provides one, so its elementwise kernels run on it in place
+    const allocate = opts.allocate ?? arenaAllocator();
     const buf = opts.shared
       ? new SharedArrayBuffer(bytes)
-      : (!f64 && wasmArenaBuffer(bytes)) || new ArrayBuffer(bytes);
+      : (!f64 && allocate?.(bytes)) || new ArrayBuffer(bytes);
     const arena = f64 ? new Float64Array(buf) : new Float32Array(buf);
     this.params = opts.params ?? initParams(g, { seed: opts.seed, dtype: plan.dtype });
     this.values = [];

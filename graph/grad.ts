@@ -1,15 +1,13 @@
 /**
  * Reverse-mode autodiff over a static graph: appends the backward nodes that
  * each op's VJP rule emits, so the backward pass is itself a dataflow graph.
+ * The seed, fan-out sums and un-broadcasting use the ops registered as
+ * `fill`, `add`, `sum` and `reshape` (found by name, so the core imports no op).
  *
  * @module
  */
-import { fmtShape, lookupOp } from "../ops/_op.ts";
-import { add } from "../ops/add.ts";
-import { fill } from "../ops/fill.ts";
-import { reshape } from "../ops/reshape.ts";
-import { sum } from "../ops/sum.ts";
-import type { Node } from "./graph.ts";
+import type { Graph, Node } from "./graph.ts";
+import { fmtShape, lookupOp } from "./op.ts";
 
 /** Options of {@linkcode grad}. */
 export interface GradOptions {
@@ -42,7 +40,7 @@ export function grad(loss: Node, wrt: readonly Node[], options: GradOptions = {}
         }; pass a cotangent for a loss that is not a scalar`,
       );
     }
-    seed = fill([...loss.shape], 1, g);
+    seed = g.apply(lookupOp("fill"), [], { shape: [...loss.shape], value: 1 });
   } else if (seed.shape.join() !== loss.shape.join()) {
     throw new Error(
       `grad: cotangent "${seed.name}" has shape ${
@@ -74,7 +72,7 @@ export function grad(loss: Node, wrt: readonly Node[], options: GradOptions = {}
     const contributions = parts.get(i);
     if (!contributions || !fromWrt[i] || !toLoss[i]) continue;
     // Summed in the order they were produced, so the graph is deterministic.
-    const dy = contributions.reduce((acc, c) => add(acc, c));
+    const dy = contributions.reduce((acc, c) => g.apply(lookupOp("add"), [acc, c], {}));
     total.set(i, dy);
     const rec = g.nodes[i]!;
     if (rec.op === "input" || rec.op === "param") continue;
@@ -120,5 +118,7 @@ function unbroadcast(c: Node, shape: readonly number[]): Node {
     if (a < lead || (shape[a - lead] === 1 && cs[a] !== 1)) axes.push(a);
   }
   if (axes.length === 0) return c;
-  return reshape(sum(c, { axes }), shape);
+  const g: Graph = c.graph;
+  const summed = g.apply(lookupOp("sum"), [c], { axes });
+  return g.apply(lookupOp("reshape"), [summed], { shape: [...shape] });
 }

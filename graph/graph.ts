@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Attrs, fmtShape, lookupOp, type OpDef, type Shape } from "../ops/_op.ts";
+import { type Attrs, fmtShape, lookupOp, type OpDef, type Shape } from "./op.ts";
 
 /** How a parameter is initialised. */
 export type Init =

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import { hashUniform } from "../ops/_hash.ts";
-import { type FloatArray, numel } from "../ops/_op.ts";
+import { hashUniform } from "./hash.ts";
+import { type FloatArray, numel } from "./op.ts";
 import type { Graph, Init } from "./graph.ts";
 
 /** Parameter buffers by parameter name. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { fmtShape, lookupOp, numel } from "../ops/_op.ts";
+import { fmtShape, lookupOp, numel } from "./op.ts";
 import type { Graph, Node } from "./graph.ts";
 
 /** Options of {@linkcode makePlan}. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type FloatArray, fmtShape, numel } from "../ops/_op.ts";
+import { type FloatArray, fmtShape, numel } from "./op.ts";
 
 /** A concrete tensor: row-major `data` of `shape`. */
 export interface Tensor<T extends FloatArray = Float32Array> {

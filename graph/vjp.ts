@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FloatArray } from "../ops/_op.ts";
+import type { FloatArray } from "./op.ts";
 import { Executor } from "./executor.ts";
 import { Graph, type Node } from "./graph.ts";
 import { grad } from "./grad.ts";

@@ -1,6 +1,6 @@
 // Shared by the elementwise binary ops (add, sub, mul, div): the broadcasting
 // shape rule and one strided kernel, so each op file holds only its own rule.
-import type { FloatArray, Shape } from "./_op.ts";
+import type { FloatArray, Shape } from "../graph/op.ts";
 
 /** Output shape of broadcasting `a` with `b` (NumPy rules; `-1` is the batch axis). */
 export function broadcastShape(a: Shape, b: Shape): number[] {

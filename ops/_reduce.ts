@@ -1,6 +1,6 @@
 // Shared by sum and mean: axis normalisation, the reduced shape, and the
 // reduction kernel.
-import type { FloatArray, Shape } from "./_op.ts";
+import type { FloatArray, Shape } from "../graph/op.ts";
 
 /** Reduction attributes: `axes` (default all) and `keepdims`. */
 export interface ReduceAttrs {

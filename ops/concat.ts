@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { fmtShape, numel, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { fmtShape, numel, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { reduceAxes } from "./_reduce.ts";
 import { reshape } from "./reshape.ts";
 

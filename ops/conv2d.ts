@@ -1,7 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dFast } from "./kernels/conv2d_fast.ts";
 import { type Conv2dDims, conv2dRef } from "./kernels/conv2d_ref.ts";
-import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { conv2dBackwardFilter } from "./conv2d_backward_filter.ts";
 import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
 import { sum } from "./sum.ts";

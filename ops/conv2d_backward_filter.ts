@@ -1,7 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardFilterFast } from "./kernels/conv2d_fast.ts";
 import { conv2dBackwardFilterRef, type Conv2dDims } from "./kernels/conv2d_ref.ts";
-import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { conv2d } from "./conv2d.ts";
 import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
 

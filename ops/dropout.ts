@@ -1,6 +1,6 @@
 import type { Node } from "../graph/graph.ts";
-import { hashUniform } from "./_hash.ts";
-import { type FloatArray, type ForwardContext, type OpDef, registerOp } from "./_op.ts";
+import { hashUniform } from "../graph/hash.ts";
+import { type FloatArray, type ForwardContext, type OpDef, registerOp } from "../graph/op.ts";
 
 /** Attributes of `dropout`. */
 export interface DropoutAttrs {

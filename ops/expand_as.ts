@@ -1,6 +1,6 @@
 import type { Node } from "../graph/graph.ts";
 import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
-import { numel, type OpDef, registerOp } from "./_op.ts";
+import { numel, type OpDef, registerOp } from "../graph/op.ts";
 
 /** Attributes of `expand_as`. */
 export interface ExpandAsAttrs {

@@ -1,5 +1,5 @@
 import type { Graph, Node } from "../graph/graph.ts";
-import { fmtShape, type OpDef, registerOp } from "./_op.ts";
+import { fmtShape, type OpDef, registerOp } from "../graph/op.ts";
 
 /** Attributes of `fill`. */
 export interface FillAttrs {

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { numel, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { numel, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { reduceAxes } from "./_reduce.ts";
 
 /** Attributes of log-softmax and its backward. */

@@ -1,6 +1,6 @@
 import type { Node } from "../graph/graph.ts";
 import { gemm } from "./kernels/gemm.ts";
-import { type OpDef, registerOp } from "./_op.ts";
+import { type OpDef, registerOp } from "../graph/op.ts";
 
 /** Attributes of `matmul` (both default to false). */
 export interface MatmulAttrs {

@@ -1,7 +1,7 @@
 import { maxPool2x2BackwardF32, maxPool2x2F32 } from "./kernels/pointwise_fast.ts";
 import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
 import type { Node } from "../graph/graph.ts";
-import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 
 /** Attributes of `max_pool2d` and its backward ops. */
 export interface MaxPool2dAttrs {

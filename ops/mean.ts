@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { numel, type OpDef, registerOp } from "./_op.ts";
+import { numel, type OpDef, registerOp } from "../graph/op.ts";
 import { keptShape, type ReduceAttrs, reduceAxes, reduceShape, sumKernel } from "./_reduce.ts";
 import { expandAs } from "./expand_as.ts";
 import { reshape } from "./reshape.ts";

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { fmtShape } from "./_op.ts";
+import { fmtShape } from "../graph/op.ts";
 import { mean } from "./mean.ts";
 import type { Reduction } from "./nll_loss.ts";
 import { square } from "./pow.ts";

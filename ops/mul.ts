@@ -1,6 +1,6 @@
 import type { Node } from "../graph/graph.ts";
 import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
-import { type OpDef, registerOp } from "./_op.ts";
+import { type OpDef, registerOp } from "../graph/op.ts";
 
 /** Elementwise `a * b` with broadcasting. */
 export const mulOp: OpDef = registerOp({

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { type FloatArray, type OpDef, registerOp } from "./_op.ts";
+import { type FloatArray, type OpDef, registerOp } from "../graph/op.ts";
 
 /** How per-sample losses are combined: averaged over the batch, summed, or kept. */
 export type Reduction = "mean" | "sum" | "none";

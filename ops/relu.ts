@@ -1,7 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { reluBackwardF32, reluF32 } from "./kernels/pointwise_fast.ts";
 import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
-import { type OpDef, registerOp, type Shape } from "./_op.ts";
+import { type OpDef, registerOp, type Shape } from "../graph/op.ts";
 
 function sameShape([x, dy]: Shape[]): Shape {
   if (x!.join() !== dy!.join()) throw new Error("x and dy must have the same shape");

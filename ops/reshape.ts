@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { fmtShape, type OpDef, registerOp, type Shape } from "./_op.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 
 /** Attributes of `reshape`. */
 export interface ReshapeAttrs {

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { type OpDef, registerOp } from "./_op.ts";
+import { type OpDef, registerOp } from "../graph/op.ts";
 
 /** Attributes of `scale`. */
 export interface ScaleAttrs {

@@ -273,7 +273,7 @@ Deno.test({
       // The run had no read permission, so its workers could only start from
       // a remote worker.ts: WorkerPool finds it through import.meta.url.
       const paths = requests.map(([path]) => path);
-      assert.ok(paths.includes("/graph/worker.ts"), `requests: ${paths.join(" ")}`);
+      assert.ok(paths.includes("/train/parallel/worker.ts"), `requests: ${paths.join(" ")}`);
       const fetched = requests.length;
 
       const files = await runDeno(fromFilesFlags, local, { cwd: tmp, env });

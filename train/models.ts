@@ -7,18 +7,21 @@
  */
 import { Graph, type Init, type Node } from "../graph/graph.ts";
 import { grad } from "../graph/grad.ts";
-import type { TrainGraphSpec } from "../graph/worker_pool.ts";
-import { conv2d } from "../ops/conv2d.ts";
-import { dropout } from "../ops/dropout.ts";
-import { linear } from "../ops/linear.ts";
-import { logSoftmax } from "../ops/log_softmax.ts";
-import { maxPool2d } from "../ops/max_pool2d.ts";
-import { mseLoss } from "../ops/mse_loss.ts";
-import { nllLoss } from "../ops/nll_loss.ts";
-import { flatten, reshape } from "../ops/reshape.ts";
-import { relu } from "../ops/relu.ts";
-import { pow } from "../ops/pow.ts";
-import { stack } from "../ops/concat.ts";
+import type { TrainGraphSpec } from "./parallel/pool.ts";
+import {
+  conv2d,
+  dropout,
+  flatten,
+  linear,
+  logSoftmax,
+  maxPool2d,
+  mseLoss,
+  nllLoss,
+  pow,
+  relu,
+  reshape,
+  stack,
+} from "../ops/mod.ts";
 
 /** Model names understood by `--model`. */
 export const MODELS = ["lecture-cnn", "mnist-net", "poly"] as const;

@@ -15,8 +15,8 @@ import {
   LocalRunner,
   type SharedData,
   WorkerPool,
-} from "../graph/worker_pool.ts";
-import type { Tier } from "../ops/_op.ts";
+} from "./parallel/pool.ts";
+import type { Tier } from "../graph/op.ts";
 import { type Dataset, sampleSize, type Split } from "./data/dataset.ts";
 import { loadIdxDir } from "./data/idx.ts";
 import { BatchLoader } from "./data/loader.ts";

@@ -12,7 +12,8 @@
  * @module
  */
 
-import type { Tier } from "../_op.ts";
+import { setArenaAllocator } from "../../graph/arena.ts";
+import type { Tier } from "../../graph/op.ts";
 import { getKernelTier } from "./gemm.ts";
 import { POINTWISE_WASM } from "./wasm/gemm_wasm_bytes.ts";
 
@@ -96,3 +97,6 @@ export function pointwiseWasm(
   for (const a of arrays) if (a.buffer !== buf) return null;
   return ex;
 }
+
+// executors made after any op module is imported get their arena from here
+setArenaAllocator(wasmArenaBuffer);

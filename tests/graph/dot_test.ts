@@ -1,3 +1,5 @@
+// every op registers itself on import; grad finds fill, add, sum, reshape by name
+import "../../ops/mod.ts";
 import assert from "node:assert/strict";
 import { toDot } from "../../graph/dot.ts";
 import { Graph } from "../../graph/graph.ts";
@@ -157,11 +159,11 @@ Deno.test("toDot rejects a highlight or forwardEnd that names no node", () => {
 });
 
 Deno.test({
-  name: "graph/dot.ts run as a script prints the lecture CNN's DOT",
+  name: "train/dot_cli.ts run as a script prints the lecture CNN's DOT",
   ignore: Deno.permissions.querySync({ name: "run", command: Deno.execPath() }).state !==
     "granted",
   async fn() {
-    const script = new URL("../../graph/dot.ts", import.meta.url);
+    const script = new URL("../../train/dot_cli.ts", import.meta.url);
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--no-lock", script.href, "--channels", "3"],
       env: { NO_COLOR: "1" },

@@ -1,3 +1,5 @@
+// every op registers itself on import; grad finds fill, add, sum, reshape by name
+import "../../ops/mod.ts";
 import assert from "node:assert/strict";
 import { Graph } from "../../graph/graph.ts";
 import { grad } from "../../graph/grad.ts";

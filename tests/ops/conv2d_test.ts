@@ -1,3 +1,5 @@
+// every op registers itself on import; grad finds fill, add, sum, reshape by name
+import "../../ops/mod.ts";
 import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@3.23.2";
@@ -7,7 +9,7 @@ import { grad } from "../../graph/grad.ts";
 import { makePlan } from "../../graph/plan.ts";
 import type { Tensor } from "../../graph/tensor.ts";
 import { vjp } from "../../graph/vjp.ts";
-import type { FloatArray, Tier } from "../../ops/_op.ts";
+import type { FloatArray, Tier } from "../../graph/op.ts";
 import { conv2d } from "../../ops/conv2d.ts";
 import { conv2dBackwardFilter } from "../../ops/conv2d_backward_filter.ts";
 import { conv2dBackwardInput } from "../../ops/conv2d_backward_input.ts";

@@ -1,3 +1,5 @@
+// every op registers itself on import; grad finds fill, add, sum, reshape by name
+import "../../ops/mod.ts";
 import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@3.23.2";

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+// every op registers itself on import; grad finds fill, add, sum, reshape by name
+import "../../../ops/mod.ts";
 import fc from "npm:fast-check@3.23.2";
 import { Executor } from "../../../graph/executor.ts";
 import { Graph } from "../../../graph/graph.ts";

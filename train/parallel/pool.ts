@@ -10,8 +10,8 @@
 // full specifier: an import map is ignored when the library is loaded from a URL
 // deno-lint-ignore no-import-prefix
 import * as Comlink from "npm:comlink@4.4.2";
-import type { Tier } from "../ops/_op.ts";
-import type { GraphJSON } from "./graph.ts";
+import type { Tier } from "../../graph/op.ts";
+import type { GraphJSON } from "../../graph/graph.ts";
 import {
   CTRL,
   CTRL_BYTES,

@@ -14,11 +14,11 @@
 // deno-lint-ignore no-import-prefix
 import * as Comlink from "npm:comlink@4.4.2";
 // every op registers itself on import, so the graph can be rebuilt from JSON
-import "../ops/mod.ts";
-import { fmtShape, numel, type Tier } from "../ops/_op.ts";
-import { Executor } from "./executor.ts";
-import { Graph, type GraphJSON } from "./graph.ts";
-import { makePlan } from "./plan.ts";
+import "../../ops/mod.ts";
+import { fmtShape, numel, type Tier } from "../../graph/op.ts";
+import { Executor } from "../../graph/executor.ts";
+import { Graph, type GraphJSON } from "../../graph/graph.ts";
+import { makePlan } from "../../graph/plan.ts";
 
 /** Everything a shard needs, posted once when a worker starts; the arrays are shared views. */
 export interface ShardInit {

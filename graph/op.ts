@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Node } from "../graph/graph.ts";
+import type { Node } from "./graph.ts";
 
 /** A float buffer: float32 for training, float64 for gradient checks. */
 export type FloatArray = Float32Array | Float64Array;
@@ -83,7 +83,11 @@ export function registerOp<A>(op: OpDef<A>): OpDef<A> {
 /** The op registered under `name`; throws when there is none. */
 export function lookupOp(name: string): OpDef<any> {
   const op = registry.get(name);
-  if (!op) throw new Error(`Unknown op "${name}": it is not in the op registry`);
+  if (!op) {
+    throw new Error(
+      `Unknown op "${name}": it is not in the op registry (import the module that registers it; ops/mod.ts registers every built-in op)`,
+    );
+  }
   return op;
 }
 

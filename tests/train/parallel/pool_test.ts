@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Graph, type Node } from "../../graph/graph.ts";
-import { grad } from "../../graph/grad.ts";
-import { initParams } from "../../graph/params.ts";
+import { Graph, type Node } from "../../../graph/graph.ts";
+import { grad } from "../../../graph/grad.ts";
+import { initParams } from "../../../graph/params.ts";
 import {
   type GradientRunner,
   type InjectedFault,
@@ -10,16 +10,16 @@ import {
   type TrainGraphSpec,
   WorkerPool,
   type WorkerPoolOptions,
-} from "../../graph/worker_pool.ts";
-import { dropout } from "../../ops/dropout.ts";
-import { linear } from "../../ops/linear.ts";
-import { logSoftmax } from "../../ops/log_softmax.ts";
-import { nllLoss } from "../../ops/nll_loss.ts";
-import { relu } from "../../ops/relu.ts";
-import { flatten } from "../../ops/reshape.ts";
-import { lectureCnn } from "../../train/models.ts";
-import { makeOptimizer, type OptimizerName } from "../../train/optim/optimizer.ts";
-import { type AllocCount, countTypedArrays } from "../_alloc_count.ts";
+} from "../../../train/parallel/pool.ts";
+import { dropout } from "../../../ops/dropout.ts";
+import { linear } from "../../../ops/linear.ts";
+import { logSoftmax } from "../../../ops/log_softmax.ts";
+import { nllLoss } from "../../../ops/nll_loss.ts";
+import { relu } from "../../../ops/relu.ts";
+import { flatten } from "../../../ops/reshape.ts";
+import { lectureCnn } from "../../../train/models.ts";
+import { makeOptimizer, type OptimizerName } from "../../../train/optim/optimizer.ts";
+import { type AllocCount, countTypedArrays } from "../../_alloc_count.ts";
 
 const SAMPLES = 200;
 const SIDE = 4;
@@ -295,7 +295,7 @@ Deno.test("WorkerPool.create rejects bad setups with clear messages", async () =
 Deno.test("opModules registers a custom op in the workers", async () => {
   // a module no worker knows of, like a user's own op file
   const url = "data:application/typescript," + encodeURIComponent(`
-    import { registerOp } from "${new URL("../../ops/_op.ts", import.meta.url).href}";
+    import { registerOp } from "${new URL("../../../graph/op.ts", import.meta.url).href}";
     export const cubeOp = registerOp({
       name: "test_cube",
       inputs: ["x"],

@@ -1,0 +1,35 @@
+/**
+ * Where an executor's float32 arena comes from. The core knows no kernel
+ * module: a kernel tier that wants to run in place on the arena (the
+ * elementwise WebAssembly module) registers an allocator here when it is
+ * imported, and an executor may also be handed one directly.
+ *
+ * @module
+ */
+
+/** Returns a buffer of at least `bytes` bytes, or null to let the caller use a plain `ArrayBuffer`. */
+export type ArenaAllocator = (bytes: number) => ArrayBuffer | null;
+
+let fallback: ArenaAllocator | undefined;
+
+/**
+ * Sets the allocator executors use when they are given none (the wasm tier
+ * sets its own on import); `undefined` restores plain `ArrayBuffer`s.
+ *
+ * @example
+ * ```ts
+ * import { arenaAllocator, setArenaAllocator } from "./arena.ts";
+ * const before = arenaAllocator();
+ * setArenaAllocator((bytes) => new ArrayBuffer(bytes));
+ * console.log(arenaAllocator() !== undefined); // true
+ * setArenaAllocator(before);
+ * ```
+ */
+export function setArenaAllocator(allocate: ArenaAllocator | undefined): void {
+  fallback = allocate;
+}
+
+/** The allocator set by {@linkcode setArenaAllocator}, if any. */
+export function arenaAllocator(): ArenaAllocator | undefined {
+  return fallback;
+}
