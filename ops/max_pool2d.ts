@@ -9,6 +9,8 @@ export interface MaxPool2dAttrs {
   size: number;
   /** Step between windows, in both directions. */
   stride: number;
+  /** Cells added on every side that never win (at most `size / 2`; absent for 0). */
+  padding?: number;
 }
 
 /** Pooling window geometry of one (N, C) plane. */
@@ -20,37 +22,47 @@ interface PoolDims {
   ow: number;
   size: number;
   stride: number;
+  padding: number;
 }
 
-function pooledShape(x: Shape, { size, stride }: MaxPool2dAttrs): number[] {
+function pooledShape(x: Shape, { size, stride, padding = 0 }: MaxPool2dAttrs): number[] {
   if (!Number.isInteger(size) || size < 1) {
     throw new Error(`size must be a positive whole number, got ${size}`);
   }
   if (!Number.isInteger(stride) || stride < 1) {
     throw new Error(`stride must be a positive whole number, got ${stride}`);
   }
+  if (!Number.isInteger(padding) || padding < 0 || padding > size / 2) {
+    throw new Error(
+      `padding must be a whole number from 0 to half the window size ${size}, got ${padding}`,
+    );
+  }
   if (x.length !== 4) throw new Error(`x must be 4-D [N,C,H,W], got ${fmtShape(x)}`);
   const [n, c, h, w] = x as [number, number, number, number];
-  if (h < size || w < size) {
+  const hp = h + 2 * padding, wp = w + 2 * padding;
+  if (hp < size || wp < size) {
     throw new Error(`the ${size}x${size} window does not fit in the ${h}x${w} input`);
   }
-  return [n, c, Math.floor((h - size) / stride) + 1, Math.floor((w - size) / stride) + 1];
+  return [n, c, Math.floor((hp - size) / stride) + 1, Math.floor((wp - size) / stride) + 1];
 }
 
-function poolDims(x: Shape, y: Shape, { size, stride }: MaxPool2dAttrs): PoolDims {
+function poolDims(x: Shape, y: Shape, { size, stride, padding = 0 }: MaxPool2dAttrs): PoolDims {
   const [n, c, h, w] = x as [number, number, number, number];
-  return { planes: n * c, h, w, oh: y[2]!, ow: y[3]!, size, stride };
+  return { planes: n * c, h, w, oh: y[2]!, ow: y[3]!, size, stride, padding };
 }
 
 // The window's first maximum in row-major order (strict `>`), which is the
-// element PyTorch routes the gradient to on ties.
+// element PyTorch routes the gradient to on ties. The window at (r0, c0) in
+// padded coordinates is clipped to the input: padded cells never win, and
+// padding ≤ size/2 leaves every window at least one real cell.
 function argmaxOfWindow(x: FloatArray, base: number, r0: number, c0: number, d: PoolDims): number {
-  const start = base + r0 * d.w + c0;
-  let best = start;
-  let bestV = x[start]!;
-  for (let i = 0; i < d.size; i++) {
-    const row = start + i * d.w;
-    for (let j = 0; j < d.size; j++) {
+  const i0 = Math.max(r0 - d.padding, 0), i1 = Math.min(r0 - d.padding + d.size, d.h);
+  const j0 = Math.max(c0 - d.padding, 0), j1 = Math.min(c0 - d.padding + d.size, d.w);
+  let best = base + i0 * d.w + j0;
+  let bestV = x[best]!;
+  for (let i = i0; i < i1; i++) {
+    const row = base + i * d.w;
+    for (let j = j0; j < j1; j++) {
       const v = x[row + j]!;
       // NaN wins, as in PyTorch, so a diverging run is not hidden
       if (v > bestV || v !== v) {
@@ -65,7 +77,7 @@ function argmaxOfWindow(x: FloatArray, base: number, r0: number, c0: number, d: 
 // x: (N, C, H, W) -> y: (N, C, OH, OW), y = max over each size x size window
 function maxPoolKernel(x: FloatArray, y: FloatArray, d: PoolDims): void {
   const { h, w, oh, ow, size, stride } = d;
-  if (size === 2 && stride === 2) {
+  if (size === 2 && stride === 2 && d.padding === 0) {
     // the lecture's 2x2 pooling: four loads per output, no inner window loops
     for (let p = 0; p < d.planes; p++) {
       const xb = p * h * w;
@@ -86,15 +98,18 @@ function maxPoolKernel(x: FloatArray, y: FloatArray, d: PoolDims): void {
     }
     return;
   }
+  const pad = d.padding;
   for (let p = 0; p < d.planes; p++) {
     const xb = p * h * w;
     const yb = p * oh * ow;
     for (let r = 0; r < oh; r++) {
+      const i0 = Math.max(r * stride - pad, 0), i1 = Math.min(r * stride - pad + size, h);
       for (let c = 0; c < ow; c++) {
+        const j0 = Math.max(c * stride - pad, 0), j1 = Math.min(c * stride - pad + size, w);
         let m = -Infinity;
-        for (let i = 0; i < size; i++) {
-          const row = xb + (r * stride + i) * w + c * stride;
-          for (let j = 0; j < size; j++) {
+        for (let i = i0; i < i1; i++) {
+          const row = xb + i * w;
+          for (let j = j0; j < j1; j++) {
             const v = x[row + j]!;
             if (v > m || v !== v) m = v;
           }
@@ -110,7 +125,7 @@ function maxPoolKernel(x: FloatArray, y: FloatArray, d: PoolDims): void {
 function maxPoolBackwardKernel(x: FloatArray, dy: FloatArray, dx: FloatArray, d: PoolDims): void {
   dx.fill(0);
   const { h, w, oh, ow, stride } = d;
-  if (d.size === 2 && stride === 2) {
+  if (d.size === 2 && stride === 2 && d.padding === 0) {
     // windows do not overlap: each dx element is written at most once
     for (let p = 0; p < d.planes; p++) {
       const xb = p * h * w;
@@ -169,7 +184,10 @@ export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   shape: ([x], attrs) => pooledShape(x!, attrs),
   forward([x], y, c) {
     const d = poolDims(c.inShapes[0]!, c.outShape, c.attrs);
-    if (y instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2) {
+    if (
+      y instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2 &&
+      d.padding === 0
+    ) {
       const x32 = x as Float32Array;
       const k = d.ow >= 4 ? pointwiseWasm(c.tier, x32, y) : null;
       if (k) return k.pool2(x32.byteOffset, y.byteOffset, d.planes, d.h, d.w, d.oh, d.ow);
@@ -203,7 +221,8 @@ export const maxPool2dBackwardOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAt
   forward([x, dy, y], dx, c) {
     const d = poolDims(c.inShapes[0]!, c.inShapes[1]!, c.attrs);
     if (
-      y && dx instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2
+      y && dx instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2 &&
+      d.padding === 0
     ) {
       const [x32, y32, dy32] = [x, y, dy] as Float32Array[];
       const k = d.ow >= 4 ? pointwiseWasm(c.tier, x32!, y32!, dy32!, dx) : null;
@@ -244,24 +263,34 @@ export interface MaxPool2dOptions {
   size?: number;
   /** Step between windows (default `size`). */
   stride?: number;
+  /** Cells added on each side that never win, like PyTorch's `-inf` padding (default 0, at most `size / 2`). */
+  padding?: number;
   /** Node name. */
   name?: string;
 }
 
 function poolAttrs(opts: MaxPool2dOptions): MaxPool2dAttrs {
   const size = opts.size ?? 2;
-  return { size, stride: opts.stride ?? size };
+  const attrs: MaxPool2dAttrs = { size, stride: opts.stride ?? size };
+  // no padding attribute for 0, so graphs built before padding existed hash the same
+  if (opts.padding) attrs.padding = opts.padding;
+  return attrs;
 }
 
 /**
- * Max pooling over NCHW input, like `torch.nn.functional.max_pool2d` without
- * padding: `[N, C, H, W]` → `[N, C, ⌊(H − size)/stride⌋ + 1, ⌊(W − size)/stride⌋ + 1]`.
+ * Max pooling over NCHW input, like `torch.nn.functional.max_pool2d`:
+ * `[N, C, H, W]` → `[N, C, ⌊(H + 2·padding − size)/stride⌋ + 1, ⌊(W + 2·padding − size)/stride⌋ + 1]`;
+ * padded cells never win (PyTorch pads with `-inf`).
  *
  * @example
  * ```ts
- * import { Graph, maxPool2d } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
+ * import { Graph, maxPool2d, tensor, vjp } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(maxPool2d(g.input("x", [-1, 32, 26, 26])).shape); // [-1, 32, 13, 13]
+ * assert.deepEqual(maxPool2d(g.input("x", [-1, 32, 26, 26])).shape, [-1, 32, 13, 13]);
+ * // padding 1 around a 2x2 input: four 2x2 windows, each holding one real cell
+ * const { out } = vjp((v) => maxPool2d(v, { padding: 1 }), tensor([[[[-1, -2], [-3, -4]]]]));
+ * assert.deepEqual([...out.data], [-1, -2, -3, -4]);
  * ```
  */
 export function maxPool2d(x: Node, opts: MaxPool2dOptions = {}): Node {

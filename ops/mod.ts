@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./add.ts";
+export * from "./avg_pool2d.ts";
 export * from "./concat.ts";
 export * from "./conv2d.ts";
 export * from "./conv2d_backward_filter.ts";
@@ -15,6 +16,7 @@ export * from "./exp.ts";
 export * from "./expand_as.ts";
 export * from "./fill.ts";
 export * from "./gelu.ts";
+export * from "./global_avg_pool2d.ts";
 export * from "./leaky_relu.ts";
 export * from "./linear.ts";
 export * from "./log.ts";

@@ -208,3 +208,114 @@ Deno.test("max_pool2d passes NaN through, as PyTorch does, in the 2x2 and genera
     }
   }
 });
+
+/** Cases with padding from 0 to size/2, the window fitting the padded input. */
+const padCase = fc.record({
+  n: fc.integer({ min: 1, max: 2 }),
+  c: fc.integer({ min: 1, max: 2 }),
+  size: fc.constantFrom(2, 3, 4),
+  stride: fc.integer({ min: 1, max: 3 }),
+  h: fc.integer({ min: 1, max: 6 }),
+  w: fc.integer({ min: 1, max: 6 }),
+  padFrac: fc.double({ min: 0, max: 1, noNaN: true }),
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+}).map((r) => ({ ...r, padding: Math.floor(r.padFrac * (Math.floor(r.size / 2) + 0.999)) }))
+  .filter((r) => r.h + 2 * r.padding >= r.size && r.w + 2 * r.padding >= r.size);
+
+/** The input padded with -Infinity on every side, pooled without padding, and dx cropped. */
+function directPadded(
+  x: Float64Array,
+  dy: Float64Array,
+  [n, c, h, w]: number[],
+  size: number,
+  stride: number,
+  pad: number,
+) {
+  const hp = h! + 2 * pad, wp = w! + 2 * pad;
+  const xp = new Float64Array(n! * c! * hp * wp).fill(-Infinity);
+  for (let p = 0; p < n! * c!; p++) {
+    for (let i = 0; i < h!; i++) {
+      for (let j = 0; j < w!; j++) {
+        xp[(p * hp + i + pad) * wp + j + pad] = x[(p * h! + i) * w! + j]!;
+      }
+    }
+  }
+  const r = direct(xp, dy, [n!, c!, hp, wp], size, stride);
+  const dx = new Float64Array(x.length);
+  for (let p = 0; p < n! * c!; p++) {
+    for (let i = 0; i < h!; i++) {
+      for (let j = 0; j < w!; j++) {
+        dx[(p * h! + i) * w! + j] = r.dx[(p * hp + i + pad) * wp + j + pad]!;
+      }
+    }
+  }
+  return { y: r.y, dx, shape: r.shape };
+}
+
+Deno.test("max_pool2d with padding matches pooling the -inf-padded input; padded cells never win", () => {
+  fc.assert(
+    fc.property(padCase, ({ n, c, h, w, size, stride, padding, seed }) => {
+      // all negative and with ties: a zero-padded kernel would pick the padding
+      const x = randTensor([n, c, h, w], seed, -3, -0.01);
+      x.data.forEach((v, i) => (x.data[i] = Math.floor(v * 2)));
+      const { out, backward } = vjp((v) => maxPool2d(v, { size, stride, padding }), x);
+      const dy = randTensor(out.shape, seed + 1).data;
+      const want = directPadded(x.data, dy, x.shape, size, stride, padding);
+      assert.deepEqual(out.shape, want.shape);
+      assert.deepEqual([...out.data], [...want.y]);
+      assert.deepEqual([...backward(dy)[0]!.data], [...want.dx]);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+Deno.test("max_pool2d with padding: vjp and the gather's vjp match finite differences", () => {
+  fc.assert(
+    fc.property(padCase, ({ n, c, h, w, size, stride, padding, seed }) => {
+      const x = distinct([n, c, h, w], seed);
+      const opts = { size, stride, padding };
+      checkVjp((v) => maxPool2d(v, opts), [x], { seed, full: x.data.length <= 24 });
+      checkVjp((a, b) => maxPool2dGather(a, b, opts), [x, randTensor(x.shape, seed)], {
+        seed,
+        constant: [0],
+      });
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+Deno.test("max_pool2d 2x2 with padding 1 in float32 (fast tiers) equals float64 (reference)", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 9 }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer(),
+      (h, w, seed) => {
+        const x64 = distinct([2, 2, h, w], seed);
+        const x32 = { shape: x64.shape, data: Float32Array.from(x64.data) };
+        const f = (v: Parameters<typeof maxPool2d>[0]) => maxPool2d(v, { padding: 1 });
+        const a = vjp(f, x64), b = vjp(f, x32);
+        assert.deepEqual([...b.out.data], [...Float32Array.from(a.out.data)]);
+        const dy = randTensor(a.out.shape, seed).data;
+        assert.deepEqual(
+          [...b.backward(Float32Array.from(dy))[0]!.data],
+          [...Float32Array.from(a.backward(dy)[0]!.data)],
+        );
+      },
+    ),
+    { numRuns: 30 },
+  );
+});
+
+Deno.test("max_pool2d rejects padding above half the window, naming the node", () => {
+  const g = new Graph();
+  assert.throws(
+    () => maxPool2d(g.input("x", [-1, 1, 8, 8]), { size: 3, padding: 2, name: "p" }),
+    /max_pool2d "p": padding must be a whole number from 0 to half the window size 3, got 2/,
+  );
+  // padding 0 leaves the attributes as before, so older graphs hash the same
+  assert.deepEqual(maxPool2d(g.input("y", [-1, 1, 8, 8]), { padding: 0 }).record.attrs, {
+    size: 2,
+    stride: 2,
+  });
+});
