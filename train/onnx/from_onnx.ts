@@ -10,11 +10,16 @@ import { fmtShape, lookupOp } from "../../graph/op.ts";
 import type { Params } from "../../graph/params.ts";
 import {
   add,
+  avgPool2d,
   concat,
   conv2d,
   div,
+  exp,
   fill,
+  gelu,
+  leakyRelu,
   linear,
+  log,
   logSoftmax,
   matmul,
   maxPool2d,
@@ -25,10 +30,12 @@ import {
   relu,
   reshape,
   scale,
+  sigmoid,
   slice,
   softmax,
   sub,
   sum,
+  tanh,
 } from "../../ops/mod.ts";
 import {
   type AttributeMsg,
@@ -151,8 +158,8 @@ function binary(kind: "add" | "sub" | "mul" | "div"): ImportFn {
   };
 }
 
-function unary(op: string, fn?: (x: Node, o: { name: string }) => Node): ImportFn {
-  return (m) => (fn ? fn(m.x(0), { name: m.name }) : registered(m, op, [m.x(0)], {}));
+function unary(fn: (x: Node, o: { name: string }) => Node): ImportFn {
+  return (m) => fn(m.x(0), { name: m.name });
 }
 
 function axesOf(m: Importer, inputIndex: number): number[] | undefined {
@@ -196,30 +203,28 @@ const IMPORTERS: Record<string, ImportFn> = {
     }
     return matmul(a, b, { name: m.name });
   },
-  Relu: unary("relu", relu),
-  Exp: unary("exp"),
-  Log: unary("log"),
-  Sigmoid: unary("sigmoid"),
-  Tanh: unary("tanh"),
-  LeakyRelu: (m) => registered(m, "leaky_relu", [m.x(0)], { slope: m.float("alpha", 0.01) }),
+  Relu: unary(relu),
+  Exp: unary(exp),
+  Log: unary(log),
+  Sigmoid: unary(sigmoid),
+  Tanh: unary(tanh),
+  LeakyRelu: (m) => leakyRelu(m.x(0), { slope: m.float("alpha", 0.01), name: m.name }),
   Gelu(m) {
     const approx = m.str("approximate", "none");
     if (approx !== "none") m.fail(`approximate "${approx}" is not supported`);
-    return registered(m, "gelu", [m.x(0)], {});
+    return gelu(m.x(0), { name: m.name });
   },
   MaxPool(m) {
     if (m.n.output && m.n.output.length > 1 && m.n.output[1]) m.fail("the Indices output");
     if (m.int("storage_order", 0) !== 0) m.fail("storage_order 1 is not supported");
-    const { size, stride, padding } = pool2d(m);
-    if (padding === 0) return maxPool2d(m.x(0), { size, stride, name: m.name });
-    return registered(m, "max_pool2d", [m.x(0)], { size, stride, padding });
+    return maxPool2d(m.x(0), { ...pool2d(m), name: m.name });
   },
   AveragePool(m) {
     const p = pool2d(m);
     if (p.padding > 0 && m.int("count_include_pad", 0) !== 1) {
       m.fail("count_include_pad 0 with padding (PyTorch's avg_pool2d counts the padding)");
     }
-    return registered(m, "avg_pool2d", [m.x(0)], p);
+    return avgPool2d(m.x(0), { ...p, name: m.name });
   },
   Flatten(m) {
     const x = m.x(0);

@@ -3,13 +3,18 @@
 import { Graph, type Node } from "../../../graph/graph.ts";
 import {
   add,
+  avgPool2d,
   concat,
   conv2d,
   div,
   dropout,
+  exp,
   fill,
   flatten,
+  gelu,
+  leakyRelu,
   linear,
+  log,
   logSoftmax,
   matmul,
   maxPool2d,
@@ -19,10 +24,12 @@ import {
   pow,
   relu,
   scale,
+  sigmoid,
   slice,
   softmax,
   sub,
   sum,
+  tanh,
 } from "../../../ops/mod.ts";
 
 /** The graph, its input name and its output node: x [N, 2, 8, 8] -> [N, 10]. */
@@ -36,14 +43,22 @@ export function everyOpModel(): { graph: Graph; input: string; output: Node } {
     padding: 1,
     name: "conv",
   }); // [N, 4, 4, 4]
-  const p = maxPool2d(relu(c, { name: "relu" }), { size: 2, name: "pool" }); // [N, 4, 2, 2]
-  const f = flatten(dropout(p, { p: 0.5, name: "drop" }), { name: "flat" }); // [N, 16]
-  const l = linear(f, u("fc.weight", [6, 16]), u("fc.bias", [6]), { name: "fc" }); // [N, 6]
-  const m = matmul(l, u("mix.weight", [6, 6]), { transB: true, name: "mix" });
-  const s = sub(add(m, l, { name: "sum_ab" }), u("shift", [6]), { name: "diff" });
-  const den = add(pow(l, 2, { name: "sq" }), fill([6], 1, g, { name: "one" }), { name: "den" });
-  const q = scale(div(mul(s, l, { name: "prod" }), den, { name: "quot" }), 0.5, { name: "half" });
-  const cat = concat([q, l], { axis: 1, name: "cat" }); // [N, 12]
+  const r = relu(c, { name: "relu" });
+  const p = maxPool2d(r, { size: 2, stride: 1, padding: 1, name: "maxpool" }); // [N, 4, 5, 5]
+  const a = avgPool2d(p, { size: 3, stride: 2, padding: 1, name: "avgpool" }); // [N, 4, 3, 3]
+  const lr = leakyRelu(a, { slope: 0.1, name: "leaky" });
+  const f = flatten(dropout(lr, { p: 0.5, name: "drop" }), { name: "flat" }); // [N, 36]
+  const l = linear(f, u("fc.weight", [6, 36]), u("fc.bias", [6]), { name: "fc" }); // [N, 6]
+  const t = tanh(l, { name: "tanh" });
+  const m = matmul(t, u("mix.weight", [6, 6]), { transB: true, name: "mix" });
+  const ge = gelu(l, { name: "gelu" });
+  const s = sub(add(m, ge, { name: "sum_ab" }), u("shift", [6]), { name: "diff" });
+  const one = fill([6], 1, g, { name: "one" });
+  const den = add(pow(l, 2, { name: "sq" }), one, { name: "den" });
+  const sg = sigmoid(l, { name: "sigmoid" });
+  const q = scale(div(mul(s, sg, { name: "prod" }), den, { name: "quot" }), 0.5, { name: "half" });
+  const softplus = log(add(exp(l, { name: "exp" }), one, { name: "exp1" }), { name: "softplus" });
+  const cat = concat([q, softplus], { axis: 1, name: "cat" }); // [N, 12]
   const cut = slice(cat, { axis: 1, start: 2, size: 8, name: "cut" }); // [N, 8]
   const padded = padAxis(cut, { axis: 1, before: 1, after: 1, name: "pad" }); // [N, 10]
   const sm = softmax(padded, { axis: 1, name: "softmax" });
