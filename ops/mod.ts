@@ -6,10 +6,12 @@
  */
 export * from "./add.ts";
 export * from "./avg_pool2d.ts";
+export * from "./bce_with_logits.ts";
 export * from "./concat.ts";
 export * from "./conv2d.ts";
 export * from "./conv2d_backward_filter.ts";
 export * from "./conv2d_backward_input.ts";
+export * from "./cross_entropy.ts";
 export * from "./div.ts";
 export * from "./dropout.ts";
 export * from "./exp.ts";
