@@ -6,6 +6,7 @@
  */
 export * from "./add.ts";
 export * from "./avg_pool2d.ts";
+export * from "./batch_norm.ts";
 export * from "./bce_with_logits.ts";
 export * from "./concat.ts";
 export * from "./conv2d.ts";
@@ -19,6 +20,7 @@ export * from "./expand_as.ts";
 export * from "./fill.ts";
 export * from "./gelu.ts";
 export * from "./global_avg_pool2d.ts";
+export * from "./layer_norm.ts";
 export * from "./leaky_relu.ts";
 export * from "./linear.ts";
 export * from "./log.ts";
@@ -38,4 +40,5 @@ export * from "./softmax.ts";
 export * from "./sub.ts";
 export * from "./sum.ts";
 export * from "./tanh.ts";
+export * from "./training_select.ts";
 export type { ReduceAttrs } from "./_reduce.ts";
