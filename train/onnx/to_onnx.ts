@@ -171,6 +171,9 @@ const EXPORTERS: Record<string, Exporter> = {
   dropout(e, r, id) {
     e.alias(id, r.inputs[0]!);
   },
+  training_select(e, r, id) {
+    e.alias(id, r.inputs[1]!);
+  },
   softmax(e, r, id) {
     e.node("Softmax", [e.value(r.inputs[0]!)], [e.value(id)], [intAttr("axis", axisOf(e, r))]);
   },
@@ -228,35 +231,10 @@ const EXPORTERS: Record<string, Exporter> = {
       t: floatTensor("", new Float32Array(n).fill(attrNum(r, "value")), shape),
     }]);
   },
-  batch_norm(e, r, id) {
-    // evaluation form: the running statistics are its 4th and 5th inputs
-    if (r.inputs.length < 5) {
-      throw new Error(
-        `Cannot export batch_norm "${r.name}": it has no running statistics (ONNX BatchNormalization needs them)`,
-      );
-    }
-    e.node("BatchNormalization", r.inputs.slice(0, 5).map((j) => e.value(j)), [e.value(id)], [
-      floatAttr("epsilon", attrNum(r, "eps", 1e-5)),
-    ]);
-  },
-  layer_norm(e, r, id) {
-    const n = rank(e, r.inputs[0]!);
-    const axes = ((r.attrs.axes as number[] | undefined) ?? [-1]).map((a) => (a < 0 ? a + n : a))
-      .sort((a, b) => a - b);
-    if (axes.some((a, i) => a !== n - axes.length + i)) {
-      throw new Error(
-        `Cannot export layer_norm "${r.name}": axes [${axes}] are not the trailing axes of ${
-          fmtShape(e.rec(r.inputs[0]!).shape)
-        } (ONNX LayerNormalization normalises the trailing axes)`,
-      );
-    }
-    const ins = r.inputs.map((j) => e.value(j));
-    e.node("LayerNormalization", ins, [e.value(id)], [
-      intAttr("axis", axes[0]!),
-      floatAttr("epsilon", attrNum(r, "eps", 1e-5)),
-    ]);
-  },
 };
+
+// inputs an op reads in evaluation mode, where not all of them
+const EVAL_INPUTS: Record<string, number[]> = { training_select: [1] };
 
 /** Names of the denograd ops {@linkcode graphToOnnx} can write. */
 export const EXPORTABLE_OPS: readonly string[] = Object.keys(EXPORTERS);
@@ -318,7 +296,10 @@ export function graphToOnnx(graph: Graph, opts: GraphToOnnxOptions): Uint8Array 
   const needed = new Uint8Array(n);
   needed[out.id] = 1;
   for (let i = out.id; i >= 0; i--) {
-    if (needed[i]) { for (const j of graph.nodes[i]!.inputs) needed[j] = 1; }
+    if (!needed[i]) continue;
+    const r = graph.nodes[i]!;
+    // evaluation reads only some inputs of a mode switch (batch norm's running statistics)
+    for (const k of EVAL_INPUTS[r.op] ?? r.inputs.keys()) needed[r.inputs[k]!] = 1;
   }
   const names = new Set(graph.nodes.map((r) => r.name));
   const fresh = (hint: string): string => {
