@@ -6,17 +6,19 @@
  * @module
  */
 import { Graph, type Node } from "../../graph/graph.ts";
-import { fmtShape, lookupOp } from "../../graph/op.ts";
+import { fmtShape } from "../../graph/op.ts";
 import type { Params } from "../../graph/params.ts";
 import {
   add,
   avgPool2d,
+  batchNorm,
   concat,
   conv2d,
   div,
   exp,
   fill,
   gelu,
+  layerNorm,
   leakyRelu,
   linear,
   log,
@@ -120,17 +122,6 @@ function pool2d(m: Importer): { size: number; stride: number; padding: number } 
   const stride = same(m.ints("strides") ?? [1, 1], "strides", m);
   const padding = same(m.ints("pads") ?? [0, 0, 0, 0], "pads", m);
   return { size, stride, padding };
-}
-
-// an op h11 is adding: applied through the registry so this file builds without it
-function registered(m: Importer, op: string, inputs: Node[], attrs: Record<string, unknown>): Node {
-  let def;
-  try {
-    def = lookupOp(op);
-  } catch {
-    m.fail(`denograd has no "${op}" op to import it into`);
-  }
-  return m.g.apply(def, inputs, attrs, m.name);
 }
 
 function constOperand(m: Importer, c: Const): Node {
@@ -237,6 +228,13 @@ const IMPORTERS: Record<string, ImportFn> = {
     const x = m.x(0);
     if (m.int("allowzero", 0) !== 0) m.fail("allowzero 1 is not supported");
     const target = m.k(1).data.map((d, i) => (d === 0 ? x.shape[i]! : d));
+    const free = target.flatMap((d, i) => (d === -1 && m.k(1).data[i] === -1 ? [i] : []));
+    if (target.filter((d) => d === -1).length === 2 && free.length === 1) {
+      // a 0 copied the batch axis: the other -1 is what the rest of a sample leaves
+      const known = x.shape.reduce((a, d) => (d > 0 ? a * d : a), 1);
+      const rest = target.reduce((a, d) => (d > 0 ? a * d : a), 1);
+      target[free[0]!] = known / rest;
+    }
     return reshape(x, target, { name: m.name });
   },
   Softmax: (m) => softmax(m.x(0), { axis: m.int("axis", -1), name: m.name }),
@@ -297,8 +295,10 @@ const IMPORTERS: Record<string, ImportFn> = {
   ReduceMean: reduce(mean, 18),
   BatchNormalization(m) {
     if (m.int("training_mode", 0) !== 0) m.fail("training_mode 1 is not supported");
-    const ins = [0, 1, 2, 3, 4].map((i) => m.x(i));
-    return registered(m, "batch_norm", ins, { eps: m.float("epsilon", 1e-5) });
+    if (m.n.output && m.n.output.length > 1) m.fail("outputs beyond Y (training mode)");
+    const running = { mean: m.x(3), var: m.x(4) };
+    const eps = m.float("epsilon", 1e-5);
+    return batchNorm(m.x(0), m.x(1), m.x(2), { eps, running, name: m.name });
   },
   LayerNormalization(m) {
     const x = m.x(0);
@@ -306,8 +306,9 @@ const IMPORTERS: Record<string, ImportFn> = {
     const axis = m.int("axis", -1);
     const first = axis < 0 ? axis + r : axis;
     const axes = [...Array(r - first).keys()].map((i) => first + i);
-    const ins = m.has(2) ? [x, m.x(1), m.x(2)] : [x, m.x(1)];
-    return registered(m, "layer_norm", ins, { axes, eps: m.float("epsilon", 1e-5) });
+    if (m.n.output && m.n.output.length > 1) m.fail("outputs beyond Y (Mean, InvStdDev)");
+    const eps = m.float("epsilon", 1e-5);
+    return layerNorm(x, m.x(1), m.has(2) ? m.x(2) : null, { axes, eps, name: m.name });
   },
   Constant(m) {
     const a = m.n.attribute?.[0];

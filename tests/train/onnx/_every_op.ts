@@ -4,6 +4,7 @@ import { Graph, type Node } from "../../../graph/graph.ts";
 import {
   add,
   avgPool2d,
+  batchNorm,
   concat,
   conv2d,
   div,
@@ -12,6 +13,7 @@ import {
   fill,
   flatten,
   gelu,
+  layerNorm,
   leakyRelu,
   linear,
   log,
@@ -43,13 +45,19 @@ export function everyOpModel(): { graph: Graph; input: string; output: Node } {
     padding: 1,
     name: "conv",
   }); // [N, 4, 4, 4]
-  const r = relu(c, { name: "relu" });
+  const running = {
+    mean: u("bn.running_mean", [4]),
+    var: g.param("bn.running_var", [4], { kind: "constant", value: 1.5 }),
+  };
+  const bn = batchNorm(c, u("bn.weight", [4]), u("bn.bias", [4]), { running, name: "bn" });
+  const r = relu(bn, { name: "relu" });
   const p = maxPool2d(r, { size: 2, stride: 1, padding: 1, name: "maxpool" }); // [N, 4, 5, 5]
   const a = avgPool2d(p, { size: 3, stride: 2, padding: 1, name: "avgpool" }); // [N, 4, 3, 3]
   const lr = leakyRelu(a, { slope: 0.1, name: "leaky" });
   const f = flatten(dropout(lr, { p: 0.5, name: "drop" }), { name: "flat" }); // [N, 36]
   const l = linear(f, u("fc.weight", [6, 36]), u("fc.bias", [6]), { name: "fc" }); // [N, 6]
-  const t = tanh(l, { name: "tanh" });
+  const ln = layerNorm(l, u("ln.weight", [6]), u("ln.bias", [6]), { name: "ln" });
+  const t = tanh(ln, { name: "tanh" });
   const m = matmul(t, u("mix.weight", [6, 6]), { transB: true, name: "mix" });
   const ge = gelu(l, { name: "gelu" });
   const s = sub(add(m, ge, { name: "sum_ab" }), u("shift", [6]), { name: "diff" });

@@ -3,7 +3,7 @@ import { onnxToGraph } from "../../../train/onnx/from_onnx.ts";
 import { graphToOnnx } from "../../../train/onnx/to_onnx.ts";
 import { decodeModel, encodeModel, type ModelMsg } from "../../../train/onnx/schema.ts";
 import { initParams } from "../../../graph/params.ts";
-import { argmaxRows, maxAbsDiff, pattern, runHere } from "./_ort.ts";
+import { argmaxRows, maxAbsDiff, pattern, runHere, runOrt } from "./_ort.ts";
 import { everyOpModel } from "./_every_op.ts";
 
 const fixtures = new URL("../../fixtures/onnx/", import.meta.url);
@@ -119,3 +119,138 @@ Deno.test("initializer shapes that do not match the graph name the node and shap
     /^Cannot read ONNX: node Gemm "\/fc\/Gemm": linear .*x has 5408 features but w expects 2704/,
   );
 });
+
+// ---- ONNX ops the exporter does not write, read from hand-made files and checked in ONNX Runtime
+
+type Attr = { name: string; type: number; i?: number; f?: number; ints?: number[] };
+const int = (name: string, i: number): Attr => ({ name, type: 2, i });
+const float = (name: string, f: number): Attr => ({ name, type: 1, f });
+const ints = (name: string, v: number[]): Attr => ({ name, type: 7, ints: v });
+
+function tensorMsg(name: string, dims: number[], data: (number | bigint)[], int64 = false) {
+  const raw = int64
+    ? new Uint8Array(BigInt64Array.from(data, (v) => BigInt(v)).buffer)
+    : new Uint8Array(Float32Array.from(data, Number).buffer);
+  return { name, dims, dataType: int64 ? 7 : 1, rawData: raw };
+}
+
+function handMade(opset: number, inShape: number[], nodes: ModelMsg["graph"], outName: string) {
+  const dims = (s: number[]) => s.map((d, i) => (i === 0 ? { dimParam: "N" } : { dimValue: d }));
+  const elem = { elemType: 1, shape: { dim: dims([0, ...inShape]) } };
+  return encodeModel({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: opset }],
+    graph: {
+      name: "hand",
+      ...nodes,
+      input: [{ name: "x", type: { tensorType: elem } }],
+      output: [{ name: outName, type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+}
+
+const det = (n: number, k: number) => Array.from({ length: n }, (_, i) => Math.cos(i * k) * 0.8);
+
+const cases: { name: string; opset: number; inShape: number[]; bytes: () => Uint8Array }[] = [
+  {
+    name: "BatchNormalization with running statistics, then Flatten and MatMul",
+    opset: 15,
+    inShape: [3, 4, 4],
+    bytes: () =>
+      handMade(15, [3, 4, 4], {
+        node: [
+          {
+            opType: "BatchNormalization",
+            name: "bn",
+            input: ["x", "s", "b", "m", "v"],
+            output: ["y"],
+            attribute: [float("epsilon", 1e-3)],
+          },
+          {
+            opType: "Flatten",
+            name: "flat",
+            input: ["y"],
+            output: ["f"],
+            attribute: [int("axis", 1)],
+          },
+          { opType: "MatMul", name: "mm", input: ["f", "w"], output: ["z"] },
+          { opType: "Identity", name: "id", input: ["z"], output: ["out"] },
+        ],
+        initializer: [
+          tensorMsg("s", [3], [1.5, 0.5, -1]),
+          tensorMsg("b", [3], [0.1, 0.2, 0.3]),
+          tensorMsg("m", [3], [0.2, -0.1, 0.05]),
+          tensorMsg("v", [3], [0.5, 2, 1.25]),
+          tensorMsg("w", [48, 5], det(240, 0.37)),
+        ],
+      }, "out"),
+  },
+  {
+    name: "LayerNormalization over the last two axes, Softmax with its default axis",
+    opset: 17,
+    inShape: [3, 4],
+    bytes: () =>
+      handMade(17, [3, 4], {
+        node: [
+          {
+            opType: "LayerNormalization",
+            name: "ln",
+            input: ["x", "g", "b"],
+            output: ["y"],
+            attribute: [int("axis", 1), float("epsilon", 1e-4)],
+          },
+          { opType: "Softmax", name: "sm", input: ["y"], output: ["out"] },
+        ],
+        initializer: [tensorMsg("g", [3, 4], det(12, 0.9)), tensorMsg("b", [3, 4], det(12, 1.3))],
+      }, "out"),
+  },
+  {
+    name:
+      "Slice with negative bounds on two axes, Pad, ReduceSum, Reshape with a 0, Constant operands",
+    opset: 13,
+    inShape: [4, 6],
+    bytes: () =>
+      handMade(13, [4, 6], {
+        node: [
+          {
+            opType: "Constant",
+            name: "two",
+            input: [],
+            output: ["two"],
+            attribute: [{ name: "value", type: 4, t: tensorMsg("", [], [2]) } as never],
+          },
+          { opType: "Mul", name: "dbl", input: ["x", "two"], output: ["x2"] },
+          { opType: "Slice", name: "cut", input: ["x2", "st", "en", "ax"], output: ["s"] },
+          { opType: "Pad", name: "pad", input: ["s", "pads"], output: ["p"] },
+          { opType: "Reshape", name: "rs", input: ["p", "shape"], output: ["r"] },
+          {
+            opType: "ReduceSum",
+            name: "rsum",
+            input: ["r", "axes"],
+            output: ["out"],
+            attribute: [int("keepdims", 0)],
+          },
+        ],
+        initializer: [
+          tensorMsg("st", [2], [1, -5], true),
+          tensorMsg("en", [2], [-1, 9223372036854775807n], true),
+          tensorMsg("ax", [2], [1, 2], true),
+          tensorMsg("pads", [6], [0, 1, 0, 0, 2, 0], true),
+          tensorMsg("shape", [3], [0, 5, -1], true),
+          tensorMsg("axes", [1], [2], true),
+        ],
+      }, "out"),
+  },
+];
+
+for (const c of cases) {
+  Deno.test(`imported ${c.name} match ONNX Runtime`, async () => {
+    const bytes = c.bytes();
+    const m = onnxToGraph(bytes);
+    const batch = 3;
+    const x = pattern(batch * c.inShape.reduce((a, b) => a * b, 1), 2);
+    const ours = runHere(m.graph, m.graph.node(m.output), m.params, m.input, x, batch);
+    const theirs = await runOrt(bytes, "x", x, [batch, ...c.inShape]);
+    assert.ok(maxAbsDiff(ours, theirs.data) <= 1e-5, `differs by ${maxAbsDiff(ours, theirs.data)}`);
+  });
+}
