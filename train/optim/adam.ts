@@ -1,19 +1,34 @@
 import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optimizer.ts";
 
+/** Options of {@linkcode Adam} and {@linkcode AdamW}. */
+export interface AdamOptions {
+  /** Decay of the first moment (default 0.9). */
+  beta1?: number;
+  /** Decay of the second moment (default 0.999). */
+  beta2?: number;
+  /** Added to the denominator (default 1e-8). */
+  eps?: number;
+  /** Weight decay: an L2 term `wd·p` in the gradient for Adam, decoupled `p -= lr·wd·p` for AdamW. */
+  weightDecay?: number;
+}
+
 /**
- * Adam (Kingma & Ba 2015) with bias correction, as in PyTorch.
+ * Adam (Kingma & Ba 2015) with bias correction, as in PyTorch; its
+ * `weightDecay` is PyTorch Adam's L2 term added to the gradient.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Adam } from "@denograd/denograd";
  * const p = new Map([["w", new Float32Array([1])]]);
  * new Adam(0.1).step(p, new Map([["w", new Float32Array([2])]]));
- * console.log(p.get("w")![0]); // ≈ 0.9
+ * // the first step moves each weight by lr, whatever the gradient's size
+ * assert.ok(Math.abs(p.get("w")![0]! - 0.9) < 1e-6);
  * ```
  */
 export class Adam implements Optimizer {
   /** Name as given to `--optimizer`. */
-  readonly name = "adam";
+  readonly name: string = "adam";
   /** Learning rate. */
   lr: number;
   /** Decay of the first moment. */
@@ -22,15 +37,20 @@ export class Adam implements Optimizer {
   readonly beta2: number;
   /** Added to the denominator. */
   readonly eps: number;
+  /** Weight decay factor (see {@linkcode AdamOptions.weightDecay}). */
+  readonly weightDecay: number;
+  /** Whether the weight decay is decoupled from the gradient (AdamW). */
+  protected decoupled = false;
   private bufs = new Map<string, Float32Array>();
   private t = 0;
 
   /** Adam at learning rate `lr` (default 1e-3); betas 0.9 and 0.999 and eps 1e-8 unless given. */
-  constructor(lr = 1e-3, opts: { beta1?: number; beta2?: number; eps?: number } = {}) {
+  constructor(lr = 1e-3, opts: AdamOptions = {}) {
     this.lr = lr;
     this.beta1 = opts.beta1 ?? 0.9;
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0;
   }
 
   /** One update. */
@@ -39,12 +59,16 @@ export class Adam implements Optimizer {
     const { beta1, beta2, eps, lr, t } = this;
     const c1 = 1 - beta1 ** t;
     const c2 = 1 - beta2 ** t;
+    const l2 = this.decoupled ? 0 : this.weightDecay;
+    const shrink = this.decoupled ? 1 - lr * this.weightDecay : 1;
     for (const [name, p] of params) {
       const g = gradFor(grads, name, p.length);
       const m = slot(this.bufs, `${name}.exp_avg`, p.length);
       const v = slot(this.bufs, `${name}.exp_avg_sq`, p.length);
       for (let i = 0; i < p.length; i++) {
-        const gi = g[i]!;
+        // AdamW shrinks the weight before the update, as PyTorch does
+        if (shrink !== 1) p[i] = p[i]! * shrink;
+        const gi = g[i]! + l2 * p[i]!;
         m[i] = beta1 * m[i]! + (1 - beta1) * gi;
         v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi;
         p[i] = p[i]! - (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + eps);
@@ -62,5 +86,31 @@ export class Adam implements Optimizer {
     const { "__adam.t": t, ...rest } = state;
     loadSlots(this.bufs, rest);
     this.t = t ? t[0]! : 0;
+  }
+}
+
+/**
+ * AdamW (Loshchilov & Hutter 2019), as PyTorch's `torch.optim.AdamW`: Adam
+ * with the weight decay decoupled from the gradient, `p -= lr·wd·p` before
+ * each update (default weight decay 0.01, PyTorch's).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AdamW } from "@denograd/denograd";
+ * const p = new Map([["w", new Float32Array([2])]]);
+ * new AdamW(0.1, { weightDecay: 0.5 }).step(p, new Map([["w", new Float32Array([0])]]));
+ * // a zero gradient moves nothing but the decay: 2 · (1 - 0.1 · 0.5)
+ * assert.equal(p.get("w")![0], Math.fround(1.9));
+ * ```
+ */
+export class AdamW extends Adam {
+  /** Name as given to `--optimizer`. */
+  override readonly name: string = "adamw";
+
+  /** AdamW at learning rate `lr` (default 1e-3), weight decay 0.01 unless given. */
+  constructor(lr = 1e-3, opts: AdamOptions = {}) {
+    super(lr, { ...opts, weightDecay: opts.weightDecay ?? 0.01 });
+    this.decoupled = true;
   }
 }

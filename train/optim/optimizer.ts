@@ -4,7 +4,7 @@
  * @module
  */
 import { AdaDelta } from "./adadelta.ts";
-import { Adam } from "./adam.ts";
+import { Adam, AdamW } from "./adam.ts";
 import { Sgd } from "./sgd.ts";
 
 /** Parameters or gradients by parameter name. */
@@ -25,14 +25,23 @@ export interface Optimizer {
 }
 
 /** Optimizer names understood by {@linkcode makeOptimizer}. */
-export const OPTIMIZERS = ["sgd", "momentum", "adadelta", "adam"] as const;
+export const OPTIMIZERS = ["sgd", "momentum", "adadelta", "adam", "adamw"] as const;
 
 /** One of {@linkcode OPTIMIZERS}. */
 export type OptimizerName = typeof OPTIMIZERS[number];
 
+/** Options of {@linkcode makeOptimizer} beyond the learning rate. */
+export interface OptimizerOptions {
+  /** Weight decay: L2 for sgd, momentum and adam (0 by default), decoupled for adamw (0.01 by default). */
+  weightDecay?: number;
+  /** Nesterov momentum (momentum only). */
+  nesterov?: boolean;
+}
+
 /**
  * Makes an optimizer by name with PyTorch's defaults for the rest
- * (momentum 0.9; AdaDelta rho 0.9, eps 1e-6; Adam betas 0.9/0.999, eps 1e-8).
+ * (momentum 0.9; AdaDelta rho 0.9, eps 1e-6; Adam betas 0.9/0.999, eps 1e-8;
+ * AdamW weight decay 0.01).
  *
  * @example
  * ```ts
@@ -43,16 +52,34 @@ export type OptimizerName = typeof OPTIMIZERS[number];
  * console.log(p.get("w")![0]! < 1); // true
  * ```
  */
-export function makeOptimizer(name: OptimizerName, lr: number): Optimizer {
+export function makeOptimizer(
+  name: OptimizerName,
+  lr: number,
+  opts: OptimizerOptions = {},
+): Optimizer {
+  const { weightDecay, nesterov } = opts;
+  if (nesterov && name !== "momentum") {
+    throw new Error(`Nesterov momentum needs the momentum optimizer, not "${name}"`);
+  }
+  if (weightDecay !== undefined && !(weightDecay >= 0 && Number.isFinite(weightDecay))) {
+    throw new Error(`weight decay must be a finite number ≥ 0, got ${weightDecay}`);
+  }
+  if (weightDecay && name === "adadelta") {
+    throw new Error(
+      `weight decay is not implemented for adadelta (use sgd, momentum, adam or adamw)`,
+    );
+  }
   switch (name) {
     case "sgd":
-      return new Sgd(lr);
+      return new Sgd(lr, { weightDecay });
     case "momentum":
-      return new Sgd(lr, { momentum: 0.9 });
+      return new Sgd(lr, { momentum: 0.9, weightDecay, nesterov });
     case "adadelta":
       return new AdaDelta(lr);
     case "adam":
-      return new Adam(lr);
+      return new Adam(lr, { weightDecay });
+    case "adamw":
+      return new AdamW(lr, { weightDecay });
     default:
       throw new Error(`Unknown optimizer "${name}" (expected one of ${OPTIMIZERS.join(", ")})`);
   }

@@ -1,0 +1,34 @@
+import type { ParamMap } from "./optimizer.ts";
+
+/**
+ * Clips gradients by their global norm, as PyTorch's
+ * `torch.nn.utils.clip_grad_norm_`: when the L2 norm over every gradient
+ * exceeds `maxNorm`, all are scaled by `maxNorm / (norm + 1e-6)`. Returns
+ * the norm before clipping. The sum runs in float64 in the map's order, so
+ * the result does not depend on the thread count that computed the gradients.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { clipGradNorm } from "@denograd/denograd";
+ * const grads = new Map([["a", new Float32Array([3])], ["b", new Float32Array([4])]]);
+ * assert.equal(clipGradNorm(grads, 1), 5);
+ * assert.ok(Math.abs(grads.get("a")![0]! - 0.6) < 1e-6);
+ * assert.ok(Math.abs(grads.get("b")![0]! - 0.8) < 1e-6);
+ * ```
+ */
+export function clipGradNorm(grads: ParamMap, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(maxNorm)) {
+    throw new Error(
+      `clipGradNorm: the maximum norm must be a finite number above 0, got ${maxNorm}`,
+    );
+  }
+  let sq = 0;
+  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+  const norm = Math.sqrt(sq);
+  const k = maxNorm / (norm + 1e-6);
+  if (k < 1) {
+    for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! * k;
+  }
+  return norm;
+}
