@@ -125,7 +125,6 @@ Deno.test("initializer shapes that do not match the graph name the node and shap
 type Attr = { name: string; type: number; i?: number; f?: number; ints?: number[] };
 const int = (name: string, i: number): Attr => ({ name, type: 2, i });
 const float = (name: string, f: number): Attr => ({ name, type: 1, f });
-const ints = (name: string, v: number[]): Attr => ({ name, type: 7, ints: v });
 
 function tensorMsg(name: string, dims: number[], data: (number | bigint)[], int64 = false) {
   const raw = int64
