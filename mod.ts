@@ -22,6 +22,7 @@ export { grad, type GradOptions } from "./graph/grad.ts";
 export { vjp, type VjpOptions, type VjpResult, vjpWith } from "./graph/vjp.ts";
 export { makePlan, type Plan, type PlanOptions } from "./graph/plan.ts";
 export { Executor, type ExecutorOptions, type Feed, type RunOptions } from "./graph/executor.ts";
+export type { ArenaAllocator } from "./graph/arena.ts";
 export { initParams, type Params } from "./graph/params.ts";
 export {
   type Attrs,
@@ -35,12 +36,7 @@ export {
   type VjpContext,
 } from "./graph/op.ts";
 export * from "./ops/mod.ts";
-export {
-  getKernelTier,
-  type KernelTier,
-  setKernelTier,
-  wasmAvailable,
-} from "./ops/kernels/gemm.ts";
+export { getKernelTier, setKernelTier, wasmAvailable } from "./ops/kernels/tier.ts";
 export { type DotOptions, toDot } from "./graph/dot.ts";
 export {
   type GradientRunner,

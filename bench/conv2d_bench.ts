@@ -22,7 +22,7 @@ import {
   conv2dBackwardInputFast,
   conv2dFast,
 } from "../ops/kernels/conv2d_fast.ts";
-import { wasmAvailable } from "../ops/kernels/gemm.ts";
+import { wasmAvailable } from "../ops/kernels/gemm_wasm.ts";
 
 function randomArray(len: number, seed: number): Float32Array {
   const out = new Float32Array(len);

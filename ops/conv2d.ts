@@ -1,6 +1,8 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dFast } from "./kernels/conv2d_fast.ts";
-import { type Conv2dDims, conv2dRef } from "./kernels/conv2d_ref.ts";
+import { conv2dRef } from "./kernels/conv2d_ref.ts";
+import { runKernel } from "./kernels/tier.ts";
+import { checkGeometry, conv2dDims, convOutSize } from "./_conv.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { conv2dBackwardFilter } from "./conv2d_backward_filter.ts";
 import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
@@ -14,23 +16,9 @@ export interface Conv2dAttrs {
   padding: number;
 }
 
-/** Throws unless stride is a positive and padding a non-negative whole number. */
-function checkGeometry(stride: number, padding: number): void {
-  if (!Number.isInteger(stride) || stride < 1) {
-    throw new Error(`stride must be a positive whole number, got ${stride}`);
-  }
-  if (!Number.isInteger(padding) || padding < 0) {
-    throw new Error(`padding must be a non-negative whole number, got ${padding}`);
-  }
-}
-
-/** Output side of a convolution: ⌊(size + 2·padding − k) / stride⌋ + 1. */
-function outSize(size: number, k: number, stride: number, padding: number): number {
-  return Math.floor((size + 2 * padding - k) / stride) + 1;
-}
-
-function conv2dShape([x, w, b]: Shape[], { stride, padding }: Conv2dAttrs): number[] {
-  checkGeometry(stride, padding);
+function conv2dShape([x, w, b]: Shape[], attrs: Conv2dAttrs): number[] {
+  checkGeometry(attrs);
+  const { padding } = attrs;
   if (x!.length !== 4) throw new Error(`x must be 4-D [N,C,H,W], got ${fmtShape(x!)}`);
   if (w!.length !== 4) throw new Error(`w must be 4-D [OC,C,KH,KW], got ${fmtShape(w!)}`);
   const [n, c, h, wd] = x as [number, number, number, number];
@@ -44,7 +32,7 @@ function conv2dShape([x, w, b]: Shape[], { stride, padding }: Conv2dAttrs): numb
       `the ${kh}x${kw} filter does not fit in the ${h}x${wd} input padded by ${padding}`,
     );
   }
-  return [n, oc, outSize(h, kh, stride, padding), outSize(wd, kw, stride, padding)];
+  return [n, oc, convOutSize(h, kh, attrs), convOutSize(wd, kw, attrs)];
 }
 
 /** 2-D convolution (cross-correlation, like PyTorch) over NCHW input with zero padding. */
@@ -54,33 +42,13 @@ export const conv2dOp: OpDef<Conv2dAttrs> = registerOp<Conv2dAttrs>({
   shape: conv2dShape,
   // x: (N, C, H, W), w: (OC, C, KH, KW), b: (OC) -> y: (N, OC, OH, OW)
   forward([x, w, b], y, c) {
-    const [n, ch, h, wd] = c.inShapes[0]!;
-    const [oc, , kh, kw] = c.inShapes[1]!;
-    const d: Conv2dDims = {
-      n: n!,
-      c: ch!,
-      h: h!,
-      w: wd!,
-      oc: oc!,
-      kh: kh!,
-      kw: kw!,
-      oh: c.outShape[2]!,
-      ow: c.outShape[3]!,
-      stride: c.attrs.stride,
-      padding: c.attrs.padding,
-    };
-    // float64 (gradient checks) and the "ref" tier run the naive loops
-    if (y instanceof Float64Array || c.tier === "ref") conv2dRef(x!, w!, b ?? null, y, d);
-    else {
-      conv2dFast(
-        x as Float32Array,
-        w as Float32Array,
-        (b ?? null) as Float32Array | null,
-        y,
-        d,
-        c.tier,
-      );
-    }
+    const d = conv2dDims(c.inShapes[0]!, c.inShapes[1]!, c.outShape, c.attrs);
+    const [x32, w32, b32, y32] = [x, w, b ?? null, y] as Float32Array[];
+    runKernel(y, c.tier, {
+      ref: () => conv2dRef(x!, w!, b ?? null, y, d),
+      ts: () => conv2dFast(x32!, w32!, b32!, y32!, d, "ts"),
+      wasm: () => conv2dFast(x32!, w32!, b32!, y32!, d, "wasm"),
+    });
   },
   // dx = conv2dBackwardInput(dy, w), dw = conv2dBackwardFilter(x, dy), db = Σ_{n,oh,ow} dy
   vjp: ({ inputs: [x, w, b], dy, attrs: { stride, padding }, needs }) => [

@@ -1,9 +1,9 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardFilterFast } from "./kernels/conv2d_fast.ts";
-import { conv2dBackwardFilterRef, type Conv2dDims } from "./kernels/conv2d_ref.ts";
+import { conv2dBackwardFilterRef } from "./kernels/conv2d_ref.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
-import { conv2d } from "./conv2d.ts";
-import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
+import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
 
 /** Attributes of `conv2d_backward_filter`: the forward convolution's geometry. */
 export interface Conv2dBackwardFilterAttrs {
@@ -15,16 +15,9 @@ export interface Conv2dBackwardFilterAttrs {
   kernelSize: [number, number];
 }
 
-function backwardFilterShape(
-  [x, dy]: Shape[],
-  { stride, padding, kernelSize }: Conv2dBackwardFilterAttrs,
-): number[] {
-  if (!Number.isInteger(stride) || stride < 1) {
-    throw new Error(`stride must be a positive whole number, got ${stride}`);
-  }
-  if (!Number.isInteger(padding) || padding < 0) {
-    throw new Error(`padding must be a non-negative whole number, got ${padding}`);
-  }
+function backwardFilterShape([x, dy]: Shape[], attrs: Conv2dBackwardFilterAttrs): number[] {
+  checkGeometry(attrs);
+  const { kernelSize } = attrs;
   const [kh, kw] = kernelSize ?? [];
   if (!Number.isInteger(kh) || !Number.isInteger(kw) || kh! < 1 || kw! < 1) {
     throw new Error(
@@ -37,13 +30,7 @@ function backwardFilterShape(
   const [dn, oc, oh, ow] = dy as [number, number, number, number];
   // the builder appends both shapes, which show the two batch sizes
   if (n !== dn) throw new Error("x and dy must have the same batch size");
-  const eh = Math.floor((h + 2 * padding - kh!) / stride) + 1;
-  const ew = Math.floor((w + 2 * padding - kw!) / stride) + 1;
-  if (eh < 1 || ew < 1 || eh !== oh || ew !== ow) {
-    throw new Error(
-      `dy is ${oh}x${ow} but a ${h}x${w} input gives ${eh}x${ew} outputs with a ${kh}x${kw} filter, stride ${stride}, padding ${padding}`,
-    );
-  }
+  checkOutputSize([h, w], [kh!, kw!], [oh, ow], attrs);
   return [oc, c, kh!, kw!];
 }
 
@@ -57,29 +44,23 @@ export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = register
   // x: (N, C, H, W), dy: (N, OC, OH, OW) -> dw: (OC, C, KH, KW),
   // dw[oc,c,i',j'] = Σ_{s,i,j} dy[s,oc,i,j] · x[s,c,i·stride+i'−p, j·stride+j'−p]
   forward([x, dy], dw, c) {
-    const [n, ch, h, w] = c.inShapes[0]!;
-    const [, oc, oh, ow] = c.inShapes[1]!;
-    const d: Conv2dDims = {
-      n: n!,
-      c: ch!,
-      h: h!,
-      w: w!,
-      oc: oc!,
-      kh: c.outShape[2]!,
-      kw: c.outShape[3]!,
-      oh: oh!,
-      ow: ow!,
-      stride: c.attrs.stride,
-      padding: c.attrs.padding,
-    };
-    if (dw instanceof Float64Array || c.tier === "ref") conv2dBackwardFilterRef(x!, dy!, dw, d);
-    else conv2dBackwardFilterFast(x as Float32Array, dy as Float32Array, dw, d, c.tier);
+    const d = conv2dDims(c.inShapes[0]!, c.outShape, c.inShapes[1]!, c.attrs);
+    const [x32, dy32, dw32] = [x, dy, dw] as Float32Array[];
+    runKernel(dw, c.tier, {
+      ref: () => conv2dBackwardFilterRef(x!, dy!, dw, d),
+      ts: () => conv2dBackwardFilterFast(x32!, dy32!, dw32!, d, "ts"),
+      wasm: () => conv2dBackwardFilterFast(x32!, dy32!, dw32!, d, "wasm"),
+    });
   },
   // bilinear in (x, dy), the adjoint of conv2d in w:
   // dx = conv2dBackwardInput(dy, ddw), d(dy) = conv2d(x, ddw)
   vjp: ({ inputs: [x, dy], dy: ddw, attrs: { stride, padding } }) => [
-    conv2dBackwardInput(dy!, ddw, { stride, padding, inputSize: [x!.shape[2]!, x!.shape[3]!] }),
-    conv2d(x!, ddw, null, { stride, padding }),
+    applyConvOp("conv2d_backward_input", [dy!, ddw], {
+      stride,
+      padding,
+      inputSize: [x!.shape[2]!, x!.shape[3]!],
+    }),
+    applyConvOp("conv2d", [x!, ddw], { stride, padding }),
   ],
 });
 

@@ -1,9 +1,9 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardInputFast } from "./kernels/conv2d_fast.ts";
-import { conv2dBackwardInputRef, type Conv2dDims } from "./kernels/conv2d_ref.ts";
+import { conv2dBackwardInputRef } from "./kernels/conv2d_ref.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
-import { conv2d } from "./conv2d.ts";
-import { conv2dBackwardFilter } from "./conv2d_backward_filter.ts";
+import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
 
 /** Attributes of `conv2d_backward_input`: the forward convolution's geometry. */
 export interface Conv2dBackwardInputAttrs {
@@ -15,16 +15,9 @@ export interface Conv2dBackwardInputAttrs {
   inputSize: [number, number];
 }
 
-function backwardInputShape(
-  [dy, w]: Shape[],
-  { stride, padding, inputSize }: Conv2dBackwardInputAttrs,
-): number[] {
-  if (!Number.isInteger(stride) || stride < 1) {
-    throw new Error(`stride must be a positive whole number, got ${stride}`);
-  }
-  if (!Number.isInteger(padding) || padding < 0) {
-    throw new Error(`padding must be a non-negative whole number, got ${padding}`);
-  }
+function backwardInputShape([dy, w]: Shape[], attrs: Conv2dBackwardInputAttrs): number[] {
+  checkGeometry(attrs);
+  const { inputSize } = attrs;
   const [h, wd] = inputSize ?? [];
   if (!Number.isInteger(h) || !Number.isInteger(wd) || h! < 1 || wd! < 1) {
     throw new Error(
@@ -36,13 +29,7 @@ function backwardInputShape(
   const [n, oc, oh, ow] = dy as [number, number, number, number];
   const [woc, c, kh, kw] = w as [number, number, number, number];
   if (oc !== woc) throw new Error(`dy has ${oc} channels but the filter has ${woc} outputs`);
-  const eh = Math.floor((h! + 2 * padding - kh) / stride) + 1;
-  const ew = Math.floor((wd! + 2 * padding - kw) / stride) + 1;
-  if (eh < 1 || ew < 1 || eh !== oh || ew !== ow) {
-    throw new Error(
-      `dy is ${oh}x${ow} but a ${h}x${wd} input gives ${eh}x${ew} outputs with a ${kh}x${kw} filter, stride ${stride}, padding ${padding}`,
-    );
-  }
+  checkOutputSize([h!, wd!], [kh, kw], [oh, ow], attrs);
   return [n, c, h!, wd!];
 }
 
@@ -56,29 +43,23 @@ export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp
   // dy: (N, OC, OH, OW), w: (OC, C, KH, KW) -> dx: (N, C, H, W),
   // dx[s,c,i·stride+i'−p, j·stride+j'−p] += Σ_oc dy[s,oc,i,j] · w[oc,c,i',j']
   forward([dy, w], dx, c) {
-    const [n, oc, oh, ow] = c.inShapes[0]!;
-    const [, ch, kh, kw] = c.inShapes[1]!;
-    const d: Conv2dDims = {
-      n: n!,
-      c: ch!,
-      h: c.outShape[2]!,
-      w: c.outShape[3]!,
-      oc: oc!,
-      kh: kh!,
-      kw: kw!,
-      oh: oh!,
-      ow: ow!,
-      stride: c.attrs.stride,
-      padding: c.attrs.padding,
-    };
-    if (dx instanceof Float64Array || c.tier === "ref") conv2dBackwardInputRef(dy!, w!, dx, d);
-    else conv2dBackwardInputFast(dy as Float32Array, w as Float32Array, dx, d, c.tier);
+    const d = conv2dDims(c.outShape, c.inShapes[1]!, c.inShapes[0]!, c.attrs);
+    const [dy32, w32, dx32] = [dy, w, dx] as Float32Array[];
+    runKernel(dx, c.tier, {
+      ref: () => conv2dBackwardInputRef(dy!, w!, dx, d),
+      ts: () => conv2dBackwardInputFast(dy32!, w32!, dx32!, d, "ts"),
+      wasm: () => conv2dBackwardInputFast(dy32!, w32!, dx32!, d, "wasm"),
+    });
   },
   // bilinear in (dy, w), the adjoint of conv2d in x:
   // d(dy) = conv2d(ddx, w), dw = conv2dBackwardFilter(ddx, dy)
   vjp: ({ inputs: [dy, w], dy: ddx, attrs: { stride, padding } }) => [
-    conv2d(ddx, w!, null, { stride, padding }),
-    conv2dBackwardFilter(ddx, dy!, { stride, padding, kernelSize: [w!.shape[2]!, w!.shape[3]!] }),
+    applyConvOp("conv2d", [ddx, w!], { stride, padding }),
+    applyConvOp("conv2d_backward_filter", [ddx, dy!], {
+      stride,
+      padding,
+      kernelSize: [w!.shape[2]!, w!.shape[3]!],
+    }),
   ],
 });
 

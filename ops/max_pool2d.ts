@@ -1,7 +1,14 @@
-import { maxPool2x2BackwardF32, maxPool2x2F32 } from "./kernels/pointwise_fast.ts";
-import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
+import { maxPool2x2BackwardF32, maxPool2x2F32 } from "./kernels/max_pool2d_fast.ts";
+import {
+  maxPool2dBackwardRef,
+  maxPool2dGatherRef,
+  maxPool2dRef,
+  type PoolDims,
+} from "./kernels/max_pool2d_ref.ts";
+import { elementwiseWasm } from "./kernels/elementwise_wasm.ts";
+import { runKernel } from "./kernels/tier.ts";
 import type { Node } from "../graph/graph.ts";
-import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 
 /** Attributes of `max_pool2d` and its backward ops. */
 export interface MaxPool2dAttrs {
@@ -11,18 +18,6 @@ export interface MaxPool2dAttrs {
   stride: number;
   /** Cells added on every side that never win (at most `size / 2`; absent for 0). */
   padding?: number;
-}
-
-/** Pooling window geometry of one (N, C) plane. */
-interface PoolDims {
-  planes: number;
-  h: number;
-  w: number;
-  oh: number;
-  ow: number;
-  size: number;
-  stride: number;
-  padding: number;
 }
 
 function pooledShape(x: Shape, { size, stride, padding = 0 }: MaxPool2dAttrs): number[] {
@@ -51,132 +46,6 @@ function poolDims(x: Shape, y: Shape, { size, stride, padding = 0 }: MaxPool2dAt
   return { planes: n * c, h, w, oh: y[2]!, ow: y[3]!, size, stride, padding };
 }
 
-// The window's first maximum in row-major order (strict `>`), which is the
-// element PyTorch routes the gradient to on ties. The window at (r0, c0) in
-// padded coordinates is clipped to the input: padded cells never win, and
-// padding ≤ size/2 leaves every window at least one real cell.
-function argmaxOfWindow(x: FloatArray, base: number, r0: number, c0: number, d: PoolDims): number {
-  const i0 = Math.max(r0 - d.padding, 0), i1 = Math.min(r0 - d.padding + d.size, d.h);
-  const j0 = Math.max(c0 - d.padding, 0), j1 = Math.min(c0 - d.padding + d.size, d.w);
-  let best = base + i0 * d.w + j0;
-  let bestV = x[best]!;
-  for (let i = i0; i < i1; i++) {
-    const row = base + i * d.w;
-    for (let j = j0; j < j1; j++) {
-      const v = x[row + j]!;
-      // NaN wins, as in PyTorch, so a diverging run is not hidden
-      if (v > bestV || v !== v) {
-        best = row + j;
-        bestV = v;
-      }
-    }
-  }
-  return best;
-}
-
-// x: (N, C, H, W) -> y: (N, C, OH, OW), y = max over each size x size window
-function maxPoolKernel(x: FloatArray, y: FloatArray, d: PoolDims): void {
-  const { h, w, oh, ow, size, stride } = d;
-  if (size === 2 && stride === 2 && d.padding === 0) {
-    // the lecture's 2x2 pooling: four loads per output, no inner window loops
-    for (let p = 0; p < d.planes; p++) {
-      const xb = p * h * w;
-      const yb = p * oh * ow;
-      for (let r = 0; r < oh; r++) {
-        const top = xb + 2 * r * w;
-        const bot = top + w;
-        const yr = yb + r * ow;
-        for (let c = 0; c < ow; c++) {
-          const a = x[top + 2 * c]!, b = x[top + 2 * c + 1]!;
-          const e = x[bot + 2 * c]!, f = x[bot + 2 * c + 1]!;
-          // `x !== x` lets NaN through, as PyTorch does
-          const m1 = a >= b || a !== a ? a : b;
-          const m2 = e >= f || e !== e ? e : f;
-          y[yr + c] = m1 >= m2 || m1 !== m1 ? m1 : m2;
-        }
-      }
-    }
-    return;
-  }
-  const pad = d.padding;
-  for (let p = 0; p < d.planes; p++) {
-    const xb = p * h * w;
-    const yb = p * oh * ow;
-    for (let r = 0; r < oh; r++) {
-      const i0 = Math.max(r * stride - pad, 0), i1 = Math.min(r * stride - pad + size, h);
-      for (let c = 0; c < ow; c++) {
-        const j0 = Math.max(c * stride - pad, 0), j1 = Math.min(c * stride - pad + size, w);
-        let m = -Infinity;
-        for (let i = i0; i < i1; i++) {
-          const row = xb + i * w;
-          for (let j = j0; j < j1; j++) {
-            const v = x[row + j]!;
-            if (v > m || v !== v) m = v;
-          }
-        }
-        y[yb + r * ow + c] = m;
-      }
-    }
-  }
-}
-
-// x: (N, C, H, W), dy: (N, C, OH, OW) -> dx: (N, C, H, W), dy added at each
-// window's argmax (added, because overlapping windows can share an argmax)
-function maxPoolBackwardKernel(x: FloatArray, dy: FloatArray, dx: FloatArray, d: PoolDims): void {
-  dx.fill(0);
-  const { h, w, oh, ow, stride } = d;
-  if (d.size === 2 && stride === 2 && d.padding === 0) {
-    // windows do not overlap: each dx element is written at most once
-    for (let p = 0; p < d.planes; p++) {
-      const xb = p * h * w;
-      const yb = p * oh * ow;
-      for (let r = 0; r < oh; r++) {
-        const top = xb + 2 * r * w;
-        const bot = top + w;
-        for (let c = 0; c < ow; c++) {
-          const i0 = top + 2 * c, i2 = bot + 2 * c;
-          // same comparisons as the forward's first-max rule, in window order
-          let k = i0, m = x[i0]!;
-          let v = x[i0 + 1]!;
-          if (v > m || v !== v) (k = i0 + 1), (m = v);
-          v = x[i2]!;
-          if (v > m || v !== v) (k = i2), (m = v);
-          v = x[i2 + 1]!;
-          if (v > m || v !== v) k = i2 + 1;
-          dx[k] = dy[yb + r * ow + c]!;
-        }
-      }
-    }
-    return;
-  }
-  for (let p = 0; p < d.planes; p++) {
-    const xb = p * h * w;
-    const yb = p * oh * ow;
-    for (let r = 0; r < oh; r++) {
-      for (let c = 0; c < ow; c++) {
-        const k = argmaxOfWindow(x, xb, r * stride, c * stride, d);
-        dx[k] = dx[k]! + dy[yb + r * ow + c]!;
-      }
-    }
-  }
-}
-
-// x: (N, C, H, W), g: (N, C, H, W) -> out: (N, C, OH, OW), g read at each
-// window's argmax: the adjoint of the scatter in maxPoolBackwardKernel
-function maxPoolGatherKernel(x: FloatArray, g: FloatArray, out: FloatArray, d: PoolDims): void {
-  const { h, w, oh, ow, stride } = d;
-  for (let p = 0; p < d.planes; p++) {
-    const xb = p * h * w;
-    const yb = p * oh * ow;
-    for (let r = 0; r < oh; r++) {
-      for (let c = 0; c < ow; c++) {
-        const k = argmaxOfWindow(x, xb, r * stride, c * stride, d);
-        out[yb + r * ow + c] = g[k]!;
-      }
-    }
-  }
-}
-
 /** Max pooling over `size`×`size` windows every `stride` pixels, NCHW. */
 export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d",
@@ -184,16 +53,18 @@ export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   shape: ([x], attrs) => pooledShape(x!, attrs),
   forward([x], y, c) {
     const d = poolDims(c.inShapes[0]!, c.outShape, c.attrs);
-    if (
-      y instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2 &&
-      d.padding === 0
-    ) {
-      const x32 = x as Float32Array;
-      const k = d.ow >= 4 ? pointwiseWasm(c.tier, x32, y) : null;
-      if (k) return k.pool2(x32.byteOffset, y.byteOffset, d.planes, d.h, d.w, d.oh, d.ow);
-      return maxPool2x2F32(x32, y, d);
-    }
-    maxPoolKernel(x!, y, d);
+    const x32 = x as Float32Array;
+    // the fast kernels serve the lecture's 2×2 stride-2 pooling without padding
+    const pool2 = d.size === 2 && d.stride === 2 && d.padding === 0;
+    runKernel(y, c.tier, {
+      ref: () => maxPool2dRef(x!, y, d),
+      ts: pool2 ? (y) => maxPool2x2F32(x32, y, d) : undefined,
+      wasm: (y) => {
+        const k = pool2 && d.ow >= 4 ? elementwiseWasm(x32, y) : null;
+        k?.pool2(x32.byteOffset, y.byteOffset, d.planes, d.h, d.w, d.oh, d.ow);
+        return k !== null;
+      },
+    });
   },
   // dx = dy routed to the argmax of each window
   vjp: ({ inputs: [x], out, dy, attrs }) => [maxPool2dBackward(x!, dy, { ...attrs, y: out })],
@@ -220,22 +91,22 @@ export const maxPool2dBackwardOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAt
   },
   forward([x, dy, y], dx, c) {
     const d = poolDims(c.inShapes[0]!, c.inShapes[1]!, c.attrs);
-    if (
-      y && dx instanceof Float32Array && c.tier !== "ref" && d.size === 2 && d.stride === 2 &&
-      d.padding === 0
-    ) {
-      const [x32, y32, dy32] = [x, y, dy] as Float32Array[];
-      const k = d.ow >= 4 ? pointwiseWasm(c.tier, x32!, y32!, dy32!, dx) : null;
-      if (k) {
+    const [x32, y32, dy32] = [x, y, dy] as Float32Array[];
+    // the fast kernels read each maximum from the forward's output y
+    const pool2 = y !== undefined && d.size === 2 && d.stride === 2 && d.padding === 0;
+    runKernel(dx, c.tier, {
+      ref: () => maxPool2dBackwardRef(x!, dy!, dx, d),
+      ts: pool2 ? (dx) => maxPool2x2BackwardF32(x32!, y32!, dy32!, dx, d) : undefined,
+      wasm: (dx) => {
+        const k = pool2 && d.ow >= 4 ? elementwiseWasm(x32!, y32!, dy32!, dx) : null;
+        if (!k) return false;
         if (d.oh * 2 !== d.h || d.ow * 2 !== d.w) dx.fill(0); // the odd last row or column
         const { planes, h, w, oh, ow } = d;
         const at = [x32!, y32!, dy32!, dx].map((a) => a.byteOffset);
         // a NaN maximum equals nothing: the scalar kernel routes it
-        if (k.pool2_backward(...at, planes, h, w, oh, ow) === 0) return;
-      }
-      return maxPool2x2BackwardF32(x32!, y32!, dy32!, dx, d);
-    }
-    maxPoolBackwardKernel(x!, dy!, dx, d);
+        return k.pool2_backward(...at, planes, h, w, oh, ow) === 0;
+      },
+    });
   },
   // linear in dy, piecewise constant in x (and y): d(dy) = ddx gathered at the argmax
   vjp: ({ inputs: [x, , y], dy, attrs }) =>
@@ -251,7 +122,7 @@ export const maxPool2dGatherOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttr
     return pooledShape(x!, attrs);
   },
   forward([x, g], out, c) {
-    maxPoolGatherKernel(x!, g!, out, poolDims(c.inShapes[0]!, c.outShape, c.attrs));
+    maxPool2dGatherRef(x!, g!, out, poolDims(c.inShapes[0]!, c.outShape, c.attrs));
   },
   // linear in g: dg = dy scattered back to the argmax
   vjp: ({ inputs: [x], dy, attrs }) => [null, maxPool2dBackward(x!, dy, attrs)],

@@ -1,6 +1,8 @@
 import type { Node } from "../graph/graph.ts";
-import { reluBackwardF32, reluF32 } from "./kernels/pointwise_fast.ts";
-import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
+import { reluBackwardF32, reluF32 } from "./kernels/relu_fast.ts";
+import { reluBackwardRef, reluRef } from "./kernels/relu_ref.ts";
+import { elementwiseWasm } from "./kernels/elementwise_wasm.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { type OpDef, registerOp, type Shape } from "../graph/op.ts";
 
 function sameShape([x, dy]: Shape[]): Shape {
@@ -14,17 +16,16 @@ export const reluOp: OpDef = registerOp({
   inputs: ["x"],
   shape: ([x]) => x!,
   forward([x], y, { tier }) {
-    if (y instanceof Float32Array && tier !== "ref") {
-      const x32 = x as Float32Array;
-      const k = pointwiseWasm(tier, x32, y);
-      if (k) return k.relu(x32.byteOffset, y.byteOffset, y.length);
-      return reluF32(x32, y);
-    }
-    // the reference: NaN passes through, as in PyTorch
-    for (let i = 0; i < y.length; i++) {
-      const v = x![i]!;
-      y[i] = v > 0 || v !== v ? v : 0;
-    }
+    const [x32, y32] = [x, y] as Float32Array[];
+    runKernel(y, tier, {
+      ref: () => reluRef(x!, y),
+      ts: () => reluF32(x32!, y32!),
+      wasm: () => {
+        const k = elementwiseWasm(x32!, y32!);
+        k?.relu(x32!.byteOffset, y32!.byteOffset, y.length);
+        return k !== null;
+      },
+    });
   },
   // dx = dy * (x > 0)
   vjp: ({ inputs: [x], dy }) => [reluBackward(x!, dy)],
@@ -36,13 +37,16 @@ export const reluBackwardOp: OpDef = registerOp({
   inputs: ["x", "dy"],
   shape: sameShape,
   forward([x, dy], dx, { tier }) {
-    if (dx instanceof Float32Array && tier !== "ref") {
-      const x32 = x as Float32Array, dy32 = dy as Float32Array;
-      const k = pointwiseWasm(tier, x32, dy32, dx);
-      if (k) return k.relu_backward(x32.byteOffset, dy32.byteOffset, dx.byteOffset, dx.length);
-      return reluBackwardF32(x32, dy32, dx);
-    }
-    for (let i = 0; i < dx.length; i++) dx[i] = x![i]! > 0 ? dy![i]! : 0;
+    const [x32, dy32, dx32] = [x, dy, dx] as Float32Array[];
+    runKernel(dx, tier, {
+      ref: () => reluBackwardRef(x!, dy!, dx),
+      ts: () => reluBackwardF32(x32!, dy32!, dx32!),
+      wasm: () => {
+        const k = elementwiseWasm(x32!, dy32!, dx32!);
+        k?.relu_backward(x32!.byteOffset, dy32!.byteOffset, dx32!.byteOffset, dx.length);
+        return k !== null;
+      },
+    });
   },
   // piecewise linear in dy: d(dy) = ddx * (x > 0); no gradient flows to x
   vjp: ({ inputs: [x], dy }) => [null, reluBackward(x!, dy)],

@@ -8,7 +8,8 @@ import {
   runsOf,
   sumKernel,
 } from "./_reduce.ts";
-import { pointwiseWasm } from "./kernels/pointwise_wasm.ts";
+import { elementwiseWasm } from "./kernels/elementwise_wasm.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { expandAs } from "./expand_as.ts";
 import { reshape } from "./reshape.ts";
 
@@ -19,17 +20,19 @@ export const sumOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
   shape: ([x], attrs) => reduceShape(x!, attrs),
   forward([x], out, c) {
     const axes = reduceAxes(c.inShapes[0]!, c.attrs.axes);
-    if (out instanceof Float32Array && c.tier !== "ref") {
-      const runs = runsOf(c.inShapes[0]!, axes);
-      const x32 = x as Float32Array;
-      const k = runs && runs[2] >= 8 ? pointwiseWasm(c.tier, x32, out) : null;
-      if (k) {
+    runKernel(out, c.tier, {
+      ref: () => sumKernel(x!, c.inShapes[0]!, axes, out),
+      wasm: () => {
+        // a bias gradient: runs of at least 8 summed with float32 SIMD partial sums
+        const runs = runsOf(c.inShapes[0]!, axes);
+        const [x32, out32] = [x, out] as Float32Array[];
+        const k = runs && runs[2] >= 8 ? elementwiseWasm(x32!, out32!) : null;
+        if (!k) return false;
         // float32 partial sums, in a fixed order: the same bits every run
         out.fill(0);
-        return k.sum_runs(x32.byteOffset, out.byteOffset, ...runs!);
-      }
-    }
-    sumKernel(x!, c.inShapes[0]!, axes, out);
+        k.sum_runs(x32!.byteOffset, out32!.byteOffset, ...runs!);
+      },
+    });
   },
   // dx = dy broadcast back over the summed axes
   vjp: ({ inputs: [x], dy, attrs }) => [expandAs(reshape(dy, keptShape(x!.shape, attrs)), x!)],

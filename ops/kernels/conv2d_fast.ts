@@ -16,14 +16,7 @@
 import type { GemmDims } from "./gemm_ref.ts";
 import { gemmBlocked } from "./gemm_blocked.ts";
 import { col2imWasm, gemmWasm, im2colWasm, wasmAvailable, wasmScratch } from "./gemm_wasm.ts";
-import { getKernelTier, type KernelTier } from "./gemm.ts";
-import {
-  checkConv2dDims,
-  conv2dBackwardFilterRef,
-  conv2dBackwardInputRef,
-  type Conv2dDims,
-  conv2dRef,
-} from "./conv2d_ref.ts";
+import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
 
 type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) => void;
 
@@ -80,7 +73,7 @@ const wasmBackend: Backend = {
   },
 };
 
-function backendFor(tier: KernelTier): Backend {
+function backendFor(tier: "ts" | "wasm"): Backend {
   return tier === "wasm" && wasmAvailable() ? wasmBackend : tsBackend;
 }
 
@@ -158,8 +151,8 @@ function col2imAdd(col: Float32Array, dx: Float32Array, xo: number, d: Conv2dDim
 
 /**
  * Float32 conv2d through im2col + GEMM; same semantics as `conv2dRef`.
- * `tier` picks the GEMM (default `getKernelTier()`; `"ref"` runs
- * `conv2dRef`).
+ * `tier` picks the GEMM (`"wasm"` by default, the blocked TypeScript one
+ * where WebAssembly SIMD is missing).
  *
  * @example
  * ```ts
@@ -175,9 +168,8 @@ export function conv2dFast(
   b: Float32Array | null,
   y: Float32Array,
   d: Conv2dDims,
-  tier: KernelTier = getKernelTier(),
+  tier: "ts" | "wasm" = "wasm",
 ): void {
-  if (tier === "ref") return conv2dRef(x, w, b, y, d);
   checkConv2dDims("conv2dFast", d, { x, w, y, b });
   const be = backendFor(tier);
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
@@ -228,9 +220,8 @@ export function conv2dBackwardInputFast(
   w: Float32Array,
   dx: Float32Array,
   d: Conv2dDims,
-  tier: KernelTier = getKernelTier(),
+  tier: "ts" | "wasm" = "wasm",
 ): void {
-  if (tier === "ref") return conv2dBackwardInputRef(dy, w, dx, d);
   checkConv2dDims("conv2dBackwardInputFast", d, { x: dx, w, y: dy });
   const be = backendFor(tier);
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
@@ -285,9 +276,8 @@ export function conv2dBackwardFilterFast(
   dy: Float32Array,
   dw: Float32Array,
   d: Conv2dDims,
-  tier: KernelTier = getKernelTier(),
+  tier: "ts" | "wasm" = "wasm",
 ): void {
-  if (tier === "ref") return conv2dBackwardFilterRef(x, dy, dw, d);
   checkConv2dDims("conv2dBackwardFilterFast", d, { x, w: dw, y: dy });
   const be = backendFor(tier);
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { FloatArray } from "./gemm_ref.ts";
+import type { FloatArray } from "../../graph/op.ts";
 
 /**
  * Sizes of one convolution. Zero padding `padding` and step `stride` apply

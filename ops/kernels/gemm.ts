@@ -1,53 +1,16 @@
 // a: (M, K) or (K, M) when transA, b: (K, N) or (N, K) when transB -> c: (M, N), all row-major
 /**
- * The GEMM entry point the ops call: picks a kernel tier, and checks sizes
- * once here so that the kernels themselves stay bare loops.
+ * The GEMM entry point the ops call: checks sizes once here, so that the
+ * kernels themselves stay bare loops, and runs the tier's kernel.
  *
  * @module
  */
 
-import { type FloatArray, type GemmDims, gemmRef } from "./gemm_ref.ts";
+import type { FloatArray, Tier } from "../../graph/op.ts";
+import { type GemmDims, gemmRef } from "./gemm_ref.ts";
 import { gemmBlocked } from "./gemm_blocked.ts";
-import { gemmWasm, wasmAvailable } from "./gemm_wasm.ts";
-
-export { wasmAvailable };
-
-/**
- * Which kernels serve float32: `"ref"` naive loops, `"ts"` blocked
- * TypeScript, `"wasm"` WebAssembly SIMD (the TS tier where unavailable).
- */
-export type KernelTier = "ref" | "ts" | "wasm";
-
-let currentTier: KernelTier | null = null;
-
-/**
- * Sets the tier `gemm` and the fast convolutions use when not told one.
- *
- * @example
- * ```ts
- * setKernelTier("ts"); // e.g. to compare against the wasm tier
- * ```
- */
-export function setKernelTier(t: KernelTier): void {
-  if (t !== "ref" && t !== "ts" && t !== "wasm") {
-    throw new Error(`setKernelTier: unknown tier "${t}" (expected "ref", "ts" or "wasm")`);
-  }
-  currentTier = t;
-}
-
-/**
- * The default tier: `"wasm"` when WebAssembly SIMD is available, else `"ts"`,
- * unless {@link setKernelTier} chose another.
- *
- * @example
- * ```ts
- * console.log(`kernels: ${getKernelTier()}`);
- * ```
- */
-export function getKernelTier(): KernelTier {
-  if (currentTier === null) currentTier = wasmAvailable() ? "wasm" : "ts";
-  return currentTier;
-}
+import { gemmWasm } from "./gemm_wasm.ts";
+import { runKernel } from "./tier.ts";
 
 function shape(rows: number, cols: number, trans: boolean | undefined): string {
   return trans ? `${cols}×${rows} (transposed)` : `${rows}×${cols}`;
@@ -56,7 +19,7 @@ function shape(rows: number, cols: number, trans: boolean | undefined): string {
 /**
  * C = op(A)·op(B), or C += … with `accumulate` (see `GemmDims`). Float64
  * operands always run the reference kernel; float32 ones run `tier`,
- * by default {@link getKernelTier}.
+ * by default the process-wide one (see `runKernel` in `tier.ts`).
  *
  * @throws {Error} when an array is shorter than its dims say, or the arrays mix float widths.
  *
@@ -73,7 +36,7 @@ export function gemm(
   b: FloatArray,
   c: FloatArray,
   d: GemmDims,
-  tier: KernelTier = getKernelTier(),
+  tier?: Tier,
 ): void {
   const { m, n, k } = d;
   if (a.length < m * k || b.length < k * n || c.length < m * n) {
@@ -90,11 +53,9 @@ export function gemm(
         `C ${c.constructor.name})`,
     );
   }
-  if (f64 || tier === "ref") {
-    gemmRef(a, b, c, d);
-  } else if (tier === "wasm" && wasmAvailable()) {
-    gemmWasm(a as Float32Array, b as Float32Array, c as Float32Array, d);
-  } else {
-    gemmBlocked(a as Float32Array, b as Float32Array, c as Float32Array, d);
-  }
+  runKernel(c, tier, {
+    ref: () => gemmRef(a, b, c, d),
+    ts: () => gemmBlocked(a as Float32Array, b as Float32Array, c as Float32Array, d),
+    wasm: () => gemmWasm(a as Float32Array, b as Float32Array, c as Float32Array, d),
+  });
 }

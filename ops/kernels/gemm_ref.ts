@@ -7,8 +7,7 @@
  * @module
  */
 
-/** The element types kernels accept: float32 for speed, float64 for checking. */
-export type FloatArray = Float32Array | Float64Array;
+import type { FloatArray } from "../../graph/op.ts";
 
 /**
  * Sizes and layout of one matrix product C = op(A)·op(B).

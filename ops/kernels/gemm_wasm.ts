@@ -16,7 +16,7 @@
 
 import type { GemmDims } from "./gemm_ref.ts";
 import type { Conv2dDims } from "./conv2d_ref.ts";
-import { GEMM_WASM_RELAXED_SIMD, GEMM_WASM_SIMD } from "./wasm/gemm_wasm_bytes.ts";
+import { GEMM_WASM_RELAXED_SIMD, GEMM_WASM_SIMD } from "./wasm/gemm_bytes.ts";
 
 interface GemmExports {
   mem: WebAssembly.Memory;

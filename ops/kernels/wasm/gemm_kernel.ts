@@ -2,7 +2,7 @@
 /**
  * Source of the WebAssembly SIMD GEMM module. `buildGemmModule` emits the
  * binary with our own encoder (`_asm.ts`); `build.ts` embeds the result in
- * `gemm_wasm_bytes.ts`. The algorithm is the one of `../gemm_blocked.ts`
+ * `gemm_bytes.ts`. The algorithm is the one of `../gemm_blocked.ts`
  * (BLIS loops over packed panels) with an MR×NR micro-kernel whose
  * accumulators are MR×(NR/4) f32x4 registers.
  *

@@ -13,8 +13,13 @@ import {
   conv2dBackwardInputFast,
   conv2dFast,
 } from "../../../ops/kernels/conv2d_fast.ts";
-import { type KernelTier, wasmAvailable } from "../../../ops/kernels/gemm.ts";
-import { col2imWasm, im2colWasm, wasmArena, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
+import {
+  col2imWasm,
+  im2colWasm,
+  wasmArena,
+  wasmAvailable,
+  wasmScratch,
+} from "../../../ops/kernels/gemm_wasm.ts";
 
 // Deterministic uniform(-1, 1) values from a seed (mulberry32).
 function random(len: number, seed: number): Float64Array {
@@ -164,9 +169,9 @@ function assertClose(got: Float32Array, want: Float64Array, scale: Float64Array,
 }
 
 const abs = (a: Float64Array) => a.map(Math.abs);
-const tiers: KernelTier[] = wasmAvailable() ? ["ts", "wasm"] : ["ts"];
+const tiers: ("ts" | "wasm")[] = wasmAvailable() ? ["ts", "wasm"] : ["ts"];
 
-function checkFast(d: Conv2dDims, seed: number, tier: KernelTier, bias: boolean): void {
+function checkFast(d: Conv2dDims, seed: number, tier: "ts" | "wasm", bias: boolean): void {
   const n = sizes(d);
   const x = random32(n.x, seed), w = random32(n.w, seed + 1), dy = random32(n.y, seed + 2);
   const b = bias ? random32(d.oc, seed + 3) : null;

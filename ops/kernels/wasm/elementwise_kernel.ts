@@ -216,7 +216,7 @@ function sumRuns(): FuncBuilder {
 }
 
 /** The module's binary: every function above, exported by name, memory imported. */
-export function buildPointwiseModule(): Uint8Array<ArrayBuffer> {
+export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
   const funcs = [relu(), reluBackward(), pool2(), pool2Backward(), sumRuns()];
   ["relu", "relu_backward", "pool2", "pool2_backward", "sum_runs"].forEach((n, i) => {
     funcs[i]!.exportName = n;

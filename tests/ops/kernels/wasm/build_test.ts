@@ -1,25 +1,26 @@
 import assert from "node:assert/strict";
-import { buildKernels, renderBytesModule } from "../../../ops/kernels/wasm/build.ts";
-import {
-  GEMM_WASM_RELAXED_SIMD,
-  GEMM_WASM_SIMD,
-} from "../../../ops/kernels/wasm/gemm_wasm_bytes.ts";
-import { sleb, uleb } from "../../../ops/kernels/wasm/_asm.ts";
-import { gemmRef } from "../../../ops/kernels/gemm_ref.ts";
+import { buildKernels, renderBytesModules } from "../../../../ops/kernels/wasm/build.ts";
+import { GEMM_WASM_RELAXED_SIMD, GEMM_WASM_SIMD } from "../../../../ops/kernels/wasm/gemm_bytes.ts";
+import { ELEMENTWISE_WASM } from "../../../../ops/kernels/wasm/elementwise_bytes.ts";
+import { sleb, uleb } from "../../../../ops/kernels/wasm/_asm.ts";
+import { gemmRef } from "../../../../ops/kernels/gemm_ref.ts";
 
 function decode(b64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
 }
 
-Deno.test("embedded wasm bytes are up to date with gemm_kernel.ts", () => {
+Deno.test("embedded wasm bytes are up to date with their kernel sources", () => {
   const built = buildKernels();
-  const stale = "stale: run `deno task build:wasm` and commit ops/kernels/wasm/gemm_wasm_bytes.ts";
+  const stale = "stale: run `deno task build:wasm` and commit ops/kernels/wasm/*_bytes.ts";
   assert.deepEqual(decode(GEMM_WASM_RELAXED_SIMD), built.relaxedSimd, stale);
   assert.deepEqual(decode(GEMM_WASM_SIMD), built.simd, stale);
-  const text = Deno.readTextFileSync(
-    new URL("../../../ops/kernels/wasm/gemm_wasm_bytes.ts", import.meta.url),
-  );
-  assert.equal(text, renderBytesModule(built), stale);
+  assert.deepEqual(decode(ELEMENTWISE_WASM), built.elementwise, stale);
+  const files = renderBytesModules(built);
+  assert.deepEqual(Object.keys(files).sort(), ["elementwise_bytes.ts", "gemm_bytes.ts"]);
+  for (const [name, text] of Object.entries(files)) {
+    const url = new URL(`../../../../ops/kernels/wasm/${name}`, import.meta.url);
+    assert.equal(Deno.readTextFileSync(url), text, `${name} ${stale}`);
+  }
 });
 
 Deno.test("LEB128 encoders match known encodings", () => {

@@ -1,24 +1,22 @@
 // x, y, dy, dx: float32 views of one executor arena that lives in a WebAssembly memory
 /**
  * The elementwise WebAssembly SIMD tier (module built from
- * `wasm/pointwise_kernel.ts`). An executor asks {@link wasmArenaBuffer} for
+ * `wasm/elementwise_kernel.ts`). An executor asks {@link wasmArenaBuffer} for
  * its arena; that buffer is the memory of a module instance of its own, so
  * ReLU, 2×2 max-pooling and bias-gradient sums run on the arena in place. The memory never
- * grows, so views of it stay valid. Ops call {@link pointwiseWasm} with
- * their operands and fall back to the TypeScript kernels when it returns
- * null: another tier, WebAssembly SIMD missing, or an operand outside the
- * arena (a parameter, a hand-made array).
+ * grows, so views of it stay valid. An op's wasm kernel (see `runKernel` in
+ * `tier.ts`) calls {@link elementwiseWasm} with its operands and hands over
+ * to the TypeScript kernel when it returns null: WebAssembly SIMD missing,
+ * or an operand outside the arena (a parameter, a hand-made array).
  *
  * @module
  */
 
 import { setArenaAllocator } from "../../graph/arena.ts";
-import type { Tier } from "../../graph/op.ts";
-import { getKernelTier } from "./gemm.ts";
-import { POINTWISE_WASM } from "./wasm/gemm_wasm_bytes.ts";
+import { ELEMENTWISE_WASM } from "./wasm/elementwise_bytes.ts";
 
 /** The module's functions; addresses are byte offsets into the arena. */
-export interface PointwiseExports {
+export interface ElementwiseExports {
   relu(x: number, y: number, n: number): void;
   relu_backward(x: number, dy: number, dx: number, n: number): void;
   // (x, y, planes, h, w, oh, ow), ow ≥ 4
@@ -30,7 +28,7 @@ export interface PointwiseExports {
 
 // undefined: not tried yet; null: no WebAssembly SIMD here
 let compiled: WebAssembly.Module | null | undefined;
-const instances = new WeakMap<ArrayBufferLike, PointwiseExports>();
+const instances = new WeakMap<ArrayBufferLike, ElementwiseExports>();
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 
@@ -38,7 +36,7 @@ function module(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
   compiled = null;
   if (typeof WebAssembly !== "object") return compiled;
-  const bytes = Uint8Array.from(atob(POINTWISE_WASM), (ch) => ch.charCodeAt(0));
+  const bytes = Uint8Array.from(atob(ELEMENTWISE_WASM), (ch) => ch.charCodeAt(0));
   if (WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
   return compiled;
 }
@@ -50,9 +48,10 @@ function module(): WebAssembly.Module | null {
  *
  * @example
  * ```ts
- * import { wasmArenaBuffer } from "./pointwise_wasm.ts";
+ * import assert from "node:assert/strict";
+ * import { wasmArenaBuffer } from "./elementwise_wasm.ts";
  * const buf = wasmArenaBuffer(1024);
- * console.log(buf === null || buf.byteLength >= 1024); // true
+ * assert.ok(buf === null || buf.byteLength >= 1024);
  * ```
  */
 export function wasmArenaBuffer(bytes: number): ArrayBuffer | null {
@@ -61,7 +60,8 @@ export function wasmArenaBuffer(bytes: number): ArrayBuffer | null {
   if (!m || pages > MAX_PAGES) return null;
   try {
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    const ex = new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as PointwiseExports;
+    const ex = new WebAssembly.Instance(m, { env: { mem } })
+      .exports as unknown as ElementwiseExports;
     // not shared, so the memory's buffer is an ArrayBuffer
     const buf = mem.buffer as ArrayBuffer;
     instances.set(buf, ex);
@@ -73,24 +73,24 @@ export function wasmArenaBuffer(bytes: number): ArrayBuffer | null {
 }
 
 /**
- * The elementwise module bound to the arena all of `arrays` live in, when
- * `tier` (or, if undefined, the process-wide tier) is `"wasm"`; otherwise null.
+ * The elementwise module bound to the arena all of `arrays` live in, or null
+ * when they do not share one such arena.
  *
  * @example
  * ```ts
- * import { pointwiseWasm, wasmArenaBuffer } from "./pointwise_wasm.ts";
+ * import assert from "node:assert/strict";
+ * import { elementwiseWasm, wasmArenaBuffer } from "./elementwise_wasm.ts";
  * const buf = wasmArenaBuffer(64);
  * const x = new Float32Array(buf ?? new ArrayBuffer(64), 0, 8).fill(-1);
- * const y = new Float32Array(x.buffer, 32, 8);
- * pointwiseWasm("wasm", x, y)?.relu(x.byteOffset, y.byteOffset, 8);
- * console.log(buf === null || y.every((v) => v === 0)); // true
+ * const y = new Float32Array(x.buffer, 32, 8).fill(5);
+ * const k = elementwiseWasm(x, y);
+ * assert.equal(k === null, buf === null);
+ * k?.relu(x.byteOffset, y.byteOffset, 8);
+ * assert.deepEqual([...y], buf === null ? [5, 5, 5, 5, 5, 5, 5, 5] : [0, 0, 0, 0, 0, 0, 0, 0]);
+ * assert.equal(elementwiseWasm(new Float32Array(8)), null);
  * ```
  */
-export function pointwiseWasm(
-  tier: Tier | undefined,
-  ...arrays: Float32Array[]
-): PointwiseExports | null {
-  if ((tier ?? getKernelTier()) !== "wasm") return null;
+export function elementwiseWasm(...arrays: Float32Array[]): ElementwiseExports | null {
   const buf = arrays[0]!.buffer;
   const ex = instances.get(buf);
   if (!ex) return null;
