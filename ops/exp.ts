@@ -1,4 +1,5 @@
 import type { Node } from "../graph/graph.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 import { expF32 } from "./kernels/activation_fast.ts";
 import { mul } from "./mul.ts";
@@ -9,8 +10,12 @@ export const expOp: OpDef = registerOp({
   inputs: ["x"],
   shape: ([x]) => x!,
   forward([x], y, { tier }) {
-    if (y instanceof Float32Array && tier !== "ref") return expF32(x as Float32Array, y);
-    for (let i = 0; i < y.length; i++) y[i] = Math.exp(x![i]!);
+    runKernel(y, tier, {
+      ref: () => {
+        for (let i = 0; i < y.length; i++) y[i] = Math.exp(x![i]!);
+      },
+      ts: (y) => expF32(x as Float32Array, y),
+    });
   },
   // dx = dy * exp(x), read from the output
   vjp: ({ out, dy }) => [mul(dy, out)],

@@ -1,4 +1,5 @@
 import type { Node } from "../graph/graph.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { exp } from "./exp.ts";
 import { fill } from "./fill.ts";
@@ -19,8 +20,12 @@ export const geluOp: OpDef = registerOp({
   inputs: ["x"],
   shape: ([x]) => x!,
   forward([x], y, { tier }) {
-    if (y instanceof Float32Array && tier !== "ref") return geluF32(x as Float32Array, y);
-    for (let i = 0; i < y.length; i++) y[i] = x![i]! * normalCdf(x![i]!);
+    runKernel(y, tier, {
+      ref: () => {
+        for (let i = 0; i < y.length; i++) y[i] = x![i]! * normalCdf(x![i]!);
+      },
+      ts: (y) => geluF32(x as Float32Array, y),
+    });
   },
   // dx = dy * (Φ(x) + x φ(x))
   vjp: ({ inputs: [x], dy }) => [geluBackward(x!, dy)],
@@ -32,13 +37,15 @@ export const geluBackwardOp: OpDef = registerOp({
   inputs: ["x", "dy"],
   shape: sameShape,
   forward([x, dy], dx, { tier }) {
-    if (dx instanceof Float32Array && tier !== "ref") {
-      return geluBackwardF32(x as Float32Array, dy as Float32Array, dx);
-    }
-    for (let i = 0; i < dx.length; i++) {
-      const v = x![i]!;
-      dx[i] = dy![i]! * (normalCdf(v) + v * normalPdf(v));
-    }
+    runKernel(dx, tier, {
+      ref: () => {
+        for (let i = 0; i < dx.length; i++) {
+          const v = x![i]!;
+          dx[i] = dy![i]! * (normalCdf(v) + v * normalPdf(v));
+        }
+      },
+      ts: (dx) => geluBackwardF32(x as Float32Array, dy as Float32Array, dx),
+    });
   },
   // gelu''(x) = φ(x) (2 - x²): dx = g dy φ(x) (2 - x²); d(dy) = g gelu'(x)
   vjp: ({ inputs: [x, dy], dy: g }) => {

@@ -1,4 +1,5 @@
 import type { Node } from "../graph/graph.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 import { leakyReluBackwardF32, leakyReluF32 } from "./kernels/activation_fast.ts";
 
@@ -23,13 +24,15 @@ export const leakyReluOp: OpDef<LeakyReluAttrs> = registerOp<LeakyReluAttrs>({
     return x!;
   },
   forward([x], y, { attrs: { slope }, tier }) {
-    if (y instanceof Float32Array && tier !== "ref") {
-      return leakyReluF32(x as Float32Array, y, slope);
-    }
-    for (let i = 0; i < y.length; i++) {
-      const v = x![i]!;
-      y[i] = v > 0 ? v : v * slope;
-    }
+    runKernel(y, tier, {
+      ref: () => {
+        for (let i = 0; i < y.length; i++) {
+          const v = x![i]!;
+          y[i] = v > 0 ? v : v * slope;
+        }
+      },
+      ts: (y) => leakyReluF32(x as Float32Array, y, slope),
+    });
   },
   // dx = dy * (x > 0 ? 1 : slope)
   vjp: ({ inputs: [x], dy, attrs }) => [leakyReluBackward(x!, dy, attrs)],
@@ -45,10 +48,12 @@ export const leakyReluBackwardOp: OpDef<LeakyReluAttrs> = registerOp<LeakyReluAt
     return x!;
   },
   forward([x, dy], dx, { attrs: { slope }, tier }) {
-    if (dx instanceof Float32Array && tier !== "ref") {
-      return leakyReluBackwardF32(x as Float32Array, dy as Float32Array, dx, slope);
-    }
-    for (let i = 0; i < dx.length; i++) dx[i] = x![i]! > 0 ? dy![i]! : dy![i]! * slope;
+    runKernel(dx, tier, {
+      ref: () => {
+        for (let i = 0; i < dx.length; i++) dx[i] = x![i]! > 0 ? dy![i]! : dy![i]! * slope;
+      },
+      ts: (dx) => leakyReluBackwardF32(x as Float32Array, dy as Float32Array, dx, slope),
+    });
   },
   // linear in dy, piecewise constant in x: d(dy) = the same masked scaling of g
   vjp: ({ inputs: [x], dy: g, attrs }) => [null, leakyReluBackward(x!, g, attrs)],

@@ -1,4 +1,5 @@
 import type { Node } from "../graph/graph.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 import { div } from "./div.ts";
 import { logF32 } from "./kernels/activation_fast.ts";
@@ -9,8 +10,12 @@ export const logOp: OpDef = registerOp({
   inputs: ["x"],
   shape: ([x]) => x!,
   forward([x], y, { tier }) {
-    if (y instanceof Float32Array && tier !== "ref") return logF32(x as Float32Array, y);
-    for (let i = 0; i < y.length; i++) y[i] = Math.log(x![i]!);
+    runKernel(y, tier, {
+      ref: () => {
+        for (let i = 0; i < y.length; i++) y[i] = Math.log(x![i]!);
+      },
+      ts: (y) => logF32(x as Float32Array, y),
+    });
   },
   // dx = dy / x
   vjp: ({ inputs: [x], dy }) => [div(dy, x!)],

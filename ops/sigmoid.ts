@@ -1,4 +1,5 @@
 import type { Node } from "../graph/graph.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { fill } from "./fill.ts";
 import { sigmoidBackwardF32, sigmoidF32 } from "./kernels/activation_fast.ts";
@@ -17,8 +18,12 @@ export const sigmoidOp: OpDef = registerOp({
   inputs: ["x"],
   shape: ([x]) => x!,
   forward([x], y, { tier }) {
-    if (y instanceof Float32Array && tier !== "ref") return sigmoidF32(x as Float32Array, y);
-    for (let i = 0; i < y.length; i++) y[i] = 1 / (1 + Math.exp(-x![i]!));
+    runKernel(y, tier, {
+      ref: () => {
+        for (let i = 0; i < y.length; i++) y[i] = 1 / (1 + Math.exp(-x![i]!));
+      },
+      ts: (y) => sigmoidF32(x as Float32Array, y),
+    });
   },
   // dx = dy * y * (1 - y), from the output
   vjp: ({ out, dy }) => [sigmoidBackward(out, dy)],
@@ -30,10 +35,12 @@ export const sigmoidBackwardOp: OpDef = registerOp({
   inputs: ["y", "dy"],
   shape: sameShape,
   forward([y, dy], dx, { tier }) {
-    if (dx instanceof Float32Array && tier !== "ref") {
-      return sigmoidBackwardF32(y as Float32Array, dy as Float32Array, dx);
-    }
-    for (let i = 0; i < dx.length; i++) dx[i] = dy![i]! * y![i]! * (1 - y![i]!);
+    runKernel(dx, tier, {
+      ref: () => {
+        for (let i = 0; i < dx.length; i++) dx[i] = dy![i]! * y![i]! * (1 - y![i]!);
+      },
+      ts: (dx) => sigmoidBackwardF32(y as Float32Array, dy as Float32Array, dx),
+    });
   },
   // d(dy) = g * y (1 - y); dy' = g * dy * (1 - 2y)
   vjp: ({ inputs: [y, dy], dy: g }) => [

@@ -1,4 +1,5 @@
 import type { Node } from "../graph/graph.ts";
+import { runKernel } from "./kernels/tier.ts";
 import { type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { tanhBackwardF32, tanhF32 } from "./kernels/activation_fast.ts";
 import { mul } from "./mul.ts";
@@ -15,8 +16,12 @@ export const tanhOp: OpDef = registerOp({
   inputs: ["x"],
   shape: ([x]) => x!,
   forward([x], y, { tier }) {
-    if (y instanceof Float32Array && tier !== "ref") return tanhF32(x as Float32Array, y);
-    for (let i = 0; i < y.length; i++) y[i] = Math.tanh(x![i]!);
+    runKernel(y, tier, {
+      ref: () => {
+        for (let i = 0; i < y.length; i++) y[i] = Math.tanh(x![i]!);
+      },
+      ts: (y) => tanhF32(x as Float32Array, y),
+    });
   },
   // dx = dy * (1 - y²), from the output
   vjp: ({ out, dy }) => [tanhBackward(out, dy)],
@@ -28,10 +33,12 @@ export const tanhBackwardOp: OpDef = registerOp({
   inputs: ["y", "dy"],
   shape: sameShape,
   forward([y, dy], dx, { tier }) {
-    if (dx instanceof Float32Array && tier !== "ref") {
-      return tanhBackwardF32(y as Float32Array, dy as Float32Array, dx);
-    }
-    for (let i = 0; i < dx.length; i++) dx[i] = dy![i]! * (1 - y![i]! * y![i]!);
+    runKernel(dx, tier, {
+      ref: () => {
+        for (let i = 0; i < dx.length; i++) dx[i] = dy![i]! * (1 - y![i]! * y![i]!);
+      },
+      ts: (dx) => tanhBackwardF32(y as Float32Array, dy as Float32Array, dx),
+    });
   },
   // d(dy) = g (1 - y²); dy' = -2 g dy y
   vjp: ({ inputs: [y, dy], dy: g }) => [scale(mul(mul(g, dy!), y!), -2), tanhBackward(y!, g)],

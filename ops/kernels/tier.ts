@@ -78,19 +78,20 @@ export function kernelTier(out: FloatArray, tier: Tier | undefined): Tier {
 
 /**
  * An op's kernels for one output buffer, one per tier. Only `ref` sees
- * float64 buffers; `ts` and `wasm` are called with float32 ones only.
+ * float64 buffers; `ts` and `wasm` run for float32 ones only, and are
+ * handed the output typed as such.
  */
 export interface TierKernels {
   /** The naive reference loop: float64 buffers and the `"ref"` tier. */
   ref(): void;
   /** The fast TypeScript kernel (when absent, `ref` serves float32 too). */
-  ts?(): void;
+  ts?(out: Float32Array): void;
   /**
    * The WebAssembly kernel (when absent, `ts` serves). It returns `false`
    * when it cannot serve these operands (e.g. one lies outside the wasm
    * arena), and then `ts` runs.
    */
-  wasm?(): boolean | void;
+  wasm?(out: Float32Array): boolean | void;
 }
 
 /**
@@ -111,7 +112,7 @@ export interface TierKernels {
  */
 export function runKernel(out: FloatArray, tier: Tier | undefined, k: TierKernels): void {
   const t = kernelTier(out, tier);
-  if (t === "wasm" && k.wasm && k.wasm() !== false) return;
-  if (t !== "ref" && k.ts) return k.ts();
+  if (t === "wasm" && k.wasm && k.wasm(out as Float32Array) !== false) return;
+  if (t !== "ref" && k.ts) return k.ts(out as Float32Array);
   k.ref();
 }
