@@ -177,6 +177,9 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
           }\n`,
         );
         break;
+      case "warning":
+        write(`warning: ${e.message}\n`);
+        break;
       case "poly":
         write(
           `epoch ${e.epoch}: loss ${e.loss.toExponential(4)}, w = [${

@@ -116,6 +116,7 @@ export type TrainEvent =
   }
   | { event: "checkpoint"; path: string; step: number; reason: string }
   | { event: "interrupted"; step: number; checkpoint: string | null }
+  | { event: "warning"; message: string }
   | { event: "poly"; epoch: number; loss: number; coefficients: number[] }
   | ({ event: "done" } & TrainSummary);
 
@@ -238,11 +239,19 @@ async function trainClassifier(
   const optimizer = makeOptimizer(optName, lr);
   const cursor: Cursor = { epoch: 0, stepInEpoch: 0, globalStep: 0 };
   const history: History = { loss: [], testAccuracy: [] };
+  if (trainSet.count === 0) {
+    throw new TrainError(`The training set "${trainSet.name}" has no samples`);
+  }
+  if (testSet.count === 0) throw new TrainError(`The test set "${testSet.name}" has no samples`);
+  const loader = new BatchLoader(trainSet, { batch, seed });
   let elapsedBefore = 0;
   if (opts.resume) {
-    elapsedBefore = await resumeFrom(opts.resume, model, params, optimizer, cursor, history);
+    elapsedBefore = await resumeFrom(opts.resume, model, params, optimizer, cursor, history, {
+      seed,
+      batch,
+      stepsPerEpoch: loader.stepsPerEpoch,
+    });
   }
-  const loader = new BatchLoader(trainSet, { batch, seed });
   const data: SharedData = {
     images: trainSet.images,
     labels: trainSet.labels,
@@ -275,10 +284,19 @@ async function trainClassifier(
     resumed_from_step: cursor.globalStep,
   });
 
+  if (opts.resume && cursor.epoch >= epochs) {
+    emit({
+      event: "warning",
+      message:
+        `nothing to train: "${opts.resume}" is at epoch ${cursor.epoch} and --epochs is ${epochs}; evaluating it`,
+    });
+  }
+
   const checkpoint = async (reason: string) => {
     if (!opts.checkpoint) return;
     await saveCheckpoint(opts.checkpoint, model, params, optimizer, cursor, history, {
       seed,
+      batch,
       seconds: elapsedBefore + (performance.now() - t0) / 1000,
     });
     emit({ event: "checkpoint", path: opts.checkpoint, step: cursor.globalStep, reason });
@@ -362,6 +380,10 @@ async function trainClassifier(
       // a signal wants the process gone: the last epoch's evaluation stands
       if (!opts.signal?.aborted) evalResult = evaluator.evaluate(testSet);
     } else await checkpoint("end");
+    // a resume at or past --epochs trains nothing: report the checkpoint's accuracy
+    if (Number.isNaN(evalResult.accuracy) && !opts.signal?.aborted) {
+      evalResult = evaluator.evaluate(testSet);
+    }
   } finally {
     pause.close();
     await runner.close();
@@ -452,7 +474,7 @@ async function saveCheckpoint(
   optimizer: Optimizer,
   cursor: Cursor,
   history: History,
-  extra: { seed: number; seconds: number },
+  extra: { seed: number; batch: number; seconds: number },
 ): Promise<void> {
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [k, v] of params) tensors[k] = { shape: [v.length], data: v };
@@ -468,11 +490,28 @@ async function saveCheckpoint(
     step_in_epoch: String(cursor.stepInEpoch),
     step: String(cursor.globalStep),
     seed: String(extra.seed),
+    batch: String(extra.batch),
     seconds: String(extra.seconds),
     history: JSON.stringify(history),
   });
 }
 
+/** What a resumed run must agree with the checkpoint on, for the resume to be exact. */
+interface RunIdentity {
+  seed: number;
+  batch: number;
+  stepsPerEpoch: number;
+}
+
+/**
+ * Loads a checkpoint into `params`, `optimizer`, `cursor` and `history`,
+ * checking everything first: the format, model and optimizer, every tensor's
+ * name and size (parameters and optimizer state, nothing missing, nothing
+ * extra), finite values, each metadata field, and that the seed, batch size
+ * and learning rate are those the checkpoint was trained with (a change would
+ * make the resumed run differ from an uninterrupted one, so it is refused).
+ * Returns the seconds already trained.
+ */
 async function resumeFrom(
   path: string,
   model: string,
@@ -480,6 +519,7 @@ async function resumeFrom(
   optimizer: Optimizer,
   cursor: Cursor,
   history: History,
+  run: RunIdentity,
 ): Promise<number> {
   const { tensors, metadata } = await readSafetensors(path);
   const bad = (why: string) => new TrainError(`Cannot resume from "${path}": ${why}`);
@@ -488,25 +528,117 @@ async function resumeFrom(
   if (metadata.optimizer !== optimizer.name) {
     throw bad(`it was trained with optimizer "${metadata.optimizer}", not "${optimizer.name}"`);
   }
-  for (const [k, v] of params) {
-    const t = tensors[k];
-    if (!t || t.data.length !== v.length) {
-      throw bad(`parameter "${k}" is missing or has the wrong size`);
+  const field = (name: string): string => {
+    const v = metadata[name];
+    if (v === undefined) throw bad(`metadata field "${name}" is missing`);
+    return v;
+  };
+  const whole = (name: string, max = Number.MAX_SAFE_INTEGER): number => {
+    const v = field(name);
+    const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+    if (!(n <= max)) {
+      throw bad(`metadata field "${name}" must be a whole number from 0 to ${max}, got "${v}"`);
     }
-    v.set(t.data);
+    return n;
+  };
+  const epoch = whole("epoch");
+  const stepInEpoch = whole("step_in_epoch", run.stepsPerEpoch);
+  const step = whole("step");
+  const seed = whole("seed");
+  if (seed !== run.seed) {
+    throw bad(`it was trained with --seed ${seed}; resume with the same seed, not ${run.seed}`);
   }
+  // checkpoints older than the "batch" field are checked through "step" above
+  if (metadata.batch !== undefined && whole("batch") !== run.batch) {
+    throw bad(
+      `it was trained with --batch ${metadata.batch}; resume with the same batch size, not ${run.batch}`,
+    );
+  }
+  if (step !== epoch * run.stepsPerEpoch + stepInEpoch) {
+    throw bad(
+      `metadata field "step" is ${step} but epoch ${epoch} and step_in_epoch ${stepInEpoch} at ${run.stepsPerEpoch} steps an epoch make ${
+        epoch * run.stepsPerEpoch + stepInEpoch
+      } (was the training set or --batch different?)`,
+    );
+  }
+  if (Number(field("lr")) !== optimizer.lr) {
+    throw bad(
+      `it was trained with --lr ${metadata.lr}; resume with the same learning rate, not ${optimizer.lr}`,
+    );
+  }
+  const seconds = Number(metadata.seconds ?? "0");
+  if (!(seconds >= 0)) {
+    throw bad(`metadata field "seconds" must be a number ≥ 0, got "${metadata.seconds}"`);
+  }
+  let h: Partial<History>;
+  try {
+    h = JSON.parse(field("history"));
+  } catch (e) {
+    throw bad(`metadata field "history" is not valid JSON (${(e as Error).message})`);
+  }
+  const pairs = (v: unknown) =>
+    Array.isArray(v) &&
+    v.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === "number"));
+  if (
+    typeof h !== "object" || h === null || !pairs(h.loss ?? []) || !pairs(h.testAccuracy ?? [])
+  ) {
+    throw bad(
+      `metadata field "history" must be {"loss": [[step, loss], ...], "testAccuracy": [[epoch, accuracy], ...]}`,
+    );
+  }
+
+  // what the optimizer keeps after a step, by name and size
+  const expected = new Map<string, number>();
+  if (step > 0) {
+    const probe = makeOptimizer(optimizer.name as OptimizerName, optimizer.lr);
+    const zeros = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
+    probe.step(zeros, new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)])));
+    for (const [k, v] of Object.entries(probe.state())) expected.set(`optimizer/${k}`, v.length);
+  }
+  for (const [k, v] of params) expected.set(k, v.length);
+  for (const [name, n] of expected) {
+    const t = tensors[name];
+    if (!t) {
+      throw bad(
+        name.startsWith("optimizer/")
+          ? `optimizer state "${name}" is missing (the resumed run would not be exact)`
+          : `parameter "${name}" is missing`,
+      );
+    }
+    if (t.data.length !== n) {
+      throw bad(
+        `tensor "${name}" has shape [${
+          t.shape.join(",")
+        }] (${t.data.length} values) but the run needs ${n} values`,
+      );
+    }
+    for (let i = 0; i < t.data.length; i++) {
+      if (!Number.isFinite(t.data[i])) {
+        throw bad(`tensor "${name}" holds ${t.data[i]} at index ${i}`);
+      }
+    }
+  }
+  const extra = Object.keys(tensors).filter((k) => !expected.has(k));
+  if (extra.length) {
+    throw bad(
+      `it holds tensor${extra.length > 1 ? "s" : ""} this run does not have: ${
+        extra.slice(0, 5).map((k) => `"${k}"`).join(", ")
+      }${extra.length > 5 ? ` and ${extra.length - 5} more` : ""}`,
+    );
+  }
+
+  for (const [k, v] of params) v.set(tensors[k]!.data);
   const state: Record<string, Float32Array> = {};
   for (const [k, t] of Object.entries(tensors)) {
     if (k.startsWith("optimizer/")) state[k.slice("optimizer/".length)] = t.data;
   }
   optimizer.loadState(state);
-  cursor.epoch = Number(metadata.epoch);
-  cursor.stepInEpoch = Number(metadata.step_in_epoch);
-  cursor.globalStep = Number(metadata.step);
-  const h = JSON.parse(metadata.history ?? "{}") as Partial<History>;
+  cursor.epoch = epoch;
+  cursor.stepInEpoch = stepInEpoch;
+  cursor.globalStep = step;
   history.loss.push(...(h.loss ?? []));
   history.testAccuracy.push(...(h.testAccuracy ?? []));
-  return Number(metadata.seconds ?? 0);
+  return seconds;
 }
 
 // loss points are kept by global step, accuracy by epoch: both are drawn

@@ -207,6 +207,13 @@ function toDataset(
   if (rows === 0 || cols === 0) {
     throw new Error(`IDX file "${imagesPath}": images have an empty side, ${rows}×${cols}`);
   }
+  if (count === 0) {
+    throw new Error(
+      `IDX file "${imagesPath}": holds no images (dimensions ${
+        images.dims.join("×")
+      }); ${name} needs at least one`,
+    );
+  }
   if (labels.dims[0] !== count) {
     throw new Error(
       `IDX file "${labelsPath}": has ${

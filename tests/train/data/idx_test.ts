@@ -206,3 +206,17 @@ Deno.test("loadIdxDir rejects test images of another size than the training imag
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadIdxDir: zero training or test images is an error naming the file", async () => {
+  for (const [file, labels] of [["train", "train"], ["t10k", "t10k"]]) {
+    const dir = await writeDir({
+      [`${file}-images-idx3-ubyte`]: idx([0, 3, 2], []),
+      [`${labels}-labels-idx1-ubyte`]: idx([0], []),
+    });
+    try {
+      await rejectsWith(loadIdxDir(dir), `${file}-images-idx3-ubyte": holds no images`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});

@@ -1,0 +1,126 @@
+// Resuming refuses a checkpoint it cannot continue exactly, naming the tensor
+// or metadata field; each case here was accepted (or crashed) before.
+import assert from "node:assert/strict";
+import { allocDataset, type Split } from "../../train/data/dataset.ts";
+import { readSafetensors, writeSafetensorsAtomic } from "../../train/safetensors.ts";
+import { train, TrainError, type TrainEvent } from "../../train/train.ts";
+
+function noise(count: number, name: string): Split["train"] {
+  const ds = allocDataset({ name, count, sampleShape: [1, 28, 28], numClasses: 10 });
+  let s = 7;
+  for (let i = 0; i < ds.images.length; i++) {
+    ds.images[i] = ((s = (s * 69069 + 1) >>> 0) >>> 8) / 2 ** 24;
+  }
+  for (let i = 0; i < count; i++) ds.labels[i] = i % 10;
+  return ds;
+}
+const split: Split = { train: noise(64, "noise train"), test: noise(16, "noise test") };
+const base = { split, channels: 2, batch: 8, workers: 1, seed: 3, epochs: 2 } as const;
+
+async function withCheckpoint(
+  opts: Record<string, unknown>,
+  fn: (path: string, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/ck.st`;
+    await train({ ...base, ...opts, checkpoint: path, maxSteps: 11 });
+    await fn(path, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Rewrites the checkpoint at `path` through `edit`. */
+async function tamper(
+  path: string,
+  edit: (
+    t: Record<string, { shape: number[]; data: Float32Array }>,
+    m: Record<string, string>,
+  ) => void,
+): Promise<void> {
+  const { tensors, metadata } = await readSafetensors(path);
+  edit(tensors, metadata);
+  await writeSafetensorsAtomic(path, tensors, metadata);
+}
+
+async function refused(path: string, opts: Record<string, unknown>, ...parts: string[]) {
+  await assert.rejects(train({ ...base, ...opts, resume: path }), (e: Error) => {
+    assert.ok(e instanceof TrainError, `${e.name}: ${e.message}`);
+    for (const p of parts) assert.ok(e.message.includes(p), `"${e.message}" lacks "${p}"`);
+    return true;
+  });
+}
+
+const cases: [string, Record<string, unknown>, (t: any, m: any) => void, string[]][] = [
+  ["optimizer state of the wrong size", { optimizer: "adam", lr: 1e-3 }, (t) => {
+    t[Object.keys(t).find((k) => k.endsWith(".exp_avg"))!] = {
+      shape: [3],
+      data: new Float32Array(3),
+    };
+  }, ['.exp_avg"', "3 values"]],
+  ["missing optimizer state", {}, (t) => {
+    for (const k of Object.keys(t)) if (k.startsWith("optimizer/")) delete t[k];
+  }, ["optimizer state", "is missing"]],
+  ["an extra tensor", {}, (t) => {
+    t["stray"] = { shape: [1], data: new Float32Array(1) };
+  }, ['"stray"', "does not have"]],
+  ["a NaN in a parameter", {}, (t) => {
+    t[Object.keys(t).find((k) => k.endsWith(".bias"))!].data[1] = NaN;
+  }, ['.bias"', "NaN at index 1"]],
+  ['epoch "abc"', {}, (_, m) => (m.epoch = "abc"), ['"epoch"', '"abc"']],
+  ['epoch "1000000"', {}, (_, m) => (m.epoch = "1000000"), ['"step"', "epoch 1000000"]],
+  ['step_in_epoch "1000"', {}, (_, m) => (m.step_in_epoch = "1000"), ['"step_in_epoch"', '"1000"']],
+  ['step "-5"', {}, (_, m) => (m.step = "-5"), ['"step"', '"-5"']],
+  ["a bad history", {}, (_, m) => (m.history = "{"), ['"history"', "not valid JSON"]],
+  ["a history of the wrong form", {}, (_, m) => (m.history = '{"loss":5}'), ['"history"']],
+  ["no epoch field", {}, (_, m) => delete m.epoch, ['"epoch" is missing']],
+];
+for (const [what, opts, edit, parts] of cases) {
+  Deno.test(`resume refuses a checkpoint with ${what}, naming it`, async () => {
+    await withCheckpoint(opts, async (path) => {
+      await tamper(path, edit);
+      await refused(path, opts, ...parts);
+    });
+  });
+}
+
+Deno.test("resume refuses a different --seed, --batch or --lr, saying which", async () => {
+  await withCheckpoint({}, async (path) => {
+    await refused(path, { seed: 4 }, "--seed 3", "not 4");
+    await refused(path, { batch: 4 }, "--batch 8", "not 4");
+    await refused(path, { lr: 0.01 }, "--lr 0.05", "not 0.01");
+  });
+});
+
+Deno.test("a resume with the same flags still works after the checks", async () => {
+  await withCheckpoint({ optimizer: "adam", lr: 1e-3 }, async (path) => {
+    const r = await train({ ...base, optimizer: "adam", lr: 1e-3, resume: path });
+    assert.equal(r.steps, 16);
+  });
+});
+
+Deno.test("resuming with --epochs at or below the checkpoint's epoch evaluates it and says so", async () => {
+  await withCheckpoint({}, async (path) => {
+    const events: TrainEvent[] = [];
+    const r = await train({ ...base, epochs: 1, resume: path, onEvent: (e) => events.push(e) });
+    assert.ok(Number.isFinite(r.test_accuracy) && Number.isFinite(r.test_loss));
+    const w = events.find((e) => e.event === "warning");
+    assert.ok(w && w.event === "warning" && /nothing to train/.test(w.message));
+  });
+});
+
+Deno.test("zero training or test samples is an error naming the set", async () => {
+  const empty = allocDataset({
+    name: "empty set",
+    count: 0,
+    sampleShape: [1, 28, 28],
+    numClasses: 10,
+  });
+  for (const s of [{ train: empty, test: split.test }, { train: split.train, test: empty }]) {
+    await assert.rejects(
+      train({ ...base, split: s }),
+      (e: Error) => e instanceof TrainError && e.message.includes('"empty set" has no samples'),
+    );
+  }
+});
