@@ -15,6 +15,7 @@ export * from "./conv2d_backward_input.ts";
 export * from "./cross_entropy.ts";
 export * from "./div.ts";
 export * from "./dropout.ts";
+export * from "./element_count.ts";
 export * from "./exp.ts";
 export * from "./expand_as.ts";
 export * from "./fill.ts";

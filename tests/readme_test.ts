@@ -30,3 +30,17 @@ for (const [i, code] of blocks.entries()) {
     assert.ok(dec.decode(out.stdout).trim().length > 0, "the example prints its result");
   });
 }
+
+Deno.test("the README's op table names every op function of ops/mod.ts", async () => {
+  const ops = await import("../ops/mod.ts");
+  const start = readme.indexOf("## Ops and their PyTorch counterparts");
+  assert.ok(start >= 0, "the README has an ops section");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+  // helpers that compute shapes rather than build nodes
+  const notOps = new Set(["reshapeShape"]);
+  const missing = Object.entries(ops)
+    .filter(([name, v]) => typeof v === "function" && !notOps.has(name))
+    .map(([name]) => name)
+    .filter((name) => !section.includes(`\`${name}\``) && !section.includes(`\`${name}(`));
+  assert.deepEqual(missing, [], `ops missing from the README table: ${missing.join(", ")}`);
+});
