@@ -57,11 +57,15 @@ export type Feed = ArrayLike<number>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Executor, Graph, makePlan, relu } from "@denograd/denograd";
  * const g = new Graph();
  * const y = relu(g.input("x", [3]));
  * const ex = new Executor(makePlan(g, { outputs: [y] }));
- * console.log([...ex.run({ x: [-1, 0, 2] })[0]!]); // [0, 0, 2]
+ * assert.deepEqual([...ex.run({ x: [-1, 0, 2] })[0]!], [0, 0, 2]);
+ * // nothing changed: the second run reuses the value without running relu again
+ * ex.run();
+ * assert.equal(ex.kernelRuns[y.id], 1);
  * ```
  */
 export class Executor {
@@ -76,20 +80,27 @@ export class Executor {
   /** Kernel tier for float32 buffers; undefined means the process-wide default. */
   tier: Tier | undefined;
 
-  private ops: (OpDef | null)[];
-  private version: Uint32Array;
+  // The reactive state. A node's value is current when (a) the versions of
+  // its inputs are the ones it last ran with, and (b) its buffer, which the
+  // plan may share with other nodes, was last written by it. `version` and
+  // `seen` track (a), `owner` and `slot` track (b); `schedule` derives from
+  // them which nodes to run.
+  private ops: (OpDef | null)[]; // null for inputs, parameters and pruned nodes
+  private version: Uint32Array; // bumped each time a node's value changes (feed, invalidate, run)
   private seen: Uint32Array[]; // input versions each node last ran with
   private owner: Int32Array; // which node last wrote each arena offset
   private slot: Int32Array; // arena offset index of each node
+  // training/step/sampleOffset of the last run: stochastic ops rerun when it changes
   private stochasticKey = "";
-  private ins: FloatArray[][];
+  private ins: FloatArray[][]; // per-node argument lists, made once
   private ctxs: (ForwardContext | null)[];
-  private stale: Uint8Array;
-  private lost: Uint8Array;
+  // scratch of `schedule`, kept so that a run allocates nothing
+  private stale: Uint8Array; // an input changed since the node last ran
+  private lost: Uint8Array; // the node's buffer holds another node's value
   private runSet: Uint8Array;
-  private demanded: Uint8Array;
-  private ownerSim: Int32Array;
-  private needed = new Map<string, Uint8Array>();
+  private demanded: Uint8Array; // an output or a node that runs reads it
+  private ownerSim: Int32Array; // `owner` as it will be after the run set runs
+  private needed = new Map<string, Uint8Array>(); // output list -> nodes they depend on
   private fedNames: Map<string, number>;
 
   /**

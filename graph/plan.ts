@@ -43,6 +43,11 @@ export interface Plan {
 // 16 floats = 64 bytes: every buffer starts on a cache line and a SIMD boundary
 const ALIGN = 16;
 
+// Elements a buffer of `shape` takes in the arena: at least one, rounded up to ALIGN.
+function paddedSize(shape: readonly number[]): number {
+  return Math.ceil(Math.max(1, numel(shape)) / ALIGN) * ALIGN;
+}
+
 /**
  * Binds `graph` to a batch size and lays out its buffers.
  *
@@ -53,11 +58,12 @@ const ALIGN = 16;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, makePlan, relu } from "@denograd/denograd";
  * const g = new Graph();
  * const y = relu(g.input("x", [-1, 4]));
  * const plan = makePlan(g, { batch: 8, outputs: [y] });
- * console.log(plan.shapes[y.id]); // [8, 4]
+ * assert.deepEqual(plan.shapes[y.id], [8, 4]);
  * ```
  */
 export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
@@ -104,12 +110,20 @@ export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
   const lastUse = new Array<number>(n).fill(-1);
   for (let i = 0; i < n; i++) if (inPlan[i]) { for (const j of nodes[i]!.inputs) lastUse[j] = i; }
 
+  // A node's buffer is taken before its inputs give theirs back, so no node
+  // ever writes over one of its own inputs (kernels may read an input after
+  // writing part of the output).
   const offsets = new Array<number>(n).fill(-1);
   const free = new Map<number, number[]>(); // padded size -> free offsets
+  const release = (size: number, offset: number) => {
+    const list = free.get(size);
+    if (list) list.push(offset);
+    else free.set(size, [offset]);
+  };
   let top = 0;
   for (let i = 0; i < n; i++) {
     if (nodes[i]!.op === "param" || !inPlan[i]) continue;
-    const size = Math.ceil(Math.max(1, numel(shapes[i]!)) / ALIGN) * ALIGN;
+    const size = paddedSize(shapes[i]!);
     const reuse = persistent[i] ? undefined : free.get(size)?.pop();
     if (reuse !== undefined) offsets[i] = reuse;
     else {
@@ -119,18 +133,11 @@ export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
     // inputs whose last reader is this node give their buffers back
     for (const j of new Set(nodes[i]!.inputs)) {
       if (lastUse[j] === i && !persistent[j] && offsets[j]! >= 0) {
-        const s = Math.ceil(Math.max(1, numel(shapes[j]!)) / ALIGN) * ALIGN;
-        const list = free.get(s);
-        if (list) list.push(offsets[j]!);
-        else free.set(s, [offsets[j]!]);
+        release(paddedSize(shapes[j]!), offsets[j]!);
       }
     }
     // a node nobody reads (and nobody asked for) frees its buffer at once
-    if (lastUse[i] === -1 && !persistent[i]) {
-      const list = free.get(size);
-      if (list) list.push(offsets[i]!);
-      else free.set(size, [offsets[i]!]);
-    }
+    if (lastUse[i] === -1 && !persistent[i]) release(size, offsets[i]!);
   }
   return {
     graph,

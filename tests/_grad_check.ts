@@ -82,6 +82,8 @@ export function checkVjp(
   const minus = base.map((x, i) => x.map((v, j) => v - eps * vs[i]![j]!));
   const yp = f(plus);
   const ym = f(minus);
+  // backward() reads the forward values the executor holds, which are now
+  // those at base − eps·v: run at base again so the VJP is taken at base
   f(base);
   let lhs = 0;
   for (let j = 0; j < u.length; j++) lhs += ((yp[j]! - ym[j]!) / (2 * eps)) * u[j]!;
@@ -138,5 +140,6 @@ function checkFullJacobian(
       }
     }
   });
+  // leave the executor holding the values at base, as checkVjp found it
   f(base);
 }

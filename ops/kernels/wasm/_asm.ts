@@ -47,8 +47,14 @@ function name(out: number[], s: string): void {
 export type Local = number;
 
 /**
- * Builds one function body. Methods append one instruction each; control
- * instructions nest with `end()`. Locals are declared on demand.
+ * Builds one function body. Locals are declared on demand.
+ *
+ * Each instruction method appends the instruction of the same name in the
+ * text format (`i32Const(v)` is `i32.const v`, `f32x4Max()` is `f32x4.max`)
+ * and returns the builder, so calls chain. The opcodes are those of the
+ * table in the WebAssembly Core Specification's appendix "Index of
+ * Instructions", SIMD ones behind the 0xfd prefix; control instructions
+ * nest with `end()`.
  */
 export class FuncBuilder {
   /** Bytes of the instruction sequence so far. */
@@ -93,71 +99,57 @@ export class FuncBuilder {
   }
 
   // Control.
-  /** Appends `block`. */
   block(): this {
     return this.op(0x02, 0x40);
   }
-  /** Appends `loop`. */
   loop(): this {
     return this.op(0x03, 0x40);
   }
-  /** Appends `if`. */
   if(): this {
     return this.op(0x04, 0x40);
   }
-  /** Appends `else`. */
   else(): this {
     return this.op(0x05);
   }
-  /** Appends `end`. */
   end(): this {
     return this.op(0x0b);
   }
-  /** Appends `br`. */
   br(depth: number): this {
     this.op(0x0c);
     uleb(this.code, depth);
     return this;
   }
-  /** Appends `br_if`. */
   brIf(depth: number): this {
     this.op(0x0d);
     uleb(this.code, depth);
     return this;
   }
-  /** Appends `return`. */
   return(): this {
     return this.op(0x0f);
   }
-  /** Appends `call`. */
   call(fn: number): this {
     this.op(0x10);
     uleb(this.code, fn);
     return this;
   }
-  /** Appends `select`. */
   select(): this {
     return this.op(0x1b);
   }
-  /** Appends `drop`. */
   drop(): this {
     return this.op(0x1a);
   }
 
   // Locals.
-  /** Appends `local.get`. */
   get(l: Local): this {
     this.op(0x20);
     uleb(this.code, l);
     return this;
   }
-  /** Appends `local.set`. */
   set(l: Local): this {
     this.op(0x21);
     uleb(this.code, l);
     return this;
   }
-  /** Appends `local.tee`. */
   tee(l: Local): this {
     this.op(0x22);
     uleb(this.code, l);
@@ -165,23 +157,18 @@ export class FuncBuilder {
   }
 
   // Memory.
-  /** Appends `f32.load`. */
   f32Load(offset = 0): this {
     return this.op(0x2a).mem(2, offset);
   }
-  /** Appends `f32.store`. */
   f32Store(offset = 0): this {
     return this.op(0x38).mem(2, offset);
   }
-  /** Appends `v128.load`. */
   v128Load(offset = 0): this {
     return this.simd(0x00).mem(4, offset);
   }
-  /** Appends `v128.load32_splat`. */
   v128Load32Splat(offset = 0): this {
     return this.simd(0x09).mem(2, offset);
   }
-  /** Appends `v128.store`. */
   v128Store(offset = 0): this {
     return this.simd(0x0b).mem(4, offset);
   }
@@ -193,90 +180,70 @@ export class FuncBuilder {
   }
 
   // i32.
-  /** Appends `i32.const`. */
   i32Const(v: number): this {
     this.op(0x41);
     sleb(this.code, v);
     return this;
   }
-  /** Appends `i32.eqz`. */
   i32Eqz(): this {
     return this.op(0x45);
   }
-  /** Appends `i32.eq`. */
   i32Eq(): this {
     return this.op(0x46);
   }
-  /** Appends `i32.ne`. */
   i32Ne(): this {
     return this.op(0x47);
   }
-  /** Appends `i32.lt_s`. */
   i32LtS(): this {
     return this.op(0x48);
   }
-  /** Appends `i32.gt_s`. */
   i32GtS(): this {
     return this.op(0x4a);
   }
-  /** Appends `i32.le_s`. */
   i32LeS(): this {
     return this.op(0x4c);
   }
-  /** Appends `i32.ge_s`. */
   i32GeS(): this {
     return this.op(0x4e);
   }
-  /** Appends `i32.add`. */
   i32Add(): this {
     return this.op(0x6a);
   }
-  /** Appends `i32.sub`. */
   i32Sub(): this {
     return this.op(0x6b);
   }
-  /** Appends `i32.mul`. */
   i32Mul(): this {
     return this.op(0x6c);
   }
-  /** Appends `i32.div_s`. */
   i32DivS(): this {
     return this.op(0x6d);
   }
-  /** Appends `i32.div_u`. */
   i32DivU(): this {
     return this.op(0x6e);
   }
-  /** Appends `i32.and`. */
   i32And(): this {
     return this.op(0x71);
   }
-  /** Appends `i32.or`. */
   i32Or(): this {
     return this.op(0x72);
   }
-  /** Appends `i32.shr_u`. */
   i32ShrU(): this {
     return this.op(0x76);
   }
-  /** Appends `i32.shl`. */
   i32Shl(): this {
     return this.op(0x74);
   }
 
   // f32.
-  /** Appends `f32.const`. */
   f32Const(v: number): this {
     this.op(0x43);
     const b = new Uint8Array(new Float32Array([v]).buffer);
     for (const x of b) this.code.push(x);
     return this;
   }
-  /** Appends `f32.add`. */
   f32Add(): this {
     return this.op(0x92);
   }
-  /** Appends `f32.mul`. */
   f32Mul(): this {
     return this.op(0x94);
   }
@@ -284,31 +251,25 @@ export class FuncBuilder {
   f32Max(): this {
     return this.op(0x97);
   }
-  /** Appends `f32.gt`. */
   f32Gt(): this {
     return this.op(0x5e);
   }
 
   // v128.
-  /** Appends `v128.const 0`. */
   v128Zero(): this {
     this.simd(0x0c);
     for (let i = 0; i < 16; i++) this.code.push(0);
     return this;
   }
-  /** Appends `f32x4.extract_lane lane`. */
   f32x4ExtractLane(lane: number): this {
     return this.simd(0x1f).op(lane);
   }
-  /** Appends `f32x4.splat`. */
   f32x4Splat(): this {
     return this.simd(0x13);
   }
-  /** Appends `f32x4.add`. */
   f32x4Add(): this {
     return this.simd(0xe4);
   }
-  /** Appends `f32x4.mul`. */
   f32x4Mul(): this {
     return this.simd(0xe6);
   }
@@ -324,11 +285,9 @@ export class FuncBuilder {
   f32x4Ne(): this {
     return this.simd(0x42);
   }
-  /** Appends `f32x4.gt`. */
   f32x4Gt(): this {
     return this.simd(0x44);
   }
-  /** Appends `v128.and`. */
   v128And(): this {
     return this.simd(0x4e);
   }
@@ -336,7 +295,6 @@ export class FuncBuilder {
   v128Andnot(): this {
     return this.simd(0x4f);
   }
-  /** Appends `v128.or`. */
   v128Or(): this {
     return this.simd(0x50);
   }
