@@ -85,6 +85,7 @@ export {
   IMPORTABLE_OPS,
   type OnnxGraph,
   onnxToGraph,
+  type OnnxToGraphOptions,
 } from "./train/onnx/from_onnx.ts";
 export { EventLoopYield } from "./train/yield.ts";
 export { allocDataset, type Dataset, type Split } from "./train/data/dataset.ts";

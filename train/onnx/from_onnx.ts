@@ -66,6 +66,12 @@ export interface OnnxGraph {
   opset: number;
 }
 
+/** Options of {@linkcode onnxToGraph}. */
+export interface OnnxToGraphOptions {
+  /** Name of the graph's input node (default: the ONNX input's name). */
+  inputName?: string;
+}
+
 /** A value known when the file is read: a shape, axes, a scalar. */
 interface Const {
   dims: number[];
@@ -227,15 +233,50 @@ const IMPORTERS: Record<string, ImportFn> = {
   Reshape(m) {
     const x = m.x(0);
     if (m.int("allowzero", 0) !== 0) m.fail("allowzero 1 is not supported");
-    const target = m.k(1).data.map((d, i) => (d === 0 ? x.shape[i]! : d));
-    const free = target.flatMap((d, i) => (d === -1 && m.k(1).data[i] === -1 ? [i] : []));
+    const given = m.k(1).data;
+    // a 0 copies the input's axis; the batch size (a 0 on axis 0, or NaN from Shape) stays -1
+    const target = given.map((d, i) => (Number.isNaN(d) ? -1 : d === 0 ? x.shape[i]! : d));
+    const free = target.flatMap((d, i) => (d === -1 && given[i] === -1 ? [i] : []));
     if (target.filter((d) => d === -1).length === 2 && free.length === 1) {
-      // a 0 copied the batch axis: the other -1 is what the rest of a sample leaves
+      // the other -1 is what the rest of a sample leaves
       const known = x.shape.reduce((a, d) => (d > 0 ? a * d : a), 1);
       const rest = target.reduce((a, d) => (d > 0 ? a * d : a), 1);
       target[free[0]!] = known / rest;
     }
     return reshape(x, target, { name: m.name });
+  },
+  // shape arithmetic on values known when reading, PyTorch's `x.view(x.size(0), -1)`:
+  // the batch size is NaN until a Reshape makes it -1
+  Shape(m) {
+    const shape = m.x(0).shape.map((d) => (d < 0 ? NaN : d));
+    const r = shape.length;
+    const at = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
+    const data = shape.slice(at(m.int("start", 0)), at(m.int("end", r)));
+    return { dims: [data.length], data };
+  },
+  Gather(m) {
+    const data = m.k(0), idx = m.k(1);
+    if (data.dims.length !== 1 || m.int("axis", 0) !== 0) {
+      m.fail("only gathering from a 1-D constant on axis 0 is supported");
+    }
+    const n = data.data.length;
+    return { dims: idx.dims, data: idx.data.map((i) => data.data[i < 0 ? i + n : i]!) };
+  },
+  Unsqueeze(m) {
+    const c = m.maybeK(0);
+    if (!c) return m.fail("only constants can be unsqueezed");
+    const axes = axesOf(m, 1) ?? [];
+    const dims = [...c.dims];
+    const r = dims.length + axes.length;
+    for (const a of axes.map((a) => (a < 0 ? a + r : a)).sort((a, b) => a - b)) {
+      dims.splice(a, 0, 1);
+    }
+    return { dims, data: c.data };
+  },
+  Cast(m) {
+    const c = m.maybeK(0);
+    if (!c) return m.fail("only constants can be cast");
+    return c;
   },
   Softmax: (m) => softmax(m.x(0), { axis: m.int("axis", -1), name: m.name }),
   LogSoftmax: (m) => logSoftmax(m.x(0), { axis: m.int("axis", -1), name: m.name }),
@@ -251,7 +292,13 @@ const IMPORTERS: Record<string, ImportFn> = {
   Identity: (m) => m.maybeK(0) ?? m.x(0),
   Dropout: (m) => m.x(0), // evaluation: the identity (training_mode defaults to false)
   Concat(m) {
-    const xs = (m.n.input ?? []).map((_, i) => m.x(i));
+    const ins = m.n.input ?? [];
+    const ks = ins.map((_, i) => m.maybeK(i));
+    if (ks.every((k) => k && k.dims.length === 1)) {
+      const data = ks.flatMap((k) => k!.data);
+      return { dims: [data.length], data };
+    }
+    const xs = ins.map((_, i) => m.x(i));
     return concat(xs, { axis: m.int("axis", 0), name: m.name });
   },
   Slice(m) {
@@ -402,7 +449,7 @@ function nodeLabel(n: NodeMsg): string {
  * assert.deepEqual([back.input, back.inputShape, [...back.params.keys()]], ["x", [-1, 3], ["fc.weight"]]);
  * ```
  */
-export function onnxToGraph(bytes: Uint8Array): OnnxGraph {
+export function onnxToGraph(bytes: Uint8Array, opts: OnnxToGraphOptions = {}): OnnxGraph {
   let model;
   try {
     model = decodeModel(bytes);
@@ -449,9 +496,11 @@ export function onnxToGraph(bytes: Uint8Array): OnnxGraph {
     return v;
   });
   const g = new Graph();
-  values.set(inInfo.name, { kind: "node", node: g.input(inInfo.name, inputShape) });
+  const inName = opts.inputName ?? inInfo.name;
+  if (values.has(inName)) fail(`input name "${inName}" is also an initializer's name`);
+  values.set(inInfo.name, { kind: "node", node: g.input(inName, inputShape) });
   const params: Params = new Map();
-  const taken = new Set<string>([inInfo.name, ...values.keys()]);
+  const taken = new Set<string>([inName, inInfo.name, ...values.keys()]);
   const fresh = (s: string): string => {
     let out = s, k = 1;
     while (taken.has(out) || g.has(out)) out = `${s}_${k++}`;
@@ -551,5 +600,5 @@ export function onnxToGraph(bytes: Uint8Array): OnnxGraph {
   if (!last || last.kind !== "node") {
     fail(`output "${outInfo.name}" is not computed from the input`);
   }
-  return { graph: g, input: inInfo.name, inputShape, output: last.node.name, params, opset };
+  return { graph: g, input: inName, inputShape, output: last.node.name, params, opset };
 }

@@ -20,7 +20,7 @@ function readFixture(name: string): { bytes: Uint8Array; fx: Fixture } {
   };
 }
 
-for (const name of ["lecture_cnn", "mnist_net"]) {
+for (const name of ["lecture_cnn", "mnist_net", "pytorch_ops"]) {
   Deno.test(`${name}.onnx from PyTorch gives PyTorch's stored outputs within 1e-4`, () => {
     const { bytes, fx } = readFixture(name);
     const m = onnxToGraph(bytes);
