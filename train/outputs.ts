@@ -1,0 +1,214 @@
+/**
+ * Checks of the files a training run will write, done before it starts: an
+ * error after an hour of training because a directory is missing, or a
+ * checkpoint replaced by an SVG, is what this prevents.
+ *
+ * @module
+ */
+
+/** Where a run reads and writes, as given on the command line. */
+export interface RunPaths {
+  /** `--checkpoint`: written each epoch, at the end and on interruption. */
+  checkpoint?: string;
+  /** `--plot`: an SVG written at the end. */
+  plot?: string;
+  /** `--resume`: read at the start. */
+  resume?: string;
+  /** Files the data is read from (e.g. the four IDX files). */
+  inputs?: string[];
+  /** `--overwrite`: an existing checkpoint this run does not resume from may be replaced. */
+  overwrite?: boolean;
+}
+
+/** A path problem the user can fix; `usage` marks a contradiction among the flags (exit 2). */
+export class PathError extends Error {
+  /** Always `"PathError"`. */
+  override name = "PathError";
+  /** Whether the flags contradict each other (a usage error) rather than the file system. */
+  readonly usage: boolean;
+  /** A path problem; `usage` when the flags themselves clash. */
+  constructor(message: string, usage = false) {
+    super(message);
+    this.usage = usage;
+  }
+}
+
+function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/** The absolute path `path` names (symbolic links resolved), existing or not. */
+async function identity(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    try {
+      return `${await Deno.realPath(dirname(path))}/${basename(path)}`;
+    } catch {
+      return path;
+    }
+  }
+}
+
+/** Whether process `pid` is alive; `null` when this system cannot tell (no /proc). */
+async function alive(pid: number): Promise<boolean | null> {
+  if (pid === Deno.pid) return true;
+  if (!(await statOrNull("/proc/self"))) return null;
+  return (await statOrNull(`/proc/${pid}`)) !== null;
+}
+
+/**
+ * Removes `${path}.tmp-PID` files that a checkpoint write of a process that
+ * no longer runs left behind (it was killed between writing and renaming).
+ * Returns the paths removed. Does nothing where liveness cannot be checked.
+ *
+ * @example
+ * ```ts
+ * import { removeStaleTemporaries } from "./outputs.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * // no process has pid 2^22 + 1 (Linux pids stay below 2^22)
+ * await Deno.writeTextFile(`${dir}/ck.st.tmp-4194305`, "partial");
+ * const removed = await removeStaleTemporaries(`${dir}/ck.st`);
+ * if (removed.length) assert.deepEqual(removed, [`${dir}/ck.st.tmp-4194305`]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function removeStaleTemporaries(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.tmp-`;
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    if (!e.isFile || !e.name.startsWith(prefix)) continue;
+    const pid = e.name.slice(prefix.length);
+    if (!/^[0-9]+$/.test(pid) || (await alive(Number(pid))) !== false) continue;
+    const stale = `${dir}/${e.name}`;
+    try {
+      await Deno.remove(stale);
+      removed.push(stale);
+    } catch {
+      // gone already, or not ours to remove: the next write uses another name anyway
+    }
+  }
+  return removed;
+}
+
+/** Checks that `path` can be written as the output `flag`; `probe` is a scratch name beside it. */
+async function checkWritable(flag: string, path: string, probe: string): Promise<void> {
+  const where = `${flag} "${path}"`;
+  const dir = dirname(path);
+  const d = await statOrNull(dir);
+  if (!d) throw new PathError(`${where}: the directory "${dir}" does not exist`);
+  if (!d.isDirectory) throw new PathError(`${where}: "${dir}" is not a directory`);
+  const f = await statOrNull(path);
+  if (f?.isDirectory) throw new PathError(`${where}: it is a directory, not a file`);
+  try {
+    if (f) (await Deno.open(path, { write: true })).close();
+    else {
+      (await Deno.open(probe, { write: true, createNew: true })).close();
+      await Deno.remove(probe);
+    }
+  } catch (e) {
+    throw new PathError(`${where}: cannot write there (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Checks every path of a run before it starts: outputs that are the same
+ * file as each other or as an input (a usage error); output directories
+ * that are missing; outputs that are directories or not writable; a resume
+ * file that is missing; an existing checkpoint this run does not resume from
+ * (refused unless `overwrite`); an existing plot path that holds something
+ * other than an SVG. Also removes stale temporaries of the checkpoint.
+ * Returns the stale temporaries removed.
+ *
+ * @example
+ * ```ts
+ * import { checkRunPaths, PathError } from "./outputs.ts";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * await assert.rejects(
+ *   checkRunPaths({ checkpoint: `${dir}/ck.st`, plot: `${dir}/ck.st` }),
+ *   (e: PathError) => e.usage && /same file/.test(e.message),
+ * );
+ * await checkRunPaths({ checkpoint: `${dir}/ck.st`, plot: `${dir}/loss.svg` });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
+  const named: [string, string][] = [];
+  if (paths.checkpoint !== undefined) named.push(["--checkpoint", paths.checkpoint]);
+  if (paths.plot !== undefined) named.push(["--plot", paths.plot]);
+  if (paths.resume !== undefined) named.push(["--resume", paths.resume]);
+  for (const p of paths.inputs ?? []) named.push(["the input", p]);
+  const ids = await Promise.all(named.map(([, p]) => identity(p)));
+  for (let i = 0; i < named.length; i++) {
+    for (let j = i + 1; j < named.length; j++) {
+      if (ids[i] !== ids[j]) continue;
+      const [a, pa] = named[i]!, [b, pb] = named[j]!;
+      // continuing a checkpoint in place is what --resume X --checkpoint X means
+      if (a === "--checkpoint" && b === "--resume") continue;
+      // only a clash with an output destroys anything
+      if (a !== "--checkpoint" && a !== "--plot") continue;
+      throw new PathError(
+        `${a} "${pa}" and ${b} "${pb}" are the same file; the run would overwrite one with the other`,
+        true,
+      );
+    }
+  }
+  if (paths.resume !== undefined) {
+    const r = await statOrNull(paths.resume);
+    if (!r) throw new PathError(`--resume "${paths.resume}": file not found`);
+    if (!r.isFile) throw new PathError(`--resume "${paths.resume}": not a file`);
+  }
+  const removed: string[] = [];
+  if (paths.checkpoint !== undefined) {
+    const ck = paths.checkpoint;
+    await checkWritable("--checkpoint", ck, `${ck}.probe-${crypto.randomUUID()}`);
+    const resumesIt = paths.resume !== undefined &&
+      (await identity(paths.resume)) === (await identity(ck));
+    if (!resumesIt && !paths.overwrite && (await statOrNull(ck))) {
+      throw new PathError(
+        `--checkpoint "${ck}" already exists and this run does not start from it; add --overwrite to replace it, or --resume "${ck}" to continue it`,
+      );
+    }
+    removed.push(...await removeStaleTemporaries(ck));
+  }
+  if (paths.plot !== undefined) {
+    const plot = paths.plot;
+    await checkWritable("--plot", plot, `${plot}.probe-${crypto.randomUUID()}`);
+    if (!paths.overwrite && (await statOrNull(plot))?.isFile) {
+      const head = new Uint8Array(256);
+      const f = await Deno.open(plot);
+      const n = (await f.read(head)) ?? 0;
+      f.close();
+      const text = new TextDecoder().decode(head.subarray(0, n)).trimStart();
+      if (n > 0 && !text.startsWith("<svg") && !text.startsWith("<?xml")) {
+        throw new PathError(
+          `--plot "${plot}" already exists and is not an SVG; add --overwrite to replace it`,
+        );
+      }
+    }
+  }
+  return removed;
+}
