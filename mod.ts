@@ -59,12 +59,33 @@ export {
 export {
   type Classifier,
   lectureCnn,
+  lectureCnnModel,
   mnistNet,
+  mnistNetModel,
   type ModelName,
   MODELS,
+  polyModel,
   type Polynomial,
   polynomialModel,
 } from "./train/models.ts";
+export {
+  defineModel,
+  type DefineModelOptions,
+  type EvaluateResult,
+  loadModel,
+  type LossName,
+  Model,
+  type ModelData,
+  type TrainingGraph,
+  trainingGraph,
+} from "./train/model.ts";
+export {
+  type Conv2dLayerOptions,
+  type Layers,
+  type LinearLayerOptions,
+  nn,
+  torchDefaultInit,
+} from "./train/layers.ts";
 export {
   makeOptimizer,
   type Optimizer,

@@ -1,6 +1,8 @@
 // Shared by the elementwise binary ops (add, sub, mul, div): the broadcasting
 // shape rule and one strided kernel, so each op file holds only its own rule.
 import type { FloatArray, Shape } from "../graph/op.ts";
+import type { Node } from "../graph/graph.ts";
+import { fill } from "./fill.ts";
 
 /** Output shape of broadcasting `a` with `b` (NumPy rules; `-1` is the batch axis). */
 export function broadcastShape(a: Shape, b: Shape): number[] {
@@ -105,4 +107,23 @@ function broadcastStrides(shape: Shape, r: number): number[] {
     stride *= shape[i]!;
   }
   return s;
+}
+
+/**
+ * The two operands of a binary op as nodes: a plain number becomes a scalar
+ * constant (`fill([], value)`) in the other operand's graph, which then
+ * broadcasts; at least one operand must be a node.
+ */
+export function operands(op: string, a: Node | number, b: Node | number): [Node, Node] {
+  if (typeof a === "number" && typeof b === "number") {
+    throw new Error(`${op}: at least one operand must be a node, got the numbers ${a} and ${b}`);
+  }
+  for (const v of [a, b]) {
+    if (typeof v !== "number" && !v?.graph) {
+      throw new Error(`${op}: operands must be nodes or numbers, got ${String(v)}`);
+    }
+  }
+  const g = (typeof a === "number" ? b as Node : a).graph;
+  const node = (v: Node | number) => typeof v === "number" ? fill([], v, g) : v;
+  return [node(a), node(b)];
 }

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
+import { Bin, binaryKernel, broadcastShape, operands } from "./_broadcast.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 
 /** Elementwise `a + b` with broadcasting. */
@@ -16,6 +16,7 @@ export const addOp: OpDef = registerOp({
 
 /**
  * Elementwise sum with NumPy broadcasting.
+ * A plain number is a scalar constant: `add(x, 1)`.
  *
  * @example
  * ```ts
@@ -25,6 +26,7 @@ export const addOp: OpDef = registerOp({
  * console.log(y.shape); // [-1, 3]
  * ```
  */
-export function add(a: Node, b: Node, opts: { name?: string } = {}): Node {
-  return a.graph.apply(addOp, [a, b], {}, opts.name);
+export function add(a: Node | number, b: Node | number, opts: { name?: string } = {}): Node {
+  const [x, y] = operands("add", a, b);
+  return x.graph.apply(addOp, [x, y], {}, opts.name);
 }

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
+import { Bin, binaryKernel, broadcastShape, operands } from "./_broadcast.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 import { mul } from "./mul.ts";
 import { scale } from "./scale.ts";
@@ -21,6 +21,7 @@ export const divOp: OpDef = registerOp({
 
 /**
  * Elementwise quotient with NumPy broadcasting.
+ * A plain number is a scalar constant: `div(x, 255)`.
  *
  * @example
  * ```ts
@@ -29,6 +30,7 @@ export const divOp: OpDef = registerOp({
  * console.log(div(g.input("a", [2, 3]), g.input("b", [3])).shape); // [2, 3]
  * ```
  */
-export function div(a: Node, b: Node, opts: { name?: string } = {}): Node {
-  return a.graph.apply(divOp, [a, b], {}, opts.name);
+export function div(a: Node | number, b: Node | number, opts: { name?: string } = {}): Node {
+  const [x, y] = operands("div", a, b);
+  return x.graph.apply(divOp, [x, y], {}, opts.name);
 }

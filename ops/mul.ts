@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
+import { Bin, binaryKernel, broadcastShape, operands } from "./_broadcast.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 
 /** Elementwise `a * b` with broadcasting. */
@@ -16,6 +16,7 @@ export const mulOp: OpDef = registerOp({
 
 /**
  * Elementwise product with NumPy broadcasting.
+ * A plain number is a scalar constant: `mul(x, 2)`.
  *
  * @example
  * ```ts
@@ -23,7 +24,17 @@ export const mulOp: OpDef = registerOp({
  * const g = new Graph();
  * console.log(mul(g.input("a", [-1, 3]), g.input("b", [3])).shape); // [-1, 3]
  * ```
+ *
+ * @example
+ * ```ts
+ * import { mul, tensor, vjp } from "@denograd/denograd";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * const { out, backward } = vjp((x) => mul(x, 2), tensor([1, 2]));
+ * assertEquals([...out.data], [2, 4]);
+ * assertEquals([...backward([1, 1])[0]!.data], [2, 2]);
+ * ```
  */
-export function mul(a: Node, b: Node, opts: { name?: string } = {}): Node {
-  return a.graph.apply(mulOp, [a, b], {}, opts.name);
+export function mul(a: Node | number, b: Node | number, opts: { name?: string } = {}): Node {
+  const [x, y] = operands("mul", a, b);
+  return x.graph.apply(mulOp, [x, y], {}, opts.name);
 }

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { Bin, binaryKernel, broadcastShape } from "./_broadcast.ts";
+import { Bin, binaryKernel, broadcastShape, operands } from "./_broadcast.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 import { scale } from "./scale.ts";
 
@@ -17,6 +17,7 @@ export const subOp: OpDef = registerOp({
 
 /**
  * Elementwise difference with NumPy broadcasting.
+ * A plain number is a scalar constant: `sub(1, x)`.
  *
  * @example
  * ```ts
@@ -25,6 +26,7 @@ export const subOp: OpDef = registerOp({
  * console.log(sub(g.input("a", [2, 3]), g.input("b", [1, 3])).shape); // [2, 3]
  * ```
  */
-export function sub(a: Node, b: Node, opts: { name?: string } = {}): Node {
-  return a.graph.apply(subOp, [a, b], {}, opts.name);
+export function sub(a: Node | number, b: Node | number, opts: { name?: string } = {}): Node {
+  const [x, y] = operands("sub", a, b);
+  return x.graph.apply(subOp, [x, y], {}, opts.name);
 }

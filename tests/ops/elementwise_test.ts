@@ -2,7 +2,7 @@
 import "../../ops/mod.ts";
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
-import { Graph } from "../../graph/graph.ts";
+import { Graph, type Node } from "../../graph/graph.ts";
 import { add } from "../../ops/add.ts";
 import { div } from "../../ops/div.ts";
 import { mul } from "../../ops/mul.ts";
@@ -99,4 +99,23 @@ Deno.test("broadcasting error names the op, the node and the shapes", () => {
     () => add(g.input("a", [2, 3]), g.input("b", [4]), { name: "bias_add" }),
     /add "bias_add": shapes cannot be broadcast together at axis 1 \(a \[2,3\], b \[4\]\)/,
   );
+});
+
+Deno.test("plain numbers are constants on either side of add, sub, mul and div", () => {
+  const x = tensor([1, 2, 4]);
+  const cases: [string, (v: Node) => Node, number[], number[]][] = [
+    ["add(x, 1)", (v) => add(v, 1), [2, 3, 5], [1, 1, 1]],
+    ["sub(1, x)", (v) => sub(1, v), [0, -1, -3], [-1, -1, -1]],
+    ["mul(x, 2)", (v) => mul(v, 2), [2, 4, 8], [2, 2, 2]],
+    ["div(x, 4)", (v) => div(v, 4), [0.25, 0.5, 1], [0.25, 0.25, 0.25]],
+    ["div(2, x)", (v) => div(2, v), [2, 1, 0.5], [-2, -0.5, -0.125]],
+  ];
+  for (const [what, f, value, slope] of cases) {
+    const { out, backward } = vjp(f, x);
+    assert.deepEqual([...out.data], value, what);
+    assert.deepEqual([...backward([1, 1, 1])[0]!.data], slope, what);
+  }
+  const g = new Graph();
+  assert.deepEqual(mul(g.input("x", [-1, 3]), 2).shape, [-1, 3]);
+  assert.throws(() => mul(2 as unknown as Node, 3), /mul: at least one operand must be a node/);
 });

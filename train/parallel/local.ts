@@ -9,6 +9,7 @@ import { GradientShard } from "./shard.ts";
 import {
   checkBatch,
   checkData,
+  countOf,
   type GradientRunner,
   type Layout,
   layoutOf,
@@ -67,7 +68,7 @@ export class LocalRunner implements GradientRunner {
       );
     }
     this.maxBatch = opts.maxBatch;
-    this.count = opts.data.labels.length;
+    this.count = countOf(opts.data);
     this.layout = layoutOf(spec, opts.params, "LocalRunner");
     this.indices = new Uint32Array(opts.maxBatch);
     this.region = new Float32Array(this.layout.total);
@@ -81,6 +82,7 @@ export class LocalRunner implements GradientRunner {
       images: opts.data.images,
       labels: opts.data.labels,
       sampleSize: opts.data.sampleSize,
+      targetSize: opts.data.targetSize,
       indices: this.indices,
       gradients: this.region,
       lossOut: new Float64Array(1),

@@ -20,6 +20,7 @@ import { reduceShards } from "./reduce.ts";
 import {
   checkBatch,
   checkData,
+  countOf,
   type GradientRunner,
   type Layout,
   layoutOf,
@@ -278,7 +279,7 @@ export class WorkerPool implements GradientRunner {
     const who = "WorkerPool.step";
     if (this.closed) throw new Error(`${who}: the pool is closed: ${this.closedBecause}`);
     if (this.busy) throw new Error(`${who}: step ${step} called while another step is running`);
-    checkBatch(who, indices, step, this.opts.maxBatch, this.opts.data.labels.length);
+    checkBatch(who, indices, step, this.opts.maxBatch, countOf(this.opts.data));
     const outs = this.layout.grads.map(([name], k) =>
       outBuffer(who, grads, name, this.layout.sizes[k]!)
     );
@@ -414,6 +415,7 @@ export class WorkerPool implements GradientRunner {
       images: opts.data.images,
       labels: opts.data.labels,
       sampleSize: opts.data.sampleSize,
+      targetSize: opts.data.targetSize,
       indices: this.indices,
       gradients: this.gradients.subarray(i * layout.total, (i + 1) * layout.total),
       lossOut: this.losses.subarray(i, i + 1),

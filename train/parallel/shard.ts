@@ -32,9 +32,11 @@ export interface ShardInit {
   /** All samples, `sampleSize` floats each. */
   images: Float32Array;
   /** The class id of every sample. */
-  labels: Uint8Array;
+  labels: Uint8Array | Float32Array;
   /** Floats per sample. */
   sampleSize: number;
+  /** Target values per sample (default 1): a class id, or a regression's outputs. */
+  targetSize?: number;
   /** Sample indices of the current mini-batch, written by the main thread before each step. */
   indices: Uint32Array;
   /** This shard's gradient region: every gradient of `grads`, back to back. */
@@ -120,9 +122,12 @@ export class GradientShard {
       );
     }
     const t = g.node(init.target);
-    if (t.shape.join() !== "-1") {
+    const ts = init.targetSize ?? 1;
+    if (t.shape[0] !== -1 || numel(t.shape.slice(1)) !== ts) {
       throw new Error(
-        `GradientShard: target "${init.target}" has shape ${fmtShape(t.shape)}, expected [N]`,
+        `GradientShard: target "${init.target}" has shape ${
+          fmtShape(t.shape)
+        }, expected [N, ...] with ${ts} value(s) per sample`,
       );
     }
     for (const other of g.inputs()) {
@@ -200,7 +205,8 @@ export class GradientShard {
     const { init } = this;
     const b = this.bind(n);
     const ss = init.sampleSize;
-    const count = init.labels.length;
+    const ts = init.targetSize ?? 1;
+    const count = init.labels.length / ts;
     for (let k = 0; k < n; k++) {
       const idx = init.indices[start + k]!;
       if (idx >= count) {
@@ -209,7 +215,8 @@ export class GradientShard {
         );
       }
       b.x.set(init.images.subarray(idx * ss, idx * ss + ss), k * ss);
-      b.y[k] = init.labels[idx]!;
+      if (ts === 1) b.y[k] = init.labels[idx]!;
+      else b.y.set(init.labels.subarray(idx * ts, idx * ts + ts), k * ts);
     }
     // the main thread updated the shared parameters since the last run
     b.ex.invalidate();
@@ -233,7 +240,7 @@ export class GradientShard {
     b = {
       ex: new Executor(plan, { params: this.init.params, tier: this.init.tier }),
       x: new Float32Array(n * this.init.sampleSize),
-      y: new Float32Array(n),
+      y: new Float32Array(n * (this.init.targetSize ?? 1)),
     };
     this.plans.set(n, b);
     return b;

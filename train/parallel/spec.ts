@@ -25,10 +25,20 @@ export interface TrainGraphSpec {
 export interface SharedData {
   /** Every sample's `sampleSize` floats, back to back (SharedArrayBuffer-backed). */
   images: Float32Array;
-  /** Class id of every sample (SharedArrayBuffer-backed). */
-  labels: Uint8Array;
+  /**
+   * Every sample's target (SharedArrayBuffer-backed): a class id, or
+   * `targetSize` floats back to back for a regression.
+   */
+  labels: Uint8Array | Float32Array;
   /** Floats per sample. */
   sampleSize: number;
+  /** Target values per sample (default 1). */
+  targetSize?: number;
+}
+
+/** Number of samples in `data`: labels over target values per sample. */
+export function countOf(data: SharedData): number {
+  return data.labels.length / (data.targetSize ?? 1);
 }
 
 /** Computes the batch-mean loss and gradients of a mini-batch. */
@@ -129,10 +139,17 @@ export function checkData(who: string, data: SharedData): void {
       `${who}: data.sampleSize must be a positive whole number, got ${data.sampleSize}`,
     );
   }
-  if (data.images.length !== data.labels.length * data.sampleSize) {
+  const ts = data.targetSize ?? 1;
+  if (!Number.isInteger(ts) || ts < 1 || data.labels.length % ts !== 0) {
     throw new Error(
-      `${who}: data.images holds ${data.images.length} floats but ${data.labels.length} labels × ${data.sampleSize} need ${
-        data.labels.length * data.sampleSize
+      `${who}: data.targetSize must be a positive whole number dividing the ${data.labels.length} labels, got ${ts}`,
+    );
+  }
+  const count = countOf(data);
+  if (data.images.length !== count * data.sampleSize) {
+    throw new Error(
+      `${who}: data.images holds ${data.images.length} floats but ${count} samples × ${data.sampleSize} need ${
+        count * data.sampleSize
       }`,
     );
   }
