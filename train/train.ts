@@ -787,7 +787,9 @@ async function resumeFrom(
     }
     if (t.shape.join() !== shape.join()) {
       throw bad(
-        `tensor "${name}" has shape [${t.shape.join(",")}] but the run needs [${shape.join(",")}]`,
+        `tensor "${name}" has shape [${
+          t.shape.join(",")
+        }] (${t.data.length} values) but the run needs [${shape.join(",")}]`,
       );
     }
     for (let i = 0; i < t.data.length; i++) {

@@ -243,7 +243,7 @@ Deno.test("checkpoints store real shapes; resume refuses a transposed parameter"
     await Deno.writeFile(ck, encodeSafetensors(tensors, metadata));
     await assert.rejects(
       train({ model: smallCnn(), data, epochs: 2, batch: 16, workers: 1, resume: ck }),
-      /Cannot resume from .*"fc\.weight" has shape \[48,4\] but the run needs \[4,48\]/,
+      /Cannot resume from .*"fc\.weight" has shape \[48,4\] \(192 values\) but the run needs \[4,48\]/,
     );
   });
 });
