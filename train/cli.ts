@@ -334,7 +334,8 @@ export async function main(args: string[]): Promise<number> {
   }
   const { options, json } = parsed;
   try {
-    const data = options.data ?? "mnist";
+    // the CLI's data is always a source name
+    const data = String(options.data ?? "mnist");
     const inputs = data.startsWith("idx:")
       ? [
         "train-images-idx3-ubyte",
