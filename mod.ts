@@ -30,6 +30,7 @@ export {
   type ForwardContext,
   lookupOp,
   type OpDef,
+  registeredOps,
   registerOp,
   type Shape,
   type Tier,

@@ -80,6 +80,21 @@ export function registerOp<A>(op: OpDef<A>): OpDef<A> {
   return op;
 }
 
+/**
+ * Every registered op, in registration order (tests walk it to find ops
+ * without a VJP test).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { registeredOps } from "@denograd/denograd";
+ * assert.ok(registeredOps().some((op) => op.name === "conv2d"));
+ * ```
+ */
+export function registeredOps(): OpDef<any>[] {
+  return [...registry.values()];
+}
+
 /** The op registered under `name`; throws when there is none. */
 export function lookupOp(name: string): OpDef<any> {
   const op = registry.get(name);

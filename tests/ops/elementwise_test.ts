@@ -6,7 +6,7 @@ import { Graph, type Node } from "../../graph/graph.ts";
 import { add } from "../../ops/add.ts";
 import { div } from "../../ops/div.ts";
 import { mul } from "../../ops/mul.ts";
-import { relu } from "../../ops/relu.ts";
+import { relu, reluBackward } from "../../ops/relu.ts";
 import { scale } from "../../ops/scale.ts";
 import { sub } from "../../ops/sub.ts";
 import { vjp } from "../../graph/vjp.ts";
@@ -67,6 +67,23 @@ Deno.test("relu vjp matches finite differences away from zero", () => {
         // no values near the kink: ReLU is not differentiable at 0
         for (let i = 0; i < x.data.length; i++) if (Math.abs(x.data[i]!) < 0.05) x.data[i] = 0.5;
         checkVjp((v) => relu(v), [x], { seed, full: x.data.length < 30 });
+      },
+    ),
+    { numRuns: RUNS },
+  );
+});
+
+Deno.test("relu_backward vjp matches finite differences away from zero (second derivatives)", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 3 }),
+      fc.integer(),
+      (shape, seed) => {
+        const x = randTensor(shape, seed);
+        for (let i = 0; i < x.data.length; i++) if (Math.abs(x.data[i]!) < 0.05) x.data[i] = -0.5;
+        const dy = randTensor(shape, seed + 1);
+        // piecewise linear in dy, locally constant in x
+        checkVjp((v, g) => reluBackward(v, g), [x, dy], { seed, full: x.data.length < 20 });
       },
     ),
     { numRuns: RUNS },
