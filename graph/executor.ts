@@ -109,6 +109,13 @@ export class Executor {
    */
   constructor(plan: Plan, opts: ExecutorOptions = {}) {
     this.plan = plan;
+    if (opts.tier !== undefined && !TIERS.includes(opts.tier)) {
+      throw new Error(
+        `Executor: unknown tier ${JSON.stringify(opts.tier)} (expected ${
+          TIERS.map((t) => `"${t}"`).join(", ")
+        })`,
+      );
+    }
     this.tier = opts.tier;
     const g = plan.graph;
     const n = g.nodes.length;
@@ -117,9 +124,16 @@ export class Executor {
     // a float32 arena lives in a WebAssembly memory of its own where the wasm
     // tier provides one, so its elementwise kernels run on it in place
     const allocate = opts.allocate ?? arenaAllocator();
-    const buf = opts.shared
-      ? new SharedArrayBuffer(bytes)
-      : (!f64 && allocate?.(bytes)) || new ArrayBuffer(bytes);
+    let buf: ArrayBufferLike;
+    try {
+      buf = opts.shared
+        ? new SharedArrayBuffer(bytes)
+        : (!f64 && allocate?.(bytes)) || new ArrayBuffer(bytes);
+    } catch (e) {
+      throw new Error(`Executor: cannot allocate the arena: ${arenaReport(plan, bytes)}`, {
+        cause: e,
+      });
+    }
     const arena = f64 ? new Float64Array(buf) : new Float32Array(buf);
     this.params = opts.params ?? initParams(g, { seed: opts.seed, dtype: plan.dtype });
     this.values = [];
@@ -195,6 +209,16 @@ export class Executor {
       throw new Error(`Executor: the graph has no input "${name}" (inputs: ${known})`);
     }
     const dst = this.values[id]!;
+    if (
+      value === null || typeof value !== "object" || typeof value.length !== "number" ||
+      (Array.isArray(value) && !value.every((v) => typeof v === "number"))
+    ) {
+      throw new Error(
+        `Executor: input "${name}" of shape ${
+          fmtShape(this.plan.shapes[id]!)
+        } needs an array of ${dst.length} numbers, got ${describe(value)}`,
+      );
+    }
     if (value.length !== dst.length) {
       throw new Error(
         `Executor: input "${name}" of shape ${
@@ -220,6 +244,11 @@ export class Executor {
    * output buffers (views valid until the next run).
    */
   run(feeds: Record<string, Feed> = {}, opts: RunOptions = {}): FloatArray[] {
+    if (feeds === null || typeof feeds !== "object") {
+      throw new Error(
+        `Executor: run's feeds must be an object of input arrays, got ${describe(feeds)}`,
+      );
+    }
     for (const [name, v] of Object.entries(feeds)) this.feed(name, v);
     const outs = (opts.outputs ?? this.plan.outputs).map((o) => (typeof o === "number" ? o : o.id));
     const training = opts.training ?? true;
@@ -229,6 +258,16 @@ export class Executor {
     const stochasticChanged = key !== this.stochasticKey;
     this.stochasticKey = key;
     const need = this.neededFor(outs);
+    // an input never fed would be computed on as zeros
+    for (const [name, id] of this.fedNames) {
+      if (need[id] && this.version[id] === 0) {
+        throw new Error(
+          `Executor: input "${name}" (shape ${
+            fmtShape(this.plan.shapes[id]!)
+          }) was never fed; pass it to run({ ${name}: ... }) or feed()`,
+        );
+      }
+    }
     const run = this.schedule(need, outs, stochasticChanged);
     const g = this.plan.graph;
     const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
@@ -336,4 +375,38 @@ export class Executor {
     this.needed.set(key, need);
     return need;
   }
+}
+
+const TIERS: readonly Tier[] = ["ref", "ts", "wasm"];
+
+/** A value's kind for error messages: `null`, `string "abc"`, `array with a string at 2`. */
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  if (Array.isArray(v)) {
+    const i = v.findIndex((x) => typeof x !== "number");
+    return i < 0
+      ? `an array of ${v.length}`
+      : `an array with ${typeof v[i]} ${JSON.stringify(v[i])} at index ${i}`;
+  }
+  if (typeof v === "string") return `the string ${JSON.stringify(v.slice(0, 20))}`;
+  return typeof v;
+}
+
+/** The arena size and the largest buffer in it, to say why an allocation failed. */
+function arenaReport(plan: Plan, bytes: number): string {
+  const per = plan.dtype === "float64" ? 8 : 4;
+  let big = -1;
+  for (let i = 0; i < plan.offsets.length; i++) {
+    if (plan.offsets[i]! < 0) continue;
+    if (big < 0 || numel(plan.shapes[i]!) > numel(plan.shapes[big]!)) big = i;
+  }
+  const gb = (b: number) => `${(b / 2 ** 30).toPrecision(3)} GiB`;
+  const node = big >= 0 ? plan.graph.nodes[big]! : undefined;
+  return `${bytes} bytes (${gb(bytes)}) at batch ${plan.batch}${
+    node
+      ? `; the largest buffer is ${node.op} "${node.name}" of shape ${
+        fmtShape(plan.shapes[big]!)
+      }, ${gb(numel(plan.shapes[big]!) * per)}`
+      : ""
+  }`;
 }

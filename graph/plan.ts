@@ -92,6 +92,18 @@ export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
     }
     varying.push(!!op.stochastic || r.inputs.some((j) => varying[j]));
   }
+  // beyond 2^53 elements offsets stop being exact; far sooner the arena cannot be allocated
+  for (let i = 0; i < n; i++) {
+    const size = numel(shapes[i]!);
+    if (!Number.isSafeInteger(size * 8)) {
+      const r = nodes[i]!;
+      throw new Error(
+        `${r.op} "${r.name}" at batch ${batch}: its buffer of shape ${
+          fmtShape(shapes[i]!)
+        } has ${size} elements, too many to address`,
+      );
+    }
+  }
 
   const outputs = (opts.outputs ?? []).map((o) => {
     if (o.graph !== graph) throw new Error(`makePlan: output "${o.name}" belongs to another graph`);

@@ -34,6 +34,12 @@ export function tensor(
 ): Tensor {
   let flat: ArrayLike<number>;
   let s: number[];
+  if (
+    typeof values !== "number" &&
+    (values === null || typeof values !== "object" || typeof values.length !== "number")
+  ) {
+    throw new Error(`tensor: values must be numbers or (nested) arrays of numbers, got ${values}`);
+  }
   if (typeof values === "number") {
     flat = [values];
     s = [];
@@ -44,7 +50,22 @@ export function tensor(
     flat = values as ArrayLike<number>;
     s = [flat.length];
   }
+  if (Array.isArray(flat)) {
+    const i = flat.findIndex((v) => typeof v !== "number");
+    if (i >= 0) {
+      throw new Error(
+        `tensor: values must be numbers, got ${typeof flat[i]} ${
+          JSON.stringify(flat[i])
+        } at index ${i}`,
+      );
+    }
+  }
   if (shape) {
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new Error(
+        `tensor: shape entries must be whole numbers ≥ 0, got ${JSON.stringify(shape)}`,
+      );
+    }
     if (numel(shape) !== flat.length) {
       throw new Error(`tensor: ${flat.length} values cannot take the shape ${fmtShape(shape)}`);
     }
@@ -55,6 +76,9 @@ export function tensor(
 
 function nestedShape(v: NestedNumbers): number[] {
   if (typeof v === "number") return [];
+  if (!Array.isArray(v)) {
+    throw new Error(`tensor: values must be numbers, got ${typeof v} ${JSON.stringify(v)}`);
+  }
   const inner = v.length ? nestedShape(v[0]!) : [];
   for (const x of v) {
     if (nestedShape(x).join() !== inner.join()) throw new Error("tensor: nested arrays are ragged");
