@@ -101,8 +101,10 @@ export {
   EXPORTABLE_OPS,
   graphToOnnx,
   type GraphToOnnxOptions,
+  toOnnx,
 } from "./train/onnx/to_onnx.ts";
 export {
+  fromOnnx,
   IMPORT_OPSETS,
   IMPORTABLE_OPS,
   type OnnxGraph,

@@ -310,7 +310,7 @@ export function defineModel(opts: DefineModelOptions, build: (x: Node) => Node):
 /**
  * Reads a file written by {@linkcode Model.save} and rebuilds the model from
  * the graph in its metadata. Custom ops must be registered (their module
- * imported) first.
+ * imported) first. A path ending in `.onnx` is read as ONNX (`fromOnnx`).
  *
  * @example
  * ```ts
@@ -326,6 +326,16 @@ export function defineModel(opts: DefineModelOptions, build: (x: Node) => Node):
  * ```
  */
 export async function loadModel(path: string): Promise<Model> {
+  if (path.toLowerCase().endsWith(".onnx")) {
+    // imported here, not at the top: from_onnx.ts imports this module for Model
+    const { fromOnnx } = await import("./onnx/from_onnx.ts");
+    const name = path.replace(/^.*[\\/]/, "").replace(/\.onnx$/i, "");
+    try {
+      return fromOnnx(await Deno.readFile(path), { name });
+    } catch (e) {
+      throw new Error(`Cannot load model "${path}": ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
   const { tensors, metadata } = await readSafetensors(path);
   const fail = (why: string) => new Error(`Cannot load model "${path}": ${why}`);
   if (metadata.format !== "denograd.model") {

@@ -8,6 +8,7 @@
 import { Graph, type Node } from "../../graph/graph.ts";
 import { fmtShape } from "../../graph/op.ts";
 import type { Params } from "../../graph/params.ts";
+import { Model } from "../model.ts";
 import {
   add,
   avgPool2d,
@@ -601,4 +602,27 @@ export function onnxToGraph(bytes: Uint8Array, opts: OnnxToGraphOptions = {}): O
     fail(`output "${outInfo.name}" is not computed from the input`);
   }
   return { graph: g, input: inName, inputShape, output: last.node.name, params, opset };
+}
+
+/**
+ * Builds a {@linkcode Model} from ONNX bytes (opset 13 or later, one input
+ * whose first axis is the batch): the float initializers become parameters
+ * under their names, so the model predicts, evaluates, saves, and trains
+ * with `train({ model })`. `loadModel("file.onnx")` reads a file with it.
+ * Errors are one line and name what is wrong (see {@linkcode onnxToGraph}).
+ *
+ * @example
+ * ```ts
+ * import { defineModel, fromOnnx, nn, toOnnx } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
+ * const model = defineModel({ input: [3] }, (x) => nn.linear(x, 2, { name: "fc" }));
+ * const again = fromOnnx(toOnnx(model), { name: "copy" });
+ * assert.deepEqual(again.paramShapes(), [["fc.weight", [2, 3]], ["fc.bias", [2]]]);
+ * ```
+ */
+export function fromOnnx(bytes: Uint8Array, opts: { name?: string } = {}): Model {
+  const g = onnxToGraph(bytes, { inputName: "x" });
+  // tensorData gives float initializers as Float32Array
+  const params = g.params as Map<string, Float32Array>;
+  return new Model(g.graph, g.output, params, { name: opts.name ?? "onnx" });
 }

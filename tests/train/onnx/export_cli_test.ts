@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { exportModel, parseExportArgs } from "../../../train/onnx/export_cli.ts";
+import { lectureCnnModel } from "../../../train/models.ts";
+import { loadModel } from "../../../train/model.ts";
+import { maxAbsDiff, pattern } from "./_ort.ts";
+
+const cli = new URL("../../../train/onnx/export_cli.ts", import.meta.url).pathname;
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("export flags: --out defaults to the model file with .onnx; bad flags name themselves", () => {
+  assert.deepEqual(parseExportArgs(["--model-file", "runs/cnn.safetensors"]), {
+    modelFile: "runs/cnn.safetensors",
+    out: "runs/cnn.onnx",
+    overwrite: false,
+  });
+  assert.deepEqual(parseExportArgs(["--model-file", "a", "--out", "b.onnx", "--overwrite"]), {
+    modelFile: "a",
+    out: "b.onnx",
+    overwrite: true,
+  });
+  assert.equal(parseExportArgs(["--help"]), null);
+  assert.throws(() => parseExportArgs([]), /--model-file FILE is required/);
+  assert.throws(() => parseExportArgs(["--model-file", "m.onnx"]), /is the model file itself/);
+  assert.throws(() => parseExportArgs(["--model-file", "a", "--bogus"]), /bogus/);
+});
+
+Deno.test("a saved model exported to ONNX loads back with the same predictions", async () => {
+  await withTempDir(async (dir) => {
+    const model = lectureCnnModel({ channels: 4, seed: 3 });
+    await model.save(`${dir}/cnn.safetensors`);
+    const args = parseExportArgs(["--model-file", `${dir}/cnn.safetensors`])!;
+    const n = await exportModel(args);
+    assert.equal((await Deno.stat(`${dir}/cnn.onnx`)).size, n);
+    const back = await loadModel(`${dir}/cnn.onnx`);
+    const x = pattern(3 * 784);
+    assert.ok(maxAbsDiff(back.predict(x).data, model.predict(x).data) <= 1e-6);
+    await assert.rejects(exportModel(args), /--out ".*cnn\.onnx" exists \(pass --overwrite/);
+    assert.equal(await exportModel({ ...args, overwrite: true }), n);
+  });
+});
+
+Deno.test("deno task export writes the file and fails with one line and exit 1 on a bad model file", async () => {
+  await withTempDir(async (dir) => {
+    await lectureCnnModel({ channels: 2 }).save(`${dir}/m.safetensors`);
+    const run = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-write", cli, ...args],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const ok = await run(["--model-file", `${dir}/m.safetensors`, "--out", `${dir}/m.onnx`]);
+    const dec = new TextDecoder();
+    assert.equal(ok.code, 0, dec.decode(ok.stderr));
+    assert.match(dec.decode(ok.stdout), /^wrote .*m\.onnx \(\d+ bytes\)\n$/);
+    await Deno.writeTextFile(`${dir}/junk.safetensors`, "not a model");
+    const bad = await run(["--model-file", `${dir}/junk.safetensors`]);
+    assert.equal(bad.code, 1);
+    const err = dec.decode(bad.stderr).trim();
+    assert.match(err, /^export: .*junk\.safetensors/);
+    assert.ok(!err.includes("\n"), err);
+    const usage = await run([]);
+    assert.equal(usage.code, 2);
+  });
+});
