@@ -118,4 +118,5 @@ export { loadIdxDir } from "./train/data/idx.ts";
 export { AdaDelta } from "./train/optim/adadelta.ts";
 export { Adam, type AdamOptions, AdamW } from "./train/optim/adam.ts";
 export { clipGradNorm } from "./train/optim/clip.ts";
+export { type StepToolOptions, StepTools } from "./train/optim/step_tools.ts";
 export { checkSchedule, lrAt, parseSchedule, type ScheduleSpec } from "./train/optim/schedule.ts";

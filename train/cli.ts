@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { type ModelName, MODELS } from "./models.ts";
 import { type OptimizerName, OPTIMIZERS } from "./optim/optimizer.ts";
+import { parseSchedule } from "./optim/schedule.ts";
 import { checkRunPaths, PathError } from "./outputs.ts";
 import { train, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
 
@@ -22,7 +23,12 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
   --epochs N         passes over the training set (lecture-cnn 8, mnist-net 1, poly 2000)
   --batch N          mini-batch size (lecture-cnn 32, mnist-net 64, poly: full batch)
   --lr X             learning rate (lecture-cnn 0.05, mnist-net 1.0, poly 0.5)
-  --optimizer NAME   sgd | momentum | adadelta | adam (lecture-cnn momentum, mnist-net adadelta, poly sgd)
+  --optimizer NAME   sgd | momentum | adadelta | adam | adamw (lecture-cnn momentum, mnist-net adadelta, poly sgd)
+  --weight-decay X   L2 weight decay (sgd, momentum, adam); decoupled for adamw (default 0.01 there)
+  --nesterov         Nesterov momentum (--optimizer momentum)
+  --schedule SPEC    learning-rate factors, multiplied: step:EVERY[:GAMMA], cosine[:STEPS[:MIN]],
+                     warmup:STEPS[:START], e.g. warmup:100:0,cosine (steps are optimizer steps)
+  --clip-grad-norm X clip the gradients to this global L2 norm before each step
   --channels N       channels of the lecture CNN's convolution (32)
   --seed N           seed of every random choice, 0 to 4294967295 (1)
   --workers N        threads computing shards: the main thread and N-1 Web Workers;
@@ -78,6 +84,10 @@ export function parseFlags(args: string[]): ParsedFlags {
         batch: { type: "string" },
         lr: { type: "string" },
         optimizer: { type: "string" },
+        "weight-decay": { type: "string" },
+        nesterov: { type: "boolean" },
+        schedule: { type: "string" },
+        "clip-grad-norm": { type: "string" },
         channels: { type: "string" },
         seed: { type: "string" },
         workers: { type: "string" },
@@ -143,6 +153,32 @@ export function parseFlags(args: string[]): ParsedFlags {
       );
     }
     options.lr = lr;
+  }
+  const decimal = (name: string, positive: boolean): number | undefined => {
+    const v = (values as Record<string, unknown>)[name] as string | undefined;
+    if (v === undefined) return undefined;
+    const x = DECIMAL.test(v) ? Number(v) : NaN;
+    if (!((positive ? x > 0 : x >= 0) && x <= 1e6)) {
+      const range = positive ? "above 0 and at most 1e6" : "from 0 to 1e6";
+      throw new UsageError(`--${name} must be a decimal number ${range}, got "${v}"`);
+    }
+    return x;
+  };
+  options.weightDecay = decimal("weight-decay", false);
+  options.clipGradNorm = decimal("clip-grad-norm", true);
+  if (values.nesterov) {
+    if ((options.optimizer ?? "momentum") !== "momentum") {
+      throw new UsageError(`--nesterov needs --optimizer momentum, not ${options.optimizer}`);
+    }
+    options.nesterov = true;
+  }
+  if (values.schedule !== undefined) {
+    try {
+      parseSchedule(values.schedule, 1); // the syntax; a cosine's length is the run's
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    options.schedule = values.schedule;
   }
   options.epochs = int("epochs", 1, 1_000_000);
   options.batch = int("batch", 1, 65_536);

@@ -43,12 +43,17 @@ import {
   type TrainSet,
 } from "./model.ts";
 import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optimizer.ts";
+import { type StepToolOptions, StepTools } from "./optim/step_tools.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
 import { EventLoopYield } from "./yield.ts";
 
-/** Options of {@linkcode train}; every field has a default. */
-export interface TrainOptions {
+/**
+ * Options of {@linkcode train}; every field has a default. The learning-rate
+ * `schedule`, `clipGradNorm`, `weightDecay` and `nesterov` are those of
+ * {@linkcode StepToolOptions}.
+ */
+export interface TrainOptions extends StepToolOptions {
   /**
    * `lecture-cnn` (default), `mnist-net`, `poly`, or a {@linkcode Model} of
    * your own (from `defineModel` or `loadModel`), trained from its current
@@ -86,7 +91,7 @@ export interface TrainOptions {
   batch?: number;
   /** Learning rate. */
   lr?: number;
-  /** `sgd`, `momentum`, `adadelta` or `adam`. */
+  /** `sgd`, `momentum`, `adadelta`, `adam` or `adamw`. */
   optimizer?: OptimizerName;
   /** Channels of the lecture CNN's convolution. */
   channels?: number;
@@ -328,6 +333,8 @@ interface Run {
   params: Map<string, Float32Array>;
   grads: Map<string, Float32Array>;
   optimizer: Optimizer;
+  /** Schedule and clipping around each optimizer step. */
+  tools: StepTools;
   cursor: Cursor;
   history: History;
   loader: BatchLoader;
@@ -376,7 +383,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   }
   const shapes = model.paramShapes();
   if (opts.init) await initFrom(opts.init, shapes, params);
-  const optimizer = makeOptimizer(opts.optimizer ?? d.optimizer, opts.lr ?? d.lr);
+  const optimizer = optimizerFor(opts, opts.optimizer ?? d.optimizer, opts.lr ?? d.lr);
   const cursor: Cursor = { epoch: 0, stepInEpoch: 0, globalStep: 0 };
   const history: History = { loss: [], testAccuracy: [] };
   if (trainSet.count === 0) {
@@ -384,6 +391,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   }
   if (testSet.count === 0) throw new TrainError(`The test set "${testSet.name}" has no samples`);
   const loader = new BatchLoader(trainSet as unknown as Dataset, { batch, seed });
+  const tools = stepTools(opts, optimizer.lr, epochs * loader.stepsPerEpoch);
   let elapsedBefore = 0;
   if (opts.resume) {
     elapsedBefore = await resumeFrom(
@@ -394,7 +402,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       optimizer,
       cursor,
       history,
-      { seed, batch, stepsPerEpoch: loader.stepsPerEpoch },
+      { seed, batch, stepsPerEpoch: loader.stepsPerEpoch, tools },
     );
   }
   const data: SharedData = {
@@ -429,6 +437,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     params,
     grads: new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)])),
     optimizer,
+    tools,
     cursor,
     history,
     loader,
@@ -512,6 +521,7 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
         }`.trim(),
       );
     }
+    run.tools.beforeStep(run.optimizer, run.grads, cursor.globalStep);
     run.optimizer.step(run.params, run.grads);
     cursor.globalStep++;
     run.samples += n;
@@ -654,7 +664,9 @@ async function saveCheckpoint(
     model: run.name,
     loss: run.spec.lossKind,
     optimizer: optimizer.name,
-    lr: String(optimizer.lr),
+    // the base rate: the schedule's rate at any step follows from it and "step"
+    lr: String(run.tools.baseLr),
+    ...run.tools.metadata(),
     epoch: String(cursor.epoch),
     step_in_epoch: String(cursor.stepInEpoch),
     step: String(cursor.globalStep),
@@ -670,6 +682,7 @@ interface RunIdentity {
   seed: number;
   batch: number;
   stepsPerEpoch: number;
+  tools: StepTools;
 }
 
 /**
@@ -743,6 +756,8 @@ async function resumeFrom(
       `it was trained with --lr ${metadata.lr}; resume with the same learning rate, not ${optimizer.lr}`,
     );
   }
+  const changed = run.tools.mismatch(metadata);
+  if (changed) throw bad(changed);
   const seconds = Number(metadata.seconds ?? "0");
   if (!(seconds >= 0)) {
     throw bad(`metadata field "seconds" must be a number ≥ 0, got "${metadata.seconds}"`);
@@ -866,7 +881,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     params: model.params,
   });
   const params = model.params;
-  const optimizer = makeOptimizer(opts.optimizer ?? d.optimizer, lr);
+  const optimizer = optimizerFor(opts, opts.optimizer ?? d.optimizer, lr);
   const grads = new Map<string, Float32Array>();
   const loader = batch < count
     ? new BatchLoader({
@@ -878,6 +893,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
       numClasses: 1,
     }, { batch, seed, dropLast: true })
     : null;
+  const tools = stepTools(opts, lr, epochs * (loader?.stepsPerEpoch ?? 1));
   const xb = new Float32Array(batch), tb = new Float32Array(batch);
   const t0 = performance.now();
   let loss = NaN, steps = 0;
@@ -930,6 +946,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
       }
       grads.set("w", gw as Float32Array);
       grads.set("b", gb as Float32Array);
+      tools.beforeStep(optimizer, grads, steps);
       optimizer.step(params, grads);
       ex.invalidate();
       steps++;
@@ -958,4 +975,22 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
   emit({ event: "done", ...summary });
   if (opts.saveModel) await model.save(opts.saveModel);
   return { ...summary, name: summary.model, params, model };
+}
+
+/** The optimizer with the run's weight decay and Nesterov options; a bad combination is a TrainError. */
+function optimizerFor(opts: TrainOptions, name: OptimizerName, lr: number): Optimizer {
+  try {
+    return makeOptimizer(name, lr, { weightDecay: opts.weightDecay, nesterov: opts.nesterov });
+  } catch (e) {
+    throw new TrainError((e as Error).message);
+  }
+}
+
+/** The run's schedule and clipping; a bad one is a TrainError. */
+function stepTools(opts: TrainOptions, lr: number, totalSteps: number): StepTools {
+  try {
+    return new StepTools(lr, opts, totalSteps);
+  } catch (e) {
+    throw new TrainError((e as Error).message);
+  }
 }

@@ -143,3 +143,32 @@ Deno.test("Ctrl-C writes the checkpoint, exits with 130, and the run resumes fro
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--weight-decay, --nesterov, --schedule and --clip-grad-norm reach train() or name the bad value", () => {
+  const { options } = parseFlags([
+    "--optimizer",
+    "momentum",
+    "--weight-decay",
+    "5e-4",
+    "--nesterov",
+    "--schedule",
+    "warmup:100:0,cosine",
+    "--clip-grad-norm",
+    "1.5",
+  ]);
+  assert.equal(options.weightDecay, 5e-4);
+  assert.equal(options.nesterov, true);
+  assert.equal(options.schedule, "warmup:100:0,cosine");
+  assert.equal(options.clipGradNorm, 1.5);
+  for (
+    const [args, msg] of [
+      [["--weight-decay", "-1"], /--weight-decay. argument is ambiguous|--weight-decay must be/],
+      [["--weight-decay", "x"], /--weight-decay must be a decimal number from 0 to 1e6, got "x"/],
+      [["--clip-grad-norm", "0"], /--clip-grad-norm must be a decimal number above 0/],
+      [["--nesterov", "--optimizer", "adam"], /--nesterov needs --optimizer momentum, not adam/],
+      [["--schedule", "linear:5"], /--schedule "linear:5": unknown schedule "linear"/],
+    ] as const
+  ) {
+    assert.throws(() => parseFlags([...args]), msg, args.join(" "));
+  }
+});
