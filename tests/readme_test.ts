@@ -14,7 +14,8 @@ for (const [i, code] of blocks.entries()) {
   const first = code.split("\n").find((l) => l.startsWith("import"))?.slice(0, 60) ?? "";
   Deno.test(`README example ${i + 1} runs (${first})`, async () => {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--allow-env", "--allow-sys", "-"],
+      // --allow-ffi: the ONNX example loads ONNX Runtime's native addon
+      args: ["run", "--allow-read", "--allow-env", "--allow-sys", "--allow-ffi", "-"],
       cwd: root.pathname,
       stdin: "piped",
       stdout: "piped",
