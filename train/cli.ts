@@ -301,9 +301,11 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
           break;
         }
         write(
-          `test accuracy ${(100 * e.test_accuracy).toFixed(2)}%, test loss ${
-            e.test_loss.toFixed(4)
-          }\n`,
+          Number.isNaN(e.test_loss)
+            ? "not evaluated: interrupted before the first evaluation\n"
+            : `test accuracy ${(100 * e.test_accuracy).toFixed(2)}%, test loss ${
+              e.test_loss.toFixed(4)
+            }\n`,
         );
         if (e.confusion?.length) {
           write("confusion matrix (rows: true digit, columns: predicted)\n");
@@ -385,6 +387,8 @@ export async function main(args: string[]): Promise<number> {
       checkpoint: options.checkpoint,
       plot: options.plot,
       resume: options.resume,
+      saveModel: options.saveModel,
+      init: options.init,
       inputs,
       overwrite: parsed.overwrite,
     });

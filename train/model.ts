@@ -20,6 +20,7 @@ import { logSoftmax, mseLoss, nllLoss } from "../ops/mod.ts";
 import type { Dataset } from "./data/dataset.ts";
 import type { TrainGraphSpec } from "./parallel/pool.ts";
 import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
+import type { EventLoopYield } from "./yield.ts";
 
 /** The losses `train()` and {@linkcode Model.evaluate} know. */
 export type LossName = "cross-entropy" | "mse";
@@ -632,6 +633,34 @@ export class Evaluator {
 
   /** Mean loss, accuracy and confusion matrix over `ds`. */
   evaluate(ds: TrainSet): EvaluateResult {
+    const it = this.chunks(ds);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * {@linkcode Evaluator.evaluate} yielding to the event loop after each
+   * chunk of samples, so a Ctrl-C during a long evaluation is seen within a
+   * chunk; `null` once `signal` is aborted.
+   */
+  async evaluateYielding(
+    ds: TrainSet,
+    pause: EventLoopYield,
+    signal?: AbortSignal,
+  ): Promise<EvaluateResult | null> {
+    const it = this.chunks(ds);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+      await pause.next();
+      if (signal?.aborted) return null;
+    }
+  }
+
+  // the evaluation, pausing (yield) after each chunk
+  private *chunks(ds: TrainSet): Generator<void, EvaluateResult> {
     const s = numel(ds.sampleShape);
     const ts = ds.targetSize;
     const classify = this.spec.lossKind === "cross-entropy";
@@ -652,14 +681,16 @@ export class Evaluator {
         { training: false },
       );
       lossSum += l![0]! * n;
-      if (!classify) continue;
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let c = 1; c < k; c++) if (lp![i * k + c]! > lp![i * k + best]!) best = c;
-        const truth = ds.labels[start + i]!;
-        confusion[truth]![best]!++;
-        if (best === truth) correct++;
+      if (classify) {
+        for (let i = 0; i < n; i++) {
+          let best = 0;
+          for (let c = 1; c < k; c++) if (lp![i * k + c]! > lp![i * k + best]!) best = c;
+          const truth = ds.labels[start + i]!;
+          confusion[truth]![best]!++;
+          if (best === truth) correct++;
+        }
       }
+      yield;
     }
     return {
       loss: lossSum / ds.count,

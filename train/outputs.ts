@@ -14,6 +14,10 @@ export interface RunPaths {
   plot?: string;
   /** `--resume`: read at the start. */
   resume?: string;
+  /** `--save-model`: the trained model, written at the end. */
+  saveModel?: string;
+  /** `--init`: initial parameters, read at the start. */
+  init?: string;
   /** Files the data is read from (e.g. the four IDX files). */
   inputs?: string[];
   /** `--overwrite`: an existing checkpoint this run does not resume from may be replaced. */
@@ -159,7 +163,9 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
   const named: [string, string][] = [];
   if (paths.checkpoint !== undefined) named.push(["--checkpoint", paths.checkpoint]);
   if (paths.plot !== undefined) named.push(["--plot", paths.plot]);
+  if (paths.saveModel !== undefined) named.push(["--save-model", paths.saveModel]);
   if (paths.resume !== undefined) named.push(["--resume", paths.resume]);
+  if (paths.init !== undefined) named.push(["--init", paths.init]);
   for (const p of paths.inputs ?? []) named.push(["the input", p]);
   const ids = await Promise.all(named.map(([, p]) => identity(p)));
   for (let i = 0; i < named.length; i++) {
@@ -169,17 +175,18 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
       // continuing a checkpoint in place is what --resume X --checkpoint X means
       if (a === "--checkpoint" && b === "--resume") continue;
       // only a clash with an output destroys anything
-      if (a !== "--checkpoint" && a !== "--plot") continue;
+      if (a !== "--checkpoint" && a !== "--plot" && a !== "--save-model") continue;
       throw new PathError(
         `${a} "${pa}" and ${b} "${pb}" are the same file; the run would overwrite one with the other`,
         true,
       );
     }
   }
-  if (paths.resume !== undefined) {
-    const r = await statOrNull(paths.resume);
-    if (!r) throw new PathError(`--resume "${paths.resume}": file not found`);
-    if (!r.isFile) throw new PathError(`--resume "${paths.resume}": not a file`);
+  for (const [flag, p] of [["--resume", paths.resume], ["--init", paths.init]] as const) {
+    if (p === undefined) continue;
+    const r = await statOrNull(p);
+    if (!r) throw new PathError(`${flag} "${p}": file not found`);
+    if (!r.isFile) throw new PathError(`${flag} "${p}": not a file`);
   }
   const removed: string[] = [];
   if (paths.checkpoint !== undefined) {
@@ -193,6 +200,13 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
       );
     }
     removed.push(...await removeStaleTemporaries(ck));
+  }
+  if (paths.saveModel !== undefined) {
+    await checkWritable(
+      "--save-model",
+      paths.saveModel,
+      `${paths.saveModel}.probe-${crypto.randomUUID()}`,
+    );
   }
   if (paths.plot !== undefined) {
     const plot = paths.plot;

@@ -544,7 +544,11 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
     await pause.next();
   }
   if (opts.signal?.aborted) return false;
-  const r = evaluate(run);
+  // the evaluation yields too: a Ctrl-C during it stops the run within a chunk
+  const r = await run.evaluator.evaluateYielding(run.testSet, pause, opts.signal);
+  if (!r) return false;
+  run.evalResult = r;
+  run.evaluatedAt = cursor.globalStep;
   run.history.testAccuracy.push([cursor.epoch + 1, r.accuracy]);
   run.emit({
     event: "epoch",

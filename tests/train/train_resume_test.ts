@@ -124,3 +124,22 @@ Deno.test("zero training or test samples is an error naming the set", async () =
     );
   }
 });
+
+Deno.test("an abort during the end-of-epoch evaluation stops it within a chunk", async () => {
+  const bigTest = noise(4000, "noise test");
+  const ac = new AbortController();
+  const events: TrainEvent[] = [];
+  const r = await train({
+    ...base,
+    split: { train: split.train, test: bigTest },
+    signal: ac.signal,
+    onEvent: (e) => {
+      events.push(e);
+      // a timer, like a signal listener, runs only when the loop yields
+      if (e.event === "step" && e.step === e.steps_per_epoch) setTimeout(() => ac.abort(), 0);
+    },
+  });
+  assert.equal(r.interrupted, true);
+  assert.equal(r.steps, 8);
+  assert.equal(events.filter((e) => e.event === "epoch").length, 0);
+});
