@@ -90,8 +90,9 @@ export class Executor {
   private seen: Uint32Array[]; // input versions each node last ran with
   private owner: Int32Array; // which node last wrote each arena offset
   private slot: Int32Array; // arena offset index of each node
-  // training/step/sampleOffset of the last run: stochastic ops rerun when it changes
-  private stochasticKey = "";
+  // training/step/sampleOffset each stochastic node last ran with: it reruns
+  // when a run's differ (per node: a run that does not need it leaves it as is)
+  private stochasticKey: string[];
   private ins: FloatArray[][]; // per-node argument lists, made once
   private ctxs: (ForwardContext | null)[];
   // scratch of `schedule`, kept so that a run allocates nothing
@@ -179,6 +180,7 @@ export class Executor {
     this.version = new Uint32Array(n);
     this.seen = g.nodes.map((r) => new Uint32Array(r.inputs.length).fill(0xffffffff));
     this.kernelRuns = new Uint32Array(n);
+    this.stochasticKey = new Array<string>(n).fill("");
     this.ownerSim = new Int32Array(slots.size);
     this.stale = new Uint8Array(n);
     this.lost = new Uint8Array(n);
@@ -255,8 +257,6 @@ export class Executor {
     const step = opts.step ?? 0;
     const sampleOffset = opts.sampleOffset ?? 0;
     const key = `${training}/${step}/${sampleOffset}`;
-    const stochasticChanged = key !== this.stochasticKey;
-    this.stochasticKey = key;
     const need = this.neededFor(outs);
     // an input never fed would be computed on as zeros
     for (const [name, id] of this.fedNames) {
@@ -268,7 +268,7 @@ export class Executor {
         );
       }
     }
-    const run = this.schedule(need, outs, stochasticChanged);
+    const run = this.schedule(need, outs, key);
     const g = this.plan.graph;
     const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
     for (let i = 0; i < run.length; i++) {
@@ -293,6 +293,7 @@ export class Executor {
       this.owner[this.slot[i]!] = i;
       this.version[i]!++;
       this.kernelRuns[i]!++;
+      this.stochasticKey[i] = key;
     }
     return outs.map((o) => this.values[o]!);
   }
@@ -303,7 +304,7 @@ export class Executor {
    * consumer reads it. Buffer ownership is simulated in order and the set
    * grows until it is consistent.
    */
-  private schedule(need: Uint8Array, outs: number[], stochasticChanged: boolean): Uint8Array {
+  private schedule(need: Uint8Array, outs: number[], key: string): Uint8Array {
     const g = this.plan.graph;
     const n = need.length;
     const stale = this.stale.fill(0);
@@ -311,7 +312,7 @@ export class Executor {
       const op = this.ops[i];
       if (!need[i] || !op) continue;
       const r = g.nodes[i]!;
-      let s = op.stochastic === true && stochasticChanged;
+      let s = op.stochastic === true && this.stochasticKey[i] !== key;
       for (let k = 0; k < r.inputs.length && !s; k++) {
         const j = r.inputs[k]!;
         s = stale[j] === 1 || this.seen[i]![k] !== this.version[j];

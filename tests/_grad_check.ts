@@ -5,26 +5,13 @@
 import { Graph, type Node } from "../graph/graph.ts";
 import type { Tensor } from "../graph/tensor.ts";
 import { vjpWith } from "../graph/vjp.ts";
+import { uniformArray } from "./_rng.ts";
 
-/** A small seeded generator for test data (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from "./_rng.ts";
 
 /** A float64 tensor with uniform values in [lo, hi). */
 export function randTensor(shape: number[], seed: number, lo = -1, hi = 1): Tensor<Float64Array> {
-  const r = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float64Array(n);
-  for (let i = 0; i < n; i++) data[i] = lo + (hi - lo) * r();
-  return { shape, data };
+  return { shape, data: uniformArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi) };
 }
 
 /** Options of {@linkcode checkVjp}. */

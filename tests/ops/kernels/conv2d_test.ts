@@ -20,20 +20,10 @@ import {
   wasmAvailable,
   wasmScratch,
 } from "../../../ops/kernels/gemm_wasm.ts";
+import { uniformArray } from "../../_rng.ts";
 
-// Deterministic uniform(-1, 1) values from a seed (mulberry32).
-function random(len: number, seed: number): Float64Array {
-  let s = seed >>> 0;
-  const out = new Float64Array(len);
-  for (let i = 0; i < len; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
+// Deterministic uniform(-1, 1) values from a seed.
+const random = (len: number, seed: number): Float64Array => uniformArray(len, seed);
 
 // Float32-representable data, so float32 and float64 runs see the same inputs.
 function random32(len: number, seed: number): Float64Array {

@@ -5,22 +5,14 @@ import { type GemmDims, gemmRef } from "../../../ops/kernels/gemm_ref.ts";
 import { gemmBlocked } from "../../../ops/kernels/gemm_blocked.ts";
 import { gemmWasm, wasmArena, wasmAvailable, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
 import { gemm } from "../../../ops/kernels/gemm.ts";
+import { uniformArray } from "../../_rng.ts";
 import type { Tier } from "../../../graph/op.ts";
 
 type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) => void;
 
-// Deterministic uniform(-1, 1) float32 data from a seed (mulberry32).
+// Deterministic uniform(-1, 1) float32 data from a seed.
 function randomF32(len: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(len);
-  for (let i = 0; i < len; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
+  return new Float32Array(uniformArray(len, seed));
 }
 
 // Checks a float32 result against the float64 reference on the same
