@@ -21,7 +21,13 @@ export { Graph, type GraphJSON, type Init, Node, type NodeRecord } from "./graph
 export { grad, type GradOptions } from "./graph/grad.ts";
 export { vjp, type VjpOptions, type VjpResult, vjpWith } from "./graph/vjp.ts";
 export { makePlan, type Plan, type PlanOptions } from "./graph/plan.ts";
-export { Executor, type ExecutorOptions, type Feed, type RunOptions } from "./graph/executor.ts";
+export {
+  type CollectiveHandler,
+  Executor,
+  type ExecutorOptions,
+  type Feed,
+  type RunOptions,
+} from "./graph/executor.ts";
 export type { ArenaAllocator } from "./graph/arena.ts";
 export { initParams, type Params } from "./graph/params.ts";
 export {

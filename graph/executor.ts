@@ -46,7 +46,17 @@ export interface RunOptions {
   step?: number;
   /** Index of this shard's first sample within the mini-batch. */
   sampleOffset?: number;
+  /**
+   * Computes the value of every collective node (an op with `collective`
+   * set, e.g. `batch_sum`) in place of its `forward`, from the node's id and
+   * its local input; a runner that splits a step into micro-batches gives
+   * one. Collective nodes then rerun on every run.
+   */
+  collective?: CollectiveHandler;
 }
+
+/** Writes collective node `node`'s value into `out`; `local` is its input in this run. */
+export type CollectiveHandler = (node: number, local: FloatArray, out: FloatArray) => void;
 
 /** Feed values: a typed array or plain numbers, with exactly the input's element count. */
 export type Feed = ArrayLike<number>;
@@ -268,7 +278,8 @@ export class Executor {
         );
       }
     }
-    const run = this.schedule(need, outs, key);
+    const collective = opts.collective;
+    const run = this.schedule(need, outs, key, collective !== undefined);
     const g = this.plan.graph;
     const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
     for (let i = 0; i < run.length; i++) {
@@ -281,7 +292,8 @@ export class Executor {
       ctx.sampleOffset = sampleOffset;
       ctx.tier = tier;
       try {
-        op.forward(this.ins[i]!, this.values[i]!, ctx);
+        if (collective && op.collective) collective(i, this.ins[i]![0]!, this.values[i]!);
+        else op.forward(this.ins[i]!, this.values[i]!, ctx);
       } catch (e) {
         const msg = (e as Error).message;
         throw new Error(msg.includes(`"${r.name}"`) ? msg : `${r.op} "${r.name}": ${msg}`, {
@@ -304,7 +316,12 @@ export class Executor {
    * consumer reads it. Buffer ownership is simulated in order and the set
    * grows until it is consistent.
    */
-  private schedule(need: Uint8Array, outs: number[], key: string): Uint8Array {
+  private schedule(
+    need: Uint8Array,
+    outs: number[],
+    key: string,
+    collective: boolean,
+  ): Uint8Array {
     const g = this.plan.graph;
     const n = need.length;
     const stale = this.stale.fill(0);
@@ -312,7 +329,9 @@ export class Executor {
       const op = this.ops[i];
       if (!need[i] || !op) continue;
       const r = g.nodes[i]!;
-      let s = op.stochastic === true && this.stochasticKey[i] !== key;
+      // a collective's value depends on other micro-batches: always recomputed
+      let s = (op.stochastic === true && this.stochasticKey[i] !== key) ||
+        (collective && op.collective === true);
       for (let k = 0; k < r.inputs.length && !s; k++) {
         const j = r.inputs[k]!;
         s = stale[j] === 1 || this.seen[i]![k] !== this.version[j];

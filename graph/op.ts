@@ -68,6 +68,13 @@ export interface OpDef<A = Attrs> {
   vjp?(ctx: VjpContext<A>): (Node | null)[];
   /** Set when the output depends on the step and sample index (dropout). */
   stochastic?: boolean;
+  /**
+   * Set for a collective op (`batch_sum`): its value is a sum over every
+   * micro-batch and shard of a training step, which the runner computes (see
+   * `RunOptions.collective`); `forward` gives the value for a run over the
+   * whole batch at once.
+   */
+  collective?: boolean;
 }
 
 const registry = new Map<string, OpDef<any>>();

@@ -11,11 +11,13 @@ import type { MakeHook, TestSeam, ThreadHook } from "./seam.ts";
 export interface InjectedFault {
   /** Worker index. */
   worker: number;
-  /** Step at which it strikes. */
+  /** The first step at or after which the worker starts that it strikes. */
   step: number;
   /** Uncaught error, `self.close()`, or never answering. */
   kind: "throw" | "exit" | "hang";
-  /** Strike on every attempt of the step (every replacement worker), not only the first (to test giving up). */
+  /** `"step"` (default): when the worker wakes for the step, before it claims anything; `"micro"`: right after it claims its first micro-batch of the step, so the step cannot finish without a retry. */
+  at?: "step" | "micro";
+  /** Every replacement of the worker strikes again at its first step at or after `step`, not only the first worker (to test giving up). */
   every?: boolean;
 }
 
@@ -52,10 +54,17 @@ export const makeHook: MakeHook = (config, { worker, generation }): ThreadHook =
   const delay = slow.find((s) => s.worker === worker)?.ms ?? 0;
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   return (step, micro) => {
-    if (micro < 0) {
-      const f = mine.find((f) => f.step === step);
-      if (f) return strike(f.kind, step);
-    } else if (delay > 0) Atomics.wait(sleeper, 0, 0, delay);
+    const at = micro < 0 ? "step" : "micro";
+    const f = mine.find((f) => step >= f.step && (f.at ?? "step") === at);
+    if (f && at === "step") return strike(f.kind, step);
+    if (f) {
+      // inside a micro-batch: a throw ends the serve loop with the error; a
+      // hang or exit blocks the thread until the pool terminates it
+      if (f.kind === "throw") throw new Error(`Injected fault at step ${step}`);
+      if (f.kind === "exit") self.close();
+      for (;;) Atomics.wait(sleeper, 0, 0);
+    }
+    if (delay > 0 && micro >= 0) Atomics.wait(sleeper, 0, 0, delay);
     return false;
   };
 };

@@ -5,7 +5,10 @@
  * @module
  */
 import type { Tier } from "../../graph/op.ts";
-import { GradientShard } from "./shard.ts";
+import { GradientShard, microBatches } from "./shard.ts";
+import { GradTree, regionCount, treeStateLength } from "./reduce.ts";
+import { Yielder } from "./wait.ts";
+import { Lane, publishStep, schedLength, stepLoss, type StepMemory } from "./schedule.ts";
 import {
   checkBatch,
   checkData,
@@ -28,14 +31,14 @@ export interface LocalRunnerOptions {
   maxBatch: number;
   /** Kernel tier (default: the process-wide default). */
   tier?: Tier;
-  /** Samples per executor run (default 32); larger shards run in pieces. */
+  /** Samples per micro-batch (default 32). */
   microBatch?: number;
 }
 
 /**
- * The same computation as {@linkcode WorkerPool}, in-process, as one shard:
- * the reference a pool must match, and the runner to use when workers do not
- * pay (small models, one core).
+ * The same computation as `WorkerPool`, in-process, on one thread: the same
+ * micro-batches, phases and reduction tree, so a pool gives its very bits;
+ * the runner to use when workers do not pay (small models, one core).
  *
  * @example
  * ```ts
@@ -53,13 +56,19 @@ export interface LocalRunnerOptions {
  */
 export class LocalRunner implements GradientRunner {
   private shard: GradientShard;
-  private layout: Layout;
+  private lane: Lane;
+  private tree: GradTree;
+  private mem: StepMemory;
   private indices: Uint32Array;
-  private region: Float32Array;
   private maxBatch: number;
   private count: number;
+  private layout: Layout;
+  private seq = 0;
+  private regions: number;
+  private lastK = 0;
+  private yielder = new Yielder();
 
-  /** Rebuilds the graph from `spec` and checks it against the buffers; plans are made per batch size on first use. */
+  /** Rebuilds the graph from `spec` and checks it against the buffers; plans are made per micro-batch size on first use. */
   constructor(spec: TrainGraphSpec, opts: LocalRunnerOptions) {
     checkData("LocalRunner", opts.data);
     if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) {
@@ -71,7 +80,6 @@ export class LocalRunner implements GradientRunner {
     this.count = countOf(opts.data);
     this.layout = layoutOf(spec, opts.params, "LocalRunner");
     this.indices = new Uint32Array(opts.maxBatch);
-    this.region = new Float32Array(this.layout.total);
     this.shard = new GradientShard({
       graph: spec.graph,
       input: spec.input,
@@ -84,34 +92,59 @@ export class LocalRunner implements GradientRunner {
       sampleSize: opts.data.sampleSize,
       targetSize: opts.data.targetSize,
       indices: this.indices,
-      gradients: this.region,
-      lossOut: new Float64Array(1),
       tier: opts.tier,
       microBatch: opts.microBatch,
     });
+    const maxK = microBatches(opts.maxBatch, this.shard.micro);
+    this.regions = regionCount(maxK, 1);
+    this.mem = {
+      sched: new Int32Array(schedLength(this.shard.phases)),
+      stepNo: new Float64Array(1),
+      losses: new Float64Array(maxK),
+      partials: new Float32Array(maxK * this.shard.partialSize),
+    };
+    this.tree = new GradTree(
+      this.layout,
+      new Float32Array(this.regions * this.layout.total),
+      new Int32Array(treeStateLength(maxK)),
+      maxK,
+    );
+    this.tree.resetFree(this.regions);
+    this.lane = new Lane(this.shard, this.tree, this.mem, null);
   }
 
   /** Loss and gradients of the batch `indices` at `step`; see {@linkcode GradientRunner.step}. */
-  step(
+  async step(
     indices: Uint32Array,
     step: number,
     grads: Map<string, Float32Array>,
   ): Promise<{ loss: number }> {
+    this.yielder.arm();
     try {
-      checkBatch("LocalRunner.step", indices, step, this.maxBatch, this.count);
+      const who = "LocalRunner.step";
+      checkBatch(who, indices, step, this.maxBatch, this.count);
+      const outs = this.layout.grads.map(([name], k) =>
+        outBuffer(who, grads, name, this.layout.sizes[k]!)
+      );
       this.indices.set(indices);
-      const loss = this.shard.run(step, 0, indices.length);
-      const { grads: names, offsets, sizes } = this.layout;
-      names.forEach(([name], k) => {
-        const off = offsets[k]!;
-        outBuffer("LocalRunner.step", grads, name, sizes[k]!).set(
-          this.region.subarray(off, off + sizes[k]!),
-        );
-      });
-      return Promise.resolve({ loss });
+      const n = indices.length;
+      const k = this.lastK = microBatches(n, this.shard.micro);
+      const seq = this.seq = (this.seq + 1) & 0x7fffffff;
+      this.tree.resetStep(k);
+      publishStep(this.mem, seq, step, n, k, this.shard.phases);
+      this.lane.begin(seq);
+      if (!this.lane.advance()) {
+        throw new Error(`${who}: the schedule waited with one thread (a bug)`);
+      }
+      this.tree.takeRoot(outs);
     } catch (e) {
-      return Promise.reject(e);
+      // a failed run may hold regions: start the next step with all free
+      this.tree.resetFree(this.regions);
+      throw e;
     }
+    // signals and timers run here, once a step
+    await this.yielder.settle();
+    return { loss: stepLoss(this.mem, this.shard, indices.length, this.lastK) };
   }
 
   /** Nothing to release; present for {@linkcode GradientRunner}. */

@@ -1,9 +1,11 @@
 /**
- * Data-parallel gradients across Web Workers: each worker runs the same
- * forward + backward graph on one contiguous shard of a mini-batch, reading
- * parameters and data from shared memory, and the main thread reduces the
- * shard gradients in a fixed order. {@linkcode LocalRunner} is the same
- * computation in-process, the reference the pool must match.
+ * {@linkcode WorkerPool}: data-parallel gradients on several threads. A step's
+ * mini-batch is a list of micro-batches that the threads (the main thread
+ * and Web Workers) claim from a shared counter until none is left, so a slow
+ * or busy core takes fewer (`schedule.ts`); their gradients meet in one
+ * fixed tree over micro-batch indices (`reduce.ts`), so the result is the
+ * same bits for any thread count and equals `LocalRunner`'s. This module
+ * starts, watches and replaces the workers and drives the steps.
  *
  * @module
  */
@@ -11,12 +13,14 @@
 // deno-lint-ignore no-import-prefix
 import * as Comlink from "npm:comlink@4.4.2";
 import type { Tier } from "../../graph/op.ts";
-import { GradientShard, type ShardInit } from "./shard.ts";
-import { CTRL, CTRL_BYTES, CTRL_STEP_BYTE } from "./control.ts";
-import type { WorkerApi } from "./worker.ts";
+import { GradientShard, microBatches, type ShardInit } from "./shard.ts";
+import { CTRL, CTRL_BYTES } from "./control.ts";
+import type { PoolMemory, WorkerApi } from "./worker.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
-import { reduceShards } from "./reduce.ts";
+import { GradTree, regionCount, TREE, treeStateLength } from "./reduce.ts";
+import { abortStep, Lane, publishStep, schedLength, stepLoss } from "./schedule.ts";
+import { Spinner, Yielder } from "./wait.ts";
 import {
   checkBatch,
   checkData,
@@ -38,7 +42,7 @@ export type { TestSeam } from "./seam.ts";
 
 /** Options of {@linkcode WorkerPool.create}. */
 export interface WorkerPoolOptions {
-  /** Threads computing shards: Web Workers, plus the main thread unless `mainThread` is false. */
+  /** Threads computing micro-batches: Web Workers, plus the main thread unless `mainThread` is false. */
   workers: number;
   /** Parameter buffers by name, SharedArrayBuffer-backed; updated in place between steps. */
   params: Map<string, Float32Array>;
@@ -48,11 +52,11 @@ export interface WorkerPoolOptions {
   maxBatch: number;
   /** Kernel tier in the workers (default: their process-wide default). */
   tier?: Tier;
-  /** Samples per executor run inside a shard (default 32); larger shards run in pieces. */
+  /** Samples per micro-batch (default 32), the same split for every thread count. */
   microBatch?: number;
-  /** A worker that has not answered a step after this long is replaced (default 60000). */
+  /** A step, or a worker's answer to one, that takes longer than this is a fault (default 60000). */
   stepTimeoutMs?: number;
-  /** Retries of a failed step before giving up (default 3, so at most 4 attempts). */
+  /** Failures of one worker in a row (it is replaced each time) before the pool gives up (default 3, so at most 4). */
   maxRetries?: number;
   /**
    * Modules that register ops beyond `ops/mod.ts` (custom ops), imported by
@@ -61,14 +65,12 @@ export interface WorkerPoolOptions {
    */
   opModules?: (string | URL)[];
   /**
-   * The main thread computes shard 0 itself while Web Workers compute the
-   * rest, so `workers: N` starts N − 1 of them (default true). It would
-   * otherwise sleep through the step; on two cores this measured 8% faster
-   * at batch 64 and 4% at 256 (bench:train --main-thread false). Results are
-   * the same bits.
+   * The main thread claims micro-batches too, so `workers: N` starts N − 1
+   * Web Workers (default true). It would otherwise sleep through the step.
+   * Results are the same bits.
    */
   mainThread?: boolean;
-  /** Test-only fault injection: the worker misbehaves at that step (first attempt only unless `every`); a shorthand for `testSeam: faultSeam({ faults })`. */
+  /** Test-only fault injection, a shorthand for `testSeam: faultSeam({ faults })` (see `faults.ts`). */
   faults?: InjectedFault[];
   /** Test-only: a module whose hook every worker calls at each step and micro-batch (see `seam.ts`). */
   testSeam?: TestSeam;
@@ -79,41 +81,30 @@ const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
 // A worker's start-up loads and compiles every module, which on a busy
 // machine can take far longer than a short test step timeout.
 const MIN_INIT_TIMEOUT_MS = 30_000;
-// how long the main thread, its own shard done, spins for a worker before it
-// sleeps on the event loop (which lets worker error events in)
-const MAIN_SPIN_MS = 5;
-
-/**
- * Contiguous shards of `n` samples over `w` workers, sizes as equal as
- * possible (the first `n % w` get one more).
- */
-function splitBatch(n: number, w: number): [number, number][] {
-  const base = Math.floor(n / w);
-  const extra = n % w;
-  const out: [number, number][] = [];
-  let start = 0;
-  for (let i = 0; i < w; i++) {
-    const end = start + base + (i < extra ? 1 : 0);
-    out.push([start, end]);
-    start = end;
-  }
-  return out;
-}
+// how long workers get to leave an aborted step before they count as hung
+const ABORT_GRACE_MS = 2000;
 
 interface Slot {
   worker: Worker;
   api: Comlink.Remote<WorkerApi>;
   /** The control block the worker serves steps from. */
   ctrl: Int32Array;
-  /** Its step number slot. */
-  stepAt: Float64Array;
   /** Rejects when the worker dies (uncaught error) or is terminated. */
   dead: Promise<never>;
   /** Rejects `dead` with `reason` and terminates the worker. */
   kill(reason: string): void;
   /** Set by `kill`. */
   killed: boolean;
+  /** Set once it serves steps. */
+  ready: boolean;
+  /** The last `GO` number posted to it. */
+  lastGo: number;
+  /** When the oldest post it has not answered was made, -1 if it answered all. */
+  unackedSince: number;
 }
+
+/** A fault seen while a step ran: a worker died, or the step timed out. */
+class Fault extends Error {}
 
 /** Races `p` against the worker's death and a timeout; the timer never outlives the race. */
 function guard<T>(p: Promise<T>, slot: Slot, ms: number, what: string): Promise<T> {
@@ -124,35 +115,44 @@ function guard<T>(p: Promise<T>, slot: Slot, ms: number, what: string): Promise<
   return Promise.race([p, slot.dead, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Resolves when the worker of `slot` sets `DONE` to `seq`, or when it is killed. */
-async function untilDone(slot: Slot, seq: number): Promise<void> {
-  const c = slot.ctrl;
-  while (!slot.killed) {
-    const v = Atomics.load(c, CTRL.DONE);
-    if (v === seq) return;
-    const w = Atomics.waitAsync(c, CTRL.DONE, v);
-    if (w.async) await w.value;
-  }
+/**
+ * `Atomics.waitAsync` with a timer beside it: a pending waitAsync alone does
+ * not keep the process alive, so with nothing else to do Deno would end.
+ */
+async function waitAlive(arr: Int32Array, at: number, value: number, ms: number): Promise<void> {
+  const w = Atomics.waitAsync(arr, at, value, ms);
+  if (!w.async) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([w.value, new Promise((r) => (timer = setTimeout(r, ms + 1)))]);
+  clearTimeout(timer);
 }
 
 function isShared(a: ArrayBufferView): boolean {
   return a.buffer instanceof SharedArrayBuffer;
 }
 
+function sharedF32(n: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(4 * Math.max(1, n)));
+}
+
 /**
  * Data-parallel gradients on `workers` threads: Web Workers, and the main
- * thread as shard 0 unless `mainThread` is false. A step splits the batch
- * into contiguous shards, one per thread; each writes its shard-mean
- * gradient into its own region of a shared buffer, and the main thread sums
- * `Σ_i (n_i / N) · g_i` in shard order, so a run is bit-reproducible for a
- * given worker count. Steps are signalled through shared control blocks
- * (`Atomics`), not messages. A worker that crashes, exits or does not answer
- * in time is replaced and its shard recomputed; the step is a pure function
- * of (parameters, indices, step), so the result equals a run without the fault.
+ * thread unless `mainThread` is false. Each step is cut into micro-batches of
+ * `microBatch` samples (the same cut for any thread count) that the threads
+ * claim from a shared counter; each micro-batch's gradient joins one fixed
+ * reduction tree over micro-batch indices, so a run gives the very bits of
+ * `LocalRunner` whatever the thread count and whichever thread was slow.
+ * Steps are signalled through shared control blocks (`Atomics`), not
+ * messages; waits spin only while spinning pays and the machine is not
+ * oversubscribed. A worker that crashes, exits or does not answer in time is
+ * replaced; a step it was part of is run again, and since a step is a pure
+ * function of (parameters, indices, step), the result equals a run without
+ * the fault. The main thread yields to its event loop once a step.
  *
  * @example
  * ```ts
  * import { allocDataset, initParams, lectureCnn, WorkerPool } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
  * const spec = lectureCnn({ channels: 4 });
  * // workers read parameters and data in place, so both live in SharedArrayBuffers
  * const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
@@ -162,7 +162,8 @@ function isShared(a: ArrayBufferView): boolean {
  * try {
  *   const grads = new Map<string, Float32Array>();
  *   const { loss } = await pool.step(new Uint32Array([0, 1, 2, 3]), 0, grads);
- *   console.log(Number.isFinite(loss), grads.get("fc.weight")!.length); // true 6760
+ *   assert.ok(Number.isFinite(loss));
+ *   assert.equal(grads.get("fc.weight")!.length, 6760);
  * } finally {
  *   await pool.close();
  * }
@@ -173,23 +174,32 @@ export class WorkerPool implements GradientRunner {
   private opts: WorkerPoolOptions;
   private layout: Layout;
   private slots: (Slot | null)[];
-  /** Lane 0 on the main thread, when it takes part. */
-  private local: GradientShard | null = null;
+  /** The main thread's copy of the graph (checks, phases, weights). */
+  private shard: GradientShard;
+  /** The main thread's lane, when it takes part. */
+  private lane: Lane | null = null;
   private indices: Uint32Array;
-  private gradients: Float32Array;
-  private losses: Float64Array;
+  private mem: PoolMemory;
+  private tree: GradTree;
+  private regions: number;
+  private seq = 0;
   private stepTimeoutMs: number;
   private maxRetries: number;
   private modules: string[];
   private busy = false;
-  /** Region offsets and weights of a step's non-empty shards, for `reduce`. */
-  private laneScratch: Int32Array;
-  private weightScratch: Float64Array;
   private closed = false;
   private closedBecause = "it was closed";
   /** How many times each worker index was started. */
   private generations: number[];
+  /** Failures of each worker index since it last answered a step. */
+  private failures: number[];
   private seam: TestSeam | undefined;
+  /** Rejected when a fault strikes the step running. */
+  private onFault: ((f: Fault) => void) | null = null;
+  /** Worker deaths not yet dealt with: index -> reason. */
+  private deaths = new Map<number, string>();
+  private spinner = new Spinner();
+  private yielder = new Yielder();
 
   private constructor(
     spec: TrainGraphSpec,
@@ -203,13 +213,27 @@ export class WorkerPool implements GradientRunner {
     this.layout = layout;
     this.slots = new Array<Slot | null>(opts.workers).fill(null);
     this.indices = new Uint32Array(new SharedArrayBuffer(4 * opts.maxBatch));
-    this.gradients = new Float32Array(new SharedArrayBuffer(4 * opts.workers * layout.total));
-    this.losses = new Float64Array(new SharedArrayBuffer(8 * opts.workers));
-    this.laneScratch = new Int32Array(opts.workers);
-    this.weightScratch = new Float64Array(opts.workers);
+    // report a bad spec here, with its own message, before any worker starts
+    this.shard = new GradientShard(this.shardInit());
+    const maxK = microBatches(opts.maxBatch, this.shard.micro);
+    this.regions = regionCount(maxK, opts.workers);
+    this.mem = {
+      sched: new Int32Array(new SharedArrayBuffer(4 * schedLength(this.shard.phases))),
+      stepNo: new Float64Array(new SharedArrayBuffer(8)),
+      losses: new Float64Array(new SharedArrayBuffer(8 * maxK)),
+      partials: sharedF32(maxK * this.shard.partialSize),
+      tree: new Int32Array(new SharedArrayBuffer(4 * treeStateLength(maxK))),
+      regions: sharedF32(this.regions * layout.total),
+      maxK,
+      layout,
+    };
+    this.tree = new GradTree(layout, this.mem.regions, this.mem.tree, maxK);
+    this.tree.resetFree(this.regions);
+    if (opts.mainThread ?? true) this.lane = new Lane(this.shard, this.tree, this.mem, null);
     this.stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
     this.maxRetries = opts.maxRetries ?? 3;
     this.generations = new Array<number>(opts.workers).fill(0);
+    this.failures = new Array<number>(opts.workers).fill(0);
     this.seam = opts.testSeam ?? (opts.faults ? faultSeam({ faults: opts.faults }) : undefined);
   }
 
@@ -243,7 +267,7 @@ export class WorkerPool implements GradientRunner {
         throw new Error(
           `${who}: a fault names worker ${f.worker}, but the workers are ${mainThread ? 1 : 0}..${
             opts.workers - 1
-          }${mainThread ? " (shard 0 is the main thread's)" : ""}`,
+          }${mainThread ? " (lane 0 is the main thread's)" : ""}`,
         );
       }
     }
@@ -251,11 +275,8 @@ export class WorkerPool implements GradientRunner {
     const modules = (opts.opModules ?? []).map((u) => new URL(u).href);
     for (const m of modules) await import(m);
     const pool = new WorkerPool(spec, opts, layout, modules);
-    // report a bad spec here, with its own message, before any worker starts
-    const here = new GradientShard(pool.initFor(0));
-    if (mainThread) pool.local = here;
     try {
-      await Promise.all(pool.slots.map((_, i) => i === 0 && pool.local ? null : pool.spawn(i)));
+      await Promise.all(pool.workerIndices().map((i) => pool.spawn(i)));
     } catch (e) {
       pool.closed = true;
       pool.closedBecause = "its workers could not start";
@@ -268,6 +289,23 @@ export class WorkerPool implements GradientRunner {
   /** Number of Web Workers running (0 after {@linkcode WorkerPool.close} or a failure). */
   get liveWorkers(): number {
     return this.slots.filter((s) => s !== null).length;
+  }
+
+  /** Workers started to replace failed ones, over the pool's life. */
+  get restarts(): number {
+    return this.generations.reduce((a, g) => a + Math.max(0, g - 1), 0);
+  }
+
+  /** Micro-batches the main thread computed in the last step (all phases); the rest were the workers'. */
+  get mainThreadMicroBatches(): number {
+    return this.lane?.claimed ?? 0;
+  }
+
+  /** Bytes of shared memory the step machinery holds (gradient regions, partials, tree). */
+  get sharedBytes(): number {
+    const m = this.mem;
+    return m.regions.byteLength + m.partials.byteLength + m.tree.byteLength +
+      m.losses.byteLength + m.sched.byteLength + this.indices.byteLength;
   }
 
   /** Loss and gradients of the batch `indices` at `step`; see {@linkcode GradientRunner.step}. */
@@ -284,31 +322,29 @@ export class WorkerPool implements GradientRunner {
       outBuffer(who, grads, name, this.layout.sizes[k]!)
     );
     this.busy = true;
+    this.yielder.arm();
     try {
-      // workers read the batch from here; it must not change until they answer
+      // workers read the batch from here; it must not change until the step ends
       this.indices.set(indices);
       const n = indices.length;
-      const shards = splitBatch(n, this.slots.length);
-      let pending = shards.flatMap(([s, e], i) => (e > s ? [i] : []));
-      for (let attempt = 0;; attempt++) {
-        const settled = await this.runShards(pending, step, shards);
+      const k = microBatches(n, this.shard.micro);
+      for (;;) {
+        this.watch(step);
+        await this.replaceMissing(step);
         if (this.closed) throw new Error(`${who}: the pool was closed during step ${step}`);
-        const failed: [number, string][] = [];
-        settled.forEach((r, k) => {
-          if (r.status === "rejected") failed.push([pending[k]!, messageOf(r.reason)]);
-        });
-        if (failed.length === 0) break;
-        for (const [i, why] of failed) this.retire(i, why);
-        if (attempt >= this.maxRetries) {
-          const causes = failed.map(([i, why]) => `worker ${i}: ${why}`).join("; ");
-          this.closed = true;
-          this.closedBecause = `step ${step} failed ${attempt + 1} times in a row (${causes})`;
-          this.terminateAll(`step ${step} failed`);
-          throw new Error(`${who}: ${this.closedBecause}, giving up`);
-        }
-        pending = failed.map(([i]) => i);
+        const seq = this.seq = (this.seq + 1) & 0x3fffffff;
+        this.tree.resetStep(k);
+        publishStep(this.mem, seq, step, n, k, this.shard.phases);
+        for (const slot of this.slots) if (slot?.ready) this.post(slot, seq);
+        const fault = await this.runMain(seq);
+        if (!fault) break;
+        await this.recover(seq, step, fault);
       }
-      return { loss: this.reduce(shards, n, outs) };
+      this.tree.takeRoot(outs);
+      const loss = stepLoss(this.mem, this.shard, n, k);
+      // signals and timers run here, once a step
+      await this.yielder.settle();
+      return { loss };
     } finally {
       this.busy = false;
     }
@@ -318,92 +354,157 @@ export class WorkerPool implements GradientRunner {
   close(): Promise<void> {
     this.closed = true;
     this.terminateAll("WorkerPool closed");
+    this.onFault?.(new Fault("the pool was closed"));
     return Promise.resolve();
   }
 
-  /** `grad = Σ_i (n_i / N) · g_i` and the loss likewise, always in worker order. */
-  private reduce(shards: [number, number][], n: number, outs: Float32Array[]): number {
-    const lanes = this.laneScratch;
-    const ws = this.weightScratch;
-    let count = 0;
-    let loss = 0;
-    for (let i = 0; i < shards.length; i++) {
-      const [s, e] = shards[i]!;
-      if (e === s) continue;
-      ws[count] = (e - s) / n;
-      lanes[count++] = i * this.layout.total;
-      loss += ((e - s) / n) * this.losses[i]!;
-    }
-    reduceShards(this.layout, this.gradients, lanes, ws, count, outs);
-    return loss;
+  /** The worker indices (all but 0 when the main thread takes part). */
+  private workerIndices(): number[] {
+    return this.slots.map((_, i) => i).filter((i) => i > 0 || !this.lane);
   }
 
   /**
-   * Shards `lanes` of a step: starts replacements for retired workers, posts
-   * every worker its shard, runs lane 0 here when the main thread takes part,
-   * then waits for the workers.
+   * The main thread's part of step `seq`: its lane, then waiting for the
+   * reduction's root. Returns the fault that struck meanwhile, if any.
    */
-  private async runShards(
-    lanes: number[],
-    step: number,
-    shards: [number, number][],
-  ): Promise<PromiseSettledResult<number>[]> {
-    const remote = lanes.filter((i) => i > 0 || !this.local);
-    const slots = await Promise.allSettled(
-      remote.map((i) => this.slots[i] ? Promise.resolve(this.slots[i]!) : this.spawn(i)),
-    );
-    const seqs = remote.map((i, k) => {
-      const r = slots[k]!;
-      return r.status === "fulfilled" ? this.post(r.value, step, shards[i]!) : 0;
+  private async runMain(seq: number): Promise<Fault | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const fault = new Promise<never>((_, reject) => {
+      this.onFault = reject;
+      timer = setTimeout(
+        () => reject(new Fault(`the step timed out after ${this.stepTimeoutMs} ms`)),
+        this.stepTimeoutMs,
+      );
     });
-    const out = new Map<number, PromiseSettledResult<number>>();
-    if (this.local && lanes[0] === 0) {
-      const [start, end] = shards[0]!;
-      // a shard that throws here is a bug in the graph or its ops, not a fault to retry
-      out.set(0, { status: "fulfilled", value: this.local.run(step, start, end) });
+    fault.catch(() => {});
+    try {
+      // a death seen between steps
+      if (this.deaths.size > 0) return new Fault("a worker died");
+      const lane = this.lane;
+      if (lane && lane.begin(seq)) {
+        while (!lane.advance()) await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor, fault);
+      }
+      while (this.tree.root() < 0) await this.waitAsync(this.mem.tree, TREE.ROOT, -1, fault);
+      return null;
+    } catch (e) {
+      if (e instanceof Fault) return e;
+      // a micro-batch that throws on the main thread is a bug in the graph or its ops
+      abortStep(this.mem, seq);
+      this.tree.resetFree(this.regions);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.onFault = null;
     }
-    const waits = await Promise.allSettled(remote.map((i, k) => {
-      const r = slots[k]!;
-      if (r.status === "rejected") return Promise.reject(r.reason);
-      return this.waitDone(r.value, seqs[k]!, `worker ${i} at step ${step}`)
-        .then(() => this.losses[i]!);
-    }));
-    remote.forEach((i, k) => out.set(i, waits[k]!));
-    return lanes.map((i) => out.get(i)!);
   }
 
-  /** Posts worker `i` its shard of `step` and returns the step number it will answer with. */
-  private post(
-    slot: Slot,
-    step: number,
-    [start, end]: [number, number],
-  ): number {
+  /** Until `arr[at]` is no longer `value`: a short spin, then the event loop; rejects on a fault. */
+  private async waitAsync(
+    arr: Int32Array,
+    at: number,
+    value: number,
+    fault: Promise<never>,
+  ): Promise<void> {
+    const t0 = performance.now();
+    const until = t0 + this.spinner.budget(t0);
+    while (Atomics.load(arr, at) === value && performance.now() < until);
+    if (Atomics.load(arr, at) === value) {
+      const w = Atomics.waitAsync(arr, at, value, 1000);
+      if (w.async) await Promise.race([w.value, fault]);
+    }
+    this.spinner.record(performance.now() - t0);
+  }
+
+  /**
+   * After a fault in step `seq`: ends the step in every thread, retires the
+   * workers that died or do not leave it, frees every gradient region, and
+   * gives up when a worker failed more than `maxRetries` times in a row.
+   */
+  private async recover(seq: number, step: number, fault: Fault): Promise<void> {
+    abortStep(this.mem, seq);
+    const blamed = new Map(this.deaths);
+    const deadline = performance.now() + ABORT_GRACE_MS;
+    for (const i of this.workerIndices()) {
+      const slot = this.slots[i];
+      if (!slot?.ready || blamed.has(i)) continue;
+      const done = () => Atomics.load(slot.ctrl, CTRL.DONE) === slot.lastGo;
+      while (!done() && !slot.killed && !this.deaths.has(i)) {
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        await waitAlive(
+          slot.ctrl,
+          CTRL.DONE,
+          Atomics.load(slot.ctrl, CTRL.DONE),
+          Math.min(left, 50),
+        );
+      }
+      if (!done()) {
+        blamed.set(i, this.deaths.get(i) ?? `did not answer step ${step} (${fault.message})`);
+      }
+    }
+    this.deaths.clear();
+    if (blamed.size === 0) blamed.set(-1, fault.message);
+    for (const [i, why] of blamed) if (i >= 0) this.fail(i, why, step);
+    this.tree.resetFree(this.regions);
+  }
+
+  /** Worker `i` failed: it is retired, and the pool gives up after too many failures in a row. */
+  private fail(i: number, why: string, step: number): void {
+    this.retire(i, why);
+    if (++this.failures[i]! > this.maxRetries) {
+      this.closed = true;
+      this.closedBecause = `step ${step} failed ${
+        this.failures[i]
+      } times in a row (worker ${i}: ${why})`;
+      this.terminateAll(`step ${step} failed`);
+      throw new Error(`WorkerPool.step: ${this.closedBecause}, giving up`);
+    }
+  }
+
+  /**
+   * Between steps: deals with deaths seen since the last step, counts a
+   * worker that answered as healthy again, and retires one that has not
+   * answered a post for longer than the step timeout.
+   */
+  private watch(step: number): void {
+    for (const [i, why] of this.deaths) this.fail(i, why, step);
+    this.deaths.clear();
+    const now = performance.now();
+    for (const i of this.workerIndices()) {
+      const slot = this.slots[i];
+      if (!slot?.ready) continue;
+      if (Atomics.load(slot.ctrl, CTRL.DONE) === slot.lastGo) {
+        slot.unackedSince = -1;
+        this.failures[i] = 0;
+      } else if (slot.unackedSince >= 0 && now - slot.unackedSince > this.stepTimeoutMs) {
+        this.fail(i, `did not answer a step within ${this.stepTimeoutMs} ms`, step);
+      }
+    }
+  }
+
+  /** Starts replacements for retired workers and waits until they serve (a step runs on every thread asked for). */
+  private async replaceMissing(step: number): Promise<void> {
+    const missing = this.workerIndices().filter((i) => !this.slots[i]);
+    const started = await Promise.allSettled(missing.map((i) => this.spawn(i)));
+    started.forEach((r, k) => {
+      if (r.status === "rejected") {
+        this.fail(missing[k]!, `could not restart: ${messageOf(r.reason)}`, step);
+      }
+    });
+  }
+
+  /** Tells a worker that step `seq` is published. */
+  private post(slot: Slot, seq: number): void {
     const c = slot.ctrl;
-    c[CTRL.START] = start;
-    c[CTRL.END] = end;
-    slot.stepAt[0] = step;
-    const seq = (Atomics.load(c, CTRL.GO) + 1) | 0;
-    Atomics.store(c, CTRL.GO, seq);
+    if (slot.unackedSince < 0) slot.unackedSince = performance.now();
+    c[CTRL.SEQ] = seq;
+    slot.lastGo = (Atomics.load(c, CTRL.GO) + 1) | 0;
+    Atomics.store(c, CTRL.GO, slot.lastGo);
     Atomics.notify(c, CTRL.GO);
-    return seq;
   }
 
-  /** Until the worker sets `DONE` to `seq`; rejects if it dies or takes longer than the step timeout. */
-  private async waitDone(slot: Slot, seq: number, what: string): Promise<void> {
-    const c = slot.ctrl;
-    if (this.local) {
-      // the other core is this worker's: spinning a little costs nothing and
-      // saves waking up through the event loop
-      const until = performance.now() + MAIN_SPIN_MS;
-      while (Atomics.load(c, CTRL.DONE) !== seq && performance.now() < until);
-    }
-    if (Atomics.load(c, CTRL.DONE) === seq) return;
-    // a pending Atomics.waitAsync does not keep the process alive: guard's timer does
-    await guard(untilDone(slot, seq), slot, this.stepTimeoutMs, what);
-  }
-
-  /** What worker `i` is started with: shared views, its own gradient region and loss slot. */
-  private initFor(i: number): ShardInit {
+  /** What every thread's shard is built from. */
+  private shardInit(): ShardInit {
     const { spec, opts, layout } = this;
     return {
       graph: spec.graph,
@@ -417,8 +518,6 @@ export class WorkerPool implements GradientRunner {
       sampleSize: opts.data.sampleSize,
       targetSize: opts.data.targetSize,
       indices: this.indices,
-      gradients: this.gradients.subarray(i * layout.total, (i + 1) * layout.total),
-      lossOut: this.losses.subarray(i, i + 1),
       tier: opts.tier,
       microBatch: opts.microBatch,
     };
@@ -430,8 +529,6 @@ export class WorkerPool implements GradientRunner {
     const worker = new Worker(WORKER_URL, { type: "module" });
     let die!: (e: Error) => void;
     const dead = new Promise<never>((_, reject) => (die = reject));
-    // nobody may be racing against it when it rejects
-    dead.catch(() => {});
     // without preventDefault an uncaught error in the worker kills this process
     worker.onerror = (e) => {
       e.preventDefault();
@@ -443,9 +540,11 @@ export class WorkerPool implements GradientRunner {
       worker,
       api: Comlink.wrap<WorkerApi>(worker),
       ctrl,
-      stepAt: new Float64Array(ctrl.buffer, CTRL_STEP_BYTE, 1),
       dead,
       killed: false,
+      ready: false,
+      lastGo: 0,
+      unackedSince: -1,
       kill(reason) {
         slot.killed = true;
         die(new Error(reason));
@@ -454,15 +553,20 @@ export class WorkerPool implements GradientRunner {
         Atomics.add(ctrl, CTRL.GO, 1);
         Atomics.notify(ctrl, CTRL.GO);
         worker.terminate();
-        // wakes a step still waiting on it
-        Atomics.notify(ctrl, CTRL.DONE);
       },
     };
+    // a death that is not the pool's doing is a fault of the step running, if any
+    dead.catch((e) => {
+      if (slot.killed) return;
+      this.deaths.set(i, messageOf(e));
+      this.onFault?.(new Fault(messageOf(e)));
+    });
     this.slots[i] = slot;
     try {
       await guard(
         slot.api.init(
-          this.initFor(i),
+          this.shardInit(),
+          this.mem,
           this.modules,
           { worker: i, generation: this.generations[i]++ },
           this.seam,
@@ -476,6 +580,7 @@ export class WorkerPool implements GradientRunner {
         () => die(new Error(`worker ${i} stopped serving`)),
         (e) => die(new Error(`worker ${i} crashed: ${messageOf(e)}`)),
       );
+      slot.ready = true;
     } catch (e) {
       if (this.slots[i] === slot) this.slots[i] = null;
       slot.kill(messageOf(e));
@@ -484,7 +589,7 @@ export class WorkerPool implements GradientRunner {
     return slot;
   }
 
-  /** Terminates worker `i` (a later shard on it starts a replacement). */
+  /** Terminates worker `i` (a later step starts a replacement). */
   private retire(i: number, reason: string): void {
     const slot = this.slots[i];
     if (!slot) return;

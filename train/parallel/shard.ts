@@ -1,8 +1,8 @@
 /**
  * The computation of data-parallel training: {@linkcode GradientShard}
- * computes the loss and parameter gradients of one contiguous shard of a
+ * computes the loss and parameter gradients of one micro-batch of a
  * mini-batch, reading samples, parameters and batch indices from shared
- * memory and writing its gradient into its own region of a shared buffer.
+ * memory.
  * The worker's serve loop and `LocalRunner` both run it, so both paths run
  * the same code.
  *
@@ -10,9 +10,9 @@
  */
 // every op registers itself on import, so the graph can be rebuilt from JSON
 import "../../ops/mod.ts";
-import { fmtShape, numel, type Tier } from "../../graph/op.ts";
-import { Executor } from "../../graph/executor.ts";
-import { Graph, type GraphJSON } from "../../graph/graph.ts";
+import { type FloatArray, fmtShape, lookupOp, numel, type Tier } from "../../graph/op.ts";
+import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
+import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan } from "../../graph/plan.ts";
 
 /** Everything a shard needs, posted once when a worker starts; the arrays are shared views. */
@@ -39,22 +39,18 @@ export interface ShardInit {
   targetSize?: number;
   /** Sample indices of the current mini-batch, written by the main thread before each step. */
   indices: Uint32Array;
-  /** This shard's gradient region: every gradient of `grads`, back to back. */
-  gradients: Float32Array;
-  /** One element: this shard's mean loss. */
-  lossOut: Float64Array;
   /** Kernel tier (default: the process-wide one). */
   tier?: Tier;
-  /** Samples per executor run (default {@linkcode MICRO_BATCH}). */
+  /** Samples per micro-batch (default {@linkcode MICRO_BATCH}). */
   microBatch?: number;
 }
 
 /**
- * Default samples per executor run. A larger shard runs in pieces this size
- * and their gradients are averaged, which bounds the memory of a plan and
- * keeps activations in cache: the lecture CNN's [32, 32, 26, 26] activations
- * (2.8 MB) fit a 4 MB L2, and 32 ran 3–5% faster than 64 on one core of a
- * Xeon (bench:train --micro measures it).
+ * Default samples per micro-batch (one executor run). A mini-batch runs as
+ * micro-batches of this size whatever the thread count, which bounds the
+ * memory of a plan and keeps activations in cache: the lecture CNN's
+ * [32, 32, 26, 26] activations (2.8 MB) fit a 4 MB L2, and 32 ran 3–5% faster
+ * than 64 on one core of a Xeon (bench:train --micro measures it).
  */
 export const MICRO_BATCH = 32;
 
@@ -64,48 +60,119 @@ interface Bound {
   y: Float32Array;
 }
 
-// each shard size gets its own plan and arena; an epoch sees only a few sizes,
-// but a caller feeding many different batch sizes must not grow memory forever
+/** A collective node of the graph and where its per-micro-batch partial values live. */
+interface Collective {
+  node: number;
+  input: number;
+  /** Collectives upstream of it: it is summed after phase `level`. */
+  level: number;
+  /** Offset of its values in a micro-batch's partials. */
+  offset: number;
+  size: number;
+  /** A VJP's collective: sums cotangents weighted as the micro-batch losses. */
+  cotangent: boolean;
+}
+
+// each micro-batch size gets its own plan and arena; a step sees at most two
+// (the full size and the remainder), but a caller feeding many different
+// batch sizes must not grow memory forever
 const MAX_PLANS = 8;
 
 /**
- * Loss and gradients of one shard of a mini-batch, in place on shared memory.
+ * The collective nodes of `graph` (ops with `collective` set), in node order,
+ * and the number of phases a step runs in (one more than the deepest chain
+ * of collectives).
+ */
+export function collectivesOf(graph: Graph): { list: Collective[]; phases: number; size: number } {
+  const depth = new Int32Array(graph.nodes.length);
+  const isCollective = new Uint8Array(graph.nodes.length);
+  const list: Collective[] = [];
+  let size = 0;
+  let phases = 1;
+  graph.nodes.forEach((r, i) => {
+    let d = 0;
+    for (const j of r.inputs) d = Math.max(d, depth[j]! + isCollective[j]!);
+    depth[i] = d;
+    if (r.op === "input" || r.op === "param" || !lookupOp(r.op).collective) return;
+    isCollective[i] = 1;
+    const n = numel(graph.nodes[r.inputs[0]!]!.shape);
+    list.push({
+      node: i,
+      input: r.inputs[0]!,
+      level: d,
+      offset: size,
+      size: n,
+      cotangent: r.attrs.cotangent === true,
+    });
+    size += n;
+    phases = Math.max(phases, d + 2);
+  });
+  return { list, phases, size };
+}
+
+/** Micro-batches of a batch of `n` with micro-batches of `micro`: the same split for every thread count. */
+export function microBatches(n: number, micro: number): number {
+  return Math.ceil(n / micro);
+}
+
+/**
+ * Loss and gradients of the micro-batches of a mini-batch, in place on
+ * shared memory. A graph with collective nodes (`batch_sum`) runs a step in
+ * phases: phase `p` runs each micro-batch up to the inputs of the
+ * collectives at depth `p` and stores them in the partials, whose sums (in
+ * micro-batch order) the next phases read; the last phase gives the loss and
+ * gradients. Every phase recomputes the forward pass from the start, so no
+ * activations are kept between phases.
  *
  * @example
  * ```ts
  * import { allocDataset, initParams, lectureCnn } from "@denograd/denograd";
- * import { GradientShard, type ShardInit } from "./shard.ts";
+ * import assert from "node:assert/strict";
+ * import { GradientShard } from "./shard.ts";
  * const m = lectureCnn({ channels: 4 });
  * const params = initParams(m.built, { seed: 1 }) as Map<string, Float32Array>;
  * const ds = allocDataset({ name: "blank", count: 20, sampleShape: [1, 28, 28], numClasses: 10 });
- * const grads = Object.entries(m.grads);
- * const size = grads.reduce((n, [p]) => n + params.get(p)!.length, 0);
- * const init: ShardInit = {
+ * const indices = new Uint32Array(64);
+ * const shard = new GradientShard({
  *   ...m,
- *   grads,
+ *   grads: Object.entries(m.grads),
  *   params,
  *   images: ds.images,
  *   labels: ds.labels,
  *   sampleSize: 784,
- *   indices: new Uint32Array(64),
- *   gradients: new Float32Array(size),
- *   lossOut: new Float64Array(1),
- * };
- * const shard = new GradientShard(init);
- * init.indices.set([4, 8, 15, 16]);
- * const loss = shard.run(0, 0, 4); // the gradients are now in init.gradients
- * console.log(loss === init.lossOut[0], init.gradients.some((g) => g !== 0)); // true true
+ *   indices,
+ * });
+ * indices.set([4, 8, 15, 16]);
+ * // micro-batch 0 of a batch of 4, at step 0: [loss, ...gradients]
+ * const [loss, ...grads] = shard.runFinal(0, 0, 4, new Float32Array(0));
+ * assert.ok(Number.isFinite(loss![0]!) && grads.length === 4);
  * ```
  */
 export class GradientShard {
+  /** Samples per micro-batch. */
+  readonly micro: number;
+  /** Phases of a step: 1 without collectives. */
+  readonly phases: number;
+  /** Floats of one micro-batch's collective partials. */
+  readonly partialSize: number;
   private init: ShardInit;
   private graph: Graph;
-  private outputs: ReturnType<Graph["node"]>[];
+  private outputs: Node[];
+  private collectives: Collective[];
+  /** Per phase before the last: the collective inputs it computes. */
+  private phaseOutputs: number[][];
+  private byNode = new Map<number, Collective>();
   private plans = new Map<number, Bound>();
+  // what the collective handler reads, set before each run
+  private curK = 0;
+  private curN = 1;
+  private curPartials: Float32Array = new Float32Array(0);
+  private handler: CollectiveHandler;
 
   /** Rebuilds the graph and checks every name and size against the buffers. */
   constructor(init: ShardInit) {
     this.init = init;
+    this.micro = Math.max(1, init.microBatch ?? MICRO_BATCH);
     this.graph = Graph.fromJSON(init.graph);
     const g = this.graph;
     for (const [what, name] of [["input", init.input], ["target", init.target]]) {
@@ -143,7 +210,6 @@ export class GradientShard {
       );
     }
     this.outputs = [loss];
-    let total = 0;
     for (const [param, node] of init.grads) {
       if (!g.has(node)) {
         throw new Error(`GradientShard: the graph has no gradient node "${node}" for "${param}"`);
@@ -159,71 +225,112 @@ export class GradientShard {
         );
       }
       this.outputs.push(gn);
-      total += p.length;
     }
-    if (init.gradients.length !== total) {
-      throw new Error(
-        `GradientShard: the gradient region holds ${init.gradients.length} floats, the gradients need ${total}`,
-      );
+    const { list, phases, size } = collectivesOf(g);
+    this.collectives = list;
+    this.phases = phases;
+    this.partialSize = size;
+    this.phaseOutputs = Array.from(
+      { length: phases - 1 },
+      (_, p) => list.filter((c) => c.level === p).map((c) => c.input),
+    );
+    for (const c of list) this.byNode.set(c.node, c);
+    this.handler = (node, _local, out) => this.collective(node, out);
+  }
+
+  /**
+   * Phase `phase` (before the last) of micro-batch `k` of the batch of `n` in
+   * `indices` at `step`: writes its collective inputs of that depth into
+   * `partials` at `k · partialSize`.
+   */
+  runPhase(step: number, phase: number, k: number, n: number, partials: Float32Array): void {
+    const outs = this.runMicro(step, k, n, partials, this.phaseOutputs[phase]!);
+    const base = k * this.partialSize;
+    let o = 0;
+    for (const c of this.collectives) {
+      if (c.level === phase) partials.set(outs[o++]!, base + c.offset);
     }
   }
 
   /**
-   * Runs the samples `indices[start..end)` at `step`, writes the shard-mean
-   * gradients into the gradient region and the loss into `lossOut[0]`, and
-   * returns the loss.
+   * The last phase of micro-batch `k` of the batch of `n`: the executor's
+   * output buffers `[loss, ...gradients]`, means over the micro-batch (views
+   * valid until the next run).
    */
-  run(step: number, start: number, end: number): number {
-    const { init } = this;
-    const n = end - start;
-    if (!(Number.isInteger(start) && Number.isInteger(end) && n > 0 && start >= 0)) {
-      throw new Error(`GradientShard: bad shard [${start}, ${end})`);
-    }
-    const micro = Math.max(1, init.microBatch ?? MICRO_BATCH);
-    let loss = 0;
-    for (let s = 0; s < n; s += micro) {
-      const m = Math.min(micro, n - s);
-      // each piece's loss and gradients are means over its m samples
-      const w = m / n;
-      const outs = this.runPiece(step, start + s, m);
-      loss += w * outs[0]![0]!;
-      let off = 0;
-      for (let i = 1; i < outs.length; i++) {
-        const g = outs[i]!;
-        const dst = init.gradients.subarray(off, off + g.length);
-        if (s === 0) { for (let j = 0; j < g.length; j++) dst[j] = w * g[j]!; }
-        else for (let j = 0; j < g.length; j++) dst[j] = dst[j]! + w * g[j]!;
-        off += g.length;
-      }
-    }
-    init.lossOut[0] = loss;
-    return loss;
+  runFinal(step: number, k: number, n: number, partials: Float32Array): FloatArray[] {
+    return this.runMicro(step, k, n, partials, undefined);
   }
 
-  /** Runs samples [start, start + n) of the batch through the plan for n. */
-  private runPiece(step: number, start: number, n: number) {
+  /** The weight of micro-batch `k` of a batch of `n` in the batch mean: its share of the samples. */
+  weight(k: number, n: number): number {
+    return this.size(k, n) / n;
+  }
+
+  private size(k: number, n: number): number {
+    return Math.min(this.micro, n - k * this.micro);
+  }
+
+  /** A collective's value for the current micro-batch: its partials summed in micro-batch order. */
+  private collective(node: number, out: FloatArray): void {
+    const c = this.byNode.get(node)!;
+    const parts = this.curPartials;
+    const n = this.curN;
+    const count = microBatches(n, this.micro);
+    const stride = this.partialSize;
+    for (let j = 0; j < c.size; j++) {
+      let s = 0;
+      if (c.cotangent) {
+        // each micro-batch's gradients are later weighted by its share w_k:
+        // Σ_i w_i · dy_i, handed to micro-batch k as that over w_k
+        for (let i = 0; i < count; i++) s += this.weight(i, n) * parts[i * stride + c.offset + j]!;
+        s = s / this.weight(this.curK, n);
+      } else {
+        for (let i = 0; i < count; i++) s += parts[i * stride + c.offset + j]!;
+      }
+      out[j] = s;
+    }
+  }
+
+  /** Runs micro-batch k of the batch through the plan for its size. */
+  private runMicro(
+    step: number,
+    k: number,
+    n: number,
+    partials: Float32Array,
+    outputs: number[] | undefined,
+  ): FloatArray[] {
     const { init } = this;
-    const b = this.bind(n);
+    const start = k * this.micro;
+    const m = this.size(k, n);
+    if (!(Number.isInteger(k) && k >= 0 && m > 0)) {
+      throw new Error(`GradientShard: no micro-batch ${k} in a batch of ${n}`);
+    }
+    const b = this.bind(m);
     const ss = init.sampleSize;
     const ts = init.targetSize ?? 1;
     const count = init.labels.length / ts;
-    for (let k = 0; k < n; k++) {
-      const idx = init.indices[start + k]!;
+    for (let i = 0; i < m; i++) {
+      const idx = init.indices[start + i]!;
       if (idx >= count) {
         throw new Error(
           `GradientShard: sample index ${idx} is outside the data (${count} samples)`,
         );
       }
-      b.x.set(init.images.subarray(idx * ss, idx * ss + ss), k * ss);
-      if (ts === 1) b.y[k] = init.labels[idx]!;
-      else b.y.set(init.labels.subarray(idx * ts, idx * ts + ts), k * ts);
+      b.x.set(init.images.subarray(idx * ss, idx * ss + ss), i * ss);
+      if (ts === 1) b.y[i] = init.labels[idx]!;
+      else b.y.set(init.labels.subarray(idx * ts, idx * ts + ts), i * ts);
     }
+    this.curK = k;
+    this.curN = n;
+    this.curPartials = partials;
     // the main thread updated the shared parameters since the last run
     b.ex.invalidate();
     return b.ex.run({ [init.input]: b.x, [init.target]: b.y }, {
       training: true,
       step,
       sampleOffset: start,
+      outputs,
+      collective: this.collectives.length > 0 ? this.handler : undefined,
     });
   }
 
@@ -236,7 +343,11 @@ export class GradientShard {
       return b;
     }
     if (this.plans.size >= MAX_PLANS) this.plans.delete(this.plans.keys().next().value!);
-    const plan = makePlan(this.graph, { batch: n, outputs: this.outputs });
+    const outputs = [
+      ...this.outputs,
+      ...this.collectives.map((c) => new Node(this.graph, c.input)),
+    ];
+    const plan = makePlan(this.graph, { batch: n, outputs });
     b = {
       ex: new Executor(plan, { params: this.init.params, tier: this.init.tier }),
       x: new Float32Array(n * this.init.sampleSize),

@@ -2,7 +2,8 @@
  * The worker's serve loop: loaded as a module worker by `WorkerPool`, it
  * rebuilds the training graph once ({@linkcode workerApi.init}) and then
  * serves steps from a shared control block ({@linkcode workerApi.serve}),
- * running each shard with `GradientShard`. Comlink carries the two calls.
+ * taking micro-batches of each step as a `Lane` of the schedule. Comlink
+ * carries the two calls.
  *
  * @module
  */
@@ -10,14 +11,30 @@
 // deno-lint-ignore no-import-prefix
 import * as Comlink from "npm:comlink@4.4.2";
 import { GradientShard, type ShardInit } from "./shard.ts";
-import { CTRL, CTRL_STEP_BYTE } from "./control.ts";
+import { CTRL } from "./control.ts";
+import { GradTree } from "./reduce.ts";
+import { Lane, type StepMemory } from "./schedule.ts";
 import { loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.ts";
+import type { Layout } from "./spec.ts";
+import { Spinner, waitChange } from "./wait.ts";
 
-// a worker spins this long for the next step before sleeping: the main thread
-// reduces and updates between steps in far less, and waking is slow
-const SPIN_MS = 2;
-let shard: GradientShard | null = null;
+/** The shared memory of a pool's steps, as posted to a worker. */
+export interface PoolMemory extends StepMemory {
+  /** The gradient tree's state. */
+  tree: Int32Array;
+  /** The gradient regions. */
+  regions: Float32Array;
+  /** Largest number of micro-batches in a step. */
+  maxK: number;
+  /** Where each gradient sits in a region. */
+  layout: Layout;
+}
+
+// a lane waiting on another thread re-checks for an aborted step this often
+const WAIT_SLICE_MS = 20;
+let lane: Lane | null = null;
 let hook: ThreadHook | null = null;
+let stepNo: Float64Array | null = null;
 
 /** What a worker exposes through Comlink. */
 export const workerApi = {
@@ -28,40 +45,39 @@ export const workerApi = {
    */
   async init(
     init: ShardInit,
+    mem: PoolMemory,
     modules: string[] = [],
     thread: ThreadId = { worker: 0, generation: 0 },
     seam?: TestSeam,
   ): Promise<void> {
     for (const m of modules) await import(m);
-    shard = new GradientShard(init);
+    const shard = new GradientShard(init);
     hook = await loadHook(seam, thread);
+    const tree = new GradTree(mem.layout, mem.regions, mem.tree, mem.maxK);
+    lane = new Lane(shard, tree, mem, hook);
+    stepNo = mem.stepNo;
   },
   /**
    * Serves steps from the control block `ctrl` (see `CTRL`) until the pool
-   * sets `QUIT`, starting after step number `from` (the pool may post a step
+   * sets `QUIT`, starting after `GO` number `from` (the pool may post a step
    * before this call arrives); this worker's event loop is blocked meanwhile.
-   * A shard that throws ends the call with its error.
+   * A micro-batch that throws ends the call with its error.
    */
   serve(ctrl: Int32Array, from: number): Promise<void> {
-    if (!shard) throw new Error("Worker: serve before init");
-    const stepOf = new Float64Array(ctrl.buffer, CTRL_STEP_BYTE, 1);
+    if (!lane || !stepNo) throw new Error("Worker: serve before init");
+    const spinner = new Spinner();
     let seen = from;
     for (;;) {
-      let go = Atomics.load(ctrl, CTRL.GO);
-      if (go === seen) {
-        const until = performance.now() + SPIN_MS;
-        while (go === seen && performance.now() < until) go = Atomics.load(ctrl, CTRL.GO);
-        while (go === seen) {
-          Atomics.wait(ctrl, CTRL.GO, seen, 1000);
-          go = Atomics.load(ctrl, CTRL.GO);
+      while (Atomics.load(ctrl, CTRL.GO) === seen) waitChange(ctrl, CTRL.GO, seen, spinner, 1000);
+      const go = seen = Atomics.load(ctrl, CTRL.GO);
+      if (Atomics.load(ctrl, CTRL.QUIT)) return Promise.resolve();
+      // a simulated fault: back to the event loop, never answering
+      if (hook?.(stepNo[0]!, -1)) return new Promise<never>(() => {});
+      if (lane.begin(Atomics.load(ctrl, CTRL.SEQ))) {
+        while (!lane.advance()) {
+          waitChange(lane.waitOn, lane.waitAt, lane.waitFor, spinner, WAIT_SLICE_MS);
         }
       }
-      seen = go;
-      if (Atomics.load(ctrl, CTRL.QUIT)) return Promise.resolve();
-      const step = stepOf[0]!;
-      // a simulated fault: back to the event loop, never answering
-      if (hook?.(step, -1)) return new Promise<never>(() => {});
-      shard.run(step, ctrl[CTRL.START]!, ctrl[CTRL.END]!);
       Atomics.store(ctrl, CTRL.DONE, go);
       Atomics.notify(ctrl, CTRL.DONE);
     }

@@ -1,0 +1,203 @@
+/**
+ * The schedule of a step: micro-batches claimed from a shared counter
+ * (`Atomics`) by every thread until none is left, so a slow or busy core
+ * takes fewer; with collective nodes, one round of claims per phase with a
+ * barrier between phases. A {@linkcode Lane} is one thread's part: the main
+ * thread, each worker and `LocalRunner` run the same code and differ only
+ * in how they wait. Claims are tagged with the step's sequence number so a
+ * thread that wakes late for a step that is over (or was aborted after a
+ * fault) claims nothing.
+ *
+ * @module
+ */
+import type { GradientShard } from "./shard.ts";
+import type { GradTree } from "./reduce.ts";
+import type { ThreadHook } from "./seam.ts";
+
+/** Int32 slots of the shared step block; phase `p`'s claim counter is `NEXT + 2p`, its count of finished micro-batches the next slot. */
+export const SCHED = { SEQ: 0, N: 1, K: 2, PHASES: 3, NEXT: 4 } as const;
+
+/** Int32 slots of a step block for graphs of up to `phases` phases. */
+export function schedLength(phases: number): number {
+  return SCHED.NEXT + 2 * phases;
+}
+
+/** The memory every thread of a step shares. */
+export interface StepMemory {
+  /** The step block (see {@linkcode SCHED}). */
+  sched: Int32Array;
+  /** One element: the step number. */
+  stepNo: Float64Array;
+  /** The loss of every micro-batch. */
+  losses: Float64Array;
+  /** Every micro-batch's collective partials. */
+  partials: Float32Array;
+}
+
+/** The claim counter tag of sequence number `seq`. */
+function tagOf(seq: number): number {
+  return seq & 0x7fff;
+}
+
+/**
+ * Publishes a step in `mem` (main thread, while no thread is in a step):
+ * batch `n` in `k` micro-batches and `phases` phases at step `step`, as
+ * sequence number `seq`.
+ */
+export function publishStep(
+  mem: StepMemory,
+  seq: number,
+  step: number,
+  n: number,
+  k: number,
+  phases: number,
+): void {
+  if (k > 0xffff) throw new Error(`schedule: too many micro-batches in a step (${k})`);
+  const s = mem.sched;
+  s[SCHED.N] = n;
+  s[SCHED.K] = k;
+  s[SCHED.PHASES] = phases;
+  mem.stepNo[0] = step;
+  for (let p = 0; p < phases; p++) {
+    s[SCHED.NEXT + 2 * p] = tagOf(seq) << 16;
+    s[SCHED.NEXT + 2 * p + 1] = 0;
+  }
+  // last: a thread that sees the new number sees everything above
+  Atomics.store(s, SCHED.SEQ, seq);
+}
+
+/** Ends step `seq` early: threads in it leave at their next claim or wait. */
+export function abortStep(mem: StepMemory, seq: number): void {
+  Atomics.store(mem.sched, SCHED.SEQ, seq + 1);
+  for (let i = 0; i < mem.sched.length; i++) Atomics.notify(mem.sched, i);
+}
+
+const STALE = -2;
+
+/**
+ * One thread's part of a step. {@linkcode Lane.advance} runs micro-batches
+ * until there is nothing left for this thread (true) or it must wait for
+ * other threads (false: wait until `waitOn[waitAt]` is no longer `waitFor`,
+ * then call it again).
+ */
+export class Lane {
+  /** The array a waiting lane waits on. */
+  waitOn: Int32Array;
+  /** Its slot. */
+  waitAt = 0;
+  /** The value it waits to change. */
+  waitFor = 0;
+  /** Micro-batches this lane computed in the current step (all phases). */
+  claimed = 0;
+  private shard: GradientShard;
+  private tree: GradTree;
+  private mem: StepMemory;
+  private hook: ThreadHook | null;
+  private seq = -1;
+  private tag = 0;
+  private n = 0;
+  private k = 0;
+  private phases = 1;
+  private phase = 0;
+  private step = 0;
+  private spare = -1;
+
+  /** A lane over `shard` that reduces into `tree`; `hook` is a test seam's (see `seam.ts`). */
+  constructor(shard: GradientShard, tree: GradTree, mem: StepMemory, hook: ThreadHook | null) {
+    this.shard = shard;
+    this.tree = tree;
+    this.mem = mem;
+    this.hook = hook;
+    this.waitOn = mem.sched;
+  }
+
+  /** Joins step `seq`; false when that step is no longer the current one. */
+  begin(seq: number): boolean {
+    const s = this.mem.sched;
+    if (Atomics.load(s, SCHED.SEQ) !== seq) return false;
+    this.seq = seq;
+    this.tag = tagOf(seq);
+    this.n = s[SCHED.N]!;
+    this.k = s[SCHED.K]!;
+    this.phases = s[SCHED.PHASES]!;
+    this.step = this.mem.stepNo[0]!;
+    this.phase = 0;
+    this.claimed = 0;
+    this.tree.prepare(this.k);
+    return true;
+  }
+
+  /** Runs this lane's share; see {@linkcode Lane}. */
+  advance(): boolean {
+    const s = this.mem.sched;
+    for (;;) {
+      if (Atomics.load(s, SCHED.SEQ) !== this.seq) return this.end();
+      if (this.phase < this.phases - 1) {
+        const at = SCHED.NEXT + 2 * this.phase;
+        const k = this.claim(at);
+        if (k === STALE) return this.end();
+        if (k >= 0) {
+          this.hook?.(this.step, k);
+          this.claimed++;
+          this.shard.runPhase(this.step, this.phase, k, this.n, this.mem.partials);
+          if (Atomics.add(s, at + 1, 1) + 1 === this.k) Atomics.notify(s, at + 1);
+          continue;
+        }
+        const done = Atomics.load(s, at + 1);
+        if (done >= this.k) {
+          this.phase++;
+          continue;
+        }
+        return this.wait(s, at + 1, done);
+      }
+      const at = SCHED.NEXT + 2 * this.phase;
+      // nothing left: no region needed (the last one may be the root's)
+      if ((Atomics.load(s, at) & 0xffff) >= this.k) return this.end();
+      if (this.spare < 0) {
+        this.spare = this.tree.tryAcquire();
+        if (this.spare < 0) return this.wait(this.tree.stateArray, 0, 0);
+      }
+      const k = this.claim(at);
+      if (k < 0) return this.end();
+      // whoever waits for a region may now have nothing left to claim
+      if (k === this.k - 1) Atomics.notify(this.tree.stateArray, 0);
+      this.hook?.(this.step, k);
+      this.claimed++;
+      const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials);
+      this.mem.losses[k] = outs[0]![0]!;
+      if (this.tree.leaf(k, this.shard.weight(k, this.n), outs, this.spare)) this.spare = -1;
+    }
+  }
+
+  private wait(on: Int32Array, at: number, value: number): false {
+    this.waitOn = on;
+    this.waitAt = at;
+    this.waitFor = value;
+    return false;
+  }
+
+  private end(): true {
+    if (this.spare >= 0) this.tree.release(this.spare);
+    this.spare = -1;
+    return true;
+  }
+
+  /** The next micro-batch index of the counter at `at`, -1 when none is left, STALE for another step. */
+  private claim(at: number): number {
+    const s = this.mem.sched;
+    for (;;) {
+      const v = Atomics.load(s, at);
+      if (v >>> 16 !== this.tag) return STALE;
+      const i = v & 0xffff;
+      if (i >= this.k) return -1;
+      if (Atomics.compareExchange(s, at, v, v + 1) === v) return i;
+    }
+  }
+}
+
+/** The batch-mean loss of a finished step: `Σ_k w_k · loss_k` in micro-batch order. */
+export function stepLoss(mem: StepMemory, shard: GradientShard, n: number, k: number): number {
+  let loss = 0;
+  for (let i = 0; i < k; i++) loss += shard.weight(i, n) * mem.losses[i]!;
+  return loss;
+}
