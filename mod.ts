@@ -17,7 +17,14 @@
  * @module
  */
 export { type NestedNumbers, type Tensor, tensor } from "./graph/tensor.ts";
-export { Graph, type GraphJSON, type Init, Node, type NodeRecord } from "./graph/graph.ts";
+export {
+  Graph,
+  type GraphJSON,
+  type Init,
+  Node,
+  type NodeRecord,
+  type ParamOptions,
+} from "./graph/graph.ts";
 export { grad, type GradOptions } from "./graph/grad.ts";
 export { vjp, type VjpOptions, type VjpResult, vjpWith } from "./graph/vjp.ts";
 export { makePlan, type Plan, type PlanOptions } from "./graph/plan.ts";

@@ -12,6 +12,16 @@ export type Init =
   | { kind: "normal"; std: number }
   | { kind: "constant"; value: number };
 
+/** Options of {@linkcode Graph.param}. */
+export interface ParamOptions {
+  /**
+   * Makes the parameter a buffer, not trained: after each training step it
+   * takes the value of the node of this name (same shape), e.g. batch norm's
+   * running mean from its update node.
+   */
+  update?: string;
+}
+
 /** One node of a graph, as stored and serialised. */
 export interface NodeRecord {
   /** Op name (`input` and `param` are the sources). */
@@ -89,13 +99,18 @@ export class Graph {
     return this.push({ op: "input", inputs: [], attrs: {}, name, shape: [...shape] });
   }
 
-  /** A trainable parameter with its initialiser. */
-  param(name: string, shape: readonly number[], init: Init): Node {
+  /**
+   * A parameter with its initialiser: trainable, or with `opts.update` a
+   * buffer (batch norm's running mean) that training sets after each step to
+   * the value of the node named `update` instead of following a gradient.
+   */
+  param(name: string, shape: readonly number[], init: Init, opts: ParamOptions = {}): Node {
     checkSourceShape("param", name, shape);
     if (shape.some((d) => d < 0)) {
       throw new Error(`param "${name}": shape ${fmtShape(shape)} cannot have a batch axis`);
     }
-    return this.push({ op: "param", inputs: [], attrs: { init }, name, shape: [...shape] });
+    const attrs = opts.update === undefined ? { init } : { init, update: opts.update };
+    return this.push({ op: "param", inputs: [], attrs, name, shape: [...shape] });
   }
 
   /** Applies an op to nodes of this graph, checking shapes; used by every op function. */
@@ -171,8 +186,11 @@ export class Graph {
     const g = new Graph();
     for (const [i, r] of json.nodes.entries()) {
       if (r.op === "input") g.input(r.name, r.shape);
-      else if (r.op === "param") g.param(r.name, r.shape, r.attrs.init as Init);
-      else {
+      else if (r.op === "param") {
+        g.param(r.name, r.shape, r.attrs.init as Init, {
+          update: r.attrs.update as string | undefined,
+        });
+      } else {
         for (const j of r.inputs) {
           if (!(j >= 0 && j < i)) {
             throw new Error(`Cannot read graph JSON: node ${i} "${r.name}" has input ${j}`);

@@ -1,6 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { fmtShape } from "../graph/op.ts";
 import { add } from "./add.ts";
+import { elementCount } from "./element_count.ts";
 import { fill } from "./fill.ts";
 import { mean } from "./mean.ts";
 import { mul } from "./mul.ts";
@@ -31,6 +32,8 @@ export interface BatchNormParts {
   mean: Node;
   /** Biased batch variance per channel, `[1, C, 1, …]`. */
   var: Node;
+  /** How many values each channel's statistics are over (`N·H·W`), a scalar. */
+  count: Node;
 }
 
 /**
@@ -88,7 +91,7 @@ export function batchNormParts(
   let y = mul(xc, inv, last);
   if (weight) y = mul(y, reshape(weight, perChannel), bias ? {} : { name: opts.name });
   if (bias) y = add(y, reshape(bias, perChannel), { name: opts.name });
-  return { y, mean: mu, var: variance };
+  return { y, mean: mu, var: variance, count: elementCount(x, { axes }) };
 }
 
 /**

@@ -9,12 +9,20 @@
 import type { Graph, Init, Node } from "../graph/graph.ts";
 import { fmtShape } from "../graph/op.ts";
 import {
+  add,
+  batchNormParts,
   conv2d as conv2dOp,
+  div,
   dropout as dropoutOp,
   flatten as flattenOp,
+  layerNorm as layerNormOp,
   linear as linearOp,
   maxPool2d as maxPool2dOp,
+  mul,
   relu as reluOp,
+  reshape,
+  scale,
+  sub,
 } from "../ops/mod.ts";
 
 /**
@@ -92,6 +100,71 @@ export interface Layers {
    * node's position in the graph, so two dropouts differ.
    */
   dropout(x: Node, p: number, opts?: { seed?: number; name?: string }): Node;
+  /**
+   * Batch norm like `torch.nn.BatchNorm2d(C)` over `[N, C, H, W]`: the
+   * batch's statistics in training, running estimates in evaluation.
+   */
+  batchNorm2d(x: Node, opts?: BatchNormLayerOptions): Node;
+  /** Batch norm like `torch.nn.BatchNorm1d(C)` over `[N, C]` (see {@linkcode Layers.batchNorm2d}). */
+  batchNorm1d(x: Node, opts?: BatchNormLayerOptions): Node;
+  /**
+   * Layer norm like `torch.nn.LayerNorm(normalizedShape)` over the trailing
+   * axes (default: the last one), parameters `NAME.weight` and `NAME.bias`.
+   */
+  layerNorm(x: Node, normalizedShape?: number[], opts?: { eps?: number; name?: string }): Node;
+}
+
+/** Options of {@linkcode Layers.batchNorm2d} and {@linkcode Layers.batchNorm1d}. */
+export interface BatchNormLayerOptions {
+  /** Layer name, the prefix of its tensors (default `bn1`, `bn2`, …: the first free one). */
+  name?: string;
+  /** Added to the variance (default 1e-5). */
+  eps?: number;
+  /** Weight of the new batch statistic in the running estimates (default 0.1, PyTorch's). */
+  momentum?: number;
+}
+
+// The layer's tensors carry PyTorch's names: weight (ones), bias (zeros) and
+// the buffers running_mean (zeros), running_var (ones), num_batches_tracked.
+// Each buffer names the node that holds its value after a step, so training
+// replaces it there: running = (1 - momentum)·running + momentum·batch value,
+// with the unbiased variance, as PyTorch's BatchNorm does in training mode.
+function batchNormLayer(x: Node, rank: number, opts: BatchNormLayerOptions): Node {
+  const g = x.graph;
+  const name = opts.name ?? freeName(g, "bn");
+  const kind = rank === 4 ? "batchNorm2d" : "batchNorm1d";
+  if (x.shape.length !== rank) {
+    throw new Error(
+      `${kind} "${name}": input "${x.name}" has shape ${fmtShape(x.shape)}, expected ${
+        rank === 4 ? "[N, C, H, W]" : "[N, C]"
+      }`,
+    );
+  }
+  const m = opts.momentum ?? 0.1;
+  if (!(m >= 0 && m <= 1)) {
+    throw new Error(`${kind} "${name}": momentum must be a number from 0 to 1, got ${m}`);
+  }
+  const c = x.shape[1]!;
+  const constant = (value: number): Init => ({ kind: "constant", value });
+  const buffer = (what: string, shape: number[], value: number) =>
+    g.param(`${name}.${what}`, shape, constant(value), { update: `${name}.${what}.next` });
+  const w = g.param(`${name}.weight`, [c], constant(1));
+  const b = g.param(`${name}.bias`, [c], constant(0));
+  const runningMean = buffer("running_mean", [c], 0);
+  const runningVar = buffer("running_var", [c], 1);
+  const tracked = buffer("num_batches_tracked", [], 0);
+  const parts = batchNormParts(x, w, b, {
+    eps: opts.eps,
+    running: { mean: runningMean, var: runningVar },
+    name,
+  });
+  const blend = (old: Node, batch: Node, what: string) =>
+    add(scale(old, 1 - m), scale(reshape(batch, [c]), m), { name: `${name}.${what}.next` });
+  blend(runningMean, parts.mean, "running_mean");
+  const unbiased = mul(parts.var, div(parts.count, sub(parts.count, 1)));
+  blend(runningVar, unbiased, "running_var");
+  add(tracked, 1, { name: `${name}.num_batches_tracked.next` });
+  return parts.y;
 }
 
 /**
@@ -186,5 +259,40 @@ export const nn: Layers = {
    */
   dropout(x: Node, p: number, opts: { seed?: number; name?: string } = {}): Node {
     return dropoutOp(x, { p, seed: opts.seed ?? x.graph.nodes.length, name: opts.name });
+  },
+
+  /**
+   * Batch norm like `torch.nn.BatchNorm2d(C)` over `[N, C, H, W]`: the
+   * batch's statistics in training, running estimates in evaluation.
+   */
+  batchNorm2d(x: Node, opts: BatchNormLayerOptions = {}): Node {
+    return batchNormLayer(x, 4, opts);
+  },
+
+  /** Batch norm like `torch.nn.BatchNorm1d(C)` over `[N, C]`. */
+  batchNorm1d(x: Node, opts: BatchNormLayerOptions = {}): Node {
+    return batchNormLayer(x, 2, opts);
+  },
+
+  /**
+   * Layer norm like `torch.nn.LayerNorm(normalizedShape)` over the trailing
+   * axes (default: the last one), parameters `NAME.weight` (ones) and
+   * `NAME.bias` (zeros).
+   */
+  layerNorm(x: Node, normalizedShape?: number[], opts: { eps?: number; name?: string } = {}) {
+    const g = x.graph;
+    const name = opts.name ?? freeName(g, "ln");
+    const shape = normalizedShape ?? [x.shape.at(-1)!];
+    const trailing = x.shape.slice(x.shape.length - shape.length);
+    if (shape.length === 0 || trailing.join() !== shape.join()) {
+      throw new Error(
+        `layerNorm "${name}": normalized shape [${shape}] must be the trailing axes of "${x.name}" ${
+          fmtShape(x.shape)
+        }`,
+      );
+    }
+    const w = g.param(`${name}.weight`, shape, { kind: "constant", value: 1 });
+    const b = g.param(`${name}.bias`, shape, { kind: "constant", value: 0 });
+    return layerNormOp(x, w, b, { eps: opts.eps, name });
   },
 };

@@ -57,6 +57,12 @@ export interface TrainingGraph extends TrainGraphSpec {
   logp: string;
   /** The loss the graph computes. */
   lossKind: LossName;
+  /**
+   * Buffers (e.g. batch norm's running statistics): their `grads` entry names
+   * the node holding their next value, which replaces them after each step
+   * instead of an optimizer update.
+   */
+  buffers: string[];
 }
 
 /** Samples and targets ready for the runners: shared buffers, checked against a model. */
@@ -453,8 +459,21 @@ export function trainingGraph(model: Model, loss: LossName): TrainingGraph {
     target = g.input(free("target"), out.shape);
     lossNode = mseLoss(out, target, { name: free("loss") });
   } else throw new Error(`Unknown loss "${loss}" (expected cross-entropy or mse)`);
-  const params = g.params();
+  const isBuffer = (p: Node) => typeof p.record.attrs.update === "string";
+  const params = g.params().filter((p) => !isBuffer(p));
+  const buffers = g.params().filter(isBuffer);
   const grads = grad(lossNode, params);
+  const updates = buffers.map((b) => {
+    const u = g.node(b.record.attrs.update as string);
+    if (u.shape.join() !== b.shape.join()) {
+      throw new Error(
+        `buffer "${b.name}" has shape ${fmtShape(b.shape)} but its update "${u.name}" has ${
+          fmtShape(u.shape)
+        }`,
+      );
+    }
+    return [b.name, u.name];
+  });
   return {
     graph: g.toJSON(),
     built: g,
@@ -464,7 +483,11 @@ export function trainingGraph(model: Model, loss: LossName): TrainingGraph {
     logp: logp.name,
     output: model.output,
     lossKind: loss,
-    grads: Object.fromEntries(params.map((p, i) => [p.name, grads[i]!.name])),
+    grads: Object.fromEntries([
+      ...params.map((p, i) => [p.name, grads[i]!.name]),
+      ...updates,
+    ]),
+    buffers: buffers.map((b) => b.name),
   };
 }
 

@@ -332,6 +332,9 @@ interface Run {
   /** Shared parameter buffers the runner reads and the optimiser updates. */
   params: Map<string, Float32Array>;
   grads: Map<string, Float32Array>;
+  /** `params` and `grads` without the buffers (running statistics), which the optimizer leaves alone. */
+  trainable: Map<string, Float32Array>;
+  trainableGrads: Map<string, Float32Array>;
   optimizer: Optimizer;
   /** Schedule and clipping around each optimizer step. */
   tools: StepTools;
@@ -402,7 +405,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       optimizer,
       cursor,
       history,
-      { seed, batch, stepsPerEpoch: loader.stepsPerEpoch, tools },
+      { seed, batch, stepsPerEpoch: loader.stepsPerEpoch, tools, buffers: spec.buffers },
     );
   }
   const data: SharedData = {
@@ -423,6 +426,9 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       opModules: opts.opModules,
     })
     : new LocalRunner(spec, { params, data, maxBatch: batch, tier: opts.kernels });
+  const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
+  const withoutBuffers = (m: Map<string, Float32Array>) =>
+    new Map([...m].filter(([k]) => !spec.buffers.includes(k)));
   const run: Run = {
     opts,
     name: model.name,
@@ -435,7 +441,9 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     trainSet,
     testSet,
     params,
-    grads: new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)])),
+    grads,
+    trainable: withoutBuffers(params),
+    trainableGrads: withoutBuffers(grads),
     optimizer,
     tools,
     cursor,
@@ -521,8 +529,10 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
         }`.trim(),
       );
     }
-    run.tools.beforeStep(run.optimizer, run.grads, cursor.globalStep);
-    run.optimizer.step(run.params, run.grads);
+    run.tools.beforeStep(run.optimizer, run.trainableGrads, cursor.globalStep);
+    run.optimizer.step(run.trainable, run.trainableGrads);
+    // a buffer's "gradient" is its next value (e.g. a running mean), the same in every micro-batch
+    for (const b of run.spec.buffers) run.params.get(b)!.set(run.grads.get(b)!);
     cursor.globalStep++;
     run.samples += n;
     epochLoss += loss;
@@ -687,6 +697,8 @@ interface RunIdentity {
   batch: number;
   stepsPerEpoch: number;
   tools: StepTools;
+  /** Parameters that are buffers, which have no optimizer state. */
+  buffers: string[];
 }
 
 /**
@@ -788,8 +800,9 @@ async function resumeFrom(
   const expected = new Map<string, number[]>();
   if (step > 0) {
     const probe = makeOptimizer(optimizer.name as OptimizerName, optimizer.lr);
-    const zeros = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
-    probe.step(zeros, new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)])));
+    const trained = [...params].filter(([k]) => !run.buffers.includes(k));
+    const zeros = new Map(trained.map(([k, v]) => [k, new Float32Array(v.length)]));
+    probe.step(zeros, new Map(trained.map(([k, v]) => [k, new Float32Array(v.length)])));
     for (const [k, v] of Object.entries(probe.state())) {
       expected.set(`optimizer/${k}`, slotShape(k, byName, v.length));
     }

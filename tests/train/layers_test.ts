@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { defineModel } from "../../train/model.ts";
+import { nn } from "../../train/layers.ts";
+import { trainingGraph } from "../../train/model.ts";
+import { train } from "../../train/train.ts";
+import { rng } from "../_grad_check.ts";
+
+Deno.test("nn.batchNorm2d makes PyTorch's five tensors; the buffers are not trained", () => {
+  const model = defineModel({ input: [1, 6, 6] }, (x) => {
+    const h = nn.batchNorm2d(nn.conv2d(x, 3, 3));
+    return nn.linear(nn.flatten(nn.layerNorm(h, [4, 4])), 2);
+  });
+  assert.deepEqual([...model.params.keys()], [
+    "conv1.weight",
+    "conv1.bias",
+    "bn1.weight",
+    "bn1.bias",
+    "bn1.running_mean",
+    "bn1.running_var",
+    "bn1.num_batches_tracked",
+    "ln1.weight",
+    "ln1.bias",
+    "fc1.weight",
+    "fc1.bias",
+  ]);
+  assert.deepEqual([...model.params.get("bn1.running_var")!], [1, 1, 1]);
+  assert.deepEqual(model.graph.node("bn1.num_batches_tracked").shape, []);
+  assert.deepEqual(model.graph.node("ln1.weight").shape, [4, 4]);
+  const spec = trainingGraph(model, "cross-entropy");
+  assert.deepEqual(spec.buffers, [
+    "bn1.running_mean",
+    "bn1.running_var",
+    "bn1.num_batches_tracked",
+  ]);
+  assert.equal(spec.grads["bn1.running_mean"], "bn1.running_mean.next");
+  assert.throws(
+    () => defineModel({ input: [4] }, (x) => nn.batchNorm2d(x)),
+    /batchNorm2d "bn1": .* expected \[N, C, H, W\]/,
+  );
+  assert.throws(
+    () => defineModel({ input: [4] }, (x) => nn.layerNorm(x, [5])),
+    /normalized shape \[5\] must be the trailing axes/,
+  );
+});
+
+/** n samples of shape [2, 2, 2] (two channels) and labels 0/1. */
+function data(n: number, seed: number) {
+  const r = rng(seed);
+  return {
+    x: Float32Array.from({ length: n * 8 }, (_, i) => r() * 4 + (i % 8 < 4 ? 1 : -2)),
+    y: Array.from({ length: n }, (_, i) => i % 2),
+  };
+}
+
+Deno.test("batch norm's running statistics follow PyTorch's update (momentum 0.1, unbiased variance) and serve evaluation", async () => {
+  // batch norm straight on the input: its statistics depend on the data only
+  const model = defineModel(
+    { input: [2, 2, 2] },
+    (x) => nn.linear(nn.flatten(nn.batchNorm2d(x)), 2),
+  );
+  const train_ = data(8, 1);
+  await train({
+    model,
+    data: { train: train_, test: data(4, 2) },
+    epochs: 2,
+    batch: 8,
+    workers: 1,
+    lr: 0.1,
+  });
+  // per channel over the 8 samples × 4 pixels: one full-batch step per epoch
+  for (let c = 0; c < 2; c++) {
+    const v: number[] = [];
+    for (let s = 0; s < 8; s++) for (let k = 0; k < 4; k++) v.push(train_.x[s * 8 + c * 4 + k]!);
+    const mu = v.reduce((a, b) => a + b, 0) / 32;
+    const unbiased = v.reduce((a, b) => a + (b - mu) ** 2, 0) / 31;
+    // after two updates from (0, 1): 0.9·(0.1 mu) + 0.1 mu, and 0.9·(0.9 + 0.1 u) + 0.1 u
+    const rm = model.params.get("bn1.running_mean")![c]!,
+      rv = model.params.get("bn1.running_var")![c]!;
+    assert.ok(Math.abs(rm - 0.19 * mu) < 1e-5, `running_mean[${c}] ${rm} vs ${0.19 * mu}`);
+    assert.ok(Math.abs(rv - (0.81 + 0.19 * unbiased)) < 1e-5, `running_var[${c}] ${rv}`);
+  }
+  assert.deepEqual([...model.params.get("bn1.num_batches_tracked")!], [2]);
+  // evaluation normalises with the running estimates, not the batch's: one sample suffices
+  const one = data(1, 3).x;
+  const y = model.predict(one).data;
+  const p = (k: string) => model.params.get(k)!;
+  const xhat = [...one].map((v, i) => {
+    const c = i < 4 ? 0 : 1;
+    return ((v - p("bn1.running_mean")[c]!) / Math.sqrt(p("bn1.running_var")[c]! + 1e-5)) *
+        p("bn1.weight")[c]! +
+      p("bn1.bias")[c]!;
+  });
+  for (let o = 0; o < 2; o++) {
+    let want = p("fc1.bias")[o]!;
+    for (let i = 0; i < 8; i++) want += p("fc1.weight")[o * 8 + i]! * xhat[i]!;
+    assert.ok(Math.abs(y[o]! - want) < 1e-4, `output ${o}: ${y[o]} vs ${want}`);
+  }
+});
