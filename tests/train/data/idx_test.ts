@@ -87,6 +87,16 @@ Deno.test("parseIdx errors name the file and the problem", () => {
   assert.throws(() => parseIdx(Uint8Array.from([0, 0, 8, 0]), name), /declares 0 dimensions/);
 });
 
+Deno.test("parseIdx rejects a nonzero second magic byte (00 01 08 01), a valid file otherwise", () => {
+  const labels = idx([2], [7, 3]);
+  assert.deepEqual([...parseIdx(labels, "ok").data], [7, 3]);
+  labels[1] = 0x01;
+  assert.throws(
+    () => parseIdx(labels, "t10k-labels-idx1-ubyte"),
+    /"t10k-labels-idx1-ubyte": bad magic number 0x00 0x01 0x08 0x01, expected 0x00 0x00/,
+  );
+});
+
 Deno.test("readIdxFile reads plain files and gzip by extension or by magic", async () => {
   const dir = await Deno.makeTempDir({ prefix: "denograd_idx_" });
   try {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Adam, AdamW } from "../../../train/optim/adam.ts";
 import { makeOptimizer } from "../../../train/optim/optimizer.ts";
+import { assertSteps, twoSteps as twoStepsOf } from "./_two_steps.ts";
 
 /** Two steps from w = 1 with the gradient 1 both times; returns w after each. */
 function twoSteps(opt: Adam): number[] {
@@ -33,4 +34,15 @@ Deno.test("Adam's weight decay is an L2 term in the gradient, as torch.optim.Ada
   close(twoSteps(new Adam(0.1, { weightDecay: 0.1 })), [0.9, 0.80002485]);
   // without decay the two steps are lr each
   close(twoSteps(new Adam(0.1)), [0.9, 0.8]);
+});
+
+Deno.test("Adam, first two steps by hand with bias correction (β 0.9, 0.999, ε 1e-8)", () => {
+  // lr 0.1, p [1, -2], g₁ [0.5, -1], g₂ [2, 0.25].
+  // t = 1: m = 0.1·g₁, v = 0.001·g₁², m̂ = m/0.1 = g₁, v̂ = v/0.001 = g₁²: each step is
+  //   lr·sign(g) (less 2e-9 for ε) -> [0.9, -1.9]
+  // t = 2: m = 0.9·m + 0.1·g₂ = [0.245, -0.065], v = 0.999·v + 0.001·g₂² = [0.00424975, 0.0010615];
+  //   m̂ = m/0.19 = [1.2894737, -0.3421053], v̂ = v/0.001999 = [2.1259380, 0.5310155];
+  //   p -= 0.1·m̂/(√v̂ + ε) = [0.0884376, -0.0469468] -> [0.8115624, -1.8530532]
+  const want = [[0.9, -1.9], [0.8115624, -1.8530532]];
+  assertSteps(twoStepsOf(new Adam(0.1)), want);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { makeOptimizer } from "../../../train/optim/optimizer.ts";
 import { Sgd } from "../../../train/optim/sgd.ts";
+import { assertSteps, twoSteps as twoStepsOf } from "./_two_steps.ts";
 
 /** Two steps from w = 1 with the gradient 1 both times; returns w after each. */
 function twoSteps(opt: { step: Sgd["step"] }): number[] {
@@ -56,4 +57,15 @@ Deno.test("Nesterov without momentum and bad weight decays are refused with the 
     () => makeOptimizer("sgd", 0.1, { weightDecay: -1 }),
     /weight decay must be a finite number ≥ 0, got -1/,
   );
+});
+
+Deno.test("plain SGD, first two steps by hand: p -= lr·g", () => {
+  // lr 0.1: [1 - 0.05, -2 + 0.1] = [0.95, -1.9]; [0.95 - 0.2, -1.9 - 0.025] = [0.75, -1.925]
+  assertSteps(twoStepsOf(new Sgd(0.1)), [[0.95, -1.9], [0.75, -1.925]]);
+});
+
+Deno.test("momentum SGD, first two steps by hand: buf = μ·buf + g from buf = g₁", () => {
+  // μ 0.9, lr 0.1: buf₁ = g₁ = [0.5, -1], p₁ = [0.95, -1.9];
+  // buf₂ = 0.9·[0.5, -1] + [2, 0.25] = [2.45, -0.65], p₂ = [0.95 - 0.245, -1.9 + 0.065]
+  assertSteps(twoStepsOf(new Sgd(0.1, { momentum: 0.9 })), [[0.95, -1.9], [0.705, -1.835]]);
 });
