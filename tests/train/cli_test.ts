@@ -25,7 +25,7 @@ Deno.test("an unknown flag or a bad value is one line naming it, exit code 2", a
   for (
     const [args, msg] of [
       [["--frobnicate"], /Unknown option '--frobnicate'/],
-      [["--epochs", "zero"], /--epochs must be a whole number from 1 to 1000000, got "zero"/],
+      [["--epochs", "zero"], /--epochs must be a whole number from 0 to 1000000, got "zero"/],
       [["--model", "resnet"], /--model must be one of lecture-cnn, mnist-net, poly, got "resnet"/],
       [["--lr=-1"], /--lr must be a decimal number above 0/],
       [["--lr", "-1"], /--lr. argument is ambiguous/],
@@ -170,5 +170,55 @@ Deno.test("--weight-decay, --nesterov, --schedule and --clip-grad-norm reach tra
     ] as const
   ) {
     assert.throws(() => parseFlags([...args]), msg, args.join(" "));
+  }
+});
+
+Deno.test("--init FILE --epochs 0 evaluates the given parameters; --save-model writes them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { lectureCnnModel } = await import("../../train/models.ts");
+    const { loadModel } = await import("../../train/model.ts");
+    const { encodeSafetensors } = await import("../../train/safetensors.ts");
+    const m = lectureCnnModel({ channels: 2, seed: 9 });
+    const tensors = Object.fromEntries(
+      m.paramShapes().map(([k, shape]) => [k, { shape, data: m.params.get(k)! }]),
+    );
+    // a PyTorch-style file: real shapes, no metadata
+    await Deno.writeFile(`${dir}/init.safetensors`, encodeSafetensors(tensors));
+    const r = await cli(
+      "--channels",
+      "2",
+      "--epochs",
+      "0",
+      "--workers",
+      "1",
+      "--init",
+      `${dir}/init.safetensors`,
+      "--save-model",
+      `${dir}/out.safetensors`,
+      "--json",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const done = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.equal(done.steps, 0);
+    const saved = await loadModel(`${dir}/out.safetensors`);
+    for (const [k, v] of m.params) assert.deepEqual(saved.params.get(k), v, k);
+    const bad = await cli(
+      "--channels",
+      "3",
+      "--epochs",
+      "0",
+      "--workers",
+      "1",
+      "--init",
+      `${dir}/init.safetensors`,
+    );
+    assert.equal(bad.code, 1);
+    assert.match(
+      bad.stderr,
+      /"conv1\.weight" has shape \[2,1,3,3\] but the model needs \[3,1,3,3\]/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
