@@ -1,13 +1,15 @@
 import type { Node } from "../graph/graph.ts";
 import { fmtShape } from "../graph/op.ts";
 import { add } from "./add.ts";
+import { batchSum } from "./batch_sum.ts";
+import { div } from "./div.ts";
 import { elementCount } from "./element_count.ts";
 import { fill } from "./fill.ts";
-import { mean } from "./mean.ts";
 import { mul } from "./mul.ts";
 import { pow } from "./pow.ts";
 import { reshape } from "./reshape.ts";
 import { sub } from "./sub.ts";
+import { sum } from "./sum.ts";
 import { trainingSelect } from "./training_select.ts";
 
 /** Options of {@linkcode batchNorm}. */
@@ -32,7 +34,7 @@ export interface BatchNormParts {
   mean: Node;
   /** Biased batch variance per channel, `[1, C, 1, …]`. */
   var: Node;
-  /** How many values each channel's statistics are over (`N·H·W`), a scalar. */
+  /** How many values each channel's statistics are over (`N·H·W` of the whole mini-batch), a scalar. */
   count: Node;
 }
 
@@ -75,12 +77,15 @@ export function batchNormParts(
   }
   const eps = opts.eps ?? 1e-5;
   if (!(eps >= 0)) throw new Error(`${where}: eps must be a number ≥ 0, got ${eps}`);
-  // statistics over every axis but the channel axis 1
+  // statistics over every axis but the channel axis 1, and over the whole
+  // mini-batch: each sum is a batch_sum collective, so micro-batches and
+  // threads see the full batch's mean and variance (two collective phases)
   const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
   const perChannel = x.shape.map((_, i) => (i === 1 ? c : 1));
-  const mu = mean(x, { axes, keepdims: true });
+  const count = batchSum(elementCount(x, { axes }));
+  const mu = div(batchSum(sum(x, { axes, keepdims: true })), count);
   let xc = sub(x, mu);
-  const variance = mean(mul(xc, xc), { axes, keepdims: true });
+  const variance = div(batchSum(sum(mul(xc, xc), { axes, keepdims: true })), count);
   let v = variance;
   if (opts.running) {
     xc = sub(x, trainingSelect(mu, reshape(opts.running.mean, perChannel)));
@@ -91,7 +96,7 @@ export function batchNormParts(
   let y = mul(xc, inv, last);
   if (weight) y = mul(y, reshape(weight, perChannel), bias ? {} : { name: opts.name });
   if (bias) y = add(y, reshape(bias, perChannel), { name: opts.name });
-  return { y, mean: mu, var: variance, count: elementCount(x, { axes }) };
+  return { y, mean: mu, var: variance, count };
 }
 
 /**
@@ -99,8 +104,10 @@ export function batchNormParts(
  * running_mean, running_var, weight, bias, training=True, eps=eps)`: every
  * channel (axis 1) is normalised with the mean and biased variance over
  * every other axis, then scaled by `weight [C]` and shifted by `bias [C]`
- * (either may be null). Built from elementwise and mean ops, so its VJP is
- * theirs; with `running`, evaluation mode uses those estimates instead.
+ * (either may be null). Built from sums, elementwise ops and `batchSum`
+ * collectives, so its VJP is theirs, and the statistics are the whole
+ * mini-batch's even when a runner splits it into micro-batches and threads;
+ * with `running`, evaluation mode uses those estimates instead.
  *
  * @example
  * ```ts

@@ -1,4 +1,10 @@
 import assert from "node:assert/strict";
+import { Executor } from "../../graph/executor.ts";
+import { makePlan } from "../../graph/plan.ts";
+import { gelu } from "../../ops/gelu.ts";
+import { LocalRunner } from "../../train/parallel/local.ts";
+import { WorkerPool } from "../../train/parallel/pool.ts";
+import type { GradientRunner, SharedData } from "../../train/parallel/spec.ts";
 import { defineModel } from "../../train/model.ts";
 import { nn } from "../../train/layers.ts";
 import { trainingGraph } from "../../train/model.ts";
@@ -94,5 +100,68 @@ Deno.test("batch norm's running statistics follow PyTorch's update (momentum 0.1
     let want = p("fc1.bias")[o]!;
     for (let i = 0; i < 8; i++) want += p("fc1.weight")[o * 8 + i]! * xhat[i]!;
     assert.ok(Math.abs(y[o]! - want) < 1e-4, `output ${o}: ${y[o]} vs ${want}`);
+  }
+});
+
+Deno.test("a conv net with nn.batchNorm2d: 1, 2 and 3 threads and two micro-batch sizes give the full-batch result", async () => {
+  const model = defineModel({ input: [1, 6, 6], seed: 3 }, (x) => {
+    const h = nn.maxPool2d(gelu(nn.batchNorm2d(nn.conv2d(x, 3, 3))), 2);
+    return nn.linear(nn.flatten(h), 4);
+  });
+  const spec = trainingGraph(model, "cross-entropy");
+  const n = 24, side = 36;
+  const r = rng(11);
+  const images = new Float32Array(new SharedArrayBuffer(4 * n * side));
+  const labels = new Uint8Array(new SharedArrayBuffer(n));
+  for (let i = 0; i < n * side; i++) images[i] = r() * 2 - 0.5;
+  for (let i = 0; i < n; i++) labels[i] = i % 4;
+  const data: SharedData = { images, labels, sampleSize: side };
+  const params = new Map<string, Float32Array>();
+  for (const [k, v] of model.params) {
+    params.set(k, new Float32Array(new SharedArrayBuffer(4 * v.length)));
+    params.get(k)!.set(v);
+  }
+  const indices = Uint32Array.from({ length: 20 }, (_, i) => (i * 7) % n);
+  // the reference: one executor over the whole batch (batch_sum is the identity there)
+  const g = spec.built;
+  const names = Object.keys(spec.grads);
+  const outs = [spec.loss, ...names.map((k) => spec.grads[k]!)].map((k) => g.node(k));
+  const ex = new Executor(makePlan(g, { batch: indices.length, outputs: outs }), { params });
+  const x = new Float32Array(indices.length * side), y = new Float32Array(indices.length);
+  indices.forEach((s, i) => {
+    x.set(images.subarray(s * side, (s + 1) * side), i * side);
+    y[i] = labels[s]!;
+  });
+  const full = ex.run({ x, [spec.target]: y }).map((v) => Float32Array.from(v));
+  const step = async (runner: GradientRunner) => {
+    const grads = new Map<string, Float32Array>();
+    const { loss } = await runner.step(indices, 0, grads);
+    await runner.close();
+    return [Float32Array.of(loss), ...names.map((k) => grads.get(k)!)];
+  };
+  // the buffers' slots hold their next values: the running statistics of the full batch
+  assert.ok(names.includes("bn1.running_var"));
+  for (const microBatch of [8, 5]) {
+    const local = await step(new LocalRunner(spec, { params, data, maxBatch: 32, microBatch }));
+    local.forEach((v, i) => {
+      // conv1.bias has no gradient through batch norm: its values are rounding noise, hence 1e-6
+      const scale = Math.max(...full[i]!.map(Math.abs));
+      v.forEach((a, j) =>
+        assert.ok(
+          Math.abs(a - full[i]![j]!) <= 2e-5 * scale + 1e-6,
+          `micro-batch ${microBatch}, ${i ? names[i - 1] : "loss"}[${j}]: ${a} vs ${full[i]![j]}`,
+        )
+      );
+    });
+    for (const workers of [2, 3]) {
+      const pool = await WorkerPool.create(spec, {
+        workers,
+        params,
+        data,
+        maxBatch: 32,
+        microBatch,
+      });
+      assert.deepEqual(await step(pool), local, `${workers} threads, micro-batch ${microBatch}`);
+    }
   }
 });
