@@ -94,6 +94,7 @@ export {
   trainingGraph,
 } from "./train/model.ts";
 export {
+  type BatchNormLayerOptions,
   type Conv2dLayerOptions,
   type Layers,
   type LinearLayerOptions,

@@ -256,6 +256,7 @@ export class Model {
     setFromTensors(this, tensors, `Cannot load weights from "${path}"`);
   }
 
+  /** The forward plan's executor for `n` samples, from the cache (least recently used out). */
   private executor(n: number): Executor {
     let ex = this.plans.get(n);
     if (ex) {
