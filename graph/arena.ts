@@ -18,10 +18,11 @@ let fallback: ArenaAllocator | undefined;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arenaAllocator, setArenaAllocator } from "./arena.ts";
  * const before = arenaAllocator();
  * setArenaAllocator((bytes) => new ArrayBuffer(bytes));
- * console.log(arenaAllocator() !== undefined); // true
+ * assert.ok(arenaAllocator() !== undefined);
  * setArenaAllocator(before);
  * ```
  */

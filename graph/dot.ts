@@ -44,13 +44,14 @@ const STYLE = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, grad, mean, mul, toDot } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 3]);
  * const loss = mean(mul(x, x), { name: "loss" });
  * grad(loss, [x]);
  * const dot = toDot(g, { title: "x²", highlight: ["loss"] });
- * console.log(dot.startsWith("digraph")); // true
+ * assert.ok(dot.startsWith("digraph"));
  * ```
  */
 export function toDot(graph: Graph, opts: DotOptions = {}): string {

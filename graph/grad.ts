@@ -22,11 +22,12 @@ export interface GradOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, grad, mean, mul } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [3]);
  * const [dx] = grad(mean(mul(x, x)), [x]);
- * console.log(dx!.shape); // [3]
+ * assert.deepEqual(dx!.shape, [3]);
  * ```
  */
 export function grad(loss: Node, wrt: readonly Node[], options: GradOptions = {}): (Node | null)[] {

@@ -81,11 +81,12 @@ const sourceOps = new Set(["input", "param"]);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, relu } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 3]);
  * const y = relu(x);
- * console.log(y.shape); // [-1, 3]
+ * assert.deepEqual(y.shape, [-1, 3]);
  * ```
  */
 export class Graph {

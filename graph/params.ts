@@ -17,11 +17,12 @@ export type Params = Map<string, FloatArray>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, initParams } from "@denograd/denograd";
  * const g = new Graph();
  * g.param("w", [2, 3], { kind: "uniform", bound: 0.5 });
  * const p = initParams(g, { seed: 1 });
- * console.log(p.get("w")!.length); // 6
+ * assert.equal(p.get("w")!.length, 6);
  * ```
  */
 export function initParams(

@@ -22,10 +22,12 @@ export type NestedNumbers = number | readonly NestedNumbers[];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor } from "@denograd/denograd";
  * const a = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
  * const b = tensor([[1, 2, 3], [4, 5, 6]]);
- * console.log(a.shape, b.shape); // [2, 3] [2, 3]
+ * assert.deepEqual(a.shape, [2, 3]);
+ * assert.deepEqual(b, a);
  * ```
  */
 export function tensor(

@@ -40,10 +40,11 @@ export interface VjpOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mul, sum, tensor, vjp } from "@denograd/denograd";
  * const { out, backward } = vjp((x) => sum(mul(x, x)), tensor([1, 2, 3]));
- * console.log(out.data[0]); // 14
- * console.log([...backward([1])[0]!.data]); // [2, 4, 6]
+ * assert.equal(out.data[0], 14);
+ * assert.deepEqual([...backward([1])[0]!.data], [2, 4, 6]);
  * ```
  */
 export function vjp<T extends FloatArray>(

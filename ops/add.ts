@@ -20,10 +20,11 @@ export const addOp: OpDef = registerOp({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { add, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const y = add(g.input("x", [-1, 3]), g.input("b", [3]));
- * console.log(y.shape); // [-1, 3]
+ * assert.deepEqual(y.shape, [-1, 3]);
  * ```
  */
 export function add(a: Node | number, b: Node | number, opts: { name?: string } = {}): Node {

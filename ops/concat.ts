@@ -161,10 +161,11 @@ export const padAxisOp: OpDef<PadAttrs> = registerOp<PadAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { concat, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1]);
- * console.log(concat([x, x, x], { axis: 1 }).shape); // [-1, 3]
+ * assert.deepEqual(concat([x, x, x], { axis: 1 }).shape, [-1, 3]);
  * ```
  */
 export function concat(
@@ -182,10 +183,11 @@ export function concat(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, stack } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 4]);
- * console.log(stack([x, x], { axis: 1 }).shape); // [-1, 2, 4]
+ * assert.deepEqual(stack([x, x], { axis: 1 }).shape, [-1, 2, 4]);
  * ```
  */
 export function stack(
@@ -222,9 +224,10 @@ export function stack(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, slice } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(slice(g.input("x", [-1, 6]), { axis: 1, start: 2, size: 3 }).shape); // [-1, 3]
+ * assert.deepEqual(slice(g.input("x", [-1, 6]), { axis: 1, start: 2, size: 3 }).shape, [-1, 3]);
  * ```
  */
 export function slice(
@@ -241,9 +244,10 @@ export function slice(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, padAxis } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(padAxis(g.input("x", [-1, 3]), { axis: 1, before: 2, after: 1 }).shape); // [-1, 6]
+ * assert.deepEqual(padAxis(g.input("x", [-1, 3]), { axis: 1, before: 2, after: 1 }).shape, [-1, 6]);
  * ```
  */
 export function padAxis(

@@ -78,13 +78,14 @@ export interface Conv2dOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { conv2d, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 28, 28]);
  * const w = g.param("conv1.weight", [32, 1, 3, 3], { kind: "uniform", bound: 0.3 });
  * const b = g.param("conv1.bias", [32], { kind: "uniform", bound: 0.3 });
- * console.log(conv2d(x, w, b).shape); // [-1, 32, 26, 26]
- * console.log(conv2d(x, w, b, { stride: 2, padding: 1 }).shape); // [-1, 32, 14, 14]
+ * assert.deepEqual(conv2d(x, w, b).shape, [-1, 32, 26, 26]);
+ * assert.deepEqual(conv2d(x, w, b, { stride: 2, padding: 1 }).shape, [-1, 32, 14, 14]);
  * ```
  */
 export function conv2d(x: Node, w: Node, b?: Node | null, opts: Conv2dOptions = {}): Node {

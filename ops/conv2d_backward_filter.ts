@@ -84,11 +84,12 @@ export interface Conv2dBackwardFilterOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { conv2dBackwardFilter, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 28, 28]);
  * const dy = g.input("dy", [-1, 32, 26, 26]);
- * console.log(conv2dBackwardFilter(x, dy, { kernelSize: [3, 3] }).shape); // [32, 1, 3, 3]
+ * assert.deepEqual(conv2dBackwardFilter(x, dy, { kernelSize: [3, 3] }).shape, [32, 1, 3, 3]);
  * ```
  */
 export function conv2dBackwardFilter(

@@ -83,12 +83,13 @@ export interface Conv2dBackwardInputOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { conv2dBackwardInput, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const dy = g.input("dy", [-1, 32, 14, 14]);
  * const w = g.param("w", [32, 3, 3, 3], { kind: "uniform", bound: 0.2 });
  * const dx = conv2dBackwardInput(dy, w, { inputSize: [28, 28], stride: 2, padding: 1 });
- * console.log(dx.shape); // [-1, 3, 28, 28]
+ * assert.deepEqual(dx.shape, [-1, 3, 28, 28]);
  * ```
  */
 export function conv2dBackwardInput(

@@ -25,9 +25,10 @@ export const divOp: OpDef = registerOp({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { div, Graph } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(div(g.input("a", [2, 3]), g.input("b", [3])).shape); // [2, 3]
+ * assert.deepEqual(div(g.input("a", [2, 3]), g.input("b", [3])).shape, [2, 3]);
  * ```
  */
 export function div(a: Node | number, b: Node | number, opts: { name?: string } = {}): Node {

@@ -70,10 +70,11 @@ function dropoutKernel(x: FloatArray, y: FloatArray, c: ForwardContext<DropoutAt
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dropout, Graph } from "@denograd/denograd";
  * const g = new Graph();
  * const y = dropout(g.input("x", [-1, 128]), { p: 0.5, seed: 1 });
- * console.log(y.shape); // [-1, 128]
+ * assert.deepEqual(y.shape, [-1, 128]);
  * ```
  */
 export function dropout(

@@ -43,9 +43,10 @@ export const expandAsOp: OpDef<ExpandAsAttrs> = registerOp<ExpandAsAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expandAs, Graph } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(expandAs(g.input("b", [1, 3]), g.input("x", [-1, 3])).shape); // [-1, 3]
+ * assert.deepEqual(expandAs(g.input("b", [1, 3]), g.input("x", [-1, 3])).shape, [-1, 3]);
  * ```
  */
 export function expandAs(

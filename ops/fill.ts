@@ -30,9 +30,10 @@ export const fillOp: OpDef<FillAttrs> = registerOp<FillAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fill, Graph } from "@denograd/denograd";
  * const ones = fill([2, 2], 1, new Graph());
- * console.log(ones.shape); // [2, 2]
+ * assert.deepEqual(ones.shape, [2, 2]);
  * ```
  */
 export function fill(

@@ -41,12 +41,13 @@ export const linearOp: OpDef = registerOp({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, linear } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 5408]);
  * const w = g.param("fc.weight", [10, 5408], { kind: "uniform", bound: 0.01 });
  * const b = g.param("fc.bias", [10], { kind: "uniform", bound: 0.01 });
- * console.log(linear(x, w, b).shape); // [-1, 10]
+ * assert.deepEqual(linear(x, w, b).shape, [-1, 10]);
  * ```
  */
 export function linear(x: Node, w: Node, b?: Node | null, opts: { name?: string } = {}): Node {

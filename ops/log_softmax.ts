@@ -76,9 +76,10 @@ export const logSoftmaxBackwardOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftma
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, logSoftmax } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(logSoftmax(g.input("logits", [-1, 10])).shape); // [-1, 10]
+ * assert.deepEqual(logSoftmax(g.input("logits", [-1, 10])).shape, [-1, 10]);
  * ```
  */
 export function logSoftmax(x: Node, opts: { axis?: number; name?: string } = {}): Node {
@@ -91,9 +92,10 @@ export function logSoftmax(x: Node, opts: { axis?: number; name?: string } = {})
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, logSoftmaxBackward } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(logSoftmaxBackward(g.input("y", [2, 3]), g.input("dy", [2, 3])).shape); // [2, 3]
+ * assert.deepEqual(logSoftmaxBackward(g.input("y", [2, 3]), g.input("dy", [2, 3])).shape, [2, 3]);
  * ```
  */
 export function logSoftmaxBackward(

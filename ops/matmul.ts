@@ -40,10 +40,11 @@ export const matmulOp: OpDef<MatmulAttrs> = registerOp<MatmulAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, matmul } from "@denograd/denograd";
  * const g = new Graph();
  * const y = matmul(g.input("a", [-1, 3]), g.input("b", [4, 3]), { transB: true });
- * console.log(y.shape); // [-1, 4]
+ * assert.deepEqual(y.shape, [-1, 4]);
  * ```
  */
 export function matmul(a: Node, b: Node, opts: MatmulAttrs & { name?: string } = {}): Node {

@@ -176,11 +176,12 @@ export function maxPool2d(x: Node, opts: MaxPool2dOptions = {}): Node {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, maxPool2dBackward } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 4, 4]);
  * const dy = g.input("dy", [-1, 1, 2, 2]);
- * console.log(maxPool2dBackward(x, dy).shape); // [-1, 1, 4, 4]
+ * assert.deepEqual(maxPool2dBackward(x, dy).shape, [-1, 1, 4, 4]);
  * ```
  */
 export function maxPool2dBackward(
@@ -198,10 +199,11 @@ export function maxPool2dBackward(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, maxPool2dGather } from "@denograd/denograd";
  * const g = new Graph();
  * const x = g.input("x", [-1, 1, 4, 4]);
- * console.log(maxPool2dGather(x, g.input("g", [-1, 1, 4, 4])).shape); // [-1, 1, 2, 2]
+ * assert.deepEqual(maxPool2dGather(x, g.input("g", [-1, 1, 4, 4])).shape, [-1, 1, 2, 2]);
  * ```
  */
 export function maxPool2dGather(x: Node, g: Node, opts: MaxPool2dOptions = {}): Node {

@@ -25,9 +25,10 @@ export const meanOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, mean } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(mean(g.input("x", [-1, 10])).shape); // []
+ * assert.deepEqual(mean(g.input("x", [-1, 10])).shape, []);
  * ```
  */
 export function mean(x: Node, opts: ReduceAttrs & { name?: string } = {}): Node {

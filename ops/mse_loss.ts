@@ -16,10 +16,11 @@ import { sum } from "./sum.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, mseLoss } from "@denograd/denograd";
  * const g = new Graph();
  * const loss = mseLoss(g.input("pred", [-1, 1]), g.input("y", [-1, 1]));
- * console.log(loss.shape); // []
+ * assert.deepEqual(loss.shape, []);
  * ```
  */
 export function mseLoss(

@@ -20,9 +20,10 @@ export const mulOp: OpDef = registerOp({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, mul } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(mul(g.input("a", [-1, 3]), g.input("b", [3])).shape); // [-1, 3]
+ * assert.deepEqual(mul(g.input("a", [-1, 3]), g.input("b", [3])).shape, [-1, 3]);
  * ```
  *
  * @example

@@ -120,11 +120,12 @@ export const nllLossBackwardOp: OpDef<NllBackwardAttrs> = registerOp<NllBackward
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, logSoftmax, nllLoss } from "@denograd/denograd";
  * const g = new Graph();
  * const logits = g.input("logits", [-1, 10]);
  * const loss = nllLoss(logSoftmax(logits), g.input("label", [-1]));
- * console.log(loss.shape); // []
+ * assert.deepEqual(loss.shape, []);
  * ```
  */
 export function nllLoss(
@@ -146,10 +147,11 @@ export function nllLoss(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, nllLossBackward } from "@denograd/denograd";
  * const g = new Graph();
  * const dlogp = nllLossBackward(g.input("label", [-1]), g.input("dy", []), { classes: 10 });
- * console.log(dlogp.shape); // [-1, 10]
+ * assert.deepEqual(dlogp.shape, [-1, 10]);
  * ```
  */
 export function nllLossBackward(

@@ -41,9 +41,10 @@ export const powOp: OpDef<PowAttrs> = registerOp<PowAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, pow } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(pow(g.input("x", [-1, 1]), 3).shape); // [-1, 1]
+ * assert.deepEqual(pow(g.input("x", [-1, 1]), 3).shape, [-1, 1]);
  * ```
  */
 export function pow(x: Node, exponent: number, opts: { name?: string } = {}): Node {
@@ -55,9 +56,10 @@ export function pow(x: Node, exponent: number, opts: { name?: string } = {}): No
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, square } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(square(g.input("err", [-1])).shape); // [-1]
+ * assert.deepEqual(square(g.input("err", [-1])).shape, [-1]);
  * ```
  */
 export function square(x: Node, opts: { name?: string } = {}): Node {

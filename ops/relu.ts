@@ -57,9 +57,10 @@ export const reluBackwardOp: OpDef = registerOp({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, relu } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(relu(g.input("x", [-1, 8])).shape); // [-1, 8]
+ * assert.deepEqual(relu(g.input("x", [-1, 8])).shape, [-1, 8]);
  * ```
  */
 export function relu(x: Node, opts: { name?: string } = {}): Node {
@@ -71,9 +72,10 @@ export function relu(x: Node, opts: { name?: string } = {}): Node {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, reluBackward } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(reluBackward(g.input("x", [4]), g.input("dy", [4])).shape); // [4]
+ * assert.deepEqual(reluBackward(g.input("x", [4]), g.input("dy", [4])).shape, [4]);
  * ```
  */
 export function reluBackward(x: Node, dy: Node, opts: { name?: string } = {}): Node {

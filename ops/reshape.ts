@@ -53,9 +53,10 @@ export const reshapeOp: OpDef<ReshapeAttrs> = registerOp<ReshapeAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, reshape } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(reshape(g.input("x", [-1, 2, 3]), [-1, 6]).shape); // [-1, 6]
+ * assert.deepEqual(reshape(g.input("x", [-1, 2, 3]), [-1, 6]).shape, [-1, 6]);
  * ```
  */
 export function reshape(x: Node, shape: readonly number[], opts: { name?: string } = {}): Node {
@@ -67,9 +68,10 @@ export function reshape(x: Node, shape: readonly number[], opts: { name?: string
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { flatten, Graph } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(flatten(g.input("x", [-1, 32, 13, 13])).shape); // [-1, 5408]
+ * assert.deepEqual(flatten(g.input("x", [-1, 32, 13, 13])).shape, [-1, 5408]);
  * ```
  */
 export function flatten(x: Node, opts: { startAxis?: number; name?: string } = {}): Node {

@@ -24,9 +24,10 @@ export const scaleOp: OpDef<ScaleAttrs> = registerOp<ScaleAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, scale } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(scale(g.input("x", [3]), -1).shape); // [3]
+ * assert.deepEqual(scale(g.input("x", [3]), -1).shape, [3]);
  * ```
  */
 export function scale(x: Node, factor: number, opts: { name?: string } = {}): Node {

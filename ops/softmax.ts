@@ -91,9 +91,10 @@ export const softmaxBackwardOp: OpDef<SoftmaxAttrs> = registerOp<SoftmaxAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, softmax } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(softmax(g.input("logits", [-1, 10])).shape); // [-1, 10]
+ * assert.deepEqual(softmax(g.input("logits", [-1, 10])).shape, [-1, 10]);
  * ```
  */
 export function softmax(x: Node, opts: { axis?: number; name?: string } = {}): Node {
@@ -106,9 +107,10 @@ export function softmax(x: Node, opts: { axis?: number; name?: string } = {}): N
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, softmaxBackward } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(softmaxBackward(g.input("y", [2, 3]), g.input("dy", [2, 3])).shape); // [2, 3]
+ * assert.deepEqual(softmaxBackward(g.input("y", [2, 3]), g.input("dy", [2, 3])).shape, [2, 3]);
  * ```
  */
 export function softmaxBackward(

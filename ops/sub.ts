@@ -21,9 +21,10 @@ export const subOp: OpDef = registerOp({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, sub } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(sub(g.input("a", [2, 3]), g.input("b", [1, 3])).shape); // [2, 3]
+ * assert.deepEqual(sub(g.input("a", [2, 3]), g.input("b", [1, 3])).shape, [2, 3]);
  * ```
  */
 export function sub(a: Node | number, b: Node | number, opts: { name?: string } = {}): Node {

@@ -43,9 +43,10 @@ export const sumOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Graph, sum } from "@denograd/denograd";
  * const g = new Graph();
- * console.log(sum(g.input("x", [-1, 10]), { axes: [1] }).shape); // [-1]
+ * assert.deepEqual(sum(g.input("x", [-1, 10]), { axes: [1] }).shape, [-1]);
  * ```
  */
 export function sum(x: Node, opts: ReduceAttrs & { name?: string } = {}): Node {

@@ -156,10 +156,11 @@ function col2imAdd(col: Float32Array, dx: Float32Array, xo: number, d: Conv2dDim
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
  * const y = new Float32Array(4);
  * conv2dFast(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), new Float32Array([1, 0, 0, 1]), null, y, d);
- * // y = [6, 8, 12, 14]
+ * assert.deepEqual([...y], [6, 8, 12, 14]);
  * ```
  */
 export function conv2dFast(
@@ -209,10 +210,11 @@ export function conv2dFast(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
  * const dx = new Float32Array(9);
  * conv2dBackwardInputFast(new Float32Array([1, 1, 1, 1]), new Float32Array([1, 0, 0, 1]), dx, d);
- * // dx = [1, 1, 0, 1, 2, 1, 0, 1, 1]
+ * assert.deepEqual([...dx], [1, 1, 0, 1, 2, 1, 0, 1, 1]);
  * ```
  */
 export function conv2dBackwardInputFast(
@@ -265,10 +267,11 @@ export function conv2dBackwardInputFast(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
  * const dw = new Float32Array(4);
  * conv2dBackwardFilterFast(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), new Float32Array([1, 0, 0, 0]), dw, d);
- * // dw = [1, 2, 4, 5]
+ * assert.deepEqual([...dw], [1, 2, 4, 5]);
  * ```
  */
 export function conv2dBackwardFilterFast(

@@ -51,7 +51,9 @@ function describe(d: Conv2dDims): string {
  * @example
  * ```ts
  * const d = { n: 1, c: 1, h: 4, w: 4, oc: 1, kh: 3, kw: 3, oh: 2, ow: 2, stride: 1, padding: 0 };
+ * import assert from "node:assert/strict";
  * checkConv2dDims("conv2d", d, { x: new Float32Array(16), y: new Float32Array(4) });
+ * assert.throws(() => checkConv2dDims("conv2d", { ...d, oh: 3 }, {}), /output should be 2×2/);
  * ```
  */
 export function checkConv2dDims(
@@ -88,10 +90,11 @@ export function checkConv2dDims(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
  * const y = new Float64Array(4);
  * conv2dRef(new Float64Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), new Float64Array([1, 0, 0, 1]), null, y, d);
- * // y = [6, 8, 12, 14]
+ * assert.deepEqual([...y], [6, 8, 12, 14]);
  * ```
  */
 export function conv2dRef<T extends FloatArray>(
@@ -134,10 +137,11 @@ export function conv2dRef<T extends FloatArray>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
  * const dx = new Float64Array(9);
  * conv2dBackwardInputRef(new Float64Array([1, 1, 1, 1]), new Float64Array([1, 0, 0, 1]), dx, d);
- * // dx = [1, 1, 0, 1, 2, 1, 0, 1, 1]
+ * assert.deepEqual([...dx], [1, 1, 0, 1, 2, 1, 0, 1, 1]);
  * ```
  */
 export function conv2dBackwardInputRef<T extends FloatArray>(
@@ -180,10 +184,11 @@ export function conv2dBackwardInputRef<T extends FloatArray>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, oh: 2, ow: 2, stride: 1, padding: 0 };
  * const dw = new Float64Array(4);
  * conv2dBackwardFilterRef(new Float64Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), new Float64Array([1, 0, 0, 0]), dw, d);
- * // dw = [1, 2, 4, 5]
+ * assert.deepEqual([...dw], [1, 2, 4, 5]);
  * ```
  */
 export function conv2dBackwardFilterRef<T extends FloatArray>(

@@ -25,10 +25,12 @@ function shape(rows: number, cols: number, trans: boolean | undefined): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const a = new Float32Array([1, 2, 3, 4, 5, 6]); // 2×3
  * const b = new Float32Array([1, 0, 0, 1, 1, 1]); // 3×2
  * const c = new Float32Array(4);
- * gemm(a, b, c, { m: 2, n: 2, k: 3 }); // c = [4, 5, 10, 11]
+ * gemm(a, b, c, { m: 2, n: 2, k: 3 });
+ * assert.deepEqual([...c], [4, 5, 10, 11]);
  * ```
  */
 export function gemm(

@@ -166,10 +166,12 @@ const tileBuf = new Float64Array(MR * NR);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const a = new Float32Array([1, 2, 3, 4]);
  * const b = new Float32Array([5, 6, 7, 8]);
  * const c = new Float32Array(4);
- * gemmBlocked(a, b, c, { m: 2, n: 2, k: 2 }); // c = [19, 22, 43, 50]
+ * gemmBlocked(a, b, c, { m: 2, n: 2, k: 2 });
+ * assert.deepEqual([...c], [19, 22, 43, 50]);
  * ```
  */
 export function gemmBlocked(a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims): void {

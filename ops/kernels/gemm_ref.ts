@@ -36,10 +36,12 @@ export interface GemmDims {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const a = new Float64Array([1, 2, 3, 4]); // 2×2
  * const b = new Float64Array([5, 6, 7, 8]); // 2×2
  * const c = new Float64Array(4);
- * gemmRef(a, b, c, { m: 2, n: 2, k: 2 }); // c = [19, 22, 43, 50]
+ * gemmRef(a, b, c, { m: 2, n: 2, k: 2 });
+ * assert.deepEqual([...c], [19, 22, 43, 50]);
  * ```
  */
 export function gemmRef<T extends FloatArray>(a: T, b: T, c: T, d: GemmDims): void {
