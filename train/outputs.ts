@@ -68,27 +68,43 @@ async function identity(path: string): Promise<string> {
   }
 }
 
-/** Whether process `pid` is alive; `null` when this system cannot tell (no /proc). */
-async function alive(pid: number): Promise<boolean | null> {
-  if (pid === Deno.pid) return true;
-  if (!(await statOrNull("/proc/self"))) return null;
-  return (await statOrNull(`/proc/${pid}`)) !== null;
+// A checkpoint write takes seconds at most, so a temporary untouched for this
+// long was left by a process that died between writing and renaming.
+const STALE_MS = 60_000;
+
+/**
+ * Whether `file`, a temporary written by process `pid`, was abandoned: that
+ * process is gone (asked of /proc where Deno may read it, which takes
+ * --allow-all), or else the file has not been written to for a minute.
+ */
+async function abandoned(file: string, pid: number): Promise<boolean> {
+  if (pid === Deno.pid) return false;
+  try {
+    if (await statOrNull("/proc/self")) return (await statOrNull(`/proc/${pid}`)) === null;
+  } catch {
+    // Deno allows /proc only with --allow-all: judge by the file's age instead
+  }
+  const mtime = (await statOrNull(file))?.mtime;
+  return mtime ? Date.now() - mtime.getTime() > STALE_MS : false;
 }
 
 /**
  * Removes `${path}.tmp-PID` files that a checkpoint write of a process that
- * no longer runs left behind (it was killed between writing and renaming).
- * Returns the paths removed. Does nothing where liveness cannot be checked.
+ * no longer runs left behind (it was killed between writing and renaming):
+ * those of a process that is gone, or untouched for a minute. Returns the
+ * paths removed.
  *
  * @example
  * ```ts
  * import { removeStaleTemporaries } from "./outputs.ts";
  * import assert from "node:assert/strict";
  * const dir = await Deno.makeTempDir();
- * // no process has pid 2^22 + 1 (Linux pids stay below 2^22)
+ * // no process has pid 2^22 + 1 (Linux pids stay below 2^22); the file is an hour old
  * await Deno.writeTextFile(`${dir}/ck.st.tmp-4194305`, "partial");
+ * const hourAgo = new Date(Date.now() - 3_600_000);
+ * await Deno.utime(`${dir}/ck.st.tmp-4194305`, hourAgo, hourAgo);
  * const removed = await removeStaleTemporaries(`${dir}/ck.st`);
- * if (removed.length) assert.deepEqual(removed, [`${dir}/ck.st.tmp-4194305`]);
+ * assert.deepEqual(removed, [`${dir}/ck.st.tmp-4194305`]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -105,8 +121,8 @@ export async function removeStaleTemporaries(path: string): Promise<string[]> {
   for (const e of entries) {
     if (!e.isFile || !e.name.startsWith(prefix)) continue;
     const pid = e.name.slice(prefix.length);
-    if (!/^[0-9]+$/.test(pid) || (await alive(Number(pid))) !== false) continue;
     const stale = `${dir}/${e.name}`;
+    if (!/^[0-9]+$/.test(pid) || !(await abandoned(stale, Number(pid)))) continue;
     try {
       await Deno.remove(stale);
       removed.push(stale);

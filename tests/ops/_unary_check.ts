@@ -81,7 +81,7 @@ export function testUnary(c: UnaryCase): void {
         for (let i = 0; i < y.length; i++) {
           const want = c.direct(x.data[i]!);
           assert.ok(
-            Math.abs(y[i]! - want) <= 1e-14 * Math.abs(want) + 1e-300,
+            Math.abs(y[i]! - want) <= 1e-12 * Math.abs(want) + 1e-300,
             `${c.name}(${x.data[i]}) = ${y[i]}, expected ${want}`,
           );
         }

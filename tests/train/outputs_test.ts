@@ -9,16 +9,23 @@ Deno.test("stale checkpoint temporaries of dead processes are removed, live ones
     const child = new Deno.Command("true").spawn();
     const dead = child.pid;
     await child.status;
-    await Deno.writeTextFile(`${ck}.tmp-${dead}`, "partial");
-    await Deno.writeTextFile(`${ck}.tmp-${Deno.pid}`, "being written");
-    await Deno.writeTextFile(`${dir}/other.st.tmp-${dead}`, "someone else's");
+    const old = new Date(Date.now() - 3_600_000);
+    const write = async (path: string, text: string, when?: Date) => {
+      await Deno.writeTextFile(path, text);
+      if (when) await Deno.utime(path, when, when);
+    };
+    // untouched for an hour: abandoned whether or not /proc can be read
+    await write(`${ck}.tmp-${dead}`, "partial", old);
+    await write(`${ck}.tmp-${Deno.pid}`, "being written", old);
+    await write(`${dir}/other.st.tmp-${dead}`, "someone else's", old);
+    // pid 1 runs and its file is fresh: kept either way
+    await write(`${ck}.tmp-1`, "being written by a live process");
     const removed = await removeStaleTemporaries(ck);
     const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-    if (removed.length === 0) return; // no /proc: nothing can be known, nothing is removed
     assert.deepEqual(removed, [`${ck}.tmp-${dead}`]);
-    assert.deepEqual(left, [`ck.st.tmp-${Deno.pid}`, `other.st.tmp-${dead}`]);
+    assert.deepEqual(left, ["ck.st.tmp-1", `ck.st.tmp-${Deno.pid}`, `other.st.tmp-${dead}`].sort());
     // the checks before a run do the same
-    await Deno.writeTextFile(`${ck}.tmp-${dead}`, "partial");
+    await write(`${ck}.tmp-${dead}`, "partial", old);
     assert.deepEqual(await checkRunPaths({ checkpoint: ck }), [`${ck}.tmp-${dead}`]);
   } finally {
     await Deno.remove(dir, { recursive: true });
