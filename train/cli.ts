@@ -35,6 +35,7 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
   --workers N        threads computing shards: the main thread and N-1 Web Workers;
                      1 runs in-process (default and most: the hardware threads)
   --kernels TIER     wasm (default when available) | ts | ref
+  --no-fuse          run the unfused graph (no fused kernels)
   --checkpoint PATH  save parameters and optimizer state (safetensors) each epoch, at the end and on Ctrl-C
   --resume PATH      continue exactly from a checkpoint (same --seed, --batch, --lr, --optimizer)
   --plot PATH        write training loss and test accuracy curves as SVG
@@ -97,6 +98,7 @@ export function parseFlags(args: string[]): ParsedFlags {
         seed: { type: "string" },
         workers: { type: "string" },
         kernels: { type: "string" },
+        "no-fuse": { type: "boolean" },
         checkpoint: { type: "string" },
         resume: { type: "string" },
         plot: { type: "string" },
@@ -138,6 +140,7 @@ export function parseFlags(args: string[]): ParsedFlags {
     }
     options.optimizer = values.optimizer as OptimizerName;
   }
+  if (values["no-fuse"]) options.fuse = false;
   if (values.kernels !== undefined) {
     if (!["wasm", "ts", "ref"].includes(values.kernels)) {
       throw new UsageError(`--kernels must be wasm, ts or ref, got "${values.kernels}"`);

@@ -101,6 +101,8 @@ export interface TrainOptions extends StepToolOptions {
   workers?: number;
   /** Kernel tier for float32. */
   kernels?: Tier;
+  /** Run the graph fusion pass (default true); false runs the unfused graph (`--no-fuse`). */
+  fuse?: boolean;
   /** Checkpoint path (safetensors), written each epoch, at the end and on interruption. */
   checkpoint?: string;
   /** Checkpoint to resume from. */
@@ -421,11 +423,18 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       data,
       maxBatch: batch,
       tier: opts.kernels,
+      fuse: opts.fuse,
       faults: opts.faults,
       stepTimeoutMs: opts.stepTimeoutMs,
       opModules: opts.opModules,
     })
-    : new LocalRunner(spec, { params, data, maxBatch: batch, tier: opts.kernels });
+    : new LocalRunner(spec, {
+      params,
+      data,
+      maxBatch: batch,
+      tier: opts.kernels,
+      fuse: opts.fuse,
+    });
   const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
   const withoutBuffers = (m: Map<string, Float32Array>) =>
     new Map([...m].filter(([k]) => !spec.buffers.includes(k)));

@@ -29,6 +29,7 @@ export interface ElementwiseExports {
 // undefined: not tried yet; null: no WebAssembly SIMD here
 let compiled: WebAssembly.Module | null | undefined;
 const instances = new WeakMap<ArrayBufferLike, ElementwiseExports>();
+const memories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 
@@ -65,6 +66,7 @@ export function wasmArenaBuffer(bytes: number): ArrayBuffer | null {
     // not shared, so the memory's buffer is an ArrayBuffer
     const buf = mem.buffer as ArrayBuffer;
     instances.set(buf, ex);
+    memories.set(buf, mem);
     return buf;
   } catch {
     // out of memory for the reservation: the caller uses an ordinary buffer
@@ -96,6 +98,22 @@ export function elementwiseWasm(...arrays: Float32Array[]): ElementwiseExports |
   if (!ex) return null;
   for (const a of arrays) if (a.buffer !== buf) return null;
   return ex;
+}
+
+/**
+ * The WebAssembly memory an arena buffer from {@link wasmArenaBuffer} is,
+ * so that other kernel modules can be instantiated on it; undefined for any
+ * other buffer.
+ *
+ * @example
+ * ```ts
+ * import { arenaMemory, wasmArenaBuffer } from "./elementwise_wasm.ts";
+ * const buf = wasmArenaBuffer(64);
+ * console.log(buf === null || arenaMemory(buf)?.buffer === buf); // true
+ * ```
+ */
+export function arenaMemory(buf: ArrayBufferLike): WebAssembly.Memory | undefined {
+  return memories.get(buf);
 }
 
 // executors made after any op module is imported get their arena from here

@@ -81,6 +81,11 @@ Deno.test("flags parse into train() options", () => {
   assert.equal(json, true);
 });
 
+Deno.test("--no-fuse turns the fusion pass off; it is on unless asked", () => {
+  assert.equal(parseFlags(["--no-fuse"]).options.fuse, false);
+  assert.equal(parseFlags([]).options.fuse, undefined);
+});
+
 Deno.test("Ctrl-C writes the checkpoint, exits with 130, and the run resumes from it", async () => {
   const dir = await Deno.makeTempDir();
   const ckpt = `${dir}/run.safetensors`;

@@ -33,6 +33,8 @@ export interface LocalRunnerOptions {
   tier?: Tier;
   /** Samples per micro-batch (default 32). */
   microBatch?: number;
+  /** Run the fusion pass (default true); false runs the unfused graph. */
+  fuse?: boolean;
 }
 
 /**
@@ -94,6 +96,7 @@ export class LocalRunner implements GradientRunner {
       indices: this.indices,
       tier: opts.tier,
       microBatch: opts.microBatch,
+      fuse: opts.fuse,
     });
     const maxK = microBatches(opts.maxBatch, this.shard.micro);
     this.regions = regionCount(maxK, 1);

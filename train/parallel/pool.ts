@@ -54,6 +54,8 @@ export interface WorkerPoolOptions {
   tier?: Tier;
   /** Samples per micro-batch (default 32), the same split for every thread count. */
   microBatch?: number;
+  /** Run the fusion pass in every shard (default true); false runs the unfused graph. */
+  fuse?: boolean;
   /** A step, or a worker's answer to one, that takes longer than this is a fault (default 60000). */
   stepTimeoutMs?: number;
   /** Failures of one worker in a row (it is replaced each time) before the pool gives up (default 3, so at most 4). */
@@ -520,6 +522,7 @@ export class WorkerPool implements GradientRunner {
       indices: this.indices,
       tier: opts.tier,
       microBatch: opts.microBatch,
+      fuse: opts.fuse,
     };
   }
 

@@ -14,6 +14,7 @@ import { type FloatArray, fmtShape, lookupOp, numel, type Tier } from "../../gra
 import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
 import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan } from "../../graph/plan.ts";
+import { fuseGraph } from "../../graph/passes/mod.ts";
 
 /** Everything a shard needs, posted once when a worker starts; the arrays are shared views. */
 export interface ShardInit {
@@ -43,6 +44,8 @@ export interface ShardInit {
   tier?: Tier;
   /** Samples per micro-batch (default {@linkcode MICRO_BATCH}). */
   microBatch?: number;
+  /** Run the fusion pass over the graph (default true; see `fuseGraph`). */
+  fuse?: boolean;
 }
 
 /**
@@ -226,7 +229,13 @@ export class GradientShard {
       }
       this.outputs.push(gn);
     }
-    const { list, phases, size } = collectivesOf(g);
+    if (init.fuse !== false) {
+      // the fused graph keeps the loss and gradient nodes under their names
+      const names = this.outputs.map((o) => o.name);
+      this.graph = fuseGraph(g, names);
+      this.outputs = names.map((name) => this.graph.node(name));
+    }
+    const { list, phases, size } = collectivesOf(this.graph);
     this.collectives = list;
     this.phases = phases;
     this.partialSize = size;

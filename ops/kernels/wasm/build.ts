@@ -16,6 +16,7 @@
 
 import { buildGemmModule, DEFAULT_PARAMS } from "./gemm_kernel.ts";
 import { buildElementwiseModule } from "./elementwise_kernel.ts";
+import { renderFusedBytesModule } from "./fused_build.ts";
 
 /** The module binaries as built from source now. */
 export interface BuiltKernels {
@@ -79,7 +80,10 @@ export const ELEMENTWISE_WASM: string = ${literal(base64(k.elementwise))};
 }
 
 if (import.meta.main) {
-  const files = renderBytesModules(buildKernels());
+  const files = {
+    ...renderBytesModules(buildKernels()),
+    "fused_bytes.ts": renderFusedBytesModule(),
+  };
   let stale = false;
   for (const [name, text] of Object.entries(files)) {
     const target = new URL(`./${name}`, import.meta.url);

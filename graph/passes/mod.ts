@@ -1,0 +1,7 @@
+/**
+ * Plan-time graph passes: rewrites of a whole training graph, run after
+ * `grad` and before planning.
+ *
+ * @module
+ */
+export { fuseGraph } from "./fuse.ts";

@@ -1,0 +1,250 @@
+/**
+ * Source of the fused convolution WebAssembly SIMD module: a one-channel
+ * 3×3 convolution (stride 1, no padding) with bias, ReLU and 2×2 stride-2
+ * max-pooling in one pass, and its backward to the filter and the bias,
+ * which recomputes the convolution rather than reading a stored activation.
+ * Like the elementwise module it imports its memory (`env.mem`), an
+ * executor's arena, so it runs in place. One call covers one output channel
+ * of every image; the channel's nine weights and its bias come as f32
+ * arguments, since parameters do not live in the arena. Byte addresses:
+ * - `crp_forward(x, y, n, h, w, ph, pw, xs, ys, w0..w8, b)`: for images
+ *   i < n, x at `x + i·xs` (H, W), y at `y + i·ys` (PH, PW) =
+ *   max-pool(ReLU(conv(x) + b)), four pooled outputs at a time (pw ≥ 4);
+ * - `crp_backward(x, dy, n, h, w, ph, pw, xs, ys, w0..w8, b)` → (dw0..dw8,
+ *   db): the sums over images of the filter and bias gradients of the
+ *   composition, dy shaped like y. Each window's gradient goes to the first
+ *   of its four convolution values equal to the window maximum when that
+ *   maximum is positive, and nowhere when it is not (ReLU) or NaN.
+ *
+ * Both functions compute the convolution with one emitter, in the same
+ * order, so the backward finds the forward's maxima bit for bit.
+ *
+ * @module
+ */
+
+import { encodeModule, F32, forCount, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
+
+// Instructions the shared encoder lacks, appended as raw bytes.
+function simd(f: FuncBuilder, sub: number): void {
+  f.code.push(0xfd);
+  let v = sub;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    f.code.push(byte);
+  } while (v !== 0);
+}
+/** `v128.const` of four f32 lanes. */
+function f32x4Const(f: FuncBuilder, lanes: readonly number[]): void {
+  simd(f, 0x0c);
+  for (const b of new Uint8Array(new Float32Array(lanes).buffer)) f.code.push(b);
+}
+/** `f32x4.ge`. */
+function f32x4Ge(f: FuncBuilder): void {
+  simd(f, 0x46);
+}
+/** `f32.convert_i32_s`. */
+function f32ConvertI32S(f: FuncBuilder): void {
+  f.code.push(0xb2);
+}
+
+// acc = acc + a·b with the locals given: relaxed-simd FMA or mul + add.
+function madd(f: FuncBuilder, relaxed: boolean, acc: Local, a: Local, b: Local): void {
+  if (relaxed) f.get(a).get(b).get(acc).f32x4RelaxedMadd().set(acc);
+  else f.get(acc).get(a).get(b).f32x4Mul().f32x4Add().set(acc);
+}
+
+/** Parameter layout shared by both functions. */
+const P = { x: 0, y: 1, n: 2, h: 3, w: 4, ph: 5, pw: 6, xs: 7, ys: 8, w0: 9, b: 18 } as const;
+const PARAMS = [...Array(9).fill(I32), ...Array(10).fill(F32)];
+
+interface Walk {
+  /** Byte addresses of input rows 2r … 2r+3 at column 2c. */
+  rows: Local[];
+  /** Byte address of the pooled output (r, c) relative to the image's y. */
+  out: Local;
+  /** Pooled columns of this group already covered by the group before (0 but for the last). */
+  shift: Local;
+}
+
+// Images, pooled rows and groups of four pooled columns, the last group
+// shifted left to end at pw (its first `shift` lanes repeat the group before).
+function walk(f: FuncBuilder, body: (at: Walk) => void): void {
+  const i = f.local(I32), r = f.local(I32), c = f.local(I32), last = f.local(I32);
+  const xi = f.local(I32), yi = f.local(I32), out = f.local(I32), shift = f.local(I32);
+  const rows = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
+  f.get(P.pw).i32Const(4).i32Sub().set(last);
+  forCount(f, i, P.n, () => {
+    f.get(P.x).get(i).get(P.xs).i32Mul().i32Add().set(xi);
+    f.get(P.y).get(i).get(P.ys).i32Mul().i32Add().set(yi);
+    forCount(f, r, P.ph, () => {
+      f.i32Const(0).set(c);
+      f.block().loop();
+      f.get(c).get(P.pw).i32GeS().brIf(1);
+      // shift = c - min(c, last); c = min(c, last)
+      f.i32Const(0).set(shift);
+      f.get(c).get(last).i32GtS().if();
+      f.get(c).get(last).i32Sub().set(shift);
+      f.get(last).set(c);
+      f.end();
+      // row 2r at column 2c, then one row down each
+      f.get(xi).get(r).get(P.w).i32Mul().i32Const(2).i32Mul().get(c).i32Const(2).i32Mul().i32Add();
+      f.i32Const(4).i32Mul().i32Add().set(rows[0]!);
+      for (let k = 1; k < 4; k++) {
+        f.get(rows[k - 1]!).get(P.w).i32Const(4).i32Mul().i32Add().set(rows[k]!);
+      }
+      f.get(yi).get(r).get(P.pw).i32Mul().get(c).i32Add().i32Const(4).i32Mul().i32Add().set(out);
+      body({ rows, out, shift });
+      f.get(c).i32Const(4).i32Add().set(c);
+      f.br(0).end().end();
+    });
+  });
+}
+
+/** Convolution outputs of a group: rows 2r and 2r+1, conv columns 2c…2c+3 and 2c+4…2c+7. */
+interface ConvVecs {
+  t0: Local;
+  t1: Local;
+  b0: Local;
+  b1: Local;
+}
+
+// t0, t1 (row 2r) and b0, b1 (row 2r+1) = bias + Σ_{u,v} w[u,v]·x[row+u, col+v],
+// taps added in (u, v) row-major order; each input vector is loaded once.
+function emitConv(
+  f: FuncBuilder,
+  relaxed: boolean,
+  rows: Local[],
+  wv: Local[],
+  bias: Local,
+  cv: ConvVecs,
+): void {
+  const ld = f.local(V128);
+  for (const l of [cv.t0, cv.t1, cv.b0, cv.b1]) f.get(bias).set(l);
+  for (let k = 0; k < 4; k++) {
+    for (const [half, base] of [[0, 0], [1, 16]] as const) {
+      for (let v = 0; v < 3; v++) {
+        f.get(rows[k]!).v128Load(base + 4 * v).set(ld);
+        const top = half === 0 ? cv.t0 : cv.t1, bot = half === 0 ? cv.b0 : cv.b1;
+        if (k <= 2) madd(f, relaxed, top, wv[k * 3 + v]!, ld);
+        if (k >= 1) madd(f, relaxed, bot, wv[(k - 1) * 3 + v]!, ld);
+      }
+    }
+  }
+}
+
+// Splats of the nine weights and the bias.
+function splatWeights(f: FuncBuilder): { wv: Local[]; bias: Local } {
+  const wv: Local[] = [];
+  for (let k = 0; k < 9; k++) {
+    const l = f.local(V128);
+    f.get(P.w0 + k).f32x4Splat().set(l);
+    wv.push(l);
+  }
+  const bias = f.local(V128);
+  f.get(P.b).f32x4Splat().set(bias);
+  return { wv, bias };
+}
+
+function convVecs(f: FuncBuilder): ConvVecs {
+  return { t0: f.local(V128), t1: f.local(V128), b0: f.local(V128), b1: f.local(V128) };
+}
+
+function forward(relaxed: boolean): FuncBuilder {
+  const f = new FuncBuilder([...PARAMS, I32], []);
+  const codes = PARAMS.length;
+  const { wv, bias } = splatWeights(f);
+  const cv = convVecs(f), zero = f.local(V128);
+  // the four elements of the four windows: a, b top left and right, e, f bottom
+  const a = f.local(V128), b = f.local(V128), e = f.local(V128), fr = f.local(V128);
+  const m = f.local(V128), c = f.local(V128), q = f.local(V128);
+  f.v128Zero().set(zero);
+  walk(f, ({ rows, out }) => {
+    emitConv(f, relaxed, rows, wv, bias, cv);
+    f.get(cv.t0).get(cv.t1).f32x4Shuffle([0, 2, 4, 6]).set(a);
+    f.get(cv.t0).get(cv.t1).f32x4Shuffle([1, 3, 5, 7]).set(b);
+    f.get(cv.b0).get(cv.b1).f32x4Shuffle([0, 2, 4, 6]).set(e);
+    f.get(cv.b0).get(cv.b1).f32x4Shuffle([1, 3, 5, 7]).set(fr);
+    // the maxima (NaN wins), then ReLU: max(·, 0) is monotone and keeps NaN
+    f.get(a).get(b).f32x4Max().get(e).get(fr).f32x4Max().f32x4Max().set(m);
+    f.get(out).get(m).get(zero).f32x4Max().v128Store();
+    // code = 1 + the index of the first element equal to the maximum, where
+    // it is positive (ReLU's backward passes it), else 0
+    f32x4Const(f, [4, 4, 4, 4]);
+    f.set(c);
+    for (const [el, code] of [[e, 3], [b, 2], [a, 1]] as const) {
+      f.get(el).get(m).f32x4Eq().set(q);
+      f32x4Const(f, [code, code, code, code]);
+      f.get(q).v128And().get(c).get(q).v128Andnot().v128Or().set(c);
+    }
+    f.get(out).get(codes).i32Add();
+    f.get(c).get(m).get(zero).f32x4Gt().v128And().v128Store();
+  });
+  return f;
+}
+
+// dy and the forward's codes -> Σ dw, Σ db
+function backward(relaxed: boolean): FuncBuilder {
+  const f = new FuncBuilder([...PARAMS, I32], Array(10).fill(F32));
+  const codes = PARAMS.length;
+  const zero = f.local(V128), lanes = f.local(V128);
+  const g = f.local(V128), code = f.local(V128), ch = f.local(V128), gh = f.local(V128);
+  const ld = f.local(V128), one = f.local(V128), three = f.local(V128);
+  const gt = [f.local(V128), f.local(V128)], gb = [f.local(V128), f.local(V128)];
+  const acc: Local[] = [];
+  for (let k = 0; k < 10; k++) acc.push(f.local(V128));
+  f.v128Zero().set(zero);
+  f32x4Const(f, [0, 1, 2, 3]);
+  f.set(lanes);
+  f32x4Const(f, [1, 2, 1, 2]);
+  f.set(one);
+  f32x4Const(f, [3, 4, 3, 4]);
+  f.set(three);
+  for (const a of acc) f.v128Zero().set(a);
+  walk(f, ({ rows, out, shift }) => {
+    // g = dy in the lanes this group is the first to cover
+    f.get(out).v128Load();
+    f.get(lanes).get(shift);
+    f32ConvertI32S(f);
+    f.f32x4Splat();
+    f32x4Ge(f);
+    f.v128And().set(g);
+    f.get(out).get(codes).i32Add().v128Load().set(code);
+    for (const half of [0, 1] as const) {
+      const lo = half * 2;
+      f.get(code).get(code).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(ch);
+      f.get(g).get(g).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(gh);
+      f.get(gh).get(ch).get(one).f32x4Eq().v128And().set(gt[half]!);
+      f.get(gh).get(ch).get(three).f32x4Eq().v128And().set(gb[half]!);
+    }
+    // db += every routed gradient; dw[u, v] += gradient · the input it multiplied
+    f.get(acc[9]!).get(gt[0]!).f32x4Add().get(gt[1]!).f32x4Add();
+    f.get(gb[0]!).f32x4Add().get(gb[1]!).f32x4Add().set(acc[9]!);
+    for (let k = 0; k < 4; k++) {
+      for (const [half, base] of [[0, 0], [1, 16]] as const) {
+        for (let v = 0; v < 3; v++) {
+          f.get(rows[k]!).v128Load(base + 4 * v).set(ld);
+          if (k <= 2) madd(f, relaxed, acc[k * 3 + v]!, gt[half]!, ld);
+          if (k >= 1) madd(f, relaxed, acc[(k - 1) * 3 + v]!, gb[half]!, ld);
+        }
+      }
+    }
+  });
+  for (const a of acc) {
+    f.get(a).f32x4ExtractLane(0).get(a).f32x4ExtractLane(1).f32Add();
+    f.get(a).f32x4ExtractLane(2).get(a).f32x4ExtractLane(3).f32Add().f32Add();
+  }
+  return f;
+}
+
+/**
+ * The module's binary: `crp_forward` and `crp_backward`, memory imported;
+ * with `relaxed`, products are accumulated with relaxed-simd FMA.
+ */
+export function buildConvReluPoolModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
+  const fwd = forward(relaxed), bwd = backward(relaxed);
+  fwd.exportName = "crp_forward";
+  bwd.exportName = "crp_backward";
+  return encodeModule({ memoryPages: 1, importMemory: true, funcs: [fwd, bwd] });
+}

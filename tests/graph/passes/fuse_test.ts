@@ -1,0 +1,160 @@
+// every op registers itself on import; the pass finds the fused ops by name
+import "../../../ops/mod.ts";
+import assert from "node:assert/strict";
+// deno-lint-ignore no-import-prefix
+import fc from "npm:fast-check@3.23.2";
+import { Executor } from "../../../graph/executor.ts";
+import { Graph } from "../../../graph/graph.ts";
+import { grad } from "../../../graph/grad.ts";
+import type { FloatArray, Tier } from "../../../graph/op.ts";
+import { fuseGraph } from "../../../graph/passes/mod.ts";
+import { makePlan } from "../../../graph/plan.ts";
+import { conv2d, maxPool2d, mul, relu, sum } from "../../../ops/mod.ts";
+import { lectureCnn, mnistNet } from "../../../train/models.ts";
+import { rng } from "../../_grad_check.ts";
+
+/** loss = Σ r · maxpool(relu(conv(x, w, b))) with its gradients in w and b. */
+function layer(n: number, oc: number, h: number, w: number, k: number) {
+  const g = new Graph();
+  const x = g.input("x", [-1, 1, h, w]);
+  const r = g.input("r", [-1, oc, Math.floor((h - k + 1) / 2), Math.floor((w - k + 1) / 2)]);
+  const wt = g.param("w", [oc, 1, k, k], { kind: "uniform", bound: 1 });
+  const b = g.param("b", [oc], { kind: "uniform", bound: 1 });
+  const y = maxPool2d(relu(conv2d(x, wt, b)), { size: 2 });
+  const loss = sum(mul(y, r), { name: "loss" });
+  const [gw, gb] = grad(loss, [wt, b]);
+  return { g, n, names: [loss.name, gw!.name, gb!.name] };
+}
+
+function run(
+  g: Graph,
+  names: string[],
+  batch: number,
+  feeds: Record<string, Float64Array>,
+  params: Record<string, Float64Array>,
+  dtype: "float32" | "float64",
+  tier: Tier,
+): FloatArray[] {
+  const plan = makePlan(g, { batch, dtype, outputs: names.map((n) => g.node(n)) });
+  const make = (a: Float64Array) => dtype === "float32" ? Float32Array.from(a) : a.slice();
+  const ps = new Map(Object.entries(params).map(([k, v]) => [k, make(v)]));
+  const ex = new Executor(plan, { params: ps, tier });
+  return ex.run(feeds).map((a) => a.slice());
+}
+
+/** Equal as float32 within `tol` relative to the larger magnitude, NaN where the other is NaN. */
+function assertClose(got: FloatArray, want: FloatArray, tol: number, what: string): void {
+  assert.equal(got.length, want.length, what);
+  for (let i = 0; i < got.length; i++) {
+    const a = got[i]!, b = want[i]!;
+    if (Number.isNaN(b)) {
+      assert.ok(Number.isNaN(a), `${what}[${i}]: ${a}, want NaN`);
+      continue;
+    }
+    const err = Math.abs(a - b);
+    assert.ok(err <= tol * Math.max(1, Math.abs(b)), `${what}[${i}]: ${a}, want ${b}`);
+  }
+}
+
+Deno.test("fuseGraph replaces a first layer's conv + ReLU + pool and its backward, keeping names", () => {
+  const m = lectureCnn();
+  const keep = [m.loss, ...Object.values(m.grads)];
+  const f = fuseGraph(m.built, keep);
+  const ops = f.nodes.map((r) => r.op);
+  for (const gone of ["conv2d", "relu", "max_pool2d", "max_pool2d_backward", "relu_backward"]) {
+    assert.ok(!ops.includes(gone), `${gone} should be fused away`);
+  }
+  assert.ok(!ops.includes("conv2d_backward_filter"));
+  assert.ok(ops.includes("conv2d_relu_pool") && ops.includes("conv2d_relu_pool_backward"));
+  for (const name of [...keep, "x", "target", "pool1"]) assert.ok(f.has(name), name);
+  // the original is untouched
+  assert.ok(m.built.nodes.some((r) => r.op === "conv2d"));
+});
+
+Deno.test("fuseGraph leaves a match alone when a replaced node is kept, and mnist-net's conv2 (32 channels)", () => {
+  const m = lectureCnn();
+  const keep = [m.loss, ...Object.values(m.grads), "relu1"];
+  assert.equal(fuseGraph(m.built, keep), m.built);
+  const net = mnistNet();
+  const f = fuseGraph(net.built, [net.loss, ...Object.values(net.grads)]);
+  // conv1 feeds conv2 without a pool and conv2 has 32 input channels: nothing to fuse
+  assert.equal(f, net.built);
+});
+
+Deno.test("the fused lecture CNN computes the unfused graph's loss and gradients (float64 reference)", () => {
+  const m = lectureCnn({ channels: 4 });
+  const keep = [m.loss, ...Object.values(m.grads)];
+  const f = fuseGraph(m.built, keep);
+  const r = rng(7);
+  const batch = 3;
+  const x = Float64Array.from({ length: batch * 784 }, () => r());
+  const target = Float64Array.from({ length: batch }, (_, i) => (i * 3) % 10);
+  const params: Record<string, Float64Array> = {};
+  for (const p of m.built.params()) {
+    params[p.name] = Float64Array.from(
+      { length: p.shape.reduce((a, b) => a * b) },
+      () => r() - 0.5,
+    );
+  }
+  const want = run(m.built, keep, batch, { x, target }, params, "float64", "ref");
+  const got = run(f, keep, batch, { x, target }, params, "float64", "ref");
+  want.forEach((w, i) => assertClose(got[i]!, w, 1e-12, keep[i]!));
+});
+
+Deno.test("fused conv + ReLU + pool equals the unfused reference ops, with ties, zeros and NaN, on every tier", () => {
+  fc.assert(
+    fc.property(
+      fc.record({
+        n: fc.integer({ min: 1, max: 3 }),
+        oc: fc.integer({ min: 1, max: 5 }),
+        h: fc.integer({ min: 4, max: 17 }),
+        w: fc.integer({ min: 10, max: 21 }),
+        k: fc.constantFrom(2, 3),
+        nans: fc.integer({ min: 0, max: 3 }),
+        seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      }),
+      ({ n, oc, h, w, k, nans, seed }) => {
+        const { g, names } = layer(n, oc, h, w, k);
+        const f = fuseGraph(g, names);
+        assert.notEqual(f, g);
+        const r = rng(seed);
+        // small whole numbers: exact sums, so many ties and zeros
+        const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+        const x = Float64Array.from({ length: n * h * w }, () => int(-2, 2));
+        for (let i = 0; i < nans; i++) x[int(0, x.length - 1)] = NaN;
+        const ph = Math.floor((h - k + 1) / 2), pw = Math.floor((w - k + 1) / 2);
+        const rr = Float64Array.from({ length: n * oc * ph * pw }, () => int(-2, 2));
+        const params = {
+          w: Float64Array.from({ length: oc * k * k }, () => int(-1, 1)),
+          b: Float64Array.from({ length: oc }, () => int(-1, 1)),
+        };
+        const feeds = { x, r: rr };
+        const want = run(g, names, n, feeds, params, "float64", "ref");
+        for (const tier of ["ref", "ts", "wasm"] as const) {
+          const got = run(f, names, n, feeds, params, "float32", tier);
+          // whole numbers below 2^24: exact in float32
+          want.forEach((v, i) => assertClose(got[i]!, v, 0, `${tier} ${names[i]}`));
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("fused conv + ReLU + pool in float32 stays within rounding of the unfused float64 path", () => {
+  const { g, names } = layer(4, 8, 28, 28, 3);
+  const f = fuseGraph(g, names);
+  const r = rng(11);
+  const x = Float64Array.from({ length: 4 * 784 }, () => r());
+  const rr = Float64Array.from({ length: 4 * 8 * 169 }, () => r() - 0.5);
+  const params = {
+    w: Float64Array.from({ length: 72 }, () => r() - 0.5),
+    b: Float64Array.from({ length: 8 }, () => r() - 0.5),
+  };
+  const want = run(g, names, 4, { x, r: rr }, params, "float64", "ref");
+  for (const tier of ["ts", "wasm"] as const) {
+    const got = run(f, names, 4, { x, r: rr }, params, "float32", tier);
+    // float32 sums over 4·169 windows of values below 3: within 1e-4 relative
+    want.forEach((v, i) => assertClose(got[i]!, v, 1e-4, `${tier} ${names[i]}`));
+  }
+});
