@@ -427,6 +427,13 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       faults: opts.faults,
       stepTimeoutMs: opts.stepTimeoutMs,
       opModules: opts.opModules,
+    }).catch((e: Error) => {
+      const op = /Unknown op "([^"]+)"/.exec(e.message)?.[1];
+      if (!op) throw e;
+      // registered here, but the Web Workers rebuild the graph in their own registries
+      throw new TrainError(
+        `The workers cannot rebuild the model: op "${op}" is not registered there; pass the module that registers it in train({ opModules: [url] }) (or use workers: 1)`,
+      );
     })
     : new LocalRunner(spec, {
       params,

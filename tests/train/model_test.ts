@@ -320,3 +320,22 @@ Deno.test("resume and init name a tensor stored in another dtype than F32", asyn
     );
   });
 });
+
+Deno.test("a custom op the workers were not given is named, with the way to pass it", async () => {
+  const { halve } = await import("../_halve_op.ts");
+  const model = defineModel({ input: [4] }, (x) => nn.linear(halve(x), 2));
+  const d = { x: new Float32Array(64 * 4), y: Array.from({ length: 64 }, (_, i) => i % 2) };
+  await assert.rejects(
+    train({ model, data: { train: d, test: d }, workers: 2, epochs: 1 }),
+    /op "test_halve" is not registered there; pass the module that registers it in train\(\{ opModules/,
+  );
+  // with the module passed, the same run trains
+  const r = await train({
+    model,
+    data: { train: d, test: d },
+    workers: 2,
+    epochs: 1,
+    opModules: [new URL("../_halve_op.ts", import.meta.url)],
+  });
+  assert.equal(r.steps, 2);
+});
