@@ -165,3 +165,36 @@ Deno.test("a conv net with nn.batchNorm2d: 1, 2 and 3 threads and two micro-batc
     }
   }
 });
+
+Deno.test("a CNN with batch norm and GELU trains through train(): 1 and 2 threads give the same loss curve", async () => {
+  const make = () =>
+    defineModel({ input: [1, 28, 28], seed: 2 }, (x) => {
+      const h = nn.maxPool2d(gelu(nn.batchNorm2d(nn.conv2d(x, 4, 3, { padding: 1 }))), 2);
+      return nn.linear(nn.flatten(h), 10);
+    });
+  const run = async (workers: number) => {
+    const model = make();
+    const losses: number[] = [];
+    const r = await train({
+      model,
+      epochs: 2,
+      batch: 32,
+      workers,
+      trainLimit: 256,
+      testLimit: 100,
+      onEvent: (e) => e.event === "step" && losses.push(e.loss),
+    });
+    return { losses, r, model };
+  };
+  const one = await run(1), two = await run(2);
+  assert.equal(one.losses.length, 16);
+  assert.deepEqual(two.losses, one.losses);
+  for (const [k, v] of one.model.params) assert.deepEqual(two.model.params.get(k), v, k);
+  assert.equal(two.r.test_accuracy, one.r.test_accuracy);
+  // it learned, and the running statistics moved from their start
+  assert.ok(
+    one.losses.slice(-4).reduce((a, b) => a + b) < one.losses.slice(0, 4).reduce((a, b) => a + b),
+  );
+  assert.deepEqual([...one.model.params.get("bn1.num_batches_tracked")!], [16]);
+  assert.ok(one.model.params.get("bn1.running_var")!.some((v) => v !== 1));
+});
