@@ -20,6 +20,7 @@ import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";
 import { stepFlops } from "./_flops.ts";
 import { MICRO_BATCH } from "../train/parallel/shard.ts";
+import { SPAN } from "../train/parallel/trace.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -35,6 +36,11 @@ const { values } = parseArgs({
     kernels: { type: "string" },
     channels: { type: "string", default: "32" },
     micro: { type: "string", default: String(MICRO_BATCH) },
+    profile: { type: "string" },
+    baseline: { type: "string" },
+    busy: { type: "string", default: "0" },
+    // internal: a baseline child process, started by --baseline processes
+    child: { type: "boolean", default: false },
   },
 });
 const int = (k: keyof typeof values): number => {
@@ -45,6 +51,15 @@ const int = (k: keyof typeof values): number => {
   }
   return n;
 };
+if (values.baseline !== undefined && values.baseline !== "processes") {
+  console.error(`error: --baseline must be "processes", got "${values.baseline}"`);
+  Deno.exit(2);
+}
+const busy = Number(values.busy);
+if (!Number.isInteger(busy) || busy < 0) {
+  console.error(`error: --busy must be a whole number ≥ 0, got "${values.busy}"`);
+  Deno.exit(2);
+}
 const batch = int("batch"), steps = int("steps"), warmup = int("warmup"), reps = int("reps");
 const channels = int("channels"), microBatch = int("micro");
 const workerCounts = values.workers.split(",").map(Number);
@@ -90,10 +105,76 @@ async function run(runner: GradientRunner, n: number): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < n; i++, step++) {
     await runner.step(batches[step % nBatches]!, step, grads);
+    const u = performance.now();
     opt.step(params, grads);
+    runner.profiler?.main.span(SPAN.UPDATE, 0, u, performance.now());
   }
   return (performance.now() - t0) / 1000;
 }
+
+/** The lines of `stream`, one at a time. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buf = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 1);
+    }
+  }
+}
+
+// a baseline child: warm up, say ready, wait for "go" on stdin, run, print the rate
+if (values.child) {
+  const runner = new LocalRunner(spec, { params, data, maxBatch: batch, tier, microBatch });
+  await run(runner, warmup);
+  console.log("ready");
+  const input = lines(Deno.stdin.readable);
+  for (let r = 0; r < reps; r++) {
+    await input.next();
+    console.log(JSON.stringify({ rate: (steps * batch) / (await run(runner, steps)) }));
+  }
+  Deno.exit(0);
+}
+
+/** `n` single-thread copies of this benchmark as processes, started together for each rep. */
+async function baselineProcesses(n: number) {
+  const args = [
+    "run",
+    "--allow-read",
+    "--allow-env",
+    "--allow-sys",
+    new URL(import.meta.url).pathname,
+    "--child",
+    ...["model", "batch", "steps", "warmup", "reps", "channels", "micro"].flatMap((k) => [
+      `--${k}`,
+      String(values[k as keyof typeof values]),
+    ]),
+    ...(values.kernels ? ["--kernels", values.kernels] : []),
+  ];
+  const procs = Array.from(
+    { length: n },
+    () => new Deno.Command(Deno.execPath(), { args, stdin: "piped", stdout: "piped" }).spawn(),
+  );
+  const outs = procs.map((p) => lines(p.stdout));
+  const writers = procs.map((p) => p.stdin.getWriter());
+  for (const o of outs) await o.next(); // "ready"
+  return {
+    /** Runs one rep in every process at once; the sum of their rates. */
+    async rep(): Promise<number[]> {
+      await Promise.all(writers.map((w) => w.write(new TextEncoder().encode("go\n"))));
+      const got = await Promise.all(outs.map((o) => o.next()));
+      return got.map((g) => JSON.parse(g.value as string).rate as number);
+    },
+    async close() {
+      for (const w of writers) await w.close().catch(() => {});
+      await Promise.all(procs.map((p) => p.status));
+    },
+  };
+}
+
+const hogs: Deno.ChildProcess[] = [];
 try {
   for (const workers of workerCounts) {
     runners.push(
@@ -106,17 +187,36 @@ try {
           tier,
           microBatch,
           mainThread,
+          profile: values.profile !== undefined,
         })
-        : new LocalRunner(spec, { params, data, maxBatch: batch, tier, microBatch }),
+        : new LocalRunner(spec, {
+          params,
+          data,
+          maxBatch: batch,
+          tier,
+          microBatch,
+          profile: values.profile !== undefined,
+        }),
     );
   }
+  // CPU-bound processes of someone else's, as `yes > /dev/null` would be
+  for (let i = 0; i < busy; i++) {
+    hogs.push(new Deno.Command("yes", { stdout: "null", stderr: "null" }).spawn());
+  }
+  const baselines = values.baseline
+    ? await Promise.all(workerCounts.map((w) => w > 1 ? baselineProcesses(w) : null))
+    : [];
   for (const runner of runners) await run(runner, warmup);
   const rates: number[][] = runners.map(() => []);
+  const sums: number[][] = runners.map(() => []);
   for (let r = 0; r < reps; r++) {
     for (const [k, runner] of runners.entries()) {
+      const b = baselines[k];
+      if (b) sums[k]!.push((await b.rep()).reduce((a, x) => a + x, 0));
       rates[k]!.push((steps * batch) / (await run(runner, steps)));
     }
   }
+  for (const b of baselines) await b?.close();
   const flopsPerSample = stepFlops(makePlan(spec.built, { batch })) / batch;
   const medians = rates.map((rs) => [...rs].sort((a, b) => a - b)[Math.floor(rs.length / 2)]!);
   workerCounts.forEach((workers, k) => {
@@ -128,9 +228,17 @@ try {
       kernels: tier,
       micro_batch: microBatch,
       steps,
+      ...(busy ? { busy_processes: busy } : {}),
       samples_per_sec: Math.round(medians[k]!),
       gflops: Number(((medians[k]! * flopsPerSample) / 1e9).toFixed(2)),
       reps: rates[k]!.map(Math.round),
+      ...(sums[k]!.length
+        ? {
+          // N single-thread processes at the same moment: the machine's real limit
+          processes_sum: sums[k]!.map(Math.round),
+          of_processes_per_rep: rates[k]!.map((x, i) => Number((x / sums[k]![i]!).toFixed(2))),
+        }
+        : {}),
     }));
   });
   if (workerCounts.length > 1) {
@@ -147,6 +255,19 @@ try {
       ),
     }));
   }
+  if (values.profile !== undefined) {
+    for (const [k, runner] of runners.entries()) {
+      const file = workerCounts.length > 1
+        ? values.profile.replace(/(\.json)?$/, `-w${workerCounts[k]}$1`)
+        : values.profile;
+      await Deno.writeTextFile(file, JSON.stringify(runner.profiler!.toChromeTrace()));
+      console.error(`profile: ${file} (deno task profile ${file})`);
+    }
+  }
 } finally {
+  for (const h of hogs) {
+    h.kill();
+    await h.status;
+  }
   for (const runner of runners) await runner.close();
 }

@@ -53,6 +53,8 @@ export interface RunOptions {
    * one. Collective nodes then rerun on every run.
    */
   collective?: CollectiveHandler;
+  /** Called after each kernel with the node and its start and end (`performance.now()`), for a profile. */
+  onKernel?: (node: number, start: number, end: number) => void;
 }
 
 /** Writes collective node `node`'s value into `out`; `local` is its input in this run. */
@@ -279,6 +281,7 @@ export class Executor {
       }
     }
     const collective = opts.collective;
+    const onKernel = opts.onKernel;
     const run = this.schedule(need, outs, key, collective !== undefined);
     const g = this.plan.graph;
     const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
@@ -291,6 +294,7 @@ export class Executor {
       ctx.step = step;
       ctx.sampleOffset = sampleOffset;
       ctx.tier = tier;
+      const t0 = onKernel ? performance.now() : 0;
       try {
         if (collective && op.collective) collective(i, this.ins[i]![0]!, this.values[i]!);
         else op.forward(this.ins[i]!, this.values[i]!, ctx);
@@ -305,6 +309,7 @@ export class Executor {
       this.owner[this.slot[i]!] = i;
       this.version[i]!++;
       this.kernelRuns[i]!++;
+      if (onKernel) onKernel(i, t0, performance.now());
       this.stochasticKey[i] = key;
     }
     return outs.map((o) => this.values[o]!);

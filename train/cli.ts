@@ -43,6 +43,8 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
                      names and shapes must match the model's
   --save-model FILE  write the trained model (parameters and graph, safetensors) at the end,
                      for deno task predict and loadModel()
+  --profile PATH     write a timeline of every thread (Chrome trace JSON, for Perfetto);
+                     deno task profile PATH prints the time per op
   --overwrite        replace an existing --checkpoint this run does not resume from (or --plot file)
   --json             one JSON object per line; an error is a final {"event":"error",...} line
   -h, --help         this text
@@ -104,6 +106,7 @@ export function parseFlags(args: string[]): ParsedFlags {
         plot: { type: "string" },
         init: { type: "string" },
         "save-model": { type: "string" },
+        profile: { type: "string" },
         overwrite: { type: "boolean" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -208,6 +211,7 @@ export function parseFlags(args: string[]): ParsedFlags {
   if (values.plot !== undefined) options.plot = values.plot;
   if (values.init !== undefined) options.init = values.init;
   if (values["save-model"] !== undefined) options.saveModel = values["save-model"];
+  if (values.profile !== undefined) options.profile = values.profile;
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) {
     if (options[k] === undefined) delete options[k];
   }

@@ -44,6 +44,7 @@ import {
 } from "./model.ts";
 import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optimizer.ts";
 import { type StepToolOptions, StepTools } from "./optim/step_tools.ts";
+import { SPAN } from "./parallel/trace.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
 import { EventLoopYield } from "./yield.ts";
@@ -109,6 +110,8 @@ export interface TrainOptions extends StepToolOptions {
   resume?: string;
   /** SVG file for the loss and accuracy curves. */
   plot?: string;
+  /** Chrome trace-event JSON of every thread's kernels, micro-batches, waits, reductions and updates (`deno task profile FILE` sums it per op). */
+  profile?: string;
   /** Use only the first this-many training samples. */
   trainLimit?: number;
   /** Use only the first this-many test samples. */
@@ -424,6 +427,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       maxBatch: batch,
       tier: opts.kernels,
       fuse: opts.fuse,
+      profile: opts.profile !== undefined,
       faults: opts.faults,
       stepTimeoutMs: opts.stepTimeoutMs,
       opModules: opts.opModules,
@@ -441,6 +445,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       maxBatch: batch,
       tier: opts.kernels,
       fuse: opts.fuse,
+      profile: opts.profile !== undefined,
     });
   const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
   const withoutBuffers = (m: Map<string, Float32Array>) =>
@@ -545,10 +550,12 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
         }`.trim(),
       );
     }
+    const u = performance.now();
     run.tools.beforeStep(run.optimizer, run.trainableGrads, cursor.globalStep);
     run.optimizer.step(run.trainable, run.trainableGrads);
     // a buffer's "gradient" is its next value (e.g. a running mean), the same in every micro-batch
     for (const b of run.spec.buffers) run.params.get(b)!.set(run.grads.get(b)!);
+    run.runner.profiler?.main.span(SPAN.UPDATE, 0, u, performance.now());
     cursor.globalStep++;
     run.samples += n;
     epochLoss += loss;
@@ -640,6 +647,8 @@ async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   } finally {
     pause.close();
     await run.runner.close();
+    const trace = run.runner.profiler?.toChromeTrace();
+    if (opts.profile && trace) await Deno.writeTextFile(opts.profile, JSON.stringify(trace));
   }
   return await finishRun(run);
 }

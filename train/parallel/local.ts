@@ -8,6 +8,7 @@ import type { Tier } from "../../graph/op.ts";
 import { GradientShard, microBatches } from "./shard.ts";
 import { GradTree, regionCount, treeStateLength } from "./reduce.ts";
 import { Yielder } from "./wait.ts";
+import { namesOf, Profiler, SPAN } from "./trace.ts";
 import { Lane, publishStep, schedLength, stepLoss, type StepMemory } from "./schedule.ts";
 import {
   checkBatch,
@@ -35,6 +36,8 @@ export interface LocalRunnerOptions {
   microBatch?: number;
   /** Run the fusion pass (default true); false runs the unfused graph. */
   fuse?: boolean;
+  /** Record a timeline (see {@linkcode LocalRunner.profiler}). */
+  profile?: boolean;
 }
 
 /**
@@ -69,6 +72,8 @@ export class LocalRunner implements GradientRunner {
   private regions: number;
   private lastK = 0;
   private yielder = new Yielder();
+  /** The timeline when created with `profile`, else null. */
+  readonly profiler: Profiler | null;
 
   /** Rebuilds the graph from `spec` and checks it against the buffers; plans are made per micro-batch size on first use. */
   constructor(spec: TrainGraphSpec, opts: LocalRunnerOptions) {
@@ -82,6 +87,7 @@ export class LocalRunner implements GradientRunner {
     this.count = countOf(opts.data);
     this.layout = layoutOf(spec, opts.params, "LocalRunner");
     this.indices = new Uint32Array(opts.maxBatch);
+    this.profiler = opts.profile ? new Profiler(1, namesOf(spec), false) : null;
     this.shard = new GradientShard({
       graph: spec.graph,
       input: spec.input,
@@ -97,7 +103,9 @@ export class LocalRunner implements GradientRunner {
       tier: opts.tier,
       microBatch: opts.microBatch,
       fuse: opts.fuse,
+      trace: this.profiler?.threads[0],
     });
+    if (this.profiler) this.profiler.names = this.shard.traceNames();
     const maxK = microBatches(opts.maxBatch, this.shard.micro);
     this.regions = regionCount(maxK, 1);
     this.mem = {
@@ -123,6 +131,7 @@ export class LocalRunner implements GradientRunner {
     grads: Map<string, Float32Array>,
   ): Promise<{ loss: number }> {
     this.yielder.arm();
+    const t0 = performance.now();
     try {
       const who = "LocalRunner.step";
       checkBatch(who, indices, step, this.maxBatch, this.count);
@@ -140,6 +149,7 @@ export class LocalRunner implements GradientRunner {
         throw new Error(`${who}: the schedule waited with one thread (a bug)`);
       }
       this.tree.takeRoot(outs);
+      this.profiler?.main.span(SPAN.STEP, step, t0, performance.now());
     } catch (e) {
       // a failed run may hold regions: start the next step with all free
       this.tree.resetFree(this.regions);

@@ -21,6 +21,7 @@ import type { TestSeam } from "./seam.ts";
 import { GradTree, regionCount, TREE, treeStateLength } from "./reduce.ts";
 import { abortStep, Lane, publishStep, schedLength, stepLoss } from "./schedule.ts";
 import { Spinner, Yielder } from "./wait.ts";
+import { namesOf, Profiler, SPAN } from "./trace.ts";
 import {
   checkBatch,
   checkData,
@@ -72,6 +73,8 @@ export interface WorkerPoolOptions {
    * Results are the same bits.
    */
   mainThread?: boolean;
+  /** Record a timeline of every thread (see {@linkcode WorkerPool.profiler}). */
+  profile?: boolean;
   /** Test-only fault injection, a shorthand for `testSeam: faultSeam({ faults })` (see `faults.ts`). */
   faults?: InjectedFault[];
   /** Test-only: a module whose hook every worker calls at each step and micro-batch (see `seam.ts`). */
@@ -202,6 +205,8 @@ export class WorkerPool implements GradientRunner {
   private deaths = new Map<number, string>();
   private spinner = new Spinner();
   private yielder = new Yielder();
+  /** The timeline of every thread when created with `profile`, else null: thread 0 is the main thread, worker `i` is thread `i + 1`. */
+  readonly profiler: Profiler | null;
 
   private constructor(
     spec: TrainGraphSpec,
@@ -215,8 +220,10 @@ export class WorkerPool implements GradientRunner {
     this.layout = layout;
     this.slots = new Array<Slot | null>(opts.workers).fill(null);
     this.indices = new Uint32Array(new SharedArrayBuffer(4 * opts.maxBatch));
+    this.profiler = opts.profile ? new Profiler(opts.workers + 1, namesOf(spec), true) : null;
     // report a bad spec here, with its own message, before any worker starts
-    this.shard = new GradientShard(this.shardInit());
+    this.shard = new GradientShard(this.shardInit(0));
+    if (this.profiler) this.profiler.names = this.shard.traceNames();
     const maxK = microBatches(opts.maxBatch, this.shard.micro);
     this.regions = regionCount(maxK, opts.workers);
     this.mem = {
@@ -325,6 +332,7 @@ export class WorkerPool implements GradientRunner {
     );
     this.busy = true;
     this.yielder.arm();
+    const t0 = performance.now();
     try {
       // workers read the batch from here; it must not change until the step ends
       this.indices.set(indices);
@@ -344,6 +352,7 @@ export class WorkerPool implements GradientRunner {
       }
       this.tree.takeRoot(outs);
       const loss = stepLoss(this.mem, this.shard, n, k);
+      this.profiler?.main.span(SPAN.STEP, step, t0, performance.now());
       // signals and timers run here, once a step
       await this.yielder.settle();
       return { loss };
@@ -414,7 +423,9 @@ export class WorkerPool implements GradientRunner {
       const w = Atomics.waitAsync(arr, at, value, 1000);
       if (w.async) await Promise.race([w.value, fault]);
     }
-    this.spinner.record(performance.now() - t0);
+    const t1 = performance.now();
+    this.spinner.record(t1 - t0);
+    this.profiler?.main.span(SPAN.WAIT, 0, t0, t1);
   }
 
   /**
@@ -506,7 +517,7 @@ export class WorkerPool implements GradientRunner {
   }
 
   /** What every thread's shard is built from. */
-  private shardInit(): ShardInit {
+  private shardInit(thread: number): ShardInit {
     const { spec, opts, layout } = this;
     return {
       graph: spec.graph,
@@ -523,6 +534,7 @@ export class WorkerPool implements GradientRunner {
       tier: opts.tier,
       microBatch: opts.microBatch,
       fuse: opts.fuse,
+      trace: this.profiler?.threads[thread],
     };
   }
 
@@ -568,7 +580,7 @@ export class WorkerPool implements GradientRunner {
     try {
       await guard(
         slot.api.init(
-          this.shardInit(),
+          this.shardInit(i + 1),
           this.mem,
           this.modules,
           { worker: i, generation: this.generations[i]++ },

@@ -13,6 +13,7 @@
 import type { GradientShard } from "./shard.ts";
 import type { GradTree } from "./reduce.ts";
 import type { ThreadHook } from "./seam.ts";
+import { SPAN } from "./trace.ts";
 
 /** Int32 slots of the shared step block; phase `p`'s claim counter is `NEXT + 2p`, its count of finished micro-batches the next slot. */
 export const SCHED = { SEQ: 0, N: 1, K: 2, PHASES: 3, NEXT: 4 } as const;
@@ -165,7 +166,9 @@ export class Lane {
       this.claimed++;
       const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials);
       this.mem.losses[k] = outs[0]![0]!;
+      const t0 = this.shard.recorder ? performance.now() : 0;
       if (this.tree.leaf(k, this.shard.weight(k, this.n), outs, this.spare)) this.spare = -1;
+      this.shard.recorder?.span(SPAN.REDUCE, k, t0, performance.now());
     }
   }
 

@@ -15,6 +15,7 @@ import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
 import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan } from "../../graph/plan.ts";
 import { fuseGraph } from "../../graph/passes/mod.ts";
+import { namesOf, SPAN, type TraceMemory, type TraceNames, TraceRecorder } from "./trace.ts";
 
 /** Everything a shard needs, posted once when a worker starts; the arrays are shared views. */
 export interface ShardInit {
@@ -46,6 +47,8 @@ export interface ShardInit {
   microBatch?: number;
   /** Run the fusion pass over the graph (default true; see `fuseGraph`). */
   fuse?: boolean;
+  /** This thread's span buffer, when profiling. */
+  trace?: TraceMemory;
 }
 
 /**
@@ -171,6 +174,8 @@ export class GradientShard {
   private curN = 1;
   private curPartials: Float32Array = new Float32Array(0);
   private handler: CollectiveHandler;
+  /** Records this thread's spans when profiling, else null. */
+  readonly recorder: TraceRecorder | null;
 
   /** Rebuilds the graph and checks every name and size against the buffers. */
   constructor(init: ShardInit) {
@@ -245,6 +250,12 @@ export class GradientShard {
     );
     for (const c of list) this.byNode.set(c.node, c);
     this.handler = (node, _local, out) => this.collective(node, out);
+    this.recorder = init.trace ? new TraceRecorder(init.trace) : null;
+  }
+
+  /** Names and passes of the nodes this shard runs (the graph after fusion), for a trace. */
+  traceNames(): TraceNames {
+    return namesOf({ graph: this.graph.toJSON(), loss: this.outputs[0]!.name });
   }
 
   /**
@@ -253,7 +264,9 @@ export class GradientShard {
    * `partials` at `k · partialSize`.
    */
   runPhase(step: number, phase: number, k: number, n: number, partials: Float32Array): void {
+    const t0 = this.recorder ? performance.now() : 0;
     const outs = this.runMicro(step, k, n, partials, this.phaseOutputs[phase]!);
+    this.recorder?.span(SPAN.PHASE, phase * 65536 + k, t0, performance.now());
     const base = k * this.partialSize;
     let o = 0;
     for (const c of this.collectives) {
@@ -267,7 +280,10 @@ export class GradientShard {
    * valid until the next run).
    */
   runFinal(step: number, k: number, n: number, partials: Float32Array): FloatArray[] {
-    return this.runMicro(step, k, n, partials, undefined);
+    const t0 = this.recorder ? performance.now() : 0;
+    const outs = this.runMicro(step, k, n, partials, undefined);
+    this.recorder?.span(SPAN.MICRO, k, t0, performance.now());
+    return outs;
   }
 
   /** The weight of micro-batch `k` of a batch of `n` in the batch mean: its share of the samples. */
@@ -340,6 +356,7 @@ export class GradientShard {
       sampleOffset: start,
       outputs,
       collective: this.collectives.length > 0 ? this.handler : undefined,
+      onKernel: this.recorder?.kernel,
     });
   }
 

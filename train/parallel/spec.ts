@@ -6,6 +6,7 @@
  * @module
  */
 import type { GraphJSON } from "../../graph/graph.ts";
+import type { Profiler } from "./trace.ts";
 
 /** A training graph and the names of its parts, as posted to every worker. */
 export interface TrainGraphSpec {
@@ -51,6 +52,8 @@ export interface GradientRunner {
   ): Promise<{ loss: number }>;
   /** Releases workers and buffers; safe to call more than once. */
   close(): Promise<void>;
+  /** The timeline of every thread, when the runner was made with `profile` (see `trace.ts`). */
+  readonly profiler?: Profiler | null;
 }
 
 /** Where each gradient sits in a gradient region (every gradient back to back). */

@@ -17,6 +17,7 @@ import { Lane, type StepMemory } from "./schedule.ts";
 import { loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.ts";
 import type { Layout } from "./spec.ts";
 import { Spinner, waitChange } from "./wait.ts";
+import { SPAN, type TraceRecorder } from "./trace.ts";
 
 /** The shared memory of a pool's steps, as posted to a worker. */
 export interface PoolMemory extends StepMemory {
@@ -35,6 +36,7 @@ const WAIT_SLICE_MS = 20;
 let lane: Lane | null = null;
 let hook: ThreadHook | null = null;
 let stepNo: Float64Array | null = null;
+let recorder: TraceRecorder | null = null;
 
 /** What a worker exposes through Comlink. */
 export const workerApi = {
@@ -55,6 +57,7 @@ export const workerApi = {
     hook = await loadHook(seam, thread);
     const tree = new GradTree(mem.layout, mem.regions, mem.tree, mem.maxK);
     lane = new Lane(shard, tree, mem, hook);
+    recorder = shard.recorder;
     stepNo = mem.stepNo;
   },
   /**
@@ -68,14 +71,18 @@ export const workerApi = {
     const spinner = new Spinner();
     let seen = from;
     for (;;) {
+      const idle = recorder ? performance.now() : 0;
       while (Atomics.load(ctrl, CTRL.GO) === seen) waitChange(ctrl, CTRL.GO, seen, spinner, 1000);
+      recorder?.span(SPAN.IDLE, 0, idle, performance.now());
       const go = seen = Atomics.load(ctrl, CTRL.GO);
       if (Atomics.load(ctrl, CTRL.QUIT)) return Promise.resolve();
       // a simulated fault: back to the event loop, never answering
       if (hook?.(stepNo[0]!, -1)) return new Promise<never>(() => {});
       if (lane.begin(Atomics.load(ctrl, CTRL.SEQ))) {
         while (!lane.advance()) {
+          const t0 = recorder ? performance.now() : 0;
           waitChange(lane.waitOn, lane.waitAt, lane.waitFor, spinner, WAIT_SLICE_MS);
+          recorder?.span(SPAN.WAIT, 0, t0, performance.now());
         }
       }
       Atomics.store(ctrl, CTRL.DONE, go);

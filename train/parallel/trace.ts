@@ -1,0 +1,234 @@
+/**
+ * A timeline of training: every thread records spans (a kernel, a
+ * micro-batch, a wait, a reduction, an update) into its own buffer, shared
+ * memory in a pool, and {@linkcode Profiler.toChromeTrace} writes them as
+ * Chrome trace-event JSON (opens in Perfetto or `chrome://tracing`), one
+ * track per thread. {@linkcode opTable} sums a trace per op.
+ *
+ * @module
+ */
+
+/** Kinds of span. */
+export const SPAN = {
+  /** A kernel: `id` is the node. */
+  OP: 0,
+  /** A micro-batch's last phase (loss and gradients): `id` is its index. */
+  MICRO: 1,
+  /** A micro-batch's run up to a collective: `id` is phase · 65536 + index. */
+  PHASE: 2,
+  /** Waiting for another thread inside a step. */
+  WAIT: 3,
+  /** Adding a micro-batch's gradients into the reduction tree. */
+  REDUCE: 4,
+  /** A whole step on the main thread. */
+  STEP: 5,
+  /** The optimizer's update. */
+  UPDATE: 6,
+  /** A worker waiting for the next step. */
+  IDLE: 7,
+} as const;
+
+import type { GraphJSON } from "../../graph/graph.ts";
+
+const KIND_NAMES = ["op", "micro-batch", "phase", "wait", "reduce", "step", "update", "idle"];
+// floats per span: kind, id, start, end
+const WIDTH = 4;
+
+/** One thread's span buffer (shared memory in a pool). */
+export interface TraceMemory {
+  /** Spans back to back: kind, id, start and end in ms since the epoch. */
+  spans: Float64Array;
+  /** `[0]`: spans recorded; `[1]`: spans dropped for want of room. */
+  count: Int32Array;
+}
+
+/** A buffer of `capacity` spans; `shared` puts it in a SharedArrayBuffer. */
+export function traceMemory(capacity: number, shared: boolean): TraceMemory {
+  const f = (n: number) => (shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
+  return {
+    spans: new Float64Array(f(8 * WIDTH * capacity)),
+    count: new Int32Array(f(8)),
+  };
+}
+
+/** Records spans of one thread; times are this thread's `performance.now()`. */
+export class TraceRecorder {
+  private mem: TraceMemory;
+  private origin = performance.timeOrigin;
+  private capacity: number;
+
+  /** A recorder writing into `mem`. */
+  constructor(mem: TraceMemory) {
+    this.mem = mem;
+    this.capacity = mem.spans.length / WIDTH;
+  }
+
+  /** Records a span of `kind` (see {@linkcode SPAN}) from `start` to `end`. */
+  span(kind: number, id: number, start: number, end: number): void {
+    const c = this.mem.count;
+    const i = c[0]!;
+    if (i >= this.capacity) {
+      c[1]!++;
+      return;
+    }
+    const s = this.mem.spans;
+    const at = i * WIDTH;
+    s[at] = kind;
+    s[at + 1] = id;
+    s[at + 2] = this.origin + start;
+    s[at + 3] = this.origin + end;
+    c[0] = i + 1;
+  }
+
+  /** Records a kernel's span; bound, so it can be handed to the executor. */
+  readonly kernel = (node: number, start: number, end: number): void =>
+    this.span(SPAN.OP, node, start, end);
+}
+
+/** How to name the nodes of a trace. */
+export interface TraceNames {
+  /** Name of each node: `op name`. */
+  nodes: string[];
+  /** Whether each node is in the backward pass. */
+  backward: boolean[];
+}
+
+/** One event of Chrome's trace-event format. */
+export interface TraceEvent {
+  name: string;
+  cat?: string;
+  ph: "X" | "M";
+  ts?: number;
+  dur?: number;
+  pid: number;
+  tid: number;
+  args?: Record<string, unknown>;
+}
+
+/** The spans of every thread of a runner, and their Chrome trace. */
+export class Profiler {
+  /** One buffer per thread: 0 is the main thread. */
+  readonly threads: TraceMemory[];
+  /** The main thread's recorder. */
+  readonly main: TraceRecorder;
+  /** Names of the nodes of the graph the threads run (after any graph pass). */
+  names: TraceNames;
+
+  /** Buffers for `threads` threads of `capacity` spans each. */
+  constructor(threads: number, names: TraceNames, shared: boolean, capacity = 1 << 18) {
+    this.threads = Array.from({ length: threads }, () => traceMemory(capacity, shared));
+    this.main = new TraceRecorder(this.threads[0]!);
+    this.names = names;
+  }
+
+  /** Spans dropped because a buffer was full. */
+  get dropped(): number {
+    return this.threads.reduce((n, t) => n + t.count[1]!, 0);
+  }
+
+  /** The trace as Chrome trace-event JSON (`{ traceEvents }`), times in µs from the first span. */
+  toChromeTrace(): { traceEvents: TraceEvent[]; displayTimeUnit: "ms" } {
+    let t0 = Infinity;
+    for (const t of this.threads) {
+      for (let i = 0; i < t.count[0]!; i++) t0 = Math.min(t0, t.spans[i * WIDTH + 2]!);
+    }
+    const events: TraceEvent[] = [];
+    this.threads.forEach((t, tid) => {
+      // worker i records on thread i + 1; a pool with the main thread has no worker 0
+      if (tid > 0 && t.count[0] === 0) return;
+      events.push({
+        name: "thread_name",
+        ph: "M",
+        pid: 1,
+        tid,
+        args: { name: tid === 0 ? "main thread" : `worker ${tid - 1}` },
+      });
+      for (let i = 0; i < t.count[0]!; i++) {
+        const at = i * WIDTH;
+        const kind = t.spans[at]!, id = t.spans[at + 1]!;
+        const start = t.spans[at + 2]!, end = t.spans[at + 3]!;
+        const e: TraceEvent = {
+          name: this.spanName(kind, id),
+          cat: kind === SPAN.OP ? (this.names.backward[id] ? "bwd" : "fwd") : KIND_NAMES[kind]!,
+          ph: "X",
+          ts: Math.round((start - t0) * 1000 * 10) / 10,
+          dur: Math.round((end - start) * 1000 * 10) / 10,
+          pid: 1,
+          tid,
+        };
+        events.push(e);
+      }
+    });
+    return { traceEvents: events, displayTimeUnit: "ms" };
+  }
+
+  private spanName(kind: number, id: number): string {
+    switch (kind) {
+      case SPAN.OP:
+        return this.names.nodes[id] ?? `node ${id}`;
+      case SPAN.MICRO:
+        return `micro-batch ${id}`;
+      case SPAN.PHASE:
+        return `phase ${Math.floor(id / 65536)} micro-batch ${id % 65536}`;
+      default:
+        return KIND_NAMES[kind]!;
+    }
+  }
+}
+
+/** Names and passes of a training graph's nodes for a trace: forward is what the loss depends on. */
+export function namesOf(spec: { graph: GraphJSON; loss: string }): TraceNames {
+  const nodes = spec.graph.nodes;
+  const loss = nodes.findIndex((r) => r.name === spec.loss);
+  const forward = new Array<boolean>(nodes.length).fill(false);
+  forward[loss] = true;
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    if (forward[i]) { for (const j of nodes[i]!.inputs) forward[j] = true; }
+  }
+  return {
+    nodes: nodes.map((r) => `${r.op} ${r.name}`),
+    backward: forward.map((f) => !f),
+  };
+}
+
+/** A row of {@linkcode opTable}. */
+export interface OpRow {
+  /** Span name (an op and its node, or a kind of span). */
+  name: string;
+  /** `fwd`, `bwd`, or the kind of span. */
+  cat: string;
+  /** Milliseconds per step, summed over threads. */
+  msPerStep: number;
+  /** Share of the summed thread time of a step. */
+  share: number;
+}
+
+/**
+ * The time per step of every op and other span of a Chrome trace, summed
+ * over threads (the micro-batch, phase and step spans, which contain the
+ * others, are left out of the shares), biggest first.
+ */
+export function opTable(trace: { traceEvents: TraceEvent[] }): { steps: number; rows: OpRow[] } {
+  const by = new Map<string, OpRow>();
+  let steps = 0;
+  let total = 0;
+  for (const e of trace.traceEvents) {
+    if (e.ph !== "X") continue;
+    if (e.cat === "step") steps++;
+    if (e.cat === "step" || e.cat === "micro-batch" || e.cat === "phase" || e.cat === "idle") {
+      continue;
+    }
+    const key = `${e.cat}\u0000${e.name}`;
+    let row = by.get(key);
+    if (!row) by.set(key, row = { name: e.name, cat: e.cat ?? "", msPerStep: 0, share: 0 });
+    row.msPerStep += e.dur! / 1000;
+    total += e.dur! / 1000;
+  }
+  const n = Math.max(1, steps);
+  const rows = [...by.values()].sort((a, b) => b.msPerStep - a.msPerStep);
+  for (const r of rows) {
+    r.share = total > 0 ? r.msPerStep / total : 0;
+    r.msPerStep /= n;
+  }
+  return { steps, rows };
+}

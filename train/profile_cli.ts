@@ -1,0 +1,44 @@
+/**
+ * `deno task profile FILE [--top N]`: the per-op time table of a trace that
+ * `deno task train --profile FILE` or `bench:train --profile FILE` wrote:
+ * milliseconds per step (summed over threads) and share of the threads'
+ * busy time, biggest first.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { opTable, type TraceEvent } from "./parallel/trace.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: { top: { type: "string", default: "25" } },
+});
+const file = positionals[0];
+const top = Number(values.top);
+if (!file || !Number.isInteger(top) || top < 1) {
+  console.error("usage: deno task profile FILE [--top N]  (FILE from --profile)");
+  Deno.exit(2);
+}
+let trace: { traceEvents: TraceEvent[] };
+try {
+  trace = JSON.parse(await Deno.readTextFile(file));
+  if (!Array.isArray(trace.traceEvents)) throw new Error("no traceEvents array");
+} catch (e) {
+  console.error(`denograd profile: cannot read trace "${file}": ${(e as Error).message}`);
+  Deno.exit(1);
+}
+const { steps, rows } = opTable(trace);
+const threads = new Set(trace.traceEvents.map((e) => e.tid)).size;
+console.log(`${file}: ${steps} steps, ${threads} thread(s); ms per step summed over threads`);
+console.log(
+  `${"span".padEnd(48)} ${"pass".padEnd(7)} ${"ms/step".padStart(9)} ${"share".padStart(7)}`,
+);
+for (const r of rows.slice(0, top)) {
+  console.log(
+    `${r.name.slice(0, 48).padEnd(48)} ${r.cat.padEnd(7)} ${r.msPerStep.toFixed(3).padStart(9)} ${
+      (100 * r.share).toFixed(1).padStart(6)
+    }%`,
+  );
+}
+if (rows.length > top) console.log(`... ${rows.length - top} more (--top N)`);
