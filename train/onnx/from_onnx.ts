@@ -12,7 +12,7 @@ import { Model } from "../model.ts";
 import {
   add,
   avgPool2d,
-  batchNorm,
+  batchNormParts,
   concat,
   conv2d,
   div,
@@ -98,6 +98,11 @@ interface Importer {
   k(i: number): Const;
   /** Input `i` as a known value when it is one, else null. */
   maybeK(i: number): Const | null;
+  /**
+   * Input `i` as a buffer: a parameter that training replaces with the node
+   * named `update` (null when the value was already a node, e.g. shared).
+   */
+  buffer(i: number): { node: Node; update: string | null };
   /** An integer attribute. */
   int(name: string, fallback: number): number;
   /** An integer list attribute. */
@@ -344,9 +349,23 @@ const IMPORTERS: Record<string, ImportFn> = {
   BatchNormalization(m) {
     if (m.int("training_mode", 0) !== 0) m.fail("training_mode 1 is not supported");
     if (m.n.output && m.n.output.length > 1) m.fail("outputs beyond Y (training mode)");
-    const running = { mean: m.x(3), var: m.x(4) };
+    const x = m.x(0);
+    const c = x.shape[1]!;
+    // as nn.batchNorm2d keeps them: the running statistics are buffers that
+    // training replaces by (1 - momentum)·running + momentum·batch statistic;
+    // ONNX's momentum weighs the old value, PyTorch's the new one
+    const momentum = 1 - m.float("momentum", 0.9);
+    const mean = m.buffer(3), variance = m.buffer(4);
     const eps = m.float("epsilon", 1e-5);
-    return batchNorm(m.x(0), m.x(1), m.x(2), { eps, running, name: m.name });
+    const running = { mean: mean.node, var: variance.node };
+    const parts = batchNormParts(x, m.x(1), m.x(2), { eps, running, name: m.name });
+    const blend = (old: Node, batch: Node, name: string | null) => {
+      if (name) add(scale(old, 1 - momentum), scale(reshape(batch, [c]), momentum), { name });
+    };
+    blend(mean.node, parts.mean, mean.update);
+    const unbiased = mul(parts.var, div(parts.count, sub(parts.count, 1)));
+    blend(variance.node, unbiased, variance.update);
+    return parts.y;
   },
   LayerNormalization(m) {
     const x = m.x(0);
@@ -546,6 +565,15 @@ export function onnxToGraph(bytes: Uint8Array, opts: OnnxToGraphOptions = {}): O
         const node: Value = { kind: "node", node: p };
         values.set(v.name, node);
         return p;
+      },
+      buffer(i) {
+        const v = get(i);
+        if (v.kind !== "init" || !v.float) return { node: m.x(i), update: null };
+        const update = fresh(`${v.name}.next`);
+        const p = g.param(v.name, v.dims, { kind: "constant", value: 0 }, { update });
+        params.set(v.name, v.data as Float32Array);
+        values.set(v.name, { kind: "node", node: p });
+        return { node: p, update };
       },
       k(i) {
         const v = get(i);

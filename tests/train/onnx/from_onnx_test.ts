@@ -67,6 +67,25 @@ Deno.test("fine-tuning the imported PyTorch lecture CNN for one epoch on the dig
   ]);
 });
 
+Deno.test("an imported BatchNormalization keeps running statistics as buffers that training updates", async () => {
+  const model = fromOnnx(readFixture("pytorch_ops").bytes);
+  const attrs = (n: string) => model.graph.node(n).record.attrs;
+  assert.equal(attrs("bn.running_mean").update, "bn.running_mean.next");
+  assert.equal(attrs("bn.running_var").update, "bn.running_var.next");
+  assert.equal(attrs("bn.weight").update, undefined);
+  const before = new Map([...model.params].map(([k, v]) => [k, Float32Array.from(v)]));
+  const split = await loadMnistNpm({ seed: 1 });
+  const res = await train({ model, split, epochs: 1, trainLimit: 256, workers: 1, lr: 0.05 });
+  assert.ok(Number.isFinite(res.train_loss), `train loss ${res.train_loss}`);
+  const unchanged = [...model.params].filter(([k, v]) =>
+    v.every((x, i) => x === before.get(k)![i])
+  );
+  assert.deepEqual(unchanged.map(([k]) => k), []);
+  // each step blended the batch variance into the running one
+  const old = before.get("bn.running_var")!, now = model.params.get("bn.running_var")!;
+  assert.ok(now.every((v, i) => v > 0 && Math.abs(v - old[i]!) > 1e-6));
+});
+
 Deno.test("loadModel of a bad .onnx file is one line naming the file and the problem", async () => {
   const dir = await Deno.makeTempDir();
   try {
