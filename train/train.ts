@@ -242,6 +242,9 @@ const CUSTOM_DEFAULTS = { epochs: 1, batch: 32, lr: 0.05, optimizer: "momentum" 
  * ```
  */
 export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
+  if (opts.kernels !== undefined && !["ref", "ts", "wasm"].includes(opts.kernels)) {
+    throw new TrainError(`Unknown kernels "${opts.kernels}" (expected ref, ts or wasm)`);
+  }
   if (opts.model === "poly") return await trainPoly(opts);
   return await trainModel(opts);
 }

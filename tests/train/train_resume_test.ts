@@ -143,3 +143,10 @@ Deno.test("an abort during the end-of-epoch evaluation stops it within a chunk",
   assert.equal(r.steps, 8);
   assert.equal(events.filter((e) => e.event === "epoch").length, 0);
 });
+
+Deno.test("an unknown kernel tier is refused before anything runs", async () => {
+  await assert.rejects(
+    train({ ...base, kernels: "gpu" as never }),
+    (e: Error) => e instanceof TrainError && e.message.includes('"gpu"'),
+  );
+});
