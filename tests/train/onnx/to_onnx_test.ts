@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { EXPORTABLE_OPS, graphToOnnx, toOnnx } from "../../../train/onnx/to_onnx.ts";
 import { decodeModel } from "../../../train/onnx/schema.ts";
 import { lectureCnn, lectureCnnModel, mnistNetModel } from "../../../train/models.ts";
-import { Model } from "../../../train/model.ts";
+import { defineModel, Model } from "../../../train/model.ts";
+import { nn } from "../../../train/layers.ts";
 import { initParams } from "../../../graph/params.ts";
 import { lookupOp } from "../../../graph/op.ts";
 import { argmaxRows, maxAbsDiff, pattern, runOrt } from "./_ort.ts";
@@ -98,4 +99,19 @@ Deno.test("exporting without a parameter's value names the parameter", () => {
     () => graphToOnnx(m.built, { output: m.logp, params }),
     /Cannot export parameter "fc.bias": no value was given for it/,
   );
+});
+
+Deno.test("a model with nn.batchNorm2d exports its evaluation form: running statistics, no batch statistics", async () => {
+  const model = defineModel({ input: [2, 6, 6] }, (x) => {
+    const h = nn.relu(nn.batchNorm2d(nn.conv2d(x, 3, 3, { name: "conv" }), { name: "bn" }));
+    return nn.linear(nn.flatten(h), 4, { name: "fc" });
+  });
+  // running statistics that are not the initial zeros and ones
+  model.params.get("bn.running_mean")!.set([0.3, -0.2, 0.1]);
+  model.params.get("bn.running_var")!.set([0.5, 2, 1.5]);
+  model.params.get("bn.weight")!.set([1.5, 0.5, -1]);
+  const names = decodeModel(toOnnx(model)).graph!.initializer!.map((t) => t.name);
+  assert.ok(names.includes("bn.running_mean") && names.includes("bn.running_var"));
+  assert.ok(!names.includes("bn.num_batches_tracked"), names.join());
+  await checkInOrt("batch-norm model", model, [1, 5]);
 });
