@@ -37,7 +37,16 @@ export interface ConvReluPoolDims {
   pw: number;
 }
 
-/** Sizes of a fused convolution from its input and filter shapes. */
+/**
+ * Sizes of a fused convolution from its input and filter shapes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { convReluPoolDims } from "./conv2d_relu_pool_ref.ts";
+ * assert.equal(convReluPoolDims([8, 1, 28, 28], [32, 1, 3, 3]).pw, 13);
+ * ```
+ */
 export function convReluPoolDims(x: Shape, w: Shape): ConvReluPoolDims {
   const [n, c, h, wd] = x as number[];
   const [oc, , kh, kw] = w as number[];
@@ -54,7 +63,18 @@ export function convReluPoolDims(x: Shape, w: Shape): ConvReluPoolDims {
   };
 }
 
-/** Checks x [N,C,H,W], w [OC,C,KH,KW], b [OC] for a fused convolution; returns the pooled shape. */
+/**
+ * Checks x [N,C,H,W], w [OC,C,KH,KW], b [OC] for a fused convolution;
+ * returns the pooled shape.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { convReluPoolShape } from "./conv2d_relu_pool_ref.ts";
+ * assert.deepEqual(convReluPoolShape([8, 1, 28, 28], [32, 1, 3, 3], [32]), [8, 32, 13, 13]);
+ * assert.throws(() => convReluPoolShape([8, 1, 28, 28], [32, 1, 3, 3], [4]), /bias/);
+ * ```
+ */
 export function convReluPoolShape(x: Shape, w: Shape, b: Shape): number[] {
   if (x.length !== 4) throw new Error(`x must be 4-D [N,C,H,W], got ${fmtShape(x)}`);
   if (w.length !== 4) throw new Error(`w must be 4-D [OC,C,KH,KW], got ${fmtShape(w)}`);
@@ -69,7 +89,17 @@ export function convReluPoolShape(x: Shape, w: Shape, b: Shape): number[] {
   return [x[0]!, w[0]!, Math.floor(oh / 2), Math.floor(ow / 2)];
 }
 
-/** The packed output of a fused convolution: `[2, ...pooled shape]`, y then the gradient codes. */
+/**
+ * The packed output of a fused convolution: `[2, ...pooled shape]`, y then
+ * the gradient codes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { convReluPoolPackedShape } from "./conv2d_relu_pool_ref.ts";
+ * assert.deepEqual(convReluPoolPackedShape([8, 1, 28, 28], [32, 1, 3, 3], [32]), [2, 8, 32, 13, 13]);
+ * ```
+ */
 export function convReluPoolPackedShape(x: Shape, w: Shape, b: Shape): number[] {
   return [2, ...convReluPoolShape(x, w, b)];
 }
@@ -119,11 +149,13 @@ function rounder(y: FloatArray): (v: number) => number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dReluPoolRef } from "./conv2d_relu_pool_ref.ts";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, ph: 1, pw: 1 };
  * const packed = new Float64Array(2);
  * conv2dReluPoolRef(new Float64Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), new Float64Array([1, 0, 0, 1]), new Float64Array([-10]), packed, d);
  * // the convolution is [6, 8, 12, 14] - 10: y = [4] from the bottom right, code 4
- * // packed = [4, 4]
+ * assert.deepEqual([...packed], [4, 4]);
  * ```
  */
 export function conv2dReluPoolRef(
@@ -167,12 +199,14 @@ export function conv2dReluPoolRef(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dReluPoolBackwardRef } from "./conv2d_relu_pool_ref.ts";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, ph: 1, pw: 1 };
  * const out = new Float64Array(5);
  * const x = new Float64Array([1, 2, 3, 4, 5, 6, 7, 8, 9]);
  * conv2dReluPoolBackwardRef(x, new Float64Array([4, 4]), new Float64Array([2]), out, d);
  * // the gradient goes to the window at (1, 1): dw = 2·[5, 6, 8, 9], db = 2
- * // out = [10, 12, 16, 18, 2]
+ * assert.deepEqual([...out], [10, 12, 16, 18, 2]);
  * ```
  */
 export function conv2dReluPoolBackwardRef(
@@ -223,10 +257,13 @@ export function conv2dReluPoolBackwardRef(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { propagateInputNaN } from "./conv2d_relu_pool_ref.ts";
  * const d = { n: 1, c: 1, h: 3, w: 3, oc: 1, kh: 2, kw: 2, ph: 1, pw: 1 };
  * const out = new Float64Array(5);
  * propagateInputNaN(new Float64Array([NaN, 0, 0, 0, 0, 0, 0, 0, 0]), out, d);
- * // x[0, 0] is read only by tap (0, 0): out = [NaN, 0, 0, 0, 0]
+ * // x[0, 0] is read only by tap (0, 0)
+ * assert.deepEqual([...out], [NaN, 0, 0, 0, 0]);
  * ```
  */
 export function propagateInputNaN(x: FloatArray, out: FloatArray, d: ConvReluPoolDims): void {

@@ -64,10 +64,11 @@ export interface ConvReluPoolKernels {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { convReluPoolWasm } from "./conv2d_relu_pool_wasm.ts";
  * const d = { n: 1, c: 1, h: 10, w: 10, oc: 1, kh: 3, kw: 3, ph: 4, pw: 4 };
  * // a plain array is not an executor arena: the op falls back to the reference
- * console.log(convReluPoolWasm(d, [new Float32Array(100)])); // null
+ * assert.equal(convReluPoolWasm(d, [new Float32Array(100)]), null);
  * ```
  */
 export function convReluPoolWasm(

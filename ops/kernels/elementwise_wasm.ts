@@ -107,9 +107,10 @@ export function elementwiseWasm(...arrays: Float32Array[]): ElementwiseExports |
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arenaMemory, wasmArenaBuffer } from "./elementwise_wasm.ts";
  * const buf = wasmArenaBuffer(64);
- * console.log(buf === null || arenaMemory(buf)?.buffer === buf); // true
+ * assert.ok(buf === null || arenaMemory(buf)?.buffer === buf);
  * ```
  */
 export function arenaMemory(buf: ArrayBufferLike): WebAssembly.Memory | undefined {
