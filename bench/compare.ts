@@ -2,7 +2,9 @@
  * `deno task bench:compare`: our training throughput against the anchors in
  * `../shared/anchors/` (TensorFlow.js wasm in Node, PyTorch from Debian), on
  * the same model, batch and digits, run one after another in one session, in
- * interleaved rounds so drift of the machine hits every system alike. Prints
+ * interleaved rounds so drift of the machine hits every system alike; our
+ * engine runs twice, with the fusion pass (`denograd`) and without
+ * (`denograd-unfused`). Prints
  * one JSON line per run and a final summary line with the ratios.
  *
  * Setup once per machine: `npm ci` in a copy of the anchors (done here into
@@ -92,6 +94,12 @@ const systems: { name: string; cmd: string; args: string[] }[] = [
     ],
   },
 ];
+// the same engine with the fusion pass off, for the fused/unfused ratio in one run
+systems.splice(1, 0, {
+  name: "denograd-unfused",
+  cmd: systems[0]!.cmd,
+  args: [...systems[0]!.args, "--fuse", "false"],
+});
 if (hasTorch) {
   systems.push({
     name: "pytorch",
@@ -113,7 +121,10 @@ if (hasTorch) {
     ],
   });
 }
-if (values.model !== "lecture-cnn") systems.splice(1, 1); // the tfjs anchor has only the lecture CNN
+// the tfjs anchor has only the lecture CNN
+if (values.model !== "lecture-cnn") {
+  systems.splice(systems.findIndex((s) => s.name === "tfjs-wasm"), 1);
+}
 
 const rates = new Map<string, number[]>();
 for (let round = 0; round < Number(values.rounds); round++) {

@@ -41,6 +41,7 @@ const { values } = parseArgs({
     busy: { type: "string", default: "0" },
     // internal: a baseline child process, started by --baseline processes
     child: { type: "boolean", default: false },
+    fuse: { type: "string", default: "true" },
   },
 });
 const int = (k: keyof typeof values): number => {
@@ -74,6 +75,11 @@ if (values["main-thread"] !== "true" && values["main-thread"] !== "false") {
   Deno.exit(2);
 }
 const mainThread = values["main-thread"] === "true";
+if (values.fuse !== "true" && values.fuse !== "false") {
+  console.error(`error: --fuse must be true or false, got "${values.fuse}"`);
+  Deno.exit(2);
+}
+const fuse = values.fuse === "true";
 if (values.model !== "lecture-cnn" && values.model !== "mnist-net") {
   console.error(`error: --model must be lecture-cnn or mnist-net, got "${values.model}"`);
   Deno.exit(2);
@@ -188,6 +194,7 @@ try {
           microBatch,
           mainThread,
           profile: values.profile !== undefined,
+          fuse,
         })
         : new LocalRunner(spec, {
           params,
@@ -196,6 +203,7 @@ try {
           tier,
           microBatch,
           profile: values.profile !== undefined,
+          fuse,
         }),
     );
   }
@@ -227,6 +235,7 @@ try {
       ...(workers > 1 ? { main_thread: mainThread } : {}),
       kernels: tier,
       micro_batch: microBatch,
+      fuse,
       steps,
       ...(busy ? { busy_processes: busy } : {}),
       samples_per_sec: Math.round(medians[k]!),
