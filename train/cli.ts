@@ -425,6 +425,11 @@ export async function main(args: string[]): Promise<number> {
         Deno.exit(code);
       }
       signalCode = code;
+      err(
+        `\n${sig}: stopping after this step${
+          options.checkpoint ? " and writing the checkpoint" : ""
+        } (${sig === "SIGINT" ? "Ctrl-C" : sig} again exits at once)\n`,
+      );
       abort.abort();
     };
     Deno.addSignalListener(sig, listener);

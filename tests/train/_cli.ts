@@ -53,7 +53,11 @@ export class CliChild {
   private buf = "";
   private stderrText: Promise<string>;
 
-  constructor(args: string[]) {
+  private stderrSeen = "";
+  private stderrReader: ReadableStreamDefaultReader<string> | null = null;
+
+  /** Starts the CLI with `--json` and `args`; `stderr: true` lets {@linkcode untilStderr} read it live. */
+  constructor(args: string[], opts: { stderr?: boolean } = {}) {
     this.child = new Deno.Command(Deno.execPath(), {
       args: ["run", ...FLAGS, CLI, "--json", ...args],
       stdout: "piped",
@@ -61,7 +65,20 @@ export class CliChild {
       env: { NO_COLOR: "1" },
     }).spawn();
     this.reader = this.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    this.stderrText = new Response(this.child.stderr).text();
+    if (opts.stderr) {
+      this.stderrReader = this.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      this.stderrText = Promise.resolve("");
+    } else this.stderrText = new Response(this.child.stderr).text();
+  }
+
+  /** Reads stderr until it matches `re` (true) or ends (false). */
+  async untilStderr(re: RegExp): Promise<boolean> {
+    while (!re.test(this.stderrSeen)) {
+      const { value, done } = await this.stderrReader!.read();
+      if (done) return false;
+      this.stderrSeen += value;
+    }
+    return true;
   }
 
   /** Reads events until one satisfies `pred` (true) or the output ends (false). */
@@ -89,8 +106,15 @@ export class CliChild {
   /** Reads the rest of the output and waits for the exit. */
   async finish(): Promise<{ code: number; stderr: string }> {
     await this.until(() => false);
+    if (this.stderrReader) {
+      for (;;) {
+        const { value, done } = await this.stderrReader.read();
+        if (done) break;
+        this.stderrSeen += value;
+      }
+    }
     const status = await this.child.status;
-    return { code: status.code, stderr: await this.stderrText };
+    return { code: status.code, stderr: this.stderrSeen + (await this.stderrText) };
   }
 }
 

@@ -152,20 +152,26 @@ Deno.test("a second SIGINT exits at once with 130 and leaves a readable checkpoi
   const dir = await Deno.makeTempDir();
   try {
     const ck = `${dir}/ck.st`;
+    // mnist-net: its step and its 1.2M-parameter checkpoint leave time for a second signal
     const child = new CliChild([
-      ...MODES[0]!.flags,
+      ...MODES[2]!.flags,
       "--data",
-      `idx:${await data(2048)}`,
+      `idx:${await data(MODES[2]!.train)}`,
       "--epochs",
       "1000",
       "--checkpoint",
       ck,
-    ]);
+    ], { stderr: true });
     assert.ok(await child.until((e) => e.event === "step" && e.global_step >= 10));
     child.kill("SIGINT");
+    // the first signal is acknowledged on stderr; then the second one
+    assert.ok(await child.untilStderr(/SIGINT: stopping after this step/));
     child.kill("SIGINT");
     const { code, stderr } = await child.finish();
     assert.equal(code, 130, stderr);
+    assert.match(stderr, /SIGINT again: exiting at once/);
+    // it did not wait for the end of the run
+    assert.equal(child.events.some((e) => e.event === "done"), false);
     const written = await Deno.stat(ck).then(() => true, () => false);
     if (written) await readSafetensors(ck);
   } finally {

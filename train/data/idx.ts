@@ -209,9 +209,9 @@ function toDataset(
   }
   if (count === 0) {
     throw new Error(
-      `IDX file "${imagesPath}": holds no images (dimensions ${
-        images.dims.join("×")
-      }); ${name} needs at least one`,
+      `IDX file "${imagesPath}": holds no images (dimensions ${images.dims.join("×")}); ${
+        name.endsWith(" test") ? "testing" : "training"
+      } needs at least one`,
     );
   }
   if (labels.dims[0] !== count) {
