@@ -8,6 +8,7 @@
 import type { Graph, Node, NodeRecord } from "../../graph/graph.ts";
 import type { Params } from "../../graph/params.ts";
 import type { Model } from "../model.ts";
+import { findFusions, type Fusion } from "./_fuse.ts";
 import { fmtShape } from "../../graph/op.ts";
 import {
   type AttributeMsg,
@@ -237,6 +238,29 @@ const EXPORTERS: Record<string, Exporter> = {
 // inputs an op reads in evaluation mode, where not all of them
 const EVAL_INPUTS: Record<string, number[]> = { training_select: [1] };
 
+// one BatchNormalization or LayerNormalization node for a batch norm or layer norm
+function emitFusion(e: Emitter, f: Fusion): void {
+  const x = e.rec(f.x);
+  const shape = f.opType === "BatchNormalization" ? [x.shape[1]!] : x.shape.slice(f.axis);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const hint = e.rec(f.end).name;
+  const ins = [
+    e.value(f.x),
+    f.scale === null ? e.floats(`${hint}_ones`, new Array(size).fill(1), shape) : e.value(f.scale),
+  ];
+  const eps = floatAttr("epsilon", f.eps);
+  if (f.opType === "BatchNormalization") {
+    const bias = f.bias === null
+      ? e.floats(`${hint}_zeros`, new Array(size).fill(0), shape)
+      : e.value(f.bias);
+    ins.push(bias, e.value(f.mean!), e.value(f.var!));
+    e.node("BatchNormalization", ins, [e.value(f.end)], [eps]);
+  } else {
+    if (f.bias !== null) ins.push(e.value(f.bias));
+    e.node("LayerNormalization", ins, [e.value(f.end)], [intAttr("axis", f.axis), eps]);
+  }
+}
+
 /** Names of the denograd ops {@linkcode graphToOnnx} can write. */
 export const EXPORTABLE_OPS: readonly string[] = Object.keys(EXPORTERS);
 
@@ -342,8 +366,16 @@ export function graphToOnnx(graph: Graph, opts: GraphToOnnxOptions): Uint8Array 
     rec: (id) => graph.nodes[id]!,
     opset,
   };
+  const fusions = findFusions(graph, needed);
+  const fusedAt = new Map(fusions.map((f) => [f.end, f]));
+  const covered = new Set(fusions.flatMap((f) => f.covered));
   for (let i = 0; i < n; i++) {
     if (!needed[i]) continue;
+    if (covered.has(i)) {
+      const f = fusedAt.get(i);
+      if (f) emitFusion(e, f);
+      continue;
+    }
     const r = graph.nodes[i]!;
     if (r.op === "input") inputs.push(valueInfo(r.name, r.shape));
     else if (r.op === "param") {

@@ -4,6 +4,8 @@ import { decodeModel } from "../../../train/onnx/schema.ts";
 import { lectureCnn, lectureCnnModel, mnistNetModel } from "../../../train/models.ts";
 import { defineModel, Model } from "../../../train/model.ts";
 import { nn } from "../../../train/layers.ts";
+import { Graph } from "../../../graph/graph.ts";
+import { add, layerNorm } from "../../../ops/mod.ts";
 import { initParams } from "../../../graph/params.ts";
 import { lookupOp } from "../../../graph/op.ts";
 import { argmaxRows, maxAbsDiff, pattern, runOrt } from "./_ort.ts";
@@ -110,8 +112,35 @@ Deno.test("a model with nn.batchNorm2d exports its evaluation form: running stat
   model.params.get("bn.running_mean")!.set([0.3, -0.2, 0.1]);
   model.params.get("bn.running_var")!.set([0.5, 2, 1.5]);
   model.params.get("bn.weight")!.set([1.5, 0.5, -1]);
-  const names = decodeModel(toOnnx(model)).graph!.initializer!.map((t) => t.name);
+  const onnx = decodeModel(toOnnx(model)).graph!;
+  assert.deepEqual(onnx.node!.map((n) => n.opType).filter((t) => t !== "Constant"), [
+    "Conv",
+    "BatchNormalization",
+    "Relu",
+    "Reshape",
+    "Gemm",
+  ]);
+  const names = onnx.initializer!.map((t) => t.name);
   assert.ok(names.includes("bn.running_mean") && names.includes("bn.running_var"));
   assert.ok(!names.includes("bn.num_batches_tracked"), names.join());
   await checkInOrt("batch-norm model", model, [1, 5]);
+});
+
+Deno.test("batch norm and layer norm leave as single ONNX nodes unless an inner value is read elsewhere", async () => {
+  const { graph, output } = everyOpModel();
+  const params = initParams(graph, { seed: 5 }) as Map<string, Float32Array>;
+  const types = decodeModel(toOnnx(new Model(graph, output.name, params))).graph!.node!
+    .map((n) => n.opType);
+  assert.ok(types.includes("BatchNormalization") && types.includes("LayerNormalization"));
+  assert.ok(!types.includes("ReduceMean") || types.filter((t) => t === "ReduceMean").length === 1);
+  // a layer norm whose mean is also read by another op stays in its component ops
+  const g = new Graph();
+  const x = g.input("x", [-1, 5]);
+  const y = layerNorm(x, null, null, { name: "ln" });
+  const mu = g.nodes.findIndex((r) => r.op === "mean");
+  const out = add(y, g.node(mu), { name: "out" });
+  const leaky = new Model(g, out.name, new Map());
+  const t2 = decodeModel(toOnnx(leaky)).graph!.node!.map((n) => n.opType);
+  assert.ok(!t2.includes("LayerNormalization") && t2.includes("ReduceMean"), t2.join());
+  await checkInOrt("layer norm read inside", leaky, [3]);
 });
