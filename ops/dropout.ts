@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { hashUniform } from "../graph/hash.ts";
+import { hash4Finish, hash4Prefix } from "../graph/hash.ts";
 import { type FloatArray, type ForwardContext, type OpDef, registerOp } from "../graph/op.ts";
 
 /** Attributes of `dropout`. */
@@ -51,12 +51,15 @@ function dropoutKernel(x: FloatArray, y: FloatArray, c: ForwardContext<DropoutAt
   const samples = shape.length === 0 ? 1 : shape[0]!;
   const per = samples === 0 ? 0 : y.length / samples;
   const keepScale = 1 / (1 - p);
+  // hashUniform(…) >= p exactly when the uint32 hash >= p·2³² (a power-of-two
+  // scaling is exact), and the (seed, step, sample) part is mixed once a sample
+  const threshold = p * 4294967296;
   // the global sample index, not the position in this shard, so a batch split
   // across workers draws the same mask as the whole batch
   for (let n = 0, i = 0; n < samples; n++) {
-    const sample = c.sampleOffset + n;
+    const prefix = hash4Prefix(seed, c.step, c.sampleOffset + n);
     for (let e = 0; e < per; e++, i++) {
-      y[i] = hashUniform(seed, c.step, sample, e) >= p ? x[i]! * keepScale : 0;
+      y[i] = hash4Finish(prefix, e) >= threshold ? x[i]! * keepScale : 0;
     }
   }
 }
