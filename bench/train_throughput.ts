@@ -36,6 +36,7 @@ const { values } = parseArgs({
     kernels: { type: "string" },
     channels: { type: "string", default: "32" },
     micro: { type: "string", default: String(MICRO_BATCH) },
+    "micro-tail": { type: "string" },
     profile: { type: "string" },
     baseline: { type: "string" },
     busy: { type: "string", default: "0" },
@@ -63,6 +64,7 @@ if (!Number.isInteger(busy) || busy < 0) {
 }
 const batch = int("batch"), steps = int("steps"), warmup = int("warmup"), reps = int("reps");
 const channels = int("channels"), microBatch = int("micro");
+const microTail = values["micro-tail"] === undefined ? microBatch : int("micro-tail");
 const workerCounts = values.workers.split(",").map(Number);
 if (!workerCounts.every((n) => Number.isInteger(n) && n >= 1)) {
   console.error(
@@ -133,7 +135,15 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 
 // a baseline child: warm up, say ready, wait for "go" on stdin, run, print the rate
 if (values.child) {
-  const runner = new LocalRunner(spec, { params, data, maxBatch: batch, tier, microBatch });
+  const runner = new LocalRunner(spec, {
+    params,
+    data,
+    maxBatch: batch,
+    tier,
+    microBatch,
+    microTail,
+    fuse,
+  });
   await run(runner, warmup);
   console.log("ready");
   const input = lines(Deno.stdin.readable);
@@ -153,10 +163,11 @@ async function baselineProcesses(n: number) {
     "--allow-sys",
     new URL(import.meta.url).pathname,
     "--child",
-    ...["model", "batch", "steps", "warmup", "reps", "channels", "micro"].flatMap((k) => [
-      `--${k}`,
-      String(values[k as keyof typeof values]),
-    ]),
+    ...["model", "batch", "steps", "warmup", "reps", "channels", "micro", "micro-tail", "fuse"]
+      .flatMap((k) => [
+        `--${k}`,
+        k === "micro-tail" ? String(microTail) : String(values[k as keyof typeof values]),
+      ]),
     ...(values.kernels ? ["--kernels", values.kernels] : []),
   ];
   const procs = Array.from(
@@ -192,6 +203,7 @@ try {
           maxBatch: batch,
           tier,
           microBatch,
+          microTail,
           mainThread,
           profile: values.profile !== undefined,
           fuse,
@@ -202,6 +214,7 @@ try {
           maxBatch: batch,
           tier,
           microBatch,
+          microTail,
           profile: values.profile !== undefined,
           fuse,
         }),
@@ -235,6 +248,7 @@ try {
       ...(workers > 1 ? { main_thread: mainThread } : {}),
       kernels: tier,
       micro_batch: microBatch,
+      ...(microTail < microBatch ? { micro_tail: microTail } : {}),
       fuse,
       steps,
       ...(busy ? { busy_processes: busy } : {}),

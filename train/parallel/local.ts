@@ -5,7 +5,7 @@
  * @module
  */
 import type { Tier } from "../../graph/op.ts";
-import { GradientShard, microBatches } from "./shard.ts";
+import { GradientShard } from "./shard.ts";
 import { GradTree, regionCount, treeStateLength } from "./reduce.ts";
 import { Yielder } from "./wait.ts";
 import { namesOf, Profiler, SPAN } from "./trace.ts";
@@ -34,6 +34,8 @@ export interface LocalRunnerOptions {
   tier?: Tier;
   /** Samples per micro-batch (default 32). */
   microBatch?: number;
+  /** Smallest micro-batch at the end of a step (default: `microBatch`); see `cutBatch`. */
+  microTail?: number;
   /** Run the fusion pass (default true); false runs the unfused graph. */
   fuse?: boolean;
   /** Record a timeline (see {@linkcode LocalRunner.profiler}). */
@@ -102,11 +104,12 @@ export class LocalRunner implements GradientRunner {
       indices: this.indices,
       tier: opts.tier,
       microBatch: opts.microBatch,
+      microTail: opts.microTail,
       fuse: opts.fuse,
       trace: this.profiler?.threads[0],
     });
     if (this.profiler) this.profiler.names = this.shard.traceNames();
-    const maxK = microBatches(opts.maxBatch, this.shard.micro);
+    const maxK = this.shard.maxCount(opts.maxBatch);
     this.regions = regionCount(maxK, 1);
     this.mem = {
       sched: new Int32Array(schedLength(this.shard.phases)),
@@ -140,7 +143,7 @@ export class LocalRunner implements GradientRunner {
       );
       this.indices.set(indices);
       const n = indices.length;
-      const k = this.lastK = microBatches(n, this.shard.micro);
+      const k = this.lastK = this.shard.count(n);
       const seq = this.seq = (this.seq + 1) & 0x7fffffff;
       this.tree.resetStep(k);
       publishStep(this.mem, seq, step, n, k, this.shard.phases);

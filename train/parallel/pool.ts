@@ -13,7 +13,7 @@
 // deno-lint-ignore no-import-prefix
 import * as Comlink from "npm:comlink@4.4.2";
 import type { Tier } from "../../graph/op.ts";
-import { GradientShard, microBatches, type ShardInit } from "./shard.ts";
+import { GradientShard, type ShardInit } from "./shard.ts";
 import { CTRL, CTRL_BYTES } from "./control.ts";
 import type { PoolMemory, WorkerApi } from "./worker.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
@@ -55,6 +55,12 @@ export interface WorkerPoolOptions {
   tier?: Tier;
   /** Samples per micro-batch (default 32), the same split for every thread count. */
   microBatch?: number;
+  /**
+   * Smallest micro-batch at the end of a step (default: `microBatch`, an even
+   * cut): the last micro-batches halve down to it, so threads finish a step
+   * closer together (see `cutBatch`).
+   */
+  microTail?: number;
   /** Run the fusion pass in every shard (default true); false runs the unfused graph. */
   fuse?: boolean;
   /** A step, or a worker's answer to one, that takes longer than this is a fault (default 60000). */
@@ -224,7 +230,7 @@ export class WorkerPool implements GradientRunner {
     // report a bad spec here, with its own message, before any worker starts
     this.shard = new GradientShard(this.shardInit(0));
     if (this.profiler) this.profiler.names = this.shard.traceNames();
-    const maxK = microBatches(opts.maxBatch, this.shard.micro);
+    const maxK = this.shard.maxCount(opts.maxBatch);
     this.regions = regionCount(maxK, opts.workers);
     this.mem = {
       sched: new Int32Array(new SharedArrayBuffer(4 * schedLength(this.shard.phases))),
@@ -337,7 +343,7 @@ export class WorkerPool implements GradientRunner {
       // workers read the batch from here; it must not change until the step ends
       this.indices.set(indices);
       const n = indices.length;
-      const k = microBatches(n, this.shard.micro);
+      const k = this.shard.count(n);
       for (;;) {
         this.watch(step);
         await this.replaceMissing(step);
@@ -533,6 +539,7 @@ export class WorkerPool implements GradientRunner {
       indices: this.indices,
       tier: opts.tier,
       microBatch: opts.microBatch,
+      microTail: opts.microTail,
       fuse: opts.fuse,
       trace: this.profiler?.threads[thread],
     };

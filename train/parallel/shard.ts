@@ -45,6 +45,8 @@ export interface ShardInit {
   tier?: Tier;
   /** Samples per micro-batch (default {@linkcode MICRO_BATCH}). */
   microBatch?: number;
+  /** Smallest micro-batch at the end of a step (default: `microBatch`, an even cut); see {@linkcode cutBatch}. */
+  microTail?: number;
   /** Run the fusion pass over the graph (default true; see `fuseGraph`). */
   fuse?: boolean;
   /** This thread's span buffer, when profiling. */
@@ -116,9 +118,35 @@ export function collectivesOf(graph: Graph): { list: Collective[]; phases: numbe
   return { list, phases, size };
 }
 
-/** Micro-batches of a batch of `n` with micro-batches of `micro`: the same split for every thread count. */
-export function microBatches(n: number, micro: number): number {
-  return Math.ceil(n / micro);
+/**
+ * The cut of a batch of `n` samples into micro-batches: `micro` samples each,
+ * except that the last ones shrink, halving what is left down to `tail`
+ * samples, so the end of a step is shared out in small pieces (with `tail`
+ * equal to `micro`, every micro-batch has `micro` samples but the last).
+ * The cut depends on nothing else: the same for every thread count. Writes
+ * the start of each micro-batch and `n` after the last into `starts`;
+ * returns their number.
+ */
+export function cutBatch(n: number, micro: number, tail: number, starts: Int32Array): number {
+  let k = 0, at = 0;
+  while (at < n) {
+    const rem = n - at;
+    const s = tail >= micro
+      ? Math.min(rem, micro)
+      : Math.min(rem, micro, Math.max(tail, Math.ceil(rem / 2)));
+    starts[k++] = at;
+    at += s;
+  }
+  starts[k] = n;
+  return k;
+}
+
+/** The most micro-batches a batch of at most `maxBatch` is cut into. */
+export function maxMicroBatches(maxBatch: number, micro: number, tail: number): number {
+  const starts = new Int32Array(maxBatch + 1);
+  let most = 1;
+  for (let n = 1; n <= maxBatch; n++) most = Math.max(most, cutBatch(n, micro, tail, starts));
+  return most;
 }
 
 /**
@@ -157,6 +185,11 @@ export function microBatches(n: number, micro: number): number {
 export class GradientShard {
   /** Samples per micro-batch. */
   readonly micro: number;
+  /** Smallest micro-batch at the end of a step. */
+  readonly tail: number;
+  private starts: Int32Array;
+  private cutFor = -1;
+  private cutCount = 0;
   /** Phases of a step: 1 without collectives. */
   readonly phases: number;
   /** Floats of one micro-batch's collective partials. */
@@ -181,6 +214,8 @@ export class GradientShard {
   constructor(init: ShardInit) {
     this.init = init;
     this.micro = Math.max(1, init.microBatch ?? MICRO_BATCH);
+    this.tail = Math.max(1, Math.min(this.micro, init.microTail ?? this.micro));
+    this.starts = new Int32Array(Math.ceil(init.indices.length / this.tail) + 34);
     this.graph = Graph.fromJSON(init.graph);
     const g = this.graph;
     for (const [what, name] of [["input", init.input], ["target", init.target]]) {
@@ -291,8 +326,28 @@ export class GradientShard {
     return this.size(k, n) / n;
   }
 
+  /** The number of micro-batches of a batch of `n` (see {@linkcode cutBatch}). */
+  count(n: number): number {
+    if (n !== this.cutFor) {
+      this.cutCount = cutBatch(n, this.micro, this.tail, this.starts);
+      this.cutFor = n;
+    }
+    return this.cutCount;
+  }
+
+  /** Most micro-batches of a batch of at most `maxBatch`. */
+  maxCount(maxBatch: number): number {
+    return maxMicroBatches(maxBatch, this.micro, this.tail);
+  }
+
+  private start(k: number, n: number): number {
+    this.count(n);
+    return this.starts[k]!;
+  }
+
   private size(k: number, n: number): number {
-    return Math.min(this.micro, n - k * this.micro);
+    const c = this.count(n);
+    return k < c ? this.starts[k + 1]! - this.starts[k]! : 0;
   }
 
   /** A collective's value for the current micro-batch: its partials summed in micro-batch order. */
@@ -300,7 +355,7 @@ export class GradientShard {
     const c = this.byNode.get(node)!;
     const parts = this.curPartials;
     const n = this.curN;
-    const count = microBatches(n, this.micro);
+    const count = this.count(n);
     const stride = this.partialSize;
     for (let j = 0; j < c.size; j++) {
       let s = 0;
@@ -325,7 +380,7 @@ export class GradientShard {
     outputs: number[] | undefined,
   ): FloatArray[] {
     const { init } = this;
-    const start = k * this.micro;
+    const start = this.start(k, n);
     const m = this.size(k, n);
     if (!(Number.isInteger(k) && k >= 0 && m > 0)) {
       throw new Error(`GradientShard: no micro-batch ${k} in a batch of ${n}`);

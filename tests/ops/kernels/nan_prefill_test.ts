@@ -16,6 +16,7 @@ import { makePlan } from "../../../graph/plan.ts";
 import {
   add,
   avgPool2d,
+  batchSum,
   bceWithLogits,
   concat,
   conv2d,
@@ -97,7 +98,7 @@ function mlp(): Case {
   const wide = padAxis(concat([y, log(add(s, 1))], { axis: 1 }), { axis: 1, before: 1, after: 2 });
   const m = mean(wide, { axes: [1], keepdims: true });
   const sel = trainingSelect(expandAs(m, y), y);
-  const n = mul(sum(e), elementCount(e));
+  const n = mul(batchSum(sum(e)), elementCount(e));
   const loss = add(
     add(mseLoss(sel, t), bceWithLogits(y, t)),
     add(scale(n, 0.001), mean(mul(fill([1], 2, g), s))),

@@ -598,3 +598,26 @@ Deno.test("a graph with batch_sum gives the full-batch executor's result for any
   // the normalisation is real: without batch_sum's collective, micro-batches would differ
   assert.ok(g.nodes.some((r) => r.op === "batch_sum" && r.attrs.cotangent === true));
 });
+
+Deno.test("a guided tail cut (microTail) gives the same bits on 1, 2 and 3 threads", async () => {
+  const { spec, graph } = model(0.2);
+  const data = sharedData();
+  const cut = { microBatch: 16, microTail: 4 }; // 64 -> 16, 16, 16, 8, 4, 4
+  const p1 = freshParams(graph);
+  const one = await longRun(
+    new LocalRunner(spec, { params: p1, data, maxBatch: 64, ...cut }),
+    p1,
+    12,
+  );
+  for (const workers of [2, 3]) {
+    const p = freshParams(graph);
+    const pool = await WorkerPool.create(spec, { workers, params: p, data, maxBatch: 64, ...cut });
+    try {
+      const many = await longRun(pool, p, 12);
+      assert.deepEqual(many.losses, one.losses, `${workers} threads`);
+      for (const [k, v] of one.params) assert.deepEqual(many.params.get(k), v, `${workers}: ${k}`);
+    } finally {
+      await pool.close();
+    }
+  }
+});
