@@ -1,5 +1,7 @@
 import type { Node } from "../graph/graph.ts";
-import { type FloatArray, fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
+import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
+import { avgPool2dBackwardRef, avgPool2dRef } from "./kernels/avg_pool2d_ref.ts";
+import { poolDims } from "./kernels/pool_dims.ts";
 
 /** Attributes of `avg_pool2d`. */
 export interface AvgPool2dAttrs {
@@ -42,72 +44,6 @@ function avgPooledShape(x: Shape, { size, stride, padding }: AvgPool2dAttrs): nu
   ];
 }
 
-interface Dims {
-  planes: number;
-  h: number;
-  w: number;
-  oh: number;
-  ow: number;
-  size: number;
-  stride: number;
-  padding: number;
-}
-
-// x: (N, C, H, W) -> y: (N, C, OH, OW); y = Σ window / size², padded zeros
-// counted (PyTorch's count_include_pad=True)
-function avgPoolKernel(x: FloatArray, y: FloatArray, d: Dims): void {
-  const { h, w, oh, ow, size, stride, padding } = d;
-  const k = 1 / (size * size);
-  for (let p = 0; p < d.planes; p++) {
-    const xb = p * h * w, yb = p * oh * ow;
-    for (let r = 0; r < oh; r++) {
-      const r0 = Math.max(r * stride - padding, 0), r1 = Math.min(r * stride - padding + size, h);
-      for (let c = 0; c < ow; c++) {
-        const c0 = Math.max(c * stride - padding, 0);
-        const c1 = Math.min(c * stride - padding + size, w);
-        let s = 0;
-        for (let i = r0; i < r1; i++) for (let j = c0; j < c1; j++) s += x[xb + i * w + j]!;
-        y[yb + r * ow + c] = s * k;
-      }
-    }
-  }
-}
-
-// dy: (N, C, OH, OW) -> dx: (N, C, H, W); each dy / size² spread over its
-// window's real cells (the transpose of avgPoolKernel)
-function avgPoolBackwardKernel(dy: FloatArray, dx: FloatArray, d: Dims): void {
-  const { h, w, oh, ow, size, stride, padding } = d;
-  const k = 1 / (size * size);
-  dx.fill(0);
-  for (let p = 0; p < d.planes; p++) {
-    const xb = p * h * w, yb = p * oh * ow;
-    for (let r = 0; r < oh; r++) {
-      const r0 = Math.max(r * stride - padding, 0), r1 = Math.min(r * stride - padding + size, h);
-      for (let c = 0; c < ow; c++) {
-        const c0 = Math.max(c * stride - padding, 0);
-        const c1 = Math.min(c * stride - padding + size, w);
-        const g = dy[yb + r * ow + c]! * k;
-        for (let i = r0; i < r1; i++) {
-          for (let j = c0; j < c1; j++) dx[xb + i * w + j] = dx[xb + i * w + j]! + g;
-        }
-      }
-    }
-  }
-}
-
-function dimsOf(x: Shape, y: Shape, a: AvgPool2dAttrs): Dims {
-  return {
-    planes: x[0]! * x[1]!,
-    h: x[2]!,
-    w: x[3]!,
-    oh: y[2]!,
-    ow: y[3]!,
-    size: a.size,
-    stride: a.stride,
-    padding: a.padding,
-  };
-}
-
 function poolOnly({ size, stride, padding }: AvgPool2dAttrs): AvgPool2dAttrs {
   return { size, stride, padding };
 }
@@ -118,7 +54,7 @@ export const avgPool2dOp: OpDef<AvgPool2dAttrs> = registerOp<AvgPool2dAttrs>({
   inputs: ["x"],
   shape: ([x], attrs) => avgPooledShape(x!, attrs),
   forward([x], y, c) {
-    avgPoolKernel(x!, y, dimsOf(c.inShapes[0]!, c.outShape, c.attrs));
+    avgPool2dRef(x!, y, poolDims(c.inShapes[0]!, c.outShape, c.attrs));
   },
   // dx = dy / size² spread over each window
   vjp: ({ inputs: [x], dy, attrs }) => [
@@ -144,7 +80,7 @@ export const avgPool2dBackwardOp: OpDef<AvgPool2dBackwardAttrs> = registerOp<
     return x;
   },
   forward([dy], dx, c) {
-    avgPoolBackwardKernel(dy!, dx, dimsOf(c.outShape, c.inShapes[0]!, c.attrs));
+    avgPool2dBackwardRef(dy!, dx, poolDims(c.outShape, c.inShapes[0]!, c.attrs));
   },
   // linear, and its transpose is the pooling itself
   vjp: ({ dy: g, attrs }) => [avgPool2d(g, poolOnly(attrs))],

@@ -3,8 +3,8 @@ import {
   maxPool2dBackwardRef,
   maxPool2dGatherRef,
   maxPool2dRef,
-  type PoolDims,
 } from "./kernels/max_pool2d_ref.ts";
+import { poolDims } from "./kernels/pool_dims.ts";
 import { elementwiseWasm } from "./kernels/elementwise_wasm.ts";
 import { runKernel } from "./kernels/tier.ts";
 import type { Node } from "../graph/graph.ts";
@@ -39,11 +39,6 @@ function pooledShape(x: Shape, { size, stride, padding = 0 }: MaxPool2dAttrs): n
     throw new Error(`the ${size}x${size} window does not fit in the ${h}x${w} input`);
   }
   return [n, c, Math.floor((hp - size) / stride) + 1, Math.floor((wp - size) / stride) + 1];
-}
-
-function poolDims(x: Shape, y: Shape, { size, stride, padding = 0 }: MaxPool2dAttrs): PoolDims {
-  const [n, c, h, w] = x as [number, number, number, number];
-  return { planes: n * c, h, w, oh: y[2]!, ow: y[3]!, size, stride, padding };
 }
 
 /** Max pooling over `size`×`size` windows every `stride` pixels, NCHW. */

@@ -3,18 +3,7 @@
 // float width. NaN wins its window, ties go to the window's first maximum,
 // and padded cells never win, as in PyTorch.
 import type { FloatArray } from "../../graph/op.ts";
-
-/** Pooling window geometry of one (N, C) plane. */
-export interface PoolDims {
-  planes: number;
-  h: number;
-  w: number;
-  oh: number;
-  ow: number;
-  size: number;
-  stride: number;
-  padding: number;
-}
+import type { PoolDims } from "./pool_dims.ts";
 
 // The window's first maximum in row-major order (strict `>`), which is the
 // element PyTorch routes the gradient to on ties. The window at (r0, c0) in

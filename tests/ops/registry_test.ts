@@ -21,6 +21,11 @@ const NO_VJP: Record<string, string> = {
     "emitted only by crossEntropy's VJP; second derivatives are not supported",
   bce_with_logits_backward:
     "emitted only by bceWithLogits's VJP; second derivatives are not supported",
+  conv2d_relu_pool: "made by the fusion pass after grad; tested against the ops it replaces",
+  conv2d_relu_pool_backward:
+    "made by the fusion pass after grad; tested against the ops it replaces",
+  packed_first: "made by the fusion pass after grad to read conv2d_relu_pool's packed output",
+  take: "made by the fusion pass after grad to split conv2d_relu_pool_backward's packed output",
 };
 
 type TestFn = (t: Deno.TestContext) => void | Promise<void>;

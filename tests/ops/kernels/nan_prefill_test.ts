@@ -13,6 +13,7 @@ import { Graph, type Node } from "../../../graph/graph.ts";
 import { grad } from "../../../graph/grad.ts";
 import { registeredOps, type Tier } from "../../../graph/op.ts";
 import { makePlan } from "../../../graph/plan.ts";
+import { fuseGraph } from "../../../graph/passes/fuse.ts";
 import {
   add,
   avgPool2d,
@@ -110,7 +111,27 @@ function mlp(): Case {
   };
 }
 
-const cases: [string, () => Case][] = [["cnn", cnn], ["mlp", mlp]];
+// The fused first layer (the fusion pass's conv2d_relu_pool and its backward,
+// packed_first, take) at an odd size, and a batch_sum.
+function fused(): Case {
+  const g = new Graph();
+  const x = g.input("x", [3, 1, 13, 13]);
+  const w = g.param("w", [4, 1, 3, 3], { kind: "uniform", bound: 0.5 });
+  const b = g.param("b", [4], { kind: "uniform", bound: 0.5 });
+  const h = maxPool2d(relu(conv2d(x, w, b)), { size: 2 }); // 11x11 -> 5x5, one row left
+  const s = batchSum(sum(mul(h, h), { axes: [0] }));
+  const loss = mean(s, { name: "loss" });
+  const [dw, db] = grad(loss, [w, b]) as Node[];
+  const f = fuseGraph(g, [loss.name, dw!.name, db!.name]);
+  assert.ok(f.nodes.some((r) => r.op === "conv2d_relu_pool"), "the pass fused the layer");
+  return {
+    graph: f,
+    outputs: [loss.name, dw!.name, db!.name].map((n) => f.node(n)),
+    feeds: { x: uniformArray(3 * 169, 4) },
+  };
+}
+
+const cases: [string, () => Case][] = [["cnn", cnn], ["mlp", mlp], ["fused", fused]];
 
 function nanArena(bytes: number): ArrayBuffer {
   const buf = arenaAllocator()?.(bytes) ?? new ArrayBuffer(bytes);
