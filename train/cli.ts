@@ -37,7 +37,8 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
   --kernels TIER     wasm (default when available) | ts | ref
   --no-fuse          run the unfused graph (no fused kernels)
   --checkpoint PATH  save parameters and optimizer state (safetensors) each epoch, at the end and on Ctrl-C
-  --resume PATH      continue exactly from a checkpoint (same --seed, --batch, --lr, --optimizer)
+  --resume PATH      continue exactly from a checkpoint (same --seed, --batch, --lr, --optimizer,
+                     --schedule, --weight-decay, --nesterov, --clip-grad-norm)
   --plot PATH        write training loss and test accuracy curves as SVG
   --init FILE        start from the parameters in a safetensors file (e.g. saved from PyTorch):
                      names and shapes must match the model's
