@@ -1,7 +1,8 @@
 // A small conv net with batch norm and GELU trained three steps by train()
 // and by PyTorch (python3-torch) from the same initial tensors: SGD with
 // Nesterov momentum, weight decay, a warm-up schedule and gradient clipping.
-// Every parameter and running statistic must agree. Skipped without torch.
+// Every parameter and running statistic must agree, and so must the outputs
+// in evaluation mode (running statistics). Skipped without torch.
 import assert from "node:assert/strict";
 import { gelu } from "../../ops/gelu.ts";
 import { nn } from "../../train/layers.ts";
@@ -50,7 +51,10 @@ for _ in range(inp["steps"]):
     torch.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
     opt.step()
     sched.step()
-print(json.dumps({k: v.double().flatten().tolist() for k, v in net.state_dict().items()}))
+out = {k: v.double().flatten().tolist() for k, v in net.state_dict().items()}
+net.eval()
+out["eval"] = net(x).detach().flatten().tolist()
+print(json.dumps(out))
 `;
 
 Deno.test({
@@ -97,6 +101,15 @@ Deno.test({
       schedule: "warmup:2:0.5",
       clipGradNorm: 0.5,
     });
+    // evaluation mode: both normalise with their running statistics
+    const evalOut = model.predict(x).data;
+    torch.eval!.forEach((t, i) =>
+      assert.ok(
+        Math.abs(evalOut[i]! - t) <= 1e-4,
+        `eval output ${i}: ours ${evalOut[i]}, PyTorch ${t}`,
+      )
+    );
+    delete torch.eval;
     assert.deepEqual(Object.keys(torch).sort(), [...model.params.keys()].sort());
     for (const [k, v] of model.params) {
       const t = torch[k]!;

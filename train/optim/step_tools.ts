@@ -8,9 +8,9 @@ export interface StepToolOptions {
   schedule?: string | ScheduleSpec[];
   /** Clip the gradients to this global L2 norm before each step. */
   clipGradNorm?: number;
-  /** Weight decay (L2; decoupled for adamw), recorded to be checked on resume. */
+  /** Weight decay: L2 for sgd, momentum and adam, decoupled for adamw (recorded in checkpoints). */
   weightDecay?: number;
-  /** Nesterov momentum, recorded to be checked on resume. */
+  /** Nesterov momentum, with the momentum optimizer (recorded in checkpoints). */
   nesterov?: boolean;
 }
 
