@@ -35,7 +35,8 @@ export class Spinner {
       this.checkedAt = now;
       this.oversubscribed = loadAverage() > this.cores;
     }
-    if (this.oversubscribed) return 0;
+    // a long typical wait: the other thread is computing, a spin would only burn a core
+    if (this.oversubscribed || this.typical > MAX_SPIN_MS) return 0;
     return Math.min(MAX_SPIN_MS, 2 * this.typical);
   }
 
@@ -45,11 +46,17 @@ export class Spinner {
   }
 }
 
+let loadAllowed: boolean | undefined;
+
 /** The 1-minute load average, or 0 where it cannot be read (no --allow-sys, a browser). */
 function loadAverage(): number {
   try {
-    return (globalThis as { Deno?: { loadavg(): number[] } }).Deno?.loadavg()[0] ?? 0;
+    // asked once, without a prompt: a run without --allow-sys just spins by the wait times
+    loadAllowed ??= Deno.permissions.querySync({ name: "sys", kind: "loadavg" }).state ===
+      "granted";
+    return loadAllowed ? Deno.loadavg()[0]! : 0;
   } catch {
+    loadAllowed = false;
     return 0;
   }
 }
