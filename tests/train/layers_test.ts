@@ -8,6 +8,7 @@ import type { GradientRunner, SharedData } from "../../train/parallel/spec.ts";
 import { defineModel } from "../../train/model.ts";
 import { nn } from "../../train/layers.ts";
 import { trainingGraph } from "../../train/model.ts";
+import { readSafetensors } from "../../train/safetensors.ts";
 import { train } from "../../train/train.ts";
 import { rng } from "../_grad_check.ts";
 
@@ -197,4 +198,36 @@ Deno.test("a CNN with batch norm and GELU trains through train(): 1 and 2 thread
   );
   assert.deepEqual([...one.model.params.get("bn1.num_batches_tracked")!], [16]);
   assert.ok(one.model.params.get("bn1.running_var")!.some((v) => v !== 1));
+});
+
+Deno.test("a batch-norm model resumes exactly from a checkpoint: running statistics included, no optimizer state for them", async () => {
+  const make = () =>
+    defineModel({ input: [2, 2, 2], seed: 6 }, (x) => nn.linear(nn.flatten(nn.batchNorm2d(x)), 2));
+  const sets = { train: data(40, 4), test: data(8, 5) };
+  const base = {
+    data: sets,
+    epochs: 2,
+    batch: 8,
+    workers: 1,
+    optimizer: "adam" as const,
+    lr: 1e-2,
+  };
+  const whole = make();
+  await train({ ...base, model: whole });
+  const dir = await Deno.makeTempDir();
+  try {
+    const ckpt = `${dir}/bn.safetensors`;
+    const first = make();
+    const r = await train({ ...base, model: first, checkpoint: ckpt, maxSteps: 3 });
+    assert.ok(r.interrupted);
+    const { tensors } = await readSafetensors(ckpt);
+    assert.ok("optimizer/fc1.weight.exp_avg" in tensors);
+    assert.ok(!Object.keys(tensors).some((k) => k.startsWith("optimizer/bn1.running")));
+    assert.deepEqual([...tensors["bn1.num_batches_tracked"]!.data], [3]);
+    const resumed = make();
+    await train({ ...base, model: resumed, resume: ckpt });
+    for (const [k, v] of whole.params) assert.deepEqual(resumed.params.get(k), v, k);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
