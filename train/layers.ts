@@ -10,19 +10,25 @@ import type { Graph, Init, Node } from "../graph/graph.ts";
 import { fmtShape } from "../graph/op.ts";
 import {
   add,
+  avgPool2d as avgPool2dOp,
   batchNormParts,
   conv2d as conv2dOp,
   div,
   dropout as dropoutOp,
   flatten as flattenOp,
+  gelu as geluOp,
+  globalAvgPool2d as globalAvgPool2dOp,
   layerNorm as layerNormOp,
+  leakyRelu as leakyReluOp,
   linear as linearOp,
   maxPool2d as maxPool2dOp,
   mul,
   relu as reluOp,
   reshape,
   scale,
+  sigmoid as sigmoidOp,
   sub,
+  tanh as tanhOp,
 } from "../ops/mod.ts";
 
 /**
@@ -91,7 +97,27 @@ export interface Layers {
   /** `max(x, 0)` elementwise. */
   relu(x: Node, opts?: { name?: string }): Node;
   /** Max pooling over `[N, C, H, W]` with a `size`×`size` window (stride `size` unless given). */
-  maxPool2d(x: Node, size?: number, opts?: { stride?: number; name?: string }): Node;
+  maxPool2d(
+    x: Node,
+    size?: number,
+    opts?: { stride?: number; padding?: number; name?: string },
+  ): Node;
+  /** Average pooling like `torch.nn.AvgPool2d(size, stride, padding)` (padded zeros count). */
+  avgPool2d(
+    x: Node,
+    size?: number,
+    opts?: { stride?: number; padding?: number; name?: string },
+  ): Node;
+  /** Global average pooling like `torch.nn.AdaptiveAvgPool2d(1)`: `[N, C, H, W]` → `[N, C, 1, 1]`. */
+  globalAvgPool2d(x: Node, opts?: { name?: string }): Node;
+  /** GELU (exact erf form), like `torch.nn.GELU()`. */
+  gelu(x: Node, opts?: { name?: string }): Node;
+  /** Leaky ReLU like `torch.nn.LeakyReLU(slope)` (default 0.01). */
+  leakyRelu(x: Node, slope?: number, opts?: { name?: string }): Node;
+  /** The logistic sigmoid, like `torch.nn.Sigmoid()`. */
+  sigmoid(x: Node, opts?: { name?: string }): Node;
+  /** The hyperbolic tangent, like `torch.nn.Tanh()`. */
+  tanh(x: Node, opts?: { name?: string }): Node;
   /** Every axis after the batch axis flattened into one: `[N, ...]` → `[N, features]`. */
   flatten(x: Node, opts?: { name?: string }): Node;
   /**
@@ -168,10 +194,12 @@ function batchNormLayer(x: Node, rank: number, opts: BatchNormLayerOptions): Nod
 }
 
 /**
- * Layer helpers in the manner of `torch.nn`: `linear` and `conv2d` create
- * their parameters (PyTorch names and default initialisation) and apply their
- * op; `relu`, `maxPool2d`, `flatten` and `dropout` are the parameter-free ops
- * with short signatures.
+ * Layer helpers in the manner of `torch.nn`: `linear`, `conv2d`,
+ * `batchNorm2d`/`batchNorm1d` and `layerNorm` create their parameters (and
+ * batch norm its running statistics) with PyTorch's names and default
+ * initialisation and apply their op; `relu`, `gelu`, `leakyRelu`, `sigmoid`,
+ * `tanh`, `maxPool2d`, `avgPool2d`, `globalAvgPool2d`, `flatten` and
+ * `dropout` are the parameter-free ops with short signatures.
  *
  * @example
  * ```ts
@@ -243,8 +271,46 @@ export const nn: Layers = {
   },
 
   /** Max pooling over `[N, C, H, W]` with a `size`×`size` window (stride `size` unless given). */
-  maxPool2d(x: Node, size = 2, opts: { stride?: number; name?: string } = {}): Node {
-    return maxPool2dOp(x, { size, stride: opts.stride, name: opts.name });
+  maxPool2d(
+    x: Node,
+    size = 2,
+    opts: { stride?: number; padding?: number; name?: string } = {},
+  ): Node {
+    return maxPool2dOp(x, { size, stride: opts.stride, padding: opts.padding, name: opts.name });
+  },
+
+  /** Average pooling like `torch.nn.AvgPool2d(size, stride, padding)` (padded zeros count). */
+  avgPool2d(
+    x: Node,
+    size = 2,
+    opts: { stride?: number; padding?: number; name?: string } = {},
+  ): Node {
+    return avgPool2dOp(x, { size, stride: opts.stride, padding: opts.padding, name: opts.name });
+  },
+
+  /** Global average pooling like `torch.nn.AdaptiveAvgPool2d(1)`. */
+  globalAvgPool2d(x: Node, opts: { name?: string } = {}): Node {
+    return globalAvgPool2dOp(x, opts);
+  },
+
+  /** GELU (exact erf form), like `torch.nn.GELU()`. */
+  gelu(x: Node, opts: { name?: string } = {}): Node {
+    return geluOp(x, opts);
+  },
+
+  /** Leaky ReLU like `torch.nn.LeakyReLU(slope)` (default 0.01). */
+  leakyRelu(x: Node, slope = 0.01, opts: { name?: string } = {}): Node {
+    return leakyReluOp(x, { slope, name: opts.name });
+  },
+
+  /** The logistic sigmoid, like `torch.nn.Sigmoid()`. */
+  sigmoid(x: Node, opts: { name?: string } = {}): Node {
+    return sigmoidOp(x, opts);
+  },
+
+  /** The hyperbolic tangent, like `torch.nn.Tanh()`. */
+  tanh(x: Node, opts: { name?: string } = {}): Node {
+    return tanhOp(x, opts);
   },
 
   /** Every axis after the batch axis flattened into one: `[N, ...]` → `[N, features]`. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Executor } from "../../graph/executor.ts";
 import { makePlan } from "../../graph/plan.ts";
 import { gelu } from "../../ops/gelu.ts";
+import { erf } from "../../ops/kernels/erf.ts";
 import { LocalRunner } from "../../train/parallel/local.ts";
 import { WorkerPool } from "../../train/parallel/pool.ts";
 import type { GradientRunner, SharedData } from "../../train/parallel/spec.ts";
@@ -230,4 +231,25 @@ Deno.test("a batch-norm model resumes exactly from a checkpoint: running statist
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the parameter-free helpers apply their ops: gelu, leakyRelu, sigmoid, tanh, avgPool2d, globalAvgPool2d", () => {
+  const model = defineModel({ input: [1, 4, 4] }, (x) => {
+    const a = nn.avgPool2d(nn.leakyRelu(x, 0.5), 3, { stride: 1, padding: 1 });
+    const b = nn.maxPool2d(nn.gelu(a), 2, { padding: 1 });
+    return nn.flatten(nn.globalAvgPool2d(nn.tanh(nn.sigmoid(b))));
+  });
+  const ops = model.graph.nodes.map((r) => r.op);
+  for (const op of ["leaky_relu", "avg_pool2d", "gelu", "max_pool2d", "sigmoid", "tanh", "mean"]) {
+    assert.ok(ops.includes(op), `${op} in ${ops}`);
+  }
+  assert.deepEqual(model.graph.node(model.output).shape, [-1, 1]);
+  const y = model.predict(new Float32Array(16).fill(-2)).data[0]!;
+  // leaky: -1; the 3x3 average with padding of a constant -1 plane: corners -4/9, edges -6/9,
+  // centre -1; the padded 2x2 max pool's nine windows hold one corner, two edge cells or four
+  // centre cells each; then the global mean of tanh(sigmoid(gelu(.)))
+  const g = (v: number) => v * 0.5 * (1 + erf(v / Math.SQRT2));
+  const f = (v: number) => Math.tanh(1 / (1 + Math.exp(-g(v))));
+  const want = (4 * f(-4 / 9) + 4 * f(-6 / 9) + f(-1)) / 9;
+  assert.ok(Math.abs(y - want) < 1e-6, `${y} vs ${want}`);
 });
