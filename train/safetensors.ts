@@ -308,20 +308,11 @@ export async function writeSafetensorsAtomic(
   metadata?: Record<string, string>,
 ): Promise<void> {
   const bytes = encodeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${Deno.pid}`;
+  // imported here so that a page importing mod.ts never loads the Deno file code
+  const { writeBytesAtomic } = await import("./files.ts");
   try {
-    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
-      // Flush before the rename, or a crash could leave the new name pointing at missing data.
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
+    await writeBytesAtomic(path, bytes);
   } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
     throw new Error(
       `safetensors file "${path}": writing failed: ${(e as Error).message}`,
       { cause: e },
@@ -345,12 +336,14 @@ export async function writeSafetensorsAtomic(
 export async function readSafetensors(
   path: string,
 ): Promise<{ tensors: Record<string, StoredTensor>; metadata: Record<string, string> }> {
+  const { readBytes } = await import("./files.ts");
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readBytes(path);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
-    throw new Error(`safetensors file "${path}": cannot read it: ${why}`, { cause: e });
+    throw new Error(`safetensors file "${path}": cannot read it: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   return decodeSafetensors(bytes, path);
 }

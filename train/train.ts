@@ -104,6 +104,11 @@ export interface TrainOptions extends StepToolOptions {
   kernels?: Tier;
   /** Run the graph fusion pass (default true); false runs the unfused graph (`--no-fuse`). */
   fuse?: boolean;
+  /**
+   * With `workers` > 1: whether the main thread computes a shard too (default true), or only
+   * `workers` Web Workers do, which keeps a web page's main thread free for drawing.
+   */
+  mainThread?: boolean;
   /** Checkpoint path (safetensors), written each epoch, at the end and on interruption. */
   checkpoint?: string;
   /** Checkpoint to resume from. */
@@ -128,7 +133,7 @@ export interface TrainOptions extends StepToolOptions {
   onEvent?: (e: TrainEvent) => void;
   /** Test-only: fault injection passed to the worker pool. */
   faults?: InjectedFault[];
-  /** Test-only: replace the data. */
+  /** Data already in memory (e.g. digits a web page fetched); replaces `data`. */
   split?: Split;
   /** Seconds a worker step may take before the worker is replaced. */
   stepTimeoutMs?: number;
@@ -385,10 +390,12 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   const trainSet = limit(sets.train, opts.trainLimit);
   const testSet = limit(sets.test, opts.testLimit);
   const spec = trainingGraph(model, sets.loss);
-  // the runners read parameters from shared memory; the model gets them back at the end
+  // the runners read parameters from shared memory; the model gets them back at the end.
+  // One thread needs no SharedArrayBuffer (a page that is not cross-origin isolated has none).
+  const Buffer = workers > 1 ? SharedArrayBuffer : ArrayBuffer;
   const params = new Map<string, Float32Array>();
   for (const [k, v] of model.params) {
-    const p = new Float32Array(new SharedArrayBuffer(v.length * 4));
+    const p = new Float32Array(new Buffer(v.length * 4));
     p.set(v);
     params.set(k, p);
   }
@@ -431,6 +438,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       tier: opts.kernels,
       fuse: opts.fuse,
       profile: opts.profile !== undefined,
+      mainThread: opts.mainThread,
       faults: opts.faults,
       stepTimeoutMs: opts.stepTimeoutMs,
       opModules: opts.opModules,
@@ -903,7 +911,9 @@ async function writePlot(
       { name: "test accuracy", points: h.testAccuracy, axis: "right" },
     ],
   });
-  await Deno.writeTextFile(path, svg);
+  // imported here so that a page importing mod.ts never loads the Deno file code
+  const { writeText } = await import("./files.ts");
+  await writeText(path, svg);
 }
 
 async function trainPoly(opts: TrainOptions): Promise<TrainResult> {

@@ -1,7 +1,9 @@
 /**
  * The in-memory form every data source produces: images as float pixels in
  * [0, 1] and labels as class ids, both in `SharedArrayBuffer`s so training
- * workers read the same memory instead of receiving copies.
+ * workers read the same memory instead of receiving copies (in plain
+ * `ArrayBuffer`s where there is no `SharedArrayBuffer`: a web page that is not
+ * cross-origin isolated, which can then train on one thread only).
  *
  * @example
  * ```ts
@@ -84,7 +86,8 @@ export function sampleSize(sampleShape: readonly number[]): number {
 
 /**
  * Allocates a zero-filled dataset whose arrays live in `SharedArrayBuffer`s,
- * ready for a loader to fill.
+ * ready for a loader to fill; in plain `ArrayBuffer`s where the platform has
+ * no `SharedArrayBuffer` (a page without cross-origin isolation).
  *
  * @example
  * ```ts
@@ -111,7 +114,8 @@ export function allocDataset(
     );
   }
   const size = sampleSize(sampleShape);
-  const images = new Float32Array(new SharedArrayBuffer(count * size * 4));
-  const labels = new Uint8Array(new SharedArrayBuffer(count));
+  const Buffer = typeof SharedArrayBuffer === "function" ? SharedArrayBuffer : ArrayBuffer;
+  const images = new Float32Array(new Buffer(count * size * 4));
+  const labels = new Uint8Array(new Buffer(count));
   return { name, count, sampleShape: [...sampleShape], images, labels, numClasses };
 }

@@ -146,33 +146,46 @@ async function gunzip(bytes: Uint8Array, path: string): Promise<Uint8Array> {
  * ```
  */
 export async function readIdxFile(path: string): Promise<IdxArray> {
+  // imported here so that a page importing mod.ts never loads the Deno file code
+  const { readBytes } = await import("../files.ts");
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readBytes(path);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
-    throw new Error(`IDX file "${path}": cannot read it: ${why}`, { cause: e });
+    throw new Error(`IDX file "${path}": cannot read it: ${(e as Error).message}`, { cause: e });
   }
   if (isGzip(path, bytes)) bytes = await gunzip(bytes, path);
   return parseIdx(bytes, path);
 }
 
-const FILES = {
+/** The four files of an MNIST-style split, by role. */
+export type IdxFileRole = "trainImages" | "trainLabels" | "testImages" | "testLabels";
+
+/**
+ * The MNIST file name of each role, as {@linkcode loadIdxDir} looks for them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { IDX_FILE_NAMES } from "@denograd/denograd";
+ * assert.equal(IDX_FILE_NAMES.testLabels, "t10k-labels-idx1-ubyte");
+ * ```
+ */
+export const IDX_FILE_NAMES: Readonly<Record<IdxFileRole, string>> = {
   trainImages: "train-images-idx3-ubyte",
   trainLabels: "train-labels-idx1-ubyte",
   testImages: "t10k-images-idx3-ubyte",
   testLabels: "t10k-labels-idx1-ubyte",
-} as const;
+};
+const FILES = IDX_FILE_NAMES;
+const ROLES = Object.keys(FILES) as IdxFileRole[];
 
 /** The path of `name` or `name.gz` in `dir`, whichever exists (the plain one first). */
 async function locate(dir: string, name: string): Promise<string> {
+  const { isFile } = await import("../files.ts");
   const candidates = [`${dir}/${name}`, `${dir}/${name}.gz`];
   for (const path of candidates) {
-    try {
-      if ((await Deno.stat(path)).isFile) return path;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
+    if (await isFile(path)) return path;
   }
   throw new Error(
     `IDX directory "${dir}": missing file "${name}" (looked for ${
@@ -251,24 +264,71 @@ function toDataset(
  */
 export async function loadIdxDir(dir: string): Promise<Split> {
   const trimmed = dir.length > 1 ? dir.replace(/\/+$/, "") : dir;
-  const paths = {
-    trainImages: await locate(trimmed, FILES.trainImages),
-    trainLabels: await locate(trimmed, FILES.trainLabels),
-    testImages: await locate(trimmed, FILES.testImages),
-    testLabels: await locate(trimmed, FILES.testLabels),
-  };
+  const { readBytes } = await import("../files.ts");
+  const paths = {} as Record<IdxFileRole, string>;
+  for (const role of ROLES) paths[role] = await locate(trimmed, FILES[role]);
+  const bytes = {} as Record<IdxFileRole, Uint8Array>;
+  for (const role of ROLES) {
+    try {
+      bytes[role] = await readBytes(paths[role]);
+    } catch (e) {
+      throw new Error(`IDX file "${paths[role]}": cannot read it: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+  return await splitFromIdx(bytes, { name: trimmed, paths });
+}
+
+/**
+ * Turns the bytes of the four MNIST-style IDX files (each plain or gzipped)
+ * into a split, with the checks of {@linkcode loadIdxDir}: pixels scaled to
+ * [0, 1] by /255, labels 0..9, counts and image sizes that agree. Errors name
+ * the file by `paths` (default: its MNIST file name). This is the in-memory
+ * path a web page uses after fetching the files.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { splitFromIdx } from "@denograd/denograd";
+ * // IDX: magic 0 0 8 (u8) and the number of dimensions, each dimension as a big-endian u32
+ * const images = new Uint8Array([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 255]);
+ * const labels = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 1, 7]);
+ * const split = await splitFromIdx({
+ *   trainImages: images,
+ *   trainLabels: labels,
+ *   testImages: images,
+ *   testLabels: labels,
+ * });
+ * assert.deepEqual([...split.train.images], [0, 1]);
+ * assert.deepEqual(split.test.sampleShape, [1, 1, 2]);
+ * assert.equal(split.test.labels[0], 7);
+ * ```
+ */
+export async function splitFromIdx(
+  files: Readonly<Record<IdxFileRole, Uint8Array>>,
+  opts: { name?: string; paths?: Readonly<Record<IdxFileRole, string>> } = {},
+): Promise<Split> {
+  const name = opts.name ?? "idx";
+  const paths = opts.paths ?? FILES;
+  const parsed = {} as Record<IdxFileRole, IdxArray>;
+  for (const role of ROLES) {
+    let bytes = files[role];
+    if (isGzip(paths[role], bytes)) bytes = await gunzip(bytes, paths[role]);
+    parsed[role] = parseIdx(bytes, paths[role]);
+  }
   const train = toDataset(
-    `${trimmed} train`,
-    await readIdxFile(paths.trainImages),
+    `${name} train`,
+    parsed.trainImages,
     paths.trainImages,
-    await readIdxFile(paths.trainLabels),
+    parsed.trainLabels,
     paths.trainLabels,
   );
   const test = toDataset(
-    `${trimmed} test`,
-    await readIdxFile(paths.testImages),
+    `${name} test`,
+    parsed.testImages,
     paths.testImages,
-    await readIdxFile(paths.testLabels),
+    parsed.testLabels,
     paths.testLabels,
   );
   const [a, b] = [train.sampleShape, test.sampleShape];

@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { IDX_FILE_NAMES, type IdxFileRole, loadMnistNpm, splitFromIdx } from "../../mod.ts";
+import { startServer } from "../../web/serve.ts";
+
+async function withServer(body: (url: string) => Promise<void>): Promise<void> {
+  const server = await startServer({ port: 0 });
+  try {
+    await body(server.url);
+  } finally {
+    await server.close();
+  }
+}
+
+async function get(url: string, path: string): Promise<Response> {
+  return await fetch(new URL(path, url));
+}
+
+Deno.test("serve listens on loopback and every answer carries the isolation headers", async () => {
+  await withServer(async (url) => {
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    for (const path of ["/", "/web/app.js", "/mod.ts", "/train/parallel/worker.ts", "/nowhere"]) {
+      const res = await get(url, path);
+      await res.body?.cancel();
+      assert.equal(res.headers.get("cross-origin-opener-policy"), "same-origin", path);
+      assert.equal(res.headers.get("cross-origin-embedder-policy"), "require-corp", path);
+    }
+  });
+});
+
+Deno.test("serve: ?isolated=0 leaves the isolation headers off the page only", async () => {
+  await withServer(async (url) => {
+    const page = await get(url, "/?isolated=0");
+    assert.match(await page.text(), /<title>denograd in the browser<\/title>/);
+    assert.equal(page.headers.get("cross-origin-opener-policy"), null);
+    assert.equal(page.headers.get("cross-origin-embedder-policy"), null);
+  });
+});
+
+Deno.test("serve turns TypeScript modules into JavaScript with npm: specifiers rewritten", async () => {
+  await withServer(async (url) => {
+    const res = await get(url, "/train/parallel/pool.ts");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8");
+    const js = await res.text();
+    assert.match(js, /^import \* as Comlink from "\/npm\/comlink@4\.4\.2";$/m);
+    assert.doesNotMatch(js, /: Map<string, Float32Array>/); // types are gone
+    // the rewritten specifier is served: Comlink's ES module entry
+    const comlink = await get(url, "/npm/comlink@4.4.2");
+    assert.equal(comlink.status, 200);
+    assert.equal(comlink.headers.get("content-type"), "text/javascript; charset=utf-8");
+    assert.match(await comlink.text(), /export \{[^}]*\bwrap\b/);
+  });
+});
+
+Deno.test("serve refuses paths outside what the page needs", async () => {
+  await withServer(async (url) => {
+    for (
+      const [path, status] of [
+        ["/deno.json", 404],
+        ["/.git/HEAD", 404],
+        ["/train/../deno.json", 404], // fetch normalises the dots away: still outside
+        ["/train/..%2fdeno.json", 400], // a slash that decodes late must not climb either
+        ["/ops/missing.ts", 404],
+        ["/train/data", 404],
+        ["/npm/not-a-package@1.0.0", 404],
+        ["/npm/garbage", 400],
+      ] as const
+    ) {
+      const res = await get(url, path);
+      const body = await res.text();
+      assert.equal(res.status, status, `${path}: ${body}`);
+    }
+    const post = await fetch(url, { method: "POST", body: "x" });
+    await post.body?.cancel();
+    assert.equal(post.status, 405);
+  });
+});
+
+Deno.test("serve: the digits are the npm package's, split as deno task train splits them", async () => {
+  await withServer(async (url) => {
+    const files = {} as Record<IdxFileRole, Uint8Array>;
+    for (const [role, name] of Object.entries(IDX_FILE_NAMES)) {
+      const res = await get(url, `/data/mnist/${name}`);
+      assert.equal(res.status, 200, name);
+      files[role as IdxFileRole] = new Uint8Array(await res.arrayBuffer());
+    }
+    const served = await splitFromIdx(files);
+    const direct = await loadMnistNpm({ seed: 1 });
+    for (const part of ["train", "test"] as const) {
+      assert.equal(served[part].count, direct[part].count);
+      assert.deepEqual(served[part].labels, direct[part].labels);
+      let worst = 0;
+      const a = served[part].images, b = direct[part].images;
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+      assert.ok(worst <= 0.5 / 255 + 1e-7, `${part}: a pixel moved by ${worst}`);
+    }
+  });
+});

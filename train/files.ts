@@ -1,0 +1,109 @@
+/**
+ * File access for the loaders, checkpoints and plots: the only library
+ * module that calls `Deno.*` file APIs. Its callers import it on demand
+ * (`await import("./files.ts")`) inside the functions that take a path, so a
+ * web page that imports `mod.ts` never loads it; `tests/web/deno_free_test.ts`
+ * checks that.
+ *
+ * @module
+ */
+
+/**
+ * Reads a whole file. A missing file rejects with the message `file not found`,
+ * any other failure with the system's message; callers prefix the path.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readBytes } from "./files.ts";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeFile(path, new Uint8Array([1, 2]));
+ * assert.deepEqual([...await readBytes(path)], [1, 2]);
+ * await assert.rejects(readBytes(`${path}.missing`), /^Error: file not found$/);
+ * await Deno.remove(path);
+ * ```
+ */
+export async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error("file not found", { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * Whether `path` names a regular file: `false` when nothing is there, other
+ * failures (no permission, say) reject.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isFile } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await isFile(dir), false);
+ * assert.equal(await isFile(`${dir}/nothing`), false);
+ * await Deno.writeTextFile(`${dir}/a`, "a");
+ * assert.equal(await isFile(`${dir}/a`), true);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Writes bytes so that readers never see a partial file: they go to
+ * `${path}.tmp-<pid>`, are flushed to disk, and the temporary file is renamed
+ * over `path`. On failure the temporary file is removed and the error rethrown.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeBytesAtomic } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeBytesAtomic(`${dir}/x.bin`, new Uint8Array([7]));
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["x.bin"]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  try {
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      let written = 0;
+      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      // Flush before the rename, or a crash could leave the new name pointing at missing data.
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Writes a text file (UTF-8), replacing it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeText } from "./files.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".svg" });
+ * await writeText(path, "<svg/>");
+ * assert.equal(await Deno.readTextFile(path), "<svg/>");
+ * await Deno.remove(path);
+ * ```
+ */
+export async function writeText(path: string, text: string): Promise<void> {
+  await Deno.writeTextFile(path, text);
+}
