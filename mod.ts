@@ -91,6 +91,7 @@ export {
   type LossName,
   Model,
   type ModelData,
+  modelFromBytes,
   type TrainingGraph,
   trainingGraph,
 } from "./train/model.ts";

@@ -19,7 +19,13 @@ import type { Tensor } from "../graph/tensor.ts";
 import { logSoftmax, mseLoss, nllLoss } from "../ops/mod.ts";
 import type { Dataset } from "./data/dataset.ts";
 import type { TrainGraphSpec } from "./parallel/pool.ts";
-import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  type StoredTensor,
+  writeSafetensorsAtomic,
+} from "./safetensors.ts";
 import type { EventLoopYield } from "./yield.ts";
 
 /** The losses `train()` and {@linkcode Model.evaluate} know. */
@@ -233,17 +239,46 @@ export class Model {
    * process and PyTorch's `load_state_dict` reads the tensors.
    */
   async save(path: string): Promise<void> {
+    const { tensors, metadata } = this.fileContents();
+    await writeSafetensorsAtomic(path, tensors, metadata);
+  }
+
+  /**
+   * The bytes {@linkcode Model.save} writes, for where there is no file
+   * system (a web page offers them as a download); {@linkcode modelFromBytes}
+   * reads them back.
+   *
+   * @example
+   * ```ts
+   * import { defineModel, modelFromBytes, nn } from "@denograd/denograd";
+   * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+   * const model = defineModel({ input: [3], seed: 3 }, (x) => nn.linear(x, 2, { name: "fc" }));
+   * const again = modelFromBytes(model.toBytes());
+   * const x = new Float32Array([1, 2, 3]);
+   * assertEquals(again.predict(x).data, model.predict(x).data);
+   * ```
+   */
+  toBytes(): Uint8Array {
+    const { tensors, metadata } = this.fileContents();
+    return encodeSafetensors(tensors, metadata);
+  }
+
+  private fileContents(): {
+    tensors: Record<string, StoredTensor>;
+    metadata: Record<string, string>;
+  } {
     const tensors: Record<string, StoredTensor> = {};
     for (const [name, shape] of this.paramShapes()) {
       tensors[name] = { shape, data: this.params.get(name)! };
     }
-    await writeSafetensorsAtomic(path, tensors, {
+    const metadata = {
       format: "denograd.model",
       name: this.name,
       input: JSON.stringify(this.input),
       output: this.output,
       graph: JSON.stringify(this.graph.toJSON()),
-    });
+    };
+    return { tensors, metadata };
   }
 
   /**
@@ -338,14 +373,45 @@ export async function loadModel(path: string): Promise<Model> {
     // imported here, not at the top: from_onnx.ts imports this module for Model
     const { fromOnnx } = await import("./onnx/from_onnx.ts");
     const name = path.replace(/^.*[\\/]/, "").replace(/\.onnx$/i, "");
+    // imported here so that a page importing mod.ts never loads the Deno file code
+    const { readBytes } = await import("./files.ts");
     try {
-      return fromOnnx(await Deno.readFile(path), { name });
+      return fromOnnx(await readBytes(path), { name });
     } catch (e) {
       throw new Error(`Cannot load model "${path}": ${(e as Error).message.split("\n")[0]}`);
     }
   }
   const { tensors, metadata } = await readSafetensors(path);
-  const fail = (why: string) => new Error(`Cannot load model "${path}": ${why}`);
+  return modelFromTensors(tensors, metadata, `Cannot load model "${path}"`);
+}
+
+/**
+ * Rebuilds a model from the bytes of a file {@linkcode Model.save} wrote
+ * (or {@linkcode Model.toBytes} returned), as {@linkcode loadModel} does from
+ * a path; `source` names the bytes in errors (default "bytes"), e.g. the
+ * name of a file dropped on a web page.
+ *
+ * @example
+ * ```ts
+ * import { lectureCnnModel, modelFromBytes } from "@denograd/denograd";
+ * import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+ * const model = modelFromBytes(lectureCnnModel({ channels: 2 }).toBytes());
+ * assertEquals(model.outputShape, [10]);
+ * throws(() => modelFromBytes(new Uint8Array(3), { source: "x.bin" }), /x\.bin/);
+ * ```
+ */
+export function modelFromBytes(bytes: Uint8Array, opts: { source?: string } = {}): Model {
+  const source = opts.source ?? "bytes";
+  const { tensors, metadata } = decodeSafetensors(bytes, source);
+  return modelFromTensors(tensors, metadata, `Cannot load model "${source}"`);
+}
+
+function modelFromTensors(
+  tensors: Record<string, StoredTensor>,
+  metadata: Record<string, string>,
+  context: string,
+): Model {
+  const fail = (why: string) => new Error(`${context}: ${why}`);
   if (metadata.format !== "denograd.model") {
     throw fail(
       metadata.format === "denograd.checkpoint"
@@ -376,7 +442,7 @@ export async function loadModel(path: string): Promise<Model> {
   const params = new Map<string, Float32Array>();
   for (const p of g.params()) params.set(p.name, new Float32Array(numel(p.shape)));
   const model = new Model(g, metadata.output ?? "", params, { name: metadata.name });
-  setFromTensors(model, tensors, `Cannot load model "${path}"`);
+  setFromTensors(model, tensors, context);
   return model;
 }
 
@@ -542,11 +608,15 @@ function samplesOf(
   return { data, n: x.length / size };
 }
 
+// workers read the same memory; where there is no SharedArrayBuffer (a page that is not
+// cross-origin isolated) training runs on one thread and a plain buffer does
 function sharedCopy<T extends Float32Array | Uint8Array>(
-  make: (b: SharedArrayBuffer) => T,
+  make: (b: ArrayBuffer | SharedArrayBuffer) => T,
   bytes: number,
 ): T {
-  return make(new SharedArrayBuffer(bytes));
+  return make(
+    typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes),
+  );
 }
 
 /**

@@ -3,7 +3,7 @@ import { Executor } from "../../graph/executor.ts";
 import { makePlan } from "../../graph/plan.ts";
 import { tensor } from "../../graph/tensor.ts";
 import { nn } from "../../train/layers.ts";
-import { defineModel, loadModel, Model, trainingGraph } from "../../train/model.ts";
+import { defineModel, loadModel, Model, modelFromBytes, trainingGraph } from "../../train/model.ts";
 import { lectureCnnModel, mnistNetModel } from "../../train/models.ts";
 import { encodeSafetensors, readSafetensors } from "../../train/safetensors.ts";
 import { train, TrainError } from "../../train/train.ts";
@@ -338,4 +338,25 @@ Deno.test("a custom op the workers were not given is named, with the way to pass
     opModules: [new URL("../_halve_op.ts", import.meta.url)],
   });
   assert.equal(r.steps, 2);
+});
+
+Deno.test("toBytes is what save writes, and modelFromBytes reads it as loadModel reads the file", async () => {
+  await withTempDir(async (dir) => {
+    const model = lectureCnnModel({ channels: 3, seed: 5 });
+    const path = `${dir}/m.safetensors`;
+    await model.save(path);
+    const bytes = model.toBytes();
+    assert.deepEqual(bytes, await Deno.readFile(path));
+    const x = new Float32Array(2 * 28 * 28).map((_, i) => (i % 7) / 7);
+    const fromFile = await loadModel(path);
+    const fromBytes = modelFromBytes(bytes, { source: "dropped.safetensors" });
+    assert.deepEqual(fromBytes.predict(x), fromFile.predict(x));
+    assert.deepEqual(fromBytes.predict(x), model.predict(x));
+    // a file that is not a model is refused with the name given
+    const weights = encodeSafetensors({ w: { shape: [1], data: new Float32Array(1) } });
+    assert.throws(
+      () => modelFromBytes(weights, { source: "w.safetensors" }),
+      /Cannot load model "w\.safetensors": it holds no model graph/,
+    );
+  });
 });
