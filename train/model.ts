@@ -346,7 +346,11 @@ export function defineModel(opts: DefineModelOptions, build: (x: Node) => Node):
   if (!(out instanceof Node) || out.graph !== g) {
     throw new Error("defineModel: build must return a node of the graph it was given");
   }
-  const params = initParams(g, { seed: opts.seed ?? 0 }) as Map<string, Float32Array>;
+  // in shared memory where there is some, so train() updates them in place
+  const params = initParams(g, { seed: opts.seed ?? 0, shared: canShare() }) as Map<
+    string,
+    Float32Array
+  >;
   return new Model(g, out.name, params, { name: opts.name });
 }
 
@@ -440,7 +444,9 @@ function modelFromTensors(
     );
   }
   const params = new Map<string, Float32Array>();
-  for (const p of g.params()) params.set(p.name, new Float32Array(numel(p.shape)));
+  for (const p of g.params()) {
+    params.set(p.name, sharedCopy((b) => new Float32Array(b), 4 * numel(p.shape)));
+  }
   const model = new Model(g, metadata.output ?? "", params, { name: metadata.name });
   setFromTensors(model, tensors, context);
   return model;
@@ -610,13 +616,15 @@ function samplesOf(
 
 // workers read the same memory; where there is no SharedArrayBuffer (a page that is not
 // cross-origin isolated) training runs on one thread and a plain buffer does
+function canShare(): boolean {
+  return typeof SharedArrayBuffer === "function";
+}
+
 function sharedCopy<T extends Float32Array | Uint8Array>(
   make: (b: ArrayBuffer | SharedArrayBuffer) => T,
   bytes: number,
 ): T {
-  return make(
-    typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes),
-  );
+  return make(canShare() ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
 }
 
 /**

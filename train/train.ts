@@ -390,12 +390,18 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   const trainSet = limit(sets.train, opts.trainLimit);
   const testSet = limit(sets.test, opts.testLimit);
   const spec = trainingGraph(model, sets.loss);
-  // the runners read parameters from shared memory; the model gets them back at the end.
-  // One thread needs no SharedArrayBuffer (a page that is not cross-origin isolated has none).
-  const Buffer = workers > 1 ? SharedArrayBuffer : ArrayBuffer;
+  // The runners read parameters from shared memory. A model's own buffers are trained in place
+  // when they can be shared as they are (defineModel puts them in shared memory), so predictions
+  // made during training (a web page's drawing pad) see the current parameters; other buffers
+  // are copied and the model gets them back at the end. One thread needs no SharedArrayBuffer
+  // (a page that is not cross-origin isolated has none).
   const params = new Map<string, Float32Array>();
   for (const [k, v] of model.params) {
-    const p = new Float32Array(new Buffer(v.length * 4));
+    if (workers <= 1 || v.buffer instanceof SharedArrayBuffer) {
+      params.set(k, v);
+      continue;
+    }
+    const p = new Float32Array(new SharedArrayBuffer(v.length * 4));
     p.set(v);
     params.set(k, p);
   }

@@ -41,7 +41,7 @@ function setState(state) {
   const training = state === "training";
   $("start").disabled = training || state === "loading" || state === "error";
   $("stop").disabled = !training;
-  $("save").disabled = training || !model.params;
+  $("save").disabled = training || !model;
 }
 
 function fail(e) {
@@ -51,34 +51,26 @@ function fail(e) {
   setState("error");
 }
 
-// ---- the model: the lecture CNN, its parameters, predictions ------------------------------------
-const spec = dg.lectureCnn();
-const model = {
-  /** @type {Map<string, Float32Array> | null} */
-  params: null,
-  source: "none",
-  executor: null,
-};
+// ---- the model: what predictions use ---------------------------------------------------------
+// `model` is a denograd Model: the lecture CNN this page trains (trained in place, so the drawing
+// pad sees its progress), or one loaded from a file. `source` says which.
+let model = null;
 
-function useParams(params, source) {
-  model.params = params;
-  model.source = source;
-  model.executor = null;
+function useModel(m, source) {
+  model = m;
   body.dataset.model = source;
   predict();
 }
 
-/** Log-probabilities → probabilities for one 28×28 image, with the current parameters. */
+/** Class probabilities for one 28×28 image with the current parameters, or null without a model. */
 function classify(pixels) {
-  if (!model.params) return null;
-  if (!model.executor) {
-    const g = spec.built;
-    const plan = dg.makePlan(g, { batch: 1, outputs: [g.node(spec.logp)], prune: true });
-    model.executor = new dg.Executor(plan, { params: model.params });
-  }
-  model.executor.invalidate();
-  const [logp] = model.executor.run({ [spec.input]: pixels }, { training: false });
-  return Array.from(logp, (v) => Math.exp(v));
+  if (!model) return null;
+  const { data } = model.predict(pixels);
+  // softmax: the lecture CNN gives class scores; softmax of log-probabilities is the same
+  const top = Math.max(...data);
+  const e = Array.from(data, (v) => Math.exp(v - top));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
 }
 
 // ---- data --------------------------------------------------------------------------------------
@@ -126,8 +118,11 @@ async function startTraining() {
   setState("training");
   let stepsPerEpoch = 1;
   lastStep = null;
+  useModel(dg.lectureCnnModel({ seed: 1 }), "training");
+  $("model-status").textContent = "Training: the drawing pad uses the parameters as they are now.";
   const result = await dg.train({
-    model: "lecture-cnn",
+    model,
+    optimizer: "momentum",
     split,
     epochs,
     batch,
@@ -156,7 +151,7 @@ async function startTraining() {
     },
   });
   if (lastStep) showStep(lastStep);
-  useParams(result.params, "trained");
+  useModel(result.model, "trained");
   $("model-status").textContent = `Trained here: ${result.steps} steps, test accuracy ` +
     `${(100 * result.test_accuracy).toFixed(2)}%.`;
   setState(result.interrupted ? "stopped" : "trained");
@@ -184,6 +179,10 @@ function scheduleDraw() {
     drawPending = false;
     if (lastStep) showStep(lastStep);
     drawCurve();
+    // while training, the drawn digit's probabilities follow the parameters (4 times a second)
+    if (inked && body.dataset.state === "training" && performance.now() - lastPredict > 250) {
+      predict();
+    }
   });
 }
 
@@ -357,7 +356,9 @@ function showThumb(pixels) {
   t.putImageData(img, 0, 0);
 }
 
+let lastPredict = 0;
 function predict() {
+  lastPredict = performance.now();
   const pixels = inked ? padPixels() : null;
   showThumb(pixels);
   const out = $("prediction");
@@ -386,6 +387,62 @@ function predict() {
     bars.append(row);
   });
 }
+
+// ---- model files -------------------------------------------------------------------------------
+async function loadFile(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const name = file.name.replace(/\.(safetensors|onnx)$/i, "");
+  try {
+    const m = /\.onnx$/i.test(file.name)
+      ? dg.fromOnnx(bytes, { name })
+      : dg.modelFromBytes(bytes, { source: file.name });
+    const input = JSON.stringify(m.input), output = JSON.stringify(m.outputShape);
+    if (input !== "[1,28,28]" || output !== "[10]") {
+      throw new Error(
+        `"${file.name}" takes ${input} and gives ${output}; this page needs [1,28,28] → [10]`,
+      );
+    }
+    useModel(m, "loaded");
+    const count = m.paramShapes().reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
+    $("model-status").textContent = `Loaded "${file.name}": ${m.name}, ` +
+      `${count.toLocaleString("en")} parameters.`;
+    $("model-status").classList.remove("warn");
+    setState(body.dataset.state); // enables Save
+  } catch (e) {
+    $("model-status").textContent = String(e?.message ?? e);
+    $("model-status").classList.add("warn");
+  }
+}
+
+function saveModel() {
+  const url = URL.createObjectURL(
+    new Blob([model.toBytes()], { type: "application/octet-stream" }),
+  );
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `${model.name || "model"}.safetensors`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  drop.classList.add("over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  const file = e.dataTransfer?.files?.[0];
+  if (file) loadFile(file).catch(fail);
+});
+$("file").addEventListener("change", (e) => {
+  const file = e.target.files?.[0];
+  if (file) loadFile(file).catch(fail);
+  e.target.value = "";
+});
+$("save").addEventListener("click", saveModel);
 
 // ---- wiring ------------------------------------------------------------------------------------
 $("settings").addEventListener("submit", (e) => {

