@@ -382,7 +382,7 @@ function predict() {
     const row = document.createElement("div");
     if (d === best) row.className = "top";
     row.innerHTML = `<span class="digit">${d}</span><span class="bar" style="width:${
-      Math.max(1, Math.round(160 * p))
+      Math.max(1, Math.round(120 * p))
     }px"></span><span class="p">${(100 * p).toFixed(1)}%</span>`;
     bars.append(row);
   });
