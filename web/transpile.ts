@@ -163,13 +163,16 @@ export function rewriteSpecifiers(
  * Where source code refers to the `Deno` global, as 1-based line numbers:
  * the identifier `Deno` read as a variable (`Deno.readFile`, `typeof Deno`)
  * or as a property of `globalThis`, `self` or `window`. Property names,
- * strings and comments that merely say "Deno" are not references.
+ * strings and comments that merely say "Deno" are not references, and
+ * neither is feature detection by optional chaining on the global object
+ * (`globalThis.Deno?.loadavg()`), which a browser evaluates to `undefined`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { denoReferences } from "./transpile.ts";
- * const src = 'const a = "Deno";\nconst o = { Deno: 1 };\nDeno.exit(1);\nglobalThis.Deno;';
+ * const src = 'const a = "Deno";\nconst o = { Deno: 1 };\nDeno.exit(1);\nglobalThis.Deno.pid;\n' +
+ *   "const load = globalThis.Deno?.loadavg()[0] ?? 0;";
  * assert.deepEqual(denoReferences(src, "m.js"), [3, 4]);
  * ```
  */
@@ -186,7 +189,11 @@ export function denoReferences(source: string, fileName: string): number[] {
       const isGlobalProperty = ts.isPropertyAccessExpression(p) && p.name === node &&
         ts.isIdentifier(p.expression) &&
         ["globalThis", "self", "window"].includes(p.expression.text);
-      if (!isName || isGlobalProperty) lines.push(at(node));
+      // globalThis.Deno?.x: feature detection, undefined in a browser
+      const detected = isGlobalProperty &&
+        (ts.isPropertyAccessExpression(p.parent) || ts.isElementAccessExpression(p.parent)) &&
+        p.parent.expression === p && p.parent.questionDotToken !== undefined;
+      if ((!isName || isGlobalProperty) && !detected) lines.push(at(node));
     }
     ts.forEachChild(node, visit);
   };

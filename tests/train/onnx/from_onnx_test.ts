@@ -98,7 +98,7 @@ Deno.test("loadModel of a bad .onnx file is one line naming the file and the pro
     });
     await assert.rejects(
       loadModel(`${dir}/missing.onnx`),
-      /^Error: Cannot load model ".*missing\.onnx": No such file/,
+      /^Error: Cannot load model ".*missing\.onnx": file not found/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
