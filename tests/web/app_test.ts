@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="deno.ns" />
 // The demo page in a real browser: Debian's Chromium, driven through
 // puppeteer-core (which downloads nothing), against `deno task serve` started
 // as a user would start it. The page is read only through what it shows and
@@ -9,6 +7,14 @@ import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { loadModel } from "../../mod.ts";
+
+// What the callbacks run in the page see. The DOM library is not loaded for them: `deno check`
+// checks every file in one program, where it would change the types other files see.
+declare const document: any;
+declare const DataTransfer: any;
+declare const DragEvent: any;
+type HTMLElement = { dataset: Record<string, string | undefined>; textContent: string | null };
+type HTMLInputElement = { value: string };
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const root = new URL("../../", import.meta.url);
