@@ -665,7 +665,11 @@ async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     pause.close();
     await run.runner.close();
     const trace = run.runner.profiler?.toChromeTrace();
-    if (opts.profile && trace) await Deno.writeTextFile(opts.profile, JSON.stringify(trace));
+    if (opts.profile && trace) {
+      // imported here so that a page importing mod.ts never loads the Deno file code
+      const { writeText } = await import("./files.ts");
+      await writeText(opts.profile, JSON.stringify(trace));
+    }
   }
   return await finishRun(run);
 }
