@@ -164,15 +164,16 @@ export function rewriteSpecifiers(
  * the identifier `Deno` read as a variable (`Deno.readFile`, `typeof Deno`)
  * or as a property of `globalThis`, `self` or `window`. Property names,
  * strings and comments that merely say "Deno" are not references, and
- * neither is feature detection by optional chaining on the global object
- * (`globalThis.Deno?.loadavg()`), which a browser evaluates to `undefined`.
+ * neither is feature detection on the global object, which a browser
+ * evaluates to `undefined` (`globalThis.Deno?.loadavg()`,
+ * `const deno = globalThis.Deno; if (deno) …`); `globalThis.Deno.pid` is one.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { denoReferences } from "./transpile.ts";
  * const src = 'const a = "Deno";\nconst o = { Deno: 1 };\nDeno.exit(1);\nglobalThis.Deno.pid;\n' +
- *   "const load = globalThis.Deno?.loadavg()[0] ?? 0;";
+ *   "const load = globalThis.Deno?.loadavg()[0] ?? 0;\nconst deno = (globalThis).Deno;";
  * assert.deepEqual(denoReferences(src, "m.js"), [3, 4]);
  * ```
  */
@@ -186,14 +187,21 @@ export function denoReferences(source: string, fileName: string): number[] {
       const isName = (ts.isPropertyAccessExpression(p) && p.name === node) ||
         ((ts.isPropertyAssignment(p) || ts.isMethodDeclaration(p) ||
           ts.isPropertyDeclaration(p) || ts.isPropertySignature(p)) && p.name === node);
-      const isGlobalProperty = ts.isPropertyAccessExpression(p) && p.name === node &&
-        ts.isIdentifier(p.expression) &&
-        ["globalThis", "self", "window"].includes(p.expression.text);
-      // globalThis.Deno?.x: feature detection, undefined in a browser
-      const detected = isGlobalProperty &&
-        (ts.isPropertyAccessExpression(p.parent) || ts.isElementAccessExpression(p.parent)) &&
-        p.parent.expression === p && p.parent.questionDotToken !== undefined;
-      if ((!isName || isGlobalProperty) && !detected) lines.push(at(node));
+      let object: ts.Expression | undefined = ts.isPropertyAccessExpression(p) && p.name === node
+        ? p.expression
+        : undefined;
+      while (object && ts.isParenthesizedExpression(object)) object = object.expression;
+      const isGlobalProperty = !!object && ts.isIdentifier(object) &&
+        ["globalThis", "self", "window"].includes(object.text);
+      if (isGlobalProperty) {
+        // feature detection reads globalThis.Deno, which is undefined in a browser; using it
+        // without a check (globalThis.Deno.x, globalThis.Deno()) is a reference
+        const up = p.parent;
+        const used = ((ts.isPropertyAccessExpression(up) || ts.isElementAccessExpression(up)) &&
+          up.expression === p && !up.questionDotToken) ||
+          (ts.isCallExpression(up) && up.expression === p && !up.questionDotToken);
+        if (used) lines.push(at(node));
+      } else if (!isName) lines.push(at(node));
     }
     ts.forEachChild(node, visit);
   };
