@@ -204,45 +204,41 @@ function forward(relaxed: boolean): FuncBuilder {
 function backward(relaxed: boolean): FuncBuilder {
   const f = new FuncBuilder([...PARAMS, I32], Array(10).fill(F32));
   const codes = PARAMS.length;
-  const zero = f.local(V128), lanes = f.local(V128);
   const g = f.local(V128), code = f.local(V128), ch = f.local(V128), gh = f.local(V128);
-  const ld = f.local(V128), one = f.local(V128), three = f.local(V128);
-  const gt = [f.local(V128), f.local(V128)], gb = [f.local(V128), f.local(V128)];
+  const ld = f.local(V128), gt = f.local(V128), gb = f.local(V128);
   const acc: Local[] = [];
   for (let k = 0; k < 10; k++) acc.push(f.local(V128));
-  f.v128Zero().set(zero);
-  f32x4Const(f, [0, 1, 2, 3]);
-  f.set(lanes);
-  f32x4Const(f, [1, 2, 1, 2]);
-  f.set(one);
-  f32x4Const(f, [3, 4, 3, 4]);
-  f.set(three);
   for (const a of acc) f.v128Zero().set(a);
+  // constants are written where they are used rather than held in locals:
+  // the ten accumulators and the gradients nearly fill the vector registers
   walk(f, ({ rows, out, shift }) => {
     // g = dy in the lanes this group is the first to cover
     f.get(out).v128Load();
-    f.get(lanes).get(shift);
+    f32x4Const(f, [0, 1, 2, 3]);
+    f.get(shift);
     f32ConvertI32S(f);
     f.f32x4Splat();
     f32x4Ge(f);
     f.v128And().set(g);
     f.get(out).get(codes).i32Add().v128Load().set(code);
-    for (const half of [0, 1] as const) {
+    // one half (two windows, conv columns 2c…2c+3 or 2c+4…2c+7) at a time
+    for (const [half, base] of [[0, 0], [1, 16]] as const) {
       const lo = half * 2;
       f.get(code).get(code).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(ch);
       f.get(g).get(g).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(gh);
-      f.get(gh).get(ch).get(one).f32x4Eq().v128And().set(gt[half]!);
-      f.get(gh).get(ch).get(three).f32x4Eq().v128And().set(gb[half]!);
-    }
-    // db += every routed gradient; dw[u, v] += gradient · the input it multiplied
-    f.get(acc[9]!).get(gt[0]!).f32x4Add().get(gt[1]!).f32x4Add();
-    f.get(gb[0]!).f32x4Add().get(gb[1]!).f32x4Add().set(acc[9]!);
-    for (let k = 0; k < 4; k++) {
-      for (const [half, base] of [[0, 0], [1, 16]] as const) {
+      f.get(gh).get(ch);
+      f32x4Const(f, [1, 2, 1, 2]);
+      f.f32x4Eq().v128And().set(gt);
+      f.get(gh).get(ch);
+      f32x4Const(f, [3, 4, 3, 4]);
+      f.f32x4Eq().v128And().set(gb);
+      // db += every routed gradient; dw[u, v] += gradient · the input it multiplied
+      f.get(acc[9]!).get(gt).f32x4Add().get(gb).f32x4Add().set(acc[9]!);
+      for (let k = 0; k < 4; k++) {
         for (let v = 0; v < 3; v++) {
           f.get(rows[k]!).v128Load(base + 4 * v).set(ld);
-          if (k <= 2) madd(f, relaxed, acc[k * 3 + v]!, gt[half]!, ld);
-          if (k >= 1) madd(f, relaxed, acc[(k - 1) * 3 + v]!, gb[half]!, ld);
+          if (k <= 2) madd(f, relaxed, acc[k * 3 + v]!, gt, ld);
+          if (k >= 1) madd(f, relaxed, acc[(k - 1) * 3 + v]!, gb, ld);
         }
       }
     }
