@@ -59,10 +59,20 @@ export {
   LocalRunner,
   type LocalRunnerOptions,
   type SharedData,
+  type TestSeam,
   type TrainGraphSpec,
   WorkerPool,
   type WorkerPoolOptions,
 } from "./train/parallel/pool.ts";
+export {
+  type OpRow,
+  opTable,
+  Profiler,
+  type TraceEvent,
+  type TraceMemory,
+  type TraceNames,
+  TraceRecorder,
+} from "./train/parallel/trace.ts";
 export {
   train,
   TrainError,

@@ -263,6 +263,7 @@ export class Model {
     return encodeSafetensors(tensors, metadata);
   }
 
+  /** The tensors and metadata a model file holds (shared by `save` and `toBytes`). */
   private fileContents(): {
     tensors: Record<string, StoredTensor>;
     metadata: Record<string, string>;

@@ -95,13 +95,21 @@ export interface TraceNames {
 
 /** One event of Chrome's trace-event format. */
 export interface TraceEvent {
+  /** The span's label (an op's node name, "wait", "reduce", …). */
   name: string;
+  /** Category: "fwd", "bwd" or the span kind. */
   cat?: string;
+  /** "X" for a complete span, "M" for metadata (thread names). */
   ph: "X" | "M";
+  /** Start, in microseconds. */
   ts?: number;
+  /** Duration, in microseconds. */
   dur?: number;
+  /** Process id (always 1). */
   pid: number;
+  /** Thread: 0 is the main thread. */
   tid: number;
+  /** Extra values shown beside the span. */
   args?: Record<string, unknown>;
 }
 
@@ -162,6 +170,7 @@ export class Profiler {
     return { traceEvents: events, displayTimeUnit: "ms" };
   }
 
+  /** The label of a span: the node's name for an op, else the kind's name. */
   private spanName(kind: number, id: number): string {
     switch (kind) {
       case SPAN.OP:
