@@ -61,6 +61,16 @@ try {
 const hasTorch =
   (await sh("/usr/bin/python3", ["-c", "import torch"]).catch(() => ({ ok: false }))).ok;
 
+// python3-torch alone brings Debian's reference BLAS (about 7 GFLOP/s), which slows PyTorch's
+// linear layers several-fold (mnist-net: 382 against 1,272 samples/s here) and flatters our ratio
+const OPENBLAS = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3";
+const hasOpenBlas = await Deno.stat(OPENBLAS).then(() => true, () => false);
+if (hasTorch && !hasOpenBlas) {
+  console.error(
+    "warning: PyTorch will run on the reference BLAS, which makes its linear layers several times slower; install libopenblas0-pthread (as ../shared/anchors/setup.sh does) for a fair ratio",
+  );
+}
+
 const common = ["--batch", values.batch!, "--steps", values.steps!, "--reps", values.reps!];
 const systems: { name: string; cmd: string; args: string[] }[] = [
   {
@@ -111,6 +121,8 @@ if (hasTorch) {
       `${dir}/torch_cnn.py`,
       "--threads",
       values.workers!,
+      "--blas",
+      hasOpenBlas ? "openblas" : "system",
       "--blas-threads",
       "1",
       "--model",
