@@ -213,6 +213,9 @@ export class Executor {
         }
         : null
     );
+    // what the plan's own outputs depend on, worked out now so that the first
+    // run allocates nothing either (a runner may first run this executor late)
+    this.neededFor(plan.outputs);
   }
 
   /** Copies `value` into input `name` and marks it changed. */

@@ -331,6 +331,10 @@ export class GradientShard {
     if (n !== this.cutFor) {
       this.cutCount = cutBatch(n, this.micro, this.tail, this.starts);
       this.cutFor = n;
+      // plan every micro-batch size of this cut now: which thread claims which
+      // micro-batch must not decide when a plan is built, or a later step of the
+      // same batch size could allocate on the thread that first claims a new size
+      for (let k = 0; k < this.cutCount; k++) this.bind(this.starts[k + 1]! - this.starts[k]!);
     }
     return this.cutCount;
   }
