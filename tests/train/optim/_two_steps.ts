@@ -24,3 +24,21 @@ export function assertSteps(got: number[][], want: number[][]): void {
     )
   );
 }
+
+/** w after each of two steps from w = 1 with the gradient 1 both times (hand-checkable decay rules). */
+export function unitSteps(opt: Pick<Optimizer, "step">): number[] {
+  const p = new Map([["w", new Float32Array([1])]]);
+  const out: number[] = [];
+  for (let t = 0; t < 2; t++) {
+    opt.step(p, new Map([["w", new Float32Array([1])]]));
+    out.push(p.get("w")![0]!);
+  }
+  return out;
+}
+
+/** Each step's w within 1e-6 of the hand-computed one. */
+export function assertUnitSteps(got: number[], want: number[]): void {
+  got.forEach((v, i) =>
+    assert.ok(Math.abs(v - want[i]!) < 1e-6, `step ${i + 1}: ${v}, expected ${want[i]}`)
+  );
+}

@@ -1,29 +1,12 @@
 import assert from "node:assert/strict";
 import { Adam, AdamW } from "../../../train/optim/adam.ts";
 import { makeOptimizer } from "../../../train/optim/optimizer.ts";
-import { assertSteps, twoSteps as twoStepsOf } from "./_two_steps.ts";
-
-/** Two steps from w = 1 with the gradient 1 both times; returns w after each. */
-function twoSteps(opt: Adam): number[] {
-  const p = new Map([["w", new Float32Array([1])]]);
-  const out: number[] = [];
-  for (let t = 0; t < 2; t++) {
-    opt.step(p, new Map([["w", new Float32Array([1])]]));
-    out.push(p.get("w")![0]!);
-  }
-  return out;
-}
-
-function close(got: number[], want: number[]): void {
-  got.forEach((v, i) =>
-    assert.ok(Math.abs(v - want[i]!) < 1e-6, `step ${i + 1}: ${v}, expected ${want[i]}`)
-  );
-}
+import { assertSteps, assertUnitSteps, twoSteps, unitSteps } from "./_two_steps.ts";
 
 Deno.test("AdamW decays the weight apart from the gradient: p ← p (1 - lr wd), then Adam", () => {
   // lr 0.1, wd 0.1: a constant gradient makes each bias-corrected Adam step exactly lr,
   // so w = 1·0.99 - 0.1 = 0.89, then 0.89·0.99 - 0.1 = 0.7811 (PyTorch: 0.890000001, 0.78110000199)
-  close(twoSteps(new AdamW(0.1, { weightDecay: 0.1 })), [0.89, 0.7811]);
+  assertUnitSteps(unitSteps(new AdamW(0.1, { weightDecay: 0.1 })), [0.89, 0.7811]);
   assert.equal(makeOptimizer("adamw", 0.1).name, "adamw");
   assert.equal((makeOptimizer("adamw", 0.1) as AdamW).weightDecay, 0.01);
 });
@@ -31,9 +14,9 @@ Deno.test("AdamW decays the weight apart from the gradient: p ← p (1 - lr wd),
 Deno.test("Adam's weight decay is an L2 term in the gradient, as torch.optim.Adam's", () => {
   // g1 = 1.1: m̂ = 1.1, v̂ = 1.21, step 0.1 -> 0.9; g2 = 1.09: m = 0.208, v = 0.00239689,
   // m̂ = 0.208/0.19, v̂ = 0.00239689/0.001999, w = 0.9 - 0.1·m̂/√v̂ = 0.80002485
-  close(twoSteps(new Adam(0.1, { weightDecay: 0.1 })), [0.9, 0.80002485]);
+  assertUnitSteps(unitSteps(new Adam(0.1, { weightDecay: 0.1 })), [0.9, 0.80002485]);
   // without decay the two steps are lr each
-  close(twoSteps(new Adam(0.1)), [0.9, 0.8]);
+  assertUnitSteps(unitSteps(new Adam(0.1)), [0.9, 0.8]);
 });
 
 Deno.test("Adam, first two steps by hand with bias correction (β 0.9, 0.999, ε 1e-8)", () => {
@@ -44,5 +27,5 @@ Deno.test("Adam, first two steps by hand with bias correction (β 0.9, 0.999, ε
   //   m̂ = m/0.19 = [1.2894737, -0.3421053], v̂ = v/0.001999 = [2.1259380, 0.5310155];
   //   p -= 0.1·m̂/(√v̂ + ε) = [0.0884376, -0.0469468] -> [0.8115624, -1.8530532]
   const want = [[0.9, -1.9], [0.8115624, -1.8530532]];
-  assertSteps(twoStepsOf(new Adam(0.1)), want);
+  assertSteps(twoSteps(new Adam(0.1)), want);
 });

@@ -1,44 +1,27 @@
 import assert from "node:assert/strict";
 import { makeOptimizer } from "../../../train/optim/optimizer.ts";
 import { Sgd } from "../../../train/optim/sgd.ts";
-import { assertSteps, twoSteps as twoStepsOf } from "./_two_steps.ts";
-
-/** Two steps from w = 1 with the gradient 1 both times; returns w after each. */
-function twoSteps(opt: { step: Sgd["step"] }): number[] {
-  const p = new Map([["w", new Float32Array([1])]]);
-  const out: number[] = [];
-  for (let t = 0; t < 2; t++) {
-    opt.step(p, new Map([["w", new Float32Array([1])]]));
-    out.push(p.get("w")![0]!);
-  }
-  return out;
-}
-
-function close(got: number[], want: number[]): void {
-  got.forEach((v, i) =>
-    assert.ok(Math.abs(v - want[i]!) < 1e-6, `step ${i + 1}: ${v}, expected ${want[i]}`)
-  );
-}
+import { assertSteps, assertUnitSteps, twoSteps, unitSteps } from "./_two_steps.ts";
 
 // lr 0.1, weight decay 0.1, momentum 0.9; by hand (PyTorch's torch.optim.SGD gives the same):
 Deno.test("SGD with L2 weight decay: p -= lr (g + wd p)", () => {
   // 1 - 0.1·1.1 = 0.89; 0.89 - 0.1·(1 + 0.089) = 0.7811
-  close(twoSteps(new Sgd(0.1, { weightDecay: 0.1 })), [0.89, 0.7811]);
+  assertUnitSteps(unitSteps(new Sgd(0.1, { weightDecay: 0.1 })), [0.89, 0.7811]);
 });
 
 Deno.test("momentum with L2 weight decay: the buffer starts at the first decayed gradient", () => {
   // buf 1.1, w 0.89; g 1.089, buf 0.99 + 1.089 = 2.079, w 0.89 - 0.2079 = 0.6821
-  close(twoSteps(new Sgd(0.1, { momentum: 0.9, weightDecay: 0.1 })), [0.89, 0.6821]);
+  assertUnitSteps(unitSteps(new Sgd(0.1, { momentum: 0.9, weightDecay: 0.1 })), [0.89, 0.6821]);
 });
 
 Deno.test("Nesterov momentum steps along g + momentum·buf", () => {
   // buf 1.1, step 1.1 + 0.99 = 2.09, w 0.791; g 1.0791, buf 2.0691,
   // step 1.0791 + 1.86219 = 2.94129, w 0.496871
-  close(twoSteps(new Sgd(0.1, { momentum: 0.9, weightDecay: 0.1, nesterov: true })), [
+  assertUnitSteps(unitSteps(new Sgd(0.1, { momentum: 0.9, weightDecay: 0.1, nesterov: true })), [
     0.791,
     0.496871,
   ]);
-  close(twoSteps(makeOptimizer("momentum", 0.1, { weightDecay: 0.1, nesterov: true })), [
+  assertUnitSteps(unitSteps(makeOptimizer("momentum", 0.1, { weightDecay: 0.1, nesterov: true })), [
     0.791,
     0.496871,
   ]);
@@ -61,11 +44,11 @@ Deno.test("Nesterov without momentum and bad weight decays are refused with the 
 
 Deno.test("plain SGD, first two steps by hand: p -= lr·g", () => {
   // lr 0.1: [1 - 0.05, -2 + 0.1] = [0.95, -1.9]; [0.95 - 0.2, -1.9 - 0.025] = [0.75, -1.925]
-  assertSteps(twoStepsOf(new Sgd(0.1)), [[0.95, -1.9], [0.75, -1.925]]);
+  assertSteps(twoSteps(new Sgd(0.1)), [[0.95, -1.9], [0.75, -1.925]]);
 });
 
 Deno.test("momentum SGD, first two steps by hand: buf = μ·buf + g from buf = g₁", () => {
   // μ 0.9, lr 0.1: buf₁ = g₁ = [0.5, -1], p₁ = [0.95, -1.9];
   // buf₂ = 0.9·[0.5, -1] + [2, 0.25] = [2.45, -0.65], p₂ = [0.95 - 0.245, -1.9 + 0.065]
-  assertSteps(twoStepsOf(new Sgd(0.1, { momentum: 0.9 })), [[0.95, -1.9], [0.705, -1.835]]);
+  assertSteps(twoSteps(new Sgd(0.1, { momentum: 0.9 })), [[0.95, -1.9], [0.705, -1.835]]);
 });
