@@ -2,6 +2,7 @@ import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardFilterFast } from "./kernels/conv2d_fast.ts";
 import { conv2dBackwardFilterRef } from "./kernels/conv2d_ref.ts";
 import { runKernel } from "./kernels/tier.ts";
+import { winogradBackwardFilterWasm } from "./kernels/winograd_filter_wasm.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
 
@@ -13,6 +14,12 @@ export interface Conv2dBackwardFilterAttrs {
   padding: number;
   /** `[KH, KW]` of the filter: with stride > 1, x's and dy's sizes do not determine it. */
   kernelSize: [number, number];
+  /**
+   * `false` keeps the wasm tier on the direct (im2col + GEMM) kernel; by
+   * default 3×3 stride-1 filters with ≥ 8 channels each way go through
+   * Winograd F(4×4, 3×3), see `kernels/winograd_filter_wasm.ts`.
+   */
+  winograd?: boolean;
 }
 
 function backwardFilterShape([x, dy]: Shape[], attrs: Conv2dBackwardFilterAttrs): number[] {
@@ -49,7 +56,10 @@ export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = register
     runKernel(dw, c.tier, {
       ref: () => conv2dBackwardFilterRef(x!, dy!, dw, d),
       ts: () => conv2dBackwardFilterFast(x32!, dy32!, dw32!, d, "ts"),
-      wasm: () => conv2dBackwardFilterFast(x32!, dy32!, dw32!, d, "wasm"),
+      wasm: () => {
+        if (c.attrs.winograd !== false && winogradBackwardFilterWasm(x32!, dy32!, dw32!, d)) return;
+        conv2dBackwardFilterFast(x32!, dy32!, dw32!, d, "wasm");
+      },
     });
   },
   // bilinear in (x, dy), the adjoint of conv2d in w:
@@ -72,6 +82,8 @@ export interface Conv2dBackwardFilterOptions {
   stride?: number;
   /** The forward convolution's zero padding (default 0). */
   padding?: number;
+  /** `false` keeps the wasm tier off Winograd (see {@linkcode Conv2dBackwardFilterAttrs}). */
+  winograd?: boolean;
   /** Node name. */
   name?: string;
 }
@@ -102,5 +114,6 @@ export function conv2dBackwardFilter(
     padding: opts.padding ?? 0,
     kernelSize: opts.kernelSize && [opts.kernelSize[0], opts.kernelSize[1]],
   };
+  if (opts.winograd === false) attrs.winograd = false;
   return x.graph.apply(conv2dBackwardFilterOp, [x, dy], attrs, opts.name);
 }

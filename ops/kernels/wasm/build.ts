@@ -17,6 +17,7 @@
 import { buildGemmModule, DEFAULT_PARAMS } from "./gemm_kernel.ts";
 import { buildElementwiseModule } from "./elementwise_kernel.ts";
 import { renderFusedBytesModule } from "./fused_build.ts";
+import { renderWinogradFilterBytesModule } from "./winograd_filter_kernel.ts";
 
 /** The module binaries as built from source now. */
 export interface BuiltKernels {
@@ -83,6 +84,7 @@ if (import.meta.main) {
   const files = {
     ...renderBytesModules(buildKernels()),
     "fused_bytes.ts": renderFusedBytesModule(),
+    "winograd_filter_bytes.ts": renderWinogradFilterBytesModule(),
   };
   let stale = false;
   for (const [name, text] of Object.entries(files)) {

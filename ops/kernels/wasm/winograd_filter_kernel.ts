@@ -1,0 +1,371 @@
+// x: (N, C, H, W), dy: (N, OC, OH, OW) -> dw: (OC, C, 3, 3), stride 1, float32
+/**
+ * Source of the Winograd filter-gradient WebAssembly SIMD module (see
+ * `../winograd_filter_ref.ts` for the algorithm). The module owns its
+ * memory; the TypeScript driver (`../winograd_filter_wasm.ts`) copies a chunk
+ * of images in and calls, per chunk:
+ * - `stage(src, dst, C, H, W, Cp, Hp, Wp, pad, n)`: n images (C, H, W) at src
+ *   → (Hp, Wp, Cp) at dst, channels last, zeros around (pad rows/columns
+ *   before the image) and in channels C … Cp−1, so that a vector holds one
+ *   pixel of four channels and the transforms need no bounds checks;
+ * - `xin2`/`xin4(src, dst, tilesH, tilesW, n, Cp, Hp, Wp, T)`: the input
+ *   transform V = Bᵀ d B of every α×α tile of every staged image, written
+ *   as V[ξ][t][c] (ξ < α² the transform point, t < T = n·tilesH·tilesW the
+ *   tile);
+ * - `xdy2`/`xdy4(...)`: the same shape of call for the output-gradient
+ *   transform A dY Aᵀ of the m×m tiles of the staged dy, as M[ξ][t][k];
+ * - `accum(V, M, dU, T, Cp, OCp, nxi)`: dU[ξ] (Cp × OCp) += V[ξ]ᵀ·M[ξ] for
+ *   each ξ < nxi, an MR×NR register-blocked micro-kernel over the T tiles;
+ * and once at the end `xout2`/`xout4(dU, dw, Cp, OCp)`: dw[k][c] = Gᵀ dU G
+ * (3×3), laid out (OCp, Cp, 3, 3).
+ *
+ * All addresses are bytes; Cp must be a multiple of MR (4) and OCp of NR (8).
+ *
+ * @module
+ */
+
+import { encodeModule, FuncBuilder, I32, type Local, uleb, V128 } from "./_asm.ts";
+import { winogradMatrices, type WinogradTile } from "../winograd_filter_ref.ts";
+
+// Instructions the shared encoder lacks, appended as raw bytes.
+function simd(f: FuncBuilder, sub: number): void {
+  f.code.push(0xfd);
+  uleb(f.code, sub);
+}
+function f32x4Const(f: FuncBuilder, v: number): void {
+  simd(f, 0x0c);
+  for (const b of new Uint8Array(new Float32Array([v, v, v, v]).buffer)) f.code.push(b);
+}
+function f32x4Sub(f: FuncBuilder): void {
+  simd(f, 0xe5);
+}
+function f32x4Neg(f: FuncBuilder): void {
+  simd(f, 0xe1);
+}
+
+/** Rows of the micro-tile (channels c, broadcast) and its columns in f32x4 vectors (channels k). */
+export const MR = 4, NRV = 2;
+/** Columns of the micro-tile. */
+export const NR: number = NRV * 4;
+
+// Pushes Σ_q coefs[q]·value(q) as one v128, skipping zero coefficients.
+function combo(f: FuncBuilder, coefs: readonly number[], value: (q: number) => void): void {
+  let first = true;
+  coefs.forEach((co, q) => {
+    if (co === 0) return;
+    value(q);
+    if (Math.abs(co) !== 1) {
+      f32x4Const(f, Math.abs(co));
+      f.f32x4Mul();
+    }
+    if (first) {
+      if (co < 0) f32x4Neg(f);
+      first = false;
+    } else if (co < 0) f32x4Sub(f);
+    else f.f32x4Add();
+  });
+  if (first) f.v128Zero();
+}
+
+// out = L·X·Lᵀ for L (r × q) over v128 values: X[a][b] pushed by load(a, b),
+// out[i][j] consumed by store(i, j, push) in row-major order.
+function sandwich(
+  f: FuncBuilder,
+  l: readonly (readonly number[])[],
+  load: (a: number, b: number) => void,
+  store: (i: number, j: number, push: () => void) => void,
+): void {
+  const r = l.length, q = l[0].length;
+  const row: Local[] = Array.from({ length: q }, () => f.local(V128));
+  // t[a][j] = Σ_b X[a][b]·L[j][b]
+  const t: Local[][] = Array.from(
+    { length: q },
+    () => Array.from({ length: r }, () => f.local(V128)),
+  );
+  for (let a = 0; a < q; a++) {
+    for (let b = 0; b < q; b++) {
+      load(a, b);
+      f.set(row[b]);
+    }
+    for (let j = 0; j < r; j++) {
+      combo(f, l[j], (b) => f.get(row[b]));
+      f.set(t[a][j]);
+    }
+  }
+  // out[i][j] = Σ_a L[i][a]·t[a][j]
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j < r; j++) store(i, j, () => combo(f, l[i], (a) => f.get(t[a][j])));
+  }
+}
+
+function mulTo(f: FuncBuilder, out: Local, a: Local, b: Local): void {
+  f.get(a).get(b).i32Mul().set(out);
+}
+
+// stage(src, dst, C, H, W, Cp, Hp, Wp, pad, n)
+function stageKernel(): FuncBuilder {
+  const f = new FuncBuilder(Array(10).fill(I32), []);
+  const [src, dst, C, H, W, Cp, Hp, Wp, pad, n] = Array.from({ length: 10 }, (_, i) => f.param(i));
+  const img = f.local(I32), c = f.local(I32), h = f.local(I32), w = f.local(I32);
+  const q = f.local(I32), cs = f.local(I32), s = f.local(I32);
+  f.get(Cp).i32Const(4).i32Mul().set(cs);
+  // zero the whole staged block: the border and the padding channels stay zero
+  f.get(dst).i32Const(0).get(n).get(Hp).i32Mul().get(Wp).i32Mul().get(cs).i32Mul().memoryFill();
+  f.get(src).set(s);
+  const loop = (i: Local, lim: Local, body: () => void) => {
+    f.i32Const(0).set(i);
+    f.block();
+    f.get(i).get(lim).i32GeS().brIf(0);
+    f.loop();
+    body();
+    f.get(i).i32Const(1).i32Add().tee(i).get(lim).i32LtS().brIf(0);
+    f.end();
+    f.end();
+  };
+  loop(img, n, () => {
+    loop(c, C, () => {
+      loop(h, H, () => {
+        // q = dst + (((img·Hp + h + pad)·Wp + pad)·Cp + c)·4
+        f.get(img).get(Hp).i32Mul().get(h).i32Add().get(pad).i32Add().get(Wp).i32Mul();
+        f.get(pad).i32Add().get(Cp).i32Mul().get(c).i32Add().i32Const(4).i32Mul();
+        f.get(dst).i32Add().set(q);
+        loop(w, W, () => {
+          f.get(q).get(s).f32Load().f32Store();
+          f.get(q).get(cs).i32Add().set(q);
+          f.get(s).i32Const(4).i32Add().set(s);
+        });
+      });
+    });
+  });
+  return f;
+}
+
+// xform(src, dst, tilesH, tilesW, n, Cp, Hp, Wp, T): L·X·Lᵀ of each q×q tile
+// (tile origin step m) of the staged images, four channels at a time.
+function xformKernel(l: readonly (readonly number[])[], m: number): FuncBuilder {
+  const r = l.length, q = l[0].length;
+  const f = new FuncBuilder(Array(9).fill(I32), []);
+  const [src, dst, tilesH, tilesW, n, Cp, Hp, Wp, T] = Array.from(
+    { length: 9 },
+    (_, i) => f.param(i),
+  );
+  const img = f.local(I32), ty = f.local(I32), tx = f.local(I32), cb = f.local(I32);
+  const cs = f.local(I32), rs = f.local(I32), xs = f.local(I32), base = f.local(I32);
+  const vt = f.local(I32), p = f.local(I32);
+  const rows: Local[] = Array.from({ length: q }, () => f.local(I32));
+  const cols: Local[] = Array.from({ length: q }, () => f.local(I32));
+  f.get(Cp).i32Const(4).i32Mul().set(cs); // bytes per pixel
+  mulTo(f, rs, Wp, cs); // bytes per staged row
+  f.get(T).get(cs).i32Mul().set(xs); // bytes per transform point ξ
+  for (let j = 0; j < q; j++) f.get(cs).i32Const(j).i32Mul().set(cols[j]);
+  f.get(dst).set(vt);
+  const loop = (i: Local, lim: () => void, step: number, body: () => void) => {
+    f.i32Const(0).set(i);
+    f.loop();
+    body();
+    f.get(i).i32Const(step).i32Add().tee(i);
+    lim();
+    f.i32LtS().brIf(0);
+    f.end();
+  };
+  loop(img, () => f.get(n), 1, () => {
+    loop(ty, () => f.get(tilesH), 1, () => {
+      loop(tx, () => f.get(tilesW), 1, () => {
+        // base = src + (img·Hp + ty·m)·rs + tx·m·cs
+        f.get(img).get(Hp).i32Mul().get(ty).i32Const(m).i32Mul().i32Add().get(rs).i32Mul();
+        f.get(tx).i32Const(m).i32Mul().get(cs).i32Mul().i32Add().get(src).i32Add().set(base);
+        loop(cb, () => f.get(cs), 16, () => {
+          for (let a = 0; a < q; a++) {
+            f.get(base).get(cb).i32Add().i32Const(a).get(rs).i32Mul().i32Add().set(rows[a]);
+          }
+          f.get(vt).get(cb).i32Add().set(p);
+          sandwich(
+            f,
+            l,
+            (a, b) => f.get(rows[a]).get(cols[b]).i32Add().v128Load(),
+            (_i, _j, push) => {
+              f.get(p);
+              push();
+              f.v128Store();
+              f.get(p).get(xs).i32Add().set(p);
+            },
+          );
+        });
+        f.get(vt).get(cs).i32Add().set(vt);
+      });
+    });
+  });
+  void r;
+  return f;
+}
+
+// accum(V, M, dU, T, Cp, OCp, nxi): dU[ξ] (Cp × OCp) += Σ_t V[ξ][t]ᵀ M[ξ][t]
+function accumKernel(relaxed: boolean): FuncBuilder {
+  const f = new FuncBuilder(Array(7).fill(I32), []);
+  const [V, M, dU, T, Cp, OCp, nxi] = Array.from({ length: 7 }, (_, i) => f.param(i));
+  const xi = f.local(I32), c0 = f.local(I32), k0 = f.local(I32), t = f.local(I32);
+  const sa = f.local(I32), sb = f.local(I32), pa0 = f.local(I32), pb0 = f.local(I32);
+  const pc0 = f.local(I32), pa = f.local(I32), pb = f.local(I32), pc = f.local(I32);
+  const cb = f.local(I32), kb = f.local(I32);
+  const acc: Local[][] = Array.from(
+    { length: MR },
+    () => Array.from({ length: NRV }, () => f.local(V128)),
+  );
+  const bv: Local[] = Array.from({ length: NRV }, () => f.local(V128));
+  const av = f.local(V128);
+  f.get(Cp).i32Const(4).i32Mul().set(sa);
+  f.get(OCp).i32Const(4).i32Mul().set(sb);
+  f.get(V).set(pa0);
+  f.get(M).set(pb0);
+  f.get(dU).set(pc0);
+  const loop = (i: Local, lim: () => void, step: number, body: () => void) => {
+    f.i32Const(0).set(i);
+    f.loop();
+    body();
+    f.get(i).i32Const(step).i32Add().tee(i);
+    lim();
+    f.i32LtS().brIf(0);
+    f.end();
+  };
+  loop(xi, () => f.get(nxi), 1, () => {
+    loop(c0, () => f.get(Cp), MR, () => {
+      f.get(c0).i32Const(4).i32Mul().set(cb);
+      loop(k0, () => f.get(OCp), NR, () => {
+        f.get(k0).i32Const(4).i32Mul().set(kb);
+        // pc = pc0 + c0·sb + kb
+        f.get(pc0).get(c0).get(sb).i32Mul().i32Add().get(kb).i32Add().set(pc);
+        for (let i = 0; i < MR; i++) {
+          for (let v = 0; v < NRV; v++) {
+            f.get(pc).v128Load(16 * v).set(acc[i][v]);
+          }
+          if (i < MR - 1) f.get(pc).get(sb).i32Add().set(pc);
+        }
+        f.get(pa0).get(cb).i32Add().set(pa);
+        f.get(pb0).get(kb).i32Add().set(pb);
+        f.get(T).set(t);
+        f.loop();
+        for (let v = 0; v < NRV; v++) f.get(pb).v128Load(16 * v).set(bv[v]);
+        for (let i = 0; i < MR; i++) {
+          f.get(pa).v128Load32Splat(4 * i).set(av);
+          for (let v = 0; v < NRV; v++) {
+            if (relaxed) f.get(av).get(bv[v]).get(acc[i][v]).f32x4RelaxedMadd();
+            else f.get(acc[i][v]).get(av).get(bv[v]).f32x4Mul().f32x4Add();
+            f.set(acc[i][v]);
+          }
+        }
+        f.get(pa).get(sa).i32Add().set(pa);
+        f.get(pb).get(sb).i32Add().set(pb);
+        f.get(t).i32Const(1).i32Sub().tee(t).brIf(0);
+        f.end();
+        f.get(pc0).get(c0).get(sb).i32Mul().i32Add().get(kb).i32Add().set(pc);
+        for (let i = 0; i < MR; i++) {
+          for (let v = 0; v < NRV; v++) f.get(pc).get(acc[i][v]).v128Store(16 * v);
+          if (i < MR - 1) f.get(pc).get(sb).i32Add().set(pc);
+        }
+      });
+    });
+    // next ξ: V and M advance by T rows, dU by Cp rows
+    f.get(pa0).get(T).get(sa).i32Mul().i32Add().set(pa0);
+    f.get(pb0).get(T).get(sb).i32Mul().i32Add().set(pb0);
+    f.get(pc0).get(Cp).get(sb).i32Mul().i32Add().set(pc0);
+  });
+  return f;
+}
+
+// xout(dU, dw, Cp, OCp): dw[k][c] (3×3, laid out (OCp, Cp, 9)) = Gᵀ dU[·][c][k] G
+function xoutKernel(gt: readonly (readonly number[])[]): FuncBuilder {
+  const a = gt[0].length;
+  const f = new FuncBuilder(Array(4).fill(I32), []);
+  const [dU, dw, Cp, OCp] = Array.from({ length: 4 }, (_, i) => f.param(i));
+  const c = f.local(I32), kb = f.local(I32), xs = f.local(I32), ks = f.local(I32);
+  const p = f.local(I32), ob = f.local(I32), ocb = f.local(I32);
+  const lanes: Local[] = Array.from({ length: 4 }, () => f.local(I32));
+  const out: Local[] = Array.from({ length: 9 }, () => f.local(V128));
+  f.get(Cp).get(OCp).i32Mul().i32Const(4).i32Mul().set(xs); // bytes per ξ
+  f.get(Cp).i32Const(36).i32Mul().set(ks); // bytes per output channel k
+  f.get(OCp).i32Const(4).i32Mul().set(ocb);
+  const loop = (i: Local, lim: () => void, step: number, body: () => void) => {
+    f.i32Const(0).set(i);
+    f.loop();
+    body();
+    f.get(i).i32Const(step).i32Add().tee(i);
+    lim();
+    f.i32LtS().brIf(0);
+    f.end();
+  };
+  loop(c, () => f.get(Cp), 1, () => {
+    loop(kb, () => f.get(ocb), 16, () => {
+      // dU[ξ][c][k..k+3] at dU + ξ·xs + c·ocb + kb, loaded in ξ order
+      const xiPtr = (i: number, j: number) => {
+        f.get(dU).get(c).get(ocb).i32Mul().i32Add().get(kb).i32Add();
+        f.get(xs).i32Const(i * a + j).i32Mul().i32Add().v128Load();
+      };
+      sandwich(f, gt, xiPtr, (i, j, push) => {
+        push();
+        f.set(out[i * 3 + j]);
+      });
+      // output channel k = kb/4 + lane: dw + (k·Cp + c)·36
+      f.get(kb).i32Const(4).i32DivU().get(ks).i32Mul().get(c).i32Const(36).i32Mul().i32Add();
+      f.get(dw).i32Add().set(ob);
+      for (let l = 0; l < 4; l++) {
+        f.get(ob).get(ks).i32Const(l).i32Mul().i32Add().set(lanes[l]);
+        for (let e = 0; e < 9; e++) {
+          f.get(lanes[l]).get(out[e]).f32x4ExtractLane(l).f32Store(4 * e);
+        }
+      }
+      void p;
+    });
+  });
+  return f;
+}
+
+/** Builds the module binary, with relaxed-simd FMA in the accumulation or plain mul + add. */
+export function buildWinogradFilterModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
+  const funcs: FuncBuilder[] = [];
+  const add = (f: FuncBuilder, name: string) => {
+    f.exportName = name;
+    funcs.push(f);
+  };
+  add(stageKernel(), "stage");
+  add(accumKernel(relaxed), "accum");
+  for (const m of [2, 4] as WinogradTile[]) {
+    const { at, bt, g } = winogradMatrices(m);
+    const aMat = at[0].map((_, j) => at.map((row) => row[j])); // A (α × m)
+    const gtMat = g[0].map((_, j) => g.map((row) => row[j])); // Gᵀ (3 × α)
+    add(xformKernel(bt, m), `xin${m}`);
+    add(xformKernel(aMat, m), `xdy${m}`);
+    add(xoutKernel(gtMat), `xout${m}`);
+  }
+  return encodeModule({ memoryPages: 1, funcs });
+}
+
+function base64(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function literal(b64: string): string {
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 88) lines.push(`  "${b64.slice(i, i + 88)}",`);
+  return `[\n${lines.join("\n")}\n].join("")`;
+}
+
+/** The text of `winograd_filter_bytes.ts` for the module as built from source now. */
+export function renderWinogradFilterBytesModule(): string {
+  const relaxed = buildWinogradFilterModule(true), plain = buildWinogradFilterModule(false);
+  return `// Generated by ops/kernels/wasm/build.ts from winograd_filter_kernel.ts: do not edit, run \`deno task build:wasm\`.
+/**
+ * The Winograd filter-gradient WebAssembly module as base64, in two builds,
+ * embedded so that it loads when the library is imported from a URL.
+ *
+ * @module
+ */
+
+/** Winograd filter gradient with relaxed-simd FMA (${relaxed.length} bytes). */
+export const WINOGRAD_FILTER_WASM_RELAXED_SIMD: string = ${literal(base64(relaxed))};
+
+/** Winograd filter gradient with SIMD128 mul + add (${plain.length} bytes). */
+export const WINOGRAD_FILTER_WASM_SIMD: string = ${literal(base64(plain))};
+`;
+}

@@ -1,0 +1,223 @@
+// x: (N, C, H, W), dy: (N, OC, OH, OW) -> dw: (OC, C, 3, 3), stride 1, float32
+/**
+ * The Winograd filter gradient in WebAssembly SIMD: the module built from
+ * `wasm/winograd_filter_kernel.ts`, driven a chunk of images at a time so
+ * that the chunk's transformed tiles stay in L2. The module owns its
+ * memory; each chunk of x and dy is copied in, staged channels-last with
+ * zero borders, transformed (V = Bᵀ d B, M = A dY Aᵀ), and multiplied into
+ * the α² accumulators dU[ξ] = Σ_t V[ξ][t]ᵀ M[ξ][t]; at the end
+ * dw = Gᵀ dU G is copied out.
+ *
+ * Memory layout (bytes): [0, 1024) unused, then dU, the raw chunk of x and
+ * of dy, the staged chunk of x and of dy, V, M, and the (OCp, Cp, 3, 3)
+ * output, laid out anew for each call in a memory that only grows.
+ *
+ * @module
+ */
+
+import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
+import type { WinogradTile } from "./winograd_filter_ref.ts";
+import { MR, NR } from "./wasm/winograd_filter_kernel.ts";
+import {
+  WINOGRAD_FILTER_WASM_RELAXED_SIMD,
+  WINOGRAD_FILTER_WASM_SIMD,
+} from "./wasm/winograd_filter_bytes.ts";
+
+type Fn = (...args: number[]) => void;
+
+interface Exports {
+  mem: WebAssembly.Memory;
+  stage: Fn;
+  accum: Fn;
+  xin2: Fn;
+  xin4: Fn;
+  xdy2: Fn;
+  xdy4: Fn;
+  xout2: Fn;
+  xout4: Fn;
+}
+
+interface State {
+  ex: Exports;
+  variant: "relaxed-simd" | "simd";
+}
+
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+const MODULES = [
+  ["relaxed-simd", WINOGRAD_FILTER_WASM_RELAXED_SIMD],
+  ["simd", WINOGRAD_FILTER_WASM_SIMD],
+] as const;
+
+// undefined: not tried yet; null: no usable WebAssembly SIMD here.
+let state: State | null | undefined;
+const forced: { variant?: "relaxed-simd" | "simd" } = {};
+
+function init(): State | null {
+  if (state !== undefined) return state;
+  state = null;
+  if (typeof WebAssembly !== "object") return state;
+  for (const [variant, b64] of MODULES) {
+    if (forced.variant && forced.variant !== variant) continue;
+    const bytes = decode(b64);
+    if (!WebAssembly.validate(bytes)) continue;
+    try {
+      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
+        .exports as unknown as Exports;
+      state = { ex, variant };
+      break;
+    } catch {
+      // Validated but refused to instantiate: try the next one.
+    }
+  }
+  return state;
+}
+
+/**
+ * Which build of the module serves (`"relaxed-simd"` or `"simd"`), or null
+ * where WebAssembly SIMD is missing. `force` (for tests) re-instantiates the
+ * module with only the named build allowed, or with the first that works
+ * when it is `"auto"`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.ok([null, "relaxed-simd", "simd"].includes(winogradFilterVariant()));
+ * ```
+ */
+export function winogradFilterVariant(
+  force?: "relaxed-simd" | "simd" | "auto",
+): "relaxed-simd" | "simd" | null {
+  if (force !== undefined) {
+    forced.variant = force === "auto" ? undefined : force;
+    state = undefined;
+  }
+  return init()?.variant ?? null;
+}
+
+const ALIGN = 64;
+const align = (x: number) => Math.ceil(x / ALIGN) * ALIGN;
+const roundUp = (x: number, q: number) => Math.ceil(x / q) * q;
+
+/**
+ * Bytes of transformed tiles, staged and raw images one chunk may hold:
+ * half of a 1 MiB L2, so the chunk's V and M stay in cache between their
+ * transform and the accumulation that reads them.
+ */
+export const CHUNK_BYTES = 512 * 1024;
+
+/** Options of {@link winogradBackwardFilterWasm}. */
+export interface WinogradFilterOptions {
+  /** Output tile size m of F(m×m, 3×3) (default 4). */
+  tile?: WinogradTile;
+  /** Bytes a chunk of images may take (default {@link CHUNK_BYTES}); at least one image per chunk. */
+  chunkBytes?: number;
+}
+
+/**
+ * Whether {@link winogradBackwardFilterWasm} takes a convolution: a 3×3
+ * filter with stride 1, at least 8 input and 8 output channels (below that
+ * the padded channel blocks waste most of the products and the direct GEMM
+ * is cheap anyway), and WebAssembly SIMD here.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const d = { n: 1, c: 1, h: 28, w: 28, oc: 32, kh: 3, kw: 3, oh: 26, ow: 26, stride: 1, padding: 0 };
+ * assert.equal(winogradFilterApplies(d), false); // one input channel: mnist-net's conv1
+ * ```
+ */
+export function winogradFilterApplies(d: Conv2dDims): boolean {
+  return d.kh === 3 && d.kw === 3 && d.stride === 1 && d.c >= 8 && d.oc >= 8 && d.n >= 1 &&
+    d.oh >= 1 && d.ow >= 1 && init() !== null;
+}
+
+/**
+ * Float32 gradient of a 3×3, stride-1 conv2d with respect to its filter by
+ * Winograd F(m×m, 3×3) in WebAssembly SIMD (overwrites dw); the same
+ * semantics as `conv2dBackwardFilterRef` within the rounding error the
+ * transforms add (see the tests for the bounds per tile size). Returns false,
+ * leaving dw alone, when {@link winogradFilterApplies} says no.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dBackwardFilterRef } from "./conv2d_ref.ts";
+ * const d = { n: 2, c: 8, h: 6, w: 6, oc: 8, kh: 3, kw: 3, oh: 6, ow: 6, stride: 1, padding: 1 };
+ * const x = Float32Array.from({ length: 2 * 8 * 36 }, (_, i) => (i % 5) - 2);
+ * const dy = Float32Array.from({ length: 2 * 8 * 36 }, (_, i) => (i % 3) - 1);
+ * const want = new Float32Array(8 * 8 * 9), got = new Float32Array(8 * 8 * 9);
+ * conv2dBackwardFilterRef(x, dy, want, d);
+ * if (winogradBackwardFilterWasm(x, dy, got, d)) {
+ *   got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-3, `${i}: ${v} vs ${want[i]}`));
+ * }
+ * ```
+ */
+export function winogradBackwardFilterWasm(
+  x: Float32Array,
+  dy: Float32Array,
+  dw: Float32Array,
+  d: Conv2dDims,
+  opts: WinogradFilterOptions = {},
+): boolean {
+  checkConv2dDims("winogradBackwardFilterWasm", d, { x, w: dw, y: dy });
+  if (!winogradFilterApplies(d)) return false;
+  const s = init()!;
+  const ex = s.ex;
+  const m = opts.tile ?? 4;
+  if (m !== 2 && m !== 4) {
+    throw new Error(`winogradBackwardFilterWasm: tile must be 2 or 4, got ${m}`);
+  }
+  const a = m + 2, a2 = a * a;
+  const { n: N, c: C, h: H, w: W, oc: OC, oh: OH, ow: OW, padding: p } = d;
+  const tilesH = Math.ceil(OH / m), tilesW = Math.ceil(OW / m), tpi = tilesH * tilesW;
+  const Cp = roundUp(C, MR), OCp = roundUp(OC, NR);
+  const Hp = tilesH * m + 2, Wp = tilesW * m + 2, OHp = tilesH * m, OWp = tilesW * m;
+  const chw = C * H * W, ohw = OC * OH * OW;
+  // floats one image of the chunk takes
+  const perImage = chw + ohw + Hp * Wp * Cp + OHp * OWp * OCp + a2 * tpi * (Cp + OCp);
+  const nb = Math.max(
+    1,
+    Math.min(N, Math.floor((opts.chunkBytes ?? CHUNK_BYTES) / (4 * perImage))),
+  );
+  // layout
+  let end = 1024;
+  const take = (floats: number) => {
+    const at = end;
+    end = align(end + floats * 4);
+    return at;
+  };
+  const dU = take(a2 * Cp * OCp), rawX = take(nb * chw), rawDy = take(nb * ohw);
+  const stX = take(nb * Hp * Wp * Cp), stDy = take(nb * OHp * OWp * OCp);
+  const V = take(a2 * nb * tpi * Cp), M = take(a2 * nb * tpi * OCp), out = take(OCp * Cp * 9);
+  const mem = ex.mem;
+  if (mem.buffer.byteLength < end) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
+  const heap = new Float32Array(mem.buffer);
+  heap.fill(0, dU / 4, dU / 4 + a2 * Cp * OCp);
+  const xin = m === 2 ? ex.xin2 : ex.xin4, xdy = m === 2 ? ex.xdy2 : ex.xdy4;
+  for (let n0 = 0; n0 < N; n0 += nb) {
+    const cnt = Math.min(nb, N - n0), T = cnt * tpi;
+    heap.set(x.subarray(n0 * chw, (n0 + cnt) * chw), rawX / 4);
+    heap.set(dy.subarray(n0 * ohw, (n0 + cnt) * ohw), rawDy / 4);
+    ex.stage(rawX, stX, C, H, W, Cp, Hp, Wp, p, cnt);
+    ex.stage(rawDy, stDy, OC, OH, OW, OCp, OHp, OWp, 0, cnt);
+    xin(stX, V, tilesH, tilesW, cnt, Cp, Hp, Wp, T);
+    xdy(stDy, M, tilesH, tilesW, cnt, OCp, OHp, OWp, T);
+    ex.accum(V, M, dU, T, Cp, OCp, a2);
+  }
+  (m === 2 ? ex.xout2 : ex.xout4)(dU, out, Cp, OCp);
+  // (OCp, Cp, 9) -> (OC, C, 9)
+  const o = out / 4;
+  if (Cp === C) dw.set(heap.subarray(o, o + OC * C * 9));
+  else {
+    for (let k = 0; k < OC; k++) {
+      dw.set(heap.subarray(o + k * Cp * 9, o + (k * Cp + C) * 9), k * C * 9);
+    }
+  }
+  return true;
+}

@@ -1,0 +1,225 @@
+import "../../../ops/mod.ts";
+import assert from "node:assert/strict";
+// deno-lint-ignore no-import-prefix
+import fc from "npm:fast-check@3.23.2";
+import { conv2dBackwardFilterRef, type Conv2dDims } from "../../../ops/kernels/conv2d_ref.ts";
+import { conv2dBackwardFilterFast } from "../../../ops/kernels/conv2d_fast.ts";
+import {
+  winogradBackwardFilterWasm,
+  winogradFilterApplies,
+  winogradFilterVariant,
+} from "../../../ops/kernels/winograd_filter_wasm.ts";
+import type { WinogradTile } from "../../../ops/kernels/winograd_filter_ref.ts";
+import { Executor } from "../../../graph/executor.ts";
+import { Graph } from "../../../graph/graph.ts";
+import { makePlan } from "../../../graph/plan.ts";
+import { conv2dBackwardFilter } from "../../../ops/conv2d_backward_filter.ts";
+import { uniformArray } from "../../_rng.ts";
+
+const available = winogradFilterVariant() !== null;
+const variants = ["relaxed-simd", "simd"] as const;
+
+/**
+ * Error bounds, relative to Σ|x||dy| over each filter tap's terms (the
+ * direct float32 sum's own bound is a few times 1e-8 there). Measured on
+ * mnist-net's conv2 (N = 64, 32→64 channels, 26×26, N·tiles = 64·36),
+ * worst tap: F(2×2) 1.4e-7, F(4×4) 8.4e-7 (the direct wasm GEMM 1.2e-8),
+ * so the bounds leave a margin of about 10×.
+ */
+const TOL: Record<WinogradTile, number> = { 2: 2e-6, 4: 1e-5 };
+
+function dims(n: number, c: number, h: number, w: number, oc: number, padding: number): Conv2dDims {
+  const oh = h + 2 * padding - 2, ow = w + 2 * padding - 2;
+  return { n, c, h, w, oc, kh: 3, kw: 3, oh, ow, stride: 1, padding };
+}
+
+// Float32-representable data, so float32 and float64 runs see the same inputs.
+function random32(len: number, seed: number): Float32Array {
+  return new Float32Array(uniformArray(len, seed));
+}
+
+// The transforms mix all nine taps of a filter pair (k, c), so a tap's
+// rounding error scales with the largest Σ|x||dy| among them, not its own
+// (a tap that reads only padding has a zero sum and a tiny nonzero error).
+function tapMax(scale: Float64Array): Float64Array {
+  const out = new Float64Array(scale.length);
+  for (let kc = 0; kc < scale.length; kc += 9) {
+    out.fill(Math.max(...scale.subarray(kc, kc + 9)), kc, kc + 9);
+  }
+  return out;
+}
+
+// The float64 direct gradient and its value on |x|, |dy|.
+function reference(x: Float32Array, dy: Float32Array, d: Conv2dDims): [Float64Array, Float64Array] {
+  const want = new Float64Array(d.oc * d.c * 9), scale = new Float64Array(d.oc * d.c * 9);
+  const x64 = Float64Array.from(x), dy64 = Float64Array.from(dy);
+  conv2dBackwardFilterRef(x64, dy64, want, d);
+  conv2dBackwardFilterRef(x64.map(Math.abs), dy64.map(Math.abs), scale, d);
+  return [want, tapMax(scale)];
+}
+
+// Worst |got − want| / Σ|x||dy| over the taps.
+function worstError(got: Float32Array, want: Float64Array, scale: Float64Array): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    const e = Math.abs(got[i] - want[i]) / Math.max(scale[i], 1e-30);
+    worst = Math.max(worst, Number.isNaN(e) ? Infinity : e);
+  }
+  return worst;
+}
+
+// Shapes the kernel takes (≥ 8 channels each way), with channel counts off
+// the 4/8 blocks, outputs off the tile, images smaller than a tile, and a
+// chunk size from one image up to all of them.
+const convArb = fc
+  .record({
+    n: fc.integer({ min: 1, max: 3 }),
+    c: fc.integer({ min: 8, max: 13 }),
+    h: fc.integer({ min: 1, max: 14 }),
+    w: fc.integer({ min: 1, max: 14 }),
+    oc: fc.integer({ min: 8, max: 17 }),
+    padding: fc.integer({ min: 0, max: 2 }),
+  })
+  .filter((r) => r.h + 2 * r.padding >= 3 && r.w + 2 * r.padding >= 3)
+  .map((r) => dims(r.n, r.c, r.h, r.w, r.oc, r.padding));
+
+for (const variant of variants) {
+  Deno.test({
+    name: `winogradBackwardFilterWasm (${variant}) matches the float64 direct gradient`,
+    ignore: !available,
+    fn() {
+      if (winogradFilterVariant(variant) !== variant) return; // this build does not run here
+      try {
+        fc.assert(
+          fc.property(
+            convArb,
+            fc.integer(),
+            fc.constantFrom<WinogradTile>(2, 4),
+            fc.constantFrom(1, 1 << 20),
+            (d, seed, tile, chunkBytes) => {
+              const x = random32(d.n * d.c * d.h * d.w, seed);
+              const dy = random32(d.n * d.oc * d.oh * d.ow, seed + 1);
+              const [want, scale] = reference(x, dy, d);
+              const got = new Float32Array(want.length).fill(NaN);
+              assert.equal(winogradBackwardFilterWasm(x, dy, got, d, { tile, chunkBytes }), true);
+              const e = worstError(got, want, scale);
+              assert.ok(e <= TOL[tile], `F(${tile}) ${JSON.stringify(d)}: error ${e}`);
+            },
+          ),
+          { numRuns: 60 },
+        );
+      } finally {
+        winogradFilterVariant("auto");
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "winogradBackwardFilterWasm: a long reduction (N·tiles = 64·36) stays within the bounds",
+  ignore: !available,
+  fn() {
+    const d = dims(64, 8, 26, 26, 8, 0);
+    const x = random32(d.n * d.c * d.h * d.w, 11);
+    const dy = random32(d.n * d.oc * d.oh * d.ow, 12);
+    const [want, scale] = reference(x, dy, d);
+    const direct = new Float32Array(want.length);
+    conv2dBackwardFilterFast(x, dy, direct, d, "wasm");
+    const eDirect = worstError(direct, want, scale);
+    for (const tile of [2, 4] as const) {
+      const got = new Float32Array(want.length);
+      winogradBackwardFilterWasm(x, dy, got, d, { tile });
+      const e = worstError(got, want, scale);
+      assert.ok(e <= TOL[tile], `F(${tile}): error ${e} (direct ${eDirect})`);
+    }
+  },
+});
+
+Deno.test({
+  name: "winogradBackwardFilterWasm propagates NaN wherever the direct gradient has it",
+  ignore: !available,
+  fn() {
+    fc.assert(
+      fc.property(
+        convArb,
+        fc.integer(),
+        fc.nat(),
+        fc.boolean(),
+        fc.constantFrom<WinogradTile>(2, 4),
+        (
+          d,
+          seed,
+          at,
+          inX,
+          tile,
+        ) => {
+          const x = random32(d.n * d.c * d.h * d.w, seed);
+          const dy = random32(d.n * d.oc * d.oh * d.ow, seed + 1);
+          if (inX) x[at % x.length] = NaN;
+          else dy[at % dy.length] = NaN;
+          const [want] = reference(x, dy, d);
+          const got = new Float32Array(want.length);
+          winogradBackwardFilterWasm(x, dy, got, d, { tile });
+          // the transforms mix the taps: NaN may reach more of them, never fewer
+          for (let i = 0; i < want.length; i++) {
+            if (Number.isNaN(want[i])) assert.ok(Number.isNaN(got[i]), `dw[${i}] should be NaN`);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  },
+});
+
+Deno.test("winogradBackwardFilterWasm declines what it does not cover and leaves dw alone", () => {
+  const cases: Conv2dDims[] = [
+    { ...dims(1, 8, 9, 9, 8, 0), stride: 2, oh: 4, ow: 4 },
+    { ...dims(1, 8, 9, 9, 8, 0), kh: 5, kw: 5, oh: 5, ow: 5 },
+    dims(1, 1, 28, 28, 32, 0), // mnist-net's conv1: one input channel
+    dims(1, 8, 9, 9, 4, 1),
+  ];
+  for (const d of cases) {
+    assert.equal(winogradFilterApplies(d), false, JSON.stringify(d));
+    const dw = new Float32Array(d.oc * d.c * d.kh * d.kw).fill(7);
+    const ok = winogradBackwardFilterWasm(
+      new Float32Array(d.n * d.c * d.h * d.w),
+      new Float32Array(d.n * d.oc * d.oh * d.ow),
+      dw,
+      d,
+    );
+    assert.equal(ok, false);
+    assert.ok(dw.every((v) => v === 7));
+  }
+  assert.equal(winogradFilterApplies(dims(2, 32, 26, 26, 64, 0)), available);
+});
+
+// conv2d_backward_filter on the wasm tier, with and without `winograd: false`.
+function runOp(x: Float32Array, dy: Float32Array, d: Conv2dDims, winograd?: boolean): Float32Array {
+  const g = new Graph();
+  const xn = g.input("x", [d.n, d.c, d.h, d.w]);
+  const dyn = g.input("dy", [d.n, d.oc, d.oh, d.ow]);
+  const dw = conv2dBackwardFilter(xn, dyn, {
+    kernelSize: [3, 3],
+    padding: d.padding,
+    ...(winograd === false ? { winograd } : {}),
+  });
+  const ex = new Executor(makePlan(g, { outputs: [dw] }), { tier: "wasm" });
+  return Float32Array.from(ex.run({ x, dy })[0]!);
+}
+
+Deno.test({
+  name: "conv2d_backward_filter runs Winograd on the wasm tier unless winograd: false",
+  ignore: !available,
+  fn() {
+    const d = dims(3, 16, 10, 10, 16, 1);
+    const x = random32(d.n * d.c * d.h * d.w, 3), dy = random32(d.n * d.oc * d.oh * d.ow, 4);
+    const [want, scale] = reference(x, dy, d);
+    const wino = new Float32Array(want.length), direct = new Float32Array(want.length);
+    winogradBackwardFilterWasm(x, dy, wino, d);
+    conv2dBackwardFilterFast(x, dy, direct, d, "wasm");
+    assert.notDeepEqual(wino, direct, "the two kernels round differently on this case");
+    assert.deepEqual(runOp(x, dy, d), wino);
+    assert.deepEqual(runOp(x, dy, d, false), direct);
+    assert.ok(worstError(wino, want, scale) <= TOL[4]);
+  },
+});
