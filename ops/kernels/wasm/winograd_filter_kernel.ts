@@ -102,34 +102,97 @@ function mulTo(f: FuncBuilder, out: Local, a: Local, b: Local): void {
   f.get(a).get(b).i32Mul().set(out);
 }
 
-// stage(src, dst, C, H, W, Cp, Hp, Wp, pad, n)
+// stage(src, dst, C, H, W, Cp, Hp, Wp, pad, n): channels-last copy, four
+// channels × four columns at a time through a 4×4 transpose, the channels
+// past the last multiple of four and the columns past the last multiple of
+// four one float at a time.
 function stageKernel(): FuncBuilder {
   const f = new FuncBuilder(Array(10).fill(I32), []);
   const [src, dst, C, H, W, Cp, Hp, Wp, pad, n] = Array.from({ length: 10 }, (_, i) => f.param(i));
   const img = f.local(I32), c = f.local(I32), h = f.local(I32), w = f.local(I32);
-  const q = f.local(I32), cs = f.local(I32), s = f.local(I32);
+  const q = f.local(I32), cs = f.local(I32), s = f.local(I32), c4 = f.local(I32);
+  const w4 = f.local(I32), plane = f.local(I32), i = f.local(I32);
+  const sp: Local[] = Array.from({ length: 4 }, () => f.local(I32));
+  const r: Local[] = Array.from({ length: 4 }, () => f.local(V128));
+  const t: Local[] = Array.from({ length: 4 }, () => f.local(V128));
   f.get(Cp).i32Const(4).i32Mul().set(cs);
-  // zero the whole staged block: the border and the padding channels stay zero
+  f.get(H).get(W).i32Mul().i32Const(4).i32Mul().set(plane); // bytes per channel plane
+  f.get(C).i32Const(-4).i32And().set(c4);
+  f.get(W).i32Const(-4).i32And().set(w4);
+  // Zero the staged block where the copy leaves gaps: the border and the padding channels.
+  f.get(Cp).get(C).i32Ne().get(pad).i32Or().get(Hp).get(H).i32Ne().i32Or().get(Wp).get(W).i32Ne();
+  f.i32Or().if();
   f.get(dst).i32Const(0).get(n).get(Hp).i32Mul().get(Wp).i32Mul().get(cs).i32Mul().memoryFill();
-  f.get(src).set(s);
-  const loop = (i: Local, lim: Local, body: () => void) => {
-    f.i32Const(0).set(i);
+  f.end();
+  // for (i = 0; i < lim; i += step) body(), checked before the first pass
+  const loop = (v: Local, from: () => void, lim: () => void, step: number, body: () => void) => {
+    from();
+    f.set(v);
     f.block();
-    f.get(i).get(lim).i32GeS().brIf(0);
+    f.get(v);
+    lim();
+    f.i32GeS().brIf(0);
     f.loop();
     body();
-    f.get(i).i32Const(1).i32Add().tee(i).get(lim).i32LtS().brIf(0);
+    f.get(v).i32Const(step).i32Add().tee(v);
+    lim();
+    f.i32LtS().brIf(0);
     f.end();
     f.end();
   };
-  loop(img, n, () => {
-    loop(c, C, () => {
-      loop(h, H, () => {
-        // q = dst + (((img·Hp + h + pad)·Wp + pad)·Cp + c)·4
-        f.get(img).get(Hp).i32Mul().get(h).i32Add().get(pad).i32Add().get(Wp).i32Mul();
-        f.get(pad).i32Add().get(Cp).i32Mul().get(c).i32Add().i32Const(4).i32Mul();
-        f.get(dst).i32Add().set(q);
-        loop(w, W, () => {
+  const zero = () => f.i32Const(0);
+  // q = dst + (((img·Hp + h + pad)·Wp + pad)·Cp + c)·4
+  const rowStart = () => {
+    f.get(img).get(Hp).i32Mul().get(h).i32Add().get(pad).i32Add().get(Wp).i32Mul();
+    f.get(pad).i32Add().get(Cp).i32Mul().get(c).i32Add().i32Const(4).i32Mul();
+    f.get(dst).i32Add().set(q);
+  };
+  // s = src + ((img·C + c)·H + h)·W·4
+  const srcRow = () => {
+    f.get(img).get(C).i32Mul().get(c).i32Add().get(H).i32Mul().get(h).i32Add().get(W).i32Mul();
+    f.i32Const(4).i32Mul().get(src).i32Add().set(s);
+  };
+  loop(img, zero, () => f.get(n), 1, () => {
+    loop(c, zero, () => f.get(c4), 4, () => {
+      loop(h, zero, () => f.get(H), 1, () => {
+        rowStart();
+        srcRow();
+        for (let k = 0; k < 4; k++) f.get(s).get(plane).i32Const(k).i32Mul().i32Add().set(sp[k]);
+        loop(w, zero, () => f.get(w4), 4, () => {
+          for (let k = 0; k < 4; k++) f.get(sp[k]).v128Load().set(r[k]);
+          // rows (channels) × 4 columns -> columns × 4 channels
+          f.get(r[0]).get(r[1]).f32x4Shuffle([0, 4, 1, 5]).set(t[0]);
+          f.get(r[2]).get(r[3]).f32x4Shuffle([0, 4, 1, 5]).set(t[1]);
+          f.get(r[0]).get(r[1]).f32x4Shuffle([2, 6, 3, 7]).set(t[2]);
+          f.get(r[2]).get(r[3]).f32x4Shuffle([2, 6, 3, 7]).set(t[3]);
+          const out: [number, number, readonly [number, number, number, number]][] = [
+            [0, 1, [0, 1, 4, 5]],
+            [0, 1, [2, 3, 6, 7]],
+            [2, 3, [0, 1, 4, 5]],
+            [2, 3, [2, 3, 6, 7]],
+          ];
+          for (const [x, y, lanes] of out) {
+            f.get(q).get(t[x]).get(t[y]).f32x4Shuffle(lanes).v128Store();
+            f.get(q).get(cs).i32Add().set(q);
+          }
+          for (let k = 0; k < 4; k++) f.get(sp[k]).i32Const(16).i32Add().set(sp[k]);
+        });
+        // the last W mod 4 columns
+        loop(w, () => f.get(w4), () => f.get(W), 1, () => {
+          for (let k = 0; k < 4; k++) {
+            f.get(q).get(sp[k]).f32Load().f32Store(4 * k);
+            f.get(sp[k]).i32Const(4).i32Add().set(sp[k]);
+          }
+          f.get(q).get(cs).i32Add().set(q);
+        });
+      });
+    });
+    // the last C mod 4 channels
+    loop(c, () => f.get(c4), () => f.get(C), 1, () => {
+      loop(h, zero, () => f.get(H), 1, () => {
+        rowStart();
+        srcRow();
+        loop(i, zero, () => f.get(W), 1, () => {
           f.get(q).get(s).f32Load().f32Store();
           f.get(q).get(cs).i32Add().set(q);
           f.get(s).i32Const(4).i32Add().set(s);
