@@ -7,8 +7,14 @@
  * @module
  */
 
-/** Returns a buffer of at least `bytes` bytes, or null to let the caller use a plain `ArrayBuffer`. */
-export type ArenaAllocator = (bytes: number) => ArrayBuffer | null;
+/**
+ * Returns a buffer of at least `bytes` bytes, or null to let the caller use a
+ * plain `ArrayBuffer`. `scratchBytes` (a plan's `scratchLength` in bytes) is
+ * what the kernels may use beside the executor's buffers: an allocator that
+ * serves kernels in place adds that much past `bytes` (rounded up to 64) and
+ * tells its kernels where it starts; any other may ignore it.
+ */
+export type ArenaAllocator = (bytes: number, scratchBytes?: number) => ArrayBuffer | null;
 
 let fallback: ArenaAllocator | undefined;
 

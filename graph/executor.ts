@@ -135,19 +135,22 @@ export class Executor {
     const f64 = plan.dtype === "float64";
     const bytes = plan.arenaLength * (f64 ? 8 : 4);
     // a float32 arena lives in a WebAssembly memory of its own where the wasm
-    // tier provides one, so its elementwise kernels run on it in place
+    // tier provides one, so its kernels run on it in place, with the plan's
+    // kernel scratch past the buffers
     const allocate = opts.allocate ?? arenaAllocator();
     let buf: ArrayBufferLike;
     try {
       buf = opts.shared
         ? new SharedArrayBuffer(bytes)
-        : (!f64 && allocate?.(bytes)) || new ArrayBuffer(bytes);
+        : (!f64 && allocate?.(bytes, plan.scratchLength * 4)) || new ArrayBuffer(bytes);
     } catch (e) {
       throw new Error(`Executor: cannot allocate the arena: ${arenaReport(plan, bytes)}`, {
         cause: e,
       });
     }
-    const arena = f64 ? new Float64Array(buf) : new Float32Array(buf);
+    const arena = f64
+      ? new Float64Array(buf, 0, plan.arenaLength)
+      : new Float32Array(buf, 0, plan.arenaLength);
     this.params = opts.params ?? initParams(g, { seed: opts.seed, dtype: plan.dtype });
     this.values = [];
     this.ops = [];

@@ -66,6 +66,14 @@ export interface OpDef<A = Attrs> {
   forward(ins: FloatArray[], out: FloatArray, ctx: ForwardContext<A>): void;
   /** Cotangents of the inputs as graph nodes, `null` where an input has no gradient. */
   vjp?(ctx: VjpContext<A>): (Node | null)[];
+  /**
+   * Floats of kernel scratch the float32 forward may use in the arena's
+   * memory besides its buffers (im2col columns, a GEMM's packing space),
+   * from the concrete shapes. A plan reserves the largest over its nodes
+   * (`Plan.scratchLength`) past the arena; a kernel must still work,
+   * copying, where it finds less (a plain `ArrayBuffer` arena).
+   */
+  scratch?(shapes: Shape[], attrs: A, outShape: Shape): number;
   /** Set when the output depends on the step and sample index (dropout). */
   stochastic?: boolean;
   /**

@@ -34,6 +34,12 @@ export interface Plan {
   offsets: number[];
   /** Arena length in elements. */
   arenaLength: number;
+  /**
+   * Kernel scratch in float32 elements: the largest `OpDef.scratch` of the
+   * planned nodes (0 for float64 plans, which run reference kernels). The
+   * executor asks its allocator for it past the arena.
+   */
+  scratchLength: number;
   /** Nodes whose buffers are never shared (inputs, outputs, data-only nodes). */
   persistent: boolean[];
   /** Ids of the plan's declared outputs. */
@@ -151,6 +157,20 @@ export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
     // a node nobody reads (and nobody asked for) frees its buffer at once
     if (lastUse[i] === -1 && !persistent[i]) release(size, offsets[i]!);
   }
+  let scratchLength = 0;
+  if (opts.dtype !== "float64") {
+    for (let i = 0; i < n; i++) {
+      const r = nodes[i]!;
+      if (offsets[i]! < 0 || r.op === "input") continue;
+      const op = lookupOp(r.op);
+      if (!op.scratch) continue;
+      const need = op.scratch(r.inputs.map((j) => shapes[j]!), r.attrs, shapes[i]!);
+      if (!(need >= 0)) {
+        throw new Error(`${r.op} "${r.name}": its scratch must be a count of floats, got ${need}`);
+      }
+      scratchLength = Math.max(scratchLength, Math.ceil(need));
+    }
+  }
   return {
     graph,
     batch,
@@ -158,6 +178,7 @@ export function makePlan(graph: Graph, opts: PlanOptions = {}): Plan {
     shapes,
     offsets,
     arenaLength: top,
+    scratchLength,
     persistent,
     outputs,
   };

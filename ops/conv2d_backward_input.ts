@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { conv2dBackwardInputFast } from "./kernels/conv2d_fast.ts";
+import { conv2dBackwardInputFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dBackwardInputRef } from "./kernels/conv2d_ref.ts";
 import { runKernel } from "./kernels/tier.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
@@ -40,6 +40,8 @@ export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp
   name: "conv2d_backward_input",
   inputs: ["dy", "w"],
   shape: backwardInputShape,
+  // column gradients and GEMM workspace in the arena (see conv2dFastScratch)
+  scratch: ([dy, w], attrs, dx) => conv2dFastScratch(conv2dDims(dx, w!, dy!, attrs), "input"),
   // dy: (N, OC, OH, OW), w: (OC, C, KH, KW) -> dx: (N, C, H, W),
   // dx[s,c,i·stride+i'−p, j·stride+j'−p] += Σ_oc dy[s,oc,i,j] · w[oc,c,i',j']
   forward([dy, w], dx, c) {

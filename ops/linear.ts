@@ -1,6 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { gemm } from "./kernels/gemm.ts";
-import { type OpDef, registerOp } from "../graph/op.ts";
+import { gemmScratch } from "./kernels/gemm_wasm.ts";
+import { numel, type OpDef, registerOp } from "../graph/op.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./sum.ts";
 
@@ -15,6 +16,8 @@ export const linearOp: OpDef = registerOp({
     if (b && (b.length !== 1 || b[0] !== w![0])) throw new Error(`b must be [${w![0]}]`);
     return [x![0]!, w![0]!];
   },
+  // GEMM workspace and room to copy x or w into the arena (see gemmScratch)
+  scratch: ([x, w]) => gemmScratch([numel(x!), numel(w!)]),
   // x: (N, IN), w: (OUT, IN), b: (OUT) -> y: (N, OUT)
   forward([x, w, b], y, c) {
     const [n, out] = c.outShape as [number, number];

@@ -1,6 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { gemm } from "./kernels/gemm.ts";
-import { type OpDef, registerOp } from "../graph/op.ts";
+import { gemmScratch } from "./kernels/gemm_wasm.ts";
+import { numel, type OpDef, registerOp } from "../graph/op.ts";
 
 /** Attributes of `matmul` (both default to false). */
 export interface MatmulAttrs {
@@ -21,6 +22,8 @@ export const matmulOp: OpDef<MatmulAttrs> = registerOp<MatmulAttrs>({
     if (ka !== kb) throw new Error(`inner sizes differ (${ka} and ${kb})`);
     return [m, n];
   },
+  // GEMM workspace and room to copy a or b into the arena (see gemmScratch)
+  scratch: ([a, b]) => gemmScratch([numel(a!), numel(b!)]),
   // a: (M, K) or (K, M), b: (K, N) or (N, K) -> out: (M, N)
   forward([a, b], out, c) {
     const { transA, transB } = c.attrs;

@@ -5,9 +5,13 @@
  * - backward input: dx[n] = col2im(wᵀ · dy[n]);
  * - backward filter: dw += dy[n] · im2col(x[n])ᵀ.
  *
- * The GEMM runs on the chosen tier. On the wasm tier each image is staged
- * into the wasm memory, and im2col, col2im and the product all run there,
- * in place. Scratch buffers only grow, so steady-state calls allocate no
+ * The GEMM runs on the chosen tier. On the wasm tier, when the activations
+ * live in one executor arena whose kernel scratch holds the columns (the
+ * ops reserve it with {@link conv2dFastScratch}), im2col, the product and
+ * col2im run on the arena in place: only a weight from outside the arena
+ * (a parameter) is copied, once per call, into the scratch. Otherwise each
+ * image is staged into the GEMM module's own memory and results copied
+ * back. Scratch buffers only grow, so steady-state calls allocate no
  * buffers (only a few subarray views per image).
  *
  * @module
@@ -15,7 +19,17 @@
 
 import type { GemmDims } from "./gemm_ref.ts";
 import { gemmBlocked } from "./gemm_blocked.ts";
-import { col2imWasm, gemmWasm, im2colWasm, wasmAvailable, wasmScratch } from "./gemm_wasm.ts";
+import {
+  arenaScratchViews,
+  col2imWasm,
+  countStaged,
+  gemmScratch,
+  gemmWasm,
+  im2colWasm,
+  wasmAvailable,
+  wasmScratch,
+} from "./gemm_wasm.ts";
+import { arenaMemory } from "./elementwise_wasm.ts";
 import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
 
 type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) => void;
@@ -64,14 +78,20 @@ const wasmBackend: Backend = {
     return wasmScratch(lengths, keep)!;
   },
   im2col(x, xo, col, d, stage) {
-    stage.set(x.subarray(xo, xo + stage.length));
+    copy(stage, x.subarray(xo, xo + stage.length));
     im2colWasm(stage, col, d);
   },
   col2im(col, dx, xo, d, stage) {
     col2imWasm(col, stage, d);
-    dx.set(stage, xo);
+    copy(dx, stage, xo);
   },
 };
+
+// dst.set(src, at), counted as staged (see gemmStagedBytes)
+function copy(dst: Float32Array, src: Float32Array, at = 0): void {
+  dst.set(src, at);
+  countStaged(src.length * 4);
+}
 
 function backendFor(tier: "ts" | "wasm"): Backend {
   return tier === "wasm" && wasmAvailable() ? wasmBackend : tsBackend;
@@ -149,6 +169,130 @@ function col2imAdd(col: Float32Array, dx: Float32Array, xo: number, d: Conv2dDim
   }
 }
 
+// The executor arena all of `arrays` live in, when the wasm tier runs on it.
+function arenaOf(tier: "ts" | "wasm", arrays: Float32Array[]): ArrayBufferLike | null {
+  if (tier !== "wasm" || !wasmAvailable()) return null;
+  const buf = arrays[0]!.buffer;
+  for (const a of arrays) if (a.buffer !== buf) return null;
+  return arenaMemory(buf) ? buf : null;
+}
+
+// The weight as a GEMM operand on the arena: in place when it lives there,
+// else copied into `wS` (arena scratch).
+function weightIn(buf: ArrayBufferLike, w: Float32Array, wS: Float32Array): Float32Array {
+  if (w.buffer === buf) return w;
+  wS.set(w.length === wS.length ? w : w.subarray(0, wS.length));
+  countStaged(wS.length * 4);
+  return wS;
+}
+
+/** Which convolution pass {@link conv2dFastScratch} sizes. */
+export type Conv2dPass = "forward" | "input" | "filter";
+
+// Lengths of the arena scratch views of one pass: [weight copy, columns].
+function arenaViews(d: Conv2dDims, pass: Conv2dPass, wOutside: boolean): [number, number] {
+  const ckk = d.c * d.kh * d.kw, ohw = d.oh * d.ow;
+  const w = pass !== "filter" && wOutside ? d.oc * ckk : 0;
+  return [w, isPointwise(d) ? 0 : ckk * ohw];
+}
+
+/**
+ * Floats of arena scratch a convolution pass needs to run in place on an
+ * executor arena (the GEMM workspace, a copy of the weight, one image's
+ * columns): what the conv ops' `scratch` hooks return. 0 where WebAssembly
+ * SIMD is missing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const d = { n: 64, c: 32, h: 26, w: 26, oc: 64, kh: 3, kw: 3, oh: 24, ow: 24, stride: 1, padding: 0 };
+ * const need = conv2dFastScratch(d, "forward");
+ * assert.ok(need === 0 || need >= 288 * 576 + 64 * 288);
+ * ```
+ */
+export function conv2dFastScratch(d: Conv2dDims, pass: Conv2dPass): number {
+  return gemmScratch(arenaViews(d, pass, true));
+}
+
+// y = conv(x, w) + b on the arena buf: columns in scratch, y written in place.
+function forwardArena(
+  buf: ArrayBufferLike,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  y: Float32Array,
+  d: Conv2dDims,
+): boolean {
+  const v = arenaScratchViews(buf, arenaViews(d, "forward", w.buffer !== buf));
+  if (!v) return false;
+  const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
+  const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
+  const pointwise = isPointwise(d);
+  const wA = weightIn(buf, w, v[0]!), colS = v[1]!;
+  const gd: GemmDims = { m: OC, n: ohw, k: ckk, accumulate: b !== null };
+  for (let n = 0; n < N; n++) {
+    const xn = x.subarray(n * chw, (n + 1) * chw);
+    const out = y.subarray(n * OC * ohw, (n + 1) * OC * ohw);
+    if (!pointwise) im2colWasm(xn, colS, d);
+    // Seed each output row with its bias and let the product accumulate onto it.
+    if (b) { for (let o = 0; o < OC; o++) out.fill(b[o]!, o * ohw, (o + 1) * ohw); }
+    gemmWasm(wA, pointwise ? xn : colS, out, gd);
+  }
+  return true;
+}
+
+// dx = col2im(wᵀ · dy) on the arena buf.
+function backwardInputArena(
+  buf: ArrayBufferLike,
+  dy: Float32Array,
+  w: Float32Array,
+  dx: Float32Array,
+  d: Conv2dDims,
+): boolean {
+  const v = arenaScratchViews(buf, arenaViews(d, "input", w.buffer !== buf));
+  if (!v) return false;
+  const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
+  const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
+  const pointwise = isPointwise(d);
+  const wA = weightIn(buf, w, v[0]!), dcolS = v[1]!;
+  const gd: GemmDims = { m: ckk, n: ohw, k: OC, transA: true };
+  for (let n = 0; n < N; n++) {
+    const g = dy.subarray(n * OC * ohw, (n + 1) * OC * ohw);
+    const dxn = dx.subarray(n * chw, (n + 1) * chw);
+    if (pointwise) gemmWasm(wA, g, dxn, gd);
+    else {
+      gemmWasm(wA, g, dcolS, gd);
+      col2imWasm(dcolS, dxn, d);
+    }
+  }
+  return true;
+}
+
+// dw = Σₙ dy[n] · im2col(x[n])ᵀ on the arena buf.
+function backwardFilterArena(
+  buf: ArrayBufferLike,
+  x: Float32Array,
+  dy: Float32Array,
+  dw: Float32Array,
+  d: Conv2dDims,
+): boolean {
+  const v = arenaScratchViews(buf, arenaViews(d, "filter", false));
+  if (!v) return false;
+  const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
+  const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
+  const pointwise = isPointwise(d);
+  const colS = v[1]!;
+  const out = dw.subarray(0, OC * ckk);
+  out.fill(0);
+  const gd: GemmDims = { m: OC, n: ckk, k: ohw, transB: true, accumulate: true };
+  for (let n = 0; n < N; n++) {
+    const xn = x.subarray(n * chw, (n + 1) * chw);
+    if (!pointwise) im2colWasm(xn, colS, d);
+    gemmWasm(dy.subarray(n * OC * ohw, (n + 1) * OC * ohw), pointwise ? xn : colS, out, gd);
+  }
+  return true;
+}
+
 /**
  * Float32 conv2d through im2col + GEMM; same semantics as `conv2dRef`.
  * `tier` picks the GEMM (`"wasm"` by default, the blocked TypeScript one
@@ -172,6 +316,8 @@ export function conv2dFast(
   tier: "ts" | "wasm" = "wasm",
 ): void {
   checkConv2dDims("conv2dFast", d, { x, w, y, b });
+  const buf = arenaOf(tier, [x, y]);
+  if (buf && forwardArena(buf, x, w, b, y, d)) return;
   const be = backendFor(tier);
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW;
@@ -185,7 +331,7 @@ export function conv2dFast(
   x = xk, w = wk, b = b && bk, y = yk;
   let wA = w;
   if (!be.direct) {
-    wS.set(w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
+    copy(wS, w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
     wA = wS;
   }
   const gd: GemmDims = { m: OC, n: ohw, k: ckk, accumulate: b !== null };
@@ -194,12 +340,12 @@ export function conv2dFast(
     let cols = colS;
     if (!pointwise) be.im2col(x, xo, colS, d, xS);
     else if (be.direct) cols = x.subarray(xo, xo + C * H * W);
-    else (cols = xS).set(x.subarray(xo, xo + C * H * W));
+    else copy(cols = xS, x.subarray(xo, xo + C * H * W));
     const out = be.direct ? y.subarray(yo, yo + OC * ohw) : outS;
     // Seed each output row with its bias and let the product accumulate onto it.
     if (b) { for (let o = 0; o < OC; o++) out.fill(b[o], o * ohw, (o + 1) * ohw); }
     be.gemm(wA, cols, out, gd);
-    if (!be.direct) y.set(outS, yo);
+    if (!be.direct) copy(y, outS, yo);
   }
 }
 
@@ -225,6 +371,8 @@ export function conv2dBackwardInputFast(
   tier: "ts" | "wasm" = "wasm",
 ): void {
   checkConv2dDims("conv2dBackwardInputFast", d, { x: dx, w, y: dy });
+  const buf = arenaOf(tier, [dy, dx]);
+  if (buf && backwardInputArena(buf, dy, w, dx, d)) return;
   const be = backendFor(tier);
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
@@ -238,7 +386,7 @@ export function conv2dBackwardInputFast(
   dy = dyk, w = wk, dx = dxk;
   let wA = w;
   if (!be.direct) {
-    wS.set(w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
+    copy(wS, w.length === OC * ckk ? w : w.subarray(0, OC * ckk));
     wA = wS;
   }
   // dcol (C·KH·KW × OH·OW) = wᵀ · dy[n]
@@ -247,14 +395,14 @@ export function conv2dBackwardInputFast(
     const yo = n * OC * ohw, xo = n * chw;
     let g = dy.subarray(yo, yo + OC * ohw);
     if (!be.direct) {
-      dyS.set(g);
+      copy(dyS, g);
       g = dyS;
     }
     if (pointwise && be.direct) {
       be.gemm(wA, g, dx.subarray(xo, xo + chw), gd);
     } else {
       be.gemm(wA, g, dcolS, gd);
-      if (pointwise) dx.set(dcolS, xo);
+      if (pointwise) copy(dx, dcolS, xo);
       else be.col2im(dcolS, dx, xo, d, dxS);
     }
   }
@@ -282,6 +430,8 @@ export function conv2dBackwardFilterFast(
   tier: "ts" | "wasm" = "wasm",
 ): void {
   checkConv2dDims("conv2dBackwardFilterFast", d, { x, w: dw, y: dy });
+  const buf = arenaOf(tier, [x, dy, dw]);
+  if (buf && backwardFilterArena(buf, x, dy, dw, d)) return;
   const be = backendFor(tier);
   const { n: N, c: C, h: H, w: W, oc: OC, kh: KH, kw: KW, oh: OH, ow: OW } = d;
   const ckk = C * KH * KW, ohw = OH * OW, chw = C * H * W;
@@ -302,13 +452,13 @@ export function conv2dBackwardFilterFast(
     let cols = colS;
     if (!pointwise) be.im2col(x, xo, colS, d, xS);
     else if (be.direct) cols = x.subarray(xo, xo + chw);
-    else (cols = xS).set(x.subarray(xo, xo + chw));
+    else copy(cols = xS, x.subarray(xo, xo + chw));
     let g = dy.subarray(yo, yo + OC * ohw);
     if (!be.direct) {
-      dyS.set(g);
+      copy(dyS, g);
       g = dyS;
     }
     be.gemm(g, cols, out, gd);
   }
-  if (!be.direct) dw.set(dwS);
+  if (!be.direct) copy(dw, dwS);
 }

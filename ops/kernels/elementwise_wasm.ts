@@ -30,6 +30,7 @@ export interface ElementwiseExports {
 let compiled: WebAssembly.Module | null | undefined;
 const instances = new WeakMap<ArrayBufferLike, ElementwiseExports>();
 const memories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
+const scratchStarts = new WeakMap<ArrayBufferLike, number>();
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 
@@ -43,21 +44,24 @@ function module(): WebAssembly.Module | null {
 }
 
 /**
- * A buffer of at least `bytes` bytes that is the memory of its own instance
- * of the elementwise module, or null where WebAssembly SIMD is missing or
- * the size is past what a memory can hold.
+ * A buffer of at least `bytes` + `scratchBytes` bytes that is the memory of
+ * its own instance of the elementwise module, or null where WebAssembly SIMD
+ * is missing or the size is past what a memory can hold. Everything past
+ * `bytes` (rounded up to 64) is kernel scratch: see {@link arenaScratch}.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { wasmArenaBuffer } from "./elementwise_wasm.ts";
- * const buf = wasmArenaBuffer(1024);
- * assert.ok(buf === null || buf.byteLength >= 1024);
+ * import { arenaScratch, wasmArenaBuffer } from "./elementwise_wasm.ts";
+ * const buf = wasmArenaBuffer(1000, 4096);
+ * assert.ok(buf === null || buf.byteLength >= 1024 + 4096);
+ * assert.ok(buf === null || arenaScratch(buf)!.byteOffset === 1024);
  * ```
  */
-export function wasmArenaBuffer(bytes: number): ArrayBuffer | null {
+export function wasmArenaBuffer(bytes: number, scratchBytes = 0): ArrayBuffer | null {
   const m = module();
-  const pages = Math.max(1, Math.ceil(bytes / PAGE));
+  const start = Math.ceil(bytes / 64) * 64;
+  const pages = Math.max(1, Math.ceil((start + scratchBytes) / PAGE));
   if (!m || pages > MAX_PAGES) return null;
   try {
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
@@ -67,11 +71,43 @@ export function wasmArenaBuffer(bytes: number): ArrayBuffer | null {
     const buf = mem.buffer as ArrayBuffer;
     instances.set(buf, ex);
     memories.set(buf, mem);
+    scratchStarts.set(buf, start);
     return buf;
   } catch {
     // out of memory for the reservation: the caller uses an ordinary buffer
     return null;
   }
+}
+
+/** Where an arena's kernel scratch lies: bytes past the executor's buffers. */
+export interface ArenaScratch {
+  /** Byte address of the scratch (a multiple of 64). */
+  readonly byteOffset: number;
+  /** Its length in bytes: up to the end of the memory. */
+  readonly byteLength: number;
+}
+
+/**
+ * The kernel scratch of an arena from {@link wasmArenaBuffer}: the bytes
+ * past the executor's buffers, which kernels may use freely during a call
+ * (one kernel runs at a time on an arena); undefined for any other buffer.
+ * A plan reserves it (`OpDef.scratch`); a kernel that finds it too small
+ * must fall back to a path that does without.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaScratch, wasmArenaBuffer } from "./elementwise_wasm.ts";
+ * const buf = wasmArenaBuffer(64, 256);
+ * assert.ok(buf === null || arenaScratch(buf)!.byteLength >= 256);
+ * assert.equal(arenaScratch(new ArrayBuffer(64)), undefined);
+ * ```
+ */
+export function arenaScratch(buf: ArrayBufferLike): ArenaScratch | undefined {
+  const start = scratchStarts.get(buf);
+  return start === undefined
+    ? undefined
+    : { byteOffset: start, byteLength: buf.byteLength - start };
 }
 
 /**

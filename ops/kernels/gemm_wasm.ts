@@ -2,24 +2,34 @@
 /**
  * WebAssembly SIMD GEMM: the module built from `wasm/gemm_kernel.ts`, with
  * a 4×8 f32x4 micro-kernel over packed panels, and for A·Bᵀ a 4×2 tile of
- * dot products that reads both operands unpacked. The module owns its memory;
- * operands that do not already live there are copied in (and C copied out),
- * into a region that only grows.
+ * dot products that reads both operands unpacked. The module imports its
+ * memory, and runs on two kinds:
+ * - an executor's arena (a memory from `wasmArenaBuffer`): one instance per
+ *   arena, on the arena's own memory. Operands in the arena are used in
+ *   place; the packing workspace and copies of operands from outside (a
+ *   parameter) go to the arena's kernel scratch (`arenaScratch`), which the
+ *   plan reserves through the ops' `scratch` hooks ({@link gemmScratch});
+ * - a growable memory of its own for everything else (hand-made arrays,
+ *   arenas without enough scratch): operands that do not already live there
+ *   are copied in (and C copied out), into a region that only grows.
  *
- * Memory layout (bytes): [0, 1024) unused so that 0 is never a valid
+ * Own memory layout (bytes): [0, 1024) unused so that 0 is never a valid
  * operand, then the packing workspace, then the long-lived regions of
  * {@link wasmArena}, then the scratch regions handed out by
  * {@link wasmScratch}, then the staging copies of one `gemmWasm` call.
+ *
+ * Arena scratch layout: the packing workspace, then the views handed out by
+ * {@link arenaScratchViews} or the copies of one `gemmWasm` call.
  *
  * @module
  */
 
 import type { GemmDims } from "./gemm_ref.ts";
 import type { Conv2dDims } from "./conv2d_ref.ts";
+import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
 import { GEMM_WASM_RELAXED_SIMD, GEMM_WASM_SIMD } from "./wasm/gemm_bytes.ts";
 
 interface GemmExports {
-  mem: WebAssembly.Memory;
   gemm(
     a: number,
     b: number,
@@ -39,12 +49,26 @@ interface GemmExports {
 
 interface WasmState {
   ex: GemmExports;
+  mem: WebAssembly.Memory;
   variant: "relaxed-simd" | "simd";
   workspace: number;
   /** Start of the scratch regions: just past the last arena region. */
   scratchBase: number;
   /** End of the regions the last wasmScratch call handed out. */
   scratchEnd: number;
+  heap: Float32Array;
+}
+
+// One instance on an executor arena's memory.
+interface ArenaState {
+  ex: GemmExports;
+  buf: ArrayBufferLike;
+  /** Byte address of the packing workspace: the start of the arena's scratch. */
+  workspace: number;
+  /** Just past the workspace: where views and staging copies go. */
+  free: number;
+  /** End of the memory. */
+  end: number;
   heap: Float32Array;
 }
 
@@ -66,6 +90,12 @@ const MODULES = [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], ["simd", GEMM_WASM_SI
 
 // undefined: not tried yet; null: no usable WebAssembly SIMD here.
 let state: WasmState | null | undefined;
+let compiled: WebAssembly.Module | undefined;
+// null: the buffer is no arena, or its scratch cannot hold the workspace
+const arenas = new WeakMap<ArrayBufferLike, ArenaState | null>();
+
+// Bytes copied between JavaScript arrays and a GEMM memory (see gemmStagedBytes).
+let staged = 0;
 
 function init(): WasmState | null {
   if (state !== undefined) return state;
@@ -75,18 +105,22 @@ function init(): WasmState | null {
     const bytes = decode(b64);
     if (!WebAssembly.validate(bytes)) continue;
     try {
-      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
-        .exports as unknown as GemmExports;
+      const m = new WebAssembly.Module(bytes);
+      const mem = new WebAssembly.Memory({ initial: 1 });
+      const ex = new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as GemmExports;
       const workspace = 1024;
       const scratchBase = align(workspace + ex.workspace_bytes());
+      compiled = m;
       state = {
         ex,
+        mem,
         variant,
         workspace,
         scratchBase,
         scratchEnd: scratchBase,
-        heap: new Float32Array(ex.mem.buffer),
+        heap: new Float32Array(mem.buffer),
       };
+      heapOf(state, scratchBase);
       break;
     } catch {
       // Validated but refused to instantiate (e.g. a memory limit): try the next one.
@@ -95,15 +129,128 @@ function init(): WasmState | null {
   return state;
 }
 
+// The instance on the arena `buf` is, or null when it is no arena with room
+// for the workspace. Made on first use; buffers are weakly held.
+function arenaOf(buf: ArrayBufferLike): ArenaState | null {
+  const known = arenas.get(buf);
+  if (known !== undefined) return known;
+  let st: ArenaState | null = null;
+  const s = init();
+  const mem = arenaMemory(buf), scratch = arenaScratch(buf);
+  if (s && compiled && mem && scratch) {
+    const ws = scratch.byteOffset, free = align(ws + s.ex.workspace_bytes());
+    if (free <= buf.byteLength) {
+      const ex = new WebAssembly.Instance(compiled, { env: { mem } })
+        .exports as unknown as GemmExports;
+      st = { ex, buf, workspace: ws, free, end: buf.byteLength, heap: new Float32Array(buf) };
+    }
+  }
+  arenas.set(buf, st);
+  return st;
+}
+
 // Makes the memory at least `bytes` long and returns a current view of it.
 // Growing detaches every earlier view of the memory.
 function heapOf(s: WasmState, bytes: number): Float32Array {
-  const mem = s.ex.mem;
+  const mem = s.mem;
   if (mem.buffer.byteLength < bytes) {
     mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
   }
   if (s.heap.buffer !== mem.buffer) s.heap = new Float32Array(mem.buffer);
   return s.heap;
+}
+
+/**
+ * Floats of arena scratch a kernel needs to run the GEMM on an executor's
+ * arena with views of `lengths` of its own (from {@link arenaScratchViews},
+ * or the copies {@link gemmWasm} makes of operands from outside the arena):
+ * what an op's `scratch` hook returns. 0 where WebAssembly SIMD is missing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * // linear's hook: room for a copy of x and of the weight, whichever is outside
+ * const need = gemmScratch([64 * 100, 10 * 100]);
+ * assert.ok(need === 0 || need > 64 * 100 + 10 * 100);
+ * ```
+ */
+export function gemmScratch(lengths: readonly number[]): number {
+  const s = init();
+  if (!s) return 0;
+  let n = s.ex.workspace_bytes() / 4 + ALIGN / 4;
+  for (const len of lengths) n += Math.ceil(len / (ALIGN / 4)) * (ALIGN / 4);
+  return n;
+}
+
+/**
+ * Float32Array views of the given lengths in the kernel scratch of the
+ * executor arena `buf`, after the GEMM's packing workspace, so that a
+ * kernel can build operands there (im2col columns, a copy of a weight) and
+ * hand them to {@link gemmWasm} without a copy. Null when `buf` is no arena
+ * of the wasm tier or its scratch is too small (the kernel then takes its
+ * copying path). The views stay valid until the next call, or the next
+ * `gemmWasm` call that copies an operand from outside the arena.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wasmArenaBuffer } from "./elementwise_wasm.ts";
+ * const buf = wasmArenaBuffer(256, gemmScratch([100, 100]) * 4);
+ * const views = buf && arenaScratchViews(buf, [100, 100]);
+ * assert.ok(views === null || (views[0]!.buffer === buf && views[1]!.length === 100));
+ * assert.equal(arenaScratchViews(new ArrayBuffer(1024), [1]), null);
+ * ```
+ */
+export function arenaScratchViews(
+  buf: ArrayBufferLike,
+  lengths: readonly number[],
+): Float32Array[] | null {
+  const st = arenaOf(buf);
+  if (!st) return null;
+  let end = st.free;
+  for (const len of lengths) end = align(end + len * 4);
+  if (end > st.end) return null;
+  const out: Float32Array[] = [];
+  let at = st.free;
+  for (const len of lengths) {
+    out.push(new Float32Array(buf, at, len));
+    at = align(at + len * 4);
+  }
+  return out;
+}
+
+/**
+ * Bytes copied so far between JavaScript arrays and a GEMM memory (operands
+ * staged in, results copied out, by {@link gemmWasm} and the convolutions
+ * of `conv2d_fast.ts`), for tests that check a path makes no copies.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const before = gemmStagedBytes();
+ * const c = new Float32Array(1);
+ * if (wasmAvailable()) gemmWasm(new Float32Array([2]), new Float32Array([3]), c, { m: 1, n: 1, k: 1 });
+ * assert.equal(gemmStagedBytes() - before, wasmAvailable() ? 12 : 0);
+ * ```
+ */
+export function gemmStagedBytes(): number {
+  return staged;
+}
+
+/**
+ * Counts `bytes` as staged (see {@link gemmStagedBytes}); for kernels that
+ * copy into a GEMM memory themselves.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const before = gemmStagedBytes();
+ * countStaged(8);
+ * assert.equal(gemmStagedBytes() - before, 8);
+ * ```
+ */
+export function countStaged(bytes: number): void {
+  staged += bytes;
 }
 
 /**
@@ -175,7 +322,7 @@ export function wasmArena(length: number): WasmRegion | null {
     byteOffset,
     length,
     view() {
-      const buf = s.ex.mem.buffer;
+      const buf = s.mem.buffer;
       if (cached === null || cached.buffer !== buf) {
         cached = new Float32Array(buf, byteOffset, length);
       }
@@ -212,7 +359,7 @@ export function wasmScratch(
 ): Float32Array[] | null {
   const s = init();
   if (!s) return null;
-  const buf = s.ex.mem.buffer;
+  const buf = s.mem.buffer;
   // Offsets must be read before growing: a detached view reports 0.
   const kept = keep.map((a) => (a.buffer === buf ? [a.byteOffset, a.length] : null));
   let end = s.scratchBase;
@@ -233,9 +380,12 @@ export function wasmScratch(
 
 /**
  * C = op(A)·op(B), or C += … with `accumulate`, with the WebAssembly SIMD
- * kernel; same semantics as `gemmRef` on float32. Operands that are views
- * into the wasm memory (see {@link wasmScratch}) are used in place; others
- * are copied in and C is copied back out.
+ * kernel; same semantics as `gemmRef` on float32. When C lives in an
+ * executor arena with room in its scratch, the product runs on the arena:
+ * A and B are read in place when they live there too, else copied into the
+ * scratch. Otherwise operands that are views into the module's own memory
+ * (see {@link wasmScratch}) are used in place; others are copied in and C
+ * is copied back out.
  *
  * @throws {Error} when WebAssembly SIMD is unavailable (see {@link wasmAvailable}).
  *
@@ -259,7 +409,9 @@ export function gemmWasm(a: Float32Array, b: Float32Array, c: Float32Array, d: G
   }
   const s = init();
   if (!s) throw new Error("gemmWasm: WebAssembly SIMD is not available in this runtime");
-  const buf = s.ex.mem.buffer;
+  const ar = arenaOf(c.buffer);
+  if (ar && gemmArena(ar, a, b, c, d)) return;
+  const buf = s.mem.buffer;
   const aIn = a.buffer === buf, bIn = b.buffer === buf, cIn = c.buffer === buf;
   // Staging goes after the scratch regions, which may hold in-place operands.
   let end = s.scratchEnd;
@@ -270,35 +422,85 @@ export function gemmWasm(a: Float32Array, b: Float32Array, c: Float32Array, d: G
   const cp = cIn ? c.byteOffset : end;
   if (!cIn) end = align(end + m * n * 4);
   const heap = heapOf(s, end);
-  if (!aIn) heap.set(a.length === m * k ? a : a.subarray(0, m * k), ap / 4);
-  if (!bIn) heap.set(b.length === k * n ? b : b.subarray(0, k * n), bp / 4);
-  if (!cIn && accumulate) heap.set(c.length === m * n ? c : c.subarray(0, m * n), cp / 4);
+  if (!aIn) stage(heap, a, ap, m * k);
+  if (!bIn) stage(heap, b, bp, k * n);
+  if (!cIn && accumulate) stage(heap, c, cp, m * n);
+  run(s.ex, ap, bp, cp, d, s.workspace);
+  if (!cIn) {
+    c.set(heap.subarray(cp / 4, cp / 4 + m * n));
+    staged += m * n * 4;
+  }
+}
+
+// Copies the first `len` floats of `x` to byte address `at` of `heap`.
+function stage(heap: Float32Array, x: Float32Array, at: number, len: number): void {
+  heap.set(x.length === len ? x : x.subarray(0, len), at / 4);
+  staged += len * 4;
+}
+
+function run(ex: GemmExports, ap: number, bp: number, cp: number, d: GemmDims, ws: number): void {
+  const { m, n, k } = d;
+  const accumulate = d.accumulate === true;
   if (d.transB && !d.transA && (m < 512 || n < 512)) {
     // Rows of A and B both run along K: dot products need no packing, which
     // measured 1.1-3× faster on skinny shapes and level on square ones up to
     // 512; past that the packed kernel's cache blocking wins.
-    s.ex.gemm_nt(ap, bp, cp, m, n, k, accumulate ? 1 : 0);
+    ex.gemm_nt(ap, bp, cp, m, n, k, accumulate ? 1 : 0);
   } else {
     const flags = (d.transA ? 1 : 0) | (d.transB ? 2 : 0) | (accumulate ? 4 : 0);
-    s.ex.gemm(ap, bp, cp, m, n, k, flags, s.workspace);
+    ex.gemm(ap, bp, cp, m, n, k, flags, ws);
   }
-  if (!cIn) c.set(heap.subarray(cp / 4, cp / 4 + m * n));
 }
 
-function inMemory(op: string, s: WasmState, arrays: Float32Array[]): void {
-  for (const a of arrays) {
-    if (a.buffer !== s.ex.mem.buffer) {
-      throw new Error(
-        `${op}: operands must be views from wasmScratch (got a foreign or stale array)`,
-      );
-    }
+// C lives in the arena: A and B in place or copied into its scratch; false
+// (nothing done) when the copies do not fit.
+function gemmArena(
+  st: ArenaState,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  d: GemmDims,
+): boolean {
+  const { m, n, k } = d;
+  const aIn = a.buffer === st.buf, bIn = b.buffer === st.buf;
+  // copies go past any operand that lives in the scratch itself
+  let end = st.free;
+  if (!aIn || !bIn) {
+    if (aIn) end = Math.max(end, align(a.byteOffset + m * k * 4));
+    if (bIn) end = Math.max(end, align(b.byteOffset + k * n * 4));
+    end = Math.max(end, align(c.byteOffset + m * n * 4));
   }
+  const ap = aIn ? a.byteOffset : end;
+  if (!aIn) end = align(end + m * k * 4);
+  const bp = bIn ? b.byteOffset : end;
+  if (!bIn) end = align(end + k * n * 4);
+  if (end > st.end) return false;
+  if (!aIn) stage(st.heap, a, ap, m * k);
+  if (!bIn) stage(st.heap, b, bp, k * n);
+  run(st.ex, ap, bp, c.byteOffset, d, st.workspace);
+  return true;
+}
+
+// The instance whose memory all of `arrays` live in: the own memory's or an
+// arena's; throws naming `op` otherwise.
+function instanceFor(op: string, arrays: Float32Array[]): GemmExports {
+  const s = init();
+  if (!s) throw new Error(`${op}: WebAssembly SIMD is not available in this runtime`);
+  const buf = arrays[0]!.buffer;
+  const ex = buf === s.mem.buffer ? s.ex : arenaOf(buf)?.ex;
+  if (!ex || arrays.some((a) => a.buffer !== buf)) {
+    throw new Error(
+      `${op}: operands must be views from wasmScratch or of one executor arena (got a foreign or stale array)`,
+    );
+  }
+  return ex;
 }
 
 /**
- * im2col of one image inside the wasm memory: x (C, H, W) -> col
+ * im2col of one image inside a wasm memory: x (C, H, W) -> col
  * (C·KH·KW, OH·OW), zeros where a window leaves the image. Both arrays
- * must be views from {@link wasmScratch}.
+ * must be views from {@link wasmScratch}, or of one executor arena (with
+ * scratch: see {@link arenaScratchViews}).
  *
  * @example
  * ```ts
@@ -311,10 +513,7 @@ function inMemory(op: string, s: WasmState, arrays: Float32Array[]): void {
  * ```
  */
 export function im2colWasm(x: Float32Array, col: Float32Array, d: Conv2dDims): void {
-  const s = init();
-  if (!s) throw new Error("im2colWasm: WebAssembly SIMD is not available in this runtime");
-  inMemory("im2colWasm", s, [x, col]);
-  s.ex.im2col(
+  instanceFor("im2colWasm", [x, col]).im2col(
     x.byteOffset,
     col.byteOffset,
     d.c,
@@ -330,9 +529,10 @@ export function im2colWasm(x: Float32Array, col: Float32Array, d: Conv2dDims): v
 }
 
 /**
- * col2im of one image inside the wasm memory: dx (C, H, W) = the sum of
+ * col2im of one image inside a wasm memory: dx (C, H, W) = the sum of
  * col (C·KH·KW, OH·OW) entries over the windows that read each pixel
- * (overwrites dx). Both arrays must be views from {@link wasmScratch}.
+ * (overwrites dx). Both arrays must be views from {@link wasmScratch}, or
+ * of one executor arena (with scratch: see {@link arenaScratchViews}).
  *
  * @example
  * ```ts
@@ -345,10 +545,7 @@ export function im2colWasm(x: Float32Array, col: Float32Array, d: Conv2dDims): v
  * ```
  */
 export function col2imWasm(col: Float32Array, dx: Float32Array, d: Conv2dDims): void {
-  const s = init();
-  if (!s) throw new Error("col2imWasm: WebAssembly SIMD is not available in this runtime");
-  inMemory("col2imWasm", s, [col, dx]);
-  s.ex.col2im(
+  instanceFor("col2imWasm", [col, dx]).col2im(
     col.byteOffset,
     dx.byteOffset,
     d.c,

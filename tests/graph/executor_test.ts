@@ -8,6 +8,12 @@ import { Graph, type Node } from "../../graph/graph.ts";
 import { grad } from "../../graph/grad.ts";
 import { makePlan } from "../../graph/plan.ts";
 import { add } from "../../ops/add.ts";
+import { conv2d } from "../../ops/conv2d.ts";
+import { crossEntropy } from "../../ops/cross_entropy.ts";
+import { flatten } from "../../ops/reshape.ts";
+import { linear } from "../../ops/linear.ts";
+import { gemmStagedBytes, wasmAvailable } from "../../ops/kernels/gemm_wasm.ts";
+import { uniformArray } from "../_rng.ts";
 import { dropout } from "../../ops/dropout.ts";
 import { mean } from "../../ops/mean.ts";
 import { mul } from "../../ops/mul.ts";
@@ -211,4 +217,45 @@ Deno.test("a stochastic node that a run skips still reruns when a later run need
   const want = [...new Executor(plan).run({ x: ones }, { outputs: [y], step: 1 })[0]!];
   assert.deepEqual(got, want);
   assert.notDeepEqual(got, [...new Executor(plan).run({ x: ones }, { outputs: [y] })[0]!]);
+});
+
+Deno.test({
+  name:
+    "a wasm executor runs convolutions and linear layers on its arena: only the weights are copied, results as with a plain buffer",
+  ignore: !wasmAvailable(),
+  fn() {
+    const g = new Graph();
+    const x = g.input("x", [-1, 2, 10, 10]);
+    const t = g.input("t", [-1]);
+    const w1 = g.param("w1", [6, 2, 3, 3], { kind: "uniform", bound: 0.3 });
+    const b1 = g.param("b1", [6], { kind: "uniform", bound: 0.3 });
+    const w2 = g.param("w2", [4, 6, 3, 3], { kind: "uniform", bound: 0.3 });
+    const fc = g.param("fc", [5, 4 * 4 * 4], { kind: "uniform", bound: 0.3 });
+    const h = relu(conv2d(relu(conv2d(x, w1, b1, { padding: 1 })), w2, null, { stride: 2 }));
+    const loss = crossEntropy(linear(flatten(h), fc), t, { name: "loss" });
+    const grads = grad(loss, [w1, b1, w2, fc]) as Node[];
+    const plan = makePlan(g, { batch: 3, outputs: [loss, ...grads] });
+    assert.ok(plan.scratchLength > 0, "the convolutions and the linear layer reserve scratch");
+    const feeds = { x: uniformArray(3 * 200, 7), t: [1, 4, 0] };
+    const plain = new Executor(plan, {
+      seed: 3,
+      tier: "wasm",
+      allocate: (n) => new ArrayBuffer(n),
+    });
+    const want = plain.run(feeds).map((v) => [...v]);
+    const ex = new Executor(plan, { seed: 3, tier: "wasm" });
+    const staged0 = gemmStagedBytes();
+    const got = ex.run(feeds).map((v) => [...v]);
+    const staged = gemmStagedBytes() - staged0;
+    // the elementwise kernels (bias sums) differ from the plain buffer's in rounding only
+    got.forEach((o, i) =>
+      o.forEach((v, j) =>
+        assert.ok(Math.abs(v - want[i]![j]!) <= 1e-5 * (1 + Math.abs(want[i]![j]!)), `${i}/${j}`)
+      )
+    );
+    // each weight is copied for the forward and the backward-to-input (none for
+    // the first layer's input), never an activation or a gradient
+    const weights = (6 * 2 * 9 + 2 * 4 * 6 * 9 + 2 * 5 * 64) * 4;
+    assert.equal(staged, weights, `staged ${staged} bytes`);
+  },
 });

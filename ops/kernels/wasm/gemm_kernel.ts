@@ -14,7 +14,9 @@
  * - `im2col`, `col2im`: see `im2col_kernel.ts`; the convolution builds its
  *   GEMM operands with them without leaving the wasm memory.
  * - `gemm_nt`: A·Bᵀ as dot products without packing, see `gemm_nt_kernel.ts`.
- * - `mem`: the module's own memory, grown from JavaScript.
+ * The memory is imported (`env.mem`): JavaScript hands each instance the
+ * memory it works on, a growable one of its own for arrays outside any
+ * arena, or an executor's arena (see `../gemm_wasm.ts`).
  *
  * @module
  */
@@ -342,7 +344,8 @@ export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
   const nt = ntDriver(head.length);
   nt.exportName = "gemm_nt";
   return encodeModule({
-    memoryPages: Math.ceil(workspaceBytes(p) / 65536) + 1,
+    memoryPages: 1,
+    importMemory: true,
     funcs: [...head, ...tiles, nt],
   });
 }

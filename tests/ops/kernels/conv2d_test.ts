@@ -12,9 +12,12 @@ import {
   conv2dBackwardFilterFast,
   conv2dBackwardInputFast,
   conv2dFast,
+  conv2dFastScratch,
 } from "../../../ops/kernels/conv2d_fast.ts";
+import { wasmArenaBuffer } from "../../../ops/kernels/elementwise_wasm.ts";
 import {
   col2imWasm,
+  gemmStagedBytes,
   im2colWasm,
   wasmArena,
   wasmAvailable,
@@ -159,53 +162,116 @@ function assertClose(got: Float32Array, want: Float64Array, scale: Float64Array,
 }
 
 const abs = (a: Float64Array) => a.map(Math.abs);
-const tiers: ("ts" | "wasm")[] = wasmAvailable() ? ["ts", "wasm"] : ["ts"];
 
-function checkFast(d: Conv2dDims, seed: number, tier: "ts" | "wasm", bias: boolean): void {
+// Where the float32 operands live: "ts" and "wasm" in plain arrays (the wasm
+// tier stages them into the GEMM module's memory); "arena" in one executor
+// arena with the plan's kernel scratch, the weight outside it like a
+// parameter; "arena-w" with the weight inside too.
+type Mode = "ts" | "wasm" | "arena" | "arena-w";
+const modes: Mode[] = wasmAvailable() ? ["ts", "wasm", "arena", "arena-w"] : ["ts"];
+
+// An allocator of NaN-filled float32 arrays for `mode`, with room for every
+// operand of the three passes of `d`.
+function placer(mode: Mode, d: Conv2dDims): (len: number) => Float32Array {
+  if (mode === "ts" || mode === "wasm") return (len) => new Float32Array(len).fill(NaN);
+  const n = sizes(d);
+  const pad = (len: number) => Math.ceil(len / 16) * 16;
+  const bytes = 4 * (2 * pad(n.x) + 2 * pad(n.y) + 2 * pad(n.w) + pad(d.oc));
+  const scratch = Math.max(
+    ...(["forward", "input", "filter"] as const).map((p) => conv2dFastScratch(d, p)),
+  );
+  const buf = wasmArenaBuffer(bytes, scratch * 4)!;
+  new Float32Array(buf).fill(NaN); // the scratch too: kernels must write all they read
+  let at = 0;
+  return (len) => {
+    const a = new Float32Array(buf, at * 4, len);
+    at += pad(len);
+    return a;
+  };
+}
+
+function checkFast(d: Conv2dDims, seed: number, mode: Mode, bias: boolean): void {
   const n = sizes(d);
   const x = random32(n.x, seed), w = random32(n.w, seed + 1), dy = random32(n.y, seed + 2);
   const b = bias ? random32(d.oc, seed + 3) : null;
-  const label = `${tier} ${JSON.stringify(d)}`;
+  const label = `${mode} ${JSON.stringify(d)}`;
+  const tier = mode === "ts" ? "ts" : "wasm";
+  const place = placer(mode, d);
+  const put = (a: Float64Array) => {
+    const out = place(a.length);
+    out.set(a);
+    return out;
+  };
+  const x32 = put(x), dy32 = put(dy), b32 = b && new Float32Array(b);
+  const w32 = mode === "arena-w" ? put(w) : new Float32Array(w);
+  const staged0 = gemmStagedBytes();
 
   const y = new Float64Array(n.y), ys = new Float64Array(n.y);
   conv2dRef(x, w, b, y, d);
   conv2dRef(abs(x), abs(w), b && abs(b), ys, d);
-  const y32 = new Float32Array(n.y).fill(NaN);
-  conv2dFast(new Float32Array(x), new Float32Array(w), b && new Float32Array(b), y32, d, tier);
+  const y32 = place(n.y);
+  conv2dFast(x32, w32, b32, y32, d, tier);
   assertClose(y32, y, ys, `conv2dFast ${label}`);
 
   const dx = new Float64Array(n.x), dxs = new Float64Array(n.x);
   conv2dBackwardInputRef(dy, w, dx, d);
   conv2dBackwardInputRef(abs(dy), abs(w), dxs, d);
-  const dx32 = new Float32Array(n.x).fill(NaN);
-  conv2dBackwardInputFast(new Float32Array(dy), new Float32Array(w), dx32, d, tier);
+  const dx32 = place(n.x);
+  conv2dBackwardInputFast(dy32, w32, dx32, d, tier);
   assertClose(dx32, dx, dxs, `conv2dBackwardInputFast ${label}`);
 
   const dw = new Float64Array(n.w), dws = new Float64Array(n.w);
   conv2dBackwardFilterRef(x, dy, dw, d);
   conv2dBackwardFilterRef(abs(x), abs(dy), dws, d);
-  const dw32 = new Float32Array(n.w).fill(NaN);
-  conv2dBackwardFilterFast(new Float32Array(x), new Float32Array(dy), dw32, d, tier);
+  const dw32 = place(n.w);
+  conv2dBackwardFilterFast(x32, dy32, dw32, d, tier);
   assertClose(dw32, dw, dws, `conv2dBackwardFilterFast ${label}`);
+
+  // on an arena nothing is copied but a weight from outside, once per pass that reads it
+  const staged = gemmStagedBytes() - staged0;
+  if (mode === "arena") assert.equal(staged, 2 * 4 * n.w, `staged bytes, ${label}`);
+  if (mode === "arena-w") assert.equal(staged, 0, `staged bytes, ${label}`);
+  if (mode === "wasm") assert.ok(staged >= 4 * (n.x + n.y), `staged bytes, ${label}`);
 }
 
-for (const tier of tiers) {
-  Deno.test(`conv2d fast kernels (${tier}) match the refs for random shapes, strides and padding`, () => {
+for (const mode of modes) {
+  Deno.test(`conv2d fast kernels (${mode}) match the refs for random shapes, strides and padding`, () => {
     fc.assert(
       fc.property(convArb, fc.integer({ min: 0, max: 2 ** 30 }), fc.boolean(), (d, seed, bias) => {
-        checkFast(d, seed, tier, bias);
+        checkFast(d, seed, mode, bias);
       }),
-      { numRuns: 150 },
+      { numRuns: mode === "arena" || mode === "arena-w" ? 60 : 150 },
     );
   });
 
-  Deno.test(`conv2d fast kernels (${tier}) match the refs on 1×1 and lecture-like shapes`, () => {
-    checkFast(dims(2, 5, 7, 6, 3, 1, 1, 1, 0), 11, tier, true); // pointwise: no im2col
-    checkFast(dims(3, 1, 28, 28, 8, 3, 3, 1, 0), 12, tier, true); // conv1 of the lecture, fewer channels
-    checkFast(dims(2, 16, 13, 13, 12, 3, 3, 1, 1), 13, tier, false);
-    checkFast(dims(2, 3, 17, 15, 4, 5, 4, 3, 2), 14, tier, true);
+  Deno.test(`conv2d fast kernels (${mode}) match the refs on 1×1 and lecture-like shapes`, () => {
+    checkFast(dims(2, 5, 7, 6, 3, 1, 1, 1, 0), 11, mode, true); // pointwise: no im2col
+    checkFast(dims(3, 1, 28, 28, 8, 3, 3, 1, 0), 12, mode, true); // conv1 of the lecture, fewer channels
+    checkFast(dims(2, 16, 13, 13, 12, 3, 3, 1, 1), 13, mode, false);
+    checkFast(dims(2, 3, 17, 15, 4, 5, 4, 3, 2), 14, mode, true);
   });
 }
+
+Deno.test({
+  name: "conv2d fast kernels on an arena without enough scratch take the copying path",
+  ignore: !wasmAvailable(),
+  fn() {
+    const d = dims(2, 3, 9, 9, 4, 3, 3, 1, 1);
+    const n = sizes(d);
+    const x = random32(n.x, 5), w = random32(n.w, 6);
+    const buf = wasmArenaBuffer(4 * (n.x + n.y), 0)!; // no scratch reserved
+    const x32 = new Float32Array(buf, 0, n.x), y32 = new Float32Array(buf, 4 * n.x, n.y);
+    x32.set(x);
+    y32.fill(NaN);
+    const staged0 = gemmStagedBytes();
+    conv2dFast(x32, new Float32Array(w), null, y32, d, "wasm");
+    assert.ok(gemmStagedBytes() - staged0 >= 4 * (n.x + n.y), "it staged the images");
+    const y = new Float64Array(n.y), ys = new Float64Array(n.y);
+    conv2dRef(x, w, null, y, d);
+    conv2dRef(abs(x), abs(w), null, ys, d);
+    assertClose(y32, y, ys, "conv2dFast without scratch");
+  },
+});
 
 Deno.test("conv2d kernels reject inconsistent dims and short arrays", () => {
   const d = dims(1, 2, 5, 5, 3, 3, 3, 1, 0);

@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
 import { type GemmDims, gemmRef } from "../../../ops/kernels/gemm_ref.ts";
 import { gemmBlocked } from "../../../ops/kernels/gemm_blocked.ts";
-import { gemmWasm, wasmArena, wasmAvailable, wasmScratch } from "../../../ops/kernels/gemm_wasm.ts";
+import {
+  arenaScratchViews,
+  gemmScratch,
+  gemmStagedBytes,
+  gemmWasm,
+  wasmArena,
+  wasmAvailable,
+  wasmScratch,
+} from "../../../ops/kernels/gemm_wasm.ts";
+import { wasmArenaBuffer } from "../../../ops/kernels/elementwise_wasm.ts";
 import { gemm } from "../../../ops/kernels/gemm.ts";
 import { uniformArray } from "../../_rng.ts";
 import type { Tier } from "../../../graph/op.ts";
@@ -97,6 +106,92 @@ Deno.test({
   ignore: !wasmAvailable(),
   fn() {
     bigCases.forEach((d, i) => checkAgainstRef(gemmWasm, d, 200 + i));
+  },
+});
+
+// gemmWasm with C in an executor arena (with the scratch linear's hook
+// reserves), A and B inside it or outside as `inside` says; checks that only
+// the operands from outside were copied, once.
+function onArena(inside: [boolean, boolean]): Gemm32 {
+  return (a, b, c, d) => {
+    const pad = (len: number) => Math.ceil(len / 16) * 16;
+    const bytes = 4 * (pad(a.length) + pad(b.length) + pad(c.length));
+    const buf = wasmArenaBuffer(bytes, gemmScratch([a.length, b.length]) * 4)!;
+    new Float32Array(buf).fill(NaN);
+    let at = 0;
+    const put = (x: Float32Array, inArena: boolean) => {
+      if (!inArena) return x;
+      const v = new Float32Array(buf, at * 4, x.length);
+      at += pad(x.length);
+      v.set(x);
+      return v;
+    };
+    const a1 = put(a, inside[0]), b1 = put(b, inside[1]), c1 = put(c, true);
+    const staged0 = gemmStagedBytes();
+    gemmWasm(a1, b1, c1, d);
+    const want = (inside[0] ? 0 : d.m * d.k) + (inside[1] ? 0 : d.k * d.n);
+    assert.equal(gemmStagedBytes() - staged0, 4 * want, "staged bytes");
+    c.set(c1);
+  };
+}
+
+for (const inside of [[true, true], [false, true], [true, false], [false, false]] as const) {
+  Deno.test({
+    name: `gemmWasm on an arena matches gemmRef, A ${inside[0] ? "in" : "out"}side, B ${
+      inside[1] ? "in" : "out"
+    }side`,
+    ignore: !wasmAvailable(),
+    fn() {
+      const kernel = onArena([inside[0], inside[1]]);
+      fc.assert(
+        fc.property(dimsArb, fc.integer({ min: 0, max: 2 ** 30 }), (d, seed) => {
+          checkAgainstRef(kernel, d, seed);
+        }),
+        { numRuns: 100 },
+      );
+      bigCases.forEach((d, i) => checkAgainstRef(kernel, d, 300 + i));
+    },
+  });
+}
+
+Deno.test({
+  name: "gemmWasm with C outside any arena, or an arena short of scratch, stages everything",
+  ignore: !wasmAvailable(),
+  fn() {
+    const d = { m: 9, n: 11, k: 7 };
+    const a = randomF32(63, 1), b = randomF32(77, 2);
+    const want = new Float32Array(99);
+    gemmBlocked(a, b, want, d);
+    const buf = wasmArenaBuffer(4 * (64 + 80 + 112), 0)!; // no scratch reserved
+    const a1 = new Float32Array(buf, 0, 63), b1 = new Float32Array(buf, 256, 77);
+    const c1 = new Float32Array(buf, 576, 99);
+    a1.set(a);
+    b1.set(b);
+    for (const c of [new Float32Array(99), c1]) {
+      const staged0 = gemmStagedBytes();
+      gemmWasm(a1, b1, c, d);
+      assert.equal(gemmStagedBytes() - staged0, 4 * (63 + 77 + 99));
+      for (let i = 0; i < 99; i++) assert.ok(Math.abs(c[i] - want[i]) < 1e-5);
+    }
+  },
+});
+
+Deno.test({
+  name: "gemmWasm on an arena copies an outside operand past operands that live in the scratch",
+  ignore: !wasmAvailable(),
+  fn() {
+    const d = { m: 5, n: 6, k: 4 };
+    const a = randomF32(20, 3), b = randomF32(24, 4);
+    const want = new Float32Array(30);
+    gemmBlocked(a, b, want, d);
+    const buf = wasmArenaBuffer(64, gemmScratch([24, 30, 20]) * 4)!;
+    // B and C in the scratch, as a kernel's views; A from outside
+    const [b1, c1] = arenaScratchViews(buf, [24, 30])!;
+    b1.set(b);
+    gemmWasm(a, b1, c1, d);
+    assert.deepEqual([...b1], [...b]);
+    for (let i = 0; i < 30; i++) assert.ok(Math.abs(c1[i] - want[i]) < 1e-5);
+    assert.equal(arenaScratchViews(buf, [1e6]), null, "too big for the scratch");
   },
 });
 

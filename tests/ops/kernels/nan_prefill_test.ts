@@ -133,8 +133,9 @@ function fused(): Case {
 
 const cases: [string, () => Case][] = [["cnn", cnn], ["mlp", mlp], ["fused", fused]];
 
-function nanArena(bytes: number): ArrayBuffer {
-  const buf = arenaAllocator()?.(bytes) ?? new ArrayBuffer(bytes);
+// the kernel scratch past the arena is NaN-filled too
+function nanArena(bytes: number, scratchBytes?: number): ArrayBuffer {
+  const buf = arenaAllocator()?.(bytes, scratchBytes) ?? new ArrayBuffer(bytes);
   new Float32Array(buf).fill(NaN);
   return buf;
 }

@@ -51,12 +51,14 @@ for (const [name, b64] of [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], ["simd", GE
     name: `embedded ${name} gemm module matches gemmRef`,
     ignore: !WebAssembly.validate(bytes),
     fn() {
-      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as {
-        mem: WebAssembly.Memory;
-        gemm(...args: number[]): void;
-        gemm_nt(...args: number[]): void;
-        workspace_bytes(): number;
-      };
+      // the module imports its memory (env.mem)
+      const mem = new WebAssembly.Memory({ initial: 1 });
+      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } })
+        .exports as {
+          gemm(...args: number[]): void;
+          gemm_nt(...args: number[]): void;
+          workspace_bytes(): number;
+        };
       const ws = 1024;
       // flags: bit 0 transA, bit 1 transB, bit 2 accumulate; bit 3 runs gemm_nt (A·Bᵀ).
       const cases = [[5, 9, 3, 0], [37, 70, 300, 3], [64, 17, 33, 6], [9, 7, 13, 10], [
@@ -71,10 +73,10 @@ for (const [name, b64] of [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], ["simd", GE
         const c = Float32Array.from({ length: m * n }, (_, i) => (i % 7) - 3);
         const ap = ws + ex.workspace_bytes(), bp = ap + a.length * 4, cp = bp + b.length * 4;
         const end = cp + c.length * 4;
-        if (ex.mem.buffer.byteLength < end) {
-          ex.mem.grow(Math.ceil((end - ex.mem.buffer.byteLength) / 65536));
+        if (mem.buffer.byteLength < end) {
+          mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
         }
-        const heap = new Float32Array(ex.mem.buffer);
+        const heap = new Float32Array(mem.buffer);
         heap.set(a, ap / 4);
         heap.set(b, bp / 4);
         heap.set(c, cp / 4);
