@@ -52,7 +52,7 @@ export {
 export * from "./ops/mod.ts";
 export { getKernelTier, setKernelTier, wasmAvailable } from "./ops/kernels/tier.ts";
 export { type DotOptions, toDot } from "./graph/dot.ts";
-export { fuseGraph } from "./graph/passes/mod.ts";
+export { CHAIN_OPS, chainGroups, fuseChains, fuseGraph } from "./graph/passes/mod.ts";
 export {
   type GradientRunner,
   type InjectedFault,

@@ -19,6 +19,7 @@ export * from "./cross_entropy.ts";
 export * from "./div.ts";
 export * from "./dropout.ts";
 export * from "./element_count.ts";
+export * from "./elementwise_chain.ts";
 export * from "./exp.ts";
 export * from "./expand_as.ts";
 export * from "./fill.ts";

@@ -5,3 +5,4 @@
  * @module
  */
 export { fuseGraph } from "./fuse.ts";
+export { CHAIN_OPS, chainGroups, fuseChains } from "./chains.ts";

@@ -60,11 +60,24 @@ export function leakyReluBackwardF32(
   for (let i = 0; i < dx.length; i++) dx[i] = x[i]! > 0 ? dy[i]! : dy[i]! * slope;
 }
 
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+/** `1/√(2π)`, the normal density's factor, as the float32 GELU backward uses it. */
+export const INV_SQRT_2PI: number = 1 / Math.sqrt(2 * Math.PI);
 
 // Φ(x) from A&S 7.1.26 on z = |x|/√2: erfc(z) ≈ t(a1 + t(a2 + …)) e^(-z²),
 // t = 1/(1 + p z); for x < 0, Φ = erfc(z)/2 keeps its relative precision
-function cdfApprox(x: number): number {
+/**
+ * The normal CDF Φ(x) of the float32 GELU kernels (A&S 7.1.26, |error| ≤
+ * 1.5e-7); the fused elementwise chains call it so that their GELU steps
+ * match {@linkcode geluF32} bit for bit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cdfApprox } from "./activation_fast.ts";
+ * assert.ok(Math.abs(cdfApprox(0) - 0.5) < 1e-7);
+ * ```
+ */
+export function cdfApprox(x: number): number {
   const z = Math.abs(x) * Math.SQRT1_2;
   const t = 1 / (1 + 0.3275911 * z);
   const poly = t *

@@ -14,7 +14,7 @@ import { type FloatArray, fmtShape, lookupOp, numel, type Tier } from "../../gra
 import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
 import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan } from "../../graph/plan.ts";
-import { fuseGraph } from "../../graph/passes/mod.ts";
+import { fuseChains, fuseGraph } from "../../graph/passes/mod.ts";
 import { namesOf, SPAN, type TraceMemory, type TraceNames, TraceRecorder } from "./trace.ts";
 
 /** Everything a shard needs, posted once when a worker starts; the arrays are shared views. */
@@ -272,7 +272,7 @@ export class GradientShard {
     if (init.fuse !== false) {
       // the fused graph keeps the loss and gradient nodes under their names
       const names = this.outputs.map((o) => o.name);
-      this.graph = fuseGraph(g, names);
+      this.graph = fuseChains(fuseGraph(g, names), names);
       this.outputs = names.map((name) => this.graph.node(name));
     }
     const { list, phases, size } = collectivesOf(this.graph);

@@ -13,6 +13,7 @@ import { Graph, type Node } from "../../../graph/graph.ts";
 import { grad } from "../../../graph/grad.ts";
 import { registeredOps, type Tier } from "../../../graph/op.ts";
 import { makePlan } from "../../../graph/plan.ts";
+import { fuseChains } from "../../../graph/passes/chains.ts";
 import { fuseGraph } from "../../../graph/passes/fuse.ts";
 import {
   add,
@@ -131,7 +132,21 @@ function fused(): Case {
   };
 }
 
-const cases: [string, () => Case][] = [["cnn", cnn], ["mlp", mlp], ["fused", fused]];
+// the mlp graph with its elementwise chains fused (elementwise_chain nodes)
+function chained(): Case {
+  const c = mlp();
+  const names = c.outputs.map((o) => o.name);
+  const f = fuseChains(c.graph, names);
+  assert.ok(f.nodes.some((r) => r.op === "elementwise_chain"), "the pass fused a chain");
+  return { graph: f, outputs: names.map((n) => f.node(n)), feeds: c.feeds };
+}
+
+const cases: [string, () => Case][] = [
+  ["cnn", cnn],
+  ["mlp", mlp],
+  ["fused", fused],
+  ["chained", chained],
+];
 
 // the kernel scratch past the arena is NaN-filled too
 function nanArena(bytes: number, scratchBytes?: number): ArrayBuffer {
