@@ -194,21 +194,26 @@ export function winogradBackwardFilterWasm(
   };
   const dU = take(a2 * Cp * OCp), rawX = take(nb * chw), rawDy = take(nb * ohw);
   const stX = take(nb * Hp * Wp * Cp), stDy = take(nb * OHp * OWp * OCp);
-  const V = take(a2 * nb * tpi * Cp), M = take(a2 * nb * tpi * OCp), out = take(OCp * Cp * 9);
+  // An odd number of rows between transform points: with an even one
+  // (T = 144 for F(2×2) on 24×24) the α² store streams of a transform
+  // fall 4 KiB apart and evict each other from L1; F(2×2)'s dy transform
+  // took 9-18 ms against 0.8-3 ms with one row more (mnist-net conv2, N=64).
+  const rows = (nb * tpi) | 1;
+  const V = take(a2 * rows * Cp), M = take(a2 * rows * OCp), out = take(OCp * Cp * 9);
   const mem = ex.mem;
   if (mem.buffer.byteLength < end) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
   const heap = new Float32Array(mem.buffer);
   heap.fill(0, dU / 4, dU / 4 + a2 * Cp * OCp);
   const xin = m === 2 ? ex.xin2 : ex.xin4, xdy = m === 2 ? ex.xdy2 : ex.xdy4;
   for (let n0 = 0; n0 < N; n0 += nb) {
-    const cnt = Math.min(nb, N - n0), T = cnt * tpi;
+    const cnt = Math.min(nb, N - n0), T = cnt * tpi, Ts = T | 1;
     heap.set(x.subarray(n0 * chw, (n0 + cnt) * chw), rawX / 4);
     heap.set(dy.subarray(n0 * ohw, (n0 + cnt) * ohw), rawDy / 4);
     ex.stage(rawX, stX, C, H, W, Cp, Hp, Wp, p, cnt);
     ex.stage(rawDy, stDy, OC, OH, OW, OCp, OHp, OWp, 0, cnt);
-    xin(stX, V, tilesH, tilesW, cnt, Cp, Hp, Wp, T);
-    xdy(stDy, M, tilesH, tilesW, cnt, OCp, OHp, OWp, T);
-    ex.accum(V, M, dU, T, Cp, OCp, a2);
+    xin(stX, V, tilesH, tilesW, cnt, Cp, Hp, Wp, Ts);
+    xdy(stDy, M, tilesH, tilesW, cnt, OCp, OHp, OWp, Ts);
+    ex.accum(V, M, dU, T, Ts, Cp, OCp, a2);
   }
   (m === 2 ? ex.xout2 : ex.xout4)(dU, out, Cp, OCp);
   // (OCp, Cp, 9) -> (OC, C, 9)

@@ -8,14 +8,15 @@
  *   → (Hp, Wp, Cp) at dst, channels last, zeros around (pad rows/columns
  *   before the image) and in channels C … Cp−1, so that a vector holds one
  *   pixel of four channels and the transforms need no bounds checks;
- * - `xin2`/`xin4(src, dst, tilesH, tilesW, n, Cp, Hp, Wp, T)`: the input
+ * - `xin2`/`xin4(src, dst, tilesH, tilesW, n, Cp, Hp, Wp, Ts)`: the input
  *   transform V = Bᵀ d B of every α×α tile of every staged image, written
  *   as V[ξ][t][c] (ξ < α² the transform point, t < T = n·tilesH·tilesW the
- *   tile);
+ *   tile, Ts ≥ T rows of Cp floats from one ξ to the next);
  * - `xdy2`/`xdy4(...)`: the same shape of call for the output-gradient
  *   transform A dY Aᵀ of the m×m tiles of the staged dy, as M[ξ][t][k];
- * - `accum(V, M, dU, T, Cp, OCp, nxi)`: dU[ξ] (Cp × OCp) += V[ξ]ᵀ·M[ξ] for
- *   each ξ < nxi, an MR×NR register-blocked micro-kernel over the T tiles;
+ * - `accum(V, M, dU, T, Ts, Cp, OCp, nxi)`: dU[ξ] (Cp × OCp) += V[ξ]ᵀ·M[ξ]
+ *   for each ξ < nxi, an MR×NR register-blocked micro-kernel over the T
+ *   tiles;
  * and once at the end `xout2`/`xout4(dU, dw, Cp, OCp)`: dw[k][c] = Gᵀ dU G
  * (3×3), laid out (OCp, Cp, 3, 3).
  *
@@ -262,10 +263,11 @@ function xformKernel(l: readonly (readonly number[])[], m: number): FuncBuilder 
   return f;
 }
 
-// accum(V, M, dU, T, Cp, OCp, nxi): dU[ξ] (Cp × OCp) += Σ_t V[ξ][t]ᵀ M[ξ][t]
+// accum(V, M, dU, T, Ts, Cp, OCp, nxi): dU[ξ] (Cp × OCp) += Σ_{t<T} V[ξ][t]ᵀ M[ξ][t],
+// with Ts ≥ T rows between transform points
 function accumKernel(relaxed: boolean): FuncBuilder {
-  const f = new FuncBuilder(Array(7).fill(I32), []);
-  const [V, M, dU, T, Cp, OCp, nxi] = Array.from({ length: 7 }, (_, i) => f.param(i));
+  const f = new FuncBuilder(Array(8).fill(I32), []);
+  const [V, M, dU, T, Ts, Cp, OCp, nxi] = Array.from({ length: 8 }, (_, i) => f.param(i));
   const xi = f.local(I32), c0 = f.local(I32), k0 = f.local(I32), t = f.local(I32);
   const sa = f.local(I32), sb = f.local(I32), pa0 = f.local(I32), pb0 = f.local(I32);
   const pc0 = f.local(I32), pa = f.local(I32), pb = f.local(I32), pc = f.local(I32);
@@ -327,9 +329,9 @@ function accumKernel(relaxed: boolean): FuncBuilder {
         }
       });
     });
-    // next ξ: V and M advance by T rows, dU by Cp rows
-    f.get(pa0).get(T).get(sa).i32Mul().i32Add().set(pa0);
-    f.get(pb0).get(T).get(sb).i32Mul().i32Add().set(pb0);
+    // next ξ: V and M advance by Ts rows, dU by Cp rows
+    f.get(pa0).get(Ts).get(sa).i32Mul().i32Add().set(pa0);
+    f.get(pb0).get(Ts).get(sb).i32Mul().i32Add().set(pb0);
     f.get(pc0).get(Cp).get(sb).i32Mul().i32Add().set(pc0);
   });
   return f;
