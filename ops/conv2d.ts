@@ -1,6 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dRef } from "./kernels/conv2d_ref.ts";
+import { conv2dWinogradWasm } from "./kernels/winograd_wasm.ts";
 import { runKernel } from "./kernels/tier.ts";
 import { checkGeometry, conv2dDims, convOutSize } from "./_conv.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
@@ -49,7 +50,10 @@ export const conv2dOp: OpDef<Conv2dAttrs> = registerOp<Conv2dAttrs>({
     runKernel(y, c.tier, {
       ref: () => conv2dRef(x!, w!, b ?? null, y, d),
       ts: () => conv2dFast(x32!, w32!, b32!, y32!, d, "ts"),
-      wasm: () => conv2dFast(x32!, w32!, b32!, y32!, d, "wasm"),
+      // Winograd for 3×3 stride-1 layers with enough channels, else im2col + GEMM
+      wasm: () =>
+        conv2dWinogradWasm(x32!, w32!, b32 ?? null, y32!, d) ||
+        conv2dFast(x32!, w32!, b32!, y32!, d, "wasm"),
     });
   },
   // dx = conv2dBackwardInput(dy, w), dw = conv2dBackwardFilter(x, dy), db = Σ_{n,oh,ow} dy

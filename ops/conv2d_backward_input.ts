@@ -1,6 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardInputFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dBackwardInputRef } from "./kernels/conv2d_ref.ts";
+import { conv2dBackwardInputWinogradWasm } from "./kernels/winograd_wasm.ts";
 import { runKernel } from "./kernels/tier.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
@@ -50,7 +51,10 @@ export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp
     runKernel(dx, c.tier, {
       ref: () => conv2dBackwardInputRef(dy!, w!, dx, d),
       ts: () => conv2dBackwardInputFast(dy32!, w32!, dx32!, d, "ts"),
-      wasm: () => conv2dBackwardInputFast(dy32!, w32!, dx32!, d, "wasm"),
+      // Winograd for 3×3 stride-1 layers with enough channels, else col2im + GEMM
+      wasm: () =>
+        conv2dBackwardInputWinogradWasm(dy32!, w32!, dx32!, d) ||
+        conv2dBackwardInputFast(dy32!, w32!, dx32!, d, "wasm"),
     });
   },
   // bilinear in (dy, w), the adjoint of conv2d in x:

@@ -36,6 +36,7 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
                      1 runs in-process (default and most: the hardware threads)
   --kernels TIER     wasm (default when available) | ts | ref
   --no-fuse          run the unfused graph (no fused kernels)
+  --no-winograd      3×3 convolutions by im2col + GEMM instead of Winograd (wasm tier)
   --checkpoint PATH  save parameters and optimizer state (safetensors) each epoch, at the end and on Ctrl-C
   --resume PATH      continue exactly from a checkpoint (same --seed, --batch, --lr, --optimizer,
                      --schedule, --weight-decay, --nesterov, --clip-grad-norm)
@@ -102,6 +103,7 @@ export function parseFlags(args: string[]): ParsedFlags {
         workers: { type: "string" },
         kernels: { type: "string" },
         "no-fuse": { type: "boolean" },
+        "no-winograd": { type: "boolean" },
         checkpoint: { type: "string" },
         resume: { type: "string" },
         plot: { type: "string" },
@@ -145,6 +147,7 @@ export function parseFlags(args: string[]): ParsedFlags {
     options.optimizer = values.optimizer as OptimizerName;
   }
   if (values["no-fuse"]) options.fuse = false;
+  if (values["no-winograd"]) options.winograd = false;
   if (values.kernels !== undefined) {
     if (!["wasm", "ts", "ref"].includes(values.kernels)) {
       throw new UsageError(`--kernels must be wasm, ts or ref, got "${values.kernels}"`);

@@ -104,6 +104,8 @@ export interface TrainOptions extends StepToolOptions {
   kernels?: Tier;
   /** Run the graph fusion pass (default true); false runs the unfused graph (`--no-fuse`). */
   fuse?: boolean;
+  /** Winograd 3×3 convolutions on the wasm tier (default true); false runs im2col + GEMM (`--no-winograd`). */
+  winograd?: boolean;
   /**
    * With `workers` > 1: whether the main thread computes a shard too (default true), or only
    * `workers` Web Workers do, which keeps a web page's main thread free for drawing.
@@ -443,6 +445,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       maxBatch: batch,
       tier: opts.kernels,
       fuse: opts.fuse,
+      winograd: opts.winograd,
       profile: opts.profile !== undefined,
       mainThread: opts.mainThread,
       faults: opts.faults,
@@ -462,6 +465,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       maxBatch: batch,
       tier: opts.kernels,
       fuse: opts.fuse,
+      winograd: opts.winograd,
       profile: opts.profile !== undefined,
     });
   const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));

@@ -86,6 +86,11 @@ Deno.test("--no-fuse turns the fusion pass off; it is on unless asked", () => {
   assert.equal(parseFlags([]).options.fuse, undefined);
 });
 
+Deno.test("--no-winograd keeps 3×3 convolutions on im2col + GEMM; Winograd is on unless asked", () => {
+  assert.equal(parseFlags(["--no-winograd"]).options.winograd, false);
+  assert.equal(parseFlags([]).options.winograd, undefined);
+});
+
 Deno.test("Ctrl-C writes the checkpoint, exits with 130, and the run resumes from it", async () => {
   const dir = await Deno.makeTempDir();
   const ckpt = `${dir}/run.safetensors`;

@@ -38,6 +38,8 @@ export interface LocalRunnerOptions {
   microTail?: number;
   /** Run the fusion pass (default true); false runs the unfused graph. */
   fuse?: boolean;
+  /** Winograd convolutions on the wasm tier (default true); false keeps im2col + GEMM. */
+  winograd?: boolean;
   /** Record a timeline (see {@linkcode LocalRunner.profiler}). */
   profile?: boolean;
 }
@@ -106,6 +108,7 @@ export class LocalRunner implements GradientRunner {
       microBatch: opts.microBatch,
       microTail: opts.microTail,
       fuse: opts.fuse,
+      winograd: opts.winograd,
       trace: this.profiler?.threads[0],
     });
     if (this.profiler) this.profiler.names = this.shard.traceNames();

@@ -63,6 +63,8 @@ export interface WorkerPoolOptions {
   microTail?: number;
   /** Run the fusion pass in every shard (default true); false runs the unfused graph. */
   fuse?: boolean;
+  /** Winograd convolutions on the wasm tier (default true); false keeps im2col + GEMM. */
+  winograd?: boolean;
   /** A step, or a worker's answer to one, that takes longer than this is a fault (default 60000). */
   stepTimeoutMs?: number;
   /** Failures of one worker in a row (it is replaced each time) before the pool gives up (default 3, so at most 4). */
@@ -541,6 +543,7 @@ export class WorkerPool implements GradientRunner {
       microBatch: opts.microBatch,
       microTail: opts.microTail,
       fuse: opts.fuse,
+      winograd: opts.winograd,
       trace: this.profiler?.threads[thread],
     };
   }

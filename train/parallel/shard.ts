@@ -15,6 +15,7 @@ import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
 import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan } from "../../graph/plan.ts";
 import { fuseChains, fuseGraph } from "../../graph/passes/mod.ts";
+import { setWinogradEnabled } from "../../ops/kernels/winograd_wasm.ts";
 import { namesOf, SPAN, type TraceMemory, type TraceNames, TraceRecorder } from "./trace.ts";
 
 /** Everything a shard needs, posted once when a worker starts; the arrays are shared views. */
@@ -49,6 +50,8 @@ export interface ShardInit {
   microTail?: number;
   /** Run the fusion pass over the graph (default true; see `fuseGraph`). */
   fuse?: boolean;
+  /** Winograd convolutions on the wasm tier (default true); false keeps im2col + GEMM. Set per thread. */
+  winograd?: boolean;
   /** This thread's span buffer, when profiling. */
   trace?: TraceMemory;
 }
@@ -212,6 +215,7 @@ export class GradientShard {
 
   /** Rebuilds the graph and checks every name and size against the buffers. */
   constructor(init: ShardInit) {
+    setWinogradEnabled(init.winograd !== false);
     this.init = init;
     this.micro = Math.max(1, init.microBatch ?? MICRO_BATCH);
     this.tail = Math.max(1, Math.min(this.micro, init.microTail ?? this.micro));

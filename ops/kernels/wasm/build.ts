@@ -18,6 +18,7 @@ import { buildGemmModule, DEFAULT_PARAMS } from "./gemm_kernel.ts";
 import { buildElementwiseModule } from "./elementwise_kernel.ts";
 import { renderFusedBytesModule } from "./fused_build.ts";
 import { renderWinogradFilterBytesModule } from "./winograd_filter_kernel.ts";
+import { renderWinogradBytesModule } from "./winograd_kernel.ts";
 
 /** The module binaries as built from source now. */
 export interface BuiltKernels {
@@ -85,6 +86,7 @@ if (import.meta.main) {
     ...renderBytesModules(buildKernels()),
     "fused_bytes.ts": renderFusedBytesModule(),
     "winograd_filter_bytes.ts": renderWinogradFilterBytesModule(),
+    "winograd_bytes.ts": renderWinogradBytesModule(),
   };
   let stale = false;
   for (const [name, text] of Object.entries(files)) {

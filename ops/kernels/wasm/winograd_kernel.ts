@@ -1,0 +1,518 @@
+// x staged as P (Hp, Wp, Cp) zero-padded, U[ξ][Cp][OCp] -> y staged as Y (OCy, OH, OW), float32
+/**
+ * Source of the Winograd convolution WebAssembly SIMD module (F(2×2, 3×3)
+ * and F(4×4, 3×3), stride 1), built with our encoder (`_asm.ts`) and
+ * embedded by `build.ts` in `winograd_bytes.ts`. It owns its memory
+ * (exported as `mem`); `../winograd_wasm.ts` stages one image at a time.
+ * Byte addresses throughout; for one image:
+ * - `wino_pack(raw, P, C, H, W, pad, Hp, Wp, Cp)`: raw (C, H, W) → P
+ *   (Hp, Wp, Cp), channels innermost, zeros around the image (`pad` rows and
+ *   columns before it, the rest after) and in channels C … Cp − 1;
+ * - `wino{m}_image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)`:
+ *   the convolution of one packed image with the transformed filter
+ *   U[ξ][Cp][OCp] (ξ < α² the position in the α×α tile) plus bias (OCy
+ *   floats) into Y (OCy, OH, OW). The T = th·tw output tiles (tw per row)
+ *   go in blocks of TB (a multiple of 4): the block's input tiles are
+ *   transformed, four channels per vector, into V[ξ][TB][Cp]; α² small
+ *   products M[ξ] = V[ξ]·U[ξ] (TB × OCp, by a 4×8 register-blocked
+ *   micro-kernel) follow; the output transform Aᵀ M A + bias, four output
+ *   channels per vector, writes the tiles (clipped at the image's edge).
+ *   Cp is a multiple of 4, OCp of 8, OCy of 4; `tmp` is 256 bytes aside.
+ *
+ * The transforms are emitted from the matrices of `../winograd_ref.ts` by
+ * {@link emitLinear}, which wfilt's filter-gradient module may reuse with
+ * {@link emitInputTile}.
+ *
+ * @module
+ */
+
+import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
+import { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from "../winograd_ref.ts";
+
+// Instructions the shared encoder lacks, appended as raw bytes.
+function simd(f: FuncBuilder, sub: number): void {
+  f.code.push(0xfd);
+  let v = sub;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    f.code.push(byte);
+  } while (v !== 0);
+}
+function f32x4Splat4(f: FuncBuilder, c: number): void {
+  simd(f, 0x0c); // v128.const
+  for (const b of new Uint8Array(new Float32Array([c, c, c, c]).buffer)) f.code.push(b);
+}
+function f32x4Sub(f: FuncBuilder): void {
+  simd(f, 0xe5);
+}
+function f32x4Neg(f: FuncBuilder): void {
+  simd(f, 0xe1);
+}
+
+type Term = [Local, number];
+
+// Pushes Σ coef·local over `terms` (non-empty), with FMA when relaxed.
+function emitSum(f: FuncBuilder, terms: Term[], relaxed: boolean): void {
+  const [[l, c], ...rest] = terms as [Term, ...Term[]];
+  if (rest.length === 0) {
+    f.get(l);
+    if (c === -1) f32x4Neg(f);
+    else if (c !== 1) {
+      f32x4Splat4(f, c);
+      f.f32x4Mul();
+    }
+    return;
+  }
+  if (c === 1 || c === -1) {
+    emitSum(f, rest, relaxed);
+    f.get(l);
+    if (c === 1) f.f32x4Add();
+    else f32x4Sub(f);
+  } else if (relaxed) {
+    f.get(l);
+    f32x4Splat4(f, c);
+    emitSum(f, rest, relaxed);
+    f.f32x4RelaxedMadd();
+  } else {
+    f.get(l);
+    f32x4Splat4(f, c);
+    f.f32x4Mul();
+    emitSum(f, rest, relaxed);
+    f.f32x4Add();
+  }
+}
+
+/**
+ * Emits outs[i] = Σ_l mat[i][l]·ins[l] over f32x4 locals (a zero row sets
+ * zero), with constant coefficients: ±1 as adds and subtracts, others as
+ * multiplies (fused with the add when `relaxed`). Shares work the way the
+ * interpolation points ±p allow: input columns equal up to sign in every
+ * row are summed and subtracted once (Aᵀ), and output rows that differ only
+ * in the sign of their odd-position terms come from one even and one odd
+ * partial sum (Bᵀ).
+ *
+ * @example
+ * ```ts
+ * import { FuncBuilder, V128 } from "./_asm.ts";
+ * import assert from "node:assert/strict";
+ * const f = new FuncBuilder([V128, V128], [V128]);
+ * const out = f.local(V128);
+ * emitLinear(f, [[1, -1]], [f.param(0), f.param(1)], [out], false);
+ * assert.ok(f.code.length > 0);
+ * ```
+ */
+export function emitLinear(
+  f: FuncBuilder,
+  mat: readonly (readonly number[])[],
+  ins: readonly Local[],
+  outs: readonly Local[],
+  relaxed: boolean,
+): void {
+  const rows = mat.length, cols = ins.length;
+  // Column pairs |mat[·][j1]| = |mat[·][j2]|, both non-zero somewhere.
+  const pairOf = new Array<number>(cols).fill(-1);
+  for (let j1 = 0; j1 < cols; j1++) {
+    if (pairOf[j1] !== -1 || mat.every((r) => r[j1] === 0)) continue;
+    for (let j2 = j1 + 1; j2 < cols; j2++) {
+      if (pairOf[j2] !== -1) continue;
+      if (mat.every((r) => Math.abs(r[j1]!) === Math.abs(r[j2]!))) {
+        pairOf[j1] = j2;
+        pairOf[j2] = j1;
+        break;
+      }
+    }
+  }
+  const sums = new Map<number, Local>(), diffs = new Map<number, Local>();
+  const rowTerms = (r: readonly number[], only?: (j: number) => boolean): Term[] => {
+    const terms: Term[] = [];
+    for (let j = 0; j < cols; j++) {
+      const c = r[j]!;
+      if (c === 0 || (only && !only(j))) continue;
+      const p = pairOf[j]!;
+      if (p === -1) terms.push([ins[j]!, c]);
+      else if (p > j) {
+        const same = r[p] === c;
+        const cache = same ? sums : diffs;
+        let loc = cache.get(j);
+        if (loc === undefined) {
+          loc = f.local(V128);
+          f.get(ins[j]!).get(ins[p]!);
+          if (same) f.f32x4Add();
+          else f32x4Sub(f);
+          f.set(loc);
+          cache.set(j, loc);
+        }
+        terms.push([loc, c]);
+      }
+    }
+    return terms;
+  };
+  const hasPairs = pairOf.some((p) => p !== -1);
+  const done = new Array<boolean>(rows).fill(false);
+  for (let i = 0; i < rows; i++) {
+    if (done[i]) continue;
+    const r = mat[i]!;
+    // a partner row r2[l] = σ·(−1)^l·r[l] shares the even and odd partial sums
+    let partner = -1, sigma = 1;
+    if (!hasPairs) {
+      for (let i2 = i + 1; i2 < rows && partner === -1; i2++) {
+        for (const s of [1, -1]) {
+          if (!done[i2] && mat[i2]!.every((v, l) => v === s * (l % 2 ? -1 : 1) * r[l]! + 0)) {
+            partner = i2;
+            sigma = s;
+            break;
+          }
+        }
+      }
+    }
+    const even = rowTerms(r, (j) => j % 2 === 0), odd = rowTerms(r, (j) => j % 2 === 1);
+    if (partner !== -1 && even.length > 0 && odd.length > 0) {
+      const e = f.local(V128), o = f.local(V128);
+      emitSum(f, even, relaxed);
+      f.set(e);
+      emitSum(f, odd, relaxed);
+      f.set(o);
+      f.get(e).get(o).f32x4Add().set(outs[i]!);
+      if (sigma > 0) f.get(e).get(o);
+      else f.get(o).get(e);
+      f32x4Sub(f);
+      f.set(outs[partner]!);
+      done[partner] = true;
+    } else {
+      const terms = rowTerms(r);
+      if (terms.length === 0) f.v128Zero();
+      else emitSum(f, terms, relaxed);
+      f.set(outs[i]!);
+    }
+    done[i] = true;
+  }
+}
+
+/**
+ * Emits the input transform Bᵀ d B of one α×α tile, four channels per
+ * vector: d[r][s] is read at `src + r·rowStride + s·colStride` and
+ * V[ξ = r·α + s] written at `dst + ξ·xiStride` (i32 locals, byte
+ * addresses; `src` and `dst` are left unchanged).
+ *
+ * @example
+ * ```ts
+ * import { FuncBuilder, I32 } from "./_asm.ts";
+ * import { WINOGRAD_F4 } from "../winograd_ref.ts";
+ * import assert from "node:assert/strict";
+ * const f = new FuncBuilder([I32, I32, I32, I32, I32], []);
+ * emitInputTile(f, WINOGRAD_F4, [0, 1, 2, 3, 4].map((i) => f.param(i)) as never, true);
+ * assert.ok(f.code.length > 0);
+ * ```
+ */
+export function emitInputTile(
+  f: FuncBuilder,
+  t: WinogradMatrices,
+  [src, dst, rowStride, colStride, xiStride]: readonly [Local, Local, Local, Local, Local],
+  relaxed: boolean,
+): void {
+  const a = t.alpha;
+  const p = f.local(I32);
+  const col = Array.from({ length: a }, () => f.local(V128));
+  const tc = Array.from({ length: a }, () => Array.from({ length: a }, () => f.local(V128)));
+  const out = Array.from({ length: a }, () => f.local(V128));
+  // columns: tc[·][s] = Bᵀ d[·][s]
+  for (let s = 0; s < a; s++) {
+    if (s === 0) f.get(src).set(p);
+    else f.get(src).get(colStride).i32Const(s).i32Mul().i32Add().set(p);
+    for (let r = 0; r < a; r++) {
+      f.get(p).v128Load().set(col[r]!);
+      if (r < a - 1) f.get(p).get(rowStride).i32Add().set(p);
+    }
+    emitLinear(f, t.BT, col, tc.map((row) => row[s]!), relaxed);
+  }
+  // rows: V[r][·] = tc[r][·] B
+  f.get(dst).set(p);
+  for (let r = 0; r < a; r++) {
+    emitLinear(f, t.BT, tc[r]!, out, relaxed);
+    for (let s = 0; s < a; s++) {
+      f.get(p).get(out[s]!).v128Store();
+      f.get(p).get(xiStride).i32Add().set(p);
+    }
+  }
+}
+
+// i = from; while (i < limit) { body(); i += step }
+function forStep(
+  f: FuncBuilder,
+  i: Local,
+  from: () => void,
+  limit: () => void,
+  step: number,
+  body: () => void,
+): void {
+  from();
+  f.set(i);
+  f.block();
+  f.loop();
+  f.get(i);
+  limit();
+  f.i32GeS().brIf(1);
+  body();
+  f.get(i).i32Const(step).i32Add().set(i);
+  f.br(0);
+  f.end();
+  f.end();
+}
+
+// pack(raw, P, C, H, W, pad, Hp, Wp, Cp)
+function packKernel(): FuncBuilder {
+  const f = new FuncBuilder(Array(9).fill(I32), []);
+  const [raw, P, C, H, W, pad, Hp, Wp, Cp] = Array.from({ length: 9 }, (_, i) => f.param(i));
+  const c = f.local(I32), r = f.local(I32), s = f.local(I32), src = f.local(I32);
+  const dst = f.local(I32), cs = f.local(I32);
+  f.get(P).i32Const(0).get(Hp).get(Wp).i32Mul().get(Cp).i32Mul().i32Const(4).i32Mul()
+    .memoryFill();
+  f.get(Cp).i32Const(4).i32Mul().set(cs);
+  f.get(raw).set(src);
+  forStep(f, c, () => f.i32Const(0), () => f.get(C), 1, () => {
+    forStep(f, r, () => f.i32Const(0), () => f.get(H), 1, () => {
+      // dst = P + (((r + pad)·Wp + pad)·Cp + c)·4
+      f.get(P).get(r).get(pad).i32Add().get(Wp).i32Mul().get(pad).i32Add().get(Cp).i32Mul();
+      f.get(c).i32Add().i32Const(4).i32Mul().i32Add().set(dst);
+      forStep(f, s, () => f.i32Const(0), () => f.get(W), 1, () => {
+        f.get(dst).get(src).f32Load().f32Store();
+        f.get(src).i32Const(4).i32Add().set(src);
+        f.get(dst).get(cs).i32Add().set(dst);
+      });
+    });
+  });
+  return f;
+}
+
+// micro(a, b, c, k4, lda, ldb, ldc): C[mr×8] = A[mr rows at a, stride lda][k] · B[k rows at b,
+// stride ldb][8], k = 4·k4; A rows hold k contiguous floats.
+function microKernel(relaxed: boolean, mr: number): FuncBuilder {
+  const f = new FuncBuilder(Array(7).fill(I32), []);
+  const [a, b, c, k4, lda, ldb, ldc] = Array.from({ length: 7 }, (_, i) => f.param(i));
+  const rows = [a, ...Array.from({ length: mr - 1 }, () => f.local(I32))];
+  const acc = Array.from({ length: mr }, () => [f.local(V128), f.local(V128)]);
+  const b0 = f.local(V128), b1 = f.local(V128), av = f.local(V128);
+  for (let i = 1; i < mr; i++) f.get(rows[i - 1]!).get(lda).i32Add().set(rows[i]!);
+  f.loop();
+  for (let u = 0; u < 4; u++) {
+    f.get(b).v128Load().set(b0);
+    f.get(b).v128Load(16).set(b1);
+    f.get(b).get(ldb).i32Add().set(b);
+    for (let i = 0; i < mr; i++) {
+      f.get(rows[i]!).v128Load32Splat(u * 4).set(av);
+      for (const [bv, k] of [[b0, 0], [b1, 1]] as const) {
+        const ac = acc[i]![k]!;
+        if (relaxed) f.get(av).get(bv).get(ac).f32x4RelaxedMadd();
+        else f.get(ac).get(av).get(bv).f32x4Mul().f32x4Add();
+        f.set(ac);
+      }
+    }
+  }
+  for (let i = 0; i < mr; i++) f.get(rows[i]!).i32Const(16).i32Add().set(rows[i]!);
+  f.get(k4).i32Const(1).i32Sub().tee(k4).brIf(0);
+  f.end();
+  for (let i = 0; i < mr; i++) {
+    f.get(c).get(acc[i]![0]!).v128Store();
+    f.get(c).get(acc[i]![1]!).v128Store(16);
+    if (i < mr - 1) f.get(c).get(ldc).i32Add().set(c);
+  }
+  return f;
+}
+
+// Function index of the micro-kernel with mr rows.
+const MICRO = (mr: number) => mr - 1;
+
+// image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)
+function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuilder {
+  const { m, alpha: a, AT } = t;
+  const f = new FuncBuilder(Array(16).fill(I32), []);
+  const [P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp] = Array.from(
+    { length: 16 },
+    (_, i) => f.param(i),
+  );
+  const t0 = f.local(I32), tl = f.local(I32), tt = f.local(I32), ti = f.local(I32);
+  const tj = f.local(I32), c4 = f.local(I32), src = f.local(I32), dst = f.local(I32);
+  const rowS = f.local(I32), colS = f.local(I32), xiS = f.local(I32), xi = f.local(I32);
+  const k0 = f.local(I32), i0 = f.local(I32), tend = f.local(I32), mxi = f.local(I32);
+  const plane = f.local(I32), full = f.local(I32), vr = f.local(I32), vc = f.local(I32);
+  const ybase = f.local(I32), q = f.local(I32), l = f.local(I32), i = f.local(I32);
+  const j = f.local(I32), bv = f.local(V128);
+
+  f.get(Cp).i32Const(4).i32Mul().set(colS);
+  f.get(Wp).get(colS).i32Mul().set(rowS);
+  f.get(OH).get(OW).i32Mul().i32Const(4).i32Mul().set(plane);
+
+  forStep(f, t0, () => f.i32Const(0), () => f.get(T), 0, () => {
+    // the block: tiles t0 … t0 + tend − 1, tend = min(TB, T − t0)
+    f.get(T).get(t0).i32Sub().tee(tend).get(TB).get(tend).get(TB).i32LtS().select().set(tend);
+    // A) input transform of the block's tiles
+    f.get(TB).get(Cp).i32Mul().i32Const(4).i32Mul().set(xiS);
+    forStep(f, tl, () => f.i32Const(0), () => f.get(tend), 1, () => {
+      f.get(t0).get(tl).i32Add().set(tt);
+      f.get(tt).get(tw).i32DivU().set(ti);
+      f.get(tt).get(ti).get(tw).i32Mul().i32Sub().set(tj);
+      // src = P + (ti·m·Wp + tj·m)·Cp·4, dst = V + tl·Cp·4
+      f.get(P).get(ti).i32Const(m).i32Mul().get(rowS).i32Mul().i32Add();
+      f.get(tj).i32Const(m).i32Mul().get(colS).i32Mul().i32Add().set(src);
+      f.get(V).get(tl).get(colS).i32Mul().i32Add().set(dst);
+      if (!(skip & 1)) {
+        forStep(f, c4, () => f.i32Const(0), () => f.get(Cp), 4, () => {
+          emitInputTile(f, t, [src, dst, rowS, colS, xiS], relaxed);
+          f.get(src).i32Const(16).i32Add().set(src);
+          f.get(dst).i32Const(16).i32Add().set(dst);
+        });
+      }
+    });
+    // B) M[ξ] (tend × OCp) = V[ξ] (tend × Cp) · U[ξ] (Cp × OCp), four rows at a time, then the rest
+    const micro = (mr: number) => {
+      f.get(V).get(xi).get(TB).i32Mul().get(i0).i32Add().get(colS).i32Mul().i32Add();
+      f.get(U).get(xi).get(Cp).i32Mul().get(OCp).i32Mul().get(k0).i32Add().i32Const(4)
+        .i32Mul().i32Add();
+      f.get(M).get(xi).get(TB).i32Mul().get(i0).i32Add().get(OCp).i32Mul().get(k0).i32Add()
+        .i32Const(4).i32Mul().i32Add();
+      f.get(Cp).i32Const(2).i32ShrU();
+      f.get(colS).get(OCp).i32Const(4).i32Mul().tee(q).get(q).call(MICRO(mr));
+    };
+    f.get(tend).i32Const(-4).i32And().set(full);
+    if (!(skip & 2)) {
+      forStep(f, xi, () => f.i32Const(0), () => f.i32Const(a * a), 1, () => {
+        forStep(f, k0, () => f.i32Const(0), () => f.get(OCp), 8, () => {
+          forStep(f, i0, () => f.i32Const(0), () => f.get(full), 4, () => micro(4));
+          for (let mr = 1; mr < 4; mr++) {
+            f.get(tend).i32Const(3).i32And().i32Const(mr).i32Eq().if();
+            micro(mr);
+            f.end();
+          }
+        });
+      });
+    }
+    // C) output transform Aᵀ M A + bias of the block's tiles
+    f.get(TB).get(OCp).i32Mul().i32Const(4).i32Mul().set(mxi);
+    const mv = Array.from({ length: a }, () => f.local(V128));
+    const tc = Array.from({ length: m }, () => Array.from({ length: a }, () => f.local(V128)));
+    const yv = Array.from({ length: m }, () => f.local(V128));
+    if (!(skip & 4)) {
+      forStep(f, tl, () => f.i32Const(0), () => f.get(tend), 1, () => {
+        f.get(t0).get(tl).i32Add().tee(tt).get(tw).i32DivU().set(ti);
+        f.get(tt).get(ti).get(tw).i32Mul().i32Sub().set(tj);
+        // rows and columns of the tile inside the output
+        f.get(OH).get(ti).i32Const(m).i32Mul().i32Sub().tee(vr).i32Const(m).get(vr).i32Const(m)
+          .i32LtS().select().set(vr);
+        f.get(OW).get(tj).i32Const(m).i32Mul().i32Sub().tee(vc).i32Const(m).get(vc).i32Const(m)
+          .i32LtS().select().set(vc);
+        // f = (vr == m) & (vc == m); select above keeps min(·, m)
+        f.get(vr).i32Const(m).i32Eq().get(vc).i32Const(m).i32Eq().i32And().set(full);
+        forStep(f, k0, () => f.i32Const(0), () => f.get(OCy), 4, () => {
+          f.get(bias).get(k0).i32Const(4).i32Mul().i32Add().v128Load().set(bv);
+          // column pass: tc[·][s] = Aᵀ M[·][s]
+          for (let s = 0; s < a; s++) {
+            // q = M + ((s·TB + tl)·OCp + k0)·4, then steps of α·mxi down the column
+            f.get(M).get(tl).get(OCp).i32Mul().get(k0).i32Add().i32Const(4).i32Mul().i32Add();
+            if (s > 0) f.get(mxi).i32Const(s).i32Mul().i32Add();
+            f.set(q);
+            for (let r = 0; r < a; r++) {
+              f.get(q).v128Load().set(mv[r]!);
+              if (r < a - 1) f.get(q).get(mxi).i32Const(a).i32Mul().i32Add().set(q);
+            }
+            emitLinear(f, AT, mv, tc.map((row) => row[s]!), relaxed);
+          }
+          // ybase = Y + (k0·OH·OW + ti·m·OW + tj·m)·4
+          f.get(Y).get(k0).get(plane).i32Mul().i32Add();
+          f.get(ti).i32Const(m).i32Mul().get(OW).i32Mul().get(tj).i32Const(m).i32Mul().i32Add();
+          f.i32Const(4).i32Mul().i32Add().set(ybase);
+          for (let r = 0; r < m; r++) {
+            emitLinear(f, AT, tc[r]!, yv, relaxed);
+            for (let s = 0; s < m; s++) f.get(yv[s]!).get(bv).f32x4Add().set(yv[s]!);
+            f.get(full).if();
+            {
+              // row r of the tile, output channel k0 + lane: ybase + lane·plane + r·OW·4 + s·4
+              for (let lane = 0; lane < 4; lane++) {
+                f.get(ybase).get(OW).i32Const(4 * r).i32Mul().i32Add();
+                if (lane > 0) f.get(plane).i32Const(lane).i32Mul().i32Add();
+                f.set(q);
+                for (let s = 0; s < m; s++) {
+                  f.get(q).get(yv[s]!).f32x4ExtractLane(lane).f32Store(4 * s);
+                }
+              }
+            }
+            f.else();
+            for (let s = 0; s < m; s++) f.get(tmp).get(yv[s]!).v128Store(16 * (r * m + s));
+            f.end();
+          }
+          // a tile cut by the edge: copy its vr × vc part from tmp
+          f.get(full).i32Eqz().if();
+          forStep(f, l, () => f.i32Const(0), () => f.i32Const(4), 1, () => {
+            forStep(f, i, () => f.i32Const(0), () => f.get(vr), 1, () => {
+              forStep(f, j, () => f.i32Const(0), () => f.get(vc), 1, () => {
+                f.get(ybase).get(l).get(plane).i32Mul().i32Add();
+                f.get(i).get(OW).i32Mul().get(j).i32Add().i32Const(4).i32Mul().i32Add();
+                f.get(tmp).get(i).i32Const(m).i32Mul().get(j).i32Add().i32Const(16).i32Mul();
+                f.get(l).i32Const(4).i32Mul().i32Add().i32Add().f32Load();
+                f.f32Store();
+              });
+            });
+          });
+          f.end();
+        });
+      });
+    }
+    f.get(t0).get(TB).i32Add().set(t0);
+  });
+  return f;
+}
+
+/**
+ * Builds the Winograd module binary, with relaxed-simd FMA or plain SIMD128
+ * mul + add. `skip` (profiling only; the shipped builds use 0) leaves phases
+ * out of the image functions: bit 0 the input transform, bit 1 the
+ * products, bit 2 the output transform.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.ok(WebAssembly.validate(buildWinogradModule(false)));
+ * ```
+ */
+export function buildWinogradModule(relaxed: boolean, skip = 0): Uint8Array<ArrayBuffer> {
+  const micros = [1, 2, 3, 4].map((mr) => microKernel(relaxed, mr));
+  const pack = packKernel();
+  pack.exportName = "wino_pack";
+  const f2 = imageKernel(WINOGRAD_F2, relaxed, skip);
+  f2.exportName = "wino2_image";
+  const f4 = imageKernel(WINOGRAD_F4, relaxed, skip);
+  f4.exportName = "wino4_image";
+  return encodeModule({ memoryPages: 1, funcs: [...micros, pack, f2, f4] });
+}
+
+function base64(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function literal(b64: string): string {
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 88) lines.push(`  "${b64.slice(i, i + 88)}",`);
+  return `[\n${lines.join("\n")}\n].join("")`;
+}
+
+/** The text of `winograd_bytes.ts` (written and checked by `build.ts`) for the module as built now. */
+export function renderWinogradBytesModule(): string {
+  const relaxed = buildWinogradModule(true), plain = buildWinogradModule(false);
+  return `// Generated by ops/kernels/wasm/build.ts from winograd_kernel.ts: do not edit, run \`deno task build:wasm\`.
+/**
+ * The Winograd convolution WebAssembly module as base64, in two builds,
+ * embedded so that it loads when the library is imported from a URL.
+ *
+ * @module
+ */
+
+/** Winograd module using relaxed-simd FMA (${relaxed.length} bytes). */
+export const WINOGRAD_WASM_RELAXED_SIMD: string = ${literal(base64(relaxed))};
+
+/** Winograd module using SIMD128 mul + add (${plain.length} bytes). */
+export const WINOGRAD_WASM_SIMD: string = ${literal(base64(plain))};
+`;
+}

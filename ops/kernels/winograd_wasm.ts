@@ -1,0 +1,331 @@
+// x: (N, C, H, W), w: (OC, C, 3, 3), b: (OC) -> y: (N, OC, OH, OW), float32, stride 1
+/**
+ * Winograd F(2×2, 3×3) and F(4×4, 3×3) convolution on the WebAssembly
+ * SIMD tier (module built from `wasm/winograd_kernel.ts`), forward and
+ * backward-to-input (a forward convolution of dy, padded by 2 − p, with the
+ * filter rotated 180° and its channels swapped). The module owns its
+ * memory: per call the filter is transformed into it (U = G g Gᵀ, in
+ * float64, rounded once), then each image is copied in, packed
+ * channels-innermost and zero-padded, convolved, and its output copied
+ * back. The entry points return false when they do not serve the sizes (not
+ * 3×3, stride ≠ 1, padding > 2 for the backward, no WebAssembly SIMD, or
+ * Winograd switched off by {@link setWinogradEnabled}), and the caller runs
+ * im2col + GEMM instead.
+ *
+ * Which variant ({@link winogradTileFor}): F(4×4) where the output is at
+ * least 8×8 (its transforms cost per tile about what F(2×2)'s do per four
+ * outputs, and it does 2.25× fewer multiplies than F(2×2)), F(2×2) for
+ * smaller outputs; none for C·OC < 64 (transform-bound, and conv1-like
+ * layers with one input channel gain nothing). See the module tests for the
+ * error bounds and `bench/winograd_bench.ts` for the measurements.
+ *
+ * @module
+ */
+
+import type { Conv2dDims } from "./conv2d_ref.ts";
+import { winograd, winogradApplies, type WinogradTile } from "./winograd_ref.ts";
+import { WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD } from "./wasm/winograd_bytes.ts";
+
+interface WinoExports {
+  mem: WebAssembly.Memory;
+  // (raw, P, C, H, W, pad, Hp, Wp, Cp)
+  wino_pack(...args: number[]): void;
+  // (P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)
+  wino2_image(...args: number[]): void;
+  wino4_image(...args: number[]): void;
+}
+
+// undefined: not tried yet; null: no usable WebAssembly SIMD here.
+let exports: WinoExports | null | undefined;
+let heap: Float32Array = new Float32Array(0);
+let enabled = true;
+
+function init(): WinoExports | null {
+  if (exports !== undefined) return exports;
+  exports = null;
+  if (typeof WebAssembly !== "object") return exports;
+  for (const b64 of [WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD]) {
+    const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+    if (!WebAssembly.validate(bytes)) continue;
+    try {
+      exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
+        .exports as unknown as WinoExports;
+      break;
+    } catch {
+      // validated but refused to instantiate: try the next build
+    }
+  }
+  return exports;
+}
+
+function heapOf(ex: WinoExports, bytes: number): Float32Array {
+  const mem = ex.mem;
+  if (mem.buffer.byteLength < bytes) {
+    mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
+  }
+  if (heap.buffer !== mem.buffer) heap = new Float32Array(mem.buffer);
+  return heap;
+}
+
+/**
+ * Switches the Winograd kernels on (the default) or off for this process
+ * (worker); off, the entry points return false and the convolutions run
+ * im2col + GEMM (`--no-winograd`, `train({ winograd: false })`). Returns
+ * the previous setting.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const before = setWinogradEnabled(false);
+ * assert.equal(winogradEnabled(), false);
+ * setWinogradEnabled(before);
+ * ```
+ */
+export function setWinogradEnabled(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/**
+ * Whether the Winograd kernels are switched on (see {@link setWinogradEnabled}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(typeof winogradEnabled(), "boolean");
+ * ```
+ */
+export function winogradEnabled(): boolean {
+  return enabled;
+}
+
+/**
+ * The variant the wasm tier uses for a convolution computing `co` output
+ * channels of `oh`×`ow` from `ci` input channels (for the backward-to-input
+ * pass: the forward's C as `co`, OC as `ci`, H×W as the output), or null to
+ * keep im2col + GEMM: F(4×4) from 8×8 outputs up, F(2×2) below, none when
+ * ci·co < 64 or ci < 4.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(winogradTileFor(32, 64, 24, 24), 4); // mnist-net conv2
+ * assert.equal(winogradTileFor(1, 32, 26, 26), null); // one input channel
+ * assert.equal(winogradTileFor(16, 16, 6, 6), 2);
+ * ```
+ */
+export function winogradTileFor(
+  ci: number,
+  co: number,
+  oh: number,
+  ow: number,
+): WinogradTile | null {
+  if (ci < 4 || ci * co < 64) return null;
+  return Math.min(oh, ow) >= 8 ? 4 : 2;
+}
+
+const ALIGN = 64;
+const up = (x: number, k: number) => Math.ceil(x / k) * k;
+const args = new Array<number>(16).fill(0);
+let gTmp = new Float64Array(0);
+
+// The one convolution both passes run: x (N, CI, IH, IW) -> y (N, CO, YH, YW),
+// 3×3 filter transformed with `flip` (see winogradFilterInto), padding pad.
+function run(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  y: Float32Array,
+  d: Conv2dDims,
+  flip: boolean,
+  m: WinogradTile,
+): void {
+  const ex = init()!;
+  const [ci, ih, iw, co, yh, yw, pad] = flip
+    ? [d.oc, d.oh, d.ow, d.c, d.h, d.w, 2 - d.padding]
+    : [d.c, d.h, d.w, d.oc, d.oh, d.ow, d.padding];
+  const t = winograd(m), a = t.alpha, xi = a * a;
+  const cp = up(ci, 4), ocp = up(co, 8), ocy = up(co, 4);
+  const th = Math.ceil(yh / m), tw = Math.ceil(yw / m), T = th * tw;
+  const hp = th * m + 2, wp = tw * m + 2;
+  // blocks of at most 16 tiles, as even as can be
+  const tb = Math.ceil(T / Math.ceil(T / 16));
+  // byte layout: [0, 1024) unused, U, bias, P, V, M, Y, raw, tmp
+  let end = 1024;
+  const region = (floats: number) => {
+    const at = end;
+    end = up(end + floats * 4, ALIGN);
+    return at;
+  };
+  const U = region(xi * cp * ocp), B = region(ocp), P = region(hp * wp * cp);
+  const V = region(xi * tb * cp), M = region(xi * tb * ocp), Y = region(ocy * yh * yw);
+  const R = region(ci * ih * iw), TMP = region(64);
+  const h = heapOf(ex, end);
+  winogradFilterInto(h, U / 4, w, d.oc, d.c, m, flip, cp, ocp);
+  h.fill(0, B / 4, B / 4 + ocp);
+  if (b) h.set(b.subarray(0, co), B / 4);
+  args[0] = P, args[1] = U, args[2] = V, args[3] = M, args[4] = Y, args[5] = B, args[6] = T;
+  args[7] = tw, args[8] = wp, args[9] = cp, args[10] = ocp, args[11] = ocy, args[12] = yh;
+  args[13] = yw, args[14] = tb, args[15] = TMP;
+  const image = m === 2 ? ex.wino2_image : ex.wino4_image;
+  const xs = ci * ih * iw, ys = co * yh * yw;
+  for (let n = 0; n < d.n; n++) {
+    h.set(x.subarray(n * xs, (n + 1) * xs), R / 4);
+    ex.wino_pack(R, P, ci, ih, iw, pad, hp, wp, cp);
+    image(...args);
+    y.set(h.subarray(Y / 4, Y / 4 + ys), n * ys);
+  }
+}
+
+/**
+ * Writes the float32 transformed filter U[ξ][Cp][OCp] (zeros in the padded
+ * rows and columns) into `out` from float offset `at`: U = G g Gᵀ per
+ * channel pair, computed in float64 and rounded once. With `flip`, the
+ * backward-to-input filter (rotated 180°, channels swapped: rows are the
+ * forward's OC, columns its C).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const w = new Float32Array(9); w[4] = 1; // centre tap
+ * const u = new Float32Array(16 * 4 * 8);
+ * winogradFilterInto(u, 0, w, 1, 1, 2, false, 4, 8);
+ * assert.equal(u[5 * 32], 0.25); // ξ = 5: G[1]·g·G[1]ᵀ = ½·½
+ * assert.equal(u[5 * 32 + 1], 0); // padding
+ * ```
+ */
+export function winogradFilterInto(
+  out: Float32Array,
+  at: number,
+  w: Float32Array,
+  oc: number,
+  c: number,
+  m: WinogradTile,
+  flip: boolean,
+  cp: number,
+  ocp: number,
+): void {
+  const { alpha: a, G } = winograd(m);
+  const rows = flip ? oc : c, cols = flip ? c : oc;
+  if (rows > cp || cols > ocp) {
+    throw new Error(`winogradFilterInto: ${rows}×${cols} channels do not fit ${cp}×${ocp}`);
+  }
+  if (rows < cp || cols < ocp) out.fill(0, at, at + a * a * cp * ocp);
+  const gf = Float64Array.from(G.flat()), pairs = rows * cols;
+  if (gTmp.length < pairs * a * 3) gTmp = new Float64Array(pairs * a * 3);
+  const tmp = gTmp;
+  // tmp[row][col] = G g (α×3) of each pair
+  for (let row = 0; row < rows; row++) {
+    for (let col = 0; col < cols; col++) {
+      const o = flip ? row : col, ci = flip ? col : row;
+      const base = (o * c + ci) * 9;
+      let g0, g1, g2, g3, g4, g5, g6, g7, g8;
+      if (flip) {
+        g0 = w[base + 8]!, g1 = w[base + 7]!, g2 = w[base + 6]!, g3 = w[base + 5]!;
+        g4 = w[base + 4]!, g5 = w[base + 3]!, g6 = w[base + 2]!, g7 = w[base + 1]!;
+        g8 = w[base]!;
+      } else {
+        g0 = w[base]!, g1 = w[base + 1]!, g2 = w[base + 2]!, g3 = w[base + 3]!;
+        g4 = w[base + 4]!, g5 = w[base + 5]!, g6 = w[base + 6]!, g7 = w[base + 7]!;
+        g8 = w[base + 8]!;
+      }
+      const t = (row * cols + col) * a * 3;
+      for (let i = 0; i < a; i++) {
+        const r0 = gf[i * 3]!, r1 = gf[i * 3 + 1]!, r2 = gf[i * 3 + 2]!;
+        tmp[t + i * 3] = r0 * g0 + r1 * g3 + r2 * g6;
+        tmp[t + i * 3 + 1] = r0 * g1 + r1 * g4 + r2 * g7;
+        tmp[t + i * 3 + 2] = r0 * g2 + r1 * g5 + r2 * g8;
+      }
+    }
+  }
+  // U[ξ = i·α + j][row][col] = tmp[row][col][i] · G[j], one plane after the other
+  for (let i = 0; i < a; i++) {
+    for (let j = 0; j < a; j++) {
+      const h0 = gf[j * 3]!, h1 = gf[j * 3 + 1]!, h2 = gf[j * 3 + 2]!;
+      const plane = at + (i * a + j) * cp * ocp;
+      for (let row = 0; row < rows; row++) {
+        let t = row * cols * a * 3 + i * 3;
+        const q = plane + row * ocp;
+        for (let col = 0; col < cols; col++) {
+          out[q + col] = tmp[t]! * h0 + tmp[t + 1]! * h1 + tmp[t + 2]! * h2;
+          t += a * 3;
+        }
+      }
+    }
+  }
+}
+
+function usable(d: Conv2dDims): boolean {
+  return enabled && winogradApplies(d) && init() !== null;
+}
+
+/**
+ * y = conv2d(x, w) + b by Winograd F(m×m, 3×3) in wasm SIMD, when it
+ * serves `d` (3×3, stride 1, wasm available, switched on); `m` defaults to
+ * {@link winogradTileFor}'s choice. Returns false, leaving y alone, when it
+ * does not serve (or the rule picks none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dRef } from "./conv2d_ref.ts";
+ * const d = { n: 1, c: 4, h: 6, w: 6, oc: 4, kh: 3, kw: 3, oh: 6, ow: 6, stride: 1, padding: 1 };
+ * const x = Float32Array.from({ length: 144 }, (_, i) => Math.sin(i));
+ * const w = Float32Array.from({ length: 144 }, (_, i) => Math.cos(i) / 4);
+ * const y = new Float32Array(144), want = new Float32Array(144);
+ * conv2dRef(x, w, null, want, d);
+ * if (conv2dWinogradWasm(x, w, null, y, d, 4)) {
+ *   assert.ok(y.every((v, i) => Math.abs(v - want[i]) < 1e-4));
+ * }
+ * ```
+ */
+export function conv2dWinogradWasm(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  y: Float32Array,
+  d: Conv2dDims,
+  m?: WinogradTile,
+): boolean {
+  if (!usable(d) || d.n === 0) return false;
+  const tile = m ?? winogradTileFor(d.c, d.oc, d.oh, d.ow);
+  if (tile === null) return false;
+  run(x, w, b, y, d, false, tile);
+  return true;
+}
+
+/**
+ * dx = the gradient of conv2d(x, w) in x for dy, by Winograd F(m×m, 3×3)
+ * in wasm SIMD (a forward convolution of dy padded by 2 − p with the
+ * flipped filter), when it serves `d` (3×3, stride 1, padding ≤ 2, wasm
+ * available, switched on); `m` defaults to {@link winogradTileFor}'s
+ * choice. Returns false, leaving dx alone, otherwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dBackwardInputRef } from "./conv2d_ref.ts";
+ * const d = { n: 1, c: 4, h: 6, w: 6, oc: 4, kh: 3, kw: 3, oh: 4, ow: 4, stride: 1, padding: 0 };
+ * const dy = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+ * const w = Float32Array.from({ length: 144 }, (_, i) => Math.cos(i) / 4);
+ * const dx = new Float32Array(144), want = new Float32Array(144);
+ * conv2dBackwardInputRef(dy, w, want, d);
+ * if (conv2dBackwardInputWinogradWasm(dy, w, dx, d, 2)) {
+ *   assert.ok(dx.every((v, i) => Math.abs(v - want[i]) < 1e-4));
+ * }
+ * ```
+ */
+export function conv2dBackwardInputWinogradWasm(
+  dy: Float32Array,
+  w: Float32Array,
+  dx: Float32Array,
+  d: Conv2dDims,
+  m?: WinogradTile,
+): boolean {
+  if (!usable(d) || d.padding > 2 || d.n === 0) return false;
+  const tile = m ?? winogradTileFor(d.oc, d.c, d.h, d.w);
+  if (tile === null) return false;
+  run(dy, w, null, dx, d, true, tile);
+  return true;
+}
