@@ -15,6 +15,13 @@
  *   bias-gradient sum and the filter gradient — becomes one
  *   `conv2d_relu_pool_backward` node whose packed `[dw, db]` two `take`
  *   nodes split under the gradients' names.
+ * - any other `max_pool2d(relu(conv2d(x, w, b)))` (2×2 pool; the convolution
+ *   of any size, on its own kernels) becomes `conv2d(x, w)` without its bias
+ *   and `bias_relu_pool(z, b)`, whose packed output holds the pooled values
+ *   and the gradient codes in one pass over z; its backward — max-pool
+ *   backward and ReLU backward — becomes one `bias_relu_pool_backward` node
+ *   under the ReLU backward's name, whose dz the bias-gradient sum and the
+ *   convolution's backward ops read as before.
  *
  * The pass finds the fused ops in the op registry by name (graph/ imports no
  * op module); when they are not registered it returns the graph unchanged.
@@ -40,6 +47,8 @@ interface Rewrite {
   drop: number[];
   /** Nodes emitted differently, by id. */
   replace: Map<number, Emit>;
+  /** Replaced nodes whose value changes (a convolution that loses its bias): never kept ones. */
+  changed?: number[];
 }
 
 function sameAttrs(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
@@ -115,6 +124,64 @@ function convReluPool(nodes: NodeRecord[], users: number[][], p: number): Rewrit
   return rewrite;
 }
 
+// max_pool2d(relu(conv2d(x, w, b))) of any convolution, with its backward:
+// the conv loses its bias to a bias_relu_pool after it, and the pool's and
+// ReLU's backward become one bias_relu_pool_backward whose dz takes the ReLU
+// backward's name (the bias sum and the conv's backward ops read it as before).
+function biasReluPool(nodes: NodeRecord[], users: number[][], p: number): Rewrite | null {
+  const pool = nodes[p]!;
+  if (pool.op !== "max_pool2d" || !sameAttrs(pool.attrs, { size: 2, stride: 2 })) return null;
+  const rl = pool.inputs[0]!, cv = nodes[rl]!.inputs[0]!;
+  if (nodes[rl]!.op !== "relu" || nodes[cv]!.op !== "conv2d") return null;
+  const conv = nodes[cv]!;
+  if (conv.inputs.length !== 3 || conv.shape.length !== 4) return null;
+  const [x, w, b] = conv.inputs as [number, number, number];
+  // the conv feeds the ReLU and its backward; the ReLU the pool and its backward
+  const rb = users[cv]!.filter((u) => u !== rl);
+  const pb = users[rl]!.filter((u) => u !== p);
+  if (rb.length > 1 || pb.length > 1 || rb.length !== pb.length) return null;
+  const rewrite: Rewrite = { drop: [rl], replace: new Map(), changed: [cv] };
+  let packedNode: Node | undefined;
+  rewrite.replace.set(
+    cv,
+    (g, map) => g.apply(lookupOp("conv2d"), [map[x]!, map[w]!], conv.attrs, conv.name),
+  );
+  rewrite.replace.set(p, (g, map) => {
+    packedNode = g.apply(
+      lookupOp("bias_relu_pool"),
+      [map[cv]!, map[b]!],
+      {},
+      `${pool.name}/fused`,
+    );
+    return g.apply(lookupOp("packed_first"), [packedNode], {}, pool.name);
+  });
+  if (rb.length === 0) return rewrite;
+  const pbr = nodes[pb[0]!]!, rbr = nodes[rb[0]!]!;
+  if (pbr.op !== "max_pool2d_backward" || !sameAttrs(pbr.attrs, pool.attrs)) return null;
+  if (pbr.inputs[0] !== rl || pbr.inputs[2] !== p || pbr.inputs.length !== 3) return null;
+  if (rbr.op !== "relu_backward" || rbr.inputs[0] !== cv || rbr.inputs[1] !== pb[0]) return null;
+  if (users[pb[0]!]!.some((u) => u !== rb[0])) return null;
+  const dy = pbr.inputs[1]!;
+  const size = [conv.shape[2]!, conv.shape[3]!];
+  rewrite.drop.push(pb[0]!);
+  rewrite.replace.set(rb[0]!, (g, map) =>
+    g.apply(
+      lookupOp("bias_relu_pool_backward"),
+      [packedNode!, map[dy]!],
+      { size },
+      rbr.name,
+    ));
+  return rewrite;
+}
+
+const REWRITES: [
+  string[],
+  (nodes: NodeRecord[], users: number[][], p: number) => Rewrite | null,
+][] = [
+  [["conv2d_relu_pool", "conv2d_relu_pool_backward", "packed_first", "take"], convReluPool],
+  [["bias_relu_pool", "bias_relu_pool_backward", "packed_first"], biasReluPool],
+];
+
 /**
  * A copy of `graph` with the fusions above applied. Nodes named in `keep`
  * (the loss, the gradients, whatever the caller reads) survive under their
@@ -132,19 +199,27 @@ function convReluPool(nodes: NodeRecord[], users: number[][], p: number): Rewrit
  * ```
  */
 export function fuseGraph(graph: Graph, keep: readonly string[]): Graph {
-  const needed = ["conv2d_relu_pool", "conv2d_relu_pool_backward", "packed_first", "take"];
-  if (!needed.every(registered)) return graph;
+  const rewrites = REWRITES.filter(([needed]) => needed.every(registered)).map(([, r]) => r);
+  if (rewrites.length === 0) return graph;
   const nodes = graph.nodes;
   const users: number[][] = nodes.map(() => []);
   nodes.forEach((r, i) => new Set(r.inputs).forEach((j) => users[j]!.push(i)));
   const kept = new Set(keep.map((name) => graph.node(name).id));
   const drop = new Set<number>();
   const replace = new Map<number, Emit>();
+  const taken = (id: number) => drop.has(id) || replace.has(id);
   for (let i = 0; i < nodes.length; i++) {
-    const rw = convReluPool(nodes, users, i);
-    if (!rw || rw.drop.some((d) => kept.has(d) || drop.has(d))) continue;
-    rw.drop.forEach((d) => drop.add(d));
-    rw.replace.forEach((e, id) => replace.set(id, e));
+    // the first rewrite that matches and touches nothing kept or already rewritten
+    for (const match of rewrites) {
+      const rw = match(nodes, users, i);
+      if (!rw || rw.drop.some((d) => kept.has(d) || taken(d))) continue;
+      if ((rw.changed ?? []).some((d) => kept.has(d)) || [...rw.replace.keys()].some(taken)) {
+        continue;
+      }
+      rw.drop.forEach((d) => drop.add(d));
+      rw.replace.forEach((e, id) => replace.set(id, e));
+      break;
+    }
   }
   if (replace.size === 0) return graph;
   const g = new Graph();

@@ -24,7 +24,10 @@ const NO_VJP: Record<string, string> = {
   conv2d_relu_pool: "made by the fusion pass after grad; tested against the ops it replaces",
   conv2d_relu_pool_backward:
     "made by the fusion pass after grad; tested against the ops it replaces",
-  packed_first: "made by the fusion pass after grad to read conv2d_relu_pool's packed output",
+  bias_relu_pool: "made by the fusion pass after grad; tested against the ops it replaces",
+  bias_relu_pool_backward: "made by the fusion pass after grad; tested against the ops it replaces",
+  packed_first:
+    "made by the fusion pass after grad to read conv2d_relu_pool's and bias_relu_pool's packed output",
   take: "made by the fusion pass after grad to split conv2d_relu_pool_backward's packed output",
 };
 

@@ -14,7 +14,14 @@
  *   scalar kernel. Leaves the odd last row and column of dx alone;
  * - `sum_runs(x, out, outer, mid, inner)`: out[m] += the sum of x[o, m, i]
  *   over o and i, x of shape (outer, mid, inner): a bias gradient over
- *   (N, C, H·W), eight float32 partial sums per run.
+ *   (N, C, H·W), eight float32 partial sums per run;
+ * - `bias_relu_pool2(z, y, codes, planes, h, w, oh, ow, zs, ys, bias)`: the
+ *   fused bias + ReLU + 2×2 max-pool of one channel (planes zs and ys bytes
+ *   apart): y = max(max of each window of z + bias, 0), and each window's
+ *   gradient code (see `bias_relu_pool_ref.ts`); needs ow ≥ 4;
+ * - `relu_pool2_backward(codes, dy, dz, planes, h, w, oh, ow)`: its
+ *   backward, dy to the element each code names and zero to the rest of the
+ *   window; needs ow ≥ 4 and leaves the odd last row and column alone.
  *
  * @module
  */
@@ -89,35 +96,46 @@ interface PoolWalk {
 // Walks planes, output rows and groups of four output columns (the last
 // group shifted left to end at ow, so it may overlap the one before: both
 // compute the same values). `body` sees the addresses of one group.
+// Planes follow one another unless `strides` gives the byte steps between
+// input planes and between output planes (one channel of a batch).
 function walkPool(
   f: FuncBuilder,
   [planes, h, w, oh, ow]: Local[],
   body: (at: PoolWalk) => void,
+  strides?: [Local, Local],
 ): void {
   const p = f.local(I32), r = f.local(I32), c = f.local(I32), last = f.local(I32);
   const plane = f.local(I32), oplane = f.local(I32), row = f.local(I32);
   const top = f.local(I32), bot = f.local(I32), out = f.local(I32);
+  const w4 = f.local(I32), orow = f.local(I32);
   f.get(ow).i32Const(4).i32Sub().set(last);
+  f.get(w).i32Const(2).i32Shl().set(w4);
   f.i32Const(0).set(plane);
   f.i32Const(0).set(oplane);
   forCount(f, p, planes, () => {
     forCount(f, r, oh, () => {
       // row = plane + 2r·w·4 bytes
-      f.get(plane).get(r).get(w).i32Mul().i32Const(8).i32Mul().i32Add().set(row);
+      f.get(plane).get(r).get(w4).i32Mul().i32Const(1).i32Shl().i32Add().set(row);
+      f.get(oplane).get(r).get(ow).i32Mul().i32Const(2).i32Shl().i32Add().set(orow);
       f.i32Const(0).set(c);
       f.block().loop();
       f.get(c).get(ow).i32GeS().brIf(1);
       // c = min(c, ow - 4)
       f.get(c).get(last).get(c).get(last).i32LtS().select().set(c);
-      f.get(row).get(c).i32Const(8).i32Mul().i32Add().tee(top);
-      f.get(w).i32Const(4).i32Mul().i32Add().set(bot);
-      f.get(oplane).get(r).get(ow).i32Mul().get(c).i32Add().i32Const(4).i32Mul().i32Add().set(out);
+      f.get(row).get(c).i32Const(3).i32Shl().i32Add().tee(top);
+      f.get(w4).i32Add().set(bot);
+      f.get(orow).get(c).i32Const(2).i32Shl().i32Add().set(out);
       body({ top, bot, out });
       f.get(c).i32Const(4).i32Add().set(c);
       f.br(0).end().end();
     });
-    f.get(plane).get(h).get(w).i32Mul().i32Const(4).i32Mul().i32Add().set(plane);
-    f.get(oplane).get(oh).get(ow).i32Mul().i32Const(4).i32Mul().i32Add().set(oplane);
+    if (strides) {
+      f.get(plane).get(strides[0]).i32Add().set(plane);
+      f.get(oplane).get(strides[1]).i32Add().set(oplane);
+    } else {
+      f.get(plane).get(h).get(w).i32Mul().i32Const(4).i32Mul().i32Add().set(plane);
+      f.get(oplane).get(oh).get(ow).i32Mul().i32Const(4).i32Mul().i32Add().set(oplane);
+    }
   });
 }
 
@@ -177,6 +195,95 @@ function pool2Backward(): FuncBuilder {
   return f;
 }
 
+// A vector of four equal float32 constants.
+function splat4(f: FuncBuilder, v: number): Local {
+  const out = f.local(V128);
+  f.f32Const(v).f32x4Splat().set(out);
+  return out;
+}
+
+// A vector of four float32 constants.
+function const4(f: FuncBuilder, lanes: readonly [number, number, number, number]): Local {
+  const out = f.local(V128), t = f.local(V128);
+  f.f32Const(lanes[0]).f32x4Splat().set(out);
+  for (let k = 1; k < 4; k++) {
+    // out = out with lane k replaced: shuffle in a splat of the value
+    f.f32Const(lanes[k]).f32x4Splat().set(t);
+    const sel = [0, 1, 2, 3] as [number, number, number, number];
+    sel[k] = 4 + k;
+    f.get(out).get(t).f32x4Shuffle(sel).set(out);
+  }
+  return out;
+}
+
+// z: one channel of (N, C, H, W) at plane stride zs bytes, bias -> y, codes:
+// that channel of (N, C, H/2, W/2) at plane stride ys bytes. Per window
+// (a b / e f) of v = z + bias: m = the maximum (NaN wins), y = max(m, 0),
+// and when m > 0 the code 1 + 2·[e = m] + 4·[b = m] + 8·[a = m], whose
+// highest bit names the first element equal to m, else 0 (see
+// bias_relu_pool_ref.ts).
+function biasReluPool2(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32], []);
+  const [z, y, codes, planes, h, w, oh, ow, zs, ys, bias] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const bv = f.local(V128), zero = f.local(V128);
+  const t0 = f.local(V128), t1 = f.local(V128), b0 = f.local(V128), b1 = f.local(V128);
+  const a = f.local(V128), bb = f.local(V128), e = f.local(V128), ff = f.local(V128);
+  const m = f.local(V128), pos = f.local(V128);
+  f.get(bias).f32x4Splat().set(bv);
+  f.v128Zero().set(zero);
+  const [one, two, four, eight] = [1, 2, 4, 8].map((k) => splat4(f, k));
+  walkPool(f, [planes, h, w, oh, ow], ({ top, bot, out }) => {
+    f.get(z).get(top).i32Add().v128Load().get(bv).f32x4Add().set(t0);
+    f.get(z).get(top).i32Add().v128Load(16).get(bv).f32x4Add().set(t1);
+    f.get(z).get(bot).i32Add().v128Load().get(bv).f32x4Add().set(b0);
+    f.get(z).get(bot).i32Add().v128Load(16).get(bv).f32x4Add().set(b1);
+    // lane k of a, bb, e, ff: the four elements of window k
+    f.get(t0).get(t1).f32x4Shuffle([0, 2, 4, 6]).set(a);
+    f.get(t0).get(t1).f32x4Shuffle([1, 3, 5, 7]).set(bb);
+    f.get(b0).get(b1).f32x4Shuffle([0, 2, 4, 6]).set(e);
+    f.get(b0).get(b1).f32x4Shuffle([1, 3, 5, 7]).set(ff);
+    f.get(a).get(bb).f32x4Max().get(e).get(ff).f32x4Max().f32x4Max().set(m);
+    f.get(m).get(zero).f32x4Gt().set(pos);
+    // y = m where m > 0 or NaN, else +0: what max(m, 0) gives, in three cheap ops
+    f.get(y).get(out).i32Add();
+    f.get(m).get(pos).get(m).get(m).f32x4Ne().v128Or().v128And().v128Store();
+    f.get(codes).get(out).i32Add();
+    f.get(a).get(m).f32x4Eq().get(eight).v128And();
+    f.get(bb).get(m).f32x4Eq().get(four).v128And().f32x4Add();
+    f.get(e).get(m).f32x4Eq().get(two).v128And().f32x4Add();
+    f.get(one).f32x4Add().get(pos).v128And().v128Store();
+  }, [zs, ys]);
+  return f;
+}
+
+// codes, dy: (P, H/2, W/2) -> dz: (P, H, W): dy of each window to the
+// element its code names (the highest of its bits 8 top left, 4 top right,
+// 2 bottom left, 1 bottom right), zero to the others; leaves the odd last
+// row and column of dz alone.
+function reluPool2Backward(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32, I32], []);
+  const [codes, dy, dz, planes, h, w, oh, ow] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const g = f.local(V128), c = f.local(V128), gh = f.local(V128), ch = f.local(V128);
+  // lane q of a row pair takes dy when lo[q] < code < hi[q]
+  const topLo = const4(f, [7.5, 3.5, 7.5, 3.5]), topHi = const4(f, [16, 7.5, 16, 7.5]);
+  const botLo = const4(f, [1.5, 0.5, 1.5, 0.5]), botHi = const4(f, [3.5, 1.5, 3.5, 1.5]);
+  walkPool(f, [planes, h, w, oh, ow], ({ top, bot, out }) => {
+    f.get(dy).get(out).i32Add().v128Load().set(g);
+    f.get(codes).get(out).i32Add().v128Load().set(c);
+    for (const half of [0, 1] as const) {
+      const lo = half * 2;
+      f.get(g).get(g).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(gh);
+      f.get(c).get(c).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(ch);
+      for (const [row, lo4, hi4] of [[top, topLo, topHi], [bot, botLo, botHi]] as const) {
+        f.get(dz).get(row).i32Add().get(gh);
+        f.get(ch).get(lo4).f32x4Gt().get(ch).get(hi4).f32x4Gt().v128Andnot();
+        f.v128And().v128Store(16 * half);
+      }
+    }
+  });
+  return f;
+}
+
 // x: (outer, mid, inner) -> out: (mid) += sums over outer and inner; each
 // contiguous run of `inner` floats is added in two f32x4 accumulators
 function sumRuns(): FuncBuilder {
@@ -217,8 +324,24 @@ function sumRuns(): FuncBuilder {
 
 /** The module's binary: every function above, exported by name, memory imported. */
 export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
-  const funcs = [relu(), reluBackward(), pool2(), pool2Backward(), sumRuns()];
-  ["relu", "relu_backward", "pool2", "pool2_backward", "sum_runs"].forEach((n, i) => {
+  const funcs = [
+    relu(),
+    reluBackward(),
+    pool2(),
+    pool2Backward(),
+    sumRuns(),
+    biasReluPool2(),
+    reluPool2Backward(),
+  ];
+  [
+    "relu",
+    "relu_backward",
+    "pool2",
+    "pool2_backward",
+    "sum_runs",
+    "bias_relu_pool2",
+    "relu_pool2_backward",
+  ].forEach((n, i) => {
     funcs[i]!.exportName = n;
   });
   return encodeModule({ memoryPages: 1, importMemory: true, funcs });

@@ -71,14 +71,114 @@ Deno.test("fuseGraph replaces a first layer's conv + ReLU + pool and its backwar
   assert.ok(m.built.nodes.some((r) => r.op === "conv2d"));
 });
 
-Deno.test("fuseGraph leaves a match alone when a replaced node is kept, and mnist-net's conv2 (32 channels)", () => {
+Deno.test("fuseGraph leaves a match alone when a replaced node is kept", () => {
   const m = lectureCnn();
   const keep = [m.loss, ...Object.values(m.grads), "relu1"];
   assert.equal(fuseGraph(m.built, keep), m.built);
+});
+
+Deno.test("fuseGraph fuses mnist-net's conv2 (bias + ReLU + pool and their backward), leaving the lecture CNN's first-layer fusion as it was", () => {
   const net = mnistNet();
-  const f = fuseGraph(net.built, [net.loss, ...Object.values(net.grads)]);
-  // conv1 feeds conv2 without a pool and conv2 has 32 input channels: nothing to fuse
-  assert.equal(f, net.built);
+  const keep = [net.loss, ...Object.values(net.grads)];
+  const f = fuseGraph(net.built, keep);
+  const count = (g: typeof f, op: string) => g.nodes.filter((r) => r.op === op).length;
+  for (const gone of ["max_pool2d", "max_pool2d_backward"]) assert.equal(count(f, gone), 0, gone);
+  assert.equal(count(f, "bias_relu_pool"), 1);
+  assert.equal(count(f, "bias_relu_pool_backward"), 1);
+  // conv1's ReLU stays (it is not pooled), conv2's goes
+  assert.equal(count(f, "relu"), count(net.built, "relu") - 1);
+  assert.equal(count(f, "relu_backward"), count(net.built, "relu_backward") - 1);
+  // conv2 runs without its bias; the fused op reads the bias param
+  const names = (ids: number[]) => ids.map((i) => f.nodes[i]!.name);
+  assert.deepEqual(names(f.nodes[f.node("conv2").id]!.inputs), ["relu1", "conv2.weight"]);
+  const fused = f.nodes.find((r) => r.op === "bias_relu_pool")!;
+  assert.deepEqual(names(fused.inputs), ["conv2", "conv2.bias"]);
+  // its dz feeds the bias sum and both of conv2's backward ops
+  const dz = f.nodes.findIndex((r) => r.op === "bias_relu_pool_backward");
+  const readers = f.nodes.filter((r) => r.inputs.includes(dz)).map((r) => r.op).sort();
+  assert.deepEqual(readers, ["conv2d_backward_filter", "conv2d_backward_input", "sum"]);
+  for (const name of [...keep, "x", "target", "pool", "conv2"]) assert.ok(f.has(name), name);
+  // the lecture CNN: still its one conv2d_relu_pool, nothing of the new fusion
+  const m = lectureCnn();
+  const lf = fuseGraph(m.built, [m.loss, ...Object.values(m.grads)]);
+  assert.equal(count(lf, "conv2d_relu_pool"), 1);
+  assert.equal(count(lf, "bias_relu_pool"), 0);
+});
+
+Deno.test("fuseGraph leaves a later layer alone when its conv or ReLU is kept or read elsewhere", () => {
+  const net = mnistNet();
+  const keep = [net.loss, ...Object.values(net.grads)];
+  // the conv's value changes (it loses its bias): a kept conv is not fused
+  for (const extra of ["conv2", "relu2"]) {
+    const f = fuseGraph(net.built, [...keep, extra]);
+    assert.ok(!f.nodes.some((r) => r.op === "bias_relu_pool"), extra);
+  }
+  // a ReLU that also feeds something else stays
+  const g = new Graph();
+  const x = g.input("x", [-1, 2, 10, 10]);
+  const w = g.param("w", [3, 2, 3, 3], { kind: "uniform", bound: 1 });
+  const b = g.param("b", [3], { kind: "uniform", bound: 1 });
+  const r = relu(conv2d(x, w, b));
+  const loss = sum(mul(maxPool2d(r, { size: 2 }), sum(r)), { name: "loss" });
+  const [gw] = grad(loss, [w]);
+  assert.equal(fuseGraph(g, [loss.name, gw!.name]), g);
+});
+
+Deno.test("a forward-only graph fuses too, and computes the same pooled output", () => {
+  const g = new Graph();
+  const x = g.input("x", [-1, 2, 12, 13]);
+  const w = g.param("w", [3, 2, 3, 3], { kind: "uniform", bound: 1 });
+  const b = g.param("b", [3], { kind: "uniform", bound: 1 });
+  const y = maxPool2d(relu(conv2d(x, w, b, { padding: 1 })), { size: 2, name: "y" });
+  const f = fuseGraph(g, [y.name]);
+  assert.ok(f.nodes.some((r) => r.op === "bias_relu_pool"));
+  const rr = rng(3);
+  const feeds = { x: Float64Array.from({ length: 2 * 2 * 12 * 13 }, () => rr() - 0.5) };
+  const params = {
+    w: Float64Array.from({ length: 54 }, () => rr() - 0.5),
+    b: Float64Array.from({ length: 3 }, () => rr() - 0.5),
+  };
+  const want = run(g, ["y"], 2, feeds, params, "float64", "ref");
+  const got = run(f, ["y"], 2, feeds, params, "float64", "ref");
+  assertClose(got[0]!, want[0]!, 1e-12, "y");
+});
+
+/** mnist-net's loss and gradients, fused and unfused, for one batch. */
+function mnistBoth(dtype: "float32" | "float64", tier: Tier, batch: number) {
+  const net = mnistNet({ seed: 2 });
+  const keep = [net.loss, ...Object.values(net.grads)];
+  const f = fuseGraph(net.built, keep);
+  const r = rng(17);
+  const x = Float64Array.from({ length: batch * 784 }, () => r());
+  const target = Float64Array.from({ length: batch }, (_, i) => (i * 7) % 10);
+  const params: Record<string, Float64Array> = {};
+  for (const p of net.built.params()) {
+    const fan = p.shape.slice(1).reduce((a, b) => a * b, 1);
+    params[p.name] = Float64Array.from(
+      { length: p.shape.reduce((a, b) => a * b) },
+      () => (r() - 0.5) / Math.sqrt(fan),
+    );
+  }
+  // dropout draws the same masks in both: same seeds, same node names
+  const want = run(net.built, keep, batch, { x, target }, params, dtype, tier);
+  const got = run(f, keep, batch, { x, target }, params, dtype, tier);
+  return { keep, want, got };
+}
+
+Deno.test("fused mnist-net computes the unfused loss and gradients: float64 reference within 1e-12", () => {
+  const { keep, want, got } = mnistBoth("float64", "ref", 2);
+  want.forEach((w, i) => assertClose(got[i]!, w, 1e-12, keep[i]!));
+});
+
+Deno.test("fused mnist-net on the wasm tier: the unfused float32 loss and gradients within 1e-5 of their largest", () => {
+  // not bit for bit: conv2's bias is added after its sum instead of before
+  // it, one rounding apart, so ReLU and pooling see values an ulp apart
+  const { keep, want, got } = mnistBoth("float32", "wasm", 4);
+  want.forEach((w, i) => {
+    let scale = 0;
+    for (const v of w) scale = Math.max(scale, Math.abs(v));
+    assertClose(got[i]!, w, 1e-5 * scale, keep[i]!);
+  });
 });
 
 Deno.test("the fused lecture CNN computes the unfused graph's loss and gradients (float64 reference)", () => {
@@ -157,4 +257,65 @@ Deno.test("fused conv + ReLU + pool in float32 stays within rounding of the unfu
     // float32 sums over 4·169 windows of values below 3: within 1e-4 relative
     want.forEach((v, i) => assertClose(got[i]!, v, 1e-4, `${tier} ${names[i]}`));
   }
+});
+
+/** loss = Σ r · maxpool(relu(conv2(relu(conv1(x))))) with the gradients of all four params. */
+function twoLayers(c: number, oc: number, h: number, w: number, k: number, padding: number) {
+  const g = new Graph();
+  const x = g.input("x", [-1, 1, h, w]);
+  const w1 = g.param("w1", [c, 1, 2, 2], { kind: "uniform", bound: 1 });
+  const b1 = g.param("b1", [c], { kind: "uniform", bound: 1 });
+  const w2 = g.param("w2", [oc, c, k, k], { kind: "uniform", bound: 1 });
+  const b2 = g.param("b2", [oc], { kind: "uniform", bound: 1 });
+  const h1 = relu(conv2d(x, w1, b1));
+  const y = maxPool2d(relu(conv2d(h1, w2, b2, { padding })), { size: 2 });
+  const r = g.input("r", y.shape);
+  const loss = sum(mul(y, r), { name: "loss" });
+  const gs = grad(loss, [w1, b1, w2, b2]);
+  return { g, names: [loss.name, ...gs.map((n) => n!.name)], pooled: y.shape };
+}
+
+Deno.test("a fused later layer equals the unfused reference ops, with ties, zeros and NaN, on every tier", () => {
+  fc.assert(
+    fc.property(
+      fc.record({
+        n: fc.integer({ min: 1, max: 2 }),
+        c: fc.integer({ min: 1, max: 3 }),
+        oc: fc.integer({ min: 1, max: 4 }),
+        h: fc.integer({ min: 5, max: 12 }),
+        w: fc.integer({ min: 5, max: 19 }),
+        k: fc.constantFrom(1, 2, 3),
+        padding: fc.constantFrom(0, 1),
+        nans: fc.integer({ min: 0, max: 2 }),
+        seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      }),
+      ({ n, c, oc, h, w, k, padding, nans, seed }) => {
+        const { g, names, pooled } = twoLayers(c, oc, h, w, k, padding);
+        const f = fuseGraph(g, names);
+        assert.ok(f.nodes.some((r) => r.op === "bias_relu_pool"));
+        const r = rng(seed);
+        // small whole numbers: exact sums in either order, so many ties and zeros
+        const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+        const x = Float64Array.from({ length: n * h * w }, () => int(-2, 2));
+        for (let i = 0; i < nans; i++) x[int(0, x.length - 1)] = NaN;
+        const rr = Float64Array.from(
+          { length: n * pooled.slice(1).reduce((a, b) => a * b) },
+          () => int(-2, 2),
+        );
+        const params = {
+          w1: Float64Array.from({ length: c * 4 }, () => int(-1, 1)),
+          b1: Float64Array.from({ length: c }, () => int(-1, 1)),
+          w2: Float64Array.from({ length: oc * c * k * k }, () => int(-1, 1)),
+          b2: Float64Array.from({ length: oc }, () => int(-1, 1)),
+        };
+        const feeds = { x, r: rr };
+        const want = run(g, names, n, feeds, params, "float64", "ref");
+        for (const tier of ["ref", "ts", "wasm"] as const) {
+          const got = run(f, names, n, feeds, params, "float32", tier);
+          want.forEach((v, i) => assertClose(got[i]!, v, 0, `${tier} ${names[i]}`));
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

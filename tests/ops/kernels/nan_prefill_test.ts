@@ -141,10 +141,35 @@ function chained(): Case {
   return { graph: f, outputs: names.map((n) => f.node(n)), feeds: c.feeds };
 }
 
+// A later layer fused by the pass (bias_relu_pool and its backward, with an
+// input gradient): odd sizes, a pooled width of 5 for the wasm kernels and an
+// odd last row and column, feeding the first layer's backward.
+function fused2(): Case {
+  const g = new Graph();
+  const x = g.input("x", [2, 2, 10, 15]);
+  const w1 = g.param("w1", [3, 2, 3, 3], { kind: "uniform", bound: 0.5 });
+  const b1 = g.param("b1", [3], { kind: "uniform", bound: 0.5 });
+  const w2 = g.param("w2", [4, 3, 2, 3], { kind: "uniform", bound: 0.5 });
+  const b2 = g.param("b2", [4], { kind: "uniform", bound: 0.5 });
+  const h = relu(conv2d(x, w1, b1)); // 8x13
+  const y = maxPool2d(relu(conv2d(h, w2, b2)), { size: 2 }); // 7x11 -> 3x5
+  const loss = mean(mul(y, y), { name: "loss" });
+  const gs = grad(loss, [w1, b1, w2, b2]) as Node[];
+  const names = [loss.name, ...gs.map((n) => n.name)];
+  const f = fuseGraph(g, names);
+  assert.ok(f.nodes.some((r) => r.op === "bias_relu_pool"), "the pass fused the layer");
+  return {
+    graph: f,
+    outputs: names.map((n) => f.node(n)),
+    feeds: { x: uniformArray(2 * 2 * 150, 5) },
+  };
+}
+
 const cases: [string, () => Case][] = [
   ["cnn", cnn],
   ["mlp", mlp],
   ["fused", fused],
+  ["fused2", fused2],
   ["chained", chained],
 ];
 

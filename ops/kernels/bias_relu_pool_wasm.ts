@@ -1,0 +1,81 @@
+// z, packed, dy, dz: float32 views of one executor arena; b: the bias, anywhere
+/**
+ * The WebAssembly SIMD tier of the fused bias + ReLU + 2×2 max-pool and its
+ * backward: the elementwise module's `bias_relu_pool2` and
+ * `relu_pool2_backward` (`wasm/elementwise_kernel.ts`), run on the executor
+ * arena in place. {@link biasReluPoolWasm} returns null for sizes the
+ * kernels do not serve (a pooled width below 4), for arrays outside one
+ * arena, or where WebAssembly SIMD is missing; the ops then run the
+ * reference kernels.
+ *
+ * @module
+ */
+
+import { type ElementwiseExports, elementwiseWasm } from "./elementwise_wasm.ts";
+import type { BiasReluPoolDims } from "./bias_relu_pool_ref.ts";
+
+interface FusedExports extends ElementwiseExports {
+  // (z, y, codes, planes, h, w, oh, ow, zs, ys, bias)
+  bias_relu_pool2(...args: number[]): void;
+  // (codes, dy, dz, planes, h, w, oh, ow)
+  relu_pool2_backward(...args: number[]): void;
+}
+
+/** The fused kernels bound to one arena, for one layer's sizes. */
+export interface BiasReluPoolKernels {
+  /** packed = [y, codes], y = max-pool(ReLU(z + b)); see `biasReluPoolRef`. */
+  forward(z: Float32Array, b: Float32Array, packed: Float32Array): void;
+  /** dz from the forward's packed output and the pooled gradient dy; see `reluPoolBackwardRef`. */
+  backward(packed: Float32Array, dy: Float32Array, dz: Float32Array): void;
+}
+
+/**
+ * The wasm kernels for sizes `d` when they serve them (PW ≥ 4) and every
+ * array in `arena` lives in one executor arena; otherwise null.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasReluPoolWasm } from "./bias_relu_pool_wasm.ts";
+ * const d = { n: 1, c: 1, h: 8, w: 8, ph: 4, pw: 4 };
+ * // a plain array is not an executor arena: the op falls back to the reference
+ * assert.equal(biasReluPoolWasm(d, [new Float32Array(64)]), null);
+ * ```
+ */
+export function biasReluPoolWasm(
+  d: BiasReluPoolDims,
+  arena: Float32Array[],
+): BiasReluPoolKernels | null {
+  if (d.pw < 4 || d.ph < 1) return null;
+  const ex = elementwiseWasm(...arena) as FusedExports | null;
+  if (!ex || typeof ex.bias_relu_pool2 !== "function") return null;
+  const { n, c, h, w, ph, pw } = d;
+  const half = n * c * ph * pw;
+  return {
+    forward(z, b, packed) {
+      const zs = c * h * w * 4, ys = c * ph * pw * 4;
+      for (let o = 0; o < c; o++) {
+        const y = packed.byteOffset + o * ph * pw * 4;
+        ex.bias_relu_pool2(
+          z.byteOffset + o * h * w * 4,
+          y,
+          y + half * 4,
+          n,
+          h,
+          w,
+          ph,
+          pw,
+          zs,
+          ys,
+          b[o]!,
+        );
+      }
+    },
+    backward(packed, dy, dz) {
+      // the odd last row or column is in no window: zero
+      if (2 * ph !== h || 2 * pw !== w) dz.fill(0);
+      const codes = packed.byteOffset + half * 4;
+      ex.relu_pool2_backward(codes, dy.byteOffset, dz.byteOffset, n * c, h, w, ph, pw);
+    },
+  };
+}
