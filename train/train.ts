@@ -44,6 +44,7 @@ import {
 } from "./model.ts";
 import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optimizer.ts";
 import { type StepToolOptions, StepTools } from "./optim/step_tools.ts";
+import { isRangeOptimizer } from "./optim/rules.ts";
 import { SPAN } from "./parallel/trace.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
@@ -448,6 +449,14 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       winograd: opts.winograd,
       profile: opts.profile !== undefined,
       mainThread: opts.mainThread,
+      // the optimizer's step on every thread, by parameter ranges, right after the gradients
+      update: isRangeOptimizer(optimizer)
+        ? {
+          optimizer,
+          trainable: [...params.keys()].filter((k) => !spec.buffers.includes(k)),
+          clipGradNorm: tools.clip,
+        }
+        : undefined,
       faults: opts.faults,
       stepTimeoutMs: opts.stepTimeoutMs,
       opModules: opts.opModules,
@@ -561,6 +570,9 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
     const start = cursor.stepInEpoch * batch;
     const n = Math.min(batch, trainSet.count - start);
     indices.set(order.subarray(start, start + n));
+    // a pool that applies the optimizer itself needs the step's learning rate first
+    const inPool = run.runner instanceof WorkerPool && run.runner.updates;
+    if (inPool) run.tools.setLr(run.optimizer, cursor.globalStep);
     const { loss } = await run.runner.step(indices.subarray(0, n), cursor.globalStep, run.grads);
     if (!Number.isFinite(loss)) {
       throw new TrainError(
@@ -572,11 +584,13 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
       );
     }
     const u = performance.now();
-    run.tools.beforeStep(run.optimizer, run.trainableGrads, cursor.globalStep);
-    run.optimizer.step(run.trainable, run.trainableGrads);
+    if (!inPool) {
+      run.tools.beforeStep(run.optimizer, run.trainableGrads, cursor.globalStep);
+      run.optimizer.step(run.trainable, run.trainableGrads);
+    }
     // a buffer's "gradient" is its next value (e.g. a running mean), the same in every micro-batch
     for (const b of run.spec.buffers) run.params.get(b)!.set(run.grads.get(b)!);
-    run.runner.profiler?.main.span(SPAN.UPDATE, 0, u, performance.now());
+    if (!inPool) run.runner.profiler?.main.span(SPAN.UPDATE, 0, u, performance.now());
     cursor.globalStep++;
     run.samples += n;
     epochLoss += loss;

@@ -1,4 +1,5 @@
-import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optimizer.ts";
+import { loadSlots, type ParamMap } from "./optimizer.ts";
+import { type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
 
 /**
  * AdaDelta (Zeiler 2012) as in PyTorch:
@@ -12,7 +13,9 @@ import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optim
  * console.log(p.get("w")![0]! < 1); // true
  * ```
  */
-export class AdaDelta implements Optimizer {
+export class AdaDelta implements RangeOptimizer {
+  /** Its elementwise rule (see `rules.ts`). */
+  readonly rule: Rule = "adadelta";
   /** Name as given to `--optimizer`. */
   readonly name = "adadelta";
   /** Learning rate (1.0 in the course code). */
@@ -22,6 +25,7 @@ export class AdaDelta implements Optimizer {
   /** Added inside the square roots. */
   readonly eps: number;
   private bufs = new Map<string, Float32Array>();
+  private scalars = new Float64Array(8);
 
   /** AdaDelta at learning rate `lr` (default 1.0); rho 0.9 and eps 1e-6 unless given. */
   constructor(lr = 1.0, opts: { rho?: number; eps?: number } = {}) {
@@ -32,19 +36,22 @@ export class AdaDelta implements Optimizer {
 
   /** One update. */
   step(params: ParamMap, grads: ParamMap): void {
-    const { rho, eps, lr } = this;
-    for (const [name, p] of params) {
-      const g = gradFor(grads, name, p.length);
-      const v = slot(this.bufs, `${name}.square_avg`, p.length);
-      const u = slot(this.bufs, `${name}.acc_delta`, p.length);
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i]!;
-        v[i] = rho * v[i]! + (1 - rho) * gi * gi;
-        const d = (Math.sqrt(u[i]! + eps) / Math.sqrt(v[i]! + eps)) * gi;
-        u[i] = rho * u[i]! + (1 - rho) * d * d;
-        p[i] = p[i]! - lr * d;
-      }
-    }
+    stepByRule(this, params, grads, this.scalars);
+  }
+
+  /** Writes lr, rho and eps into `s`. */
+  begin(s: Float64Array): void {
+    s[0] = this.lr;
+    s[1] = this.rho;
+    s[2] = this.eps;
+  }
+
+  /** The running averages of `name`: squared gradients and squared updates. */
+  buffers(name: string, n: number, shared = false): [Float32Array, Float32Array] {
+    return [
+      stateBuffer(this.bufs, `${name}.square_avg`, n, shared),
+      stateBuffer(this.bufs, `${name}.acc_delta`, n, shared),
+    ];
   }
 
   /** Running averages. */

@@ -1,4 +1,5 @@
-import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optimizer.ts";
+import { loadSlots, type ParamMap } from "./optimizer.ts";
+import { type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
 
 /** Options of {@linkcode Adam} and {@linkcode AdamW}. */
 export interface AdamOptions {
@@ -26,7 +27,9 @@ export interface AdamOptions {
  * assert.ok(Math.abs(p.get("w")![0]! - 0.9) < 1e-6);
  * ```
  */
-export class Adam implements Optimizer {
+export class Adam implements RangeOptimizer {
+  /** Its elementwise rule (see `rules.ts`). */
+  readonly rule: Rule = "adam";
   /** Name as given to `--optimizer`. */
   readonly name: string = "adam";
   /** Learning rate. */
@@ -43,6 +46,7 @@ export class Adam implements Optimizer {
   protected decoupled = false;
   private bufs = new Map<string, Float32Array>();
   private t = 0;
+  private scalars = new Float64Array(8);
 
   /** Adam at learning rate `lr` (default 1e-3); betas 0.9 and 0.999 and eps 1e-8 unless given. */
   constructor(lr = 1e-3, opts: AdamOptions = {}) {
@@ -55,25 +59,29 @@ export class Adam implements Optimizer {
 
   /** One update. */
   step(params: ParamMap, grads: ParamMap): void {
+    stepByRule(this, params, grads, this.scalars);
+  }
+
+  /** Counts the step; writes lr, betas, eps, the bias corrections, the L2 factor and the shrink into `s`. */
+  begin(s: Float64Array): void {
     this.t++;
-    const { beta1, beta2, eps, lr, t } = this;
-    const c1 = 1 - beta1 ** t;
-    const c2 = 1 - beta2 ** t;
-    const l2 = this.decoupled ? 0 : this.weightDecay;
-    const shrink = this.decoupled ? 1 - lr * this.weightDecay : 1;
-    for (const [name, p] of params) {
-      const g = gradFor(grads, name, p.length);
-      const m = slot(this.bufs, `${name}.exp_avg`, p.length);
-      const v = slot(this.bufs, `${name}.exp_avg_sq`, p.length);
-      for (let i = 0; i < p.length; i++) {
-        // AdamW shrinks the weight before the update, as PyTorch does
-        if (shrink !== 1) p[i] = p[i]! * shrink;
-        const gi = g[i]! + l2 * p[i]!;
-        m[i] = beta1 * m[i]! + (1 - beta1) * gi;
-        v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi;
-        p[i] = p[i]! - (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + eps);
-      }
-    }
+    const { beta1, beta2, lr, t } = this;
+    s[0] = lr;
+    s[1] = beta1;
+    s[2] = beta2;
+    s[3] = this.eps;
+    s[4] = 1 - beta1 ** t;
+    s[5] = 1 - beta2 ** t;
+    s[6] = this.decoupled ? 0 : this.weightDecay;
+    s[7] = this.decoupled ? 1 - lr * this.weightDecay : 1;
+  }
+
+  /** The first and second moments of `name`. */
+  buffers(name: string, n: number, shared = false): [Float32Array, Float32Array] {
+    return [
+      stateBuffer(this.bufs, `${name}.exp_avg`, n, shared),
+      stateBuffer(this.bufs, `${name}.exp_avg_sq`, n, shared),
+    ];
   }
 
   /** Moments and the step count. */

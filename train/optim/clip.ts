@@ -1,11 +1,14 @@
 import type { ParamMap } from "./optimizer.ts";
+import { NORM_CHUNK, sumSquares } from "./rules.ts";
 
 /**
  * Clips gradients by their global norm, as PyTorch's
  * `torch.nn.utils.clip_grad_norm_`: when the L2 norm over every gradient
  * exceeds `maxNorm`, all are scaled by `maxNorm / (norm + 1e-6)`. Returns
- * the norm before clipping. The sum runs in float64 in the map's order, so
- * the result does not depend on the thread count that computed the gradients.
+ * the norm before clipping. The sum of squares runs in float64 over chunks
+ * of {@linkcode NORM_CHUNK} elements of each gradient, the chunks' sums added
+ * in the map's order: the worker pool's parallel update sums the same chunks
+ * on several threads and gets the same bits.
  *
  * @example
  * ```ts
@@ -24,7 +27,11 @@ export function clipGradNorm(grads: ParamMap, maxNorm: number): number {
     );
   }
   let sq = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+  for (const g of grads.values()) {
+    for (let lo = 0; lo < g.length; lo += NORM_CHUNK) {
+      sq += sumSquares(g, lo, Math.min(g.length, lo + NORM_CHUNK));
+    }
+  }
   const norm = Math.sqrt(sq);
   const k = maxNorm / (norm + 1e-6);
   if (k < 1) {

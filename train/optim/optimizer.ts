@@ -95,13 +95,18 @@ export function slot(store: Map<string, Float32Array>, key: string, n: number): 
   return s;
 }
 
-/** Copies saved buffers into `store`, checking sizes. */
+/** Copies saved buffers into `store`: into the buffer of the same name and size where there is one, else a new one. */
 export function loadSlots(
   store: Map<string, Float32Array>,
   saved: Record<string, Float32Array>,
 ): void {
-  store.clear();
-  for (const [k, v] of Object.entries(saved)) store.set(k, Float32Array.from(v));
+  for (const k of [...store.keys()]) if (!(k in saved)) store.delete(k);
+  for (const [k, v] of Object.entries(saved)) {
+    const mine = store.get(k);
+    // in place where it fits: other threads may hold the buffer (a parallel update)
+    if (mine && mine.length === v.length) mine.set(v);
+    else store.set(k, Float32Array.from(v));
+  }
 }
 
 /** The gradient for `name`, or an error naming the parameter. */

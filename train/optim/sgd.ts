@@ -1,4 +1,5 @@
-import { gradFor, loadSlots, type Optimizer, type ParamMap, slot } from "./optimizer.ts";
+import { loadSlots, type ParamMap } from "./optimizer.ts";
+import { NO_STATE, type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
 
 /** Options of {@linkcode Sgd}. */
 export interface SgdOptions {
@@ -24,7 +25,9 @@ export interface SgdOptions {
  * assert.equal(p.get("w")![0], Math.fround(1 - 0.1 * (2 + 0.5 * 1)));
  * ```
  */
-export class Sgd implements Optimizer {
+export class Sgd implements RangeOptimizer {
+  /** Its elementwise rule (see `rules.ts`). */
+  readonly rule: Rule = "sgd";
   /** Name as given to `--optimizer`. */
   readonly name: string;
   /** Learning rate. */
@@ -36,6 +39,9 @@ export class Sgd implements Optimizer {
   /** Whether the momentum is Nesterov's. */
   readonly nesterov: boolean;
   private bufs = new Map<string, Float32Array>();
+  /** Whether the momentum buffers hold a step (PyTorch starts them at the first gradient). */
+  private started = false;
+  private scalars = new Float64Array(8);
 
   /** SGD at learning rate `lr`; momentum, weight decay and Nesterov from `opts` (all off by default). */
   constructor(lr: number, opts: SgdOptions = {}) {
@@ -51,31 +57,35 @@ export class Sgd implements Optimizer {
 
   /** One update. */
   step(params: ParamMap, grads: ParamMap): void {
-    const { lr, momentum: mu, weightDecay: wd, nesterov } = this;
-    for (const [name, p] of params) {
-      const g = gradFor(grads, name, p.length);
-      if (mu === 0) {
-        for (let i = 0; i < p.length; i++) p[i] = p[i]! - lr * (g[i]! + wd * p[i]!);
-        continue;
-      }
-      const fresh = !this.bufs.has(`${name}.momentum`);
-      const b = slot(this.bufs, `${name}.momentum`, p.length);
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i]! + wd * p[i]!;
-        // PyTorch starts the buffer at the first gradient, not at zero
-        b[i] = fresh ? gi : mu * b[i]! + gi;
-        p[i] = p[i]! - lr * (nesterov ? gi + mu * b[i]! : b[i]!);
-      }
-    }
+    stepByRule(this, params, grads, this.scalars);
+  }
+
+  /** Writes lr, momentum, weight decay, Nesterov and whether the buffers start now into `s`. */
+  begin(s: Float64Array): void {
+    s[0] = this.lr;
+    s[1] = this.momentum;
+    s[2] = this.weightDecay;
+    s[3] = this.nesterov ? 1 : 0;
+    s[4] = this.started ? 0 : 1;
+    if (this.momentum !== 0) this.started = true;
+  }
+
+  /** The momentum buffer of `name` (none for plain SGD). */
+  buffers(name: string, n: number, shared = false): [Float32Array, Float32Array] {
+    if (this.momentum === 0) return NO_STATE;
+    const b = stateBuffer(this.bufs, `${name}.momentum`, n, shared);
+    return [b, b];
   }
 
   /** Momentum buffers. */
   state(): Record<string, Float32Array> {
-    return Object.fromEntries(this.bufs);
+    // buffers made ahead of the first step (a parallel update's) hold nothing yet
+    return this.started ? Object.fromEntries(this.bufs) : {};
   }
 
   /** Restores momentum buffers. */
   loadState(state: Record<string, Float32Array>): void {
     loadSlots(this.bufs, state);
+    this.started = Object.keys(state).some((k) => k.endsWith(".momentum"));
   }
 }

@@ -63,6 +63,15 @@ export class StepTools {
     return norm;
   }
 
+  /**
+   * Sets the optimizer's learning rate for global step `step` without
+   * touching gradients: for an update that clips by itself (the worker
+   * pool's parallel update, given {@linkcode StepTools.clip}).
+   */
+  setLr(optimizer: Optimizer, step: number): void {
+    optimizer.lr = lrAt(this.baseLr, this.schedule, step);
+  }
+
   /** Checkpoint metadata fields describing the tools. */
   metadata(): Record<string, string> {
     return {

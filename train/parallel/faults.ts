@@ -15,8 +15,14 @@ export interface InjectedFault {
   step: number;
   /** Uncaught error, `self.close()`, or never answering. */
   kind: "throw" | "exit" | "hang";
-  /** `"step"` (default): when the worker wakes for the step, before it claims anything; `"micro"`: right after it claims its first micro-batch of the step, so the step cannot finish without a retry. */
-  at?: "step" | "micro";
+  /**
+   * `"step"` (default): when the worker wakes for the step, before it claims
+   * anything; `"micro"`: right after it claims its first micro-batch of the
+   * step, so the step cannot finish without a retry; `"update"`: right after
+   * it claims its first range of the step's parallel update (before it
+   * touches it), so the update must be finished by a retry.
+   */
+  at?: "step" | "micro" | "update";
   /** Every replacement of the worker strikes again at its first step at or after `step`, not only the first worker (to test giving up). */
   every?: boolean;
 }
@@ -25,8 +31,8 @@ export interface InjectedFault {
 export interface FaultConfig {
   /** Faults by worker and step. */
   faults?: InjectedFault[];
-  /** Worker indices that wait this many milliseconds before every micro-batch. */
-  slow?: { worker: number; ms: number }[];
+  /** Worker indices that wait this many milliseconds before every micro-batch (or, with `at: "update"`, every range of the parallel update). */
+  slow?: { worker: number; ms: number; at?: "micro" | "update" }[];
 }
 
 /** The seam that simulates `config` in the workers. */
@@ -51,10 +57,12 @@ function strike(kind: InjectedFault["kind"], step: number): true {
 export const makeHook: MakeHook = (config, { worker, generation }): ThreadHook => {
   const { faults = [], slow = [] } = config as FaultConfig;
   const mine = faults.filter((f) => f.worker === worker && (generation === 0 || f.every));
-  const delay = slow.find((s) => s.worker === worker)?.ms ?? 0;
+  const slowAt = slow.find((s) => s.worker === worker);
+  const delay = slowAt?.ms ?? 0;
+  const delayAt = slowAt?.at ?? "micro";
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
-  return (step, micro) => {
-    const at = micro < 0 ? "step" : "micro";
+  return (step, micro, update) => {
+    const at = micro < 0 ? "step" : update ? "update" : "micro";
     const f = mine.find((f) => step >= f.step && (f.at ?? "step") === at);
     if (f && at === "step") return strike(f.kind, step);
     if (f) {
@@ -64,7 +72,7 @@ export const makeHook: MakeHook = (config, { worker, generation }): ThreadHook =
       if (f.kind === "exit") self.close();
       for (;;) Atomics.wait(sleeper, 0, 0);
     }
-    if (delay > 0 && micro >= 0) Atomics.wait(sleeper, 0, 0, delay);
+    if (delay > 0 && at === delayAt) Atomics.wait(sleeper, 0, 0, delay);
     return false;
   };
 };

@@ -18,8 +18,11 @@ import { CTRL, CTRL_BYTES } from "./control.ts";
 import type { PoolMemory, WorkerApi } from "./worker.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
-import { GradTree, regionCount, TREE, treeStateLength } from "./reduce.ts";
-import { abortStep, Lane, publishStep, schedLength, stepLoss } from "./schedule.ts";
+import { GradTree, regionCount, rootRegions, TREE, treeStateLength } from "./reduce.ts";
+import { publishUpdate, Updater, updateShared } from "./update.ts";
+import type { Optimizer } from "../optim/optimizer.ts";
+import { isRangeOptimizer, type RangeOptimizer } from "../optim/rules.ts";
+import { abortStep, Lane, publishStep, SCHED, schedLength, stepLoss } from "./schedule.ts";
 import { Spinner, Yielder } from "./wait.ts";
 import { namesOf, Profiler, SPAN } from "./trace.ts";
 import {
@@ -83,10 +86,29 @@ export interface WorkerPoolOptions {
   mainThread?: boolean;
   /** Record a timeline of every thread (see {@linkcode WorkerPool.profiler}). */
   profile?: boolean;
+  /**
+   * Apply the optimizer in the pool, on every thread by parameter ranges,
+   * right after the gradients are summed (see `update.ts`): `step` then
+   * updates the `trainable` parameters in place and writes only the other
+   * entries (buffers) of its `grads`. The optimizer's state moves into
+   * shared memory; set its `lr` before each step. The parameters get the
+   * very bits of `clipGradNorm` and `optimizer.step` on one thread.
+   */
+  update?: PoolUpdate;
   /** Test-only fault injection, a shorthand for `testSeam: faultSeam({ faults })` (see `faults.ts`). */
   faults?: InjectedFault[];
   /** Test-only: a module whose hook every worker calls at each step and micro-batch (see `seam.ts`). */
   testSeam?: TestSeam;
+}
+
+/** The optimizer step a pool applies itself (see {@linkcode WorkerPoolOptions.update}). */
+export interface PoolUpdate {
+  /** A built-in optimizer (its rule is split by ranges). */
+  optimizer: Optimizer;
+  /** The parameters it updates, in its order; the other gradients are buffers' next values. */
+  trainable: string[];
+  /** Clip the gradients to this global L2 norm first (as `clipGradNorm`). */
+  clipGradNorm?: number;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
@@ -212,6 +234,11 @@ export class WorkerPool implements GradientRunner {
   /** Worker deaths not yet dealt with: index -> reason. */
   private deaths = new Map<number, string>();
   private spinner = new Spinner();
+  /** The main thread's part of the parallel update, when the pool applies the optimizer. */
+  private updater: Updater | null = null;
+  private optimizer: RangeOptimizer | null = null;
+  /** Per layout entry: the caller's buffer when it is not a trainable parameter's, else null (set per step). */
+  private bufferOuts: (Float32Array | null)[] = [];
   private yielder = new Yielder();
   /** The timeline of every thread when created with `profile`, else null: thread 0 is the main thread, worker `i` is thread `i + 1`. */
   readonly profiler: Profiler | null;
@@ -244,9 +271,46 @@ export class WorkerPool implements GradientRunner {
       maxK,
       layout,
     };
-    this.tree = new GradTree(layout, this.mem.regions, this.mem.tree, maxK);
+    const up = opts.update;
+    if (up) {
+      if (!isRangeOptimizer(up.optimizer)) {
+        throw new Error(
+          `WorkerPool.create: update: the optimizer "${up.optimizer.name}" has no elementwise rule to split by ranges (use a built-in optimizer, or no update option)`,
+        );
+      }
+      const clip = up.clipGradNorm ?? 0;
+      if (!(clip >= 0 && Number.isFinite(clip))) {
+        throw new Error(
+          `WorkerPool.create: update.clipGradNorm must be a finite number above 0, got ${clip}`,
+        );
+      }
+      const opt = this.optimizer = up.optimizer;
+      const state = up.trainable.map((name) => {
+        const p = opts.params.get(name);
+        if (!p) {
+          throw new Error(
+            `WorkerPool.create: update names parameter "${name}", which has no buffer`,
+          );
+        }
+        return opt.buffers(name, p.length, true);
+      });
+      this.mem.update = updateShared(layout, opt.rule, up.trainable, state, clip);
+      this.bufferOuts = layout.grads.map(() => null);
+    }
+    this.tree = new GradTree(layout, this.mem.regions, this.mem.tree, maxK, !!up);
     this.tree.resetFree(this.regions);
-    if (opts.mainThread ?? true) this.lane = new Lane(this.shard, this.tree, this.mem, null);
+    if (this.mem.update) {
+      this.updater = new Updater(
+        this.mem.update,
+        layout,
+        opts.params,
+        this.mem.regions,
+        this.shard.recorder,
+      );
+    }
+    if (opts.mainThread ?? true) {
+      this.lane = new Lane(this.shard, this.tree, this.mem, null, this.updater);
+    }
     this.stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
     this.maxRetries = opts.maxRetries ?? 3;
     this.generations = new Array<number>(opts.workers).fill(0);
@@ -313,6 +377,11 @@ export class WorkerPool implements GradientRunner {
     return this.generations.reduce((a, g) => a + Math.max(0, g - 1), 0);
   }
 
+  /** Whether `step` applies the optimizer (see {@linkcode WorkerPoolOptions.update}). */
+  get updates(): boolean {
+    return this.updater !== null;
+  }
+
   /** Micro-batches the main thread computed in the last step (all phases); the rest were the workers'. */
   get mainThreadMicroBatches(): number {
     return this.lane?.claimed ?? 0;
@@ -346,20 +415,34 @@ export class WorkerPool implements GradientRunner {
       this.indices.set(indices);
       const n = indices.length;
       const k = this.shard.count(n);
+      const upd = this.mem.update;
+      if (upd) {
+        this.optimizer!.begin(upd.scalars);
+        this.layout.grads.forEach(([name], e) => {
+          this.bufferOuts[e] = upd.trainable.includes(name) ? null : outs[e]!;
+        });
+      }
+      let fresh = true;
       for (;;) {
         this.watch(step);
         await this.replaceMissing(step);
         if (this.closed) throw new Error(`${who}: the pool was closed during step ${step}`);
         const seq = this.seq = (this.seq + 1) & 0x3fffffff;
-        this.tree.resetStep(k);
-        publishStep(this.mem, seq, step, n, k, this.shard.phases);
+        // after a fault in the update: the gradients are summed, re-run the update's rest alone
+        const updateOnly = !fresh && upd !== undefined && this.tree.root() >= 0;
+        if (updateOnly) this.tree.prepare(k);
+        else this.tree.resetStep(k);
+        publishStep(this.mem, seq, step, n, k, this.shard.phases, updateOnly);
+        if (upd) this.publishUpdate(upd, seq, !updateOnly, step);
+        fresh = false;
         for (const slot of this.slots) if (slot?.ready) this.post(slot, seq);
         const fault = await this.runMain(seq);
         if (!fault) break;
         await this.recover(seq, step, fault);
       }
-      this.tree.takeRoot(outs);
       const loss = stepLoss(this.mem, this.shard, n, k);
+      if (upd && Number.isFinite(loss)) this.tree.releaseRoot(this.bufferOuts);
+      else this.tree.takeRoot(outs);
       this.profiler?.main.span(SPAN.STEP, step, t0, performance.now());
       // signals and timers run here, once a step
       await this.yielder.settle();
@@ -375,6 +458,23 @@ export class WorkerPool implements GradientRunner {
     this.terminateAll("WorkerPool closed");
     this.onFault?.(new Fault("the pool was closed"));
     return Promise.resolve();
+  }
+
+  /** Publishes the update of step `seq`; a unit a dead thread left half done closes the pool. */
+  private publishUpdate(
+    upd: NonNullable<PoolMemory["update"]>,
+    seq: number,
+    fresh: boolean,
+    step: number,
+  ): void {
+    try {
+      publishUpdate(upd, seq, fresh, rootRegions(this.tree.root())[1] >= 0);
+    } catch (e) {
+      this.closed = true;
+      this.closedBecause = `step ${step} failed: ${messageOf(e)}`;
+      this.terminateAll(`step ${step} failed`);
+      throw new Error(`WorkerPool.step: ${this.closedBecause}`);
+    }
   }
 
   /** The worker indices (all but 0 when the main thread takes part). */
@@ -404,6 +504,18 @@ export class WorkerPool implements GradientRunner {
         while (!lane.advance()) await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor, fault);
       }
       while (this.tree.root() < 0) await this.waitAsync(this.mem.tree, TREE.ROOT, -1, fault);
+      const u = this.updater;
+      if (
+        u &&
+        Number.isFinite(
+          stepLoss(this.mem, this.shard, this.mem.sched[SCHED.N]!, this.mem.sched[SCHED.K]!),
+        )
+      ) {
+        const ctl = this.mem.update!.ctl;
+        while (!u.finished()) {
+          await this.waitAsync(ctl, u.lastDoneSlot, Atomics.load(ctl, u.lastDoneSlot), fault);
+        }
+      }
       return null;
     } catch (e) {
       if (e instanceof Fault) return e;
@@ -465,8 +577,11 @@ export class WorkerPool implements GradientRunner {
     }
     this.deaths.clear();
     if (blamed.size === 0) blamed.set(-1, fault.message);
+    // the summed gradients of a step whose update was cut short are kept for its retry
+    const root = this.tree.root();
+    if (this.updater && root >= 0) this.tree.keepOnly(this.regions, root);
+    else this.tree.resetFree(this.regions);
     for (const [i, why] of blamed) if (i >= 0) this.fail(i, why, step);
-    this.tree.resetFree(this.regions);
   }
 
   /** Worker `i` failed: it is retired, and the pool gives up after too many failures in a row. */

@@ -37,6 +37,27 @@ export function treeLevels(k: number): number {
   return l;
 }
 
+/** The root value of the pair of regions `a` and `b` (see {@linkcode GradTree.root}). */
+export function pairOf(a: number, b: number): number {
+  return a | ((b + 1) << 5);
+}
+
+/**
+ * The regions of a root value: `[a, -1]` for one region, `[a, b]` for a
+ * pair whose sum is the root.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pairOf, rootRegions } from "./reduce.ts";
+ * assert.deepEqual(rootRegions(pairOf(3, 7)), [3, 7]);
+ * assert.deepEqual(rootRegions(4), [4, -1]);
+ * ```
+ */
+export function rootRegions(root: number): [number, number] {
+  return [root & 31, (root >> 5) - 1];
+}
+
 /** Gradient regions a tree over at most `maxK` micro-batches needs for `lanes` threads. */
 export function regionCount(maxK: number, lanes: number): number {
   const n = treeLevels(maxK) + lanes;
@@ -60,8 +81,23 @@ export class GradTree {
   private count: Int32Array;
   private levels = 0;
 
-  /** A handle on `state` (see {@linkcode TREE}) and `regions` (`regionCount` of `layout.total` floats). */
-  constructor(layout: Layout, regions: Float32Array, state: Int32Array, maxK: number) {
+  /** Leaves the top node's sum undone (see {@linkcode GradTree.root}). */
+  readonly deferTop: boolean;
+
+  /**
+   * A handle on `state` (see {@linkcode TREE}) and `regions` (`regionCount`
+   * of `layout.total` floats). With `deferTop` the thread completing the top
+   * node does not add its two halves: the root is the pair, summed by
+   * whoever takes it (the parallel update, by ranges, on every thread).
+   */
+  constructor(
+    layout: Layout,
+    regions: Float32Array,
+    state: Int32Array,
+    maxK: number,
+    deferTop = false,
+  ) {
+    this.deferTop = deferTop;
     this.layout = layout;
     this.total = layout.total;
     this.regions = regions;
@@ -119,9 +155,22 @@ export class GradTree {
     return this.state;
   }
 
-  /** The root's region once the step's reduction is complete, else -1. */
+  /**
+   * The root once the step's reduction is complete, else -1: a region, or
+   * with `deferTop` possibly a pair whose sum is the root (see
+   * {@linkcode rootRegions}).
+   */
   root(): number {
     return Atomics.load(this.state, TREE.ROOT);
+  }
+
+  /** Frees every region but those of the root `root` (a pair or one); only while no thread is in a step. */
+  keepOnly(n: number, root: number): void {
+    const [a, b] = rootRegions(root);
+    let free = n >= 31 ? 0x7fffffff : (1 << n) - 1;
+    free &= ~(1 << a);
+    if (b >= 0) free &= ~(1 << b);
+    Atomics.store(this.state, TREE.FREE, free);
   }
 
   /**
@@ -149,8 +198,9 @@ export class GradTree {
       }
       const sib = i ^ 1;
       const parent = arrive + this.base[l + 1]! + (i >> 1);
+      const top = this.deferTop && l === this.levels - 1;
       if (sib < this.count[l]!) {
-        if (region < 0 && Atomics.load(s, parent) === 1) {
+        if (region < 0 && Atomics.load(s, parent) === 1 && !top) {
           // the sibling is done: add this leaf into its region, no copy
           region = Atomics.load(s, regionOf + this.base[l]! + sib);
           this.addLeaf(region, w, outs);
@@ -163,6 +213,12 @@ export class GradTree {
           Atomics.store(s, regionOf + this.base[l]! + i, region);
           if (Atomics.add(s, parent, 1) === 0) return used;
           const other = Atomics.load(s, regionOf + this.base[l]! + sib);
+          if (top) {
+            // the last sum is the taker's (float32 addition is commutative: the order of the pair does not matter)
+            Atomics.store(s, TREE.ROOT, pairOf(region, other));
+            Atomics.notify(s, TREE.ROOT);
+            return used;
+          }
           this.addRegion(region, other);
           this.release(other);
         }
@@ -171,9 +227,13 @@ export class GradTree {
     }
   }
 
-  /** Copies the root's region into the caller's buffers and frees it. */
+  /** Copies the root's sum into the caller's buffers and frees its regions. */
   takeRoot(outs: Float32Array[]): void {
-    const r = this.root();
+    const [r, b] = rootRegions(this.root());
+    if (b >= 0) {
+      this.addRegion(r, b);
+      this.release(b);
+    }
     const { offsets, sizes } = this.layout;
     const base = r * this.total;
     for (let k = 0; k < outs.length; k++) {
@@ -182,6 +242,24 @@ export class GradTree {
     }
     Atomics.store(this.state, TREE.ROOT, -1);
     this.release(r);
+  }
+
+  /**
+   * After the parallel update summed the root's pair into its first region:
+   * copies the entries of `outs` that are not null (layout order) out of it
+   * and frees the root's regions.
+   */
+  releaseRoot(outs: (Float32Array | null)[]): void {
+    const [r, b] = rootRegions(this.root());
+    const { offsets, sizes } = this.layout;
+    const base = r * this.total;
+    for (let k = 0; k < outs.length; k++) {
+      const off = base + offsets[k]!;
+      outs[k]?.set(this.regions.subarray(off, off + sizes[k]!));
+    }
+    Atomics.store(this.state, TREE.ROOT, -1);
+    this.release(r);
+    if (b >= 0) this.release(b);
   }
 
   private capacity(): number {

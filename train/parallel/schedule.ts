@@ -11,7 +11,8 @@
  * @module
  */
 import type { GradientShard } from "./shard.ts";
-import type { GradTree } from "./reduce.ts";
+import { type GradTree, rootRegions, TREE } from "./reduce.ts";
+import type { Updater } from "./update.ts";
 import type { ThreadHook } from "./seam.ts";
 import { SPAN } from "./trace.ts";
 
@@ -43,7 +44,8 @@ function tagOf(seq: number): number {
 /**
  * Publishes a step in `mem` (main thread, while no thread is in a step):
  * batch `n` in `k` micro-batches and `phases` phases at step `step`, as
- * sequence number `seq`.
+ * sequence number `seq`; `skipMicro` publishes it with every micro-batch
+ * done (its gradient tree is complete: a retry of its parallel update).
  */
 export function publishStep(
   mem: StepMemory,
@@ -52,6 +54,7 @@ export function publishStep(
   n: number,
   k: number,
   phases: number,
+  skipMicro = false,
 ): void {
   if (k > 0xffff) throw new Error(`schedule: too many micro-batches in a step (${k})`);
   const s = mem.sched;
@@ -60,8 +63,9 @@ export function publishStep(
   s[SCHED.PHASES] = phases;
   mem.stepNo[0] = step;
   for (let p = 0; p < phases; p++) {
-    s[SCHED.NEXT + 2 * p] = tagOf(seq) << 16;
-    s[SCHED.NEXT + 2 * p + 1] = 0;
+    // skipMicro: every micro-batch claimed and done (a retry of the update alone)
+    s[SCHED.NEXT + 2 * p] = (tagOf(seq) << 16) + (skipMicro ? k : 0);
+    s[SCHED.NEXT + 2 * p + 1] = skipMicro ? k : 0;
   }
   // last: a thread that sees the new number sees everything above
   Atomics.store(s, SCHED.SEQ, seq);
@@ -102,14 +106,32 @@ export class Lane {
   private phase = 0;
   private step = 0;
   private spare = -1;
+  private updater: Updater | null;
+  /** In the step's parallel update (after its micro-batches). */
+  private updating = false;
+  /** Joined the update (the root was there and the loss finite). */
+  private joined = false;
+  private unitHook: ((unit: number) => void) | null;
 
-  /** A lane over `shard` that reduces into `tree`; `hook` is a test seam's (see `seam.ts`). */
-  constructor(shard: GradientShard, tree: GradTree, mem: StepMemory, hook: ThreadHook | null) {
+  /**
+   * A lane over `shard` that reduces into `tree`; `hook` is a test seam's
+   * (see `seam.ts`); with an `updater` the lane takes part in the step's
+   * parallel update once the micro-batches are all claimed.
+   */
+  constructor(
+    shard: GradientShard,
+    tree: GradTree,
+    mem: StepMemory,
+    hook: ThreadHook | null,
+    updater: Updater | null = null,
+  ) {
     this.shard = shard;
     this.tree = tree;
     this.mem = mem;
     this.hook = hook;
     this.waitOn = mem.sched;
+    this.updater = updater;
+    this.unitHook = hook ? (unit) => void hook(this.step, unit, true) : null;
   }
 
   /** Joins step `seq`; false when that step is no longer the current one. */
@@ -124,6 +146,8 @@ export class Lane {
     this.step = this.mem.stepNo[0]!;
     this.phase = 0;
     this.claimed = 0;
+    this.updating = false;
+    this.joined = false;
     this.tree.prepare(this.k);
     return true;
   }
@@ -133,6 +157,7 @@ export class Lane {
     const s = this.mem.sched;
     for (;;) {
       if (Atomics.load(s, SCHED.SEQ) !== this.seq) return this.end();
+      if (this.updating) return this.update();
       if (this.phase < this.phases - 1) {
         const at = SCHED.NEXT + 2 * this.phase;
         const k = this.claim(at);
@@ -153,13 +178,20 @@ export class Lane {
       }
       const at = SCHED.NEXT + 2 * this.phase;
       // nothing left: no region needed (the last one may be the root's)
-      if ((Atomics.load(s, at) & 0xffff) >= this.k) return this.end();
+      if ((Atomics.load(s, at) & 0xffff) >= this.k) {
+        if (this.finish()) return true;
+        continue;
+      }
       if (this.spare < 0) {
         this.spare = this.tree.tryAcquire();
         if (this.spare < 0) return this.wait(this.tree.stateArray, 0, 0);
       }
       const k = this.claim(at);
-      if (k < 0) return this.end();
+      if (k === STALE) return this.end();
+      if (k < 0) {
+        if (this.finish()) return true;
+        continue;
+      }
       // whoever waits for a region may now have nothing left to claim
       if (k === this.k - 1) Atomics.notify(this.tree.stateArray, 0);
       this.hook?.(this.step, k);
@@ -170,6 +202,30 @@ export class Lane {
       if (this.tree.leaf(k, this.shard.weight(k, this.n), outs, this.spare)) this.spare = -1;
       this.shard.recorder?.span(SPAN.REDUCE, k, t0, performance.now());
     }
+  }
+
+  /** The micro-batches are all claimed: true when this lane is done, false to go on to the update. */
+  private finish(): boolean {
+    this.end();
+    if (!this.updater) return true;
+    this.updating = true;
+    return false;
+  }
+
+  /** This lane's part of the parallel update: waits for the tree's root, then claims ranges. */
+  private update(): boolean {
+    const u = this.updater!;
+    if (!this.joined) {
+      const root = this.tree.root();
+      if (root < 0) return this.wait(this.tree.stateArray, TREE.ROOT, -1);
+      // a non-finite loss ends the run: the parameters keep their last good values
+      if (!Number.isFinite(stepLoss(this.mem, this.shard, this.n, this.k))) return this.end();
+      const [a, b] = rootRegions(root);
+      u.begin(this.seq, a, b);
+      this.joined = true;
+    }
+    if (u.advance(this.unitHook, SPAN.UPDATE)) return this.end();
+    return this.wait(u.waitOn, u.waitAt, u.waitFor);
   }
 
   private wait(on: Int32Array, at: number, value: number): false {

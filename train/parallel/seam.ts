@@ -26,10 +26,12 @@ export interface ThreadId {
 
 /**
  * Called with `micro` -1 when a step starts on the thread, then with each
- * micro-batch index it claims; returning true makes the worker leave its
- * serve loop for its event loop and never answer (a simulated fault).
+ * micro-batch index it claims, and with `update` true and the unit's index
+ * before each unit of the parallel update it claims; returning true (at a
+ * step's start) makes the worker leave its serve loop for its event loop
+ * and never answer (a simulated fault).
  */
-export type ThreadHook = (step: number, micro: number) => boolean;
+export type ThreadHook = (step: number, micro: number, update?: boolean) => boolean;
 
 /** The signature of a seam module's `makeHook` export. */
 export type MakeHook = (config: unknown, thread: ThreadId) => ThreadHook;

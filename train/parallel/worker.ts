@@ -18,6 +18,7 @@ import { loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.
 import type { Layout } from "./spec.ts";
 import { Spinner, waitChange } from "./wait.ts";
 import { SPAN, type TraceRecorder } from "./trace.ts";
+import { Updater, type UpdateShared } from "./update.ts";
 
 /** The shared memory of a pool's steps, as posted to a worker. */
 export interface PoolMemory extends StepMemory {
@@ -29,6 +30,8 @@ export interface PoolMemory extends StepMemory {
   maxK: number;
   /** Where each gradient sits in a region. */
   layout: Layout;
+  /** The parallel update's memory, when the pool applies the optimizer (see `update.ts`). */
+  update?: UpdateShared;
 }
 
 // a lane waiting on another thread re-checks for an aborted step this often
@@ -55,8 +58,11 @@ export const workerApi = {
     for (const m of modules) await import(m);
     const shard = new GradientShard(init);
     hook = await loadHook(seam, thread);
-    const tree = new GradTree(mem.layout, mem.regions, mem.tree, mem.maxK);
-    lane = new Lane(shard, tree, mem, hook);
+    const tree = new GradTree(mem.layout, mem.regions, mem.tree, mem.maxK, !!mem.update);
+    const updater = mem.update
+      ? new Updater(mem.update, mem.layout, init.params, mem.regions, shard.recorder)
+      : null;
+    lane = new Lane(shard, tree, mem, hook, updater);
     recorder = shard.recorder;
     stepNo = mem.stepNo;
   },

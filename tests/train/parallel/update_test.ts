@@ -1,0 +1,279 @@
+import assert from "node:assert/strict";
+import { Graph, type Node } from "../../../graph/graph.ts";
+import { grad } from "../../../graph/grad.ts";
+import { initParams } from "../../../graph/params.ts";
+import {
+  LocalRunner,
+  type SharedData,
+  type TrainGraphSpec,
+  WorkerPool,
+  type WorkerPoolOptions,
+} from "../../../train/parallel/pool.ts";
+import { linear } from "../../../ops/linear.ts";
+import { logSoftmax } from "../../../ops/log_softmax.ts";
+import { nllLoss } from "../../../ops/nll_loss.ts";
+import { relu } from "../../../ops/relu.ts";
+import { flatten } from "../../../ops/reshape.ts";
+import {
+  makeOptimizer,
+  type Optimizer,
+  type OptimizerName,
+} from "../../../train/optim/optimizer.ts";
+import { StepTools } from "../../../train/optim/step_tools.ts";
+import { NORM_CHUNK } from "../../../train/optim/rules.ts";
+import { faultSeam } from "../../../train/parallel/faults.ts";
+import { publishUpdate, unitsOf, updateShared } from "../../../train/parallel/update.ts";
+import { layoutOf } from "../../../train/parallel/spec.ts";
+import { countTypedArrays } from "../../_alloc_count.ts";
+
+const SAMPLES = 160;
+const SIDE = 4;
+const CLASSES = 10;
+// fc1.weight has more values than a range of the update: it is split in two
+const HIDDEN = 1100;
+const BATCHES = [64, 64, 31];
+
+function model(): { spec: TrainGraphSpec; graph: Graph } {
+  const g = new Graph();
+  const x = g.input("x", [-1, SIDE, SIDE]);
+  const w1 = g.param("fc1.weight", [HIDDEN, SIDE * SIDE], { kind: "uniform", bound: 0.3 });
+  const b1 = g.param("fc1.bias", [HIDDEN], { kind: "uniform", bound: 0.3 });
+  const w2 = g.param("fc2.weight", [CLASSES, HIDDEN], { kind: "uniform", bound: 0.05 });
+  const b2 = g.param("fc2.bias", [CLASSES], { kind: "uniform", bound: 0.05 });
+  const h: Node = relu(linear(flatten(x), w1, b1));
+  const loss = nllLoss(logSoftmax(linear(h, w2, b2)), g.input("y", [-1]), { name: "loss" });
+  const params = [w1, b1, w2, b2];
+  const gs = grad(loss, params);
+  const grads: Record<string, string> = {};
+  params.forEach((w, i) => (grads[w.name] = gs[i]!.name));
+  return { spec: { graph: g.toJSON(), input: "x", target: "y", loss: "loss", grads }, graph: g };
+}
+
+function sharedData(): SharedData {
+  const ss = SIDE * SIDE;
+  const images = new Float32Array(new SharedArrayBuffer(4 * SAMPLES * ss));
+  const labels = new Uint8Array(new SharedArrayBuffer(SAMPLES));
+  for (let n = 0; n < SAMPLES; n++) {
+    labels[n] = (n * 7) % CLASSES;
+    for (let e = 0; e < ss; e++) images[n * ss + e] = Math.sin(n * 1.3 + e * 0.7) + labels[n]! / 5;
+  }
+  return { images, labels, sampleSize: ss };
+}
+
+function batches(): Uint32Array[] {
+  let at = 0;
+  return BATCHES.map((b) => Uint32Array.from({ length: b }, () => (at++ * 53) % SAMPLES));
+}
+
+interface Setup {
+  optimizer: OptimizerName;
+  lr: number;
+  clip?: number;
+  schedule?: string;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
+
+const SETUPS: Setup[] = [
+  { optimizer: "sgd", lr: 0.02, weightDecay: 1e-3 },
+  { optimizer: "momentum", lr: 0.05, nesterov: true, clip: 0.5, schedule: "step:3:0.5" },
+  { optimizer: "adam", lr: 1e-2, clip: 0.3, schedule: "warmup:3,cosine" },
+  { optimizer: "adamw", lr: 1e-2, weightDecay: 0.1 },
+  { optimizer: "adadelta", lr: 1.0, clip: 1.0 },
+];
+const STEPS = 12;
+
+function tools(s: Setup): { opt: Optimizer; tools: StepTools } {
+  const opt = makeOptimizer(s.optimizer, s.lr, {
+    weightDecay: s.weightDecay,
+    nesterov: s.nesterov,
+  });
+  return { opt, tools: new StepTools(s.lr, { schedule: s.schedule, clipGradNorm: s.clip }, STEPS) };
+}
+
+interface Run {
+  losses: number[];
+  params: Map<string, Float32Array>;
+}
+
+/** `STEPS` steps on one thread: LocalRunner, then clipping, the schedule and the optimizer on the main thread. */
+async function oneThread(s: Setup): Promise<Run> {
+  const { spec, graph } = model();
+  const params = initParams(graph, { seed: 3, shared: true }) as Map<string, Float32Array>;
+  const runner = new LocalRunner(spec, { params, data: sharedData(), maxBatch: 64 });
+  const { opt, tools: t } = tools(s);
+  const grads = new Map<string, Float32Array>();
+  const losses: number[] = [];
+  const bs = batches();
+  for (let step = 0; step < STEPS; step++) {
+    losses.push((await runner.step(bs[step % bs.length]!, step, grads)).loss);
+    t.beforeStep(opt, grads, step);
+    opt.step(params, grads);
+  }
+  return { losses, params };
+}
+
+/** The same steps with a pool that applies the optimizer on every thread. */
+async function inPool(
+  s: Setup,
+  workers: number,
+  extra: Partial<WorkerPoolOptions> = {},
+): Promise<Run & { pool: WorkerPool }> {
+  const { spec, graph } = model();
+  const params = initParams(graph, { seed: 3, shared: true }) as Map<string, Float32Array>;
+  const { opt, tools: t } = tools(s);
+  const pool = await WorkerPool.create(spec, {
+    workers,
+    params,
+    data: sharedData(),
+    maxBatch: 64,
+    update: { optimizer: opt, trainable: [...params.keys()], clipGradNorm: t.clip },
+    ...extra,
+  });
+  try {
+    assert.ok(pool.updates);
+    const grads = new Map<string, Float32Array>();
+    const losses: number[] = [];
+    const bs = batches();
+    for (let step = 0; step < STEPS; step++) {
+      t.setLr(opt, step);
+      losses.push((await pool.step(bs[step % bs.length]!, step, grads)).loss);
+    }
+    return { losses, params, pool };
+  } finally {
+    await pool.close();
+  }
+}
+
+function assertSame(got: Run, want: Run, what: string): void {
+  assert.deepEqual(got.losses, want.losses, `${what}: losses`);
+  for (const [k, v] of want.params) assert.deepEqual(got.params.get(k), v, `${what}: ${k}`);
+}
+
+Deno.test("the model's largest parameter spans two ranges of the update", () => {
+  const { spec, graph } = model();
+  const params = initParams(graph, { seed: 3 }) as Map<string, Float32Array>;
+  const layout = layoutOf(spec, params, "test");
+  const units = unitsOf(layout, [...params.keys()]);
+  assert.ok(HIDDEN * SIDE * SIDE > NORM_CHUNK);
+  assert.equal(units.length / 4, 5);
+  // trainable units first, in the optimizer's order; a buffer's units come last, marked -1
+  const some = unitsOf(layout, ["fc2.bias", "fc1.weight"]);
+  assert.deepEqual([...some.slice(0, 12)].filter((_, i) => i % 4 === 3), [0, 1, 1]);
+  assert.ok([...some.slice(12)].filter((_, i) => i % 4 === 3).every((t) => t === -1));
+});
+
+for (const s of SETUPS) {
+  const name = `${s.optimizer}${s.clip ? ` clipped to ${s.clip}` : ""}${
+    s.schedule ? ` on schedule ${s.schedule}` : ""
+  }`;
+  Deno.test(`the parallel update (${name}) gives the bits of one thread on 1 to 4 threads`, async () => {
+    const want = await oneThread(s);
+    assert.ok(want.losses.every(Number.isFinite));
+    assert.ok(
+      want.losses.at(-1)! < want.losses[0]!,
+      `loss ${want.losses[0]} -> ${want.losses.at(-1)}`,
+    );
+    for (const workers of [1, 2, 3, 4]) {
+      const got = await inPool(s, workers);
+      assertSame(got, want, `${workers} threads`);
+      assert.equal(got.pool.liveWorkers, 0);
+    }
+  });
+}
+
+Deno.test("the parallel update with the main thread out of it gives the same bits", async () => {
+  const s = SETUPS[2]!;
+  assertSame(await inPool(s, 2, { mainThread: false }), await oneThread(s), "2 workers");
+});
+
+for (const kind of ["throw", "hang", "exit"] as const) {
+  Deno.test(`a worker fault (${kind}) during the parallel update re-runs the update's rest with the same bits`, async () => {
+    const s = SETUPS[2]!;
+    const want = await oneThread(s);
+    const got = await inPool(s, 2, {
+      mainThread: false,
+      stepTimeoutMs: 3000,
+      // worker 0 is slow on every range, so worker 1 surely claims one of step 1
+      testSeam: faultSeam({
+        slow: [{ worker: 0, ms: 30, at: "update" }],
+        faults: [{ worker: 1, step: 1, kind, at: "update" }],
+      }),
+    });
+    assertSame(got, want, kind);
+    assert.equal(got.pool.restarts, 1);
+  });
+}
+
+Deno.test("a range left half updated by a thread that died cannot be re-run: publishUpdate says so", () => {
+  const { spec, graph } = model();
+  const params = initParams(graph, { seed: 3 }) as Map<string, Float32Array>;
+  const layout = layoutOf(spec, params, "test");
+  const names = [...params.keys()];
+  const none: [Float32Array, Float32Array] = [new Float32Array(0), new Float32Array(0)];
+  const u = updateShared(layout, "sgd", names, names.map(() => none), 0);
+  publishUpdate(u, 1, true, true);
+  u.flags[0] = 2;
+  u.flags[1] = 1;
+  assert.throws(() => publishUpdate(u, 2, false, true), /unit 1 of 5 .*partly updated/);
+  // done units are kept and counted on a retry
+  u.flags[1] = 0;
+  publishUpdate(u, 3, false, true);
+  assert.equal(u.ctl[2], 1);
+  // a clipped update's first round without a last sum only reads: a half-done range re-runs
+  const c = updateShared(layout, "sgd", names, names.map(() => none), 1);
+  c.flags[3] = 1;
+  publishUpdate(c, 4, false, false);
+  assert.equal(c.flags[3], 0);
+});
+
+Deno.test("a steady-state pool step with the parallel update allocates no typed-array memory on the main thread", async () => {
+  const { spec, graph } = model();
+  const params = initParams(graph, { seed: 3, shared: true }) as Map<string, Float32Array>;
+  const s = SETUPS[2]!;
+  const { opt, tools: t } = tools(s);
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params,
+    data: sharedData(),
+    maxBatch: 64,
+    update: { optimizer: opt, trainable: [...params.keys()], clipGradNorm: t.clip },
+  });
+  try {
+    const grads = new Map<string, Float32Array>();
+    const bs = batches();
+    const run = async (from: number, n: number) => {
+      for (let step = from; step < from + n; step++) {
+        t.setLr(opt, step);
+        await pool.step(bs[step % bs.length]!, step, grads);
+      }
+    };
+    await run(0, 3);
+    const seen = await countTypedArrays(() => run(3, 6));
+    assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("WorkerPool.create refuses an update by an optimizer without a rule, naming it", async () => {
+  const { spec, graph } = model();
+  const params = initParams(graph, { seed: 3, shared: true }) as Map<string, Float32Array>;
+  const custom: Optimizer = {
+    name: "mine",
+    lr: 1,
+    step() {},
+    state: () => ({}),
+    loadState() {},
+  };
+  await assert.rejects(
+    WorkerPool.create(spec, {
+      workers: 2,
+      params,
+      data: sharedData(),
+      maxBatch: 64,
+      update: { optimizer: custom, trainable: [...params.keys()] },
+    }),
+    /optimizer "mine" has no elementwise rule/,
+  );
+});
