@@ -5,7 +5,8 @@
  * `{"model","batch","workers","kernels","steps","samples_per_sec","gflops",...}`.
  * `--workers 1,2` measures both in one process, their repetitions taken in
  * turn so that a slow spell of the machine hits both, and adds a line with
- * the throughput of each count over the first (`speedup`).
+ * the throughput of each count over the first (`speedup`). A pool applies
+ * the optimizer (plain SGD) on every thread by ranges unless `--update main`.
  *
  * @module
  */
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     // internal: a baseline child process, started by --baseline processes
     child: { type: "boolean", default: false },
     fuse: { type: "string", default: "true" },
+    // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
+    update: { type: "string", default: "pool" },
   },
 });
 const int = (k: keyof typeof values): number => {
@@ -82,6 +85,11 @@ if (values.fuse !== "true" && values.fuse !== "false") {
   Deno.exit(2);
 }
 const fuse = values.fuse === "true";
+if (values.update !== "pool" && values.update !== "main") {
+  console.error(`error: --update must be pool or main, got "${values.update}"`);
+  Deno.exit(2);
+}
+const poolUpdate = values.update === "pool";
 if (values.model !== "lecture-cnn" && values.model !== "mnist-net") {
   console.error(`error: --model must be lecture-cnn or mnist-net, got "${values.model}"`);
   Deno.exit(2);
@@ -113,6 +121,8 @@ async function run(runner: GradientRunner, n: number): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < n; i++, step++) {
     await runner.step(batches[step % nBatches]!, step, grads);
+    // a pool made with the update option has applied it
+    if (runner instanceof WorkerPool && runner.updates) continue;
     const u = performance.now();
     opt.step(params, grads);
     runner.profiler?.main.span(SPAN.UPDATE, 0, u, performance.now());
@@ -207,6 +217,7 @@ try {
           mainThread,
           profile: values.profile !== undefined,
           fuse,
+          ...(poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
         })
         : new LocalRunner(spec, {
           params,
@@ -245,7 +256,7 @@ try {
       model: values.model,
       batch,
       workers,
-      ...(workers > 1 ? { main_thread: mainThread } : {}),
+      ...(workers > 1 ? { main_thread: mainThread, update: values.update } : {}),
       kernels: tier,
       micro_batch: microBatch,
       ...(microTail < microBatch ? { micro_tail: microTail } : {}),
