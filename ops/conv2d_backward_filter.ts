@@ -2,7 +2,10 @@ import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardFilterFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dBackwardFilterRef } from "./kernels/conv2d_ref.ts";
 import { runKernel } from "./kernels/tier.ts";
-import { winogradBackwardFilterWasm } from "./kernels/winograd_filter_wasm.ts";
+import {
+  winogradBackwardFilterWasm,
+  winogradFilterScratch,
+} from "./kernels/winograd_filter_wasm.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
 
@@ -48,8 +51,13 @@ export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = register
   name: "conv2d_backward_filter",
   inputs: ["x", "dy"],
   shape: backwardFilterShape,
-  // im2col columns and GEMM workspace in the arena (see conv2dFastScratch)
-  scratch: ([x, dy], attrs, dw) => conv2dFastScratch(conv2dDims(x!, dw, dy!, attrs), "filter"),
+  // im2col columns and GEMM workspace in the arena (see conv2dFastScratch), or
+  // the Winograd kernel's staged tiles and accumulators (winogradFilterScratch)
+  scratch: ([x, dy], attrs, dw) => {
+    const d = conv2dDims(x!, dw, dy!, attrs);
+    const wino = attrs.winograd === false ? 0 : winogradFilterScratch(d);
+    return Math.max(conv2dFastScratch(d, "filter"), wino);
+  },
   // x: (N, C, H, W), dy: (N, OC, OH, OW) -> dw: (OC, C, KH, KW),
   // dw[oc,c,i',j'] = Σ_{s,i,j} dy[s,oc,i,j] · x[s,c,i·stride+i'−p, j·stride+j'−p]
   forward([x, dy], dw, c) {

@@ -2,21 +2,27 @@
 /**
  * The Winograd filter gradient in WebAssembly SIMD: the module built from
  * `wasm/winograd_filter_kernel.ts`, driven a chunk of images at a time so
- * that the chunk's transformed tiles stay in L2. The module owns its
- * memory; each chunk of x and dy is copied in, staged channels-last with
- * zero borders, transformed (V = Bᵀ d B, M = A dY Aᵀ), and multiplied into
- * the α² accumulators dU[ξ] = Σ_t V[ξ][t]ᵀ M[ξ][t]; at the end
- * dw = Gᵀ dU G is copied out.
+ * that the chunk's transformed tiles stay in L2. Each chunk of x and dy is
+ * staged channels-last with zero borders, transformed (V = Bᵀ d B,
+ * M = A dY Aᵀ), and multiplied into the α² accumulators
+ * dU[ξ] = Σ_t V[ξ][t]ᵀ M[ξ][t]; at the end dw = Gᵀ dU G.
  *
- * Memory layout (bytes): [0, 1024) unused, then dU, the raw chunk of x and
- * of dy, the staged chunk of x and of dy, V, M, and the (OCp, Cp, 3, 3)
- * output, laid out anew for each call in a memory that only grows.
+ * On an executor's arena (x, dy and dw in one arena with enough kernel
+ * scratch, see {@link winogradFilterScratch}) the module runs on the arena's
+ * memory and reads x and dy in place; elsewhere it runs on a memory of its
+ * own that x and dy are copied into, a chunk at a time.
+ *
+ * Scratch layout (bytes from its start): dU, [the raw chunk of x and of dy,
+ * when copied], the staged chunk of x and of dy, V, M, and the
+ * (OCp, Cp, 3, 3) output.
  *
  * @module
  */
 
 import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
 import type { WinogradTile } from "./winograd_filter_ref.ts";
+import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
+import { countStaged } from "./gemm_wasm.ts";
 import { MR, NR } from "./wasm/winograd_filter_kernel.ts";
 import {
   WINOGRAD_FILTER_WASM_RELAXED_SIMD,
@@ -26,7 +32,6 @@ import {
 type Fn = (...args: number[]) => void;
 
 interface Exports {
-  mem: WebAssembly.Memory;
   stage: Fn;
   accum: Fn;
   xin2: Fn;
@@ -38,8 +43,12 @@ interface Exports {
 }
 
 interface State {
-  ex: Exports;
+  module: WebAssembly.Module;
   variant: "relaxed-simd" | "simd";
+  /** An instance per memory: the own one and each arena's. */
+  instances: WeakMap<WebAssembly.Memory, Exports>;
+  /** The memory of the copying path, made on first use. */
+  own: WebAssembly.Memory | null;
 }
 
 function decode(b64: string): Uint8Array<ArrayBuffer> {
@@ -67,15 +76,26 @@ function init(): State | null {
     const bytes = decode(b64);
     if (!WebAssembly.validate(bytes)) continue;
     try {
-      const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
-        .exports as unknown as Exports;
-      state = { ex, variant };
+      const module = new WebAssembly.Module(bytes);
+      const own = new WebAssembly.Memory({ initial: 1 });
+      const instances = new WeakMap<WebAssembly.Memory, Exports>();
+      instances.set(own, new WebAssembly.Instance(module, { env: { mem: own } }).exports as never);
+      state = { module, variant, instances, own };
       break;
     } catch {
       // Validated but refused to instantiate: try the next one.
     }
   }
   return state;
+}
+
+function instanceOn(s: State, mem: WebAssembly.Memory): Exports {
+  let ex = s.instances.get(mem);
+  if (!ex) {
+    ex = new WebAssembly.Instance(s.module, { env: { mem } }).exports as unknown as Exports;
+    s.instances.set(mem, ex);
+  }
+  return ex;
 }
 
 /**
@@ -107,7 +127,8 @@ const roundUp = (x: number, q: number) => Math.ceil(x / q) * q;
 /**
  * Bytes of transformed tiles, staged and raw images one chunk may hold:
  * half of a 1 MiB L2, so the chunk's V and M stay in cache between their
- * transform and the accumulation that reads them.
+ * transform and the accumulation that reads them. At least one image goes
+ * in a chunk (on mnist-net's conv2 one image's share is about 0.9 MiB).
  */
 export const CHUNK_BYTES = 512 * 1024;
 
@@ -168,49 +189,45 @@ export function winogradBackwardFilterWasm(
   checkConv2dDims("winogradBackwardFilterWasm", d, { x, w: dw, y: dy });
   if (!winogradFilterApplies(d)) return false;
   const s = init()!;
-  const ex = s.ex;
   const m = opts.tile ?? 4;
   if (m !== 2 && m !== 4) {
     throw new Error(`winogradBackwardFilterWasm: tile must be 2 or 4, got ${m}`);
   }
-  const a = m + 2, a2 = a * a;
-  const { n: N, c: C, h: H, w: W, oc: OC, oh: OH, ow: OW, padding: p } = d;
-  const tilesH = Math.ceil(OH / m), tilesW = Math.ceil(OW / m), tpi = tilesH * tilesW;
-  const Cp = roundUp(C, MR), OCp = roundUp(OC, NR);
-  const Hp = tilesH * m + 2, Wp = tilesW * m + 2, OHp = tilesH * m, OWp = tilesW * m;
-  const chw = C * H * W, ohw = OC * OH * OW;
-  // floats one image of the chunk takes
-  const perImage = chw + ohw + Hp * Wp * Cp + OHp * OWp * OCp + a2 * tpi * (Cp + OCp);
-  const nb = Math.max(
-    1,
-    Math.min(N, Math.floor((opts.chunkBytes ?? CHUNK_BYTES) / (4 * perImage))),
-  );
-  // layout
-  let end = 1024;
-  const take = (floats: number) => {
-    const at = end;
-    end = align(end + floats * 4);
-    return at;
-  };
-  const dU = take(a2 * Cp * OCp), rawX = take(nb * chw), rawDy = take(nb * ohw);
-  const stX = take(nb * Hp * Wp * Cp), stDy = take(nb * OHp * OWp * OCp);
-  // An odd number of rows between transform points: with an even one
-  // (T = 144 for F(2×2) on 24×24) the α² store streams of a transform
-  // fall 4 KiB apart and evict each other from L1; F(2×2)'s dy transform
-  // took 9-18 ms against 0.8-3 ms with one row more (mnist-net conv2, N=64).
-  const rows = (nb * tpi) | 1;
-  const V = take(a2 * rows * Cp), M = take(a2 * rows * OCp), out = take(OCp * Cp * 9);
-  const mem = ex.mem;
-  if (mem.buffer.byteLength < end) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
-  const heap = new Float32Array(mem.buffer);
+  // In place on an arena when x, dy and dw share one with room in its scratch.
+  const buf = x.buffer, mem = arenaMemory(buf), sc = arenaScratch(buf);
+  let g = geometry(d, m, opts.chunkBytes, false);
+  let base: number, memory: WebAssembly.Memory;
+  if (mem && sc && dy.buffer === buf && dw.buffer === buf && g.bytes <= sc.byteLength) {
+    base = sc.byteOffset;
+    memory = mem;
+  } else {
+    g = geometry(d, m, opts.chunkBytes, true);
+    base = 1024; // 0 is never a valid address
+    memory = s.own!;
+    if (memory.buffer.byteLength < base + g.bytes) {
+      memory.grow(Math.ceil((base + g.bytes - memory.buffer.byteLength) / 65536));
+    }
+  }
+  const ex = instanceOn(s, memory);
+  const { a2, tilesH, tilesW, tpi, Cp, OCp, Hp, Wp, OHp, OWp, chw, ohw, nb, at } = g;
+  const dU = base + at.dU, stX = base + at.stX, stDy = base + at.stDy;
+  const V = base + at.V, M = base + at.M, out = base + at.out;
+  const heap = new Float32Array(memory.buffer);
   heap.fill(0, dU / 4, dU / 4 + a2 * Cp * OCp);
   const xin = m === 2 ? ex.xin2 : ex.xin4, xdy = m === 2 ? ex.xdy2 : ex.xdy4;
+  const { n: N, c: C, h: H, w: W, oc: OC, oh: OH, ow: OW, padding: p } = d;
   for (let n0 = 0; n0 < N; n0 += nb) {
     const cnt = Math.min(nb, N - n0), T = cnt * tpi, Ts = T | 1;
-    heap.set(x.subarray(n0 * chw, (n0 + cnt) * chw), rawX / 4);
-    heap.set(dy.subarray(n0 * ohw, (n0 + cnt) * ohw), rawDy / 4);
-    ex.stage(rawX, stX, C, H, W, Cp, Hp, Wp, p, cnt);
-    ex.stage(rawDy, stDy, OC, OH, OW, OCp, OHp, OWp, 0, cnt);
+    let srcX = x.byteOffset + n0 * chw * 4, srcDy = dy.byteOffset + n0 * ohw * 4;
+    if (g.copies) {
+      srcX = base + at.rawX;
+      srcDy = base + at.rawDy;
+      heap.set(x.subarray(n0 * chw, (n0 + cnt) * chw), srcX / 4);
+      heap.set(dy.subarray(n0 * ohw, (n0 + cnt) * ohw), srcDy / 4);
+      countStaged(cnt * (chw + ohw) * 4); // see gemmStagedBytes
+    }
+    ex.stage(srcX, stX, C, H, W, Cp, Hp, Wp, p, cnt);
+    ex.stage(srcDy, stDy, OC, OH, OW, OCp, OHp, OWp, 0, cnt);
     xin(stX, V, tilesH, tilesW, cnt, Cp, Hp, Wp, Ts);
     xdy(stDy, M, tilesH, tilesW, cnt, OCp, OHp, OWp, Ts);
     ex.accum(V, M, dU, T, Ts, Cp, OCp, a2);
@@ -225,4 +242,115 @@ export function winogradBackwardFilterWasm(
     }
   }
   return true;
+}
+
+interface Geometry {
+  a2: number;
+  tilesH: number;
+  tilesW: number;
+  /** Tiles per image. */
+  tpi: number;
+  Cp: number;
+  OCp: number;
+  Hp: number;
+  Wp: number;
+  OHp: number;
+  OWp: number;
+  chw: number;
+  ohw: number;
+  /** Images per chunk. */
+  nb: number;
+  /** Whether x and dy are copied in (the raw regions exist). */
+  copies: boolean;
+  /** Byte offsets of the regions from the start of the scratch. */
+  at: {
+    dU: number;
+    rawX: number;
+    rawDy: number;
+    stX: number;
+    stDy: number;
+    V: number;
+    M: number;
+    out: number;
+  };
+  /** Bytes the regions take. */
+  bytes: number;
+}
+
+function geometry(
+  d: Conv2dDims,
+  m: WinogradTile,
+  chunkBytes: number | undefined,
+  copies: boolean,
+): Geometry {
+  const a2 = (m + 2) * (m + 2);
+  const tilesH = Math.ceil(d.oh / m), tilesW = Math.ceil(d.ow / m), tpi = tilesH * tilesW;
+  const Cp = roundUp(d.c, MR), OCp = roundUp(d.oc, NR);
+  const Hp = tilesH * m + 2, Wp = tilesW * m + 2, OHp = tilesH * m, OWp = tilesW * m;
+  const chw = d.c * d.h * d.w, ohw = d.oc * d.oh * d.ow;
+  // floats one image of the chunk takes
+  const perImage = (copies ? chw + ohw : 0) + Hp * Wp * Cp + OHp * OWp * OCp +
+    a2 * tpi * (Cp + OCp);
+  const nb = Math.max(1, Math.min(d.n, Math.floor((chunkBytes ?? CHUNK_BYTES) / (4 * perImage))));
+  let end = 0;
+  const take = (floats: number) => {
+    const at = end;
+    end = align(end + floats * 4);
+    return at;
+  };
+  // An odd number of rows between transform points: with an even one
+  // (T = 144 for F(2×2) on 24×24) the α² store streams of a transform
+  // fall 4 KiB apart and evict each other from L1; F(2×2)'s dy transform
+  // took 9-18 ms against 0.8-3 ms with one row more (mnist-net conv2, N=64).
+  const rows = (nb * tpi) | 1;
+  const at = {
+    dU: take(a2 * Cp * OCp),
+    rawX: copies ? take(nb * chw) : 0,
+    rawDy: copies ? take(nb * ohw) : 0,
+    stX: take(nb * Hp * Wp * Cp),
+    stDy: take(nb * OHp * OWp * OCp),
+    V: take(a2 * rows * Cp),
+    M: take(a2 * rows * OCp),
+    out: take(OCp * Cp * 9),
+  };
+  return {
+    a2,
+    tilesH,
+    tilesW,
+    tpi,
+    Cp,
+    OCp,
+    Hp,
+    Wp,
+    OHp,
+    OWp,
+    chw,
+    ohw,
+    nb,
+    copies,
+    at,
+    bytes: end,
+  };
+}
+
+/**
+ * Floats of arena scratch {@link winogradBackwardFilterWasm} needs to run on
+ * an executor's arena without copying x and dy (what the op's `scratch`
+ * hook asks for), for F(`tile`×`tile`, 3×3); 0 where it does not apply.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const d = { n: 64, c: 32, h: 26, w: 26, oc: 64, kh: 3, kw: 3, oh: 24, ow: 24, stride: 1, padding: 0 };
+ * const floats = winogradFilterScratch(d);
+ * assert.ok(floats === 0 || floats > 36 * 32 * 64); // at least the 36 accumulators dU[ξ]
+ * assert.equal(winogradFilterScratch({ ...d, stride: 2, oh: 12, ow: 12 }), 0);
+ * ```
+ */
+export function winogradFilterScratch(
+  d: Conv2dDims,
+  opts: WinogradFilterOptions = {},
+): number {
+  if (!winogradFilterApplies(d)) return 0;
+  return geometry(d, opts.tile ?? 4, opts.chunkBytes, false).bytes / 4;
 }

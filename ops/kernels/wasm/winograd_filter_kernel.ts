@@ -1,9 +1,10 @@
 // x: (N, C, H, W), dy: (N, OC, OH, OW) -> dw: (OC, C, 3, 3), stride 1, float32
 /**
  * Source of the Winograd filter-gradient WebAssembly SIMD module (see
- * `../winograd_filter_ref.ts` for the algorithm). The module owns its
- * memory; the TypeScript driver (`../winograd_filter_wasm.ts`) copies a chunk
- * of images in and calls, per chunk:
+ * `../winograd_filter_ref.ts` for the algorithm). It imports its memory
+ * (`env.mem`): an executor's arena, where x and dy already are, or a memory
+ * of the driver's own that x and dy are copied into. The TypeScript driver
+ * (`../winograd_filter_wasm.ts`) calls, per chunk of images:
  * - `stage(src, dst, C, H, W, Cp, Hp, Wp, pad, n)`: n images (C, H, W) at src
  *   → (Hp, Wp, Cp) at dst, channels last, zeros around (pad rows/columns
  *   before the image) and in channels C … Cp−1, so that a vector holds one
@@ -401,7 +402,7 @@ export function buildWinogradFilterModule(relaxed: boolean): Uint8Array<ArrayBuf
     add(xformKernel(aMat, m), `xdy${m}`);
     add(xoutKernel(gtMat), `xout${m}`);
   }
-  return encodeModule({ memoryPages: 1, funcs });
+  return encodeModule({ memoryPages: 1, importMemory: true, funcs });
 }
 
 function base64(bytes: Uint8Array): string {

@@ -7,8 +7,11 @@ import { conv2dBackwardFilterFast } from "../../../ops/kernels/conv2d_fast.ts";
 import {
   winogradBackwardFilterWasm,
   winogradFilterApplies,
+  winogradFilterScratch,
   winogradFilterVariant,
 } from "../../../ops/kernels/winograd_filter_wasm.ts";
+import { gemmStagedBytes } from "../../../ops/kernels/gemm_wasm.ts";
+import { wasmArenaBuffer } from "../../../ops/kernels/elementwise_wasm.ts";
 import type { WinogradTile } from "../../../ops/kernels/winograd_filter_ref.ts";
 import { Executor } from "../../../graph/executor.ts";
 import { Graph } from "../../../graph/graph.ts";
@@ -218,8 +221,52 @@ Deno.test({
     winogradBackwardFilterWasm(x, dy, wino, d);
     conv2dBackwardFilterFast(x, dy, direct, d, "wasm");
     assert.notDeepEqual(wino, direct, "the two kernels round differently on this case");
+    const staged0 = gemmStagedBytes();
     assert.deepEqual(runOp(x, dy, d), wino);
+    assert.equal(gemmStagedBytes() - staged0, 0, "on the executor's arena nothing is copied");
     assert.deepEqual(runOp(x, dy, d, false), direct);
     assert.ok(worstError(wino, want, scale) <= TOL[4]);
+  },
+});
+
+Deno.test({
+  name: "winogradBackwardFilterWasm on an arena reads x and dy in place, equal to the copying path",
+  ignore: !available,
+  fn() {
+    fc.assert(
+      fc.property(convArb, fc.integer(), fc.constantFrom<WinogradTile>(2, 4), (d, seed, tile) => {
+        const nx = d.n * d.c * d.h * d.w, ny = d.n * d.oc * d.oh * d.ow, nw = d.oc * d.c * 9;
+        const x = random32(nx, seed), dy = random32(ny, seed + 1);
+        const copied = new Float32Array(nw);
+        let staged0 = gemmStagedBytes();
+        winogradBackwardFilterWasm(x, dy, copied, d, { tile });
+        assert.equal(
+          gemmStagedBytes() - staged0,
+          4 * (nx + ny),
+          "the copying path stages x and dy",
+        );
+        const need = 4 * winogradFilterScratch(d, { tile }); // a multiple of 64
+        const data = 4 * (nx + ny + nw);
+        for (const short of [false, true]) {
+          // Arenas come in whole pages: to leave the scratch 64 bytes short,
+          // end the executor's part that much too late.
+          const pages = Math.ceil((data + need) / 65536);
+          const buf = short
+            ? wasmArenaBuffer(pages * 65536 - need + 64, need - 64)!
+            : wasmArenaBuffer(data, need)!;
+          const xa = new Float32Array(buf, 0, nx), dya = new Float32Array(buf, 4 * nx, ny);
+          const dwa = new Float32Array(buf, 4 * (nx + ny), nw).fill(NaN);
+          xa.set(x);
+          dya.set(dy);
+          staged0 = gemmStagedBytes();
+          assert.equal(winogradBackwardFilterWasm(xa, dya, dwa, d, { tile }), true);
+          assert.deepEqual(dwa, copied);
+          // with too little scratch it copies instead (and still answers)
+          const want = short ? 4 * (nx + ny) : 0;
+          assert.equal(gemmStagedBytes() - staged0, want, `short of scratch: ${short}`);
+        }
+      }),
+      { numRuns: 30 },
+    );
   },
 });
