@@ -28,11 +28,12 @@ export const biasReluPoolOp: OpDef = registerOp({
       ref: () => biasReluPoolRef(z!, b!, y, d),
       wasm: (y32) => {
         const k = biasReluPoolWasm(d, [z as Float32Array, y32]);
-        k?.forward(z as Float32Array, b as Float32Array, y32);
-        return k !== null;
+        return k !== null && k.forward(z as Float32Array, b as Float32Array, y32);
       },
     });
   },
+  // the wasm kernel reads the bias from the arena's kernel scratch
+  scratch: ([z]) => z![1]!,
 });
 
 /**

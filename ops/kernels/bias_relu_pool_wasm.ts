@@ -11,11 +11,11 @@
  * @module
  */
 
-import { type ElementwiseExports, elementwiseWasm } from "./elementwise_wasm.ts";
+import { arenaScratch, type ElementwiseExports, elementwiseWasm } from "./elementwise_wasm.ts";
 import type { BiasReluPoolDims } from "./bias_relu_pool_ref.ts";
 
 interface FusedExports extends ElementwiseExports {
-  // (z, y, codes, planes, h, w, oh, ow, zs, ys, bias)
+  // (z, y, codes, planes, h, w, oh, ow, bias, c)
   bias_relu_pool2(...args: number[]): void;
   // (codes, dy, dz, planes, h, w, oh, ow)
   relu_pool2_backward(...args: number[]): void;
@@ -23,15 +23,21 @@ interface FusedExports extends ElementwiseExports {
 
 /** The fused kernels bound to one arena, for one layer's sizes. */
 export interface BiasReluPoolKernels {
-  /** packed = [y, codes], y = max-pool(ReLU(z + b)); see `biasReluPoolRef`. */
-  forward(z: Float32Array, b: Float32Array, packed: Float32Array): void;
+  /**
+   * packed = [y, codes], y = max-pool(ReLU(z + b)); see `biasReluPoolRef`.
+   * False when the arena's kernel scratch cannot hold the bias (the op then
+   * runs the reference).
+   */
+  forward(z: Float32Array, b: Float32Array, packed: Float32Array): boolean;
   /** dz from the forward's packed output and the pooled gradient dy; see `reluPoolBackwardRef`. */
   backward(packed: Float32Array, dy: Float32Array, dz: Float32Array): void;
 }
 
 /**
  * The wasm kernels for sizes `d` when they serve them (PW ≥ 4) and every
- * array in `arena` lives in one executor arena; otherwise null.
+ * array in `arena` lives in one executor arena; otherwise null. The forward
+ * copies the bias (a parameter, outside the arena) into the arena's kernel
+ * scratch, which the op reserves.
  *
  * @example
  * ```ts
@@ -51,25 +57,15 @@ export function biasReluPoolWasm(
   if (!ex || typeof ex.bias_relu_pool2 !== "function") return null;
   const { n, c, h, w, ph, pw } = d;
   const half = n * c * ph * pw;
+  const buf = arena[0]!.buffer;
   return {
     forward(z, b, packed) {
-      const zs = c * h * w * 4, ys = c * ph * pw * 4;
-      for (let o = 0; o < c; o++) {
-        const y = packed.byteOffset + o * ph * pw * 4;
-        ex.bias_relu_pool2(
-          z.byteOffset + o * h * w * 4,
-          y,
-          y + half * 4,
-          n,
-          h,
-          w,
-          ph,
-          pw,
-          zs,
-          ys,
-          b[o]!,
-        );
-      }
+      const scratch = arenaScratch(buf);
+      if (!scratch || scratch.byteLength < 4 * c) return false;
+      new Float32Array(buf, scratch.byteOffset, c).set(b.subarray(0, c));
+      const y = packed.byteOffset;
+      ex.bias_relu_pool2(z.byteOffset, y, y + half * 4, n * c, h, w, ph, pw, scratch.byteOffset, c);
+      return true;
     },
     backward(packed, dy, dz) {
       // the odd last row or column is in no window: zero

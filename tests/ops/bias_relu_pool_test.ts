@@ -116,7 +116,8 @@ Deno.test("the fused reference kernels in float64 (gradient checks) equal the un
 });
 
 Deno.test("the wasm fused kernels write the reference's packed output and dz on the arena (NaN-prefilled)", () => {
-  const buf = wasmArenaBuffer(1 << 22);
+  // kernel scratch for the bias, as a plan reserves it
+  const buf = wasmArenaBuffer(1 << 22, 64);
   if (!buf) return; // no WebAssembly SIMD here: the ops run the reference
   fc.assert(
     fc.property(
@@ -140,7 +141,7 @@ Deno.test("the wasm fused kernels write the reference's packed output and dz on 
         dz.fill(NaN);
         const k = biasReluPoolWasm(d, [z, packed, dy, dz]);
         assert.ok(k);
-        k.forward(z, b, packed);
+        assert.ok(k.forward(z, b, packed));
         const want = new Float32Array(2 * half);
         biasReluPoolRef(z, b, want, d);
         // as numbers: a NaN may carry another sign or payload
@@ -161,5 +162,8 @@ Deno.test("biasReluPoolWasm declines what it does not serve: narrow outputs, arr
   const a = new Float32Array(buf, 0, 64), other = new Float32Array(64);
   assert.equal(biasReluPoolWasm({ n: 1, c: 1, h: 8, w: 7, ph: 4, pw: 3 }, [a]), null);
   assert.equal(biasReluPoolWasm({ n: 1, c: 1, h: 8, w: 8, ph: 4, pw: 4 }, [a, other]), null);
-  assert.ok(biasReluPoolWasm({ n: 1, c: 1, h: 8, w: 8, ph: 4, pw: 4 }, [a]));
+  const k = biasReluPoolWasm({ n: 1, c: 1, h: 8, w: 8, ph: 4, pw: 4 }, [a]);
+  assert.ok(k);
+  // no kernel scratch past the buffers for the bias: the op runs the reference
+  assert.equal(k.forward(a, new Float32Array(1), new Float32Array(buf, 256, 32)), false);
 });

@@ -15,10 +15,10 @@
  * - `sum_runs(x, out, outer, mid, inner)`: out[m] += the sum of x[o, m, i]
  *   over o and i, x of shape (outer, mid, inner): a bias gradient over
  *   (N, C, H·W), eight float32 partial sums per run;
- * - `bias_relu_pool2(z, y, codes, planes, h, w, oh, ow, zs, ys, bias)`: the
- *   fused bias + ReLU + 2×2 max-pool of one channel (planes zs and ys bytes
- *   apart): y = max(max of each window of z + bias, 0), and each window's
- *   gradient code (see `bias_relu_pool_ref.ts`); needs ow ≥ 4;
+ * - `bias_relu_pool2(z, y, codes, planes, h, w, oh, ow, bias, c)`: the fused
+ *   bias + ReLU + 2×2 max-pool of (N·C) planes, the bias of plane p at
+ *   bias[p mod c]: y = max(max of each window of z + bias, 0), and each
+ *   window's gradient code (see `bias_relu_pool_ref.ts`); needs ow ≥ 4;
  * - `relu_pool2_backward(codes, dy, dz, planes, h, w, oh, ow)`: its
  *   backward, dy to the element each code names and zero to the rest of the
  *   window; needs ow ≥ 4 and leaves the odd last row and column alone.
@@ -96,26 +96,26 @@ interface PoolWalk {
 // Walks planes, output rows and groups of four output columns (the last
 // group shifted left to end at ow, so it may overlap the one before: both
 // compute the same values). `body` sees the addresses of one group.
-// Planes follow one another unless `strides` gives the byte steps between
-// input planes and between output planes (one channel of a batch).
+// `plane`, when given, runs at the start of each plane with its index.
 function walkPool(
   f: FuncBuilder,
   [planes, h, w, oh, ow]: Local[],
   body: (at: PoolWalk) => void,
-  strides?: [Local, Local],
+  plane?: (p: Local) => void,
 ): void {
   const p = f.local(I32), r = f.local(I32), c = f.local(I32), last = f.local(I32);
-  const plane = f.local(I32), oplane = f.local(I32), row = f.local(I32);
+  const base = f.local(I32), oplane = f.local(I32), row = f.local(I32);
   const top = f.local(I32), bot = f.local(I32), out = f.local(I32);
   const w4 = f.local(I32), orow = f.local(I32);
   f.get(ow).i32Const(4).i32Sub().set(last);
   f.get(w).i32Const(2).i32Shl().set(w4);
-  f.i32Const(0).set(plane);
+  f.i32Const(0).set(base);
   f.i32Const(0).set(oplane);
   forCount(f, p, planes, () => {
+    plane?.(p);
     forCount(f, r, oh, () => {
       // row = plane + 2r·w·4 bytes
-      f.get(plane).get(r).get(w4).i32Mul().i32Const(1).i32Shl().i32Add().set(row);
+      f.get(base).get(r).get(w4).i32Mul().i32Const(1).i32Shl().i32Add().set(row);
       f.get(oplane).get(r).get(ow).i32Mul().i32Const(2).i32Shl().i32Add().set(orow);
       f.i32Const(0).set(c);
       f.block().loop();
@@ -129,13 +129,8 @@ function walkPool(
       f.get(c).i32Const(4).i32Add().set(c);
       f.br(0).end().end();
     });
-    if (strides) {
-      f.get(plane).get(strides[0]).i32Add().set(plane);
-      f.get(oplane).get(strides[1]).i32Add().set(oplane);
-    } else {
-      f.get(plane).get(h).get(w).i32Mul().i32Const(4).i32Mul().i32Add().set(plane);
-      f.get(oplane).get(oh).get(ow).i32Mul().i32Const(4).i32Mul().i32Add().set(oplane);
-    }
+    f.get(base).get(h).get(w).i32Mul().i32Const(4).i32Mul().i32Add().set(base);
+    f.get(oplane).get(oh).get(ow).i32Mul().i32Const(4).i32Mul().i32Add().set(oplane);
   });
 }
 
@@ -216,20 +211,18 @@ function const4(f: FuncBuilder, lanes: readonly [number, number, number, number]
   return out;
 }
 
-// z: one channel of (N, C, H, W) at plane stride zs bytes, bias -> y, codes:
-// that channel of (N, C, H/2, W/2) at plane stride ys bytes. Per window
-// (a b / e f) of v = z + bias: m = the maximum (NaN wins), y = max(m, 0),
-// and when m > 0 the code 1 + 2·[e = m] + 4·[b = m] + 8·[a = m], whose
-// highest bit names the first element equal to m, else 0 (see
-// bias_relu_pool_ref.ts).
+// z: (P, H, W), the bias of plane p at bias + 4·(p mod c) -> y, codes:
+// (P, H/2, W/2). Per window (a b / e f) of v = z + bias: m = the maximum
+// (NaN wins), y = max(m, 0), and when m > 0 the code 1 + 2·[e = m] +
+// 4·[b = m] + 8·[a = m], whose highest bit names the first element equal to
+// m, else 0 (see bias_relu_pool_ref.ts).
 function biasReluPool2(): FuncBuilder {
-  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32], []);
-  const [z, y, codes, planes, h, w, oh, ow, zs, ys, bias] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32], []);
+  const [z, y, codes, planes, h, w, oh, ow, bias, c] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const bv = f.local(V128), zero = f.local(V128);
   const t0 = f.local(V128), t1 = f.local(V128), b0 = f.local(V128), b1 = f.local(V128);
   const a = f.local(V128), bb = f.local(V128), e = f.local(V128), ff = f.local(V128);
   const m = f.local(V128), pos = f.local(V128);
-  f.get(bias).f32x4Splat().set(bv);
   f.v128Zero().set(zero);
   const [one, two, four, eight] = [1, 2, 4, 8].map((k) => splat4(f, k));
   walkPool(f, [planes, h, w, oh, ow], ({ top, bot, out }) => {
@@ -252,7 +245,11 @@ function biasReluPool2(): FuncBuilder {
     f.get(bb).get(m).f32x4Eq().get(four).v128And().f32x4Add();
     f.get(e).get(m).f32x4Eq().get(two).v128And().f32x4Add();
     f.get(one).f32x4Add().get(pos).v128And().v128Store();
-  }, [zs, ys]);
+  }, (p) => {
+    // bv = bias[p mod c], four times
+    f.get(bias).get(p).get(p).get(c).i32DivU().get(c).i32Mul().i32Sub();
+    f.i32Const(2).i32Shl().i32Add().v128Load32Splat().set(bv);
+  });
   return f;
 }
 
