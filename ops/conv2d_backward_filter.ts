@@ -18,9 +18,10 @@ export interface Conv2dBackwardFilterAttrs {
   /** `[KH, KW]` of the filter: with stride > 1, x's and dy's sizes do not determine it. */
   kernelSize: [number, number];
   /**
-   * `false` keeps the wasm tier on the direct (im2col + GEMM) kernel; by
-   * default 3×3 stride-1 filters with ≥ 8 channels each way go through
-   * Winograd F(4×4, 3×3), see `kernels/winograd_filter_wasm.ts`.
+   * `false` keeps the wasm tier on the direct (im2col + GEMM) kernel for
+   * this node; by default 3×3 stride-1 filters with ≥ 8 channels each way
+   * go through Winograd unless it is switched off for the process
+   * (`--no-winograd`), see `kernels/winograd_filter_wasm.ts`.
    */
   winograd?: boolean;
 }

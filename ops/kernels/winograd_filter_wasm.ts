@@ -23,6 +23,7 @@ import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
 import type { WinogradTile } from "./winograd_filter_ref.ts";
 import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
 import { countStaged } from "./gemm_wasm.ts";
+import { winogradEnabled } from "./winograd_wasm.ts";
 import { MR, NR } from "./wasm/winograd_filter_kernel.ts";
 import {
   WINOGRAD_FILTER_WASM_RELAXED_SIMD,
@@ -134,7 +135,7 @@ export const CHUNK_BYTES = 512 * 1024;
 
 /** Options of {@link winogradBackwardFilterWasm}. */
 export interface WinogradFilterOptions {
-  /** Output tile size m of F(m×m, 3×3) (default 4). */
+  /** Output tile size m of F(m×m, 3×3) (default {@link winogradFilterTile}). */
   tile?: WinogradTile;
   /** Bytes a chunk of images may take (default {@link CHUNK_BYTES}); at least one image per chunk. */
   chunkBytes?: number;
@@ -144,7 +145,8 @@ export interface WinogradFilterOptions {
  * Whether {@link winogradBackwardFilterWasm} takes a convolution: a 3×3
  * filter with stride 1, at least 8 input and 8 output channels (below that
  * the padded channel blocks waste most of the products and the direct GEMM
- * is cheap anyway), and WebAssembly SIMD here.
+ * is cheap anyway), WebAssembly SIMD here, and Winograd switched on
+ * (`setWinogradEnabled` of `winograd_wasm.ts`, `--no-winograd`).
  *
  * @example
  * ```ts
@@ -155,7 +157,25 @@ export interface WinogradFilterOptions {
  */
 export function winogradFilterApplies(d: Conv2dDims): boolean {
   return d.kh === 3 && d.kw === 3 && d.stride === 1 && d.c >= 8 && d.oc >= 8 && d.n >= 1 &&
-    d.oh >= 1 && d.ow >= 1 && init() !== null;
+    d.oh >= 1 && d.ow >= 1 && winogradEnabled() && init() !== null;
+}
+
+/**
+ * The tile size {@link winogradBackwardFilterWasm} uses unless told: F(4×4)
+ * from 8×8 outputs up (mnist-net's conv2: 2.5-3× faster than the direct
+ * kernel, F(2×2) 1.4-2×), F(2×2) below, where 4×4 tiles would mostly
+ * cover zeros past the output.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const d = { n: 1, c: 32, h: 26, w: 26, oc: 64, kh: 3, kw: 3, oh: 24, ow: 24, stride: 1, padding: 0 };
+ * assert.equal(winogradFilterTile(d), 4);
+ * assert.equal(winogradFilterTile({ ...d, h: 8, w: 8, oh: 6, ow: 6 }), 2);
+ * ```
+ */
+export function winogradFilterTile(d: Conv2dDims): WinogradTile {
+  return Math.min(d.oh, d.ow) >= 8 ? 4 : 2;
 }
 
 /**
@@ -189,7 +209,7 @@ export function winogradBackwardFilterWasm(
   checkConv2dDims("winogradBackwardFilterWasm", d, { x, w: dw, y: dy });
   if (!winogradFilterApplies(d)) return false;
   const s = init()!;
-  const m = opts.tile ?? 4;
+  const m = opts.tile ?? winogradFilterTile(d);
   if (m !== 2 && m !== 4) {
     throw new Error(`winogradBackwardFilterWasm: tile must be 2 or 4, got ${m}`);
   }
@@ -336,7 +356,7 @@ function geometry(
 /**
  * Floats of arena scratch {@link winogradBackwardFilterWasm} needs to run on
  * an executor's arena without copying x and dy (what the op's `scratch`
- * hook asks for), for F(`tile`×`tile`, 3×3); 0 where it does not apply.
+ * hook asks for); 0 where it does not apply.
  *
  * @example
  * ```ts
@@ -352,5 +372,5 @@ export function winogradFilterScratch(
   opts: WinogradFilterOptions = {},
 ): number {
   if (!winogradFilterApplies(d)) return 0;
-  return geometry(d, opts.tile ?? 4, opts.chunkBytes, false).bytes / 4;
+  return geometry(d, opts.tile ?? winogradFilterTile(d), opts.chunkBytes, false).bytes / 4;
 }

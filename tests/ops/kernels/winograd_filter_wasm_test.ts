@@ -12,6 +12,7 @@ import {
 } from "../../../ops/kernels/winograd_filter_wasm.ts";
 import { gemmStagedBytes } from "../../../ops/kernels/gemm_wasm.ts";
 import { wasmArenaBuffer } from "../../../ops/kernels/elementwise_wasm.ts";
+import { setWinogradEnabled } from "../../../ops/kernels/winograd_wasm.ts";
 import type { WinogradTile } from "../../../ops/kernels/winograd_filter_ref.ts";
 import { Executor } from "../../../graph/executor.ts";
 import { Graph } from "../../../graph/graph.ts";
@@ -211,7 +212,8 @@ function runOp(x: Float32Array, dy: Float32Array, d: Conv2dDims, winograd?: bool
 }
 
 Deno.test({
-  name: "conv2d_backward_filter runs Winograd on the wasm tier unless winograd: false",
+  name:
+    "conv2d_backward_filter runs Winograd on the wasm tier unless winograd: false or switched off",
   ignore: !available,
   fn() {
     const d = dims(3, 16, 10, 10, 16, 1);
@@ -225,6 +227,13 @@ Deno.test({
     assert.deepEqual(runOp(x, dy, d), wino);
     assert.equal(gemmStagedBytes() - staged0, 0, "on the executor's arena nothing is copied");
     assert.deepEqual(runOp(x, dy, d, false), direct);
+    const was = setWinogradEnabled(false); // --no-winograd
+    try {
+      assert.equal(winogradFilterApplies(d), false);
+      assert.deepEqual(runOp(x, dy, d), direct);
+    } finally {
+      setWinogradEnabled(was);
+    }
     assert.ok(worstError(wino, want, scale) <= TOL[4]);
   },
 });
