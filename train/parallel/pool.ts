@@ -23,7 +23,7 @@ import { publishUpdate, Updater, updateShared } from "./update.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { isRangeOptimizer, type RangeOptimizer } from "../optim/rules.ts";
 import { abortStep, Lane, publishStep, SCHED, schedLength, stepLoss } from "./schedule.ts";
-import { Spinner, Yielder } from "./wait.ts";
+import { Spinner, StepClock, Yielder } from "./wait.ts";
 import { namesOf, Profiler, SPAN } from "./trace.ts";
 import {
   checkBatch,
@@ -233,7 +233,10 @@ export class WorkerPool implements GradientRunner {
   private onFault: ((f: Fault) => void) | null = null;
   /** Worker deaths not yet dealt with: index -> reason. */
   private deaths = new Map<number, string>();
-  private spinner = new Spinner();
+  private spinner: Spinner;
+  /** Watches step times; sets the shared calm counter every thread's spinner reads. */
+  private clock: StepClock;
+  private clockBatch = 0;
   /** The main thread's part of the parallel update, when the pool applies the optimizer. */
   private updater: Updater | null = null;
   private optimizer: RangeOptimizer | null = null;
@@ -270,7 +273,10 @@ export class WorkerPool implements GradientRunner {
       regions: sharedF32(this.regions * layout.total),
       maxK,
       layout,
+      calm: new Int32Array(new SharedArrayBuffer(4)),
     };
+    this.spinner = new Spinner(undefined, this.mem.calm);
+    this.clock = new StepClock(this.mem.calm);
     const up = opts.update;
     if (up) {
       if (!isRangeOptimizer(up.optimizer)) {
@@ -440,6 +446,11 @@ export class WorkerPool implements GradientRunner {
         if (!fault) break;
         await this.recover(seq, step, fault);
       }
+      if (n !== this.clockBatch) {
+        this.clock.reset();
+        this.clockBatch = n;
+      }
+      this.clock.record(performance.now() - t0);
       const loss = stepLoss(this.mem, this.shard, n, k);
       if (upd && Number.isFinite(loss)) this.tree.releaseRoot(this.bufferOuts);
       else this.tree.takeRoot(outs);
@@ -537,14 +548,15 @@ export class WorkerPool implements GradientRunner {
     fault: Promise<never>,
   ): Promise<void> {
     const t0 = performance.now();
-    const until = t0 + this.spinner.budget(t0);
+    const spin = this.spinner.budget(t0);
+    const until = t0 + spin;
     while (Atomics.load(arr, at) === value && performance.now() < until);
     if (Atomics.load(arr, at) === value) {
       const w = Atomics.waitAsync(arr, at, value, 1000);
       if (w.async) await Promise.race([w.value, fault]);
     }
     const t1 = performance.now();
-    this.spinner.record(t1 - t0);
+    this.spinner.record(t1 - t0, spin);
     this.profiler?.main.span(SPAN.WAIT, 0, t0, t1);
   }
 

@@ -3,9 +3,11 @@
  * spinning pays, then sleeps (`Atomics.wait`, or `Atomics.waitAsync` on the
  * main thread). A {@linkcode Spinner} learns how long waits last: it spins
  * up to twice the recent typical wait, capped, and not at all once waits
- * are long (the other thread is computing, so a spin would only burn a core)
- * or the machine is oversubscribed (more runnable processes than cores: a
- * spinning thread would take the core a computing thread needs).
+ * are long (the other thread is computing, so a spin would only burn a core),
+ * once most spins run out before the wait ends, or while the machine looks
+ * oversubscribed: more runnable processes than cores, or a step slower than
+ * the recent median ({@linkcode StepClock}); a spinning thread would take
+ * the core a computing thread needs.
  *
  * @module
  */
@@ -14,19 +16,45 @@
 export const MAX_SPIN_MS = 0.5;
 // how often the load average is read
 const LOAD_CHECK_MS = 1000;
+// spins that ran out before the wait ended, as a moving share of recent waits, above which spinning stops
+const TIMEOUT_SHARE = 0.5;
+// waits without a spin after spins kept timing out, before a spin is tried again
+const BACKOFF_WAITS = 64;
+/** Steps without spinning, on every thread, after a step slower than {@linkcode SLOW_STEP} × the recent median. */
+export const CALM_STEPS = 16;
+/** A step this many times the recent median counts as slow (see {@linkcode StepClock}). */
+export const SLOW_STEP = 1.5;
 
-/** Adaptive spin budget of one thread. */
+/**
+ * Adaptive spin budget of one thread. It spins up to twice the recent
+ * typical wait (at most {@linkcode MAX_SPIN_MS}) and not at all when any of
+ * these says a spin would take a core another thread needs: waits are long
+ * (the other thread is computing); most recent spins ran out before the wait
+ * ended (then none for the next {@linkcode BACKOFF_WAITS} waits); the load
+ * average is above the core count; or the pool's shared calm counter is set
+ * (a recent step was slower than the median, see {@linkcode StepClock}).
+ */
 export class Spinner {
   /** Recent typical wait (ms), an exponential moving average. */
   typical = 0;
   /** Set while the machine looks oversubscribed: no spinning at all. */
   oversubscribed = false;
+  /** Recent share of spins that ran out before the wait ended (moving average). */
+  timeouts = 0;
+  /** Waits left without a spin after spins kept running out. */
+  backoff = 0;
   private checkedAt = -Infinity;
   private readonly cores: number;
+  private readonly calm: Int32Array | null;
 
-  /** A spinner for a machine of `cores` cores (default: `navigator.hardwareConcurrency`). */
-  constructor(cores = navigator.hardwareConcurrency ?? 1) {
+  /**
+   * A spinner for a machine of `cores` cores (default:
+   * `navigator.hardwareConcurrency`); `calm`, when given, is the pool's
+   * shared counter of steps to run without spinning (slot 0).
+   */
+  constructor(cores = navigator.hardwareConcurrency ?? 1, calm: Int32Array | null = null) {
     this.cores = cores;
+    this.calm = calm;
   }
 
   /** How long to spin before sleeping, in milliseconds. */
@@ -35,14 +63,92 @@ export class Spinner {
       this.checkedAt = now;
       this.oversubscribed = loadAverage() > this.cores;
     }
+    if (this.backoff > 0) {
+      this.backoff--;
+      return 0;
+    }
+    if (this.calm && Atomics.load(this.calm, 0) > 0) return 0;
     // a long typical wait: the other thread is computing, a spin would only burn a core
     if (this.oversubscribed || this.typical > MAX_SPIN_MS) return 0;
     return Math.min(MAX_SPIN_MS, 2 * this.typical);
   }
 
-  /** Records how long a wait lasted (ms). */
-  record(ms: number): void {
+  /** Records how long a wait lasted (ms), and the spin budget it had (a spin that ran out counts against spinning). */
+  record(ms: number, spun = 0): void {
     this.typical = this.typical * 0.8 + Math.min(ms, 10 * MAX_SPIN_MS) * 0.2;
+    if (spun <= 0) return;
+    this.timeouts = this.timeouts * 0.8 + (ms > spun ? 0.2 : 0);
+    if (this.timeouts > TIMEOUT_SHARE) {
+      this.backoff = BACKOFF_WAITS;
+      this.timeouts = 0;
+    }
+  }
+}
+
+/**
+ * The main thread's watch on step times: a step slower than
+ * {@linkcode SLOW_STEP} × the median of the recent ones (another process
+ * took a core, or a spinning thread took a computing thread's) sets the
+ * shared calm counter to {@linkcode CALM_STEPS}, and every thread waits
+ * without spinning until that many steps have passed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CALM_STEPS, StepClock } from "./wait.ts";
+ * const calm = new Int32Array(1);
+ * const clock = new StepClock(calm);
+ * for (let i = 0; i < 8; i++) clock.record(10);
+ * assert.equal(calm[0], 0);
+ * clock.record(30);
+ * assert.equal(calm[0], CALM_STEPS);
+ * ```
+ */
+export class StepClock {
+  private ring = new Float64Array(15);
+  private sorted = new Float64Array(15);
+  private n = 0;
+  private at = 0;
+  private calm: Int32Array;
+
+  /** A clock that sets `calm[0]` (shared with every thread's {@linkcode Spinner}). */
+  constructor(calm: Int32Array) {
+    this.calm = calm;
+  }
+
+  /** The median of the recent steps (ms), 0 before any. */
+  median(): number {
+    if (this.n === 0) return 0;
+    const s = this.sorted;
+    for (let i = 0; i < this.n; i++) s[i] = this.ring[i]!;
+    // insertion sort of at most 15 values: no allocation
+    for (let i = 1; i < this.n; i++) {
+      const v = s[i]!;
+      let j = i - 1;
+      while (j >= 0 && s[j]! > v) {
+        s[j + 1] = s[j]!;
+        j--;
+      }
+      s[j + 1] = v;
+    }
+    return s[this.n >> 1]!;
+  }
+
+  /** Records a step of `ms` milliseconds (same batch size as the recent ones). */
+  record(ms: number): void {
+    const med = this.median();
+    const c = Atomics.load(this.calm, 0);
+    if (this.n >= 4 && ms > SLOW_STEP * med) Atomics.store(this.calm, 0, CALM_STEPS);
+    else if (c > 0) Atomics.store(this.calm, 0, c - 1);
+    this.ring[this.at] = ms;
+    this.at = (this.at + 1) % this.ring.length;
+    if (this.n < this.ring.length) this.n++;
+  }
+
+  /** Forgets the recent steps (a new batch size). */
+  reset(): void {
+    this.n = 0;
+    this.at = 0;
   }
 }
 
@@ -77,14 +183,15 @@ export function waitChange(
   timeoutMs: number,
 ): boolean {
   const t0 = performance.now();
-  const until = t0 + spinner.budget(t0);
+  const spin = spinner.budget(t0);
+  const until = t0 + spin;
   let changed = Atomics.load(arr, at) !== value;
   while (!changed && performance.now() < until) changed = Atomics.load(arr, at) !== value;
   if (!changed) {
     Atomics.wait(arr, at, value, timeoutMs);
     changed = Atomics.load(arr, at) !== value;
   }
-  spinner.record(performance.now() - t0);
+  spinner.record(performance.now() - t0, spin);
   return changed;
 }
 

@@ -30,6 +30,8 @@ export interface PoolMemory extends StepMemory {
   maxK: number;
   /** Where each gradient sits in a region. */
   layout: Layout;
+  /** Steps left to run without spinning, slot 0 (set by the main thread's `StepClock`). */
+  calm: Int32Array;
   /** The parallel update's memory, when the pool applies the optimizer (see `update.ts`). */
   update?: UpdateShared;
 }
@@ -40,6 +42,7 @@ let lane: Lane | null = null;
 let hook: ThreadHook | null = null;
 let stepNo: Float64Array | null = null;
 let recorder: TraceRecorder | null = null;
+let calm: Int32Array | null = null;
 
 /** What a worker exposes through Comlink. */
 export const workerApi = {
@@ -65,6 +68,7 @@ export const workerApi = {
     lane = new Lane(shard, tree, mem, hook, updater);
     recorder = shard.recorder;
     stepNo = mem.stepNo;
+    calm = mem.calm;
   },
   /**
    * Serves steps from the control block `ctrl` (see `CTRL`) until the pool
@@ -74,7 +78,7 @@ export const workerApi = {
    */
   serve(ctrl: Int32Array, from: number): Promise<void> {
     if (!lane || !stepNo) throw new Error("Worker: serve before init");
-    const spinner = new Spinner();
+    const spinner = new Spinner(undefined, calm);
     let seen = from;
     for (;;) {
       const idle = recorder ? performance.now() : 0;

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { MAX_SPIN_MS, Spinner, waitChange, Yielder } from "../../../train/parallel/wait.ts";
+import {
+  CALM_STEPS,
+  MAX_SPIN_MS,
+  SLOW_STEP,
+  Spinner,
+  StepClock,
+  waitChange,
+  Yielder,
+} from "../../../train/parallel/wait.ts";
 
 Deno.test("a spinner spins about twice the typical short wait, and not at all when waits are long", () => {
   const s = new Spinner(1e9); // so many cores that the load never counts
@@ -39,4 +47,53 @@ Deno.test("a yielder lets a due timer run before settle resolves", async () => {
   while (performance.now() - t0 < 5); // a step's work
   await y.settle();
   assert.ok(ran);
+});
+
+Deno.test("spins that keep running out before the wait ends stop spinning for a while, then it tries again", () => {
+  const s = new Spinner(1e9);
+  for (let i = 0; i < 50; i++) s.record(0.1, 0.2);
+  assert.ok(s.budget(0) > 0, "short waits that a spin covers keep it spinning");
+  // waits longer than the spin (a thread descheduled mid-step): the spin timed out every time
+  let stopped = -1;
+  for (let i = 0; i < 20 && stopped < 0; i++) {
+    s.record(0.3, 0.2);
+    if (s.budget(0) === 0) stopped = i;
+  }
+  assert.ok(stopped >= 0 && stopped < 10, `stopped after ${stopped} timed-out spins`);
+  let zeros = 1;
+  while (s.budget(0) === 0 && zeros < 1000) zeros++;
+  assert.ok(zeros > 30 && zeros < 1000, `${zeros} waits without a spin`);
+});
+
+Deno.test("a spinner given the pool's calm counter does not spin while it is set", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(4));
+  const s = new Spinner(1e9, calm);
+  for (let i = 0; i < 50; i++) s.record(0.1);
+  assert.ok(s.budget(0) > 0);
+  calm[0] = 3;
+  assert.equal(s.budget(0), 0);
+  calm[0] = 0;
+  assert.ok(s.budget(0) > 0);
+});
+
+Deno.test("a step slower than the recent median makes every thread wait without spinning for some steps", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(4));
+  const clock = new StepClock(calm);
+  const times = [10, 11, 9, 10.5, 10, 9.5, 10.2, 10.1];
+  for (const t of times) clock.record(t);
+  assert.equal(calm[0], 0, "steady steps");
+  assert.equal(clock.median(), 10.1);
+  clock.record(SLOW_STEP * 10.1 * 0.99);
+  assert.equal(calm[0], 0, "a little slower is not slow");
+  clock.record(SLOW_STEP * 10.1 * 1.5);
+  assert.equal(calm[0], CALM_STEPS);
+  clock.record(10);
+  clock.record(10);
+  assert.equal(calm[0], CALM_STEPS - 2, "counted down by each step that is not slow");
+  // a new batch size: its first steps are compared with nothing
+  clock.reset();
+  calm[0] = 0;
+  clock.record(100);
+  clock.record(1000);
+  assert.equal(calm[0], 0);
 });
