@@ -1,7 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dRef } from "./kernels/conv2d_ref.ts";
-import { conv2dWinogradWasm } from "./kernels/winograd_wasm.ts";
+import { conv2dWinogradWasm, winogradScratch } from "./kernels/winograd_wasm.ts";
 import { runKernel } from "./kernels/tier.ts";
 import { checkGeometry, conv2dDims, convOutSize } from "./_conv.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
@@ -41,8 +41,11 @@ export const conv2dOp: OpDef<Conv2dAttrs> = registerOp<Conv2dAttrs>({
   name: "conv2d",
   inputs: ["x", "w", "b?"],
   shape: conv2dShape,
-  // im2col columns and GEMM workspace in the arena (see conv2dFastScratch)
-  scratch: ([x, w], attrs, y) => conv2dFastScratch(conv2dDims(x!, w!, y, attrs), "forward"),
+  // im2col columns and GEMM workspace, or Winograd's buffers, in the arena
+  scratch: ([x, w], attrs, y) => {
+    const d = conv2dDims(x!, w!, y, attrs);
+    return Math.max(conv2dFastScratch(d, "forward"), winogradScratch(d, "forward"));
+  },
   // x: (N, C, H, W), w: (OC, C, KH, KW), b: (OC) -> y: (N, OC, OH, OW)
   forward([x, w, b], y, c) {
     const d = conv2dDims(c.inShapes[0]!, c.inShapes[1]!, c.outShape, c.attrs);

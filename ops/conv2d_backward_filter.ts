@@ -6,6 +6,7 @@ import {
   winogradBackwardFilterWasm,
   winogradFilterScratch,
 } from "./kernels/winograd_filter_wasm.ts";
+import { winogradEnabled } from "./kernels/winograd_wasm.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
 
@@ -68,7 +69,9 @@ export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = register
       ref: () => conv2dBackwardFilterRef(x!, dy!, dw, d),
       ts: () => conv2dBackwardFilterFast(x32!, dy32!, dw32!, d, "ts"),
       wasm: () => {
-        if (c.attrs.winograd !== false && winogradBackwardFilterWasm(x32!, dy32!, dw32!, d)) return;
+        // off by attribute, or for the whole thread (--no-winograd, see setWinogradEnabled)
+        const on = c.attrs.winograd !== false && winogradEnabled();
+        if (on && winogradBackwardFilterWasm(x32!, dy32!, dw32!, d)) return;
         conv2dBackwardFilterFast(x32!, dy32!, dw32!, d, "wasm");
       },
     });

@@ -1,7 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardInputFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dBackwardInputRef } from "./kernels/conv2d_ref.ts";
-import { conv2dBackwardInputWinogradWasm } from "./kernels/winograd_wasm.ts";
+import { conv2dBackwardInputWinogradWasm, winogradScratch } from "./kernels/winograd_wasm.ts";
 import { runKernel } from "./kernels/tier.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
@@ -42,7 +42,10 @@ export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp
   inputs: ["dy", "w"],
   shape: backwardInputShape,
   // column gradients and GEMM workspace in the arena (see conv2dFastScratch)
-  scratch: ([dy, w], attrs, dx) => conv2dFastScratch(conv2dDims(dx, w!, dy!, attrs), "input"),
+  scratch: ([dy, w], attrs, dx) => {
+    const d = conv2dDims(dx, w!, dy!, attrs);
+    return Math.max(conv2dFastScratch(d, "input"), winogradScratch(d, "input"));
+  },
   // dy: (N, OC, OH, OW), w: (OC, C, KH, KW) -> dx: (N, C, H, W),
   // dx[s,c,i·stride+i'−p, j·stride+j'−p] += Σ_oc dy[s,oc,i,j] · w[oc,c,i',j']
   forward([dy, w], dx, c) {

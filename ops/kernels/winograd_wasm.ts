@@ -3,13 +3,16 @@
  * Winograd F(2×2, 3×3) and F(4×4, 3×3) convolution on the WebAssembly
  * SIMD tier (module built from `wasm/winograd_kernel.ts`), forward and
  * backward-to-input (a forward convolution of dy, padded by 2 − p, with the
- * filter rotated 180° and its channels swapped). The module owns its
- * memory: per call the filter is transformed into it (U = G g Gᵀ, in
- * float64, rounded once), then each image is copied in, packed
- * channels-innermost and zero-padded, convolved, and its output copied
- * back. The entry points return false when they do not serve the sizes (not
- * 3×3, stride ≠ 1, padding > 2 for the backward, no WebAssembly SIMD, or
- * Winograd switched off by {@link setWinogradEnabled}), and the caller runs
+ * filter rotated 180° and its channels swapped). When x and y live in one
+ * executor arena with enough kernel scratch (the ops reserve it through
+ * {@link winogradScratch}), the module runs on the arena's memory: it reads
+ * x and writes y in place, its buffers in the scratch; otherwise it stages
+ * each image through a memory of its own. Per call the filter is first
+ * transformed (U = G g Gᵀ, in float64, rounded once); per image the input is
+ * packed channels-innermost and zero-padded, then convolved. The entry
+ * points return false when they do not serve the sizes (not 3×3, stride ≠
+ * 1, padding > 2 for the backward, no WebAssembly SIMD, or Winograd
+ * switched off by {@link setWinogradEnabled}), and the caller runs
  * im2col + GEMM instead.
  *
  * Which variant ({@link winogradTileFor}): F(4×4) where the output is at
@@ -24,10 +27,10 @@
 
 import type { Conv2dDims } from "./conv2d_ref.ts";
 import { winograd, winogradApplies, type WinogradTile } from "./winograd_ref.ts";
+import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
 import { WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD } from "./wasm/winograd_bytes.ts";
 
 interface WinoExports {
-  mem: WebAssembly.Memory;
   // (raw, P, C, H, W, pad, Hp, Wp, Cp)
   wino_pack(...args: number[]): void;
   // (P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)
@@ -36,35 +39,41 @@ interface WinoExports {
 }
 
 // undefined: not tried yet; null: no usable WebAssembly SIMD here.
-let exports: WinoExports | null | undefined;
-let heap: Float32Array = new Float32Array(0);
+let compiled: WebAssembly.Module | null | undefined;
+// The instance on a memory of its own, for arrays outside any arena.
+let own: { ex: WinoExports; mem: WebAssembly.Memory; heap: Float32Array } | undefined;
+// One instance per executor arena, on the arena's memory, and a view of it.
+const arenas = new WeakMap<ArrayBufferLike, { ex: WinoExports; heap: Float32Array }>();
 let enabled = true;
 
-function init(): WinoExports | null {
-  if (exports !== undefined) return exports;
-  exports = null;
-  if (typeof WebAssembly !== "object") return exports;
+function module(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  compiled = null;
+  if (typeof WebAssembly !== "object") return compiled;
+  // relaxed-simd FMA first, then plain SIMD128
   for (const b64 of [WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD]) {
     const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
-    if (!WebAssembly.validate(bytes)) continue;
-    try {
-      exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), {})
-        .exports as unknown as WinoExports;
-      break;
-    } catch {
-      // validated but refused to instantiate: try the next build
-    }
+    if (WebAssembly.validate(bytes)) return compiled = new WebAssembly.Module(bytes);
   }
-  return exports;
+  return compiled;
 }
 
-function heapOf(ex: WinoExports, bytes: number): Float32Array {
-  const mem = ex.mem;
+function instantiate(mem: WebAssembly.Memory): WinoExports {
+  return new WebAssembly.Instance(module()!, { env: { mem } }).exports as unknown as WinoExports;
+}
+
+// The own-memory instance with at least `bytes` of memory, and a current view of it.
+function ownOf(bytes: number): { ex: WinoExports; heap: Float32Array } {
+  if (!own) {
+    const mem = new WebAssembly.Memory({ initial: 1 });
+    own = { ex: instantiate(mem), mem, heap: new Float32Array(mem.buffer) };
+  }
+  const mem = own.mem;
   if (mem.buffer.byteLength < bytes) {
     mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
   }
-  if (heap.buffer !== mem.buffer) heap = new Float32Array(mem.buffer);
-  return heap;
+  if (own.heap.buffer !== mem.buffer) own.heap = new Float32Array(mem.buffer);
+  return own;
 }
 
 /**
@@ -130,8 +139,94 @@ const up = (x: number, k: number) => Math.ceil(x / k) * k;
 const args = new Array<number>(16).fill(0);
 let gTmp = new Float64Array(0);
 
-// The one convolution both passes run: x (N, CI, IH, IW) -> y (N, CO, YH, YW),
-// 3×3 filter transformed with `flip` (see winogradFilterInto), padding pad.
+// The convolution both passes run: x (N, CI, IH, IW) -> y (N, CO, YH, YW), padding pad,
+// in tiles of m; the padded channel counts and the block of tiles.
+interface Geometry {
+  ci: number;
+  ih: number;
+  iw: number;
+  co: number;
+  yh: number;
+  yw: number;
+  pad: number;
+  m: WinogradTile;
+  cp: number;
+  ocp: number;
+  ocy: number;
+  tw: number;
+  T: number;
+  hp: number;
+  wp: number;
+  tb: number;
+}
+
+function geometry(d: Conv2dDims, flip: boolean, m: WinogradTile): Geometry {
+  const [ci, ih, iw, co, yh, yw, pad] = flip
+    ? [d.oc, d.oh, d.ow, d.c, d.h, d.w, 2 - d.padding]
+    : [d.c, d.h, d.w, d.oc, d.oh, d.ow, d.padding];
+  const th = Math.ceil(yh / m), tw = Math.ceil(yw / m), T = th * tw;
+  return {
+    ci,
+    ih,
+    iw,
+    co,
+    yh,
+    yw,
+    pad,
+    m,
+    cp: up(ci, 4),
+    ocp: up(co, 8),
+    ocy: up(co, 4),
+    tw,
+    T,
+    hp: th * m + 2,
+    wp: tw * m + 2,
+    // blocks of at most 16 tiles, as even as can be
+    tb: Math.ceil(T / Math.ceil(T / 16)),
+  };
+}
+
+// Byte addresses from `base` of U, bias, P, V, M, tmp, and (with `stage`) of the staged
+// input image and output image; `end` is the first byte past them.
+function layout(g: Geometry, base: number, stage: boolean) {
+  let end = up(base, ALIGN);
+  const region = (floats: number) => {
+    const at = end;
+    end = up(end + floats * 4, ALIGN);
+    return at;
+  };
+  const xi = (g.m + 2) ** 2;
+  const U = region(xi * g.cp * g.ocp), B = region(g.ocp), P = region(g.hp * g.wp * g.cp);
+  const V = region(xi * g.tb * g.cp), M = region(xi * g.tb * g.ocp), TMP = region(64);
+  const Y = stage ? region(g.ocy * g.yh * g.yw) : -1;
+  const R = stage ? region(g.ci * g.ih * g.iw) : -1;
+  return { U, B, P, V, M, TMP, Y, R, end };
+}
+
+/**
+ * Floats of arena scratch the Winograd path of a `pass` of sizes `d` uses
+ * (0 when {@link winogradTileFor} keeps it on im2col + GEMM), for the ops'
+ * `scratch` hooks. Without that much scratch it stages through its own memory.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const d = { n: 32, c: 32, h: 26, w: 26, oc: 64, kh: 3, kw: 3, oh: 24, ow: 24, stride: 1, padding: 0 };
+ * assert.ok(winogradScratch(d, "forward") > 36 * 32 * 64); // at least U
+ * assert.equal(winogradScratch({ ...d, c: 1 }, "forward"), 0);
+ * ```
+ */
+export function winogradScratch(d: Conv2dDims, pass: "forward" | "input"): number {
+  if (!winogradApplies(d) || d.n === 0 || (pass === "input" && d.padding > 2)) return 0;
+  const flip = pass === "input";
+  const m = flip ? winogradTileFor(d.oc, d.c, d.h, d.w) : winogradTileFor(d.c, d.oc, d.oh, d.ow);
+  if (m === null) return 0;
+  const g = geometry(d, flip, m);
+  return layout(g, 0, g.co % 4 !== 0).end / 4 + ALIGN / 4;
+}
+
+// y = the convolution of x with the (flipped) filter w, on x's arena when x and y share one
+// with enough scratch, else staged image by image through the module's own memory.
 function run(
   x: Float32Array,
   w: Float32Array,
@@ -141,40 +236,46 @@ function run(
   flip: boolean,
   m: WinogradTile,
 ): void {
-  const ex = init()!;
-  const [ci, ih, iw, co, yh, yw, pad] = flip
-    ? [d.oc, d.oh, d.ow, d.c, d.h, d.w, 2 - d.padding]
-    : [d.c, d.h, d.w, d.oc, d.oh, d.ow, d.padding];
-  const t = winograd(m), a = t.alpha, xi = a * a;
-  const cp = up(ci, 4), ocp = up(co, 8), ocy = up(co, 4);
-  const th = Math.ceil(yh / m), tw = Math.ceil(yw / m), T = th * tw;
-  const hp = th * m + 2, wp = tw * m + 2;
-  // blocks of at most 16 tiles, as even as can be
-  const tb = Math.ceil(T / Math.ceil(T / 16));
-  // byte layout: [0, 1024) unused, U, bias, P, V, M, Y, raw, tmp
-  let end = 1024;
-  const region = (floats: number) => {
-    const at = end;
-    end = up(end + floats * 4, ALIGN);
-    return at;
-  };
-  const U = region(xi * cp * ocp), B = region(ocp), P = region(hp * wp * cp);
-  const V = region(xi * tb * cp), M = region(xi * tb * ocp), Y = region(ocy * yh * yw);
-  const R = region(ci * ih * iw), TMP = region(64);
-  const h = heapOf(ex, end);
-  winogradFilterInto(h, U / 4, w, d.oc, d.c, m, flip, cp, ocp);
-  h.fill(0, B / 4, B / 4 + ocp);
-  if (b) h.set(b.subarray(0, co), B / 4);
-  args[0] = P, args[1] = U, args[2] = V, args[3] = M, args[4] = Y, args[5] = B, args[6] = T;
-  args[7] = tw, args[8] = wp, args[9] = cp, args[10] = ocp, args[11] = ocy, args[12] = yh;
-  args[13] = yw, args[14] = tb, args[15] = TMP;
+  const g = geometry(d, flip, m);
+  const xs = g.ci * g.ih * g.iw, ys = g.co * g.yh * g.yw;
+  const buf = x.buffer;
+  const mem = y.buffer === buf ? arenaMemory(buf) : undefined;
+  const scratch = mem && arenaScratch(buf);
+  let inArena = false;
+  let ex: WinoExports, h: Float32Array, L: ReturnType<typeof layout>;
+  if (mem && scratch) {
+    // y written in place unless its channel count is not a multiple of 4
+    L = layout(g, scratch.byteOffset, g.co % 4 !== 0);
+    inArena = L.end <= scratch.byteOffset + scratch.byteLength;
+  }
+  if (inArena) {
+    let inst = arenas.get(buf);
+    if (!inst) arenas.set(buf, inst = { ex: instantiate(mem!), heap: new Float32Array(buf) });
+    ({ ex, heap: h } = inst);
+  } else {
+    L = layout(g, 1024, true);
+    ({ ex, heap: h } = ownOf(L.end));
+  }
+  L = L!;
+  winogradFilterInto(h, L.U / 4, w, d.oc, d.c, m, flip, g.cp, g.ocp);
+  h.fill(0, L.B / 4, L.B / 4 + g.ocp);
+  if (b) h.set(b.subarray(0, g.co), L.B / 4);
+  args[0] = L.P, args[1] = L.U, args[2] = L.V, args[3] = L.M, args[5] = L.B, args[6] = g.T;
+  args[7] = g.tw, args[8] = g.wp, args[9] = g.cp, args[10] = g.ocp, args[11] = g.ocy;
+  args[12] = g.yh, args[13] = g.yw, args[14] = g.tb, args[15] = L.TMP;
   const image = m === 2 ? ex.wino2_image : ex.wino4_image;
-  const xs = ci * ih * iw, ys = co * yh * yw;
   for (let n = 0; n < d.n; n++) {
-    h.set(x.subarray(n * xs, (n + 1) * xs), R / 4);
-    ex.wino_pack(R, P, ci, ih, iw, pad, hp, wp, cp);
+    let src = x.byteOffset + n * xs * 4;
+    if (!inArena) {
+      h.set(x.subarray(n * xs, (n + 1) * xs), L.R / 4);
+      src = L.R;
+    }
+    ex.wino_pack(src, L.P, g.ci, g.ih, g.iw, g.pad, g.hp, g.wp, g.cp);
+    args[4] = L.Y >= 0 ? L.Y : y.byteOffset + n * ys * 4;
     image(...args);
-    y.set(h.subarray(Y / 4, Y / 4 + ys), n * ys);
+    if (L.Y < 0) continue;
+    if (inArena) h.copyWithin(y.byteOffset / 4 + n * ys, L.Y / 4, L.Y / 4 + ys);
+    else y.set(h.subarray(L.Y / 4, L.Y / 4 + ys), n * ys);
   }
 }
 
@@ -257,7 +358,7 @@ export function winogradFilterInto(
 }
 
 function usable(d: Conv2dDims): boolean {
-  return enabled && winogradApplies(d) && init() !== null;
+  return enabled && winogradApplies(d) && module() !== null;
 }
 
 /**

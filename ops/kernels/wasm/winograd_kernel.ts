@@ -2,8 +2,10 @@
 /**
  * Source of the Winograd convolution WebAssembly SIMD module (F(2×2, 3×3)
  * and F(4×4, 3×3), stride 1), built with our encoder (`_asm.ts`) and
- * embedded by `build.ts` in `winograd_bytes.ts`. It owns its memory
- * (exported as `mem`); `../winograd_wasm.ts` stages one image at a time.
+ * embedded by `build.ts` in `winograd_bytes.ts`. It imports its memory
+ * (`env.mem`): an executor's arena, where it reads x and writes y in place
+ * with its buffers in the arena's kernel scratch, or a memory of its own
+ * that `../winograd_wasm.ts` stages one image at a time through.
  * Byte addresses throughout; for one image:
  * - `wino_pack(raw, P, C, H, W, pad, Hp, Wp, Cp)`: raw (C, H, W) → P
  *   (Hp, Wp, Cp), channels innermost, zeros around the image (`pad` rows and
@@ -53,33 +55,77 @@ function f32x4Neg(f: FuncBuilder): void {
 
 type Term = [Local, number];
 
+/** Splatted f32x4 constants held in locals, by value (see {@link hoistConstants}). */
+export type Constants = Map<number, Local>;
+
+/**
+ * Declares a local per distinct coefficient of `mats` other than 0 and ±1
+ * and sets it to that value in all four lanes, at the current point of `f`
+ * (emit it first, outside loops); {@link emitLinear} then reads them instead
+ * of materialising a `v128.const` at each use.
+ *
+ * @example
+ * ```ts
+ * import { FuncBuilder } from "./_asm.ts";
+ * import { WINOGRAD_F4 } from "../winograd_ref.ts";
+ * import assert from "node:assert/strict";
+ * const k = hoistConstants(new FuncBuilder([], []), [WINOGRAD_F4.BT]);
+ * assert.deepEqual([...k.keys()].sort((a, b) => a - b), [-5, -4, -2, 2, 4]);
+ * ```
+ */
+export function hoistConstants(
+  f: FuncBuilder,
+  mats: readonly (readonly (readonly number[])[])[],
+): Constants {
+  const out: Constants = new Map();
+  for (const mat of mats) {
+    for (const row of mat) {
+      for (const c of row) {
+        if (c === 0 || c === 1 || c === -1 || out.has(c)) continue;
+        const l = f.local(V128);
+        f32x4Splat4(f, c);
+        f.set(l);
+        out.set(c, l);
+      }
+    }
+  }
+  return out;
+}
+
+// Pushes the constant c in four lanes.
+function pushConst(f: FuncBuilder, c: number, k?: Constants): void {
+  const l = k?.get(c);
+  if (l !== undefined) f.get(l);
+  else f32x4Splat4(f, c);
+}
+
 // Pushes Σ coef·local over `terms` (non-empty), with FMA when relaxed.
-function emitSum(f: FuncBuilder, terms: Term[], relaxed: boolean): void {
+function emitSum(f: FuncBuilder, terms: Term[], relaxed: boolean, k?: Constants): void {
   const [[l, c], ...rest] = terms as [Term, ...Term[]];
   if (rest.length === 0) {
     f.get(l);
     if (c === -1) f32x4Neg(f);
     else if (c !== 1) {
-      f32x4Splat4(f, c);
+      pushConst(f, c, k);
       f.f32x4Mul();
     }
     return;
   }
   if (c === 1 || c === -1) {
-    emitSum(f, rest, relaxed);
+    emitSum(f, rest, relaxed, k);
     f.get(l);
     if (c === 1) f.f32x4Add();
     else f32x4Sub(f);
   } else if (relaxed) {
     f.get(l);
-    f32x4Splat4(f, c);
-    emitSum(f, rest, relaxed);
+    pushConst(f, c, k);
+    emitSum(f, rest, relaxed, k);
     f.f32x4RelaxedMadd();
   } else {
     f.get(l);
-    f32x4Splat4(f, c);
+    pushConst(f, c, k);
     f.f32x4Mul();
-    emitSum(f, rest, relaxed);
+    emitSum(f, rest, relaxed, k);
     f.f32x4Add();
   }
 }
@@ -91,7 +137,7 @@ function emitSum(f: FuncBuilder, terms: Term[], relaxed: boolean): void {
  * interpolation points ±p allow: input columns equal up to sign in every
  * row are summed and subtracted once (Aᵀ), and output rows that differ only
  * in the sign of their odd-position terms come from one even and one odd
- * partial sum (Bᵀ).
+ * partial sum (Bᵀ). Coefficients found in `consts` are read from there.
  *
  * @example
  * ```ts
@@ -109,6 +155,7 @@ export function emitLinear(
   ins: readonly Local[],
   outs: readonly Local[],
   relaxed: boolean,
+  consts?: Constants,
 ): void {
   const rows = mat.length, cols = ins.length;
   // Column pairs |mat[·][j1]| = |mat[·][j2]|, both non-zero somewhere.
@@ -170,9 +217,9 @@ export function emitLinear(
     const even = rowTerms(r, (j) => j % 2 === 0), odd = rowTerms(r, (j) => j % 2 === 1);
     if (partner !== -1 && even.length > 0 && odd.length > 0) {
       const e = f.local(V128), o = f.local(V128);
-      emitSum(f, even, relaxed);
+      emitSum(f, even, relaxed, consts);
       f.set(e);
-      emitSum(f, odd, relaxed);
+      emitSum(f, odd, relaxed, consts);
       f.set(o);
       f.get(e).get(o).f32x4Add().set(outs[i]!);
       if (sigma > 0) f.get(e).get(o);
@@ -183,7 +230,7 @@ export function emitLinear(
     } else {
       const terms = rowTerms(r);
       if (terms.length === 0) f.v128Zero();
-      else emitSum(f, terms, relaxed);
+      else emitSum(f, terms, relaxed, consts);
       f.set(outs[i]!);
     }
     done[i] = true;
@@ -194,7 +241,8 @@ export function emitLinear(
  * Emits the input transform Bᵀ d B of one α×α tile, four channels per
  * vector: d[r][s] is read at `src + r·rowStride + s·colStride` and
  * V[ξ = r·α + s] written at `dst + ξ·xiStride` (i32 locals, byte
- * addresses; `src` and `dst` are left unchanged).
+ * addresses; `src` and `dst` are left unchanged), reading coefficients
+ * from `consts` where it has them.
  *
  * @example
  * ```ts
@@ -211,6 +259,7 @@ export function emitInputTile(
   t: WinogradMatrices,
   [src, dst, rowStride, colStride, xiStride]: readonly [Local, Local, Local, Local, Local],
   relaxed: boolean,
+  consts?: Constants,
 ): void {
   const a = t.alpha;
   const p = f.local(I32);
@@ -225,12 +274,12 @@ export function emitInputTile(
       f.get(p).v128Load().set(col[r]!);
       if (r < a - 1) f.get(p).get(rowStride).i32Add().set(p);
     }
-    emitLinear(f, t.BT, col, tc.map((row) => row[s]!), relaxed);
+    emitLinear(f, t.BT, col, tc.map((row) => row[s]!), relaxed, consts);
   }
   // rows: V[r][·] = tc[r][·] B
   f.get(dst).set(p);
   for (let r = 0; r < a; r++) {
-    emitLinear(f, t.BT, tc[r]!, out, relaxed);
+    emitLinear(f, t.BT, tc[r]!, out, relaxed, consts);
     for (let s = 0; s < a; s++) {
       f.get(p).get(out[s]!).v128Store();
       f.get(p).get(xiStride).i32Add().set(p);
@@ -340,6 +389,7 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
   const ybase = f.local(I32), q = f.local(I32), l = f.local(I32), i = f.local(I32);
   const j = f.local(I32), bv = f.local(V128);
 
+  const k = hoistConstants(f, [t.BT, AT]);
   f.get(Cp).i32Const(4).i32Mul().set(colS);
   f.get(Wp).get(colS).i32Mul().set(rowS);
   f.get(OH).get(OW).i32Mul().i32Const(4).i32Mul().set(plane);
@@ -359,7 +409,7 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
       f.get(V).get(tl).get(colS).i32Mul().i32Add().set(dst);
       if (!(skip & 1)) {
         forStep(f, c4, () => f.i32Const(0), () => f.get(Cp), 4, () => {
-          emitInputTile(f, t, [src, dst, rowS, colS, xiS], relaxed);
+          emitInputTile(f, t, [src, dst, rowS, colS, xiS], relaxed, k);
           f.get(src).i32Const(16).i32Add().set(src);
           f.get(dst).i32Const(16).i32Add().set(dst);
         });
@@ -416,14 +466,14 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
               f.get(q).v128Load().set(mv[r]!);
               if (r < a - 1) f.get(q).get(mxi).i32Const(a).i32Mul().i32Add().set(q);
             }
-            emitLinear(f, AT, mv, tc.map((row) => row[s]!), relaxed);
+            emitLinear(f, AT, mv, tc.map((row) => row[s]!), relaxed, k);
           }
           // ybase = Y + (k0·OH·OW + ti·m·OW + tj·m)·4
           f.get(Y).get(k0).get(plane).i32Mul().i32Add();
           f.get(ti).i32Const(m).i32Mul().get(OW).i32Mul().get(tj).i32Const(m).i32Mul().i32Add();
           f.i32Const(4).i32Mul().i32Add().set(ybase);
           for (let r = 0; r < m; r++) {
-            emitLinear(f, AT, tc[r]!, yv, relaxed);
+            emitLinear(f, AT, tc[r]!, yv, relaxed, k);
             for (let s = 0; s < m; s++) f.get(yv[s]!).get(bv).f32x4Add().set(yv[s]!);
             f.get(full).if();
             {
@@ -483,7 +533,7 @@ export function buildWinogradModule(relaxed: boolean, skip = 0): Uint8Array<Arra
   f2.exportName = "wino2_image";
   const f4 = imageKernel(WINOGRAD_F4, relaxed, skip);
   f4.exportName = "wino4_image";
-  return encodeModule({ memoryPages: 1, funcs: [...micros, pack, f2, f4] });
+  return encodeModule({ memoryPages: 1, importMemory: true, funcs: [...micros, pack, f2, f4] });
 }
 
 function base64(bytes: Uint8Array): string {
