@@ -1,6 +1,9 @@
 import type { Node } from "../graph/graph.ts";
 import { hash4Finish, hash4Prefix } from "../graph/hash.ts";
 import { type FloatArray, type ForwardContext, type OpDef, registerOp } from "../graph/op.ts";
+import type { ChainStep } from "./kernels/elementwise_chain_ref.ts";
+import { chainWasm } from "./kernels/elementwise_chain_wasm.ts";
+import { kernelTier } from "./kernels/tier.ts";
 
 /** Attributes of `dropout`. */
 export interface DropoutAttrs {
@@ -27,6 +30,10 @@ export const dropoutOp: OpDef<DropoutAttrs> = registerOp<DropoutAttrs>({
     return x!;
   },
   forward([x], y, c) {
+    // the wasm tier: the one-step chain program, its mask hashed four lanes at a time
+    if (y instanceof Float32Array && kernelTier(y, c.tier) === "wasm") {
+      if (chainWasm(program(c.attrs), [x as Float32Array], c.inShapes, y, c.outShape, c)) return;
+    }
     dropoutKernel(x!, y, c);
   },
   // dx = dy * mask / (1 - p): the same op with the same attributes draws the
@@ -36,6 +43,16 @@ export const dropoutOp: OpDef<DropoutAttrs> = registerOp<DropoutAttrs>({
 
 // x: (N, ...) -> y: (N, ...), element (n, e) kept when
 // hashUniform(seed, step, sampleOffset + n, e) >= p
+const programs = new WeakMap<DropoutAttrs, { steps: ChainStep[] }>();
+function program(attrs: DropoutAttrs): { steps: ChainStep[] } {
+  let p = programs.get(attrs);
+  if (!p) {
+    p = { steps: [{ op: "dropout", args: [0], attrs: { p: attrs.p, seed: attrs.seed } }] };
+    programs.set(attrs, p);
+  }
+  return p;
+}
+
 function dropoutKernel(x: FloatArray, y: FloatArray, c: ForwardContext<DropoutAttrs>): void {
   const { p, seed } = c.attrs;
   if (!c.training || p === 0) {

@@ -2,6 +2,7 @@ import type { Node } from "../graph/graph.ts";
 import { lookupOp, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { broadcastShape } from "./_broadcast.ts";
 import { chainF32 } from "./kernels/elementwise_chain_fast.ts";
+import { chainWasm } from "./kernels/elementwise_chain_wasm.ts";
 import { CHAIN_STEPS, chainRef, type ChainStep } from "./kernels/elementwise_chain_ref.ts";
 import { runKernel } from "./kernels/tier.ts";
 
@@ -95,6 +96,7 @@ export const elementwiseChainOp: OpDef<ElementwiseChainAttrs> = registerOp<
     const run = c;
     runKernel(out, c.tier, {
       ref: () => chainRef(c.attrs.steps, ins, c.inShapes, out, c.outShape, run),
+      wasm: (out) => chainWasm(c.attrs, ins as Float32Array[], c.inShapes, out, c.outShape, run),
       ts: (out) => {
         const ins32 = ins as Float32Array[];
         if (!chainF32(c.attrs, ins32, c.inShapes, out, c.outShape, run)) {

@@ -17,7 +17,7 @@ export interface ChainCase {
 
 const UNARY: [string, (r: () => number) => Record<string, number> | undefined][] = [
   ["scale", (r) => ({ factor: [0.5, -3, 1 / 3, 0][Math.floor(r() * 4)]! })],
-  ["pow", (r) => ({ exponent: [2, 1, 0.5, -1.5, 3][Math.floor(r() * 5)]! })],
+  ["pow", () => ({ exponent: 2 })],
   ["exp", () => undefined],
   ["log", () => undefined],
   ["tanh", () => undefined],
@@ -49,8 +49,22 @@ export function valueArb(): fc.Arbitrary<number> {
   );
 }
 
-/** A random chain case; `exclude` leaves step kinds out. */
-export function chainCaseArb(exclude: readonly string[] = []): fc.Arbitrary<ChainCase> {
+/** Options of {@linkcode chainCaseArb}. */
+export interface ChainCaseOptions {
+  /** Step kinds left out. */
+  exclude?: readonly string[];
+  /** Broadcasts of the inputs after the first (default: all five). */
+  kinds?: readonly ("full" | "row" | "col" | "scalar" | "odd")[];
+  /** Make the last axis a multiple of four long. */
+  width4?: boolean;
+  /** Exponents of pow steps (default 2, 1, 0.5, -1.5, 3). */
+  powers?: readonly number[];
+}
+
+/** A random chain case. */
+export function chainCaseArb(opts: ChainCaseOptions = {}): fc.Arbitrary<ChainCase> {
+  const exclude = opts.exclude ?? [];
+  const powers = opts.powers ?? [2, 1, 0.5, -1.5, 3];
   const unary = UNARY.filter(([op]) => !exclude.includes(op));
   const binary = BINARY.filter(([op]) => !exclude.includes(op));
   return fc.record({
@@ -58,19 +72,20 @@ export function chainCaseArb(exclude: readonly string[] = []): fc.Arbitrary<Chai
     c: fc.integer({ min: 1, max: 3 }),
     w: fc.integer({ min: 1, max: 6 }),
     rank3: fc.boolean(),
-    extra: fc.array(fc.constantFrom("full", "row", "col", "scalar", "odd"), {
+    extra: fc.array(fc.constantFrom(...(opts.kinds ?? ["full", "row", "col", "scalar", "odd"])), {
       minLength: 0,
       maxLength: 3,
     }),
     nSteps: fc.integer({ min: 1, max: 7 }),
     seed: fc.integer({ min: 1, max: 1 << 30 }),
     pool: fc.array(valueArb(), { minLength: 64, maxLength: 64 }),
-  }).map(({ n, c, w, rank3, extra, nSteps, seed, pool }) => {
+  }).map(({ n, c, w: w0, rank3, extra, nSteps, seed, pool }) => {
     let s = seed;
     const r = () => {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
       return s / 4294967296;
     };
+    const w = opts.width4 ? w0 * 4 : w0;
     const outShape = rank3 ? [n, c, w] : [n, w];
     const shapeOf = (kind: string): number[] => {
       switch (kind) {
@@ -120,6 +135,7 @@ export function chainCaseArb(exclude: readonly string[] = []): fc.Arbitrary<Chai
         const st: ChainStep = { op, args: [a] };
         const at = attrs(r);
         if (at) st.attrs = at;
+        if (op === "pow") st.attrs = { exponent: powers[Math.floor(r() * powers.length)]! };
         steps.push(st);
         shapes.push(shapes[a]!);
       } else {

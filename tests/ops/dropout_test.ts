@@ -159,3 +159,34 @@ Deno.test("dropout rejects a p outside [0, 1], naming the node", () => {
     { message: 'dropout "drop1": p must be a probability in [0, 1], got 1.5 (x [N,8])' },
   );
 });
+
+Deno.test("dropout on the wasm tier draws the reference's mask and values bit for bit", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 4 }),
+      fc.constantFrom([8], [2, 6], [3, 4, 4], [5]),
+      fc.constantFrom(0.25, 0.5, 0.1, 0.9, 0, 1),
+      seedArb,
+      stepArb,
+      fc.boolean(),
+      (n, sample, p, seed, step, training) => {
+        const g = new Graph();
+        const x = g.input("x", [-1, ...sample]);
+        const y = dropout(x, { p, seed });
+        const size = n * sample.reduce((a, b) => a * b, 1);
+        const feeds = { x: nonZero([size], seed % 1000) };
+        const run = (
+          tier: "ref" | "wasm",
+        ) => [
+          ...new Executor(makePlan(g, { batch: n, outputs: [y] }), { tier }).run(feeds, {
+            step,
+            training,
+            sampleOffset: 3,
+          })[0]!,
+        ];
+        assert.deepEqual(run("wasm"), run("ref"));
+      },
+    ),
+    { numRuns: RUNS },
+  );
+});
