@@ -8,6 +8,7 @@ export * from "./add.ts";
 export * from "./avg_pool2d.ts";
 export * from "./batch_norm.ts";
 export * from "./batch_sum.ts";
+export * from "./bias_relu.ts";
 export * from "./bias_relu_pool.ts";
 export * from "./bias_relu_pool_backward.ts";
 export * from "./bce_with_logits.ts";

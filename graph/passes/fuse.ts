@@ -21,7 +21,10 @@
  *   and the gradient codes in one pass over z; its backward — max-pool
  *   backward and ReLU backward — becomes one `bias_relu_pool_backward` node
  *   under the ReLU backward's name, whose dz the bias-gradient sum and the
- *   convolution's backward ops read as before.
+ *   convolution's backward ops read as before;
+ * - any other `relu(conv2d(x, w, b))` becomes `conv2d(x, w)` and
+ *   `bias_relu(z, b)` under the ReLU's name, and its ReLU backward reads the
+ *   ReLU's output instead of the convolution's (mnist-net's conv1).
  *
  * The pass finds the fused ops in the op registry by name (graph/ imports no
  * op module); when they are not registered it returns the graph unchanged.
@@ -174,12 +177,46 @@ function biasReluPool(nodes: NodeRecord[], users: number[][], p: number): Rewrit
   return rewrite;
 }
 
+// relu(conv2d(x, w, b)) of any convolution not followed by a fused pool:
+// the conv loses its bias to a bias_relu after it (under the ReLU's name),
+// and the ReLU backward reads the ReLU's output instead of the conv's, which
+// is positive exactly where the conv's output is (so the conv's output need
+// not live until the backward).
+function biasRelu(nodes: NodeRecord[], users: number[][], rl: number): Rewrite | null {
+  const relu = nodes[rl]!;
+  if (relu.op !== "relu") return null;
+  const cv = relu.inputs[0]!, conv = nodes[cv]!;
+  if (conv.op !== "conv2d" || conv.inputs.length !== 3 || conv.shape.length !== 4) return null;
+  const [x, w, b] = conv.inputs as [number, number, number];
+  const rb = users[cv]!.filter((u) => u !== rl);
+  if (rb.length > 1) return null;
+  const rewrite: Rewrite = { drop: [], replace: new Map(), changed: [cv] };
+  rewrite.replace.set(
+    cv,
+    (g, map) => g.apply(lookupOp("conv2d"), [map[x]!, map[w]!], conv.attrs, conv.name),
+  );
+  rewrite.replace.set(
+    rl,
+    (g, map) => g.apply(lookupOp("bias_relu"), [map[cv]!, map[b]!], {}, relu.name),
+  );
+  if (rb.length === 0) return rewrite;
+  const rbr = nodes[rb[0]!]!;
+  if (rbr.op !== "relu_backward" || rbr.inputs[0] !== cv || rbr.inputs.length !== 2) return null;
+  const dr = rbr.inputs[1]!;
+  rewrite.replace.set(
+    rb[0]!,
+    (g, map) => g.apply(lookupOp("relu_backward"), [map[rl]!, map[dr]!], {}, rbr.name),
+  );
+  return rewrite;
+}
+
 const REWRITES: [
   string[],
   (nodes: NodeRecord[], users: number[][], p: number) => Rewrite | null,
 ][] = [
   [["conv2d_relu_pool", "conv2d_relu_pool_backward", "packed_first", "take"], convReluPool],
   [["bias_relu_pool", "bias_relu_pool_backward", "packed_first"], biasReluPool],
+  [["bias_relu"], biasRelu],
 ];
 
 /**
@@ -208,9 +245,10 @@ export function fuseGraph(graph: Graph, keep: readonly string[]): Graph {
   const drop = new Set<number>();
   const replace = new Map<number, Emit>();
   const taken = (id: number) => drop.has(id) || replace.has(id);
-  for (let i = 0; i < nodes.length; i++) {
-    // the first rewrite that matches and touches nothing kept or already rewritten
-    for (const match of rewrites) {
+  // each rewrite in turn over the whole graph, so an earlier one (a pooled
+  // layer) has the first pick; a match must touch nothing kept or rewritten
+  for (const match of rewrites) {
+    for (let i = 0; i < nodes.length; i++) {
       const rw = match(nodes, users, i);
       if (!rw || rw.drop.some((d) => kept.has(d) || taken(d))) continue;
       if ((rw.changed ?? []).some((d) => kept.has(d)) || [...rw.replace.keys()].some(taken)) {
@@ -218,7 +256,6 @@ export function fuseGraph(graph: Graph, keep: readonly string[]): Graph {
       }
       rw.drop.forEach((d) => drop.add(d));
       rw.replace.forEach((e, id) => replace.set(id, e));
-      break;
     }
   }
   if (replace.size === 0) return graph;

@@ -182,3 +182,54 @@ export function reluPoolBackwardRef(
     }
   }
 }
+
+/**
+ * Checks z `[N, C, ...]` and b `[C]` for the fused bias + ReLU; returns z's shape.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasReluShape } from "./bias_relu_pool_ref.ts";
+ * assert.deepEqual(biasReluShape([-1, 32, 26, 26], [32]), [-1, 32, 26, 26]);
+ * assert.throws(() => biasReluShape([-1, 32, 26, 26], [26]), /bias must be \[32\]/);
+ * ```
+ */
+export function biasReluShape(z: Shape, b: Shape): Shape {
+  if (z.length < 2) throw new Error(`z must be at least 2-D [N, C, ...], got ${fmtShape(z)}`);
+  if (b.length !== 1 || b[0] !== z[1]) {
+    throw new Error(`the bias must be [${z[1]}], one value per channel, got ${fmtShape(b)}`);
+  }
+  return z;
+}
+
+// z: (N, C, inner), b: (C) -> y: (N, C, inner) = relu(z + b)
+/**
+ * y = ReLU(z + b), b added along axis 1 of z `[N, C, inner…]` and each sum
+ * rounded to y's precision, as the unfused add and ReLU give it: NaN kept,
+ * -0 and negatives to +0.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasReluRef } from "./bias_relu_pool_ref.ts";
+ * const y = new Float64Array(4);
+ * biasReluRef(new Float64Array([1, -2, 3, NaN]), new Float64Array([1, -3]), y, 2, 2);
+ * assert.deepEqual([...y], [2, 0, 0, NaN]);
+ * ```
+ */
+export function biasReluRef(
+  z: FloatArray,
+  b: FloatArray,
+  y: FloatArray,
+  c: number,
+  inner: number,
+): void {
+  const round = rounder(y);
+  for (let at = 0, p = 0; at < y.length; p++) {
+    const bias = b[p % c]!;
+    for (let i = 0; i < inner; i++, at++) {
+      const v = round(z[at]! + bias);
+      y[at] = v > 0 || v !== v ? v : 0;
+    }
+  }
+}

@@ -19,6 +19,37 @@ interface FusedExports extends ElementwiseExports {
   bias_relu_pool2(...args: number[]): void;
   // (codes, dy, dz, planes, h, w, oh, ow)
   relu_pool2_backward(...args: number[]): void;
+  bias_relu(z: number, y: number, planes: number, inner: number, bias: number, c: number): void;
+}
+
+/**
+ * y = ReLU(z + b) (see `biasReluRef`) by the elementwise module on the
+ * arena z and y live in, z of `planes` planes of `inner` floats, the bias
+ * of plane p being b[p mod c], staged in the arena's kernel scratch. False
+ * (nothing written) when z and y do not share an arena or its scratch cannot
+ * hold the bias: the op then runs the reference.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasReluWasm } from "./bias_relu_pool_wasm.ts";
+ * assert.equal(biasReluWasm(new Float32Array(4), new Float32Array(2), new Float32Array(4), 2, 2), false);
+ * ```
+ */
+export function biasReluWasm(
+  z: Float32Array,
+  b: Float32Array,
+  y: Float32Array,
+  c: number,
+  inner: number,
+): boolean {
+  const ex = elementwiseWasm(z, y) as FusedExports | null;
+  if (!ex || typeof ex.bias_relu !== "function") return false;
+  const scratch = arenaScratch(y.buffer);
+  if (!scratch || scratch.byteLength < 4 * c) return false;
+  new Float32Array(y.buffer, scratch.byteOffset, c).set(b.subarray(0, c));
+  ex.bias_relu(z.byteOffset, y.byteOffset, y.length / inner, inner, scratch.byteOffset, c);
+  return true;
 }
 
 /** The fused kernels bound to one arena, for one layer's sizes. */

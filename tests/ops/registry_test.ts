@@ -24,6 +24,7 @@ const NO_VJP: Record<string, string> = {
   conv2d_relu_pool: "made by the fusion pass after grad; tested against the ops it replaces",
   conv2d_relu_pool_backward:
     "made by the fusion pass after grad; tested against the ops it replaces",
+  bias_relu: "made by the fusion pass after grad; tested against the ops it replaces",
   bias_relu_pool: "made by the fusion pass after grad; tested against the ops it replaces",
   bias_relu_pool_backward: "made by the fusion pass after grad; tested against the ops it replaces",
   packed_first:

@@ -21,7 +21,9 @@
  *   window's gradient code (see `bias_relu_pool_ref.ts`); needs ow ≥ 4;
  * - `relu_pool2_backward(codes, dy, dz, planes, h, w, oh, ow)`: its
  *   backward, dy to the element each code names and zero to the rest of the
- *   window; needs ow ≥ 4 and leaves the odd last row and column alone.
+ *   window; needs ow ≥ 4 and leaves the odd last row and column alone;
+ * - `bias_relu(z, y, planes, inner, bias, c)`: y = max(z + bias, 0) over
+ *   planes of `inner` floats, the bias of plane p at bias[p mod c].
  *
  * @module
  */
@@ -253,6 +255,45 @@ function biasReluPool2(): FuncBuilder {
   return f;
 }
 
+// z: (P, inner), the bias of plane p at bias + 4·(p mod c) -> y = z + bias
+// where that is positive or NaN, else +0: max(z + bias, 0) as ReLU gives it
+function biasRelu(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32], []);
+  const [z, y, planes, inner, bias, c] = [0, 1, 2, 3, 4, 5];
+  const p = f.local(I32), i = f.local(I32), in4 = f.local(I32), at = f.local(I32);
+  const bv = f.local(V128), v = f.local(V128), zero = f.local(V128);
+  const bs = f.local(F32), s = f.local(F32);
+  f.v128Zero().set(zero);
+  f.get(inner).i32Const(-4).i32And().set(in4);
+  f.i32Const(0).set(at);
+  forCount(f, p, planes, () => {
+    // bs = bias[p mod c]
+    f.get(bias).get(p).get(p).get(c).i32DivU().get(c).i32Mul().i32Sub();
+    f.i32Const(2).i32Shl().i32Add().f32Load().set(bs);
+    f.get(bs).f32x4Splat().set(bv);
+    f.i32Const(0).set(i);
+    f.block().loop();
+    f.get(i).get(in4).i32GeS().brIf(1);
+    f.get(z).get(at).i32Add().v128Load().get(bv).f32x4Add().set(v);
+    f.get(y).get(at).i32Add();
+    f.get(v).get(v).get(zero).f32x4Gt().get(v).get(v).f32x4Ne().v128Or().v128And();
+    f.v128Store();
+    f.get(at).i32Const(16).i32Add().set(at);
+    f.get(i).i32Const(4).i32Add().set(i);
+    f.br(0).end().end();
+    f.block().loop();
+    f.get(i).get(inner).i32GeS().brIf(1);
+    f.get(z).get(at).i32Add().f32Load().get(bs).f32Add().set(s);
+    // f32.max keeps NaN and turns -0 into +0, as the ReLU kernel does
+    f.get(y).get(at).i32Add();
+    f.get(s).f32Const(0).f32Max().f32Store();
+    f.get(at).i32Const(4).i32Add().set(at);
+    f.get(i).i32Const(1).i32Add().set(i);
+    f.br(0).end().end();
+  });
+  return f;
+}
+
 // codes, dy: (P, H/2, W/2) -> dz: (P, H, W): dy of each window to the
 // element its code names (the highest of its bits 8 top left, 4 top right,
 // 2 bottom left, 1 bottom right), zero to the others; leaves the odd last
@@ -329,6 +370,7 @@ export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
     sumRuns(),
     biasReluPool2(),
     reluPool2Backward(),
+    biasRelu(),
   ];
   [
     "relu",
@@ -338,6 +380,7 @@ export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
     "sum_runs",
     "bias_relu_pool2",
     "relu_pool2_backward",
+    "bias_relu",
   ].forEach((n, i) => {
     funcs[i]!.exportName = n;
   });

@@ -74,10 +74,15 @@ Deno.test("fuseGraph replaces a first layer's conv + ReLU + pool and its backwar
 Deno.test("fuseGraph leaves a match alone when a replaced node is kept", () => {
   const m = lectureCnn();
   const keep = [m.loss, ...Object.values(m.grads), "relu1"];
-  assert.equal(fuseGraph(m.built, keep), m.built);
+  const f = fuseGraph(m.built, keep);
+  // the pooled fusions would drop relu1; only bias + ReLU, which keeps it, applies
+  const ops = f.nodes.map((r) => r.op);
+  assert.ok(!ops.includes("conv2d_relu_pool") && !ops.includes("bias_relu_pool"));
+  assert.equal(f.nodes[f.node("relu1").id]!.op, "bias_relu");
+  assert.equal(fuseGraph(m.built, [...keep, "conv1"]), m.built);
 });
 
-Deno.test("fuseGraph fuses mnist-net's conv2 (bias + ReLU + pool and their backward), leaving the lecture CNN's first-layer fusion as it was", () => {
+Deno.test("fuseGraph fuses mnist-net's conv2 (bias + ReLU + pool and their backward) and conv1 (bias + ReLU), leaving the lecture CNN's first-layer fusion as it was", () => {
   const net = mnistNet();
   const keep = [net.loss, ...Object.values(net.grads)];
   const f = fuseGraph(net.built, keep);
@@ -85,8 +90,9 @@ Deno.test("fuseGraph fuses mnist-net's conv2 (bias + ReLU + pool and their backw
   for (const gone of ["max_pool2d", "max_pool2d_backward"]) assert.equal(count(f, gone), 0, gone);
   assert.equal(count(f, "bias_relu_pool"), 1);
   assert.equal(count(f, "bias_relu_pool_backward"), 1);
-  // conv1's ReLU stays (it is not pooled), conv2's goes
-  assert.equal(count(f, "relu"), count(net.built, "relu") - 1);
+  // conv1's ReLU (not pooled) becomes a bias_relu, conv2's goes into the pool's
+  assert.equal(count(f, "relu"), count(net.built, "relu") - 2);
+  assert.equal(count(f, "bias_relu"), 1);
   assert.equal(count(f, "relu_backward"), count(net.built, "relu_backward") - 1);
   // conv2 runs without its bias; the fused op reads the bias param
   const names = (ids: number[]) => ids.map((i) => f.nodes[i]!.name);
@@ -98,11 +104,18 @@ Deno.test("fuseGraph fuses mnist-net's conv2 (bias + ReLU + pool and their backw
   const readers = f.nodes.filter((r) => r.inputs.includes(dz)).map((r) => r.op).sort();
   assert.deepEqual(readers, ["conv2d_backward_filter", "conv2d_backward_input", "sum"]);
   for (const name of [...keep, "x", "target", "pool", "conv2"]) assert.ok(f.has(name), name);
+  // conv1 runs without its bias too; relu1 adds it, and conv1's ReLU backward reads relu1
+  assert.deepEqual(names(f.nodes[f.node("conv1").id]!.inputs), ["x", "conv1.weight"]);
+  const relu1 = f.nodes[f.node("relu1").id]!;
+  assert.equal(relu1.op, "bias_relu");
+  assert.deepEqual(names(relu1.inputs), ["conv1", "conv1.bias"]);
+  const rb1 = f.nodes.find((r) => r.op === "relu_backward" && r.shape.join() === "-1,32,26,26")!;
+  assert.equal(f.nodes[rb1.inputs[0]!]!.name, "relu1");
   // the lecture CNN: still its one conv2d_relu_pool, nothing of the new fusion
   const m = lectureCnn();
   const lf = fuseGraph(m.built, [m.loss, ...Object.values(m.grads)]);
   assert.equal(count(lf, "conv2d_relu_pool"), 1);
-  assert.equal(count(lf, "bias_relu_pool"), 0);
+  assert.equal(count(lf, "bias_relu_pool") + count(lf, "bias_relu"), 0);
 });
 
 Deno.test("fuseGraph leaves a later layer alone when its conv or ReLU is kept or read elsewhere", () => {
@@ -113,6 +126,9 @@ Deno.test("fuseGraph leaves a later layer alone when its conv or ReLU is kept or
     const f = fuseGraph(net.built, [...keep, extra]);
     assert.ok(!f.nodes.some((r) => r.op === "bias_relu_pool"), extra);
   }
+  const f1 = fuseGraph(net.built, [...keep, "conv1"]);
+  assert.ok(!f1.nodes.some((r) => r.op === "bias_relu"), "conv1 kept");
+  assert.ok(f1.nodes.some((r) => r.op === "bias_relu_pool"), "conv2 still fused");
   // a ReLU that also feeds something else stays
   const g = new Graph();
   const x = g.input("x", [-1, 2, 10, 10]);
@@ -121,7 +137,19 @@ Deno.test("fuseGraph leaves a later layer alone when its conv or ReLU is kept or
   const r = relu(conv2d(x, w, b));
   const loss = sum(mul(maxPool2d(r, { size: 2 }), sum(r)), { name: "loss" });
   const [gw] = grad(loss, [w]);
-  assert.equal(fuseGraph(g, [loss.name, gw!.name]), g);
+  const f = fuseGraph(g, [loss.name, gw!.name]);
+  assert.ok(!f.nodes.some((r) => r.op === "bias_relu_pool"));
+  // (the ReLU itself still takes the bias: nothing else reads the conv)
+  assert.ok(f.nodes.some((r) => r.op === "bias_relu"));
+  // a conv read by something besides its ReLU (and the ReLU backward) keeps its bias
+  const g2 = new Graph();
+  const x2 = g2.input("x", [-1, 2, 10, 10]);
+  const w2 = g2.param("w", [3, 2, 3, 3], { kind: "uniform", bound: 1 });
+  const b2 = g2.param("b", [3], { kind: "uniform", bound: 1 });
+  const cv = conv2d(x2, w2, b2);
+  const loss2 = sum(mul(relu(cv), cv), { name: "loss" });
+  const [gw2] = grad(loss2, [w2]);
+  assert.equal(fuseGraph(g2, [loss2.name, gw2!.name]), g2);
 });
 
 Deno.test("a forward-only graph fuses too, and computes the same pooled output", () => {
@@ -275,7 +303,7 @@ function twoLayers(c: number, oc: number, h: number, w: number, k: number, paddi
   return { g, names: [loss.name, ...gs.map((n) => n!.name)], pooled: y.shape };
 }
 
-Deno.test("a fused later layer equals the unfused reference ops, with ties, zeros and NaN, on every tier", () => {
+Deno.test("fused layers (bias + ReLU, bias + ReLU + pool) equal the unfused reference ops, with ties, zeros and NaN, on every tier", () => {
   fc.assert(
     fc.property(
       fc.record({
@@ -293,6 +321,7 @@ Deno.test("a fused later layer equals the unfused reference ops, with ties, zero
         const { g, names, pooled } = twoLayers(c, oc, h, w, k, padding);
         const f = fuseGraph(g, names);
         assert.ok(f.nodes.some((r) => r.op === "bias_relu_pool"));
+        assert.ok(f.nodes.some((r) => r.op === "bias_relu"));
         const r = rng(seed);
         // small whole numbers: exact sums in either order, so many ties and zeros
         const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
