@@ -8,7 +8,7 @@
  * {@link winogradScratch}), the module runs on the arena's memory: it reads
  * x and writes y in place, its buffers in the scratch; otherwise it stages
  * each image through a memory of its own. Per call the filter is first
- * transformed (U = G g Gᵀ, in float64, rounded once); per image the input is
+ * transformed (U = G g Gᵀ, four output channels per vector); per image the input is
  * packed channels-innermost and zero-padded, then convolved. The entry
  * points return false when they do not serve the sizes (not 3×3, stride ≠
  * 1, padding > 2 for the backward, no WebAssembly SIMD, or Winograd
@@ -36,6 +36,9 @@ interface WinoExports {
   // (P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)
   wino2_image(...args: number[]): void;
   wino4_image(...args: number[]): void;
+  // (WT, U, Cp, OCp)
+  wino2_filter(...args: number[]): void;
+  wino4_filter(...args: number[]): void;
 }
 
 // undefined: not tried yet; null: no usable WebAssembly SIMD here.
@@ -137,7 +140,6 @@ export function winogradTileFor(
 const ALIGN = 64;
 const up = (x: number, k: number) => Math.ceil(x / k) * k;
 const args = new Array<number>(16).fill(0);
-let gTmp = new Float64Array(0);
 
 // The convolution both passes run: x (N, CI, IH, IW) -> y (N, CO, YH, YW), padding pad,
 // in tiles of m; the padded channel counts and the block of tiles.
@@ -186,7 +188,7 @@ function geometry(d: Conv2dDims, flip: boolean, m: WinogradTile): Geometry {
   };
 }
 
-// Byte addresses from `base` of U, bias, P, V, M, tmp, and (with `stage`) of the staged
+// Byte addresses from `base` of U, bias, P, V, M, tmp, the filter's taps, and (with `stage`) of the staged
 // input image and output image; `end` is the first byte past them.
 function layout(g: Geometry, base: number, stage: boolean) {
   let end = up(base, ALIGN);
@@ -198,9 +200,10 @@ function layout(g: Geometry, base: number, stage: boolean) {
   const xi = (g.m + 2) ** 2;
   const U = region(xi * g.cp * g.ocp), B = region(g.ocp), P = region(g.hp * g.wp * g.cp);
   const V = region(xi * g.tb * g.cp), M = region(xi * g.tb * g.ocp), TMP = region(64);
+  const WT = region(g.cp * 9 * g.ocp);
   const Y = stage ? region(g.ocy * g.yh * g.yw) : -1;
   const R = stage ? region(g.ci * g.ih * g.iw) : -1;
-  return { U, B, P, V, M, TMP, Y, R, end };
+  return { U, B, P, V, M, TMP, WT, Y, R, end };
 }
 
 /**
@@ -257,7 +260,8 @@ function run(
     ({ ex, heap: h } = ownOf(L.end));
   }
   L = L!;
-  winogradFilterInto(h, L.U / 4, w, d.oc, d.c, m, flip, g.cp, g.ocp);
+  winogradTapsInto(h, L.WT / 4, w, d.oc, d.c, flip, g.cp, g.ocp);
+  (m === 2 ? ex.wino2_filter : ex.wino4_filter)(L.WT, L.U, g.cp, g.ocp);
   h.fill(0, L.B / 4, L.B / 4 + g.ocp);
   if (b) h.set(b.subarray(0, g.co), L.B / 4);
   args[0] = L.P, args[1] = L.U, args[2] = L.V, args[3] = L.M, args[5] = L.B, args[6] = g.T;
@@ -280,78 +284,48 @@ function run(
 }
 
 /**
- * Writes the float32 transformed filter U[ξ][Cp][OCp] (zeros in the padded
- * rows and columns) into `out` from float offset `at`: U = G g Gᵀ per
- * channel pair, computed in float64 and rounded once. With `flip`, the
- * backward-to-input filter (rotated 180°, channels swapped: rows are the
- * forward's OC, columns its C).
+ * Writes the taps of the filter `w` (OC, C, 3, 3) as WT[Cp][9][OCp] into
+ * `out` from float offset `at`, the layout the module's filter transform
+ * reads: row = input channel, column = output channel of the convolution
+ * run, zeros in the padded rows and columns. With `flip`, the
+ * backward-to-input filter: rotated 180° with the channels swapped (rows are
+ * the forward's OC, columns its C).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * const w = new Float32Array(9); w[4] = 1; // centre tap
- * const u = new Float32Array(16 * 4 * 8);
- * winogradFilterInto(u, 0, w, 1, 1, 2, false, 4, 8);
- * assert.equal(u[5 * 32], 0.25); // ξ = 5: G[1]·g·G[1]ᵀ = ½·½
- * assert.equal(u[5 * 32 + 1], 0); // padding
+ * const w = Float32Array.from({ length: 18 }, (_, i) => i); // OC 2, C 1
+ * const t = new Float32Array(4 * 9 * 8);
+ * winogradTapsInto(t, 0, w, 2, 1, false, 4, 8);
+ * assert.deepEqual([t[0], t[1], t[8], t[9]], [0, 9, 1, 10]); // (tap, column) pairs
+ * winogradTapsInto(t, 0, w, 2, 1, true, 4, 8); // rows are now the two output channels
+ * assert.deepEqual([t[0], t[72], t[8]], [8, 17, 7]);
  * ```
  */
-export function winogradFilterInto(
+export function winogradTapsInto(
   out: Float32Array,
   at: number,
   w: Float32Array,
   oc: number,
   c: number,
-  m: WinogradTile,
   flip: boolean,
   cp: number,
   ocp: number,
 ): void {
-  const { alpha: a, G } = winograd(m);
   const rows = flip ? oc : c, cols = flip ? c : oc;
   if (rows > cp || cols > ocp) {
-    throw new Error(`winogradFilterInto: ${rows}×${cols} channels do not fit ${cp}×${ocp}`);
+    throw new Error(`winogradTapsInto: ${rows}×${cols} channels do not fit ${cp}×${ocp}`);
   }
-  if (rows < cp || cols < ocp) out.fill(0, at, at + a * a * cp * ocp);
-  const gf = Float64Array.from(G.flat()), pairs = rows * cols;
-  if (gTmp.length < pairs * a * 3) gTmp = new Float64Array(pairs * a * 3);
-  const tmp = gTmp;
-  // tmp[row][col] = G g (α×3) of each pair
+  if (rows < cp || cols < ocp) out.fill(0, at, at + cp * 9 * ocp);
+  // the element of w at (row, col) = (o, ci) or (ci, o), its taps 9 apart
+  const rowStride = flip ? c * 9 : 9, colStride = flip ? 9 : c * 9;
   for (let row = 0; row < rows; row++) {
-    for (let col = 0; col < cols; col++) {
-      const o = flip ? row : col, ci = flip ? col : row;
-      const base = (o * c + ci) * 9;
-      let g0, g1, g2, g3, g4, g5, g6, g7, g8;
-      if (flip) {
-        g0 = w[base + 8]!, g1 = w[base + 7]!, g2 = w[base + 6]!, g3 = w[base + 5]!;
-        g4 = w[base + 4]!, g5 = w[base + 3]!, g6 = w[base + 2]!, g7 = w[base + 1]!;
-        g8 = w[base]!;
-      } else {
-        g0 = w[base]!, g1 = w[base + 1]!, g2 = w[base + 2]!, g3 = w[base + 3]!;
-        g4 = w[base + 4]!, g5 = w[base + 5]!, g6 = w[base + 6]!, g7 = w[base + 7]!;
-        g8 = w[base + 8]!;
-      }
-      const t = (row * cols + col) * a * 3;
-      for (let i = 0; i < a; i++) {
-        const r0 = gf[i * 3]!, r1 = gf[i * 3 + 1]!, r2 = gf[i * 3 + 2]!;
-        tmp[t + i * 3] = r0 * g0 + r1 * g3 + r2 * g6;
-        tmp[t + i * 3 + 1] = r0 * g1 + r1 * g4 + r2 * g7;
-        tmp[t + i * 3 + 2] = r0 * g2 + r1 * g5 + r2 * g8;
-      }
-    }
-  }
-  // U[ξ = i·α + j][row][col] = tmp[row][col][i] · G[j], one plane after the other
-  for (let i = 0; i < a; i++) {
-    for (let j = 0; j < a; j++) {
-      const h0 = gf[j * 3]!, h1 = gf[j * 3 + 1]!, h2 = gf[j * 3 + 2]!;
-      const plane = at + (i * a + j) * cp * ocp;
-      for (let row = 0; row < rows; row++) {
-        let t = row * cols * a * 3 + i * 3;
-        const q = plane + row * ocp;
-        for (let col = 0; col < cols; col++) {
-          out[q + col] = tmp[t]! * h0 + tmp[t + 1]! * h1 + tmp[t + 2]! * h2;
-          t += a * 3;
-        }
+    for (let tap = 0; tap < 9; tap++) {
+      let q = row * rowStride + (flip ? 8 - tap : tap);
+      const o = at + (row * 9 + tap) * ocp;
+      for (let col = 0; col < cols; col++) {
+        out[o + col] = w[q]!;
+        q += colStride;
       }
     }
   }

@@ -10,6 +10,9 @@
  * - `wino_pack(raw, P, C, H, W, pad, Hp, Wp, Cp)`: raw (C, H, W) → P
  *   (Hp, Wp, Cp), channels innermost, zeros around the image (`pad` rows and
  *   columns before it, the rest after) and in channels C … Cp − 1;
+ * - `wino{m}_filter(WT, U, Cp, OCp)`: the transformed filter U[ξ][Cp][OCp]
+ *   = G g Gᵀ of the taps WT[Cp][9][OCp] (pairs laid out as U's rows and
+ *   columns), in float32, four columns per vector;
  * - `wino{m}_image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)`:
  *   the convolution of one packed image with the transformed filter
  *   U[ξ][Cp][OCp] (ξ < α² the position in the α×α tile) plus bias (OCy
@@ -513,6 +516,47 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
   return f;
 }
 
+// filter(WT, U, cp, ocp): U[ξ][r][c] = (G g Gᵀ)[ξ] of g = WT[r][0..9][c] (the 3×3 taps of the
+// pair in row-major order) for r < cp and c < ocp, four columns per vector.
+function filterKernel(t: WinogradMatrices, relaxed: boolean): FuncBuilder {
+  const { alpha: a, G } = t;
+  const f = new FuncBuilder([I32, I32, I32, I32], []);
+  const [WT, U, cp, ocp] = [0, 1, 2, 3].map((i) => f.param(i)) as [Local, Local, Local, Local];
+  const k = hoistConstants(f, [G]);
+  const r = f.local(I32), c = f.local(I32), src = f.local(I32), dst = f.local(I32);
+  const tapS = f.local(I32), xiS = f.local(I32);
+  const g = Array.from({ length: 9 }, () => f.local(V128));
+  const tmp = Array.from({ length: a }, () => Array.from({ length: 3 }, () => f.local(V128)));
+  const out = Array.from({ length: a }, () => f.local(V128));
+  f.get(ocp).i32Const(4).i32Mul().set(tapS);
+  f.get(cp).get(tapS).i32Mul().set(xiS);
+  forStep(f, r, () => f.i32Const(0), () => f.get(cp), 1, () => {
+    forStep(f, c, () => f.i32Const(0), () => f.get(ocp), 4, () => {
+      // src = WT + (r·9·ocp + c)·4
+      f.get(WT).get(r).i32Const(9).i32Mul().get(ocp).i32Mul().get(c).i32Add().i32Const(4).i32Mul()
+        .i32Add().set(src);
+      for (let tap = 0; tap < 9; tap++) {
+        f.get(src).v128Load().set(g[tap]!);
+        if (tap < 8) f.get(src).get(tapS).i32Add().set(src);
+      }
+      // tmp = G g (α×3), column by column
+      for (let j = 0; j < 3; j++) {
+        emitLinear(f, G, [g[j]!, g[3 + j]!, g[6 + j]!], tmp.map((row) => row[j]!), relaxed, k);
+      }
+      // U[i·α + j] = tmp[i] · G[j], stored at U + ((ξ·cp + r)·ocp + c)·4
+      f.get(U).get(r).get(ocp).i32Mul().get(c).i32Add().i32Const(4).i32Mul().i32Add().set(dst);
+      for (let i = 0; i < a; i++) {
+        emitLinear(f, G, tmp[i]!, out, relaxed, k);
+        for (let j = 0; j < a; j++) {
+          f.get(dst).get(out[j]!).v128Store();
+          f.get(dst).get(xiS).i32Add().set(dst);
+        }
+      }
+    });
+  });
+  return f;
+}
+
 /**
  * Builds the Winograd module binary, with relaxed-simd FMA or plain SIMD128
  * mul + add. `skip` (profiling only; the shipped builds use 0) leaves phases
@@ -533,7 +577,15 @@ export function buildWinogradModule(relaxed: boolean, skip = 0): Uint8Array<Arra
   f2.exportName = "wino2_image";
   const f4 = imageKernel(WINOGRAD_F4, relaxed, skip);
   f4.exportName = "wino4_image";
-  return encodeModule({ memoryPages: 1, importMemory: true, funcs: [...micros, pack, f2, f4] });
+  const g2 = filterKernel(WINOGRAD_F2, relaxed);
+  g2.exportName = "wino2_filter";
+  const g4 = filterKernel(WINOGRAD_F4, relaxed);
+  g4.exportName = "wino4_filter";
+  return encodeModule({
+    memoryPages: 1,
+    importMemory: true,
+    funcs: [...micros, pack, f2, f4, g2, g4],
+  });
 }
 
 function base64(bytes: Uint8Array): string {
