@@ -26,7 +26,7 @@
  */
 
 import type { Conv2dDims } from "./conv2d_ref.ts";
-import { winograd, winogradApplies, type WinogradTile } from "./winograd_ref.ts";
+import { winogradApplies, type WinogradTile } from "./winograd_ref.ts";
 import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
 import { WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD } from "./wasm/winograd_bytes.ts";
 
