@@ -251,12 +251,14 @@ Deno.test("Winograd wasm declines what it does not serve, and when switched off"
   }
 });
 
-Deno.test("winogradTileFor: F(4×4) from 8×8 outputs, F(2×2) below, none for few channels", () => {
+Deno.test("winogradTileFor: F(4×4) from 8×8 outputs, F(2×2) below, none under 4 channels", () => {
   assert.equal(winogradTileFor(32, 64, 24, 24), 4);
   assert.equal(winogradTileFor(64, 32, 26, 26), 4);
   assert.equal(winogradTileFor(32, 32, 7, 12), 2);
   assert.equal(winogradTileFor(1, 32, 26, 26), null);
-  assert.equal(winogradTileFor(4, 8, 26, 26), null);
+  assert.equal(winogradTileFor(4, 4, 26, 26), 4);
+  assert.equal(winogradTileFor(3, 64, 26, 26), null);
+  assert.equal(winogradTileFor(64, 2, 26, 26), null);
 });
 
 Deno.test({
