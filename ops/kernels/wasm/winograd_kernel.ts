@@ -313,28 +313,109 @@ function forStep(
   f.end();
 }
 
+// memory.fill(at, 0, bytes) with i32 expressions
+function zero(f: FuncBuilder, at: () => void, bytes: () => void): void {
+  at();
+  f.i32Const(0);
+  bytes();
+  f.memoryFill();
+}
+
 // pack(raw, P, C, H, W, pad, Hp, Wp, Cp)
 function packKernel(): FuncBuilder {
   const f = new FuncBuilder(Array(9).fill(I32), []);
   const [raw, P, C, H, W, pad, Hp, Wp, Cp] = Array.from({ length: 9 }, (_, i) => f.param(i));
   const c = f.local(I32), r = f.local(I32), s = f.local(I32), src = f.local(I32);
-  const dst = f.local(I32), cs = f.local(I32);
-  f.get(P).i32Const(0).get(Hp).get(Wp).i32Mul().get(Cp).i32Mul().i32Const(4).i32Mul()
-    .memoryFill();
+  const dst = f.local(I32), cs = f.local(I32), rowB = f.local(I32), plane = f.local(I32);
+  const w4 = f.local(I32);
+  const a = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const t = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
   f.get(Cp).i32Const(4).i32Mul().set(cs);
-  f.get(raw).set(src);
-  forStep(f, c, () => f.i32Const(0), () => f.get(C), 1, () => {
-    forStep(f, r, () => f.i32Const(0), () => f.get(H), 1, () => {
-      // dst = P + (((r + pad)·Wp + pad)·Cp + c)·4
-      f.get(P).get(r).get(pad).i32Add().get(Wp).i32Mul().get(pad).i32Add().get(Cp).i32Mul();
-      f.get(c).i32Add().i32Const(4).i32Mul().i32Add().set(dst);
-      forStep(f, s, () => f.i32Const(0), () => f.get(W), 1, () => {
-        f.get(dst).get(src).f32Load().f32Store();
-        f.get(src).i32Const(4).i32Add().set(src);
-        f.get(dst).get(cs).i32Add().set(dst);
+  f.get(Wp).get(cs).i32Mul().set(rowB);
+  f.get(H).get(W).i32Mul().i32Const(4).i32Mul().set(plane);
+  f.get(C).i32Const(3).i32And().if();
+  {
+    // padded channels: zero everything, then copy one float at a time
+    zero(f, () => f.get(P), () => f.get(Hp).get(rowB).i32Mul());
+    f.get(raw).set(src);
+    forStep(f, c, () => f.i32Const(0), () => f.get(C), 1, () => {
+      forStep(f, r, () => f.i32Const(0), () => f.get(H), 1, () => {
+        // dst = P + (((r + pad)·Wp + pad)·Cp + c)·4
+        f.get(P).get(r).get(pad).i32Add().get(Wp).i32Mul().get(pad).i32Add().get(Cp).i32Mul();
+        f.get(c).i32Add().i32Const(4).i32Mul().i32Add().set(dst);
+        forStep(f, s, () => f.i32Const(0), () => f.get(W), 1, () => {
+          f.get(dst).get(src).f32Load().f32Store();
+          f.get(src).i32Const(4).i32Add().set(src);
+          f.get(dst).get(cs).i32Add().set(dst);
+        });
       });
     });
-  });
+  }
+  f.else();
+  {
+    // every channel real: zero only the border, then 4 channels × 4 columns per transpose
+    zero(f, () => f.get(P), () => f.get(pad).get(rowB).i32Mul());
+    zero(
+      f,
+      () => f.get(P).get(pad).get(H).i32Add().get(rowB).i32Mul().i32Add(),
+      () => f.get(Hp).get(pad).i32Sub().get(H).i32Sub().get(rowB).i32Mul(),
+    );
+    forStep(f, r, () => f.get(pad), () => f.get(pad).get(H).i32Add(), 1, () => {
+      f.get(P).get(r).get(rowB).i32Mul().i32Add().set(dst);
+      zero(f, () => f.get(dst), () => f.get(pad).get(cs).i32Mul());
+      zero(
+        f,
+        () => f.get(dst).get(pad).get(W).i32Add().get(cs).i32Mul().i32Add(),
+        () => f.get(Wp).get(pad).i32Sub().get(W).i32Sub().get(cs).i32Mul(),
+      );
+    });
+    f.get(W).i32Const(-4).i32And().set(w4);
+    forStep(f, c, () => f.i32Const(0), () => f.get(C), 4, () => {
+      forStep(f, r, () => f.i32Const(0), () => f.get(H), 1, () => {
+        // src = raw + ((c·H + r)·W)·4, dst = P + (((r + pad)·Wp + pad)·Cp + c)·4
+        f.get(raw).get(c).get(H).i32Mul().get(r).i32Add().get(W).i32Mul().i32Const(4).i32Mul()
+          .i32Add().set(src);
+        f.get(P).get(r).get(pad).i32Add().get(Wp).i32Mul().get(pad).i32Add().get(Cp).i32Mul();
+        f.get(c).i32Add().i32Const(4).i32Mul().i32Add().set(dst);
+        forStep(f, s, () => f.i32Const(0), () => f.get(w4), 4, () => {
+          for (let i = 0; i < 4; i++) {
+            f.get(src);
+            if (i > 0) f.get(plane).i32Const(i).i32Mul().i32Add();
+            f.v128Load().set(a[i]!);
+          }
+          // 4×4 transpose: rows are channels, columns pixels
+          f.get(a[0]!).get(a[1]!).f32x4Shuffle([0, 4, 1, 5]).set(t[0]!);
+          f.get(a[2]!).get(a[3]!).f32x4Shuffle([0, 4, 1, 5]).set(t[1]!);
+          f.get(a[0]!).get(a[1]!).f32x4Shuffle([2, 6, 3, 7]).set(t[2]!);
+          f.get(a[2]!).get(a[3]!).f32x4Shuffle([2, 6, 3, 7]).set(t[3]!);
+          const cols: [number, number, readonly [number, number, number, number]][] = [
+            [0, 1, [0, 1, 4, 5]],
+            [0, 1, [2, 3, 6, 7]],
+            [2, 3, [0, 1, 4, 5]],
+            [2, 3, [2, 3, 6, 7]],
+          ];
+          cols.forEach(([p0, p1, lanes], j) => {
+            f.get(dst);
+            if (j > 0) f.get(cs).i32Const(j).i32Mul().i32Add();
+            f.get(t[p0]!).get(t[p1]!).f32x4Shuffle(lanes).v128Store();
+          });
+          f.get(src).i32Const(16).i32Add().set(src);
+          f.get(dst).get(cs).i32Const(4).i32Mul().i32Add().set(dst);
+        });
+        // the last W mod 4 pixels, channel by channel
+        forStep(f, s, () => f.get(w4), () => f.get(W), 1, () => {
+          for (let i = 0; i < 4; i++) {
+            f.get(dst).get(src);
+            if (i > 0) f.get(plane).i32Const(i).i32Mul().i32Add();
+            f.f32Load().f32Store(4 * i);
+          }
+          f.get(src).i32Const(4).i32Add().set(src);
+          f.get(dst).get(cs).i32Add().set(dst);
+        });
+      });
+    });
+  }
+  f.end();
   return f;
 }
 
@@ -478,36 +559,24 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
           for (let r = 0; r < m; r++) {
             emitLinear(f, AT, tc[r]!, yv, relaxed, k);
             for (let s = 0; s < m; s++) f.get(yv[s]!).get(bv).f32x4Add().set(yv[s]!);
-            f.get(full).if();
-            {
-              // row r of the tile, output channel k0 + lane: ybase + lane·plane + r·OW·4 + s·4
+            // row r of the tile if inside the output, its first vc columns, output channel
+            // k0 + lane: ybase + lane·plane + r·OW·4 + s·4 (one unrolled case per vc)
+            f.get(vr).i32Const(r).i32GtS().if();
+            for (let cols = m; cols >= 1; cols--) {
+              if (cols > 1) f.get(vc).i32Const(cols).i32Eq().if();
               for (let lane = 0; lane < 4; lane++) {
                 f.get(ybase).get(OW).i32Const(4 * r).i32Mul().i32Add();
                 if (lane > 0) f.get(plane).i32Const(lane).i32Mul().i32Add();
                 f.set(q);
-                for (let s = 0; s < m; s++) {
+                for (let s = 0; s < cols; s++) {
                   f.get(q).get(yv[s]!).f32x4ExtractLane(lane).f32Store(4 * s);
                 }
               }
+              if (cols > 1) f.else();
             }
-            f.else();
-            for (let s = 0; s < m; s++) f.get(tmp).get(yv[s]!).v128Store(16 * (r * m + s));
+            for (let cols = m; cols > 1; cols--) f.end();
             f.end();
           }
-          // a tile cut by the edge: copy its vr × vc part from tmp
-          f.get(full).i32Eqz().if();
-          forStep(f, l, () => f.i32Const(0), () => f.i32Const(4), 1, () => {
-            forStep(f, i, () => f.i32Const(0), () => f.get(vr), 1, () => {
-              forStep(f, j, () => f.i32Const(0), () => f.get(vc), 1, () => {
-                f.get(ybase).get(l).get(plane).i32Mul().i32Add();
-                f.get(i).get(OW).i32Mul().get(j).i32Add().i32Const(4).i32Mul().i32Add();
-                f.get(tmp).get(i).i32Const(m).i32Mul().get(j).i32Add().i32Const(16).i32Mul();
-                f.get(l).i32Const(4).i32Mul().i32Add().i32Add().f32Load();
-                f.f32Store();
-              });
-            });
-          });
-          f.end();
         });
       });
     }
