@@ -39,7 +39,7 @@ import { WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD } from "./wasm/winograd_
 interface WinoExports {
   // (raw, P, C, H, W, pad, Hp, Wp, Cp)
   wino_pack(...args: number[]): void;
-  // (P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)
+  // (P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB)
   wino2_image(...args: number[]): void;
   wino4_image(...args: number[]): void;
   // (WT, U, Cp, OCp)
@@ -145,7 +145,7 @@ export function winogradTileFor(
 
 const ALIGN = 64;
 const up = (x: number, k: number) => Math.ceil(x / k) * k;
-const args = new Array<number>(16).fill(0);
+const args = new Array<number>(15).fill(0);
 
 // The convolution both passes run: x (N, CI, IH, IW) -> y (N, CO, YH, YW), padding pad,
 // in tiles of m; the padded channel counts and the block of tiles.
@@ -194,7 +194,7 @@ function geometry(d: Conv2dDims, flip: boolean, m: WinogradTile): Geometry {
   };
 }
 
-// Byte addresses from `base` of U, bias, P, V, M, tmp, the filter's taps, and (with `stage`) of the staged
+// Byte addresses from `base` of U, bias, P, V, M, the filter's taps, and (with `stage`) of the staged
 // input image and output image; `end` is the first byte past them.
 function layout(g: Geometry, base: number, stage: boolean) {
   let end = up(base, ALIGN);
@@ -205,11 +205,11 @@ function layout(g: Geometry, base: number, stage: boolean) {
   };
   const xi = (g.m + 2) ** 2;
   const U = region(xi * g.cp * g.ocp), B = region(g.ocp), P = region(g.hp * g.wp * g.cp);
-  const V = region(xi * g.tb * g.cp), M = region(xi * g.tb * g.ocp), TMP = region(64);
+  const V = region(xi * g.tb * g.cp), M = region(xi * g.tb * g.ocp);
   const WT = region(g.cp * 9 * g.ocp);
   const Y = stage ? region(g.ocy * g.yh * g.yw) : -1;
   const R = stage ? region(g.ci * g.ih * g.iw) : -1;
-  return { U, B, P, V, M, TMP, WT, Y, R, end };
+  return { U, B, P, V, M, WT, Y, R, end };
 }
 
 /**
@@ -272,7 +272,7 @@ function run(
   if (b) h.set(b.subarray(0, g.co), L.B / 4);
   args[0] = L.P, args[1] = L.U, args[2] = L.V, args[3] = L.M, args[5] = L.B, args[6] = g.T;
   args[7] = g.tw, args[8] = g.wp, args[9] = g.cp, args[10] = g.ocp, args[11] = g.ocy;
-  args[12] = g.yh, args[13] = g.yw, args[14] = g.tb, args[15] = L.TMP;
+  args[12] = g.yh, args[13] = g.yw, args[14] = g.tb;
   const image = m === 2 ? ex.wino2_image : ex.wino4_image;
   for (let n = 0; n < d.n; n++) {
     let src = x.byteOffset + n * xs * 4;

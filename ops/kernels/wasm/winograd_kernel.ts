@@ -13,7 +13,7 @@
  * - `wino{m}_filter(WT, U, Cp, OCp)`: the transformed filter U[ξ][Cp][OCp]
  *   = G g Gᵀ of the taps WT[Cp][9][OCp] (pairs laid out as U's rows and
  *   columns), in float32, four columns per vector;
- * - `wino{m}_image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)`:
+ * - `wino{m}_image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB)`:
  *   the convolution of one packed image with the transformed filter
  *   U[ξ][Cp][OCp] (ξ < α² the position in the α×α tile) plus bias (OCy
  *   floats) into Y (OCy, OH, OW). The T = th·tw output tiles (tw per row)
@@ -22,7 +22,7 @@
  *   products M[ξ] = V[ξ]·U[ξ] (TB × OCp, by a 4×8 register-blocked
  *   micro-kernel) follow; the output transform Aᵀ M A + bias, four output
  *   channels per vector, writes the tiles (clipped at the image's edge).
- *   Cp is a multiple of 4, OCp of 8, OCy of 4; `tmp` is 256 bytes aside.
+ *   Cp is a multiple of 4, OCp of 8, OCy of 4.
  *
  * The transforms are emitted from the matrices of `../winograd_ref.ts` by
  * {@link emitLinear}, which wfilt's filter-gradient module may reuse with
@@ -457,12 +457,12 @@ function microKernel(relaxed: boolean, mr: number): FuncBuilder {
 // Function index of the micro-kernel with mr rows.
 const MICRO = (mr: number) => mr - 1;
 
-// image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp)
+// image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB)
 function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuilder {
   const { m, alpha: a, AT } = t;
-  const f = new FuncBuilder(Array(16).fill(I32), []);
-  const [P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, tmp] = Array.from(
-    { length: 16 },
+  const f = new FuncBuilder(Array(15).fill(I32), []);
+  const [P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB] = Array.from(
+    { length: 15 },
     (_, i) => f.param(i),
   );
   const t0 = f.local(I32), tl = f.local(I32), tt = f.local(I32), ti = f.local(I32);
@@ -470,8 +470,7 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
   const rowS = f.local(I32), colS = f.local(I32), xiS = f.local(I32), xi = f.local(I32);
   const k0 = f.local(I32), i0 = f.local(I32), tend = f.local(I32), mxi = f.local(I32);
   const plane = f.local(I32), full = f.local(I32), vr = f.local(I32), vc = f.local(I32);
-  const ybase = f.local(I32), q = f.local(I32), l = f.local(I32), i = f.local(I32);
-  const j = f.local(I32), bv = f.local(V128);
+  const ybase = f.local(I32), q = f.local(I32), bv = f.local(V128);
 
   const k = hoistConstants(f, [t.BT, AT]);
   f.get(Cp).i32Const(4).i32Mul().set(colS);
