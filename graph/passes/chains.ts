@@ -10,7 +10,9 @@
  * A group's operands from outside are its inputs; they may broadcast (a
  * [N, 1] statistic, a [C] bias, a scalar) when their axes are one
  * contiguous run of the output's. Scalar `fill` constants are copied into
- * the program. The fused node takes the name of the group's last op, so
+ * the program. A group holds no dropout together with a step the wasm tier
+ * leaves to JavaScript (exp, log, tanh, sigmoid, GELU, their backwards, pow
+ * but for squares): there the dropout op's own wasm kernel is faster. The fused node takes the name of the group's last op, so
  * every node the rest of the graph reads survives under its name.
  *
  * The pass finds `elementwise_chain` in the op registry by name (graph/
@@ -54,6 +56,25 @@ export const CHAIN_OPS: Readonly<Record<string, readonly string[]>> = {
   gelu_backward: [],
   dropout: ["p", "seed"],
 };
+
+// Steps the wasm tier of elementwise_chain computes in JavaScript only
+// (transcendentals, and pow but for squares). Dropout's mask hash costs far
+// more there than in the wasm tier's integer lanes, so a group never mixes
+// dropout with these: such a chain would run entirely in JavaScript.
+const JS_ONLY = new Set([
+  "exp",
+  "log",
+  "tanh",
+  "sigmoid",
+  "gelu",
+  "sigmoid_backward",
+  "tanh_backward",
+  "gelu_backward",
+]);
+
+function jsOnly(r: NodeRecord): boolean {
+  return JS_ONLY.has(r.op) || (r.op === "pow" && r.attrs.exponent !== 1 && r.attrs.exponent !== 2);
+}
 
 function registered(name: string): OpDef | null {
   try {
@@ -120,6 +141,7 @@ function findGroups(nodes: NodeRecord[], kept: Set<number>): Group[] {
     if (assigned[root] || !candidate(root)) continue;
     const shape = nodes[root]!.shape.join();
     const inGroup = new Set([root]);
+    let dropout = nodes[root]!.op === "dropout", js = jsOnly(nodes[root]!);
     const frontier = new Set(nodes[root]!.inputs);
     // largest id first: every user of a node has a larger id, so by the time
     // a node is looked at, each of its users that can join has joined
@@ -130,6 +152,10 @@ function findGroups(nodes: NodeRecord[], kept: Set<number>): Group[] {
       if (inGroup.has(u) || assigned[u] || kept.has(u) || !candidate(u)) continue;
       if (nodes[u]!.shape.join() !== shape) continue;
       if ([...users[u]!].some((v) => !inGroup.has(v))) continue;
+      const d = nodes[u]!.op === "dropout", j = jsOnly(nodes[u]!);
+      if ((d && js) || (j && dropout)) continue;
+      dropout ||= d;
+      js ||= j;
       inGroup.add(u);
       nodes[u]!.inputs.forEach((j) => frontier.add(j));
     }

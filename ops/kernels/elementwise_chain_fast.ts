@@ -51,8 +51,17 @@ const prepared = new WeakMap<
  * The block of a right-aligned broadcast: element `i` of the output reads
  * input element `floor(i / inner) % mid`; null when the input's own axes
  * are not one contiguous run of the output's (ignoring axes of size 1).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { layout } from "./elementwise_chain_fast.ts";
+ * assert.deepEqual(layout([4, 1], [4, 8]), { inner: 8, mid: 4 });
+ * assert.deepEqual(layout([8], [4, 8]), { inner: 1, mid: 8 });
+ * assert.equal(layout([2, 1, 5], [2, 3, 5]), null);
+ * ```
  */
-function layout(inShape: Shape, outShape: Shape): { inner: number; mid: number } | null {
+export function layout(inShape: Shape, outShape: Shape): { inner: number; mid: number } | null {
   const r = outShape.length, lead = r - inShape.length;
   let first = -1, last = -1, broken = false, mid = 1;
   for (let ax = 0; ax < r; ax++) {

@@ -30,6 +30,7 @@ import {
   type ValType,
 } from "./wasm/_asm.ts";
 import type { ChainRunInfo, ChainStep } from "./elementwise_chain_ref.ts";
+import { layout } from "./elementwise_chain_fast.ts";
 
 const F64 = 0x7c as ValType;
 const WASM_STEPS = new Set([
@@ -106,7 +107,10 @@ interface Compiled {
   dropSteps: number[];
 }
 
-function generate(steps: readonly ChainStep[], kinds: readonly ("full" | "scalar")[]): Compiled {
+/** How an input is read: whole, one value, one value a row (splat), or the same row each row. */
+type Kind = "full" | "scalar" | "row" | "col";
+
+function generate(steps: readonly ChainStep[], kinds: readonly Kind[]): Compiled {
   const nIn = kinds.length;
   const dropSteps = steps.flatMap((s, k) => (s.op === "dropout" ? [k] : []));
   // out, ins, rows, per, step, offset, then per dropout: seed, T, keep scale, m2, m0
@@ -189,6 +193,11 @@ function generate(steps: readonly ChainStep[], kinds: readonly ("full" | "scalar
     fmixScalar(f, h);
     simd(f.get(h), I32X4_SPLAT).set(drop[d]!.pre);
   });
+  kinds.forEach((k, i) => {
+    if (k === "row") {
+      f.get(1 + i).get(row).i32Const(4).i32Mul().i32Add().v128Load32Splat().set(x[i]!);
+    }
+  });
   // ev = [0, 1, 2, 3]
   simd(f, 0x0c);
   for (const v of [0, 1, 2, 3]) for (let b = 0; b < 4; b++) f.code.push(b === 0 ? v : 0);
@@ -199,6 +208,7 @@ function generate(steps: readonly ChainStep[], kinds: readonly ("full" | "scalar
   f.get(base).get(e).i32Const(4).i32Mul().i32Add().set(at);
   kinds.forEach((k, i) => {
     if (k === "full") f.get(1 + i).get(at).i32Add().v128Load().set(x[i]!);
+    if (k === "col") f.get(1 + i).get(e).i32Const(4).i32Mul().i32Add().v128Load().set(x[i]!);
   });
   const val = (a: number) => (a < nIn ? x[a]! : t[a - nIn]!);
   let d = 0;
@@ -305,24 +315,23 @@ function prepare(
   if (!mem) return null;
   let n = 1;
   for (const v of outShape) n *= v;
-  const kinds: ("full" | "scalar")[] = [];
-  for (const s of inShapes) {
-    let m = 1;
-    for (const v of s) m *= v;
-    if (m === 1) kinds.push("scalar");
-    else if (m === n && s.length <= outShape.length) {
-      // the same elements in the same order: the trailing axes agree
-      const lead = outShape.length - s.length;
-      if (!s.every((v, i) => v === outShape[lead + i] || (v === 1 && outShape[lead + i] === 1))) {
-        return null;
-      }
-      if (outShape.slice(0, lead).some((v) => v !== 1)) return null;
-      kinds.push("full");
-    } else return null;
-  }
+  // rows: the samples (axis 0) when dropout or a per-row or per-column input needs them
+  const r0 = outShape.length === 0 ? 1 : outShape[0]!;
+  const lays = inShapes.map((s) => layout(s, outShape));
+  if (lays.some((l) => l === null)) return null;
+  const whole = lays.every((l) => l!.mid === 1 || (l!.inner === 1 && l!.mid === n));
   const hasDrop = steps.some((s) => s.op === "dropout");
-  const rows = hasDrop ? (outShape.length === 0 ? 1 : outShape[0]!) : 1;
+  const rows = whole && !hasDrop ? 1 : r0;
   const per = rows === 0 ? 0 : n / rows;
+  const kinds: Kind[] = [];
+  for (const l of lays) {
+    const { inner, mid } = l!;
+    if (mid === 1) kinds.push("scalar");
+    else if (inner === 1 && mid === n) kinds.push("full");
+    else if (inner === per && mid === rows) kinds.push("row");
+    else if (inner === 1 && mid === per) kinds.push("col");
+    else return null;
+  }
   if (per % 4 !== 0 || n === 0) return null;
   if (simdOk === undefined) {
     simdOk = typeof WebAssembly === "object" &&
