@@ -42,6 +42,7 @@ export * from "./nll_loss.ts";
 export * from "./packed_first.ts";
 export * from "./pow.ts";
 export * from "./relu.ts";
+export * from "./relu_pool_bias_grad.ts";
 export * from "./reshape.ts";
 export * from "./scale.ts";
 export * from "./sigmoid.ts";

@@ -20,8 +20,9 @@
  *   and `bias_relu_pool(z, b)`, whose packed output holds the pooled values
  *   and the gradient codes in one pass over z; its backward — max-pool
  *   backward and ReLU backward — becomes one `bias_relu_pool_backward` node
- *   under the ReLU backward's name, whose dz the bias-gradient sum and the
- *   convolution's backward ops read as before;
+ *   under the ReLU backward's name, whose dz the convolution's backward ops
+ *   read as before, and the bias-gradient sum one `relu_pool_bias_grad`
+ *   that adds the same values from the codes and the pooled gradient;
  * - any other `relu(conv2d(x, w, b))` becomes `conv2d(x, w)` and
  *   `bias_relu(z, b)` under the ReLU's name, and its ReLU backward reads the
  *   ReLU's output instead of the convolution's (mnist-net's conv1).
@@ -174,6 +175,18 @@ function biasReluPool(nodes: NodeRecord[], users: number[][], p: number): Rewrit
       { size },
       rbr.name,
     ));
+  // the bias gradient from the codes and dy, a quarter of dz's size each
+  const db = users[rb[0]!]!.find((u) =>
+    nodes[u]!.op === "sum" && sameAttrs(nodes[u]!.attrs, { axes: [0, 2, 3] })
+  );
+  if (db !== undefined && registered("relu_pool_bias_grad")) {
+    const dbr = nodes[db]!;
+    rewrite.replace.set(
+      db,
+      (g, map) =>
+        g.apply(lookupOp("relu_pool_bias_grad"), [packedNode!, map[dy]!], { size }, dbr.name),
+    );
+  }
   return rewrite;
 }
 

@@ -233,3 +233,75 @@ export function biasReluRef(
     }
   }
 }
+
+/**
+ * db = the sum over N, H and W of the dz that {@link reluPoolBackwardRef}
+ * writes, without writing dz: each nonzero of dz added exactly where and in
+ * the order the unfused `sum` adds it, so the result is the same bits.
+ * `order` names that `sum` kernel: `"ref"` its reference (four float64
+ * chains by position mod 4 per plane, the last H·W mod 4 values on the
+ * first), `"runs"` the wasm `sum_runs` (eight float32 lanes by position mod
+ * 8, folded as (l₀+l₄ + l₁+l₅) + (l₂+l₆ + l₃+l₇), then the last H·W mod 8
+ * values one by one); each plane's sum is then added to db[c] in
+ * db's precision. Zeros of dz change no sum, so only the windows' chosen
+ * elements are visited, row by row.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reluPoolBiasGradRef } from "./bias_relu_pool_ref.ts";
+ * const d = { n: 2, c: 1, h: 2, w: 2, ph: 1, pw: 1 };
+ * const db = new Float64Array(1);
+ * // packed [y0, y1, code0, code1]: the first image's window passes its 5, the second's nothing
+ * reluPoolBiasGradRef(new Float64Array([1, 0, 8, 0]), new Float64Array([5, 7]), db, d, "ref");
+ * assert.deepEqual([...db], [5]);
+ * ```
+ */
+export function reluPoolBiasGradRef(
+  packed: FloatArray,
+  dy: FloatArray,
+  db: FloatArray,
+  d: BiasReluPoolDims,
+  order: "ref" | "runs",
+): void {
+  const { h: H, w: W, ph: PH, pw: PW, c: C } = d;
+  const half = d.n * C * PH * PW;
+  const inner = H * W;
+  const runs = order === "runs";
+  const f32 = runs ? Math.fround : (v: number) => v;
+  // the accumulators a plain element goes to, and where the tail starts
+  const lanes = runs ? 8 : 4, body = inner - inner % lanes;
+  const acc = [0, 0, 0, 0, 0, 0, 0, 0];
+  const tail: number[] = [];
+  db.fill(0);
+  let at = 0;
+  for (let p = 0; p < d.n * C; p++) {
+    acc.fill(0);
+    tail.length = 0;
+    for (let i = 0; i < PH; i++) {
+      for (const row of [0, 1]) {
+        for (let j = 0; j < PW; j++) {
+          const code = packed[half + at + i * PW + j]!;
+          if (code === 0) continue;
+          const q = firstOfCode(code);
+          if (q >> 1 !== row) continue;
+          const idx = (2 * i + row) * W + 2 * j + (q & 1);
+          const g = dy[at + i * PW + j]!;
+          if (idx < body) acc[idx % lanes] = f32(acc[idx % lanes]! + g);
+          else if (runs) tail.push(g);
+          else acc[0] += g;
+        }
+      }
+    }
+    let t: number;
+    if (runs) {
+      const v = [0, 1, 2, 3].map((l) => f32(acc[l]! + acc[l + 4]!));
+      t = f32(f32(v[0]! + v[1]!) + f32(v[2]! + v[3]!));
+      for (const g of tail) t = f32(t + g);
+    } else {
+      t = (acc[0]! + acc[1]!) + (acc[2]! + acc[3]!);
+    }
+    db[p % C] = db[p % C]! + t;
+    at += PH * PW;
+  }
+}

@@ -20,6 +20,42 @@ interface FusedExports extends ElementwiseExports {
   // (codes, dy, dz, planes, h, w, oh, ow)
   relu_pool2_backward(...args: number[]): void;
   bias_relu(z: number, y: number, planes: number, inner: number, bias: number, c: number): void;
+  // (codes, dy, out, planes, oh, ow, c)
+  relu_pool2_bias_grad(...args: number[]): void;
+}
+
+/**
+ * The bias gradient of the fused bias + ReLU + pool on the wasm tier: the
+ * order the unfused `sum` would add dz in there (`"runs"`, its wasm kernel,
+ * when packed, dy and db share an arena and H·W ≥ 8; else `"ref"`), and
+ * whether the SIMD kernel served it (W a multiple of 8); when not, the op
+ * runs `reluPoolBiasGradRef` in that order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reluPoolBiasGradWasm } from "./bias_relu_pool_wasm.ts";
+ * const d = { n: 1, c: 1, h: 8, w: 8, ph: 4, pw: 4 };
+ * const a = new Float32Array(32);
+ * assert.deepEqual(reluPoolBiasGradWasm(d, a, a.subarray(0, 16), new Float32Array(1)), { order: "ref", done: false });
+ * ```
+ */
+export function reluPoolBiasGradWasm(
+  d: BiasReluPoolDims,
+  packed: Float32Array,
+  dy: Float32Array,
+  db: Float32Array,
+): { order: "ref" | "runs"; done: boolean } {
+  const ex = elementwiseWasm(packed, dy, db) as FusedExports | null;
+  if (!ex || d.h * d.w < 8) return { order: "ref", done: false };
+  if (d.w % 8 !== 0 || typeof ex.relu_pool2_bias_grad !== "function") {
+    return { order: "runs", done: false };
+  }
+  const { n, c, ph, pw } = d;
+  db.fill(0);
+  const codes = packed.byteOffset + n * c * ph * pw * 4;
+  ex.relu_pool2_bias_grad(codes, dy.byteOffset, db.byteOffset, n * c, ph, pw, c);
+  return { order: "runs", done: true };
 }
 
 /**

@@ -25,6 +25,7 @@ const NO_VJP: Record<string, string> = {
   conv2d_relu_pool_backward:
     "made by the fusion pass after grad; tested against the ops it replaces",
   bias_relu: "made by the fusion pass after grad; tested against the ops it replaces",
+  relu_pool_bias_grad: "made by the fusion pass after grad; tested against the sum it replaces",
   bias_relu_pool: "made by the fusion pass after grad; tested against the ops it replaces",
   bias_relu_pool_backward: "made by the fusion pass after grad; tested against the ops it replaces",
   packed_first:

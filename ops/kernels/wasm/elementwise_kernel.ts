@@ -23,7 +23,11 @@
  *   backward, dy to the element each code names and zero to the rest of the
  *   window; needs ow ≥ 4 and leaves the odd last row and column alone;
  * - `bias_relu(z, y, planes, inner, bias, c)`: y = max(z + bias, 0) over
- *   planes of `inner` floats, the bias of plane p at bias[p mod c].
+ *   planes of `inner` floats, the bias of plane p at bias[p mod c];
+ * - `relu_pool2_bias_grad(codes, dy, out, planes, oh, ow, c)`: out[p mod c]
+ *   += the sum of plane p of what `relu_pool2_backward` writes, in
+ *   `sum_runs`'s order (a bias gradient without reading dz); needs W = 2·ow
+ *   a multiple of 8.
  *
  * @module
  */
@@ -322,6 +326,59 @@ function reluPool2Backward(): FuncBuilder {
   return f;
 }
 
+// codes, dy: (P, H/2, W/2) -> out: (c) += Σ over each plane p of the dz that
+// relu_pool2_backward writes, into out[p mod c], added exactly as sum_runs
+// adds dz: dz's rows in order, eight float32 lanes by column mod 8 (W a
+// multiple of 8, so a row's windows fill whole lanes; an odd last row of dz
+// is zeros, which add nothing), the lanes folded as sum_runs folds them.
+function reluPool2BiasGrad(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32], []);
+  const [codes, dy, out, planes, oh, ow, c] = [0, 1, 2, 3, 4, 5, 6];
+  const p = f.local(I32), r = f.local(I32), g = f.local(I32), at = f.local(I32);
+  const row = f.local(I32), dst = f.local(I32);
+  const gv = f.local(V128), cv = f.local(V128), m = f.local(V128);
+  const left = f.local(V128), right = f.local(V128);
+  const a0 = f.local(V128), a1 = f.local(V128), t = f.local(F32);
+  // the top row's left element takes dy when code ≥ 8, its right one when
+  // 4 ≤ code < 8; the bottom row's when 2 ≤ code < 4 and code = 1
+  const [k75, k35, k15, k05] = [7.5, 3.5, 1.5, 0.5].map((k) => splat4(f, k));
+  const groups = f.local(I32);
+  f.get(ow).i32Const(2).i32ShrU().set(groups);
+  // row: byte offset of the current output row in codes and dy; at walks its groups
+  f.i32Const(0).set(row);
+  forCount(f, p, planes, () => {
+    f.v128Zero().set(a0);
+    f.v128Zero().set(a1);
+    forCount(f, r, oh, () => {
+      for (const [top, hi, lo] of [[true, k75, k35], [false, k15, k05]] as const) {
+        f.get(row).set(at);
+        forCount(f, g, groups, () => {
+          f.get(dy).get(at).i32Add().v128Load().set(gv);
+          f.get(codes).get(at).i32Add().v128Load().set(cv);
+          f.get(cv).get(hi).f32x4Gt().set(m);
+          if (top) f.get(gv).get(m).v128And().set(left);
+          else f.get(gv).get(m).get(cv).get(k35).f32x4Gt().v128Andnot().v128And().set(left);
+          f.get(gv).get(cv).get(lo).f32x4Gt().get(m).v128Andnot().v128And().set(right);
+          // this row's eight dz values, windows interleaved: lanes of a0, then a1
+          f.get(a0).get(left).get(right).f32x4Shuffle([0, 4, 1, 5]).f32x4Add().set(a0);
+          f.get(a1).get(left).get(right).f32x4Shuffle([2, 6, 3, 7]).f32x4Add().set(a1);
+          f.get(at).i32Const(16).i32Add().set(at);
+        });
+      }
+      f.get(row).get(ow).i32Const(2).i32Shl().i32Add().set(row);
+    });
+    // fold as sum_runs does: (a0 + a1), then (l0 + l1) + (l2 + l3)
+    f.get(a0).get(a1).f32x4Add().set(a0);
+    f.get(a0).f32x4ExtractLane(0).get(a0).f32x4ExtractLane(1).f32Add();
+    f.get(a0).f32x4ExtractLane(2).get(a0).f32x4ExtractLane(3).f32Add().f32Add().set(t);
+    // out[p mod c] += t
+    f.get(out).get(p).get(p).get(c).i32DivU().get(c).i32Mul().i32Sub();
+    f.i32Const(2).i32Shl().i32Add().tee(dst);
+    f.get(dst).f32Load().get(t).f32Add().f32Store();
+  });
+  return f;
+}
+
 // x: (outer, mid, inner) -> out: (mid) += sums over outer and inner; each
 // contiguous run of `inner` floats is added in two f32x4 accumulators
 function sumRuns(): FuncBuilder {
@@ -371,6 +428,7 @@ export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
     biasReluPool2(),
     reluPool2Backward(),
     biasRelu(),
+    reluPool2BiasGrad(),
   ];
   [
     "relu",
@@ -381,6 +439,7 @@ export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
     "bias_relu_pool2",
     "relu_pool2_backward",
     "bias_relu",
+    "relu_pool2_bias_grad",
   ].forEach((n, i) => {
     funcs[i]!.exportName = n;
   });

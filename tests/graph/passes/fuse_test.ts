@@ -99,10 +99,16 @@ Deno.test("fuseGraph fuses mnist-net's conv2 (bias + ReLU + pool and their backw
   assert.deepEqual(names(f.nodes[f.node("conv2").id]!.inputs), ["relu1", "conv2.weight"]);
   const fused = f.nodes.find((r) => r.op === "bias_relu_pool")!;
   assert.deepEqual(names(fused.inputs), ["conv2", "conv2.bias"]);
-  // its dz feeds the bias sum and both of conv2's backward ops
+  // its dz feeds both of conv2's backward ops; the bias gradient comes from the codes
   const dz = f.nodes.findIndex((r) => r.op === "bias_relu_pool_backward");
   const readers = f.nodes.filter((r) => r.inputs.includes(dz)).map((r) => r.op).sort();
-  assert.deepEqual(readers, ["conv2d_backward_filter", "conv2d_backward_input", "sum"]);
+  assert.deepEqual(readers, ["conv2d_backward_filter", "conv2d_backward_input"]);
+  const db = f.nodes[f.node(net.grads["conv2.bias"]!).id]!;
+  assert.equal(db.op, "relu_pool_bias_grad");
+  assert.deepEqual(names(db.inputs), [
+    "pool/fused",
+    f.nodes[dz]!.inputs.map((i) => f.nodes[i]!.name)[1],
+  ]);
   for (const name of [...keep, "x", "target", "pool", "conv2"]) assert.ok(f.has(name), name);
   // conv1 runs without its bias too; relu1 adds it, and conv1's ReLU backward reads relu1
   assert.deepEqual(names(f.nodes[f.node("conv1").id]!.inputs), ["x", "conv1.weight"]);
