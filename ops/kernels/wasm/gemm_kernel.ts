@@ -100,15 +100,16 @@ function minTo(f: FuncBuilder, out: Local, a: () => void, b: () => void, tmp: Lo
   f.get(out).get(tmp).get(out).get(tmp).i32LtS().select().set(out);
 }
 
-// micro(kc, pa, pb, c, ldc, add): C[MR×NR at c, row stride ldc bytes] (+)= Apanel·Bpanel
-function microKernel(p: GemmKernelParams): FuncBuilder {
+// micro(kc, pa, pb, c, ldc, add): C[rows×NR at c, row stride ldc bytes] (+)= Apanel·Bpanel,
+// the first `rows` (default MR) rows of the packed MR-row A sliver
+function microKernel(p: GemmKernelParams, rows = p.mr): FuncBuilder {
   const { mr, nrv, unroll, relaxed } = p;
   const nr = nrv * 4;
   const f = new FuncBuilder([I32, I32, I32, I32, I32, I32], []);
   const kc = f.param(0), pa = f.param(1), pb = f.param(2), c = f.param(3), ldc = f.param(4);
   const add = f.param(5);
   const acc: Local[][] = [];
-  for (let i = 0; i < mr; i++) {
+  for (let i = 0; i < rows; i++) {
     acc.push([]);
     for (let v = 0; v < nrv; v++) acc[i].push(f.local(V128)); // locals start at zero
   }
@@ -120,7 +121,7 @@ function microKernel(p: GemmKernelParams): FuncBuilder {
 
   const step = (u: number) => {
     for (let v = 0; v < nrv; v++) f.get(pb).v128Load((u * nr + 4 * v) * 4).set(bv[v]);
-    for (let i = 0; i < mr; i++) {
+    for (let i = 0; i < rows; i++) {
       f.get(pa).v128Load32Splat((u * mr + i) * 4).set(av);
       for (let v = 0; v < nrv; v++) {
         if (relaxed) f.get(av).get(bv[v]).get(acc[i][v]).f32x4RelaxedMadd();
@@ -148,16 +149,16 @@ function microKernel(p: GemmKernelParams): FuncBuilder {
 
   f.get(c).set(cp);
   f.get(add).if();
-  for (let i = 0; i < mr; i++) {
+  for (let i = 0; i < rows; i++) {
     for (let v = 0; v < nrv; v++) {
       f.get(cp).get(cp).v128Load(16 * v).get(acc[i][v]).f32x4Add().v128Store(16 * v);
     }
-    if (i < mr - 1) addTo(f, cp, () => f.get(ldc));
+    if (i < rows - 1) addTo(f, cp, () => f.get(ldc));
   }
   f.else();
-  for (let i = 0; i < mr; i++) {
+  for (let i = 0; i < rows; i++) {
     for (let v = 0; v < nrv; v++) f.get(cp).get(acc[i][v]).v128Store(16 * v);
-    if (i < mr - 1) addTo(f, cp, () => f.get(ldc));
+    if (i < rows - 1) addTo(f, cp, () => f.get(ldc));
   }
   f.end();
   return f;
@@ -235,7 +236,8 @@ function workspaceBytes(p: GemmKernelParams): number {
 // Function indices inside the module.
 const MICRO = 0, PACK_A = 1, PACK_B = 2;
 
-function gemmDriver(p: GemmKernelParams): FuncBuilder {
+// `fewer`: index of the micro-kernel of 1 row; that of r < MR rows is fewer + r − 1.
+function gemmDriver(p: GemmKernelParams, fewer: number): FuncBuilder {
   const { mr, kc: KC, mc: MC, nc: NC } = p;
   const nr = p.nrv * 4;
   const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32, I32], []);
@@ -288,11 +290,22 @@ function gemmDriver(p: GemmKernelParams): FuncBuilder {
             // cp = c + ((ic + ir) * n + jc + jr) * 4
             f.get(c).get(ic).get(ir).i32Add().get(n).i32Mul().get(jc).i32Add().get(jr).i32Add();
             f.i32Const(4).i32Mul().i32Add().set(cp);
-            f.get(mrr).i32Const(mr).i32Eq().get(nrr).i32Const(nr).i32Eq().i32And().if();
-            {
+            // Full-width tile: the micro-kernel of its row count writes C directly.
+            const full = (fn: number) => {
               f.get(kc).get(pa).get(ir).get(kc).i32Mul().i32Const(4).i32Mul().i32Add();
               f.get(pb).get(jr).get(kc).i32Mul().i32Const(4).i32Mul().i32Add();
-              f.get(cp).get(ldc).get(add).call(MICRO);
+              f.get(cp).get(ldc).get(add).call(fn);
+            };
+            f.get(nrr).i32Const(nr).i32Eq().if();
+            {
+              f.get(mrr).i32Const(mr).i32Eq().if();
+              full(MICRO);
+              for (let r = mr - 1; r >= 1; r--) {
+                f.else();
+                if (r > 1) f.get(mrr).i32Const(r).i32Eq().if();
+                full(fewer + r - 1);
+              }
+              for (let r = mr - 1; r >= 1; r--) f.end();
             }
             f.else();
             {
@@ -327,10 +340,14 @@ export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
   if ((p.unroll & (p.unroll - 1)) !== 0) {
     throw new Error(`buildGemmModule: unroll must be a power of two, got ${p.unroll}`);
   }
-  const micro = microKernel(p);
-  const packA = packKernel(p.mr);
-  const packB = packKernel(nr);
-  const driver = gemmDriver(p);
+  // Function order: the head (MICRO, PACK_A, PACK_B first), the A·Bᵀ tiles
+  // and driver, then the micro-kernels of fewer rows for the last row tile.
+  const HEAD = 7;
+  const tiles = ntTiles(p.relaxed);
+  const nt = ntDriver(HEAD);
+  nt.exportName = "gemm_nt";
+  const fewerRows = Array.from({ length: p.mr - 1 }, (_, r) => microKernel(p, r + 1));
+  const driver = gemmDriver(p, HEAD + tiles.length + 1);
   driver.exportName = "gemm";
   const ws = new FuncBuilder([], [I32]);
   ws.i32Const(workspaceBytes(p));
@@ -339,13 +356,11 @@ export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
   im2col.exportName = "im2col";
   const col2im = col2imKernel();
   col2im.exportName = "col2im";
-  const head = [micro, packA, packB, driver, ws, im2col, col2im];
-  const tiles = ntTiles(p.relaxed);
-  const nt = ntDriver(head.length);
-  nt.exportName = "gemm_nt";
+  const head = [microKernel(p), packKernel(p.mr), packKernel(nr), driver, ws, im2col, col2im];
+  if (head.length !== HEAD) throw new Error("buildGemmModule: function indices are off");
   return encodeModule({
     memoryPages: 1,
     importMemory: true,
-    funcs: [...head, ...tiles, nt],
+    funcs: [...head, ...tiles, nt, ...fewerRows],
   });
 }
