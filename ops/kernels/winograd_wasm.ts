@@ -52,15 +52,42 @@ let compiled: WebAssembly.Module | null | undefined;
 // The instance on a memory of its own, for arrays outside any arena.
 let own: { ex: WinoExports; mem: WebAssembly.Memory; heap: Float32Array } | undefined;
 // One instance per executor arena, on the arena's memory, and a view of it.
-const arenas = new WeakMap<ArrayBufferLike, { ex: WinoExports; heap: Float32Array }>();
+let arenas = new WeakMap<ArrayBufferLike, { ex: WinoExports; heap: Float32Array }>();
 let enabled = true;
+
+// The builds to try, in order: relaxed-simd FMA first, then plain SIMD128.
+let builds = [WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD];
+
+/**
+ * Makes the Winograd kernels use one embedded build from now on (for tests
+ * of the build this runtime would not pick), or with null the usual choice
+ * (relaxed-simd where it validates, else plain SIMD). Returns whether the
+ * build validates here; the next call instantiates it afresh.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(typeof useWinogradBuild("simd"), "boolean");
+ * useWinogradBuild(null);
+ * ```
+ */
+export function useWinogradBuild(build: "relaxed-simd" | "simd" | null): boolean {
+  builds = build === "simd"
+    ? [WINOGRAD_WASM_SIMD]
+    : build === "relaxed-simd"
+    ? [WINOGRAD_WASM_RELAXED_SIMD]
+    : [WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD];
+  compiled = undefined;
+  own = undefined;
+  arenas = new WeakMap();
+  return module() !== null;
+}
 
 function module(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
   compiled = null;
   if (typeof WebAssembly !== "object") return compiled;
-  // relaxed-simd FMA first, then plain SIMD128
-  for (const b64 of [WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD]) {
+  for (const b64 of builds) {
     const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
     if (WebAssembly.validate(bytes)) return compiled = new WebAssembly.Module(bytes);
   }

@@ -17,16 +17,16 @@
  *   the convolution of one packed image with the transformed filter
  *   U[ξ][Cp][OCp] (ξ < α² the position in the α×α tile) plus bias (OCy
  *   floats) into Y (OCy, OH, OW). The T = th·tw output tiles (tw per row)
- *   go in blocks of TB (a multiple of 4): the block's input tiles are
- *   transformed, four channels per vector, into V[ξ][TB][Cp]; α² small
- *   products M[ξ] = V[ξ]·U[ξ] (TB × OCp, by a 4×8 register-blocked
- *   micro-kernel) follow; the output transform Aᵀ M A + bias, four output
- *   channels per vector, writes the tiles (clipped at the image's edge).
- *   Cp is a multiple of 4, OCp of 8, OCy of 4.
+ *   go in blocks of TB: the block's input tiles are transformed, four
+ *   channels per vector, into V[ξ][TB][Cp]; α² small products M[ξ] =
+ *   V[ξ]·U[ξ] (tiles × OCp, by a 4×8 register-blocked micro-kernel, and a
+ *   1-3 row one for the rest) follow; the output transform Aᵀ M A + bias,
+ *   four output channels per vector, writes the tiles (clipped at the
+ *   image's edge). Cp is a multiple of 4, OCp of 8, OCy of 4.
  *
  * The transforms are emitted from the matrices of `../winograd_ref.ts` by
- * {@link emitLinear}, which wfilt's filter-gradient module may reuse with
- * {@link emitInputTile}.
+ * {@link emitLinear} (exported with {@link emitInputTile} and
+ * {@link hoistConstants} for other Winograd modules).
  *
  * @module
  */

@@ -11,6 +11,7 @@ import {
   conv2dBackwardInputWinogradWasm,
   conv2dWinogradWasm,
   setWinogradEnabled,
+  useWinogradBuild,
   winogradScratch,
   winogradTileFor,
 } from "../../../ops/kernels/winograd_wasm.ts";
@@ -307,3 +308,24 @@ Deno.test({
     }
   },
 });
+
+// The runtime picks the relaxed-simd build where it validates: the plain SIMD one must be right too.
+for (const build of ["simd", "relaxed-simd"] as const) {
+  Deno.test({
+    name: `embedded ${build} Winograd build matches the float64 direct conv`,
+    ignore,
+    fn() {
+      if (!useWinogradBuild(build)) return;
+      try {
+        for (const m of [2, 4] as const) {
+          checkForward(dims(2, 12, 13, 10, 9, 1), m, true, 31);
+          checkForward(dims(1, 32, 26, 26, 64, 0), m, true, 32);
+          checkBackwardInput(dims(2, 12, 13, 10, 9, 1), m, 33);
+          checkBackwardInput(dims(1, 32, 26, 26, 64, 0), m, 34);
+        }
+      } finally {
+        useWinogradBuild(null);
+      }
+    },
+  });
+}
