@@ -225,7 +225,11 @@ Deno.test({
     assert.notDeepEqual(wino, direct, "the two kernels round differently on this case");
     const staged0 = gemmStagedBytes();
     assert.deepEqual(runOp(x, dy, d), wino);
-    assert.equal(gemmStagedBytes() - staged0, 0, "on the executor's arena nothing is copied");
+    assert.equal(
+      gemmStagedBytes() - staged0,
+      0,
+      "on the executor's arena nothing is staged into another memory",
+    );
     assert.deepEqual(runOp(x, dy, d, false), direct);
     const was = setWinogradEnabled(false); // --no-winograd
     try {
@@ -239,7 +243,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "winogradBackwardFilterWasm on an arena reads x and dy in place, equal to the copying path",
+  name:
+    "winogradBackwardFilterWasm on an arena stages nothing outside it, equal to the copying path",
   ignore: !available,
   fn() {
     fc.assert(
