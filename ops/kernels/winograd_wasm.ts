@@ -39,10 +39,10 @@ import { WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD } from "./wasm/winograd_
 interface WinoExports {
   // (raw, P, C, H, W, pad, Hp, Wp, Cp)
   wino_pack(...args: number[]): void;
-  // (P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB)
+  // (P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, uS, vS, mS)
   wino2_image(...args: number[]): void;
   wino4_image(...args: number[]): void;
-  // (WT, U, Cp, OCp)
+  // (WT, U, Cp, OCp, uS)
   wino2_filter(...args: number[]): void;
   wino4_filter(...args: number[]): void;
 }
@@ -172,7 +172,10 @@ export function winogradTileFor(
 
 const ALIGN = 64;
 const up = (x: number, k: number) => Math.ceil(x / k) * k;
-const args = new Array<number>(15).fill(0);
+const args = new Array<number>(18).fill(0);
+// Bytes rounded up to an odd number of 64-byte lines, so that α² strides of it spread over the
+// cache sets (a power of two apart they share one).
+const oddLines = (bytes: number) => (Math.ceil(bytes / 64) | 1) * 64;
 
 // The convolution both passes run: x (N, CI, IH, IW) -> y (N, CO, YH, YW), padding pad,
 // in tiles of m; the padded channel counts and the block of tiles.
@@ -216,8 +219,8 @@ function geometry(d: Conv2dDims, flip: boolean, m: WinogradTile): Geometry {
     T,
     hp: th * m + 2,
     wp: tw * m + 2,
-    // blocks of at most 16 tiles, as even as can be
-    tb: Math.ceil(T / Math.ceil(T / 16)),
+    // blocks of at most 16 tiles, a multiple of 4 (the micro-kernel's rows) but for the last
+    tb: Math.min(16, up(Math.ceil(T / Math.ceil(T / 16)), 4)),
   };
 }
 
@@ -231,12 +234,14 @@ function layout(g: Geometry, base: number, stage: boolean) {
     return at;
   };
   const xi = (g.m + 2) ** 2;
-  const U = region(xi * g.cp * g.ocp), B = region(g.ocp), P = region(g.hp * g.wp * g.cp);
-  const V = region(xi * g.tb * g.cp), M = region(xi * g.tb * g.ocp);
+  const uS = oddLines(g.cp * g.ocp * 4), vS = oddLines(g.tb * g.cp * 4);
+  const mS = oddLines(g.tb * g.ocp * 4);
+  const U = region(xi * uS / 4), B = region(g.ocp), P = region(g.hp * g.wp * g.cp);
+  const V = region(xi * vS / 4), M = region(xi * mS / 4);
   const WT = region(g.cp * 9 * g.ocp);
   const Y = stage ? region(g.ocy * g.yh * g.yw) : -1;
   const R = stage ? region(g.ci * g.ih * g.iw) : -1;
-  return { U, B, P, V, M, WT, Y, R, end };
+  return { U, B, P, V, M, WT, Y, R, end, uS, vS, mS };
 }
 
 /**
@@ -294,12 +299,13 @@ function run(
   }
   L = L!;
   winogradTapsInto(h, L.WT / 4, w, d.oc, d.c, flip, g.cp, g.ocp);
-  (m === 2 ? ex.wino2_filter : ex.wino4_filter)(L.WT, L.U, g.cp, g.ocp);
+  (m === 2 ? ex.wino2_filter : ex.wino4_filter)(L.WT, L.U, g.cp, g.ocp, L.uS);
   h.fill(0, L.B / 4, L.B / 4 + g.ocp);
   if (b) h.set(b.subarray(0, g.co), L.B / 4);
   args[0] = L.P, args[1] = L.U, args[2] = L.V, args[3] = L.M, args[5] = L.B, args[6] = g.T;
   args[7] = g.tw, args[8] = g.wp, args[9] = g.cp, args[10] = g.ocp, args[11] = g.ocy;
-  args[12] = g.yh, args[13] = g.yw, args[14] = g.tb;
+  args[12] = g.yh, args[13] = g.yw, args[14] = g.tb, args[15] = L.uS, args[16] = L.vS;
+  args[17] = L.mS;
   const image = m === 2 ? ex.wino2_image : ex.wino4_image;
   for (let n = 0; n < d.n; n++) {
     let src = x.byteOffset + n * xs * 4;

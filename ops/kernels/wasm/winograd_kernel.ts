@@ -10,10 +10,10 @@
  * - `wino_pack(raw, P, C, H, W, pad, Hp, Wp, Cp)`: raw (C, H, W) → P
  *   (Hp, Wp, Cp), channels innermost, zeros around the image (`pad` rows and
  *   columns before it, the rest after) and in channels C … Cp − 1;
- * - `wino{m}_filter(WT, U, Cp, OCp)`: the transformed filter U[ξ][Cp][OCp]
+ * - `wino{m}_filter(WT, U, Cp, OCp, uS)`: the transformed filter U[ξ][Cp][OCp]
  *   = G g Gᵀ of the taps WT[Cp][9][OCp] (pairs laid out as U's rows and
  *   columns), in float32, four columns per vector;
- * - `wino{m}_image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB)`:
+ * - `wino{m}_image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, uS, vS, mS)`:
  *   the convolution of one packed image with the transformed filter
  *   U[ξ][Cp][OCp] (ξ < α² the position in the α×α tile) plus bias (OCy
  *   floats) into Y (OCy, OH, OW). The T = th·tw output tiles (tw per row)
@@ -22,7 +22,11 @@
  *   V[ξ]·U[ξ] (tiles × OCp, by a 4×8 register-blocked micro-kernel, and a
  *   1-3 row one for the rest) follow; the output transform Aᵀ M A + bias,
  *   four output channels per vector, writes the tiles (clipped at the
- *   image's edge). Cp is a multiple of 4, OCp of 8, OCy of 4.
+ *   image's edge). Cp is a multiple of 4, OCp of 8, OCy of 4. U[ξ], V[ξ]
+ *   and M[ξ] start uS, vS and mS bytes apart: the callers make these an odd
+ *   number of 64-byte lines, since α² streams a power of two apart (4 KiB
+ *   for V of 16 tiles × 64 channels) fall in one cache set and thrash it
+ *   (measured 2× slower backward-to-input on mnist-net's conv2).
  *
  * The transforms are emitted from the matrices of `../winograd_ref.ts` by
  * {@link emitLinear} (exported with {@link emitInputTile} and
@@ -457,18 +461,18 @@ function microKernel(relaxed: boolean, mr: number): FuncBuilder {
 // Function index of the micro-kernel with mr rows.
 const MICRO = (mr: number) => mr - 1;
 
-// image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB)
+// image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, uS, vS, mS)
 function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuilder {
   const { m, alpha: a, AT } = t;
-  const f = new FuncBuilder(Array(15).fill(I32), []);
-  const [P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB] = Array.from(
-    { length: 15 },
+  const f = new FuncBuilder(Array(18).fill(I32), []);
+  const [P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, uS, vS, mS] = Array.from(
+    { length: 18 },
     (_, i) => f.param(i),
   );
   const t0 = f.local(I32), tl = f.local(I32), tt = f.local(I32), ti = f.local(I32);
   const tj = f.local(I32), c4 = f.local(I32), src = f.local(I32), dst = f.local(I32);
-  const rowS = f.local(I32), colS = f.local(I32), xiS = f.local(I32), xi = f.local(I32);
-  const k0 = f.local(I32), i0 = f.local(I32), tend = f.local(I32), mxi = f.local(I32);
+  const rowS = f.local(I32), colS = f.local(I32), xi = f.local(I32);
+  const k0 = f.local(I32), i0 = f.local(I32), tend = f.local(I32), mxi = mS;
   const plane = f.local(I32), full = f.local(I32), vr = f.local(I32), vc = f.local(I32);
   const ybase = f.local(I32), q = f.local(I32), bv = f.local(V128);
 
@@ -481,7 +485,6 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
     // the block: tiles t0 … t0 + tend − 1, tend = min(TB, T − t0)
     f.get(T).get(t0).i32Sub().tee(tend).get(TB).get(tend).get(TB).i32LtS().select().set(tend);
     // A) input transform of the block's tiles
-    f.get(TB).get(Cp).i32Mul().i32Const(4).i32Mul().set(xiS);
     forStep(f, tl, () => f.i32Const(0), () => f.get(tend), 1, () => {
       f.get(t0).get(tl).i32Add().set(tt);
       f.get(tt).get(tw).i32DivU().set(ti);
@@ -492,7 +495,7 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
       f.get(V).get(tl).get(colS).i32Mul().i32Add().set(dst);
       if (!(skip & 1)) {
         forStep(f, c4, () => f.i32Const(0), () => f.get(Cp), 4, () => {
-          emitInputTile(f, t, [src, dst, rowS, colS, xiS], relaxed, k);
+          emitInputTile(f, t, [src, dst, rowS, colS, vS], relaxed, k);
           f.get(src).i32Const(16).i32Add().set(src);
           f.get(dst).i32Const(16).i32Add().set(dst);
         });
@@ -500,10 +503,9 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
     });
     // B) M[ξ] (tend × OCp) = V[ξ] (tend × Cp) · U[ξ] (Cp × OCp), four rows at a time, then the rest
     const micro = (mr: number) => {
-      f.get(V).get(xi).get(TB).i32Mul().get(i0).i32Add().get(colS).i32Mul().i32Add();
-      f.get(U).get(xi).get(Cp).i32Mul().get(OCp).i32Mul().get(k0).i32Add().i32Const(4)
-        .i32Mul().i32Add();
-      f.get(M).get(xi).get(TB).i32Mul().get(i0).i32Add().get(OCp).i32Mul().get(k0).i32Add()
+      f.get(V).get(xi).get(vS).i32Mul().i32Add().get(i0).get(colS).i32Mul().i32Add();
+      f.get(U).get(xi).get(uS).i32Mul().i32Add().get(k0).i32Const(4).i32Mul().i32Add();
+      f.get(M).get(xi).get(mS).i32Mul().i32Add().get(i0).get(OCp).i32Mul().get(k0).i32Add()
         .i32Const(4).i32Mul().i32Add();
       f.get(Cp).i32Const(2).i32ShrU();
       f.get(colS).get(OCp).i32Const(4).i32Mul().tee(q).get(q).call(MICRO(mr));
@@ -522,7 +524,6 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
       });
     }
     // C) output transform Aᵀ M A + bias of the block's tiles
-    f.get(TB).get(OCp).i32Mul().i32Const(4).i32Mul().set(mxi);
     const mv = Array.from({ length: a }, () => f.local(V128));
     const tc = Array.from({ length: m }, () => Array.from({ length: a }, () => f.local(V128)));
     const yv = Array.from({ length: m }, () => f.local(V128));
@@ -541,7 +542,7 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
           f.get(bias).get(k0).i32Const(4).i32Mul().i32Add().v128Load().set(bv);
           // column pass: tc[·][s] = Aᵀ M[·][s]
           for (let s = 0; s < a; s++) {
-            // q = M + ((s·TB + tl)·OCp + k0)·4, then steps of α·mxi down the column
+            // q = M + s·mS + (tl·OCp + k0)·4, then steps of α·mS down the column
             f.get(M).get(tl).get(OCp).i32Mul().get(k0).i32Add().i32Const(4).i32Mul().i32Add();
             if (s > 0) f.get(mxi).i32Const(s).i32Mul().i32Add();
             f.set(q);
@@ -584,20 +585,19 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
   return f;
 }
 
-// filter(WT, U, cp, ocp): U[ξ][r][c] = (G g Gᵀ)[ξ] of g = WT[r][0..9][c] (the 3×3 taps of the
-// pair in row-major order) for r < cp and c < ocp, four columns per vector.
+// filter(WT, U, cp, ocp, uS): U[ξ][r][c] = (G g Gᵀ)[ξ] of g = WT[r][0..9][c] (the 3×3 taps of
+// the pair in row-major order) for r < cp and c < ocp, four columns per vector; U[ξ] at U + ξ·uS.
 function filterKernel(t: WinogradMatrices, relaxed: boolean): FuncBuilder {
   const { alpha: a, G } = t;
-  const f = new FuncBuilder([I32, I32, I32, I32], []);
-  const [WT, U, cp, ocp] = [0, 1, 2, 3].map((i) => f.param(i)) as [Local, Local, Local, Local];
+  const f = new FuncBuilder([I32, I32, I32, I32, I32], []);
+  const [WT, U, cp, ocp, uS] = [0, 1, 2, 3, 4].map((i) => f.param(i));
   const k = hoistConstants(f, [G]);
   const r = f.local(I32), c = f.local(I32), src = f.local(I32), dst = f.local(I32);
-  const tapS = f.local(I32), xiS = f.local(I32);
+  const tapS = f.local(I32);
   const g = Array.from({ length: 9 }, () => f.local(V128));
   const tmp = Array.from({ length: a }, () => Array.from({ length: 3 }, () => f.local(V128)));
   const out = Array.from({ length: a }, () => f.local(V128));
   f.get(ocp).i32Const(4).i32Mul().set(tapS);
-  f.get(cp).get(tapS).i32Mul().set(xiS);
   forStep(f, r, () => f.i32Const(0), () => f.get(cp), 1, () => {
     forStep(f, c, () => f.i32Const(0), () => f.get(ocp), 4, () => {
       // src = WT + (r·9·ocp + c)·4
@@ -617,7 +617,7 @@ function filterKernel(t: WinogradMatrices, relaxed: boolean): FuncBuilder {
         emitLinear(f, G, tmp[i]!, out, relaxed, k);
         for (let j = 0; j < a; j++) {
           f.get(dst).get(out[j]!).v128Store();
-          f.get(dst).get(xiS).i32Add().set(dst);
+          f.get(dst).get(uS).i32Add().set(dst);
         }
       }
     });
