@@ -20,7 +20,7 @@ export interface Conv2dBackwardFilterAttrs {
   kernelSize: [number, number];
   /**
    * `false` keeps the wasm tier on the direct (im2col + GEMM) kernel for
-   * this node; by default 3×3 stride-1 filters with ≥ 8 channels each way
+   * this node; by default 3×3 stride-1 filters with ≥ 4 channels each way
    * go through Winograd unless it is switched off for the process
    * (`--no-winograd`), see `kernels/winograd_filter_wasm.ts`.
    */

@@ -143,10 +143,12 @@ export interface WinogradFilterOptions {
 
 /**
  * Whether {@link winogradBackwardFilterWasm} takes a convolution: a 3×3
- * filter with stride 1, at least 8 input and 8 output channels (below that
- * the padded channel blocks waste most of the products and the direct GEMM
- * is cheap anyway), WebAssembly SIMD here, and Winograd switched on
- * (`setWinogradEnabled` of `winograd_wasm.ts`, `--no-winograd`).
+ * filter with stride 1, at least 4 input and 4 output channels,
+ * WebAssembly SIMD here, and Winograd switched on (`setWinogradEnabled` of
+ * `winograd_wasm.ts`, `--no-winograd`). With one or two input channels the
+ * channel blocks of 4 are mostly padding and the direct kernel was as fast
+ * or faster (N=64, 1→32 channels on 28×28: 0.89 against 1.68 ms; 2→16 on
+ * 20×20: level; 4→8 on 13×13: 0.24 against 0.11 ms).
  *
  * @example
  * ```ts
@@ -156,15 +158,17 @@ export interface WinogradFilterOptions {
  * ```
  */
 export function winogradFilterApplies(d: Conv2dDims): boolean {
-  return d.kh === 3 && d.kw === 3 && d.stride === 1 && d.c >= 8 && d.oc >= 8 && d.n >= 1 &&
+  return d.kh === 3 && d.kw === 3 && d.stride === 1 && d.c >= 4 && d.oc >= 4 && d.n >= 1 &&
     d.oh >= 1 && d.ow >= 1 && winogradEnabled() && init() !== null;
 }
 
 /**
- * The tile size {@link winogradBackwardFilterWasm} uses unless told: F(4×4)
- * from 8×8 outputs up (mnist-net's conv2: 2.5-3× faster than the direct
- * kernel, F(2×2) 1.4-2×), F(2×2) below, where 4×4 tiles would mostly
- * cover zeros past the output.
+ * The tile size {@link winogradBackwardFilterWasm} uses unless told: the
+ * one with fewer products, α²·⌈OH/m⌉·⌈OW/m⌉ per channel pair and image,
+ * F(2×2) on a tie (it rounds less). F(4×4) on mnist-net's conv2 (24×24:
+ * 1296 against 2304; measured 2.9-3.1× faster than the direct kernel,
+ * F(2×2) 1.9-2×) and down to 7×7 (1.14 against 1.61 ms, N=64, 32→64
+ * channels); F(2×2) at 5×5 and 6×6, where 4×4 tiles mostly cover zeros.
  *
  * @example
  * ```ts
@@ -175,7 +179,8 @@ export function winogradFilterApplies(d: Conv2dDims): boolean {
  * ```
  */
 export function winogradFilterTile(d: Conv2dDims): WinogradTile {
-  return Math.min(d.oh, d.ow) >= 8 ? 4 : 2;
+  const cost = (m: number) => (m + 2) ** 2 * Math.ceil(d.oh / m) * Math.ceil(d.ow / m);
+  return cost(4) < cost(2) ? 4 : 2;
 }
 
 /**
