@@ -130,6 +130,12 @@ const roundUp = (x: number, q: number) => Math.ceil(x / q) * q;
  * half of a 1 MiB L2, so the chunk's V and M stay in cache between their
  * transform and the accumulation that reads them. At least one image goes
  * in a chunk (on mnist-net's conv2 one image's share is about 0.9 MiB).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(CHUNK_BYTES, 1 << 19);
+ * ```
  */
 export const CHUNK_BYTES = 512 * 1024;
 
