@@ -162,6 +162,28 @@ async function waitAlive(arr: Int32Array, at: number, value: number, ms: number)
   clearTimeout(timer);
 }
 
+// how long the main thread blocks in one Atomics.wait before it turns its event loop
+const BLOCK_SLICE_MS = 10;
+let blockable: boolean | undefined;
+
+/** Whether this thread may block in `Atomics.wait` (a web page's main thread may not). */
+function canBlock(): boolean {
+  if (blockable === undefined) {
+    try {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+      blockable = true;
+    } catch {
+      blockable = false;
+    }
+  }
+  return blockable;
+}
+
+/** A turn of the event loop (timers, signals, worker events). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 function isShared(a: ArrayBufferView): boolean {
   return a.buffer instanceof SharedArrayBuffer;
 }
@@ -523,8 +545,11 @@ export class WorkerPool implements GradientRunner {
         )
       ) {
         const ctl = this.mem.update!.ctl;
-        while (!u.finished()) {
-          await this.waitAsync(ctl, u.lastDoneSlot, Atomics.load(ctl, u.lastDoneSlot), fault);
+        for (;;) {
+          // the count first, then the test: a count read after the test could be the final one, never to change
+          const done = Atomics.load(ctl, u.lastDoneSlot);
+          if (done >= u.units) break;
+          await this.waitAsync(ctl, u.lastDoneSlot, done, fault);
         }
       }
       return null;
@@ -540,7 +565,14 @@ export class WorkerPool implements GradientRunner {
     }
   }
 
-  /** Until `arr[at]` is no longer `value`: a short spin, then the event loop; rejects on a fault. */
+  /**
+   * Until `arr[at]` is no longer `value`: a short spin (within the spinner's
+   * budget), then a blocking `Atomics.wait` in slices of
+   * {@linkcode BLOCK_SLICE_MS} with a turn of the event loop between them (a
+   * worker's death or the step timeout is seen there: rejects on a fault).
+   * Where the main thread cannot block (a web page), `Atomics.waitAsync` in
+   * the same slices.
+   */
   private async waitAsync(
     arr: Int32Array,
     at: number,
@@ -551,9 +583,15 @@ export class WorkerPool implements GradientRunner {
     const spin = this.spinner.budget(t0);
     const until = t0 + spin;
     while (Atomics.load(arr, at) === value && performance.now() < until);
-    if (Atomics.load(arr, at) === value) {
-      const w = Atomics.waitAsync(arr, at, value, 1000);
-      if (w.async) await Promise.race([w.value, fault]);
+    while (Atomics.load(arr, at) === value) {
+      if (canBlock()) {
+        // wakes at once, where a waitAsync's wake-up waits for the event loop
+        if (Atomics.wait(arr, at, value, BLOCK_SLICE_MS) !== "timed-out") break;
+        await Promise.race([nextTurn(), fault]);
+      } else {
+        const w = Atomics.waitAsync(arr, at, value, BLOCK_SLICE_MS);
+        if (w.async) await Promise.race([w.value, fault]);
+      }
     }
     const t1 = performance.now();
     this.spinner.record(t1 - t0, spin);

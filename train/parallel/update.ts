@@ -248,11 +248,6 @@ export class Updater {
     }
   }
 
-  /** Whether every unit of the last round is done. */
-  finished(): boolean {
-    return Atomics.load(this.u.ctl, UPD.DONE0 + this.rounds - 1) >= this.units;
-  }
-
   /** The slot the last round's count of finished units is in. */
   get lastDoneSlot(): number {
     return UPD.DONE0 + this.rounds - 1;
