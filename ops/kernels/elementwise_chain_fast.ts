@@ -41,10 +41,11 @@ interface Prepared {
 }
 
 const compiled = new Map<string, Compiled>();
-// per attrs object: the inShapes/outShape arrays last prepared for, and the result
+// per inShapes array (an executor's node context keeps its own): the attrs and
+// outShape prepared for, and the result; executors of one graph share attrs
 const prepared = new WeakMap<
-  object,
-  { inShapes: readonly Shape[]; outShape: Shape; p: Prepared | null }
+  readonly Shape[],
+  { attrs: object; outShape: Shape; p: Prepared | null }
 >();
 
 /**
@@ -232,8 +233,8 @@ function prepare(
 /**
  * The program `steps` over float32 `ins` into `out` in one pass, with a
  * function compiled for the program and the inputs' broadcasts once and
- * cached (keyed by `attrs`, an object that stays the same between calls,
- * and the shape arrays). Returns false, doing nothing, for a broadcast it
+ * cached (keyed by the `inShapes` array, which an executor keeps per node,
+ * with `attrs` and `outShape`). Returns false, doing nothing, for a broadcast it
  * does not serve; the caller then runs the reference interpreter.
  *
  * @example
@@ -256,10 +257,10 @@ export function chainF32(
   outShape: Shape,
   run: ChainRunInfo,
 ): boolean {
-  let c = prepared.get(attrs);
-  if (!c || c.inShapes !== inShapes || c.outShape !== outShape) {
-    c = { inShapes, outShape, p: prepare(attrs.steps, inShapes, outShape) };
-    prepared.set(attrs, c);
+  let c = prepared.get(inShapes);
+  if (!c || c.attrs !== attrs || c.outShape !== outShape) {
+    c = { attrs, outShape, p: prepare(attrs.steps, inShapes, outShape) };
+    prepared.set(inShapes, c);
   }
   const p = c.p;
   if (!p) return false;

@@ -151,6 +151,9 @@ function broadcastStrides(shape: Shape, r: number): number[] {
   return s;
 }
 
+// the operands' and steps' values of one element, kept between calls (a run allocates no typed arrays)
+let scratch = new Float64Array(64);
+
 // ins[k]: inShapes[k], broadcast to outShape -> out: outShape
 /**
  * The reference: `out` = the program `steps` over `ins` (NumPy
@@ -186,7 +189,8 @@ export function chainRef(
   const strides = inShapes.map((s) => broadcastStrides(s, r));
   const samples = r === 0 ? 1 : outShape[0]!;
   const per = samples === 0 ? 0 : n / samples;
-  const vals = new Float64Array(nIn + steps.length);
+  if (scratch.length < nIn + steps.length) scratch = new Float64Array(2 * (nIn + steps.length));
+  const vals = scratch;
   const idx = new Array<number>(r).fill(0);
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < nIn; k++) {

@@ -294,10 +294,11 @@ interface Prepared {
 
 const modules = new Map<string, Compiled>();
 const instances = new WeakMap<ArrayBufferLike, Map<string, ChainFn>>();
-// per attrs object: the shapes and arena last prepared for, and the result
+// per inShapes array (an executor's node context keeps its own): the attrs,
+// outShape and arena prepared for, and the result
 const prepared = new WeakMap<
-  object,
-  { inShapes: readonly Shape[]; outShape: Shape; buf: ArrayBufferLike; p: Prepared | null }
+  readonly Shape[],
+  { attrs: object; outShape: Shape; buf: ArrayBufferLike; p: Prepared | null }
 >();
 let simdOk: boolean | undefined;
 
@@ -398,10 +399,10 @@ export function chainWasm(
 ): boolean {
   const buf = out.buffer;
   for (const a of ins) if (a.buffer !== buf) return false;
-  let c = prepared.get(attrs);
-  if (!c || c.inShapes !== inShapes || c.outShape !== outShape || c.buf !== buf) {
-    c = { inShapes, outShape, buf, p: prepare(attrs.steps, inShapes, outShape, buf) };
-    prepared.set(attrs, c);
+  let c = prepared.get(inShapes);
+  if (!c || c.attrs !== attrs || c.outShape !== outShape || c.buf !== buf) {
+    c = { attrs, outShape, buf, p: prepare(attrs.steps, inShapes, outShape, buf) };
+    prepared.set(inShapes, c);
   }
   const p = c.p;
   if (!p) return false;
