@@ -257,7 +257,7 @@ Deno.test("conv2d float32 kernels (every tier) match the float64 reference, forw
             // a float32 sum errs by a small multiple of eps32 times Σ|terms|; Winograd F(4×4)
             // (wasm tier, 3×3 stride 1, see winograd_wasm.ts) mixes a whole 6×6 input patch
             // into each output, and an output whose own window is small (at a padded edge)
-            // errs up to ~5e-5 of it (worst of 3000 random cases)
+            // errs up to ~3e-5 of it (worst of 3000 random cases)
             const tol = (wino && label !== "ts" && label !== "ref" ? 2e-4 : 2e-5) * bound[t]![i]! +
               1e-7;
             const r = ref[t]![i]!;

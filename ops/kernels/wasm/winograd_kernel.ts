@@ -74,9 +74,10 @@ export type Constants = Map<number, Local>;
  * @example
  * ```ts
  * import { FuncBuilder } from "./_asm.ts";
- * import { WINOGRAD_F4 } from "../winograd_ref.ts";
+ * import { winogradMatrices } from "../winograd_ref.ts";
  * import assert from "node:assert/strict";
- * const k = hoistConstants(new FuncBuilder([], []), [WINOGRAD_F4.BT]);
+ * const lavin = winogradMatrices(4, [0, 1, -1, 2, -2]); // Bᵀ holds 0, ±1, ±2, ±4, −5
+ * const k = hoistConstants(new FuncBuilder([], []), [lavin.BT]);
  * assert.deepEqual([...k.keys()].sort((a, b) => a - b), [-5, -4, -2, 2, 4]);
  * ```
  */

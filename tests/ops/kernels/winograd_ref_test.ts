@@ -55,10 +55,17 @@ for (const t of [WINOGRAD_F2, WINOGRAD_F4]) {
   });
 }
 
-Deno.test("winogradMatrices: F(4,3) Bᵀ holds small integers, Lavin's up to row signs", () => {
-  const bt = WINOGRAD_F4.BT;
-  assert.ok(bt.every((row) => row.every((v) => Number.isInteger(v) && Math.abs(v) <= 5)));
-  assert.deepEqual(bt[0], [4, 0, -5, 0, 1, 0]);
+Deno.test("winogradMatrices: Lavin's F(4,3) from 0, ±1, ±2; ours from 0, ±1, 2, −½ in halves", () => {
+  const lavin = winogradMatrices(4, [0, 1, -1, 2, -2]).BT;
+  assert.ok(lavin.every((row) => row.every((v) => Number.isInteger(v) && Math.abs(v) <= 5)));
+  assert.deepEqual(lavin[0], [4, 0, -5, 0, 1, 0]);
+  // exact in float32: every Bᵀ entry a multiple of ½, every Aᵀ one a power of two or 0
+  assert.ok(WINOGRAD_F4.BT.every((row) => row.every((v) => Number.isInteger(2 * v))));
+  assert.ok(
+    WINOGRAD_F4.AT.every((row) =>
+      row.every((v) => v === 0 || Number.isInteger(Math.log2(Math.abs(v))))
+    ),
+  );
   assert.throws(() => winogradMatrices(4, [0, 1, -1, 2]), /needs 5 distinct finite points/);
   assert.throws(() => winogradMatrices(2, [0, 1, 1]), /needs 3 distinct/);
   assert.throws(() => winograd(3 as WinogradTile), /must be 2 or 4, got 3/);
