@@ -7,7 +7,7 @@
  * `fuseGraph` then `fuseChains` (B), A and B taking turns each round; it
  * prints the chains the pass found, the median step times and their ratio,
  * and per chain the time of the nodes it replaces against the fused node's
- * (per-kernel times from the executor's `onKernel`).
+ * (medians of the per-kernel times from the executor's `onKernel`).
  *
  * @module
  */
@@ -65,7 +65,8 @@ for (const [name, make, defaultRounds] of models) {
     })
   );
   const times: number[][] = [[], []];
-  const perNode = graphs.map(() => new Map<string, number>());
+  // per node, its kernel time in each timed round
+  const perNode = graphs.map(() => new Map<string, number[]>());
   const warm = Math.max(2, Math.floor(rounds / 5));
   let step = 0;
   for (let r = 0; r < warm + rounds; r++) {
@@ -76,7 +77,9 @@ for (const [name, make, defaultRounds] of models) {
         step: step++,
         onKernel: r < warm ? undefined : (node, s, e) => {
           const n = g.nodes[node]!.name;
-          per.set(n, (per.get(n) ?? 0) + e - s);
+          const list = per.get(n) ?? [];
+          if (list.length === 0) per.set(n, list);
+          list.push(e - s);
         },
       });
       if (r >= warm) times[k]!.push(performance.now() - t0);
@@ -90,8 +93,9 @@ for (const [name, make, defaultRounds] of models) {
   );
   let su = 0, sf = 0;
   for (const gr of groups) {
-    const u = gr.reduce((acc, n) => acc + (perNode[0]!.get(n) ?? 0), 0) / rounds * 1000;
-    const f = (perNode[1]!.get(gr.at(-1)!) ?? 0) / rounds * 1000;
+    const med = (k: number, n: string) => median(perNode[k]!.get(n) ?? [0]) * 1000;
+    const u = gr.reduce((acc, n) => acc + med(0, n), 0);
+    const f = med(1, gr.at(-1)!);
     su += u;
     sf += f;
     const ops = gr.map((n) => a.node(n).op).join(">");
@@ -102,5 +106,5 @@ for (const [name, make, defaultRounds] of models) {
       } µs`,
     );
   }
-  console.log(`  all chains: ${su.toFixed(1)} µs -> ${sf.toFixed(1)} µs a step`);
+  console.log(`  all chains (sum of medians): ${su.toFixed(1)} µs -> ${sf.toFixed(1)} µs a step`);
 }
