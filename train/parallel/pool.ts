@@ -465,7 +465,12 @@ export class WorkerPool implements GradientRunner {
         fresh = false;
         for (const slot of this.slots) if (slot?.ready) this.post(slot, seq);
         const fault = await this.runMain(seq);
-        if (!fault) break;
+        if (!fault) {
+          // the step is over: a worker that woke late for it (the other threads did all its
+          // micro-batches and ranges) must leave rather than wait for a root that was taken
+          abortStep(this.mem, seq);
+          break;
+        }
         await this.recover(seq, step, fault);
       }
       if (n !== this.clockBatch) {
