@@ -129,9 +129,10 @@ function convReluPool(nodes: NodeRecord[], users: number[][], p: number): Rewrit
 }
 
 // max_pool2d(relu(conv2d(x, w, b))) of any convolution, with its backward:
-// the conv loses its bias to a bias_relu_pool after it, and the pool's and
+// the conv loses its bias to a bias_relu_pool after it, the pool's and
 // ReLU's backward become one bias_relu_pool_backward whose dz takes the ReLU
-// backward's name (the bias sum and the conv's backward ops read it as before).
+// backward's name (the conv's backward ops read it as before), and the bias
+// sum over dz a relu_pool_bias_grad over the codes and dy.
 function biasReluPool(nodes: NodeRecord[], users: number[][], p: number): Rewrite | null {
   const pool = nodes[p]!;
   if (pool.op !== "max_pool2d" || !sameAttrs(pool.attrs, { size: 2, stride: 2 })) return null;
