@@ -12,7 +12,7 @@
  * @module
  */
 import "../ops/mod.ts";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { Executor } from "../graph/executor.ts";
 import type { Graph } from "../graph/graph.ts";
 import { chainGroups, fuseChains, fuseGraph } from "../graph/passes/mod.ts";
@@ -21,7 +21,7 @@ import { nn } from "../train/layers.ts";
 import { defineModel, type TrainingGraph, trainingGraph } from "../train/model.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string" } } });
+const values = benchArgs("bench/chains_ab.ts", { rounds: { type: "string" } });
 const BATCH = 64;
 
 /** flatten, two blocks of linear 256, layer norm, GELU (the first with dropout 0.1), linear 10. */

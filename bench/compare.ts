@@ -14,21 +14,17 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  strict: true,
-  options: {
-    model: { type: "string", default: "lecture-cnn" },
-    batch: { type: "string", default: "64" },
-    steps: { type: "string", default: "200" },
-    reps: { type: "string", default: "3" },
-    rounds: { type: "string", default: "1" },
-    workers: { type: "string", default: "1" },
-    anchors: { type: "string", default: new URL("../../shared/anchors", import.meta.url).pathname },
-    "anchors-dir": { type: "string", default: "/tmp/denograd-anchors" },
-  },
+const values = benchArgs("bench:compare", {
+  model: { type: "string", default: "lecture-cnn" },
+  batch: { type: "string", default: "64" },
+  steps: { type: "string", default: "200" },
+  reps: { type: "string", default: "3" },
+  rounds: { type: "string", default: "1" },
+  workers: { type: "string", default: "1" },
+  anchors: { type: "string", default: new URL("../../shared/anchors", import.meta.url).pathname },
+  "anchors-dir": { type: "string", default: "/tmp/denograd-anchors" },
 });
 
 async function sh(

@@ -9,19 +9,17 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { gemmRef } from "../ops/kernels/gemm_ref.ts";
 import { gemmBlocked } from "../ops/kernels/gemm_blocked.ts";
 import { gemmWasm, wasmAvailable, wasmVariant } from "../ops/kernels/gemm_wasm.ts";
 import type { Tier } from "../graph/op.ts";
 
-const { values } = parseArgs({
-  options: {
-    sizes: { type: "string", default: "64,128,256,512,1024" },
-    tiers: { type: "string", default: "ref,ts,wasm" },
-    rounds: { type: "string", default: "5" },
-    "round-ms": { type: "string", default: "300" },
-  },
+const values = benchArgs("bench/gemm_gflops.ts", {
+  sizes: { type: "string", default: "64,128,256,512,1024" },
+  tiers: { type: "string", default: "ref,ts,wasm" },
+  rounds: { type: "string", default: "5" },
+  "round-ms": { type: "string", default: "300" },
 });
 const sizes = values.sizes.split(",").map(Number);
 const tiers = values.tiers.split(",").filter((t) => t !== "wasm" || wasmAvailable()) as Tier[];

@@ -8,21 +8,18 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { Executor } from "../graph/executor.ts";
 import { lookupOp, type OpDef, type Tier } from "../graph/op.ts";
 import { makePlan } from "../graph/plan.ts";
 import { fuseGraph } from "../graph/passes/mod.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string", default: "lecture-cnn" },
-    batch: { type: "string", default: "32" },
-    steps: { type: "string", default: "30" },
-    kernels: { type: "string", default: "wasm" },
-  },
+const values = benchArgs("bench/op_profile.ts", {
+  model: { type: "string", default: "lecture-cnn" },
+  batch: { type: "string", default: "32" },
+  steps: { type: "string", default: "30" },
+  kernels: { type: "string", default: "wasm" },
 });
 const batch = Number(values.batch), steps = Number(values.steps);
 const spec = values.model === "mnist-net" ? mnistNet({ seed: 1 }) : lectureCnn();

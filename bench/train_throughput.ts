@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { initParams } from "../graph/params.ts";
 import { makePlan } from "../graph/plan.ts";
 import { type GradientRunner, LocalRunner, WorkerPool } from "../train/parallel/pool.ts";
@@ -23,30 +23,26 @@ import { stepFlops } from "./_flops.ts";
 import { MICRO_BATCH } from "../train/parallel/shard.ts";
 import { SPAN } from "../train/parallel/trace.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  strict: true,
-  options: {
-    model: { type: "string", default: "lecture-cnn" },
-    batch: { type: "string", default: "64" },
-    steps: { type: "string", default: "200" },
-    warmup: { type: "string", default: "20" },
-    reps: { type: "string", default: "3" },
-    workers: { type: "string", default: "1" },
-    "main-thread": { type: "string", default: "true" },
-    kernels: { type: "string" },
-    channels: { type: "string", default: "32" },
-    micro: { type: "string", default: String(MICRO_BATCH) },
-    "micro-tail": { type: "string" },
-    profile: { type: "string" },
-    baseline: { type: "string" },
-    busy: { type: "string", default: "0" },
-    // internal: a baseline child process, started by --baseline processes
-    child: { type: "boolean", default: false },
-    fuse: { type: "string", default: "true" },
-    // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
-    update: { type: "string", default: "pool" },
-  },
+const values = benchArgs("bench:train", {
+  model: { type: "string", default: "lecture-cnn" },
+  batch: { type: "string", default: "64" },
+  steps: { type: "string", default: "200" },
+  warmup: { type: "string", default: "20" },
+  reps: { type: "string", default: "3" },
+  workers: { type: "string", default: "1" },
+  "main-thread": { type: "string", default: "true" },
+  kernels: { type: "string" },
+  channels: { type: "string", default: "32" },
+  micro: { type: "string", default: String(MICRO_BATCH) },
+  "micro-tail": { type: "string" },
+  profile: { type: "string" },
+  baseline: { type: "string" },
+  busy: { type: "string", default: "0" },
+  // internal: a baseline child process, started by --baseline processes
+  child: { type: "boolean", default: false },
+  fuse: { type: "string", default: "true" },
+  // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
+  update: { type: "string", default: "pool" },
 });
 const int = (k: keyof typeof values): number => {
   const n = Number(values[k]);
