@@ -192,7 +192,13 @@ export function decodeSafetensors(
     );
     header = JSON.parse(text);
   } catch (e) {
-    throw fail(`the header is not valid UTF-8 JSON (${(e as Error).message})`);
+    // the parser quotes the text around the fault, which may hold any control character
+    let why = "";
+    for (const c of (e as Error).message) {
+      const code = c.charCodeAt(0);
+      why += code < 0x20 || code === 0x7f ? `\\u${code.toString(16).padStart(4, "0")}` : c;
+    }
+    throw fail(`the header is not valid UTF-8 JSON (${why})`);
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     throw fail(`the header must be a JSON object`);

@@ -150,3 +150,17 @@ Deno.test("fuzz: a mutated safetensors file on disk reads right or fails naming 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a header whose bytes turn into a newline gives a one-line error that shows it escaped", () => {
+  const bytes = valid.slice();
+  const text = new TextDecoder().decode(bytes.subarray(8, 8 + headerLen));
+  // the first digit of the first data offset becomes a line feed: no longer JSON
+  const at = text.indexOf('"data_offsets":[') + '"data_offsets":['.length;
+  bytes[8 + at] = 0x0a;
+  assert.throws(
+    () => decodeSafetensors(bytes, NAME),
+    (e: Error) =>
+      e.message.startsWith(`safetensors file "${NAME}": the header is not valid UTF-8 JSON (`) &&
+      !e.message.includes("\n") && e.message.includes("\\u000a"),
+  );
+});
