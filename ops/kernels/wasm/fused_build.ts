@@ -6,18 +6,7 @@
  */
 
 import { buildConvReluPoolModule } from "./conv_relu_pool_kernel.ts";
-
-function base64(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
-function literal(b64: string): string {
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 88) lines.push(`  "${b64.slice(i, i + 88)}",`);
-  return `[\n${lines.join("\n")}\n].join("")`;
-}
+import { base64Literal } from "./_render.ts";
 
 /** The text of `fused_bytes.ts` for the modules as built from source now. */
 export function renderFusedBytesModule(): string {
@@ -31,9 +20,9 @@ export function renderFusedBytesModule(): string {
  */
 
 /** Convolution + bias + ReLU + 2×2 max-pool and its backward with relaxed-simd FMA, memory imported (${relaxed.length} bytes). */
-export const CONV_RELU_POOL_WASM_RELAXED_SIMD: string = ${literal(base64(relaxed))};
+export const CONV_RELU_POOL_WASM_RELAXED_SIMD: string = ${base64Literal(relaxed)};
 
 /** The same with SIMD128 mul + add (${simd.length} bytes). */
-export const CONV_RELU_POOL_WASM_SIMD: string = ${literal(base64(simd))};
+export const CONV_RELU_POOL_WASM_SIMD: string = ${base64Literal(simd)};
 `;
 }

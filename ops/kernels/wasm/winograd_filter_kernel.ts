@@ -28,6 +28,7 @@
 
 import { encodeModule, FuncBuilder, I32, type Local, uleb, V128 } from "./_asm.ts";
 import { winogradMatrices, type WinogradTile } from "../winograd_filter_ref.ts";
+import { base64Literal } from "./_render.ts";
 
 // Instructions the shared encoder lacks, appended as raw bytes.
 function simd(f: FuncBuilder, sub: number): void {
@@ -500,18 +501,6 @@ export function buildWinogradFilterModule(relaxed: boolean): Uint8Array<ArrayBuf
   return encodeModule({ memoryPages: 1, importMemory: true, funcs });
 }
 
-function base64(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
-function literal(b64: string): string {
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 88) lines.push(`  "${b64.slice(i, i + 88)}",`);
-  return `[\n${lines.join("\n")}\n].join("")`;
-}
-
 /**
  * The text of `winograd_filter_bytes.ts` for the module as built from
  * source now; `build.ts` writes it and `--check` compares it.
@@ -533,9 +522,9 @@ export function renderWinogradFilterBytesModule(): string {
  */
 
 /** Winograd filter gradient with relaxed-simd FMA (${relaxed.length} bytes). */
-export const WINOGRAD_FILTER_WASM_RELAXED_SIMD: string = ${literal(base64(relaxed))};
+export const WINOGRAD_FILTER_WASM_RELAXED_SIMD: string = ${base64Literal(relaxed)};
 
 /** Winograd filter gradient with SIMD128 mul + add (${plain.length} bytes). */
-export const WINOGRAD_FILTER_WASM_SIMD: string = ${literal(base64(plain))};
+export const WINOGRAD_FILTER_WASM_SIMD: string = ${base64Literal(plain)};
 `;
 }

@@ -37,6 +37,7 @@
 
 import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
 import { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from "../winograd_ref.ts";
+import { base64Literal } from "./_render.ts";
 
 // Instructions the shared encoder lacks, appended as raw bytes.
 function simd(f: FuncBuilder, sub: number): void {
@@ -657,18 +658,6 @@ export function buildWinogradModule(relaxed: boolean, skip = 0): Uint8Array<Arra
   });
 }
 
-function base64(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
-function literal(b64: string): string {
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 88) lines.push(`  "${b64.slice(i, i + 88)}",`);
-  return `[\n${lines.join("\n")}\n].join("")`;
-}
-
 /** The text of `winograd_bytes.ts` (written and checked by `build.ts`) for the module as built now. */
 export function renderWinogradBytesModule(): string {
   const relaxed = buildWinogradModule(true), plain = buildWinogradModule(false);
@@ -681,9 +670,9 @@ export function renderWinogradBytesModule(): string {
  */
 
 /** Winograd module using relaxed-simd FMA (${relaxed.length} bytes). */
-export const WINOGRAD_WASM_RELAXED_SIMD: string = ${literal(base64(relaxed))};
+export const WINOGRAD_WASM_RELAXED_SIMD: string = ${base64Literal(relaxed)};
 
 /** Winograd module using SIMD128 mul + add (${plain.length} bytes). */
-export const WINOGRAD_WASM_SIMD: string = ${literal(base64(plain))};
+export const WINOGRAD_WASM_SIMD: string = ${base64Literal(plain)};
 `;
 }
