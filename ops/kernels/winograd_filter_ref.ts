@@ -22,95 +22,7 @@
 
 import type { FloatArray } from "../../graph/op.ts";
 import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
-
-/** Output tile size m of F(m×m, 3×3): 2 (α = 4) or 4 (α = 6). */
-export type WinogradTile = 2 | 4;
-
-/** The three matrices of a 1-D Winograd algorithm F(m, 3), row-major. */
-export interface WinogradMatrices {
-  /** Output tile size m. */
-  m: WinogradTile;
-  /** Input tile size α = m + 2. */
-  alpha: number;
-  /** Aᵀ (m × α): the output transform. */
-  at: number[][];
-  /** Bᵀ (α × α): the input transform. */
-  bt: number[][];
-  /** G (α × 3): the filter transform. */
-  g: number[][];
-}
-
-// F(2, 3), points 0, 1, −1, ∞.
-const F2: WinogradMatrices = {
-  m: 2,
-  alpha: 4,
-  at: [
-    [1, 1, 1, 0],
-    [0, 1, -1, -1],
-  ],
-  bt: [
-    [1, 0, -1, 0],
-    [0, 1, 1, 0],
-    [0, -1, 1, 0],
-    [0, 1, 0, -1],
-  ],
-  g: [
-    [1, 0, 0],
-    [1 / 2, 1 / 2, 1 / 2],
-    [1 / 2, -1 / 2, 1 / 2],
-    [0, 0, 1],
-  ],
-};
-
-// F(4, 3), points 0, 1, −1, 2, −2, ∞ (Lavin & Gray 2016).
-const F4: WinogradMatrices = {
-  m: 4,
-  alpha: 6,
-  at: [
-    [1, 1, 1, 1, 1, 0],
-    [0, 1, -1, 2, -2, 0],
-    [0, 1, 1, 4, 4, 0],
-    [0, 1, -1, 8, -8, 1],
-  ],
-  bt: [
-    [4, 0, -5, 0, 1, 0],
-    [0, -4, -4, 1, 1, 0],
-    [0, 4, -4, -1, 1, 0],
-    [0, -2, -1, 2, 1, 0],
-    [0, 2, -1, -2, 1, 0],
-    [0, 4, 0, -5, 0, 1],
-  ],
-  g: [
-    [1 / 4, 0, 0],
-    [-1 / 6, -1 / 6, -1 / 6],
-    [-1 / 6, 1 / 6, -1 / 6],
-    [1 / 24, 1 / 12, 1 / 6],
-    [1 / 24, -1 / 12, 1 / 6],
-    [0, 0, 1],
-  ],
-};
-
-/**
- * The transform matrices of F(m, 3) for m = 2 or 4.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * const { alpha, at, bt, g } = winogradMatrices(2);
- * assert.equal(alpha, 4);
- * // 1-D check: y = Aᵀ[(G·w) ⊙ (Bᵀ·d)] is the correlation of d with w
- * const d = [1, 2, 3, 4], w = [1, 10, 100];
- * const u = g.map((r) => r[0] * w[0] + r[1] * w[1] + r[2] * w[2]);
- * const v = bt.map((r) => r.reduce((s, b, i) => s + b * d[i], 0));
- * const y = at.map((r) => r.reduce((s, a, i) => s + a * u[i] * v[i], 0));
- * assert.deepEqual(y, [321, 432]);
- * ```
- */
-export function winogradMatrices(m: WinogradTile): WinogradMatrices {
-  if (m === 2) return F2;
-  if (m === 4) return F4;
-  throw new Error(`winogradMatrices: tile size must be 2 or 4, got ${m}`);
-}
+import { winograd, type WinogradTile } from "./winograd_ref.ts";
 
 /**
  * Throws unless `d` describes a convolution the Winograd filter gradient
@@ -160,7 +72,7 @@ export function winogradBackwardFilterRef<T extends FloatArray>(
 ): void {
   checkConv2dDims("winogradBackwardFilterRef", d, { x, w: dw, y: dy });
   checkWinogradDims("winogradBackwardFilterRef", d);
-  const { m, alpha: a, at, bt, g } = winogradMatrices(tile);
+  const { m, alpha: a, AT: at, BT: bt, G: g } = winograd(tile);
   const { n: N, c: C, h: H, w: W, oc: OC, oh: OH, ow: OW, padding: p } = d;
   const a2 = a * a;
   const tilesH = Math.ceil(OH / m), tilesW = Math.ceil(OW / m);

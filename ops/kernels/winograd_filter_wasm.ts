@@ -20,7 +20,7 @@
  */
 
 import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
-import type { WinogradTile } from "./winograd_filter_ref.ts";
+import type { WinogradTile } from "./winograd_ref.ts";
 import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
 import { countStaged } from "./gemm_wasm.ts";
 import { winogradEnabled } from "./winograd_wasm.ts";

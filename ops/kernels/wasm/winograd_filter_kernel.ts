@@ -27,7 +27,7 @@
  */
 
 import { encodeModule, FuncBuilder, I32, type Local, uleb, V128 } from "./_asm.ts";
-import { winogradMatrices, type WinogradTile } from "../winograd_filter_ref.ts";
+import { winograd, type WinogradTile } from "../winograd_ref.ts";
 import { base64Literal } from "./_render.ts";
 
 // Instructions the shared encoder lacks, appended as raw bytes.
@@ -99,9 +99,9 @@ function combo(f: FuncBuilder, coefs: readonly number[], value: (q: number) => v
 }
 
 // Rows i < j of L that differ only in the sign of their odd-indexed
-// entries (Bᵀ's rows for the points ±1 and ±2, A's too): both come from
-// E ± O with E the even-indexed and O the odd-indexed part, which saves
-// about 40% of the arithmetic of F(4×4)'s transforms.
+// entries (Bᵀ's rows for a pair of points ±p, A's too): both come from
+// E ± O with E the even-indexed and O the odd-indexed part; found from the
+// matrices, so it serves whichever points winograd_ref.ts chose.
 function evenOddPairs(l: readonly (readonly number[])[]): Map<number, number> {
   const pairs = new Map<number, number>();
   const used = new Set<number>();
@@ -491,7 +491,7 @@ export function buildWinogradFilterModule(relaxed: boolean): Uint8Array<ArrayBuf
   add(stageKernel(), "stage");
   add(accumKernel(relaxed), "accum");
   for (const m of [2, 4] as WinogradTile[]) {
-    const { at, bt, g } = winogradMatrices(m);
+    const { AT: at, BT: bt, G: g } = winograd(m);
     const aMat = at[0].map((_, j) => at.map((row) => row[j])); // A (α × m)
     const gtMat = g[0].map((_, j) => g.map((row) => row[j])); // Gᵀ (3 × α)
     add(xformKernel(bt, m), `xin${m}`);

@@ -2,11 +2,8 @@ import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@3.23.2";
 import { conv2dBackwardFilterRef, type Conv2dDims } from "../../../ops/kernels/conv2d_ref.ts";
-import {
-  winogradBackwardFilterRef,
-  winogradMatrices,
-  type WinogradTile,
-} from "../../../ops/kernels/winograd_filter_ref.ts";
+import { winogradBackwardFilterRef } from "../../../ops/kernels/winograd_filter_ref.ts";
+import type { WinogradTile } from "../../../ops/kernels/winograd_ref.ts";
 import { uniformArray } from "../../_rng.ts";
 
 function dims(n: number, c: number, h: number, w: number, oc: number, padding: number): Conv2dDims {
@@ -49,23 +46,6 @@ function reference(x: Float64Array, dy: Float64Array, d: Conv2dDims): [Float64Ar
   conv2dBackwardFilterRef(x.map(Math.abs), dy.map(Math.abs), scale, d);
   return [want, tapMax(scale)];
 }
-
-Deno.test("winogradMatrices compute the 1-D correlation for m = 2 and 4", () => {
-  for (const m of tiles) {
-    const { alpha, at, bt, g } = winogradMatrices(m);
-    const d = Array.from({ length: alpha }, (_, i) => (i * 7) % 5 - 2);
-    const w = [3, -1, 2];
-    const u = g.map((r) => r[0] * w[0] + r[1] * w[1] + r[2] * w[2]);
-    const v = bt.map((r) => r.reduce((s, b, i) => s + b * d[i], 0));
-    const y = at.map((r) => r.reduce((s, a, i) => s + a * u[i] * v[i], 0));
-    const want = Array.from(
-      { length: m },
-      (_, i) => d[i] * w[0] + d[i + 1] * w[1] + d[i + 2] * w[2],
-    );
-    y.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-12, `m=${m}: y ${y} vs ${want}`));
-  }
-  assert.throws(() => winogradMatrices(3 as WinogradTile), /tile size must be 2 or 4, got 3/);
-});
 
 Deno.test("winogradBackwardFilterRef equals the direct filter gradient within 1e-12·Σ|x||dy|", () => {
   fc.assert(
