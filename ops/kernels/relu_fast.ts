@@ -1,7 +1,7 @@
 // Branch-free float32 kernels for ReLU. On activations the sign of each
-// value is a coin flip, so the straightforward `v > 0 ? …` loops mispredict
-// half their branches; these use arithmetic and bit masks instead (5-8×
-// faster here). Each is tested against its reference (relu_ref.ts).
+// value is a coin flip, so a loop that branches on it mispredicts half the
+// time; these use a select and bit masks instead. Each is tested against its
+// reference (relu_ref.ts), infinities, -0 and NaN of either sign included.
 
 const views = new WeakMap<Float32Array, Int32Array>();
 
@@ -15,14 +15,19 @@ export function bitsOf(a: Float32Array): Int32Array {
   return v;
 }
 
-// x: (n) -> y: (n); max(v, 0) = (v + |v|) / 2, exact for float32 values
-// held in doubles, and NaN stays NaN
-/** `y = max(x, 0)` without branches. */
+// x: (n) -> y: (n); `v <= 0 ? 0 : v` is the reference's rule in one
+// comparison (NaN compares false, so it passes through; -0 and -Infinity
+// give 0). On random signs it runs at 0.68 ns per value, far below what a
+// mispredicted branch on every other value would cost, so V8 selects rather
+// than branches. The arithmetic (v + |v|) / 2 it replaces gave NaN for
+// -Infinity and was 1.07-1.21x faster (one run, 9 alternating reps, 4k and
+// 1.4M values); the reference loop's `v > 0 || v !== v` form was 1.3x slower.
+/** `y = max(x, 0)` without branches, NaN kept. */
 export function reluF32(x: Float32Array, y: Float32Array): void {
   const n = y.length;
   for (let i = 0; i < n; i++) {
     const v = x[i]!;
-    y[i] = (v + Math.abs(v)) * 0.5;
+    y[i] = v <= 0 ? 0 : v;
   }
 }
 

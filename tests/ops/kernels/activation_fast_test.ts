@@ -16,6 +16,7 @@ import { sigmoid } from "../../../ops/sigmoid.ts";
 import { sum } from "../../../ops/sum.ts";
 import { tanh } from "../../../ops/tanh.ts";
 import { rng } from "../../_grad_check.ts";
+import { specialPairs } from "./_tiers.ts";
 
 function run(f: (x: Node) => Node, x: Float32Array, w: Float32Array, tier: "ref" | "ts") {
   const g = new Graph();
@@ -57,5 +58,23 @@ for (const [name, f, lo, hi] of cases) {
       }),
       { numRuns: 60 },
     );
+  });
+}
+
+for (const [name, f] of cases) {
+  Deno.test(`ts ${name} and its backward match the reference on ±Infinity, -0, NaN of either sign and subnormals`, () => {
+    const { x, w } = specialPairs();
+    const [y, dx] = run(f, x, w, "ts");
+    const [yr, dxr] = run(f, x, w, "ref");
+    for (const [a, b, what] of [[y!, yr!, "y"], [dx!, dxr!, "dx"]] as const) {
+      for (let i = 0; i < x.length; i++) {
+        const p = a[i]!, q = b[i]!;
+        // non-finite results must be the same value; finite ones within float32 rounding
+        const same = Number.isFinite(p) && Number.isFinite(q)
+          ? Math.abs(p - q) <= 4e-7 * Math.abs(q) + 3e-7
+          : Object.is(p, q);
+        assert.ok(same, `${name} ${what}(x ${x[i]}, dy ${w[i]}): ts ${p}, ref ${q}`);
+      }
+    }
   });
 }

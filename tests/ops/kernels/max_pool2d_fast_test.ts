@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@3.23.2";
 import { maxPool2d } from "../../../ops/max_pool2d.ts";
-import { grid, type In, runTier as run } from "./_tiers.ts";
+import { fromBits, grid, type In, runTier as run } from "./_tiers.ts";
 
 for (const tier of ["ts", "wasm"] as const) {
   Deno.test(`${tier} 2x2 max-pool and its backward equal the reference, first maximum on ties, NaN winning`, () => {
@@ -56,3 +56,22 @@ Deno.test("branch-free max-pool keeps the exact maximum for values far apart in 
   const g = (v: In) => maxPool2d(v, { size: 2 });
   assert.deepEqual(run(g, [1, 3, 2, 8], wide, ww, "wasm"), run(g, [1, 3, 2, 8], wide, ww, "ref"));
 });
+
+for (const tier of ["ts", "wasm"] as const) {
+  Deno.test(`${tier} 2x2 max-pool equals the reference on every window of ±Infinity, ±0, NaN of either sign, ±1`, () => {
+    const values = fromBits([0x7f800000, 0xff800000, 0, 0x80000000, 0x7fc00000, 0xffc00000]);
+    const vals = [...values, 1, -1];
+    const k = vals.length, windows = k ** 4;
+    // one row of windows, 2 × 2·windows wide, so the wasm kernel's 4-window groups take it
+    const x = new Float32Array(4 * windows);
+    for (let c = 0; c < windows; c++) {
+      const [a, b, e, f] = [0, 1, 2, 3].map((d) => vals[Math.floor(c / k ** d) % k]!);
+      x.set([a!, b!], 2 * c);
+      x.set([e!, f!], 2 * windows + 2 * c);
+    }
+    const w = Float32Array.from({ length: windows }, (_, i) => [1, -2, 0.5][i % 3]!);
+    const g = (v: In) => maxPool2d(v, { size: 2 });
+    const shape = [1, 1, 2, 2 * windows];
+    assert.deepEqual(run(g, shape, x, w, tier), run(g, shape, x, w, "ref"));
+  });
+}
