@@ -9,6 +9,7 @@ import { type ModelName, MODELS } from "./models.ts";
 import { type OptimizerName, OPTIMIZERS } from "./optim/optimizer.ts";
 import { parseSchedule } from "./optim/schedule.ts";
 import { checkRunPaths, PathError } from "./outputs.ts";
+import { textWriter } from "./text_out.ts";
 import { train, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
 
 const USAGE = `Usage: deno task train [flags]
@@ -84,7 +85,7 @@ export function parseFlags(args: string[]): ParsedFlags {
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: negativeValues(args),
       strict: true,
       allowPositionals: true,
       options: {
@@ -357,11 +358,41 @@ function isUserError(e: unknown): boolean {
   return Object.getPrototypeOf(e) === Error.prototype;
 }
 
+/**
+ * `--seed -1` as `--seed=-1`: parseArgs takes a value starting with a dash for
+ * a flag and would answer "argument is ambiguous" without naming the value;
+ * joined, the value reaches the range check, whose error names flag and value.
+ */
+function negativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!, next = args[i + 1];
+    const takesValue = /^--[a-z-]+$/.test(a) && !BOOLEAN_FLAGS.has(a.slice(2));
+    if (takesValue && next !== undefined && /^-(?:[0-9.]|inf)/i.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+    if (a === "--") {
+      out.push(...args.slice(i + 1));
+      break;
+    }
+  }
+  return out;
+}
+
+const BOOLEAN_FLAGS = new Set(["nesterov", "no-fuse", "no-winograd", "overwrite", "json", "help"]);
+
 /** Runs the CLI; returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
-  const enc = new TextEncoder();
-  const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  const err = (s: string) => Deno.stderr.writeSync(enc.encode(s));
+  // The first SIGINT/SIGTERM, or a reader that closes standard output (`| head`),
+  // stops the run at the next step boundary (the checkpoint is written).
+  const abort = new AbortController();
+  let stdoutGone = false;
+  const out = textWriter(Deno.stdout, () => {
+    stdoutGone = true;
+    abort.abort();
+  });
+  const err = textWriter(Deno.stderr);
   const debug = (() => {
     try {
       return Deno.env.get("DENOGRAD_DEBUG") === "1";
@@ -416,10 +447,8 @@ export async function main(args: string[]): Promise<number> {
   } catch (e) {
     return fail(e, e instanceof PathError && e.usage ? 2 : 1);
   }
-  // The first SIGINT/SIGTERM stops the run at the next step boundary (the
-  // checkpoint is written); a second one exits at once: checkpoint writes are
-  // atomic, and a temporary file left behind is removed by the next run.
-  const abort = new AbortController();
+  // A second SIGINT/SIGTERM exits at once: checkpoint writes are atomic, and a
+  // temporary file left behind is removed by the next run.
   let signalCode = 0;
   const listeners = (["SIGINT", "SIGTERM"] as const).map((sig) => {
     const code = sig === "SIGINT" ? 130 : 143;
@@ -445,6 +474,8 @@ export async function main(args: string[]): Promise<number> {
     : humanReporter(out, Deno.stdout.isTerminal());
   try {
     const r = await train(options);
+    // no one reads the output: stop quietly, as `git log | head` does
+    if (stdoutGone && !signalCode) return 0;
     return r.interrupted ? (signalCode || 130) : 0;
   } catch (e) {
     return fail(e, 1);

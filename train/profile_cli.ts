@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { opTable, type TraceEvent } from "./parallel/trace.ts";
+import { stdoutLines } from "./text_out.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -29,16 +30,17 @@ try {
   Deno.exit(1);
 }
 const { steps, rows } = opTable(trace);
+const print = stdoutLines(); // exits quietly when the reader has gone (`| head`)
 const threads = new Set(trace.traceEvents.map((e) => e.tid)).size;
-console.log(`${file}: ${steps} steps, ${threads} thread(s); ms per step summed over threads`);
-console.log(
+print(`${file}: ${steps} steps, ${threads} thread(s); ms per step summed over threads`);
+print(
   `${"span".padEnd(48)} ${"pass".padEnd(7)} ${"ms/step".padStart(9)} ${"share".padStart(7)}`,
 );
 for (const r of rows.slice(0, top)) {
-  console.log(
+  print(
     `${r.name.slice(0, 48).padEnd(48)} ${r.cat.padEnd(7)} ${r.msPerStep.toFixed(3).padStart(9)} ${
       (100 * r.share).toFixed(1).padStart(6)
     }%`,
   );
 }
-if (rows.length > top) console.log(`... ${rows.length - top} more (--top N)`);
+if (rows.length > top) print(`... ${rows.length - top} more (--top N)`);

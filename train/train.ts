@@ -97,7 +97,7 @@ export interface TrainOptions extends StepToolOptions {
   optimizer?: OptimizerName;
   /** Channels of the lecture CNN's convolution. */
   channels?: number;
-  /** Seed of every random choice (split, initialisation, order, dropout). */
+  /** Seed of every random choice (split, initialisation, order, dropout): a whole number from 0 to 2³²−1 (default 1). */
   seed?: number;
   /** Threads computing shards (the main thread and workers - 1 Web Workers); 1 runs in-process. Default: hardware threads. */
   workers?: number;
@@ -252,6 +252,12 @@ const CUSTOM_DEFAULTS = { epochs: 1, batch: 32, lr: 0.05, optimizer: "momentum" 
 export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
   if (opts.kernels !== undefined && !["ref", "ts", "wasm"].includes(opts.kernels)) {
     throw new TrainError(`Unknown kernels "${opts.kernels}" (expected ref, ts or wasm)`);
+  }
+  // 32 bits, as --seed: dropout's hash takes the seed's low word, and a checkpoint's
+  // metadata holds it as a whole number
+  const seed = opts.seed;
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+    throw new TrainError(`train: seed must be a whole number from 0 to 4294967295, got ${seed}`);
   }
   if (opts.model === "poly") return await trainPoly(opts);
   return await trainModel(opts);

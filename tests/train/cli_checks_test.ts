@@ -28,6 +28,17 @@ Deno.test("numbers are plain decimal, range-checked where the flag is parsed", (
   assert.equal(parseFlags(["--lr", "1e-3"]).options.lr, 1e-3);
   assert.equal(parseFlags(["--lr", ".5"]).options.lr, 0.5);
   assert.equal(parseFlags(["--seed", "4294967295"]).options.seed, 4294967295);
+  // negative, fractional and 33-bit seeds: the error names the flag and the value
+  usage(["--seed", "-1"], "--seed", '"-1"', "from 0 to 4294967295");
+  usage(["--seed=-1"], "--seed", '"-1"');
+  usage(["--seed", "-0"], "--seed", '"-0"');
+  usage(["--seed", "1.5"], "--seed", '"1.5"');
+  usage(["--seed", "4294967296"], "--seed", '"4294967296"');
+  usage(["--lr", "-0.5"], "--lr", '"-0.5"');
+  usage(["--epochs", "-Infinity"], "--epochs", '"-Infinity"');
+  // a flag after a valueless one is still a flag
+  assert.equal(parseFlags(["--nesterov", "--seed", "3"]).options.seed, 3);
+  assert.throws(() => parseFlags(["--json", "-1"]), UsageError);
   assert.equal(parseFlags(["--epochs", "007"]).options.epochs, 7);
 });
 

@@ -83,3 +83,13 @@ Deno.test("deno task predict: accuracy on --data, classes of PNG files, one-line
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task predict: a --seed train would refuse is refused, naming flag and value", async () => {
+  for (const seed of ["-1", "1.5", "4294967296", "99999999999999999999"]) {
+    const r = await predict(["--model-file", "m.safetensors", "--data", "mnist", "--seed", seed]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--seed must be a whole number from 0 to 4294967295/);
+    assert.ok(r.stderr.includes(`"${seed}"`), r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+});

@@ -194,3 +194,17 @@ Deno.test("the plot draws the loss and the test accuracy against the same epoch 
     assert.equal(Math.max(...ticks), 2, `x ticks ${ticks}`);
   });
 });
+
+Deno.test("train() refuses a seed that is not a whole number from 0 to 2^32-1, naming it", async () => {
+  for (const seed of [-1, 1.5, 2 ** 32, 2 ** 32 + 1, NaN]) {
+    await assert.rejects(
+      () => train({ model: "poly", epochs: 1, seed }),
+      (e: Error) =>
+        e instanceof TrainError && e.message.includes("seed") && e.message.includes(String(seed)),
+      `seed ${seed}`,
+    );
+  }
+  // the largest 32-bit seed trains
+  const r = await train({ model: "poly", epochs: 1, seed: 2 ** 32 - 1 });
+  assert.equal(r.true_coefficients!.length, 3);
+});

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadModel } from "../model.ts";
+import { stdoutLines } from "../text_out.ts";
 import { toOnnx } from "./to_onnx.ts";
 
 const USAGE = `Usage: deno task export --model-file FILE [--out PATH] [--overwrite]
@@ -90,12 +91,12 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   if (!a) {
-    console.log(USAGE);
+    stdoutLines()(USAGE);
     Deno.exit(0);
   }
   try {
     const n = await exportModel(a);
-    console.log(`wrote ${a.out} (${n} bytes)`);
+    stdoutLines()(`wrote ${a.out} (${n} bytes)`);
   } catch (e) {
     console.error(`export: ${(e as Error).message.split("\n")[0]}`);
     Deno.exit(1);
