@@ -28,7 +28,7 @@ Deno.test("an unknown flag or a bad value is one line naming it, exit code 2", a
       [["--epochs", "zero"], /--epochs must be a whole number from 0 to 1000000, got "zero"/],
       [["--model", "resnet"], /--model must be one of lecture-cnn, mnist-net, poly, got "resnet"/],
       [["--lr=-1"], /--lr must be a decimal number above 0/],
-      [["--lr", "-1"], /--lr. argument is ambiguous/],
+      [["--lr", "-1"], /--lr must be a decimal number above 0 .*got "-1"/],
       [["--data", "cifar"], /--data must be mnist, synthetic or idx:DIR/],
       [["--optimizer", "lbfgs"], /--optimizer must be one of/],
     ] as const
