@@ -8,6 +8,12 @@
  * the throughput of each count over the first (`speedup`). A pool applies
  * the optimizer (plain SGD) on every thread by ranges unless `--update main`.
  *
+ * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
+ * the schedule in one run: each side overrides some of `micro`,
+ * `micro-tail`, `main-thread`, `update` and `fuse`; the reps of A and B
+ * alternate (A B, then B A, ...) so that the machine's drift hits both, and a
+ * last line gives B's throughput over A's, rep by rep, per worker count.
+ *
  * @module
  */
 import { benchArgs } from "./_args.ts";
@@ -43,57 +49,92 @@ const values = benchArgs("bench:train", {
   fuse: { type: "string", default: "true" },
   // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
   update: { type: "string", default: "pool" },
+  // two configurations compared rep by rep: "key=value,... | key=value,..."
+  ab: { type: "string" },
 });
-const int = (k: keyof typeof values): number => {
-  const n = Number(values[k]);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`error: --${k} must be a whole number ≥ 1, got "${values[k]}"`);
-    Deno.exit(2);
-  }
-  return n;
-};
-if (values.baseline !== undefined && values.baseline !== "processes") {
-  console.error(`error: --baseline must be "processes", got "${values.baseline}"`);
+function fail(msg: string): never {
+  console.error(`error: ${msg}`);
   Deno.exit(2);
+}
+function wholeOf(flag: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) fail(`--${flag} must be a whole number ≥ 1, got "${v}"`);
+  return n;
+}
+const int = (k: keyof typeof values): number => wholeOf(k, values[k] as string | undefined);
+if (values.baseline !== undefined && values.baseline !== "processes") {
+  fail(`--baseline must be "processes", got "${values.baseline}"`);
 }
 const busy = Number(values.busy);
 if (!Number.isInteger(busy) || busy < 0) {
-  console.error(`error: --busy must be a whole number ≥ 0, got "${values.busy}"`);
-  Deno.exit(2);
+  fail(`--busy must be a whole number ≥ 0, got "${values.busy}"`);
 }
 const batch = int("batch"), steps = int("steps"), warmup = int("warmup"), reps = int("reps");
-const channels = int("channels"), microBatch = int("micro");
-const microTail = values["micro-tail"] === undefined ? microBatch : int("micro-tail");
+const channels = int("channels");
 const workerCounts = values.workers.split(",").map(Number);
 if (!workerCounts.every((n) => Number.isInteger(n) && n >= 1)) {
-  console.error(
-    `error: --workers must be whole numbers ≥ 1 (e.g. 2 or 1,2), got "${values.workers}"`,
-  );
-  Deno.exit(2);
+  fail(`--workers must be whole numbers ≥ 1 (e.g. 2 or 1,2), got "${values.workers}"`);
 }
-if (values["main-thread"] !== "true" && values["main-thread"] !== "false") {
-  console.error(`error: --main-thread must be true or false, got "${values["main-thread"]}"`);
-  Deno.exit(2);
+
+/** The options of a runner that `--ab` may vary. */
+interface Config {
+  microBatch: number;
+  microTail: number;
+  mainThread: boolean;
+  poolUpdate: boolean;
+  fuse: boolean;
 }
-const mainThread = values["main-thread"] === "true";
-if (values.fuse !== "true" && values.fuse !== "false") {
-  console.error(`error: --fuse must be true or false, got "${values.fuse}"`);
-  Deno.exit(2);
+const AB_KEYS = ["micro", "micro-tail", "main-thread", "update", "fuse"] as const;
+type AbKey = typeof AB_KEYS[number];
+
+function boolOf(flag: string, v: string): boolean {
+  if (v !== "true" && v !== "false") fail(`--${flag} must be true or false, got "${v}"`);
+  return v === "true";
 }
-const fuse = values.fuse === "true";
-if (values.update !== "pool" && values.update !== "main") {
-  console.error(`error: --update must be pool or main, got "${values.update}"`);
-  Deno.exit(2);
+
+/** A configuration from the flags' values, `over` replacing some (an `--ab` side). */
+function configOf(over: Partial<Record<AbKey, string>>): Config {
+  const get = (k: AbKey) => over[k] ?? (values[k] as string | undefined);
+  const microBatch = wholeOf("micro", get("micro"));
+  const tail = get("micro-tail");
+  const update = get("update")!;
+  if (update !== "pool" && update !== "main") {
+    fail(`--update must be pool or main, got "${update}"`);
+  }
+  return {
+    microBatch,
+    microTail: tail === undefined ? microBatch : wholeOf("micro-tail", tail),
+    mainThread: boolOf("main-thread", get("main-thread")!),
+    poolUpdate: update === "pool",
+    fuse: boolOf("fuse", get("fuse")!),
+  };
 }
-const poolUpdate = values.update === "pool";
+
+/** The sides of `--ab "micro=32 | micro=16,micro-tail=8"`, or the flags' one configuration. */
+function configsOf(ab: string | undefined): Config[] {
+  if (ab === undefined) return [configOf({})];
+  const sides = ab.split("|");
+  if (sides.length !== 2) fail(`--ab must be two configurations "A | B", got "${ab}"`);
+  return sides.map((side) => {
+    const over: Partial<Record<AbKey, string>> = {};
+    for (const item of side.split(",").map((x) => x.trim()).filter((x) => x !== "")) {
+      const [k, v, ...rest] = item.split("=").map((x) => x.trim());
+      if (!AB_KEYS.includes(k as AbKey) || v === undefined || v === "" || rest.length) {
+        fail(`--ab: "${item}" is not key=value with key one of ${AB_KEYS.join(", ")}`);
+      }
+      over[k as AbKey] = v;
+    }
+    return configOf(over);
+  });
+}
+const configs = configsOf(values.ab);
+const abNames = configs.length > 1 ? ["A", "B"] : [""];
 if (values.model !== "lecture-cnn" && values.model !== "mnist-net") {
-  console.error(`error: --model must be lecture-cnn or mnist-net, got "${values.model}"`);
-  Deno.exit(2);
+  fail(`--model must be lecture-cnn or mnist-net, got "${values.model}"`);
 }
 if (values.kernels !== undefined) {
   if (!["ref", "ts", "wasm"].includes(values.kernels)) {
-    console.error(`error: --kernels must be wasm, ts or ref, got "${values.kernels}"`);
-    Deno.exit(2);
+    fail(`--kernels must be wasm, ts or ref, got "${values.kernels}"`);
   }
   setKernelTier(values.kernels as Tier);
 }
@@ -104,7 +145,6 @@ const { train } = await loadMnistNpm({ seed: 1 });
 const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
 const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
 const data = { images: train.images, labels: train.labels, sampleSize: 784 };
-const runners: GradientRunner[] = [];
 const opt = new Sgd(0.01);
 const nBatches = Math.floor(train.count / batch);
 const batches = Array.from({ length: nBatches }, (_, b) => {
@@ -141,6 +181,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 
 // a baseline child: warm up, say ready, wait for "go" on stdin, run, print the rate
 if (values.child) {
+  const { microBatch, microTail, fuse } = configs[0]!;
   const runner = new LocalRunner(spec, {
     params,
     data,
@@ -153,15 +194,16 @@ if (values.child) {
   await run(runner, warmup);
   console.log("ready");
   const input = lines(Deno.stdin.readable);
-  for (let r = 0; r < reps; r++) {
-    await input.next();
+  for (;;) {
+    const got = await input.next();
+    if (got.done) break;
     console.log(JSON.stringify({ rate: (steps * batch) / (await run(runner, steps)) }));
   }
   Deno.exit(0);
 }
 
-/** `n` single-thread copies of this benchmark as processes, started together for each rep. */
-async function baselineProcesses(n: number) {
+/** `n` single-thread copies of this benchmark under `cfg` as processes, started together for each rep. */
+async function baselineProcesses(n: number, cfg: Config) {
   const args = [
     "run",
     "--allow-read",
@@ -169,11 +211,10 @@ async function baselineProcesses(n: number) {
     "--allow-sys",
     new URL(import.meta.url).pathname,
     "--child",
-    ...["model", "batch", "steps", "warmup", "reps", "channels", "micro", "micro-tail", "fuse"]
-      .flatMap((k) => [
-        `--${k}`,
-        k === "micro-tail" ? String(microTail) : String(values[k as keyof typeof values]),
-      ]),
+    ...["model", "batch", "steps", "warmup", "channels"]
+      .flatMap((k) => [`--${k}`, String(values[k as keyof typeof values])]),
+    ...["--micro", String(cfg.microBatch), "--micro-tail", String(cfg.microTail)],
+    ...["--fuse", String(cfg.fuse)],
     ...(values.kernels ? ["--kernels", values.kernels] : []),
   ];
   const procs = Array.from(
@@ -184,7 +225,7 @@ async function baselineProcesses(n: number) {
   const writers = procs.map((p) => p.stdin.getWriter());
   for (const o of outs) await o.next(); // "ready"
   return {
-    /** Runs one rep in every process at once; the sum of their rates. */
+    /** Runs one rep in every process at once; their rates. */
     async rep(): Promise<number[]> {
       await Promise.all(writers.map((w) => w.write(new TextEncoder().encode("go\n"))));
       const got = await Promise.all(outs.map((o) => o.next()));
@@ -197,100 +238,153 @@ async function baselineProcesses(n: number) {
   };
 }
 
+/** One measured runner: a configuration (an `--ab` side) at one worker count. */
+interface Entry {
+  side: number;
+  workers: number;
+  cfg: Config;
+  runner: GradientRunner;
+  baseline: Awaited<ReturnType<typeof baselineProcesses>> | null;
+  rates: number[];
+  sums: number[];
+}
+
+function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | GradientRunner {
+  const common = {
+    params,
+    data,
+    maxBatch: batch,
+    tier,
+    microBatch: cfg.microBatch,
+    microTail: cfg.microTail,
+    profile: values.profile !== undefined,
+    fuse: cfg.fuse,
+  };
+  return workers > 1
+    ? WorkerPool.create(spec, {
+      ...common,
+      workers,
+      mainThread: cfg.mainThread,
+      ...(cfg.poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
+    })
+    : new LocalRunner(spec, common);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const ratios = (xs: number[], ys: number[]) => xs.map((x, i) => Number((x / ys[i]!).toFixed(2)));
+
 const hogs: Deno.ChildProcess[] = [];
+const entries: Entry[] = [];
 try {
-  for (const workers of workerCounts) {
-    runners.push(
-      workers > 1
-        ? await WorkerPool.create(spec, {
-          workers,
-          params,
-          data,
-          maxBatch: batch,
-          tier,
-          microBatch,
-          microTail,
-          mainThread,
-          profile: values.profile !== undefined,
-          fuse,
-          ...(poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
-        })
-        : new LocalRunner(spec, {
-          params,
-          data,
-          maxBatch: batch,
-          tier,
-          microBatch,
-          microTail,
-          profile: values.profile !== undefined,
-          fuse,
-        }),
-    );
+  for (const [side, cfg] of configs.entries()) {
+    for (const workers of workerCounts) {
+      entries.push({
+        side,
+        workers,
+        cfg,
+        runner: await makeRunner(workers, cfg),
+        baseline: null,
+        rates: [],
+        sums: [],
+      });
+    }
   }
   // CPU-bound processes of someone else's, as `yes > /dev/null` would be
   for (let i = 0; i < busy; i++) {
     hogs.push(new Deno.Command("yes", { stdout: "null", stderr: "null" }).spawn());
   }
-  const baselines = values.baseline
-    ? await Promise.all(workerCounts.map((w) => w > 1 ? baselineProcesses(w) : null))
-    : [];
-  for (const runner of runners) await run(runner, warmup);
-  const rates: number[][] = runners.map(() => []);
-  const sums: number[][] = runners.map(() => []);
-  for (let r = 0; r < reps; r++) {
-    for (const [k, runner] of runners.entries()) {
-      const b = baselines[k];
-      if (b) sums[k]!.push((await b.rep()).reduce((a, x) => a + x, 0));
-      rates[k]!.push((steps * batch) / (await run(runner, steps)));
+  if (values.baseline) {
+    for (const e of entries) {
+      // the processes run LocalRunner: main-thread and update do not change them
+      const same = entries.find((o) =>
+        o !== e && o.baseline && o.workers === e.workers &&
+        o.cfg.microBatch === e.cfg.microBatch && o.cfg.microTail === e.cfg.microTail &&
+        o.cfg.fuse === e.cfg.fuse
+      );
+      if (e.workers > 1) {
+        e.baseline = same ? same.baseline : await baselineProcesses(e.workers, e.cfg);
+      }
     }
   }
-  for (const b of baselines) await b?.close();
+  for (const e of entries) await run(e.runner, warmup);
+  for (let r = 0; r < reps; r++) {
+    // A then B, B then A, ...: neither side always runs first after the other
+    const order = r % 2 === 0 ? entries : [...entries].sort((x, y) => y.side - x.side);
+    for (const e of order) {
+      if (e.baseline) e.sums.push((await e.baseline.rep()).reduce((a, x) => a + x, 0));
+      e.rates.push((steps * batch) / (await run(e.runner, steps)));
+    }
+  }
+  for (const b of new Set(entries.map((e) => e.baseline))) await b?.close();
   const flopsPerSample = stepFlops(makePlan(spec.built, { batch })) / batch;
-  const medians = rates.map((rs) => [...rs].sort((a, b) => a - b)[Math.floor(rs.length / 2)]!);
-  workerCounts.forEach((workers, k) => {
+  for (const e of entries) {
+    const { cfg } = e;
+    const m = median(e.rates);
     console.log(JSON.stringify({
+      ...(configs.length > 1 ? { ab: abNames[e.side] } : {}),
       model: values.model,
       batch,
-      workers,
-      ...(workers > 1 ? { main_thread: mainThread, update: values.update } : {}),
+      workers: e.workers,
+      ...(e.workers > 1
+        ? { main_thread: cfg.mainThread, update: cfg.poolUpdate ? "pool" : "main" }
+        : {}),
       kernels: tier,
-      micro_batch: microBatch,
-      ...(microTail < microBatch ? { micro_tail: microTail } : {}),
-      fuse,
+      micro_batch: cfg.microBatch,
+      ...(cfg.microTail < cfg.microBatch ? { micro_tail: cfg.microTail } : {}),
+      fuse: cfg.fuse,
       steps,
       ...(busy ? { busy_processes: busy } : {}),
-      samples_per_sec: Math.round(medians[k]!),
-      gflops: Number(((medians[k]! * flopsPerSample) / 1e9).toFixed(2)),
-      reps: rates[k]!.map(Math.round),
-      ...(sums[k]!.length
+      samples_per_sec: Math.round(m),
+      gflops: Number(((m * flopsPerSample) / 1e9).toFixed(2)),
+      reps: e.rates.map(Math.round),
+      ...(e.sums.length
         ? {
           // N single-thread processes at the same moment: the machine's real limit
-          processes_sum: sums[k]!.map(Math.round),
-          of_processes_per_rep: rates[k]!.map((x, i) => Number((x / sums[k]![i]!).toFixed(2))),
+          processes_sum: e.sums.map(Math.round),
+          of_processes_per_rep: ratios(e.rates, e.sums),
         }
         : {}),
     }));
-  });
-  if (workerCounts.length > 1) {
+  }
+  for (const side of configs.keys()) {
+    const mine = entries.filter((e) => e.side === side);
+    if (mine.length < 2) continue;
+    const first = mine[0]!;
     console.log(JSON.stringify({
+      ...(configs.length > 1 ? { ab: abNames[side] } : {}),
       speedup: Object.fromEntries(
-        workerCounts.map((w, k) => [w, Number((medians[k]! / medians[0]!).toFixed(2))]),
+        mine.map((e) => [e.workers, Number((median(e.rates) / median(first.rates)).toFixed(2))]),
       ),
       // the same ratio rep by rep: how much of it is noise
       speedup_per_rep: Object.fromEntries(
-        workerCounts.slice(1).map((w, k) => [
-          w,
-          rates[k + 1]!.map((r, i) => Number((r / rates[0]![i]!).toFixed(2))),
-        ]),
+        mine.slice(1).map((e) => [e.workers, ratios(e.rates, first.rates)]),
       ),
     }));
   }
+  if (configs.length > 1) {
+    // B over A at each worker count, rep by rep (taken moments apart)
+    const per = workerCounts.map((w) => {
+      const [a, b] = [0, 1].map((side) => entries.find((e) => e.side === side && e.workers === w)!);
+      return [w, {
+        rates: ratios(b!.rates, a!.rates),
+        median: Number(median(ratios(b!.rates, a!.rates)).toFixed(2)),
+      }];
+    });
+    console.log(
+      JSON.stringify({
+        ab: "B/A",
+        A: values.ab!.split("|")[0]!.trim(),
+        B: values.ab!.split("|")[1]!.trim(),
+        ...Object.fromEntries(per),
+      }),
+    );
+  }
   if (values.profile !== undefined) {
-    for (const [k, runner] of runners.entries()) {
-      const file = workerCounts.length > 1
-        ? values.profile.replace(/(\.json)?$/, `-w${workerCounts[k]}$1`)
-        : values.profile;
-      await Deno.writeTextFile(file, JSON.stringify(runner.profiler!.toChromeTrace()));
+    for (const e of entries) {
+      const tag = (workerCounts.length > 1 ? `-w${e.workers}` : "") +
+        (configs.length > 1 ? `-${abNames[e.side]}` : "");
+      const file = values.profile.replace(/(\.json)?$/, `${tag}$1`);
+      await Deno.writeTextFile(file, JSON.stringify(e.runner.profiler!.toChromeTrace()));
       console.error(`profile: ${file} (deno task profile ${file})`);
     }
   }
@@ -299,5 +393,5 @@ try {
     h.kill();
     await h.status;
   }
-  for (const runner of runners) await runner.close();
+  for (const e of entries) await e.runner.close();
 }

@@ -35,3 +35,38 @@ Deno.test("a bench script lists its flags for --help and exits 0", async () => {
   assert.match(r.stdout, /^bench:train options:\n/);
   assert.match(r.stdout, / {2}--batch VALUE \(default 64\)\n/);
 });
+
+Deno.test("bench:train --ab names a bad side in one line and exits 2", async () => {
+  for (
+    const [ab, msg] of [
+      ["micro=32", /--ab must be two configurations/],
+      ["micro=32 | bogus=1", /--ab: "bogus=1" is not key=value with key one of micro, micro-tail/],
+      ["micro=32 | micro=0", /--micro must be a whole number ≥ 1, got "0"/],
+    ] as const
+  ) {
+    const r = await run("--ab", ab);
+    assert.equal(r.code, 2, ab);
+    assert.match(r.stderr.trim(), msg);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+  }
+});
+
+Deno.test("bench:train --ab alternates two configurations and prints B over A per rep", async () => {
+  const r = await run(
+    ...["--workers", "1", "--steps", "2", "--warmup", "1", "--reps", "2", "--channels", "4"],
+    ...["--ab", "micro=32 | micro=16,micro-tail=8"],
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const [a, b, ratio] = lines;
+  assert.equal(a.ab, "A");
+  assert.equal(a.micro_batch, 32);
+  assert.equal(b.ab, "B");
+  assert.equal(b.micro_batch, 16);
+  assert.equal(b.micro_tail, 8);
+  assert.equal(ratio.ab, "B/A");
+  assert.equal(ratio["1"].rates.length, 2);
+  for (const [i, x] of ratio["1"].rates.entries()) {
+    assert.ok(Math.abs(x - b.reps[i] / a.reps[i]) < 0.011, `rep ${i}: ${x}`);
+  }
+});

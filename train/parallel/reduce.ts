@@ -25,9 +25,14 @@ import type { Layout } from "./spec.ts";
 /** Slots of the tree's state array: free-region bitmap, root region, then per-node arrivals and regions. */
 export const TREE = { FREE: 0, ROOT: 1, HEAD: 2 } as const;
 
-/** Int32 slots of the state of a tree over at most `maxK` micro-batches. */
+/**
+ * Int32 slots of the state of a tree over at most `maxK` micro-batches: an
+ * arrival count and a region slot per node, in halves of `(length - HEAD) / 2`.
+ * A ragged tree has more than `2K` nodes (5 leaves: 5 + 3 + 2 + 1), at most
+ * `2K + ⌈log2 K⌉ + 1`.
+ */
 export function treeStateLength(maxK: number): number {
-  return TREE.HEAD + 4 * maxK;
+  return TREE.HEAD + 4 * (maxK + treeLevels(maxK) + 1);
 }
 
 /** Levels above the leaves of a tree over `k` leaves: `⌈log2 k⌉`. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { cutBatch, maxMicroBatches } from "../../../train/parallel/shard.ts";
+import { GradTree, TREE, treeStateLength } from "../../../train/parallel/reduce.ts";
 
 function cut(n: number, micro: number, tail: number): number[] {
   const starts = new Int32Array(n + 2);
@@ -28,5 +29,43 @@ Deno.test("a guided tail halves what is left down to `tail` samples", () => {
       assert.ok(size >= 1 && size <= 16, `n ${n}: ${s}`);
     }
     assert.ok(s.length - 1 <= maxMicroBatches(200, 16, 4));
+  }
+});
+
+Deno.test("the reduction tree of every cut fits its state: right sum, every region back", () => {
+  // a ragged tree (e.g. 5 leaves: 5 + 3 + 2 + 1 nodes) has more than 2K nodes; with
+  // too small a state, the top's arrival count overlapped leaf 0's region slot
+  const layout = { grads: [["p", "g"]] as [string, string][], offsets: [0], sizes: [1], total: 1 };
+  for (let k = 1; k <= 40; k++) {
+    for (const deferTop of [false, true]) {
+      for (const order of ["forward", "reverse"]) {
+        const n = 31;
+        const tree = new GradTree(
+          layout,
+          new Float32Array(n),
+          new Int32Array(treeStateLength(k)),
+          k,
+          deferTop,
+        );
+        tree.resetFree(n);
+        tree.resetStep(k);
+        // hold region 0, so leaf 0's region number is not 0
+        const held = tree.tryAcquire();
+        let spare = -1;
+        for (let j = 0; j < k; j++) {
+          const leaf = order === "forward" ? j : k - 1 - j;
+          if (spare < 0) spare = tree.tryAcquire();
+          const outs = [new Float32Array(1), Float32Array.of(leaf + 1)];
+          if (tree.leaf(leaf, 1, outs, spare)) spare = -1;
+        }
+        assert.ok(tree.root() >= 0, `k ${k}: no root`);
+        const sum = new Float32Array(1);
+        tree.takeRoot([sum]);
+        assert.equal(sum[0], (k * (k + 1)) / 2, `k ${k} deferTop ${deferTop} ${order}`);
+        if (spare >= 0) tree.release(spare);
+        tree.release(held);
+        assert.equal(tree.stateArray[TREE.FREE], 0x7fffffff, `k ${k}: a region was lost`);
+      }
+    }
   }
 });
