@@ -4,7 +4,9 @@
  * - `/` and `/web/…`: the page's own files (`web/index.html`, `web/app.js`, …);
  * - `/mod.ts`, `/graph/…`, `/ops/…`, `/train/…`: the library's modules,
  *   each turned into JavaScript on request by {@linkcode toBrowserJs} (no
- *   build step: edit a `.ts` file and reload);
+ *   build step: edit a `.ts` file and reload); to Deno (user agent `Deno/…`)
+ *   the TypeScript files as they are, so a Deno program can import the
+ *   library from the server's `/mod.ts`;
  * - `/npm/NAME@VERSION[/PATH]`: a file of an npm package from Deno's npm
  *   cache (the package's ES module entry when no path is given), e.g. Comlink;
  *   a CommonJS package the library uses gets its browser bundle wrapped as an
@@ -115,7 +117,11 @@ export async function startServer(opts: ServeOptions = {}): Promise<DemoServer> 
       }
       if (path === "/mod.ts" || LIBRARY_DIRS.some((d) => path.startsWith(`/${d}`))) {
         if (!path.endsWith(".ts")) return text(404, `not a module: "${path}"`);
-        return await module(req, new URL(path.slice(1), ROOT), path, js);
+        const target = new URL(path.slice(1), ROOT);
+        // Deno imports the TypeScript as it is, `npm:` specifiers and all
+        // (`import … from "http://127.0.0.1:8000/mod.ts"`); a browser gets JavaScript
+        if (req.headers.get("user-agent")?.startsWith("Deno/")) return await source(req, target);
+        return await module(req, target, path, js);
       }
       if (path.startsWith("/npm/")) {
         npmRoot ??= findNpmCache();
@@ -234,6 +240,14 @@ function tagOf(stat: Deno.FileInfo): string {
 async function file(req: Request, target: URL, isolated: boolean): Promise<Response> {
   const stat = await Deno.stat(target);
   const h = headers(typeOf(target.pathname), isolated);
+  if (req.headers.get("if-none-match") === tagOf(stat)) return reply(req, "", h, tagOf(stat));
+  return reply(req, await Deno.readFile(target), h, tagOf(stat));
+}
+
+/** A TypeScript file as it is, for Deno's module loader. */
+async function source(req: Request, target: URL): Promise<Response> {
+  const stat = await Deno.stat(target);
+  const h = headers("application/typescript; charset=utf-8", true);
   if (req.headers.get("if-none-match") === tagOf(stat)) return reply(req, "", h, tagOf(stat));
   return reply(req, await Deno.readFile(target), h, tagOf(stat));
 }

@@ -12,8 +12,11 @@ async function withServer(body: (url: string) => Promise<void>): Promise<void> {
   }
 }
 
+// Deno's fetch says "Deno/…", to which the server sends TypeScript; these tests are the browser
+const BROWSER = { "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 (test)" };
+
 async function get(url: string, path: string): Promise<Response> {
-  return await fetch(new URL(path, url));
+  return await fetch(new URL(path, url), { headers: BROWSER });
 }
 
 Deno.test("serve listens on loopback and every answer carries the isolation headers", async () => {
@@ -119,13 +122,48 @@ Deno.test("serve answers 304 to a browser that holds the current version", async
       await first.body?.cancel();
       const tag = first.headers.get("etag");
       assert.ok(tag, `${path}: no etag`);
-      const again = await fetch(new URL(path, url), { headers: { "if-none-match": tag } });
+      const again = await fetch(new URL(path, url), {
+        headers: { ...BROWSER, "if-none-match": tag },
+      });
       await again.body?.cancel();
       assert.equal(again.status, 304, path);
       assert.equal(again.headers.get("cross-origin-embedder-policy"), "require-corp", path);
-      const other = await fetch(new URL(path, url), { headers: { "if-none-match": '"old"' } });
+      const other = await fetch(new URL(path, url), {
+        headers: { ...BROWSER, "if-none-match": '"old"' },
+      });
       await other.body?.cancel();
       assert.equal(other.status, 200, path);
     }
+  });
+});
+
+Deno.test("serve gives Deno the TypeScript as it is, so a program imports mod.ts from it", async () => {
+  await withServer(async (url) => {
+    const res = await fetch(new URL("/train/data/mnist_npm.ts", url)); // user-agent Deno/…
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/typescript; charset=utf-8");
+    const source = await Deno.readTextFile(
+      new URL("../../train/data/mnist_npm.ts", import.meta.url),
+    );
+    assert.equal(await res.text(), source); // `npm:` specifiers and types kept
+    // a Deno program importing the library from the server: the digits come through npm:
+    const script = `import { loadMnistNpm, tensor } from "${url}mod.ts";
+      const { train, test } = await loadMnistNpm({ seed: 1 });
+      console.log(train.count, test.count, tensor([2]).data[0]);`;
+    const host = new URL(url).host;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", `--allow-import=${host}`, `--reload=${url}`, "-"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const w = out.stdin.getWriter();
+    await w.write(new TextEncoder().encode(script));
+    await w.close();
+    const r = await out.output();
+    const dec = new TextDecoder();
+    assert.equal(r.code, 0, dec.decode(r.stderr));
+    assert.equal(dec.decode(r.stdout).trim(), "8000 2000 2");
   });
 });
