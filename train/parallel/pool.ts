@@ -251,8 +251,12 @@ export class WorkerPool implements GradientRunner {
   /** Failures of each worker index since it last answered a step. */
   private failures: number[];
   private seam: TestSeam | undefined;
-  /** Rejected when a fault strikes the step running. */
-  private onFault: ((f: Fault) => void) | null = null;
+  /** Set while `runMain` runs: a fault then goes to `pending`. */
+  private stepping = false;
+  /** A fault that struck the step running (a worker died, the pool was closed), seen at its next wait. */
+  private pending: Fault | null = null;
+  /** When the step running times out (`performance.now()` time). */
+  private deadline = Infinity;
   /** Worker deaths not yet dealt with: index -> reason. */
   private deaths = new Map<number, string>();
   private spinner: Spinner;
@@ -494,7 +498,7 @@ export class WorkerPool implements GradientRunner {
   close(): Promise<void> {
     this.closed = true;
     this.terminateAll("WorkerPool closed");
-    this.onFault?.(new Fault("the pool was closed"));
+    if (this.stepping) this.pending ??= new Fault("the pool was closed");
     return Promise.resolve();
   }
 
@@ -522,26 +526,22 @@ export class WorkerPool implements GradientRunner {
 
   /**
    * The main thread's part of step `seq`: its lane, then waiting for the
-   * reduction's root. Returns the fault that struck meanwhile, if any.
+   * reduction's root. Returns the fault that struck meanwhile, if any. No
+   * timer or promise per step: the waits check the step's deadline and the
+   * fault a worker's death or `close` left (see {@linkcode WorkerPool.waitAsync}).
    */
   private async runMain(seq: number): Promise<Fault | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const fault = new Promise<never>((_, reject) => {
-      this.onFault = reject;
-      timer = setTimeout(
-        () => reject(new Fault(`the step timed out after ${this.stepTimeoutMs} ms`)),
-        this.stepTimeoutMs,
-      );
-    });
-    fault.catch(() => {});
+    this.pending = null;
+    this.deadline = performance.now() + this.stepTimeoutMs;
+    this.stepping = true;
     try {
       // a death seen between steps
       if (this.deaths.size > 0) return new Fault("a worker died");
       const lane = this.lane;
       if (lane && lane.begin(seq)) {
-        while (!lane.advance()) await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor, fault);
+        while (!lane.advance()) await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor);
       }
-      while (this.tree.root() < 0) await this.waitAsync(this.mem.tree, TREE.ROOT, -1, fault);
+      while (this.tree.root() < 0) await this.waitAsync(this.mem.tree, TREE.ROOT, -1);
       const u = this.updater;
       if (
         u &&
@@ -554,7 +554,7 @@ export class WorkerPool implements GradientRunner {
           // the count first, then the test: a count read after the test could be the final one, never to change
           const done = Atomics.load(ctl, u.lastDoneSlot);
           if (done >= u.units) break;
-          await this.waitAsync(ctl, u.lastDoneSlot, done, fault);
+          await this.waitAsync(ctl, u.lastDoneSlot, done);
         }
       }
       return null;
@@ -565,8 +565,16 @@ export class WorkerPool implements GradientRunner {
       this.tree.resetFree(this.regions);
       throw e;
     } finally {
-      clearTimeout(timer);
-      this.onFault = null;
+      this.stepping = false;
+      this.pending = null;
+    }
+  }
+
+  /** Throws the fault that struck the step running: a worker's death, `close`, or the step's deadline passed. */
+  private checkFault(): void {
+    if (this.pending) throw this.pending;
+    if (performance.now() > this.deadline) {
+      throw new Fault(`the step timed out after ${this.stepTimeoutMs} ms`);
     }
   }
 
@@ -574,16 +582,11 @@ export class WorkerPool implements GradientRunner {
    * Until `arr[at]` is no longer `value`: a short spin (within the spinner's
    * budget), then a blocking `Atomics.wait` in slices of
    * {@linkcode BLOCK_SLICE_MS} with a turn of the event loop between them (a
-   * worker's death or the step timeout is seen there: rejects on a fault).
-   * Where the main thread cannot block (a web page), `Atomics.waitAsync` in
-   * the same slices.
+   * worker's death, `close` or the step's deadline is seen there: throws the
+   * fault). Where the main thread cannot block (a web page),
+   * `Atomics.waitAsync` in the same slices.
    */
-  private async waitAsync(
-    arr: Int32Array,
-    at: number,
-    value: number,
-    fault: Promise<never>,
-  ): Promise<void> {
+  private async waitAsync(arr: Int32Array, at: number, value: number): Promise<void> {
     const t0 = performance.now();
     const spin = this.spinner.budget(t0);
     const until = t0 + spin;
@@ -592,11 +595,12 @@ export class WorkerPool implements GradientRunner {
       if (canBlock()) {
         // wakes at once, where a waitAsync's wake-up waits for the event loop
         if (Atomics.wait(arr, at, value, BLOCK_SLICE_MS) !== "timed-out") break;
-        await Promise.race([nextTurn(), fault]);
+        await nextTurn();
       } else {
         const w = Atomics.waitAsync(arr, at, value, BLOCK_SLICE_MS);
-        if (w.async) await Promise.race([w.value, fault]);
+        if (w.async) await w.value;
       }
+      this.checkFault();
     }
     const t1 = performance.now();
     this.spinner.record(t1 - t0, spin);
@@ -754,7 +758,7 @@ export class WorkerPool implements GradientRunner {
     dead.catch((e) => {
       if (slot.killed) return;
       this.deaths.set(i, messageOf(e));
-      this.onFault?.(new Fault(messageOf(e)));
+      if (this.stepping) this.pending ??= new Fault(messageOf(e));
     });
     this.slots[i] = slot;
     try {

@@ -37,17 +37,46 @@ Deno.test("waitChange returns at once for a changed value and times out for an u
   assert.ok(performance.now() - t0 >= 25);
 });
 
-Deno.test("a yielder lets a due timer run before settle resolves", async () => {
-  const y = new Yielder();
-  // a timer set before the step starts (one set during a step runs at the next step's turn)
-  let ran = false;
-  setTimeout(() => (ran = true), 0);
-  y.arm();
-  const t0 = performance.now();
-  while (performance.now() - t0 < 5); // a step's work
-  await y.settle();
-  assert.ok(ran);
-});
+for (const timer of [false, true]) {
+  const how = timer ? "a zero-delay timer" : "setImmediate";
+  Deno.test(`a yielder (${how}) lets a due timer run before settle resolves`, async () => {
+    const y = new Yielder(timer);
+    // a timer set before the step starts (one set during a step runs at the next step's turn)
+    let ran = false;
+    setTimeout(() => (ran = true), 0);
+    y.arm();
+    const t0 = performance.now();
+    while (performance.now() - t0 < 5); // a step's work
+    await y.settle();
+    assert.ok(ran);
+  });
+
+  // a microtask-only "turn" would never let it run; the turn it runs at varies with the
+  // signal's delivery (usually the first, sometimes later on a busy machine)
+  Deno.test(`a yielder (${how}) lets a signal listener run between steps`, async () => {
+    const y = new Yielder(timer);
+    let seen = 0;
+    const listener = () => seen++;
+    Deno.addSignalListener("SIGUSR2", listener);
+    try {
+      // the listener's op is polled from the event loop: settle once so it is waiting
+      await y.settle();
+      for (let i = 1; i <= 3; i++) {
+        Deno.kill(Deno.pid, "SIGUSR2");
+        // steps of 1 ms of work, each followed by the turn
+        for (let step = 0; step < 200 && seen < i; step++) {
+          y.arm();
+          const t0 = performance.now();
+          while (performance.now() - t0 < 1);
+          await y.settle();
+        }
+        assert.equal(seen, i, `signal ${i} seen within 200 steps`);
+      }
+    } finally {
+      Deno.removeSignalListener("SIGUSR2", listener);
+    }
+  });
+}
 
 Deno.test("spins that keep running out before the wait ends stop spinning for a while, then it tries again", () => {
   const s = new Spinner(1e9);
