@@ -75,9 +75,37 @@ export function applyRule(
   lo: number,
   hi: number,
 ): void {
-  if (rule === "sgd") sgdRange(s, p, g, a, lo, hi);
-  else if (rule === "adam") adamRange(s, p, g, a, b, lo, hi);
-  else adadeltaRange(s, p, g, a, b, lo, hi);
+  applyRuleAt(rule, s, p, g, 0, a, b, lo, hi);
+}
+
+/**
+ * {@linkcode applyRule} with the gradient of element `i` at `g[i - go]`
+ * (a unit's gradient in a buffer of its own, `go` its first element).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { applyRuleAt } from "./rules.ts";
+ * const p = new Float32Array([1, 1, 1]);
+ * // plain SGD at lr 0.5 on elements 1 and 2, their gradients at g[0] and g[1]
+ * applyRuleAt("sgd", new Float64Array(8).fill(0.5, 0, 1), p, new Float32Array([2, 4]), 1, p, p, 1, 3);
+ * assert.deepEqual([...p], [1, 0, -1]);
+ * ```
+ */
+export function applyRuleAt(
+  rule: Rule,
+  s: Float64Array,
+  p: Float32Array,
+  g: Float32Array,
+  go: number,
+  a: Float32Array,
+  b: Float32Array,
+  lo: number,
+  hi: number,
+): void {
+  if (rule === "sgd") sgdRange(s, p, g, go, a, lo, hi);
+  else if (rule === "adam") adamRange(s, p, g, go, a, b, lo, hi);
+  else adadeltaRange(s, p, g, go, a, b, lo, hi);
 }
 
 // s: lr, momentum, weight decay, nesterov (0/1), fresh (0/1: the buffer starts at the gradient)
@@ -85,17 +113,18 @@ function sgdRange(
   s: Float64Array,
   p: Float32Array,
   g: Float32Array,
+  go: number,
   buf: Float32Array,
   lo: number,
   hi: number,
 ): void {
   const lr = s[0]!, mu = s[1]!, wd = s[2]!, nesterov = s[3]! !== 0, fresh = s[4]! !== 0;
   if (mu === 0) {
-    for (let i = lo; i < hi; i++) p[i] = p[i]! - lr * (g[i]! + wd * p[i]!);
+    for (let i = lo; i < hi; i++) p[i] = p[i]! - lr * (g[i - go]! + wd * p[i]!);
     return;
   }
   for (let i = lo; i < hi; i++) {
-    const gi = g[i]! + wd * p[i]!;
+    const gi = g[i - go]! + wd * p[i]!;
     // PyTorch starts the buffer at the first gradient, not at zero
     buf[i] = fresh ? gi : mu * buf[i]! + gi;
     p[i] = p[i]! - lr * (nesterov ? gi + mu * buf[i]! : buf[i]!);
@@ -107,6 +136,7 @@ function adamRange(
   s: Float64Array,
   p: Float32Array,
   g: Float32Array,
+  go: number,
   m: Float32Array,
   v: Float32Array,
   lo: number,
@@ -117,7 +147,7 @@ function adamRange(
   for (let i = lo; i < hi; i++) {
     // AdamW shrinks the weight before the update, as PyTorch does
     if (shrink !== 1) p[i] = p[i]! * shrink;
-    const gi = g[i]! + l2 * p[i]!;
+    const gi = g[i - go]! + l2 * p[i]!;
     m[i] = beta1 * m[i]! + (1 - beta1) * gi;
     v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi;
     p[i] = p[i]! - (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + eps);
@@ -129,6 +159,7 @@ function adadeltaRange(
   s: Float64Array,
   p: Float32Array,
   g: Float32Array,
+  go: number,
   v: Float32Array,
   u: Float32Array,
   lo: number,
@@ -136,7 +167,7 @@ function adadeltaRange(
 ): void {
   const lr = s[0]!, rho = s[1]!, eps = s[2]!;
   for (let i = lo; i < hi; i++) {
-    const gi = g[i]!;
+    const gi = g[i - go]!;
     v[i] = rho * v[i]! + (1 - rho) * gi * gi;
     const d = (Math.sqrt(u[i]! + eps) / Math.sqrt(v[i]! + eps)) * gi;
     u[i] = rho * u[i]! + (1 - rho) * d * d;
@@ -158,6 +189,26 @@ function adadeltaRange(
 export function sumSquares(g: Float32Array, lo: number, hi: number): number {
   let sq = 0;
   for (let i = lo; i < hi; i++) sq += g[i]! * g[i]!;
+  return sq;
+}
+
+/**
+ * {@linkcode sumSquares} of the float32 sum `g + h` (each element rounded to
+ * float32 first, as if stored), without storing it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sumSquaresOfSum } from "./rules.ts";
+ * assert.equal(sumSquaresOfSum(new Float32Array([1, 2]), new Float32Array([2, 2]), 0, 2), 25);
+ * ```
+ */
+export function sumSquaresOfSum(g: Float32Array, h: Float32Array, lo: number, hi: number): number {
+  let sq = 0;
+  for (let i = lo; i < hi; i++) {
+    const x = Math.fround(g[i]! + h[i]!);
+    sq += x * x;
+  }
   return sq;
 }
 

@@ -326,7 +326,7 @@ export class WorkerPool implements GradientRunner {
         }
         return opt.buffers(name, p.length, true);
       });
-      this.mem.update = updateShared(layout, opt.rule, up.trainable, state, clip);
+      this.mem.update = updateShared(layout, opt.rule, up.trainable, state, clip, opts.workers);
       this.bufferOuts = layout.grads.map(() => null);
     }
     this.tree = new GradTree(layout, this.mem.regions, this.mem.tree, maxK, !!up);

@@ -88,12 +88,16 @@ export class GradTree {
 
   /** Leaves the top node's sum undone (see {@linkcode GradTree.root}). */
   readonly deferTop: boolean;
+  /** The bit of this thread's own region (see {@linkcode GradTree.tryAcquire}). */
+  private home: number;
 
   /**
    * A handle on `state` (see {@linkcode TREE}) and `regions` (`regionCount`
    * of `layout.total` floats). With `deferTop` the thread completing the top
    * node does not add its two halves: the root is the pair, summed by
    * whoever takes it (the parallel update, by ranges, on every thread).
+   * `thread` (0 for the main thread's lane, worker `i` for the others) picks
+   * the region this handle prefers.
    */
   constructor(
     layout: Layout,
@@ -101,8 +105,10 @@ export class GradTree {
     state: Int32Array,
     maxK: number,
     deferTop = false,
+    thread = 0,
   ) {
     this.deferTop = deferTop;
+    this.home = thread >= 0 && thread < 31 ? 1 << thread : 0;
     this.layout = layout;
     this.total = layout.total;
     this.regions = regions;
@@ -138,13 +144,19 @@ export class GradTree {
     Atomics.store(this.state, TREE.ROOT, -1);
   }
 
-  /** A free region, or -1 when none is. */
+  /**
+   * A free region, or -1 when none is: this thread's own region (region `t`
+   * for thread `t`) when it is free, else the highest free one (the regions
+   * above the threads' own are nobody's), so a thread writes its leaves
+   * where its core's cache already holds the lines, step after step, and
+   * takes another thread's region only when nothing else is free.
+   */
   tryAcquire(): number {
     const s = this.state;
     for (;;) {
       const v = Atomics.load(s, TREE.FREE);
       if (v === 0) return -1;
-      const bit = v & -v;
+      const bit = (v & this.home) !== 0 ? this.home : 1 << (31 - Math.clz32(v));
       if (Atomics.compareExchange(s, TREE.FREE, v, v & ~bit) === v) return 31 - Math.clz32(bit);
     }
   }

@@ -164,6 +164,8 @@ export class Profiler {
           pid: 1,
           tid,
         };
+        // which unit of the update, which micro-batch of a reduction: for per-span analysis
+        if (kind !== SPAN.OP) e.args = { id };
         events.push(e);
       }
     });

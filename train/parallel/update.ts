@@ -1,30 +1,55 @@
 /**
  * The parallel update: once a step's gradient tree is complete, every
  * thread of the pool takes part in the reduction's last sum and the
- * optimizer's step, by ranges of the parameters. The ranges ("units") are
- * chunks of {@linkcode NORM_CHUNK} elements of each parameter, claimed from
- * a shared counter; on each, a thread adds the tree's two top halves (the
- * last sum of the reduction, left undone by the tree) and applies the
- * optimizer's elementwise rule (`train/optim/rules.ts`) with its state in
- * shared memory. Elementwise work by ranges gives the bits of the
+ * optimizer's step, by ranges of the parameters ("units", at most
+ * {@linkcode UPDATE_UNIT} elements of one parameter each). On a unit a thread
+ * adds the tree's two top halves (the last sum of the reduction, left undone
+ * by the tree) into a small buffer of its own, and applies the optimizer's
+ * elementwise rule (`train/optim/rules.ts`) with its state in shared memory:
+ * the gradient regions are only read, so their cache lines stay with the
+ * threads that wrote them. Elementwise work by ranges gives the bits of the
  * whole-array step, whichever thread does which range.
  *
- * Clipping by the global norm is a two-round step: round 0 sums each unit's
- * squares (after the last sum), a barrier, then round 1 scales and updates;
- * the norm adds the units' sums in the optimizer's order, as `clipGradNorm`
- * does on one thread.
+ * Units are claimed with a flag each (`Atomics.compareExchange`), in an
+ * order of the thread's own ({@linkcode claimOrder}): every thread has a
+ * home section of the units (an equal share of the values) that it takes
+ * from the front, and once that is gone it takes what is left of the
+ * others' sections from their backs. So a thread updates the same
+ * parameters step after step (they, their optimizer state and their part of
+ * the gradient stay in its core's cache), while a slow or descheduled thread
+ * still takes fewer units.
  *
- * A unit is marked running, then done, so a step whose update was cut short
- * by a fault re-runs only the units not done; a unit left running by a
- * thread that died inside it cannot be re-run exactly and the step fails.
+ * Clipping by the global norm is a two-round step: round 0 sums each
+ * gradient chunk's squares (chunks of {@linkcode NORM_CHUNK}, after the last
+ * sum), a barrier, then round 1 scales and updates by units; the norm adds
+ * the chunks' sums in the optimizer's order, as `clipGradNorm` does on one
+ * thread.
+ *
+ * A unit is marked claimed, running, then done, so a step whose update was
+ * cut short by a fault re-runs only the units not done; a unit left running
+ * by a thread that died inside it cannot be re-run exactly and the step
+ * fails.
  *
  * @module
  */
-import { applyRule, NORM_CHUNK, type Rule, RULE_SCALARS, sumSquares } from "../optim/rules.ts";
+import {
+  applyRuleAt,
+  NORM_CHUNK,
+  type Rule,
+  RULE_SCALARS,
+  sumSquares,
+  sumSquaresOfSum,
+} from "../optim/rules.ts";
 import type { Layout } from "./spec.ts";
 
-/** Int32 slots of the update's control block: the claim counters of rounds 0 and 1, then their counts of finished units. */
-export const UPD = { NEXT0: 0, NEXT1: 1, DONE0: 2, DONE1: 3 } as const;
+/** Elements per unit of the parallel update (a divisor of {@linkcode NORM_CHUNK}). */
+export const UPDATE_UNIT = 4096;
+
+/** Int32 slots of the update's control block: the step's tag, then each round's count of finished units. */
+export const UPD = { TAG: 0, DONE0: 2, DONE1: 3 } as const;
+
+/** States of a unit's flag (its low two bits; the step's tag is above them). */
+export const UNIT = { TODO: 0, RUNNING: 1, DONE: 2, CLAIMED: 3 } as const;
 
 /** What every thread of a pool needs for the parallel update (posted to workers; arrays are shared). */
 export interface UpdateShared {
@@ -36,23 +61,31 @@ export interface UpdateShared {
   state: [Float32Array, Float32Array][];
   /** The global-norm limit, 0 for no clipping. */
   clip: number;
+  /** Threads of the pool (each has a home section of the units, see {@linkcode claimOrder}). */
+  threads: number;
+  /** Units of round 0 and round 1 (0 without clipping). */
+  counts: [number, number];
   /** The step's numbers of the rule (see `RangeOptimizer.begin`). */
   scalars: Float64Array;
   /** The control block (see {@linkcode UPD}). */
   ctl: Int32Array;
-  /** Per round and unit: 0 to do, 1 running, 2 done. */
+  /** Round 0's units, then round 1's: `tag << 2 | state` (see {@linkcode UNIT}). */
   flags: Int32Array;
-  /** Per unit: its sum of squares (clipping). */
+  /** Per unit of round 0 with clipping: its gradient chunk's sum of squares. */
   norms: Float64Array;
 }
 
-/** Units of an update: `[layout entry, lo, hi, trainable index or -1]` each, trainable ones first. */
-export function unitsOf(layout: Layout, trainable: string[]): Int32Array {
+/**
+ * Units of `size` elements (the last of each parameter shorter) over
+ * `layout`: `[layout entry, lo, hi, trainable index or -1]` each, trainable
+ * ones first in the optimizer's order, then the buffers' (summed only).
+ */
+export function unitsOf(layout: Layout, trainable: string[], size = NORM_CHUNK): Int32Array {
   const names = layout.grads.map(([name]) => name);
   const out: number[] = [];
   const chunks = (entry: number, t: number) => {
     const n = layout.sizes[entry]!;
-    for (let lo = 0; lo < n; lo += NORM_CHUNK) out.push(entry, lo, Math.min(n, lo + NORM_CHUNK), t);
+    for (let lo = 0; lo < n; lo += size) out.push(entry, lo, Math.min(n, lo + size), t);
   };
   trainable.forEach((name, t) => {
     const entry = names.indexOf(name);
@@ -65,73 +98,156 @@ export function unitsOf(layout: Layout, trainable: string[]): Int32Array {
   return Int32Array.from(out);
 }
 
-/** The shared memory of an update over `layout` (the rule, names and state are the caller's). */
+/**
+ * The unit lists of rounds 0 and 1: without clipping one round of
+ * {@linkcode UPDATE_UNIT}-element units (buffers included, for their last
+ * sum); with clipping round 0 by norm chunks (every gradient), round 1 by
+ * units of the trainable parameters.
+ */
+export function roundUnits(
+  layout: Layout,
+  trainable: string[],
+  clip: number,
+): [Int32Array, Int32Array] {
+  const fine = unitsOf(layout, trainable, UPDATE_UNIT);
+  if (!(clip > 0)) return [fine, new Int32Array(0)];
+  let t = 0;
+  while (4 * t < fine.length && fine[4 * t + 3]! >= 0) t++;
+  return [unitsOf(layout, trainable, NORM_CHUNK), fine.slice(0, 4 * t)];
+}
+
+/** The shared memory of an update over `layout` on `threads` threads (the rule, names and state are the caller's). */
 export function updateShared(
   layout: Layout,
   rule: Rule,
   trainable: string[],
   state: [Float32Array, Float32Array][],
   clip: number,
+  threads = 1,
 ): UpdateShared {
-  const units = unitsOf(layout, trainable).length / 4;
+  const [r0, r1] = roundUnits(layout, trainable, clip);
+  const counts: [number, number] = [r0.length / 4, r1.length / 4];
   const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
   return {
     rule,
     trainable,
     state,
     clip,
+    threads: Math.max(1, threads),
+    counts,
     scalars: new Float64Array(sab(8 * RULE_SCALARS)),
     ctl: new Int32Array(sab(16)),
-    flags: new Int32Array(sab(8 * units)),
-    norms: new Float64Array(sab(8 * units)),
+    flags: new Int32Array(sab(4 * (counts[0] + counts[1]))),
+    norms: new Float64Array(sab(8 * counts[0])),
   };
 }
 
-/** Units an update over `layout` has. */
-export function unitCount(layout: Layout, trainable: string[]): number {
-  return unitsOf(layout, trainable).length / 4;
+/** Units the last round of an update over `layout` has. */
+export function unitCount(layout: Layout, trainable: string[], clip = 0): number {
+  const [r0, r1] = roundUnits(layout, trainable, clip);
+  return (clip > 0 ? r1 : r0).length / 4;
 }
 
-/** The claim counter tag of sequence number `seq` (as the schedule's). */
+/** The claim tag of sequence number `seq` (as the schedule's). */
 function tagOf(seq: number): number {
   return seq & 0x7fff;
 }
 
 /**
+ * Where each thread's home section of `units` (`[entry, lo, hi, t]` each)
+ * starts, for `threads` threads, and its end last: sections of about equal
+ * numbers of elements, so that threads of equal speed meet at their ends.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sections } from "./update.ts";
+ * // four units of 10, 10, 10 and 30 elements on two threads
+ * const units = Int32Array.from([0, 0, 10, 0, 0, 10, 20, 0, 0, 20, 30, 0, 1, 0, 30, 1]);
+ * assert.deepEqual([...sections(units, 2)], [0, 3, 4]);
+ * ```
+ */
+export function sections(units: Int32Array, threads: number): Int32Array {
+  const n = units.length / 4;
+  let total = 0;
+  for (let i = 0; i < n; i++) total += units[4 * i + 2]! - units[4 * i + 1]!;
+  const out = new Int32Array(threads + 1);
+  let at = 0, sum = 0;
+  for (let t = 1; t < threads; t++) {
+    // the first unit whose middle lies past t/threads of the elements
+    while (at < n && sum + (units[4 * at + 2]! - units[4 * at + 1]!) / 2 < (total * t) / threads) {
+      sum += units[4 * at + 2]! - units[4 * at + 1]!;
+      at++;
+    }
+    out[t] = at;
+  }
+  out[threads] = n;
+  return out;
+}
+
+/**
+ * The order in which thread `me` tries the units given its `sections` (see
+ * {@linkcode sections}): its own section front to back, then the others'
+ * sections, the next thread's first, each back to front.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { claimOrder } from "./update.ts";
+ * const s = Int32Array.from([0, 3, 6]);
+ * assert.deepEqual([...claimOrder(s, 0)], [0, 1, 2, 5, 4, 3]);
+ * assert.deepEqual([...claimOrder(s, 1)], [3, 4, 5, 2, 1, 0]);
+ * ```
+ */
+export function claimOrder(sections: Int32Array, me: number): Int32Array {
+  const threads = sections.length - 1;
+  const out = new Int32Array(sections[threads]!);
+  let k = 0;
+  for (let i = sections[me]!; i < sections[me + 1]!; i++) out[k++] = i;
+  for (let d = 1; d < threads; d++) {
+    const t = (me + d) % threads;
+    for (let i = sections[t + 1]! - 1; i >= sections[t]!; i--) out[k++] = i;
+  }
+  return out;
+}
+
+/**
  * Prepares the update of step `seq` (main thread, while no thread is in the
  * step): a fresh step clears every unit; a retry (`fresh` false) keeps the
- * units done and throws when a unit was left running (a thread died inside
- * it: the parameters there are partly updated), unless the round only sums
- * squares, which re-runs.
+ * units done, frees those claimed but not started, and throws when a unit
+ * was left running (a thread died inside it: the parameters there are
+ * partly updated), unless the round only sums squares, which re-runs.
  */
 export function publishUpdate(u: UpdateShared, seq: number, fresh: boolean, pair: boolean): void {
-  const units = u.flags.length / 2;
-  if (fresh) u.flags.fill(0);
-  else {
-    for (let r = 0; r < 2; r++) {
-      for (let i = 0; i < units; i++) {
-        if (u.flags[r * units + i] !== 1) continue;
+  const tag = tagOf(seq) << 2;
+  let at = 0;
+  for (let r = 0; r < 2; r++) {
+    const units = u.counts[r]!;
+    let done = 0;
+    for (let i = 0; i < units; i++, at++) {
+      let st = fresh ? UNIT.TODO : u.flags[at]! & 3;
+      if (st === UNIT.CLAIMED) st = UNIT.TODO;
+      if (st === UNIT.RUNNING) {
         // round 0 of a clipped update without a last sum only reads
-        if (r === 0 && u.clip > 0 && !pair) u.flags[i] = 0;
+        if (r === 0 && u.clip > 0 && !pair) st = UNIT.TODO;
         else {
           throw new Error(
             `parallel update: a thread died while updating unit ${i} of ${units} (round ${r}); those parameters are partly updated and the step cannot be re-run exactly`,
           );
         }
       }
+      if (st === UNIT.DONE) done++;
+      u.flags[at] = tag | st;
     }
-  }
-  for (let r = 0; r < 2; r++) {
-    let done = 0;
-    for (let i = 0; i < units; i++) if (u.flags[r * units + i] === 2) done++;
     u.ctl[UPD.DONE0 + r] = done;
   }
-  Atomics.store(u.ctl, UPD.NEXT0, tagOf(seq) << 16);
-  Atomics.store(u.ctl, UPD.NEXT1, tagOf(seq) << 16);
+  Atomics.store(u.ctl, UPD.TAG, tag);
 }
 
 /** Called before each unit a thread claims (a test seam's hook, `seam.ts`: it may throw or block). */
 export type UnitHook = (unit: number) => void;
+
+const STALE = -2;
 
 /**
  * One thread's part of the parallel update of a step; {@linkcode Updater.advance}
@@ -139,7 +255,7 @@ export type UnitHook = (unit: number) => void;
  * until `waitOn[waitAt]` is no longer `waitFor`).
  */
 export class Updater {
-  /** Units of the update (see {@linkcode unitsOf}). */
+  /** Units of the update's last round (the pool waits for them all to be done). */
   readonly units: number;
   /** The array a waiting thread waits on. */
   waitOn: Int32Array;
@@ -147,14 +263,24 @@ export class Updater {
   waitAt = 0;
   /** The value it waits to change. */
   waitFor = 0;
+  /** Units this thread ran in the current step (all rounds). */
+  ran = 0;
   private u: UpdateShared;
-  private list: Int32Array;
-  private trainableUnits: number;
+  /** Per round: its units, this thread's claim order, the round's first flag. */
+  private lists: [Int32Array, Int32Array];
+  private orders: [Int32Array, Int32Array];
+  private firstFlag: [number, number];
+  /** Units of round 0 that are trainable (their norms make the global norm). */
+  private normUnits: number;
   private params: Float32Array[];
   /** Per region, per layout entry: the gradient's view. */
   private views: Float32Array[][];
+  /** The unit's gradient (last sum, clipping) when it is not a region's own values. */
+  private scratch = new Float32Array(UPDATE_UNIT);
   private tag = 0;
   private round = 0;
+  /** Position in the round's claim order. */
+  private next = 0;
   private a = 0;
   private b = -1;
   private scale = 1;
@@ -162,8 +288,8 @@ export class Updater {
   private recorder: { span(kind: number, id: number, s: number, e: number): void } | null;
 
   /**
-   * A thread's updater of `params` (by name, the trainable ones updated in
-   * place) with gradients in `regions` (`layout` each).
+   * Thread `thread`'s updater of `params` (by name, the trainable ones
+   * updated in place) with gradients in `regions` (`layout` each).
    */
   constructor(
     u: UpdateShared,
@@ -171,13 +297,21 @@ export class Updater {
     params: Map<string, Float32Array>,
     regions: Float32Array,
     recorder: { span(kind: number, id: number, s: number, e: number): void } | null,
+    thread = 0,
   ) {
     this.u = u;
-    this.list = unitsOf(layout, u.trainable);
-    this.units = this.list.length / 4;
+    this.lists = roundUnits(layout, u.trainable, u.clip);
+    const me = thread % u.threads;
+    this.orders = [
+      claimOrder(sections(this.lists[0], u.threads), me),
+      claimOrder(sections(this.lists[1], u.threads), me),
+    ];
+    this.firstFlag = [0, u.counts[0]];
+    this.units = u.counts[u.clip > 0 ? 1 : 0];
     let t = 0;
-    while (t < this.units && this.list[4 * t + 3]! >= 0) t++;
-    this.trainableUnits = t;
+    const l0 = this.lists[0];
+    while (4 * t < l0.length && l0[4 * t + 3]! >= 0) t++;
+    this.normUnits = t;
     this.params = u.trainable.map((name) => {
       const p = params.get(name);
       if (!p) throw new Error(`parallel update: no buffer for parameter "${name}"`);
@@ -197,10 +331,12 @@ export class Updater {
 
   /** Joins the update of step `seq` with the tree's root regions `a` and `b` (-1: no last sum). */
   begin(seq: number, a: number, b: number): void {
-    this.tag = tagOf(seq);
+    this.tag = tagOf(seq) << 2;
     this.a = a;
     this.b = b;
     this.round = 0;
+    this.next = 0;
+    this.ran = 0;
     this.scaled = false;
   }
 
@@ -211,24 +347,24 @@ export class Updater {
 
   /**
    * Claims and runs units until none is left for this thread (true), or it
-   * must wait for the other threads to finish round 0 (false); `stale()`
-   * says when the step is over (aborted), `hook` runs before each unit.
+   * must wait for the other threads to finish round 0 (false); the step
+   * being over (aborted, or a later one) ends it too; `hook` runs before
+   * each unit.
    */
   advance(hook: UnitHook | null, spanKind: number): boolean {
     const u = this.u;
-    const units = this.units;
     for (;;) {
-      const at = UPD.NEXT0 + this.round;
-      const i = this.claim(at);
-      if (i === -2) return true;
+      const i = this.claim();
+      if (i === STALE) return true;
       if (i >= 0) {
-        const flag = this.round * units + i;
-        if (Atomics.load(u.flags, flag) === 2) continue;
+        const flag = this.firstFlag[this.round] + i;
         hook?.(i);
         const t0 = this.recorder ? performance.now() : 0;
-        Atomics.store(u.flags, flag, 1);
+        Atomics.store(u.flags, flag, this.tag | UNIT.RUNNING);
         this.run(i);
-        Atomics.store(u.flags, flag, 2);
+        Atomics.store(u.flags, flag, this.tag | UNIT.DONE);
+        this.ran++;
+        const units = u.counts[this.round];
         if (Atomics.add(u.ctl, UPD.DONE0 + this.round, 1) + 1 === units) {
           Atomics.notify(u.ctl, UPD.DONE0 + this.round);
         }
@@ -238,13 +374,14 @@ export class Updater {
       // nothing left to claim in this round
       if (this.round + 1 >= this.rounds) return true;
       const done = Atomics.load(u.ctl, UPD.DONE0 + this.round);
-      if (done < units) {
+      if (done < u.counts[this.round]) {
         this.waitOn = u.ctl;
         this.waitAt = UPD.DONE0 + this.round;
         this.waitFor = done;
         return false;
       }
       this.round++;
+      this.next = 0;
     }
   }
 
@@ -253,44 +390,61 @@ export class Updater {
     return UPD.DONE0 + this.rounds - 1;
   }
 
-  /** The next unit of the counter at `at`, -1 when none is left, -2 for another step. */
-  private claim(at: number): number {
-    const s = this.u.ctl;
-    for (;;) {
-      const v = Atomics.load(s, at);
-      if (v >>> 16 !== this.tag) return -2;
-      const i = v & 0xffff;
-      if (i >= this.units) return -1;
-      if (Atomics.compareExchange(s, at, v, v + 1) === v) return i;
+  /** The next unit this thread claims in the current round, -1 when none is left, STALE for another step. */
+  private claim(): number {
+    const flags = this.u.flags;
+    const order = this.orders[this.round];
+    const first = this.firstFlag[this.round];
+    const todo = this.tag | UNIT.TODO;
+    while (this.next < order.length) {
+      const i = order[this.next++]!;
+      const v = Atomics.load(flags, first + i);
+      if ((v & ~3) !== this.tag) return STALE;
+      if (
+        v === todo && Atomics.compareExchange(flags, first + i, v, this.tag | UNIT.CLAIMED) === v
+      ) {
+        return i;
+      }
     }
+    return -1;
   }
 
   private run(i: number): void {
     const u = this.u;
-    const l = this.list;
+    const l = this.lists[this.round];
     const entry = l[4 * i]!, lo = l[4 * i + 1]!, hi = l[4 * i + 2]!, t = l[4 * i + 3]!;
     const g = this.views[this.a]![entry]!;
-    if (this.round === 0 && this.b >= 0) {
-      // the reduction's last sum, this unit's range of it
-      const h = this.views[this.b]![entry]!;
-      for (let j = lo; j < hi; j++) g[j] = g[j]! + h[j]!;
-    }
-    if (t < 0) return;
-    if (this.round === 0 && u.clip > 0) {
-      u.norms[i] = sumSquares(g, lo, hi);
+    const h = this.b >= 0 ? this.views[this.b]![entry]! : null;
+    if (t < 0) {
+      // a buffer: the reduction's last sum, this unit's range of it, in place (the pool copies it out)
+      if (this.round === 0 && h) { for (let j = lo; j < hi; j++) g[j] = g[j]! + h[j]!; }
       return;
     }
+    if (this.round === 0 && u.clip > 0) {
+      u.norms[i] = h ? sumSquaresOfSum(g, h, lo, hi) : sumSquares(g, lo, hi);
+      return;
+    }
+    let k = 1;
     if (u.clip > 0) {
       if (!this.scaled) {
         let sq = 0;
-        for (let k = 0; k < this.trainableUnits; k++) sq += u.norms[k]!;
+        for (let c = 0; c < this.normUnits; c++) sq += u.norms[c]!;
         this.scale = u.clip / (Math.sqrt(sq) + 1e-6);
         this.scaled = true;
       }
-      const k = this.scale;
-      if (k < 1) { for (let j = lo; j < hi; j++) g[j] = g[j]! * k; }
+      k = this.scale;
     }
     const [sa, sb] = u.state[t]!;
-    applyRule(u.rule, u.scalars, this.params[t]!, g, sa, sb, lo, hi);
+    if (!h && !(k < 1)) {
+      applyRuleAt(u.rule, u.scalars, this.params[t]!, g, 0, sa, sb, lo, hi);
+      return;
+    }
+    // the unit's gradient as the whole-array step sees it: the last sum, then the clipping, each rounded to float32
+    const s = this.scratch;
+    const n = hi - lo;
+    if (h && k < 1) { for (let j = 0; j < n; j++) s[j] = Math.fround(g[lo + j]! + h[lo + j]!) * k; }
+    else if (h) { for (let j = 0; j < n; j++) s[j] = g[lo + j]! + h[lo + j]!; }
+    else for (let j = 0; j < n; j++) s[j] = g[lo + j]! * k;
+    applyRuleAt(u.rule, u.scalars, this.params[t]!, s, lo, sa, sb, lo, hi);
   }
 }

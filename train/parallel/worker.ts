@@ -61,9 +61,10 @@ export const workerApi = {
     for (const m of modules) await import(m);
     const shard = new GradientShard(init);
     hook = await loadHook(seam, thread);
-    const tree = new GradTree(mem.layout, mem.regions, mem.tree, mem.maxK, !!mem.update);
+    const me = thread.worker;
+    const tree = new GradTree(mem.layout, mem.regions, mem.tree, mem.maxK, !!mem.update, me);
     const updater = mem.update
-      ? new Updater(mem.update, mem.layout, init.params, mem.regions, shard.recorder)
+      ? new Updater(mem.update, mem.layout, init.params, mem.regions, shard.recorder, me)
       : null;
     lane = new Lane(shard, tree, mem, hook, updater);
     recorder = shard.recorder;

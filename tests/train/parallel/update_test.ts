@@ -22,7 +22,17 @@ import {
 import { StepTools } from "../../../train/optim/step_tools.ts";
 import { NORM_CHUNK } from "../../../train/optim/rules.ts";
 import { faultSeam } from "../../../train/parallel/faults.ts";
-import { publishUpdate, unitsOf, updateShared } from "../../../train/parallel/update.ts";
+import {
+  publishUpdate,
+  UNIT,
+  unitsOf,
+  UPD,
+  UPDATE_UNIT,
+  Updater,
+  updateShared,
+} from "../../../train/parallel/update.ts";
+import { GradTree, regionCount, treeStateLength } from "../../../train/parallel/reduce.ts";
+import { SPAN } from "../../../train/parallel/trace.ts";
 import { layoutOf } from "../../../train/parallel/spec.ts";
 import { countTypedArrays } from "../../_alloc_count.ts";
 
@@ -157,6 +167,8 @@ Deno.test("the model's largest parameter spans two ranges of the update", () => 
   const units = unitsOf(layout, [...params.keys()]);
   assert.ok(HIDDEN * SIDE * SIDE > NORM_CHUNK);
   assert.equal(units.length / 4, 5);
+  // the update's own units are finer: 17600 values in units of 4096 are 5
+  assert.equal(unitsOf(layout, [...params.keys()], UPDATE_UNIT).length / 4, 10);
   // trainable units first, in the optimizer's order; a buffer's units come last, marked -1
   const some = unitsOf(layout, ["fc2.bias", "fc1.weight"]);
   assert.deepEqual([...some.slice(0, 12)].filter((_, i) => i % 4 === 3), [0, 1, 1]);
@@ -215,7 +227,7 @@ Deno.test("a range left half updated by a thread that died cannot be re-run: pub
   publishUpdate(u, 1, true, true);
   u.flags[0] = 2;
   u.flags[1] = 1;
-  assert.throws(() => publishUpdate(u, 2, false, true), /unit 1 of 5 .*partly updated/);
+  assert.throws(() => publishUpdate(u, 2, false, true), /unit 1 of 10 .*partly updated/);
   // done units are kept and counted on a retry
   u.flags[1] = 0;
   publishUpdate(u, 3, false, true);
@@ -224,7 +236,7 @@ Deno.test("a range left half updated by a thread that died cannot be re-run: pub
   const c = updateShared(layout, "sgd", names, names.map(() => none), 1);
   c.flags[3] = 1;
   publishUpdate(c, 4, false, false);
-  assert.equal(c.flags[3], 0);
+  assert.equal(c.flags[3]! & 3, 0);
 });
 
 Deno.test("a steady-state pool step with the parallel update allocates no typed-array memory on the main thread", async () => {
@@ -276,4 +288,124 @@ Deno.test("WorkerPool.create refuses an update by an optimizer without a rule, n
     }),
     /optimizer "mine" has no elementwise rule/,
   );
+});
+
+/** Two threads' updaters of one step in one process, with the gradient pair in regions 0 and 1. */
+function twoUpdaters(s: Setup) {
+  const { spec, graph } = model();
+  const layout = layoutOf(spec, initParams(graph, { seed: 3 }) as Map<string, Float32Array>, "t");
+  const regions = new Float32Array(new SharedArrayBuffer(4 * 2 * layout.total));
+  for (let i = 0; i < regions.length; i++) regions[i] = Math.sin(i * 0.37) * 1e-2;
+  const make = () => {
+    const params = initParams(graph, { seed: 3, shared: true }) as Map<string, Float32Array>;
+    const { opt } = tools(s);
+    const names = [...params.keys()];
+    const state = names.map((n) => (opt as any).buffers(n, params.get(n)!.length, true));
+    const u = updateShared(layout, (opt as any).rule, names, state, 0, 2);
+    (opt as any).begin(u.scalars);
+    publishUpdate(u, 7, true, true);
+    return { u, params };
+  };
+  return { layout, regions, make };
+}
+
+Deno.test("each thread starts the update in its own section; one that comes late finds the rest taken, every unit done once, the same bits", () => {
+  const { layout, regions, make } = twoUpdaters(SETUPS[2]!);
+  // one thread alone
+  const alone = make();
+  const solo = new Updater(alone.u, layout, alone.params, regions, null, 0);
+  solo.begin(7, 0, 1);
+  assert.equal(solo.advance(null, SPAN.UPDATE), true);
+  assert.equal(solo.ran, solo.units);
+  // two threads: thread 1 runs to the end while thread 0 is inside its first unit
+  const two = make();
+  const t0 = new Updater(two.u, layout, two.params, regions, null, 0);
+  const t1 = new Updater(two.u, layout, two.params, regions, null, 1);
+  t0.begin(7, 0, 1);
+  t1.begin(7, 0, 1);
+  const by: number[] = [];
+  let inner = true;
+  t0.advance((i) => {
+    by[i] = 0;
+    if (inner) {
+      inner = false;
+      assert.equal(i, 0, "thread 0 starts at the front of the units");
+      t1.advance((j) => (by[j] = 1), SPAN.UPDATE);
+    }
+  }, SPAN.UPDATE);
+  assert.equal(t0.ran + t1.ran, t0.units);
+  assert.equal(t0.ran, 1, "thread 1 took everything but the unit thread 0 was in");
+  assert.equal(two.u.ctl[UPD.DONE0], t0.units);
+  assert.ok(two.u.flags.every((f) => (f & 3) === UNIT.DONE));
+  // thread 1 began in its own section (the back half), then took thread 0's from its back
+  const firstOf1 = by.indexOf(1);
+  assert.ok(firstOf1 > 0);
+  for (const [k, v] of alone.params) assert.deepEqual(two.params.get(k), v, k);
+});
+
+Deno.test("a thread's own region is the one it gets back when it is free", () => {
+  const { spec, graph } = model();
+  const layout = layoutOf(spec, initParams(graph, { seed: 3 }) as Map<string, Float32Array>, "t");
+  const n = regionCount(4, 2);
+  const state = new Int32Array(new SharedArrayBuffer(4 * treeStateLength(4)));
+  const regions = new Float32Array(new SharedArrayBuffer(4 * n * layout.total));
+  const trees = [0, 1].map((t) => new GradTree(layout, regions, state, 4, true, t));
+  trees[0]!.resetFree(n);
+  // thread 1 asks first, still gets region 1; thread 0 gets region 0
+  assert.equal(trees[1]!.tryAcquire(), 1);
+  assert.equal(trees[0]!.tryAcquire(), 0);
+  // with its own taken, a thread takes the highest free region (nobody's), never another's own
+  assert.equal(trees[0]!.tryAcquire(), n - 1);
+  trees[0]!.release(0);
+  assert.equal(trees[1]!.tryAcquire(), n - 2);
+  // when only another's own is left, it is taken rather than stall
+  for (let r = n - 3; r >= 2; r--) assert.equal(trees[1]!.tryAcquire(), r);
+  assert.equal(trees[1]!.tryAcquire(), 0);
+  assert.equal(trees[1]!.tryAcquire(), -1);
+});
+
+Deno.test("in a 2-thread pool each unit of the update is done by the same thread in most steps", async () => {
+  // both threads take 2 ms a unit, so both are in every update from its start (this model's
+  // units take microseconds: otherwise the first thread to arrive may do them all, as it should)
+  const { spec, graph } = model();
+  const params = initParams(graph, { seed: 3, shared: true }) as Map<string, Float32Array>;
+  const s = SETUPS[0]!;
+  const { opt, tools: t } = tools(s);
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params,
+    data: sharedData(),
+    maxBatch: 64,
+    profile: true,
+    mainThread: false,
+    testSeam: faultSeam({
+      slow: [{ worker: 0, ms: 2, at: "update" }, { worker: 1, ms: 2, at: "update" }],
+    }),
+    update: { optimizer: opt, trainable: [...params.keys()] },
+  });
+  try {
+    const grads = new Map<string, Float32Array>();
+    const bs = batches();
+    for (let step = 0; step < 20; step++) {
+      t.setLr(opt, step);
+      await pool.step(bs[0]!, step, grads);
+    }
+    const spans = pool.profiler!.toChromeTrace().traceEvents.filter((e) => e.cat === "update");
+    // per unit, the thread of each step in turn (spans are in time order per thread: sort by start)
+    spans.sort((a, b) => a.ts! - b.ts!);
+    const last = new Map<number, number>();
+    let same = 0, pairs = 0;
+    for (const e of spans) {
+      const id = e.args!.id as number;
+      if (last.has(id)) {
+        pairs++;
+        if (last.get(id) === e.tid) same++;
+      }
+      last.set(id, e.tid);
+    }
+    assert.equal(pairs, 19 * 10);
+    assert.ok(same / pairs >= 0.8, `a unit went to the same thread in ${same} of ${pairs} steps`);
+  } finally {
+    await pool.close();
+  }
 });
