@@ -253,14 +253,34 @@ export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
   if (opts.kernels !== undefined && !["ref", "ts", "wasm"].includes(opts.kernels)) {
     throw new TrainError(`Unknown kernels "${opts.kernels}" (expected ref, ts or wasm)`);
   }
-  // 32 bits, as --seed: dropout's hash takes the seed's low word, and a checkpoint's
-  // metadata holds it as a whole number
-  const seed = opts.seed;
-  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
-    throw new TrainError(`train: seed must be a whole number from 0 to 4294967295, got ${seed}`);
-  }
+  checkNumbers(opts);
   if (opts.model === "poly") return await trainPoly(opts);
   return await trainModel(opts);
+}
+
+// The numeric options, checked before anything runs: a fractional or negative
+// count would otherwise be rounded or skipped silently (epochs 1.5 ran 2 epochs,
+// epochs -1 and trainLimit -5 trained nothing, lr -1 ascended the loss).
+function checkNumbers(opts: TrainOptions): void {
+  const whole = (name: keyof TrainOptions, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    const v = opts[name];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+      throw new TrainError(`train: ${name} must be a whole number ${range}, got ${String(v)}`);
+    }
+  };
+  whole("epochs", 0);
+  whole("batch", 1);
+  whole("workers", 1);
+  whole("channels", 1);
+  whole("trainLimit", 0);
+  whole("testLimit", 0);
+  // 32 bits, as --seed: dropout's hash takes the seed's low word, and a checkpoint's
+  // metadata holds it as a whole number
+  whole("seed", 0, 0xffffffff);
+  if (opts.lr !== undefined && !(Number.isFinite(opts.lr) && opts.lr > 0)) {
+    throw new TrainError(`train: lr must be a finite number above 0, got ${String(opts.lr)}`);
+  }
 }
 
 interface Cursor {

@@ -208,3 +208,29 @@ Deno.test("train() refuses a seed that is not a whole number from 0 to 2^32-1, n
   const r = await train({ model: "poly", epochs: 1, seed: 2 ** 32 - 1 });
   assert.equal(r.true_coefficients!.length, 3);
 });
+
+Deno.test("train() refuses fractional, negative or non-finite numeric options, naming them", async () => {
+  const cases: [Record<string, number>, string][] = [
+    [{ epochs: 1.5 }, "epochs"],
+    [{ epochs: -1 }, "epochs"],
+    [{ batch: 0 }, "batch"],
+    [{ workers: 0 }, "workers"],
+    [{ workers: 1.5 }, "workers"],
+    [{ channels: 0 }, "channels"],
+    [{ trainLimit: -5 }, "trainLimit"],
+    [{ testLimit: 2.5 }, "testLimit"],
+    [{ lr: -1 }, "lr"],
+    [{ lr: NaN }, "lr"],
+    [{ lr: Infinity }, "lr"],
+  ];
+  for (const [opts, name] of cases) {
+    const v = String(Object.values(opts)[0]);
+    await assert.rejects(
+      () => train({ model: "lecture-cnn", ...opts }),
+      (e: Error) =>
+        e instanceof TrainError && e.message.startsWith(`train: ${name} must be`) &&
+        e.message.endsWith(`got ${v}`),
+      JSON.stringify(opts),
+    );
+  }
+});
