@@ -66,3 +66,18 @@ Deno.test("the README's op table names every op function of ops/mod.ts", async (
     .filter((name) => !section.includes(`\`${name}\``) && !section.includes(`\`${name}(`));
   assert.deepEqual(missing, [], `ops missing from the README table: ${missing.join(", ")}`);
 });
+
+Deno.test("the README's command-line table lists every flag of deno task train --help", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-env", "--allow-sys", "train/cli.ts", "--help"],
+    cwd: root.pathname,
+    stdout: "piped",
+  }).output();
+  const help = new TextDecoder().decode(out.stdout);
+  const flags = [...help.matchAll(/^ {2}(?:-h, )?(--[a-z-]+)/gm)].map((m) => m[1]!);
+  assert.ok(flags.length >= 20, `found ${flags.length} flags in --help`);
+  const table = readme.slice(readme.indexOf("## The command line"));
+  const rows = new Set([...table.matchAll(/^\| `(--[a-z-]+)/gm)].map((m) => m[1]!));
+  const missing = flags.filter((f) => f !== "--help" && !rows.has(f));
+  assert.deepEqual(missing, [], `flags missing from the README table: ${missing.join(", ")}`);
+});
