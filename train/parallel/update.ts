@@ -35,6 +35,7 @@
 import {
   applyRuleAt,
   NORM_CHUNK,
+  ownLines,
   type Rule,
   RULE_SCALARS,
   sumSquares,
@@ -435,8 +436,13 @@ export class Updater {
       k = this.scale;
     }
     const [sa, sb] = u.state[t]!;
+    const p = this.params[t]!;
+    // every thread read these parameters in its forward pass: take their lines for writing, many at a time
+    ownLines(p, lo, hi);
+    if (sa.length > 0) ownLines(sa, lo, hi);
+    if (sb.length > 0) ownLines(sb, lo, hi);
     if (!h && !(k < 1)) {
-      applyRuleAt(u.rule, u.scalars, this.params[t]!, g, 0, sa, sb, lo, hi);
+      applyRuleAt(u.rule, u.scalars, p, g, 0, sa, sb, lo, hi);
       return;
     }
     // the unit's gradient as the whole-array step sees it: the last sum, then the clipping, each rounded to float32
@@ -445,6 +451,6 @@ export class Updater {
     if (h && k < 1) { for (let j = 0; j < n; j++) s[j] = Math.fround(g[lo + j]! + h[lo + j]!) * k; }
     else if (h) { for (let j = 0; j < n; j++) s[j] = g[lo + j]! + h[lo + j]!; }
     else for (let j = 0; j < n; j++) s[j] = g[lo + j]! * k;
-    applyRuleAt(u.rule, u.scalars, this.params[t]!, s, lo, sa, sb, lo, hi);
+    applyRuleAt(u.rule, u.scalars, p, s, lo, sa, sb, lo, hi);
   }
 }
