@@ -251,9 +251,11 @@ export class UsageError extends Error {
 export function humanReporter(write: (s: string) => void, tty: boolean): (e: TrainEvent) => void {
   let lastDraw = 0;
   let epochStart = performance.now();
+  let resumedAt = 0;
   return (e) => {
     switch (e.event) {
       case "start":
+        resumedAt = e.resumed_from_step;
         write(
           `denograd: ${e.model} on ${e.data} (${e.train_samples} training, ${e.test_samples} test samples), ${e.params} parameters, ${e.workers} worker(s)${
             e.resumed_from_step ? `, resumed at step ${e.resumed_from_step}` : ""
@@ -335,10 +337,11 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
             write(`  ${String(i).padStart(3)} ${row.map((v) => String(v).padStart(5)).join("")}\n`)
           );
         }
+        // the steps count those before a resume, the seconds only this run's
         write(
-          `${e.steps} steps in ${e.seconds.toFixed(1)} s, ${
-            e.samples_per_sec.toFixed(0)
-          } training samples/s\n`,
+          `${e.steps} steps${resumedAt ? ` (${e.steps - resumedAt} after the resume)` : ""} in ${
+            e.seconds.toFixed(1)
+          } s, ${e.samples_per_sec.toFixed(0)} training samples/s\n`,
         );
         break;
     }

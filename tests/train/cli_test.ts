@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseFlags } from "../../train/cli.ts";
+import { humanReporter, parseFlags } from "../../train/cli.ts";
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const cmd = new Deno.Command(Deno.execPath(), {
@@ -231,4 +231,41 @@ Deno.test("--init FILE --epochs 0 evaluates the given parameters; --save-model w
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("after a resume the summary line says how many steps this run took", () => {
+  const lines: string[] = [];
+  const report = humanReporter((s) => void lines.push(s), false);
+  const start = {
+    event: "start",
+    model: "lecture-cnn",
+    data: "mnist",
+    train_samples: 8000,
+    test_samples: 2000,
+    params: 1,
+    workers: 1,
+    steps_per_epoch: 250,
+  } as const;
+  const done = {
+    event: "done",
+    model: "lecture-cnn",
+    epochs: 2,
+    steps: 500,
+    seconds: 1.5,
+    samples_per_sec: 5333,
+    test_accuracy: 0.96,
+    test_loss: 0.1,
+    train_loss: 0.1,
+    interrupted: false,
+  } as const;
+  report({ ...start, resumed_from_step: 250 });
+  report(done);
+  assert.match(
+    lines.at(-1)!,
+    /^500 steps \(250 after the resume\) in 1\.5 s, 5333 training samples\/s\n$/,
+  );
+  lines.length = 0;
+  report({ ...start, resumed_from_step: 0 });
+  report(done);
+  assert.match(lines.at(-1)!, /^500 steps in 1\.5 s/);
 });
