@@ -10,9 +10,10 @@
  *
  * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
  * the schedule in one run: each side overrides some of `micro`,
- * `micro-tail`, `main-thread`, `update` and `fuse`; the reps of A and B
- * alternate (A B, then B A, ...) so that the machine's drift hits both, and a
- * last line gives B's throughput over A's, rep by rep, per worker count.
+ * `micro-tail`, `main-thread`, `update` and `fuse`; at each worker count the
+ * reps of A and B run next to each other, alternating (A B, then B A, ...), so
+ * that the machine's drift hits both, and a last line gives B's throughput
+ * over A's, rep by rep, per worker count.
  *
  * @module
  */
@@ -308,8 +309,12 @@ try {
   }
   for (const e of entries) await run(e.runner, warmup);
   for (let r = 0; r < reps; r++) {
-    // A then B, B then A, ...: neither side always runs first after the other
-    const order = r % 2 === 0 ? entries : [...entries].sort((x, y) => y.side - x.side);
+    // per worker count, A then B (B then A on odd reps): the two reps compared are
+    // next to each other in time, and neither side always runs first
+    const order = [...entries].sort((x, y) =>
+      workerCounts.indexOf(x.workers) - workerCounts.indexOf(y.workers) ||
+      (r % 2 === 0 ? x.side - y.side : y.side - x.side)
+    );
     for (const e of order) {
       if (e.baseline) e.sums.push((await e.baseline.rep()).reduce((a, x) => a + x, 0));
       e.rates.push((steps * batch) / (await run(e.runner, steps)));

@@ -62,6 +62,14 @@ export interface ShardInit {
  * memory of a plan and keeps activations in cache: the lecture CNN's
  * [32, 32, 26, 26] activations (2.8 MB) fit a 4 MB L2, and 32 ran 3–5% faster
  * than 64 on one core of a Xeon (bench:train --micro measures it).
+ *
+ * The even cut stays the default: on a 2-core EPYC VM (`bench:train --ab`,
+ * 21 alternating reps, median of B/A), a smaller last micro-batch did not pay
+ * for its extra leaf and smaller GEMMs. Lecture CNN at batch 64, against
+ * 32/32: tail 16 0.92 (1 thread) / 0.99 (2 threads), tail 8 0.88 / 0.96,
+ * micro 16 0.95 / 1.01; at batch 256: tail 16 0.99 / 0.97, tail 8 0.97 /
+ * 0.96, micro 64 1.02 / 1.01. mnist-net at batch 256: tail 16 0.96 / 1.04,
+ * tail 8 — / 1.01; at batch 64 tail 16 0.97 / 0.97.
  */
 export const MICRO_BATCH = 32;
 
