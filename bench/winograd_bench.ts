@@ -6,8 +6,13 @@ import {
   conv2dWinogradWasm,
 } from "../ops/kernels/winograd_wasm.ts";
 import type { Conv2dDims } from "../ops/kernels/conv2d_ref.ts";
+import { wholeArgs } from "./_args.ts";
 
-const n = Number(Deno.args[0] ?? 32), reps = Number(Deno.args[1] ?? 20);
+const [n, reps] = wholeArgs(
+  "usage: deno run -A bench/winograd_bench.ts [N (images, 32)] [reps (20)]",
+  ["N", "reps"],
+  [32, 20],
+);
 const d: Conv2dDims = {
   n,
   c: 32,

@@ -8,8 +8,13 @@ import {
   winogradBackwardFilterWasm,
   winogradFilterScratch,
 } from "../ops/kernels/winograd_filter_wasm.ts";
+import { wholeArgs } from "./_args.ts";
 
-const n = Number(Deno.args[0] ?? 64), reps = Number(Deno.args[1] ?? 20);
+const [n, reps] = wholeArgs(
+  "usage: deno run -A bench/winograd_filter_bench.ts [N (images, 64)] [reps (20)]",
+  ["N", "reps"],
+  [64, 20],
+);
 const d: Conv2dDims = {
   n,
   c: 32,
