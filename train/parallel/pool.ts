@@ -23,7 +23,7 @@ import { publishUpdate, Updater, updateShared } from "./update.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { isRangeOptimizer, type RangeOptimizer } from "../optim/rules.ts";
 import { abortStep, Lane, publishStep, SCHED, schedLength, stepLoss } from "./schedule.ts";
-import { Spinner, StepClock, Yielder } from "./wait.ts";
+import { SoloChoice, Spinner, StepClock, Yielder } from "./wait.ts";
 import { namesOf, Profiler, SPAN } from "./trace.ts";
 import {
   checkBatch,
@@ -86,6 +86,13 @@ export interface WorkerPoolOptions {
   mainThread?: boolean;
   /** Record a timeline of every thread (see {@linkcode WorkerPool.profiler}). */
   profile?: boolean;
+  /**
+   * Run a step on the main thread alone when that is measured to be faster
+   * (another process busy on a core; see `SoloChoice` in `wait.ts`); needs
+   * `mainThread`. Results are the same bits. Default true, but false when a
+   * test seam or faults are given (a test fixes which threads run).
+   */
+  soloWhenFaster?: boolean;
   /**
    * Apply the optimizer in the pool, on every thread by parameter ranges,
    * right after the gradients are summed (see `update.ts`): `step` then
@@ -263,6 +270,12 @@ export class WorkerPool implements GradientRunner {
   /** Watches step times; sets the shared calm counter every thread's spinner reads. */
   private clock: StepClock;
   private clockBatch = 0;
+  /** Whether a step runs on the main thread alone (null: always on every thread). */
+  private choice: SoloChoice | null = null;
+  /** Milliseconds the main thread waited for other threads in the step running. */
+  private waited = 0;
+  /** Steps run on the main thread alone, over the pool's life. */
+  private soloCount = 0;
   /** The main thread's part of the parallel update, when the pool applies the optimizer. */
   private updater: Updater | null = null;
   private optimizer: RangeOptimizer | null = null;
@@ -348,6 +361,9 @@ export class WorkerPool implements GradientRunner {
     this.generations = new Array<number>(opts.workers).fill(0);
     this.failures = new Array<number>(opts.workers).fill(0);
     this.seam = opts.testSeam ?? (opts.faults ? faultSeam({ faults: opts.faults }) : undefined);
+    if (this.lane && opts.workers > 1 && (opts.soloWhenFaster ?? this.seam === undefined)) {
+      this.choice = new SoloChoice();
+    }
   }
 
   /**
@@ -414,6 +430,11 @@ export class WorkerPool implements GradientRunner {
     return this.updater !== null;
   }
 
+  /** Steps run on the main thread alone (see {@linkcode WorkerPoolOptions.soloWhenFaster}), over the pool's life. */
+  get soloSteps(): number {
+    return this.soloCount;
+  }
+
   /** Micro-batches the main thread computed in the last step (all phases); the rest were the workers'. */
   get mainThreadMicroBatches(): number {
     return this.lane?.claimed ?? 0;
@@ -455,6 +476,14 @@ export class WorkerPool implements GradientRunner {
         });
       }
       let fresh = true;
+      if (n !== this.clockBatch) {
+        this.clock.reset();
+        this.choice?.reset();
+        this.clockBatch = n;
+      }
+      // the main thread alone: the workers are not told of the step
+      const solo = this.choice?.next() ?? false;
+      this.waited = 0;
       for (;;) {
         this.watch(step);
         await this.replaceMissing(step);
@@ -467,7 +496,7 @@ export class WorkerPool implements GradientRunner {
         publishStep(this.mem, seq, step, n, k, this.shard.phases, updateOnly);
         if (upd) this.publishUpdate(upd, seq, !updateOnly, step);
         fresh = false;
-        for (const slot of this.slots) if (slot?.ready) this.post(slot, seq);
+        if (!solo) { for (const slot of this.slots) if (slot?.ready) this.post(slot, seq); }
         const fault = await this.runMain(seq);
         if (!fault) {
           // the step is over: a worker that woke late for it (the other threads did all its
@@ -477,11 +506,11 @@ export class WorkerPool implements GradientRunner {
         }
         await this.recover(seq, step, fault);
       }
-      if (n !== this.clockBatch) {
-        this.clock.reset();
-        this.clockBatch = n;
-      }
-      this.clock.record(performance.now() - t0);
+      const ms = performance.now() - t0;
+      // a step alone has no other thread to spin for
+      if (!solo) this.clock.record(ms);
+      else this.soloCount++;
+      this.choice?.record(ms / n, this.waited / ms, Atomics.load(this.mem.calm, 0) > 0);
       const loss = stepLoss(this.mem, this.shard, n, k);
       if (upd && Number.isFinite(loss)) this.tree.releaseRoot(this.bufferOuts);
       else this.tree.takeRoot(outs);
@@ -603,6 +632,7 @@ export class WorkerPool implements GradientRunner {
       this.checkFault();
     }
     const t1 = performance.now();
+    this.waited += t1 - t0;
     this.spinner.record(t1 - t0, spin);
     this.profiler?.main.span(SPAN.WAIT, 0, t0, t1);
   }

@@ -152,6 +152,137 @@ export class StepClock {
   }
 }
 
+/** Steps a probe of the other way of running lasts (see {@linkcode SoloChoice}). */
+export const PROBE_STEPS = 4;
+// steps between probes: the first gap, and the longest it doubles to while a probe loses
+const MIN_GAP = 16;
+const MAX_GAP = 1024;
+// the other way must be this much faster per sample to be chosen
+const SWITCH_MARGIN = 0.05;
+// share of a step the main thread waits for other threads (a moving average) above which a
+// probe of the main thread alone is worth its cost
+const SUSPECT_WAIT = 0.25;
+
+/** The median of the first `n` values of `a` (sorted in `scratch`, no allocation). */
+function medianOf(a: Float64Array, n: number, scratch: Float64Array): number {
+  if (n === 0) return 0;
+  for (let i = 0; i < n; i++) scratch[i] = a[i]!;
+  for (let i = 1; i < n; i++) {
+    const v = scratch[i]!;
+    let j = i - 1;
+    while (j >= 0 && scratch[j]! > v) {
+      scratch[j + 1] = scratch[j]!;
+      j--;
+    }
+    scratch[j + 1] = v;
+  }
+  return scratch[n >> 1]!;
+}
+
+/**
+ * Whether a pool's next step runs on all its threads or on the main thread
+ * alone. With another process busy on a core, a step cut in two
+ * micro-batches waits for whichever thread lost its core, and two threads
+ * can be slower than one: the choice measures both ways and keeps the
+ * faster. It runs on all threads until there is a sign that the others are
+ * held up (the main thread waits for them more than
+ * a quarter of the step on average, or a recent step was
+ * slow: the calm counter is set), then runs {@linkcode PROBE_STEPS} steps on
+ * the main thread alone and compares the median time per sample with the
+ * recent steps'; the faster way is kept, and the other is probed again
+ * after a gap that starts at 16 steps and doubles (to 1024) each time a probe
+ * loses. A quiet machine, where two threads are faster, sees no probe or a
+ * rare one. The result of a step is the same bits either way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PROBE_STEPS, SoloChoice } from "./wait.ts";
+ * const c = new SoloChoice();
+ * // two threads, 1 ms a sample, the main thread waiting half of each step: suspicious
+ * for (let i = 0; i < 16; i++) {
+ *   assert.equal(c.next(), false);
+ *   c.record(1, 0.5, false);
+ * }
+ * // the probe: the main thread alone, faster
+ * for (let i = 0; i < PROBE_STEPS; i++) {
+ *   assert.equal(c.next(), true);
+ *   c.record(0.8, 0, false);
+ * }
+ * assert.equal(c.solo, true);
+ * ```
+ */
+export class SoloChoice {
+  /** Whether the way chosen is the main thread alone. */
+  solo = false;
+  /** Probes run so far (for a report). */
+  probes = 0;
+  private probing = false;
+  private probeN = 0;
+  private probe = new Float64Array(PROBE_STEPS);
+  private recent = new Float64Array(8);
+  private recentN = 0;
+  private recentAt = 0;
+  private scratch = new Float64Array(8);
+  private sinceProbe = 0;
+  private gap = MIN_GAP;
+  private waitShare = 0;
+
+  /** Whether the coming step runs on the main thread alone. */
+  next(): boolean {
+    return this.probing ? !this.solo : this.solo;
+  }
+
+  /**
+   * Records the step just run as {@linkcode SoloChoice.next} said: `ms`
+   * per sample, the share of it the main thread waited for other threads,
+   * and whether the pool's calm counter is set (a recent slow step).
+   */
+  record(ms: number, waitShare: number, calm: boolean): void {
+    if (this.probing) {
+      this.probe[this.probeN++] = ms;
+      if (this.probeN < PROBE_STEPS) return;
+      this.probing = false;
+      this.sinceProbe = 0;
+      const other = medianOf(this.probe, PROBE_STEPS, this.scratch);
+      const mine = medianOf(this.recent, this.recentN, this.scratch);
+      if (other < mine * (1 - SWITCH_MARGIN)) {
+        this.solo = !this.solo;
+        this.gap = MIN_GAP;
+        this.waitShare = 0;
+        this.recent.set(this.probe);
+        this.recentN = PROBE_STEPS;
+        this.recentAt = PROBE_STEPS;
+      } else {
+        this.gap = Math.min(MAX_GAP, 2 * this.gap);
+      }
+      return;
+    }
+    this.recent[this.recentAt] = ms;
+    this.recentAt = (this.recentAt + 1) % this.recent.length;
+    if (this.recentN < this.recent.length) this.recentN++;
+    this.sinceProbe++;
+    if (!this.solo) this.waitShare = 0.9 * this.waitShare + 0.1 * waitShare;
+    const suspect = this.solo || calm || this.waitShare > SUSPECT_WAIT;
+    if (suspect && this.sinceProbe >= this.gap && this.recentN >= 4) {
+      this.probing = true;
+      this.probeN = 0;
+      this.probes++;
+    }
+  }
+
+  /** Back to all threads, nothing learned (a new batch size). */
+  reset(): void {
+    this.solo = false;
+    this.probing = false;
+    this.recentN = 0;
+    this.recentAt = 0;
+    this.sinceProbe = 0;
+    this.gap = MIN_GAP;
+    this.waitShare = 0;
+  }
+}
+
 let loadAllowed: boolean | undefined;
 
 /** The 1-minute load average, or 0 where it cannot be read (no --allow-sys, a browser). */

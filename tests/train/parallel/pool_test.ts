@@ -501,6 +501,50 @@ Deno.test("a slow worker takes fewer micro-batches and the result keeps its bits
   }
 });
 
+Deno.test("a pool whose worker is held up runs steps on the main thread alone, with the same bits", async () => {
+  const { spec, graph } = model(0);
+  const data = sharedData();
+  // 64 micro-batches a step: the worker wakes in time to claim some, each held up 40 ms
+  const microBatch = 1;
+  const steps = 40;
+  // one batch size throughout: a new size starts the choice afresh
+  const batch = batches()[0]!;
+  async function run(runner: GradientRunner, params: Map<string, Float32Array>) {
+    const opt = makeOptimizer("adam", 1e-2);
+    const grads = new Map<string, Float32Array>();
+    const losses: number[] = [];
+    for (let s = 0; s < steps; s++) {
+      losses.push((await runner.step(batch, s, grads)).loss);
+      opt.step(params, grads);
+    }
+    return losses;
+  }
+  const p1 = freshParams(graph);
+  const local = await run(
+    new LocalRunner(spec, { params: p1, data, maxBatch: 64, microBatch }),
+    p1,
+  );
+  const p2 = freshParams(graph);
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params: p2,
+    data,
+    maxBatch: 64,
+    microBatch,
+    // a worker that loses its core for 40 ms at each micro-batch
+    testSeam: faultSeam({ slow: [{ worker: 1, ms: 40 }] }),
+    soloWhenFaster: true,
+  });
+  try {
+    assert.deepEqual(await run(pool, p2), local);
+    for (const [k, v] of p1) assert.deepEqual(p2.get(k), v, k);
+    // 16 steps on both threads, a probe of 4 alone that wins, then alone until the next probe
+    assert.ok(pool.soloSteps >= 16, `${pool.soloSteps} of ${steps} steps alone`);
+  } finally {
+    await pool.close();
+  }
+});
+
 for (const kind of ["throw", "hang", "exit"] as const) {
   Deno.test(`a worker fault (${kind}) while it holds a micro-batch aborts the step, which is retried with the same bits`, async () => {
     const { spec, graph } = model(0);

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import {
   CALM_STEPS,
   MAX_SPIN_MS,
+  PROBE_STEPS,
   SLOW_STEP,
+  SoloChoice,
   Spinner,
   StepClock,
   waitChange,
@@ -125,4 +127,62 @@ Deno.test("a step slower than the recent median makes every thread wait without 
   clock.record(100);
   clock.record(1000);
   assert.equal(calm[0], 0);
+});
+
+/** Runs `steps` steps through `c`: `ms(solo)` per sample, the main thread's wait share `wait(solo)`. */
+function drive(
+  c: SoloChoice,
+  steps: number,
+  ms: (solo: boolean) => number,
+  wait: (solo: boolean) => number,
+  calm = false,
+): number {
+  let alone = 0;
+  for (let i = 0; i < steps; i++) {
+    const solo = c.next();
+    if (solo) alone++;
+    c.record(ms(solo), solo ? 0 : wait(solo), calm);
+  }
+  return alone;
+}
+
+Deno.test("a quiet pool (threads faster, the main thread seldom waiting) never probes the main thread alone", () => {
+  const c = new SoloChoice();
+  assert.equal(drive(c, 5000, (solo) => (solo ? 1.6 : 1), () => 0.1), 0);
+  assert.equal(c.probes, 0);
+});
+
+Deno.test("probes that lose come ever further apart; the threads stay chosen", () => {
+  const c = new SoloChoice();
+  // the main thread waits a lot, but alone it would be slower still
+  const alone = drive(c, 2000, (solo) => (solo ? 1.6 : 1), () => 0.5);
+  assert.equal(c.solo, false);
+  // gaps 16, 32, ..., 1024 after each losing probe: 7 probes in 2000 steps, not 2000 / 16
+  assert.ok(c.probes >= 5 && c.probes <= 8, `${c.probes} probes`);
+  assert.equal(alone, c.probes * PROBE_STEPS);
+});
+
+Deno.test("a held-up pool goes to the main thread alone, and back to every thread once that is faster again", () => {
+  const c = new SoloChoice();
+  let busy = true;
+  // busy: alone 0.8 ms a sample against 1 on the threads; later the threads get 0.6
+  const ms = (solo: boolean) => (solo ? 0.8 : busy ? 1 : 0.6);
+  drive(c, 40, ms, () => 0.5);
+  assert.equal(c.solo, true, "alone once the first probe won");
+  const before = c.probes;
+  const alone = drive(c, 400, ms, () => 0.5);
+  assert.equal(c.solo, true);
+  assert.ok(c.probes > before, "the threads are probed again while alone");
+  assert.ok(alone > 300, `${alone} of 400 steps alone`);
+  busy = false;
+  drive(c, 600, ms, () => 0.1);
+  assert.equal(c.solo, false, "back on the threads");
+  c.reset();
+  assert.equal(c.next(), false);
+});
+
+Deno.test("a slow step (the calm counter) is enough suspicion to probe", () => {
+  const c = new SoloChoice();
+  drive(c, 40, (solo) => (solo ? 0.8 : 1), () => 0, true);
+  assert.equal(c.solo, true);
 });
