@@ -370,9 +370,15 @@ try {
     // B over A at each worker count, rep by rep (taken moments apart)
     const per = workerCounts.map((w) => {
       const [a, b] = [0, 1].map((side) => entries.find((e) => e.side === side && e.workers === w)!);
+      const r = b!.rates.map((x, i) => x / a!.rates[i]!);
       return [w, {
-        rates: ratios(b!.rates, a!.rates),
-        median: Number(median(ratios(b!.rates, a!.rates)).toFixed(2)),
+        rates: r.map((x) => Number(x.toFixed(2))),
+        median: Number(median(r).toFixed(3)),
+        // how often B was ahead, and the middle half of the ratios: how sure the median is
+        b_ahead: `${r.filter((x) => x > 1).length}/${r.length}`,
+        quartiles: [0.25, 0.75].map((q) =>
+          Number([...r].sort((x, y) => x - y)[Math.floor(q * (r.length - 1))]!.toFixed(3))
+        ),
       }];
     });
     console.log(

@@ -66,6 +66,8 @@ Deno.test("bench:train --ab alternates two configurations and prints B over A pe
   assert.equal(b.micro_tail, 8);
   assert.equal(ratio.ab, "B/A");
   assert.equal(ratio["1"].rates.length, 2);
+  assert.match(ratio["1"].b_ahead, /^[0-2]\/2$/);
+  assert.equal(ratio["1"].quartiles.length, 2);
   for (const [i, x] of ratio["1"].rates.entries()) {
     assert.ok(Math.abs(x - b.reps[i] / a.reps[i]) < 0.011, `rep ${i}: ${x}`);
   }
