@@ -69,7 +69,11 @@ export interface ShardInit {
  * 32/32: tail 16 0.92 (1 thread) / 0.99 (2 threads), tail 8 0.88 / 0.96,
  * micro 16 0.95 / 1.01; at batch 256: tail 16 0.99 / 0.97, tail 8 0.97 /
  * 0.96, micro 64 1.02 / 1.01. mnist-net at batch 256: tail 16 0.96 / 1.04,
- * tail 8 — / 1.01; at batch 64 tail 16 0.97 / 0.97.
+ * tail 8 — / 1.01; at batch 64 tail 16 0.97 / 0.97. With a `yes` process
+ * beside the run (`--busy 1`), more pieces cost more on 2 threads: lecture CNN
+ * batch 64 tail 16 0.86, micro 16 0.85; batch 256 tail 16 0.91. A model of
+ * the step (pieces claimed in turn, ~60 µs a leaf) agrees: a smaller tail
+ * pays only when one thread is ~20% slower than the other, and then ≤ 5%.
  */
 export const MICRO_BATCH = 32;
 
