@@ -175,6 +175,12 @@ export function decodeSafetensors(
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const headerLen = hi * 4294967296 + lo;
+  // another kind of file (an ONNX model, say) gives a wild length: say what it is not
+  if ((headerLen > MAX_HEADER || 8 + headerLen > bytes.length) && bytes[8] !== 0x7b) {
+    throw fail(
+      `not a safetensors file: it does not begin with a header length and a JSON header (length ${headerLen}, ${bytes.length} bytes in the file)`,
+    );
+  }
   if (headerLen > MAX_HEADER) {
     throw fail(`header length ${headerLen} is larger than the limit of ${MAX_HEADER} bytes`);
   }

@@ -138,6 +138,9 @@ Deno.test("safetensors errors name the file and what is wrong", () => {
   const overflow = rawFile("{}");
   new DataView(overflow.buffer).setUint32(4, 1, true);
   check(overflow, /header length 4294967298 is larger than the limit/);
+  // another kind of file: an ONNX model begins with protobuf field 1 (0x08)
+  const onnx = Uint8Array.from([0x08, 0x08, 0x12, 0x07, ...new TextEncoder().encode("pytorch")]);
+  check(onnx, /not a safetensors file: it does not begin with a header length and a JSON header/);
   check(rawFile("{not json"), /not valid UTF-8 JSON/);
   check(rawFile("[1,2]"), /must be a JSON object/);
   const badUtf8 = rawFile('{"a":1}');
