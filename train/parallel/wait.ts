@@ -157,6 +157,9 @@ export const PROBE_STEPS = 4;
 // steps between probes: the first gap, and the longest it doubles to while a probe loses
 const MIN_GAP = 16;
 const MAX_GAP = 1024;
+// the longest gap while alone: a wrong choice of the main thread alone (a probe of the threads
+// that lost to a passing disturbance) costs about 40% a step, a wrong choice of the threads ~10%
+const MAX_SOLO_GAP = 64;
 // the other way must be this much faster per sample to be chosen
 const SWITCH_MARGIN = 0.05;
 // share of a step the main thread waits for other threads (a moving average) above which a
@@ -190,8 +193,10 @@ function medianOf(a: Float64Array, n: number, scratch: Float64Array): number {
  * slow: the calm counter is set), then runs {@linkcode PROBE_STEPS} steps on
  * the main thread alone and compares the median time per sample with the
  * recent steps'; the faster way is kept, and the other is probed again
- * after a gap that starts at 16 steps and doubles (to 1024) each time a probe
- * loses. A quiet machine, where two threads are faster, sees no probe or a
+ * after a gap that starts at 16 steps and doubles each time a probe loses,
+ * to 1024 steps on the threads and to 64 alone (a probe of the threads that
+ * lost to a passing disturbance must not keep a quiet machine on one
+ * thread for long). A quiet machine, where two threads are faster, sees no probe or a
  * rare one. The result of a step is the same bits either way.
  *
  * @example
@@ -254,7 +259,7 @@ export class SoloChoice {
         this.recentN = PROBE_STEPS;
         this.recentAt = PROBE_STEPS;
       } else {
-        this.gap = Math.min(MAX_GAP, 2 * this.gap);
+        this.gap = Math.min(this.solo ? MAX_SOLO_GAP : MAX_GAP, 2 * this.gap);
       }
       return;
     }
