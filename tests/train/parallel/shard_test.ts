@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { cutBatch, maxMicroBatches } from "../../../train/parallel/shard.ts";
-import { GradTree, TREE, treeStateLength } from "../../../train/parallel/reduce.ts";
+import { GradTree, regionCount, TREE, treeStateLength } from "../../../train/parallel/reduce.ts";
 
 function cut(n: number, micro: number, tail: number): number[] {
   const starts = new Int32Array(n + 2);
@@ -65,6 +65,57 @@ Deno.test("the reduction tree of every cut fits its state: right sum, every regi
         if (spare >= 0) tree.release(spare);
         tree.release(held);
         assert.equal(tree.stateArray[TREE.FREE], 0x7fffffff, `k ${k}: a region was lost`);
+      }
+    }
+  }
+});
+
+Deno.test("regionCount regions never stall T threads claiming in any order of completion", () => {
+  // a step as the lanes run it: a lane takes a spare region, claims the next leaf,
+  // finishes its claimed leaves in a random order; it stalls only if no region is free
+  const layout = { grads: [["p", "g"]] as [string, string][], offsets: [0], sizes: [1], total: 1 };
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  for (let k = 1; k <= 40; k++) {
+    for (let threads = 1; threads <= 4; threads++) {
+      for (const deferTop of [false, true]) {
+        for (let trial = 0; trial < 20; trial++) {
+          const n = regionCount(k, threads);
+          const tree = new GradTree(
+            layout,
+            new Float32Array(n),
+            new Int32Array(treeStateLength(k)),
+            k,
+            deferTop,
+          );
+          tree.resetFree(n);
+          tree.resetStep(k);
+          const spare = new Array<number>(threads).fill(-1);
+          const busy = new Array<number>(threads).fill(-1);
+          let next = 0;
+          for (;;) {
+            // every idle lane claims while leaves are left (taking a spare first)
+            for (let t = 0; t < threads; t++) {
+              if (busy[t]! >= 0 || next >= k) continue;
+              if (spare[t]! < 0) spare[t] = tree.tryAcquire();
+              if (spare[t]! >= 0) busy[t] = next++;
+            }
+            const working = busy.flatMap((b, t) => (b >= 0 ? [t] : []));
+            if (working.length === 0) break;
+            const t = working[rand(working.length)]!;
+            const outs = [new Float32Array(1), Float32Array.of(busy[t]! + 1)];
+            if (tree.leaf(busy[t]!, 1, outs, spare[t]!)) spare[t] = -1;
+            busy[t] = -1;
+          }
+          const what = `k ${k}, ${threads} threads, deferTop ${deferTop}, trial ${trial}`;
+          assert.equal(next, k, `${what}: stalled with ${k - next} leaves left`);
+          const sum = new Float32Array(1);
+          tree.takeRoot([sum]);
+          assert.equal(sum[0], (k * (k + 1)) / 2, what);
+        }
       }
     }
   }
