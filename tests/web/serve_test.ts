@@ -152,7 +152,8 @@ Deno.test("serve gives Deno the TypeScript as it is, so a program imports mod.ts
       console.log(train.count, test.count, tensor([2]).data[0]);`;
     const host = new URL(url).host;
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", `--allow-import=${host}`, `--reload=${url}`, "-"],
+      // as a user's program elsewhere: not this repository's config, nor its lock file to write
+      args: ["run", "--no-config", "--no-lock", `--allow-import=${host}`, `--reload=${url}`, "-"],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
