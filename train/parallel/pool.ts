@@ -70,7 +70,11 @@ export interface WorkerPoolOptions {
   winograd?: boolean;
   /** A step, or a worker's answer to one, that takes longer than this is a fault (default 60000). */
   stepTimeoutMs?: number;
-  /** Failures of one worker in a row (it is replaced each time) before the pool gives up (default 3, so at most 4). */
+  /**
+   * Failures of one worker in a row (it is replaced each time) before the pool
+   * gives up (default 3, so at most 4); also the retries of a step that failed
+   * with no worker to blame (it timed out while every worker answered).
+   */
   maxRetries?: number;
   /**
    * Modules that register ops beyond `ops/mod.ts` (custom ops), imported by
@@ -484,6 +488,8 @@ export class WorkerPool implements GradientRunner {
       // the main thread alone: the workers are not told of the step
       const solo = this.choice?.next() ?? false;
       this.waited = 0;
+      // failed attempts of this step that no worker was blamed for (every one left the step in time)
+      let unblamed = 0;
       for (;;) {
         this.watch(step);
         await this.replaceMissing(step);
@@ -504,7 +510,13 @@ export class WorkerPool implements GradientRunner {
           abortStep(this.mem, seq);
           break;
         }
-        await this.recover(seq, step, fault);
+        if (!(await this.recover(seq, step, fault)) && ++unblamed > this.maxRetries) {
+          // e.g. a step that outlasts the step timeout every time: retrying would never end
+          this.closed = true;
+          this.closedBecause = `step ${step} failed ${unblamed} times in a row (${fault.message})`;
+          this.terminateAll(`step ${step} failed`);
+          throw new Error(`WorkerPool.step: ${this.closedBecause}, giving up`);
+        }
       }
       const ms = performance.now() - t0;
       // a step alone has no other thread to spin for
@@ -641,8 +653,9 @@ export class WorkerPool implements GradientRunner {
    * After a fault in step `seq`: ends the step in every thread, retires the
    * workers that died or do not leave it, frees every gradient region, and
    * gives up when a worker failed more than `maxRetries` times in a row.
+   * Returns whether a worker was blamed.
    */
-  private async recover(seq: number, step: number, fault: Fault): Promise<void> {
+  private async recover(seq: number, step: number, fault: Fault): Promise<boolean> {
     abortStep(this.mem, seq);
     const blamed = new Map(this.deaths);
     const deadline = performance.now() + ABORT_GRACE_MS;
@@ -671,6 +684,7 @@ export class WorkerPool implements GradientRunner {
     if (this.updater && root >= 0) this.tree.keepOnly(this.regions, root);
     else this.tree.resetFree(this.regions);
     for (const [i, why] of blamed) if (i >= 0) this.fail(i, why, step);
+    return !blamed.has(-1);
   }
 
   /** Worker `i` failed: it is retired, and the pool gives up after too many failures in a row. */

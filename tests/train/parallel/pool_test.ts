@@ -246,6 +246,43 @@ Deno.test("workers that fail on every restart make the pool give up naming the s
   }
 });
 
+Deno.test("a step that times out every time with no worker to blame makes the pool give up, with every worker terminated", async () => {
+  const { spec, graph } = model(0);
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params: freshParams(graph),
+    data: sharedData(),
+    maxBatch: 64,
+    // 64 micro-batches: the worker claims some, and each takes it 300 ms, past the step timeout;
+    // it still leaves each aborted step in time, so no worker is to blame
+    microBatch: 1,
+    stepTimeoutMs: 100,
+    maxRetries: 1,
+    testSeam: faultSeam({ slow: [{ worker: 1, ms: 300 }] }),
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const grads = new Map<string, Float32Array>();
+    // before the fix it retried forever: give it 20 s
+    const stuck = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("still retrying after 20 s")), 20_000);
+    });
+    // a step the worker woke too late for (the main thread took every micro-batch) succeeds
+    let error: Error | null = null;
+    for (let s = 0; s < 5 && !error; s++) {
+      await Promise.race([pool.step(batches()[0]!, s, grads), stuck]).catch((e) => (error = e));
+    }
+    assert.match(
+      String(error),
+      /step \d failed 2 times in a row \(the step timed out after 100 ms\), giving up/,
+    );
+    assert.equal(pool.liveWorkers, 0);
+  } finally {
+    clearTimeout(timer);
+    await pool.close();
+  }
+});
+
 Deno.test("WorkerPool.create rejects bad setups with clear messages", async () => {
   const { spec, graph } = model(0);
   const data = sharedData();
@@ -504,7 +541,7 @@ Deno.test("a slow worker takes fewer micro-batches and the result keeps its bits
 Deno.test("a pool whose worker is held up runs steps on the main thread alone, with the same bits", async () => {
   const { spec, graph } = model(0);
   const data = sharedData();
-  // 64 micro-batches a step: the worker wakes in time to claim some, each held up 40 ms
+  // 64 micro-batches a step: the worker usually wakes in time to claim some, each held up 40 ms
   const microBatch = 1;
   const steps = 40;
   // one batch size throughout: a new size starts the choice afresh
@@ -538,8 +575,9 @@ Deno.test("a pool whose worker is held up runs steps on the main thread alone, w
   try {
     assert.deepEqual(await run(pool, p2), local);
     for (const [k, v] of p1) assert.deepEqual(p2.get(k), v, k);
-    // 16 steps on both threads, a probe of 4 alone that wins, then alone until the next probe
-    assert.ok(pool.soloSteps >= 16, `${pool.soloSteps} of ${steps} steps alone`);
+    // held-up steps make the pool probe the main thread alone (4 steps; whether it then stays
+    // alone is timing, tested on SoloChoice itself in wait_test.ts), and the bits hold
+    assert.ok(pool.soloSteps >= 4, `${pool.soloSteps} of ${steps} steps alone`);
   } finally {
     await pool.close();
   }
