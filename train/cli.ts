@@ -213,9 +213,25 @@ export function parseFlags(args: string[]): ParsedFlags {
   );
   if (values.checkpoint !== undefined) options.checkpoint = values.checkpoint;
   if (values.resume !== undefined) options.resume = values.resume;
-  if (values.plot !== undefined) options.plot = values.plot;
+  if (values.plot !== undefined) {
+    // the file would hold an SVG that no image viewer opens under this name
+    const ext = /\.(png|jpe?g|gif|webp|bmp|pdf)$/i.exec(values.plot)?.[0];
+    if (ext) {
+      throw new UsageError(`--plot writes an SVG, not ${ext}: name it .svg, got "${values.plot}"`);
+    }
+    options.plot = values.plot;
+  }
   if (values.init !== undefined) options.init = values.init;
-  if (values["save-model"] !== undefined) options.saveModel = values["save-model"];
+  if (values["save-model"] !== undefined) {
+    if (/\.onnx$/i.test(values["save-model"])) {
+      throw new UsageError(
+        `--save-model writes safetensors, which a .onnx name would be read back as ONNX: name it .safetensors and convert with deno task export, got "${
+          values["save-model"]
+        }"`,
+      );
+    }
+    options.saveModel = values["save-model"];
+  }
   if (values.profile !== undefined) options.profile = values.profile;
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) {
     if (options[k] === undefined) delete options[k];

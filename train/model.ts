@@ -239,6 +239,12 @@ export class Model {
    * process and PyTorch's `load_state_dict` reads the tensors.
    */
   async save(path: string): Promise<void> {
+    // loadModel reads a .onnx name as ONNX: the file could not be read back
+    if (/\.onnx$/i.test(path)) {
+      throw new Error(
+        `Model.save writes safetensors; "${path}" would be read back as ONNX: name it .safetensors, or write toOnnx(model)'s bytes`,
+      );
+    }
     const { tensors, metadata } = this.fileContents();
     await writeSafetensorsAtomic(path, tensors, metadata);
   }

@@ -253,7 +253,7 @@ export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
   if (opts.kernels !== undefined && !["ref", "ts", "wasm"].includes(opts.kernels)) {
     throw new TrainError(`Unknown kernels "${opts.kernels}" (expected ref, ts or wasm)`);
   }
-  checkNumbers(opts);
+  checkOptions(opts);
   if (opts.model === "poly") return await trainPoly(opts);
   return await trainModel(opts);
 }
@@ -261,7 +261,12 @@ export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
 // The numeric options, checked before anything runs: a fractional or negative
 // count would otherwise be rounded or skipped silently (epochs 1.5 ran 2 epochs,
 // epochs -1 and trainLimit -5 trained nothing, lr -1 ascended the loss).
-function checkNumbers(opts: TrainOptions): void {
+function checkOptions(opts: TrainOptions): void {
+  if (opts.saveModel !== undefined && /\.onnx$/i.test(opts.saveModel)) {
+    throw new TrainError(
+      `train: saveModel writes safetensors; "${opts.saveModel}" would be read back as ONNX (name it .safetensors)`,
+    );
+  }
   const whole = (name: keyof TrainOptions, min: number, max = Number.MAX_SAFE_INTEGER) => {
     const v = opts[name];
     if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {

@@ -36,6 +36,10 @@ Deno.test("numbers are plain decimal, range-checked where the flag is parsed", (
   usage(["--seed", "4294967296"], "--seed", '"4294967296"');
   usage(["--lr", "-0.5"], "--lr", '"-0.5"');
   usage(["--epochs", "-Infinity"], "--epochs", '"-Infinity"');
+  // output names that would lie about the file's format
+  usage(["--plot", "loss.png"], "--plot writes an SVG", '"loss.png"');
+  usage(["--save-model", "m.ONNX"], "--save-model writes safetensors", '"m.ONNX"');
+  assert.equal(parseFlags(["--plot", "loss.svg"]).options.plot, "loss.svg");
   // a flag after a valueless one is still a flag
   assert.equal(parseFlags(["--nesterov", "--seed", "3"]).options.seed, 3);
   assert.throws(() => parseFlags(["--json", "-1"]), UsageError);

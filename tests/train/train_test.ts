@@ -234,3 +234,14 @@ Deno.test("train() refuses fractional, negative or non-finite numeric options, n
     );
   }
 });
+
+Deno.test("Model.save and train({ saveModel }) refuse a .onnx name, which loadModel would read as ONNX", async () => {
+  const { defineModel, nn } = await import("../../mod.ts");
+  const model = defineModel({ input: [2] }, (x) => nn.linear(x, 1));
+  await assert.rejects(() => model.save("m.onnx"), /Model\.save writes safetensors; "m\.onnx"/);
+  await assert.rejects(
+    () => train({ model: "poly", saveModel: "out/m.onnx" }),
+    (e: Error) =>
+      e instanceof TrainError && /saveModel writes safetensors; "out\/m\.onnx"/.test(e.message),
+  );
+});
