@@ -87,7 +87,8 @@ if (import.meta.main) {
   try {
     a = parseExportArgs(Deno.args);
   } catch (e) {
-    console.error(`export: ${(e as Error).message}\n\n${USAGE}`);
+    // one line, as deno task train and predict say it
+    console.error(`export: ${(e as Error).message.split("\n")[0]} (see --help)`);
     Deno.exit(2);
   }
   if (!a) {

@@ -69,5 +69,7 @@ Deno.test("deno task export writes the file and fails with one line and exit 1 o
     assert.ok(!err.includes("\n"), err);
     const usage = await run([]);
     assert.equal(usage.code, 2);
+    const line = dec.decode(usage.stderr).trim();
+    assert.equal(line, "export: --model-file FILE is required (see --help)");
   });
 });
