@@ -79,11 +79,14 @@ export const workerApi = {
    */
   serve(ctrl: Int32Array, from: number): Promise<void> {
     if (!lane || !stepNo) throw new Error("Worker: serve before init");
+    // waits inside a step (for another thread's micro-batch: long) and for the next step (the
+    // main thread's turnaround: short) learn their typical lengths apart, so the short one spins
     const spinner = new Spinner(undefined, calm);
+    const between = new Spinner(undefined, calm);
     let seen = from;
     for (;;) {
       const idle = recorder ? performance.now() : 0;
-      while (Atomics.load(ctrl, CTRL.GO) === seen) waitChange(ctrl, CTRL.GO, seen, spinner, 1000);
+      while (Atomics.load(ctrl, CTRL.GO) === seen) waitChange(ctrl, CTRL.GO, seen, between, 1000);
       recorder?.span(SPAN.IDLE, 0, idle, performance.now());
       const go = seen = Atomics.load(ctrl, CTRL.GO);
       if (Atomics.load(ctrl, CTRL.QUIT)) return Promise.resolve();
