@@ -571,9 +571,21 @@ export function trainingGraph(model: Model, loss: LossName): TrainingGraph {
   };
 }
 
+function describe(v: unknown): string {
+  if (v === null || typeof v !== "object") return String(v);
+  return `an object with keys [${Object.keys(v).join(", ")}]`;
+}
+
 /** The loss a data source implies: cross-entropy for integer class ids, MSE for float targets. */
 export function defaultLoss(data: ModelData | Dataset | string): LossName {
   if (typeof data === "string" || isDataset(data)) return "cross-entropy";
+  // plain JavaScript can hand anything over: say what was expected, not "reading 'length'"
+  if (
+    !data || typeof data !== "object" || !("x" in data) || typeof data.y !== "object" ||
+    data.y === null
+  ) {
+    throw new Error(`data: expected { x, y } arrays or a Dataset, got ${describe(data)}`);
+  }
   const y = data.y;
   if (isTensor(y) || y instanceof Float32Array || y instanceof Float64Array) return "mse";
   for (let i = 0; i < y.length; i++) if (!Number.isInteger(y[i])) return "mse";

@@ -360,3 +360,17 @@ Deno.test("toBytes is what save writes, and modelFromBytes reads it as loadModel
     );
   });
 });
+
+Deno.test("evaluate() on something that is not { x, y } says what it expected", () => {
+  const model = defineModel({ input: [2] }, (x) => nn.linear(x, 3));
+  for (const bad of [{}, { x: new Float32Array(2) }, null, { x: [1, 2], y: 3 }]) {
+    assert.throws(
+      () => model.evaluate(bad as never),
+      /^Error: data: expected \{ x, y \} arrays or a Dataset, got /,
+      JSON.stringify(bad),
+    );
+  }
+  // the lines a well-formed call takes are unchanged
+  const r = model.evaluate({ x: new Float32Array(4), y: [0, 2] });
+  assert.equal(r.confusion.length, 3);
+});
