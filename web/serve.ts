@@ -87,10 +87,15 @@ const TYPES: Record<string, string> = {
  * import assert from "node:assert/strict";
  * import { startServer } from "./serve.ts";
  * const server = await startServer({ port: 0 });
- * const res = await fetch(new URL("mod.ts", server.url));
+ * // a browser gets JavaScript
+ * const res = await fetch(new URL("mod.ts", server.url), { headers: { "user-agent": "Mozilla/5.0" } });
  * assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8");
  * assert.equal(res.headers.get("cross-origin-embedder-policy"), "require-corp");
  * assert.match(await res.text(), /^export \{ tensor \} from "\.\/graph\/tensor\.ts";$/m);
+ * // Deno (its fetch says "Deno/…") gets the TypeScript as it is
+ * const ts = await fetch(new URL("mod.ts", server.url));
+ * assert.equal(ts.headers.get("content-type"), "application/typescript; charset=utf-8");
+ * await ts.body?.cancel();
  * await server.close();
  * ```
  */
