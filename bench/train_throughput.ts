@@ -339,6 +339,8 @@ try {
       fuse: cfg.fuse,
       steps,
       ...(busy ? { busy_processes: busy } : {}),
+      // steps the pool ran on the main thread alone, judged faster (SoloChoice), warm-up included
+      ...(e.runner instanceof WorkerPool ? { solo_steps: e.runner.soloSteps } : {}),
       samples_per_sec: Math.round(m),
       gflops: Number(((m * flopsPerSample) / 1e9).toFixed(2)),
       reps: e.rates.map(Math.round),

@@ -158,8 +158,10 @@ export const PROBE_STEPS = 4;
 const MIN_GAP = 16;
 const MAX_GAP = 1024;
 // the longest gap while alone: a wrong choice of the main thread alone (a probe of the threads
-// that lost to a passing disturbance) costs about 40% a step, a wrong choice of the threads ~10%
-const MAX_SOLO_GAP = 64;
+// that lost to a passing disturbance) costs about 40% a step, a wrong choice of the threads ~10%;
+// but each probe of the threads beside a busy process costs its 4 steps at about half speed: at
+// most 64 apart that was ~3% of the run (2 threads 0.97x of 1 thread, 935 of 1020 steps alone)
+const MAX_SOLO_GAP = 256;
 // the other way must be this much faster per sample to be chosen
 const SWITCH_MARGIN = 0.05;
 // share of a step the main thread waits for other threads (a moving average) above which a
@@ -194,7 +196,7 @@ function medianOf(a: Float64Array, n: number, scratch: Float64Array): number {
  * the main thread alone and compares the median time per sample with the
  * recent steps'; the faster way is kept, and the other is probed again
  * after a gap that starts at 16 steps and doubles each time a probe loses,
- * to 1024 steps on the threads and to 64 alone (a probe of the threads that
+ * to 1024 steps on the threads and to 256 alone (a probe of the threads that
  * lost to a passing disturbance must not keep a quiet machine on one
  * thread for long). A quiet machine, where two threads are faster, sees no probe or a
  * rare one. The result of a step is the same bits either way.
