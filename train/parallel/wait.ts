@@ -162,6 +162,10 @@ const MAX_GAP = 1024;
 // but each probe of the threads beside a busy process costs its 4 steps at about half speed: at
 // most 64 apart that was ~3% of the run (2 threads 0.97x of 1 thread, 935 of 1020 steps alone)
 const MAX_SOLO_GAP = 256;
+// how many times longer the gap is when the only sign is a slow step: on a quiet host, probes
+// set off by its hiccups cost their 4 steps at about half speed each, 20 of 720 steps (~3% of a
+// lecture-CNN run at batch 256) with the plain gaps
+const CALM_GAP_FACTOR = 8;
 // the other way must be this much faster per sample to be chosen
 const SWITCH_MARGIN = 0.05;
 // share of a step the main thread waits for other threads (a moving average) above which a
@@ -195,7 +199,8 @@ function medianOf(a: Float64Array, n: number, scratch: Float64Array): number {
  * slow: the calm counter is set), then runs {@linkcode PROBE_STEPS} steps on
  * the main thread alone and compares the median time per sample with the
  * recent steps'; the faster way is kept, and the other is probed again
- * after a gap that starts at 16 steps and doubles each time a probe loses,
+ * after a gap that starts at 16 steps (8 times that when the only sign is
+ * a slow step, often a passing hiccup of the host) and doubles each time a probe loses,
  * to 1024 steps on the threads and to 256 alone (a probe of the threads that
  * lost to a passing disturbance must not keep a quiet machine on one
  * thread for long). A quiet machine, where two threads are faster, sees no probe or a
@@ -270,8 +275,11 @@ export class SoloChoice {
     if (this.recentN < this.recent.length) this.recentN++;
     this.sinceProbe++;
     if (!this.solo) this.waitShare = 0.9 * this.waitShare + 0.1 * waitShare;
-    const suspect = this.solo || calm || this.waitShare > SUSPECT_WAIT;
-    if (suspect && this.sinceProbe >= this.gap && this.recentN >= 4) {
+    // a main thread that waits for the others is a strong sign; a slow step alone (the calm
+    // counter) is often a passing hiccup of the host, so it waits 8 times longer between probes
+    const strong = this.solo || this.waitShare > SUSPECT_WAIT;
+    const gap = strong ? this.gap : Math.min(MAX_GAP, CALM_GAP_FACTOR * this.gap);
+    if ((strong || calm) && this.sinceProbe >= gap && this.recentN >= 4) {
       this.probing = true;
       this.probeN = 0;
       this.probes++;
