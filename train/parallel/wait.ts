@@ -118,20 +118,7 @@ export class StepClock {
 
   /** The median of the recent steps (ms), 0 before any. */
   median(): number {
-    if (this.n === 0) return 0;
-    const s = this.sorted;
-    for (let i = 0; i < this.n; i++) s[i] = this.ring[i]!;
-    // insertion sort of at most 15 values: no allocation
-    for (let i = 1; i < this.n; i++) {
-      const v = s[i]!;
-      let j = i - 1;
-      while (j >= 0 && s[j]! > v) {
-        s[j + 1] = s[j]!;
-        j--;
-      }
-      s[j + 1] = v;
-    }
-    return s[this.n >> 1]!;
+    return medianOf(this.ring, this.n, this.sorted);
   }
 
   /** Records a step of `ms` milliseconds (same batch size as the recent ones). */
@@ -172,7 +159,7 @@ const SWITCH_MARGIN = 0.05;
 // probe of the main thread alone is worth its cost
 const SUSPECT_WAIT = 0.25;
 
-/** The median of the first `n` values of `a` (sorted in `scratch`, no allocation). */
+/** The median of the first `n` values of `a`, 0 for none (an insertion sort in `scratch`: short arrays, no allocation). */
 function medianOf(a: Float64Array, n: number, scratch: Float64Array): number {
   if (n === 0) return 0;
   for (let i = 0; i < n; i++) scratch[i] = a[i]!;
