@@ -462,10 +462,10 @@ async function longRun(
   runner: GradientRunner,
   params: Map<string, Float32Array>,
   steps: number,
+  bs = batches(),
 ): Promise<{ losses: number[]; params: Map<string, Float32Array> }> {
   const opt = makeOptimizer("adam", 1e-2);
   const grads = new Map<string, Float32Array>();
-  const bs = batches();
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
     losses.push((await runner.step(bs[s % bs.length]!, s, grads)).loss);
@@ -545,21 +545,13 @@ Deno.test("a pool whose worker is held up runs steps on the main thread alone, w
   const microBatch = 1;
   const steps = 40;
   // one batch size throughout: a new size starts the choice afresh
-  const batch = batches()[0]!;
-  async function run(runner: GradientRunner, params: Map<string, Float32Array>) {
-    const opt = makeOptimizer("adam", 1e-2);
-    const grads = new Map<string, Float32Array>();
-    const losses: number[] = [];
-    for (let s = 0; s < steps; s++) {
-      losses.push((await runner.step(batch, s, grads)).loss);
-      opt.step(params, grads);
-    }
-    return losses;
-  }
+  const one = [batches()[0]!];
   const p1 = freshParams(graph);
-  const local = await run(
+  const local = await longRun(
     new LocalRunner(spec, { params: p1, data, maxBatch: 64, microBatch }),
     p1,
+    steps,
+    one,
   );
   const p2 = freshParams(graph);
   const pool = await WorkerPool.create(spec, {
@@ -573,7 +565,7 @@ Deno.test("a pool whose worker is held up runs steps on the main thread alone, w
     soloWhenFaster: true,
   });
   try {
-    assert.deepEqual(await run(pool, p2), local);
+    assert.deepEqual((await longRun(pool, p2, steps, one)).losses, local.losses);
     for (const [k, v] of p1) assert.deepEqual(p2.get(k), v, k);
     // held-up steps make the pool probe the main thread alone (4 steps; whether it then stays
     // alone is timing, tested on SoloChoice itself in wait_test.ts), and the bits hold
