@@ -32,23 +32,29 @@ Deno.test("a guided tail halves what is left down to `tail` samples", () => {
   }
 });
 
+/** A gradient tree over `k` leaves of one value each, with `n` free regions, ready for a step. */
+function oneValueTree(k: number, n: number, deferTop: boolean): GradTree {
+  const layout = { grads: [["p", "g"]] as [string, string][], offsets: [0], sizes: [1], total: 1 };
+  const tree = new GradTree(
+    layout,
+    new Float32Array(n),
+    new Int32Array(treeStateLength(k)),
+    k,
+    deferTop,
+  );
+  tree.resetFree(n);
+  tree.resetStep(k);
+  return tree;
+}
+
 Deno.test("the reduction tree of every cut fits its state: right sum, every region back", () => {
   // a ragged tree (e.g. 5 leaves: 5 + 3 + 2 + 1 nodes) has more than 2K nodes; with
   // too small a state, the top's arrival count overlapped leaf 0's region slot
-  const layout = { grads: [["p", "g"]] as [string, string][], offsets: [0], sizes: [1], total: 1 };
   for (let k = 1; k <= 40; k++) {
     for (const deferTop of [false, true]) {
       for (const order of ["forward", "reverse"]) {
         const n = 31;
-        const tree = new GradTree(
-          layout,
-          new Float32Array(n),
-          new Int32Array(treeStateLength(k)),
-          k,
-          deferTop,
-        );
-        tree.resetFree(n);
-        tree.resetStep(k);
+        const tree = oneValueTree(k, n, deferTop);
         // hold region 0, so leaf 0's region number is not 0
         const held = tree.tryAcquire();
         let spare = -1;
@@ -73,7 +79,6 @@ Deno.test("the reduction tree of every cut fits its state: right sum, every regi
 Deno.test("regionCount regions never stall T threads claiming in any order of completion", () => {
   // a step as the lanes run it: a lane takes a spare region, claims the next leaf,
   // finishes its claimed leaves in a random order; it stalls only if no region is free
-  const layout = { grads: [["p", "g"]] as [string, string][], offsets: [0], sizes: [1], total: 1 };
   let seed = 12345;
   const rand = (n: number) => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -84,15 +89,7 @@ Deno.test("regionCount regions never stall T threads claiming in any order of co
       for (const deferTop of [false, true]) {
         for (let trial = 0; trial < 20; trial++) {
           const n = regionCount(k, threads);
-          const tree = new GradTree(
-            layout,
-            new Float32Array(n),
-            new Int32Array(treeStateLength(k)),
-            k,
-            deferTop,
-          );
-          tree.resetFree(n);
-          tree.resetStep(k);
+          const tree = oneValueTree(k, n, deferTop);
           const spare = new Array<number>(threads).fill(-1);
           const busy = new Array<number>(threads).fill(-1);
           let next = 0;
