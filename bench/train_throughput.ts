@@ -10,7 +10,7 @@
  *
  * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
  * the schedule in one run: each side overrides some of `micro`,
- * `micro-tail`, `main-thread`, `update` and `fuse`; at each worker count the
+ * `micro-tail`, `main-thread`, `update`, `fuse` and `wasm-reduce`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
  * over A's, rep by rep, per worker count.
@@ -48,6 +48,8 @@ const values = benchArgs("bench:train", {
   // internal: a baseline child process, started by --baseline processes
   child: { type: "boolean", default: false },
   fuse: { type: "string", default: "true" },
+  // the gradient reduction's loops in WebAssembly SIMD (false: the JavaScript loops; same bits)
+  "wasm-reduce": { type: "string", default: "true" },
   // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
   update: { type: "string", default: "pool" },
   // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -84,8 +86,9 @@ interface Config {
   mainThread: boolean;
   poolUpdate: boolean;
   fuse: boolean;
+  wasmReduce: boolean;
 }
-const AB_KEYS = ["micro", "micro-tail", "main-thread", "update", "fuse"] as const;
+const AB_KEYS = ["micro", "micro-tail", "main-thread", "update", "fuse", "wasm-reduce"] as const;
 type AbKey = typeof AB_KEYS[number];
 
 function boolOf(flag: string, v: string): boolean {
@@ -108,6 +111,7 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     mainThread: boolOf("main-thread", get("main-thread")!),
     poolUpdate: update === "pool",
     fuse: boolOf("fuse", get("fuse")!),
+    wasmReduce: boolOf("wasm-reduce", get("wasm-reduce")!),
   };
 }
 
@@ -182,7 +186,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 
 // a baseline child: warm up, say ready, wait for "go" on stdin, run, print the rate
 if (values.child) {
-  const { microBatch, microTail, fuse } = configs[0]!;
+  const { microBatch, microTail, fuse, wasmReduce } = configs[0]!;
   const runner = new LocalRunner(spec, {
     params,
     data,
@@ -191,6 +195,7 @@ if (values.child) {
     microBatch,
     microTail,
     fuse,
+    wasmReduce,
   });
   await run(runner, warmup);
   console.log("ready");
@@ -215,7 +220,7 @@ async function baselineProcesses(n: number, cfg: Config) {
     ...["model", "batch", "steps", "warmup", "channels"]
       .flatMap((k) => [`--${k}`, String(values[k as keyof typeof values])]),
     ...["--micro", String(cfg.microBatch), "--micro-tail", String(cfg.microTail)],
-    ...["--fuse", String(cfg.fuse)],
+    ...["--fuse", String(cfg.fuse), "--wasm-reduce", String(cfg.wasmReduce)],
     ...(values.kernels ? ["--kernels", values.kernels] : []),
   ];
   const procs = Array.from(
@@ -260,6 +265,7 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
     microTail: cfg.microTail,
     profile: values.profile !== undefined,
     fuse: cfg.fuse,
+    wasmReduce: cfg.wasmReduce,
   };
   return workers > 1
     ? WorkerPool.create(spec, {
@@ -300,7 +306,7 @@ try {
       const same = entries.find((o) =>
         o !== e && o.baseline && o.workers === e.workers &&
         o.cfg.microBatch === e.cfg.microBatch && o.cfg.microTail === e.cfg.microTail &&
-        o.cfg.fuse === e.cfg.fuse
+        o.cfg.fuse === e.cfg.fuse && o.cfg.wasmReduce === e.cfg.wasmReduce
       );
       if (e.workers > 1) {
         e.baseline = same ? same.baseline : await baselineProcesses(e.workers, e.cfg);

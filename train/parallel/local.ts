@@ -7,6 +7,7 @@
 import type { Tier } from "../../graph/op.ts";
 import { GradientShard } from "./shard.ts";
 import { GradTree, regionCount, treeStateLength } from "./reduce.ts";
+import { sharedRegions } from "../../ops/kernels/reduce_wasm.ts";
 import { Yielder } from "./wait.ts";
 import { namesOf, Profiler, SPAN } from "./trace.ts";
 import { Lane, publishStep, schedLength, stepLoss, type StepMemory } from "./schedule.ts";
@@ -40,6 +41,11 @@ export interface LocalRunnerOptions {
   fuse?: boolean;
   /** Winograd convolutions on the wasm tier (default true); false keeps im2col + GEMM. */
   winograd?: boolean;
+  /**
+   * The gradient reduction's loops in WebAssembly SIMD where they can run
+   * (default true); false keeps them in JavaScript. The same bits either way.
+   */
+  wasmReduce?: boolean;
   /** Record a timeline (see {@linkcode LocalRunner.profiler}). */
   profile?: boolean;
 }
@@ -122,7 +128,7 @@ export class LocalRunner implements GradientRunner {
     };
     this.tree = new GradTree(
       this.layout,
-      new Float32Array(this.regions * this.layout.total),
+      sharedRegions(this.regions * this.layout.total, opts.wasmReduce ?? true),
       new Int32Array(treeStateLength(maxK)),
       maxK,
     );

@@ -19,6 +19,7 @@ import type { PoolMemory, WorkerApi } from "./worker.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
 import { GradTree, regionCount, rootRegions, TREE, treeStateLength } from "./reduce.ts";
+import { regionMemory, sharedRegions } from "../../ops/kernels/reduce_wasm.ts";
 import { publishUpdate, Updater, updateShared } from "./update.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { isRangeOptimizer, type RangeOptimizer } from "../optim/rules.ts";
@@ -68,6 +69,11 @@ export interface WorkerPoolOptions {
   fuse?: boolean;
   /** Winograd convolutions on the wasm tier (default true); false keeps im2col + GEMM. */
   winograd?: boolean;
+  /**
+   * The gradient reduction's loops in WebAssembly SIMD where they can run
+   * (default true); false keeps them in JavaScript. The same bits either way.
+   */
+  wasmReduce?: boolean;
   /** A step, or a worker's answer to one, that takes longer than this is a fault (default 60000). */
   stepTimeoutMs?: number;
   /**
@@ -313,11 +319,13 @@ export class WorkerPool implements GradientRunner {
       losses: new Float64Array(new SharedArrayBuffer(8 * maxK)),
       partials: sharedF32(maxK * this.shard.partialSize),
       tree: new Int32Array(new SharedArrayBuffer(4 * treeStateLength(maxK))),
-      regions: sharedF32(this.regions * layout.total),
+      regions: sharedRegions(this.regions * layout.total, opts.wasmReduce ?? true),
       maxK,
       layout,
       calm: new Int32Array(new SharedArrayBuffer(4)),
     };
+    // posted with the regions, so that the workers' trees run the loops in wasm too
+    this.mem.regionMemory = regionMemory(this.mem.regions.buffer);
     this.spinner = new Spinner(undefined, this.mem.calm);
     this.clock = new StepClock(this.mem.calm);
     const up = opts.update;

@@ -17,10 +17,15 @@
  * mnist-net's 1.2 M parameters (4.8 MB a region) at batch 256 in
  * micro-batches of 32 on 2 threads: 3 + 2 = 5 regions, 24 MB.
  *
+ * The float loops run in WebAssembly SIMD (`ops/kernels/reduce_wasm.ts`)
+ * when the regions are in a shared WebAssembly memory (`sharedRegions`) and
+ * a gradient is in a wasm arena, else in JavaScript here: the same bits.
+ *
  * @module
  */
 import type { FloatArray } from "../../graph/op.ts";
 import type { Layout } from "./spec.ts";
+import { ReduceWasm } from "../../ops/kernels/reduce_wasm.ts";
 
 /** Slots of the tree's state array: free-region bitmap, root region, then per-node arrivals and regions. */
 export const TREE = { FREE: 0, ROOT: 1, HEAD: 2 } as const;
@@ -85,6 +90,8 @@ export class GradTree {
   private base: Int32Array;
   private count: Int32Array;
   private levels = 0;
+  /** The loops in WebAssembly, when the regions are in a shared wasm memory. */
+  private wasm: ReduceWasm | null;
 
   /** Leaves the top node's sum undone (see {@linkcode GradTree.root}). */
   readonly deferTop: boolean;
@@ -112,6 +119,7 @@ export class GradTree {
     this.layout = layout;
     this.total = layout.total;
     this.regions = regions;
+    this.wasm = ReduceWasm.of(regions);
     this.state = state;
     this.base = new Int32Array(treeLevels(maxK) + 2);
     this.count = new Int32Array(treeLevels(maxK) + 2);
@@ -290,6 +298,7 @@ export class GradTree {
       const src = outs[k + 1]!;
       const at = r * this.total + offsets[k]!;
       const n = sizes[k]!;
+      if (this.wasm?.scale(w, src, at, n)) continue;
       for (let j = 0; j < n; j++) g[at + j] = w * src[j]!;
     }
   }
@@ -301,6 +310,7 @@ export class GradTree {
       const src = outs[k + 1]!;
       const at = r * this.total + offsets[k]!;
       const n = sizes[k]!;
+      if (this.wasm?.addScaled(w, src, at, n)) continue;
       // the leaf rounded to float32 first, as if it had been stored
       for (let j = 0; j < n; j++) g[at + j] = g[at + j]! + Math.fround(w * src[j]!);
     }
@@ -309,6 +319,7 @@ export class GradTree {
   private addRegion(r: number, other: number): void {
     const g = this.regions;
     const a = r * this.total, b = other * this.total;
+    if (this.wasm) return this.wasm.add(a, b, this.total);
     for (let j = 0; j < this.total; j++) g[a + j] = g[a + j]! + g[b + j]!;
   }
 }

@@ -13,6 +13,7 @@ import * as Comlink from "npm:comlink@4.4.2";
 import { GradientShard, type ShardInit } from "./shard.ts";
 import { CTRL } from "./control.ts";
 import { GradTree } from "./reduce.ts";
+import { adoptRegionMemory } from "../../ops/kernels/reduce_wasm.ts";
 import { Lane, type StepMemory } from "./schedule.ts";
 import { loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.ts";
 import type { Layout } from "./spec.ts";
@@ -26,6 +27,8 @@ export interface PoolMemory extends StepMemory {
   tree: Int32Array;
   /** The gradient regions. */
   regions: Float32Array;
+  /** The shared WebAssembly memory `regions` spans, when it is one (see `sharedRegions`). */
+  regionMemory?: WebAssembly.Memory;
   /** Largest number of micro-batches in a step. */
   maxK: number;
   /** Where each gradient sits in a region. */
@@ -62,6 +65,7 @@ export const workerApi = {
     const shard = new GradientShard(init);
     hook = await loadHook(seam, thread);
     const me = thread.worker;
+    if (mem.regionMemory) adoptRegionMemory(mem.regionMemory);
     const tree = new GradTree(mem.layout, mem.regions, mem.tree, mem.maxK, !!mem.update, me);
     const updater = mem.update
       ? new Updater(mem.update, mem.layout, init.params, mem.regions, shard.recorder, me)

@@ -6,12 +6,14 @@
  * @module
  */
 
-/** A value type: i32, f32 or v128. */
-export type ValType = 0x7f | 0x7d | 0x7b;
+/** A value type: i32, f32, f64 or v128. */
+export type ValType = 0x7f | 0x7d | 0x7c | 0x7b;
 /** 32-bit integer. */
 export const I32: ValType = 0x7f;
 /** 32-bit float. */
 export const F32: ValType = 0x7d;
+/** 64-bit float. */
+export const F64: ValType = 0x7c;
 /** 128-bit vector. */
 export const V128: ValType = 0x7b;
 
@@ -91,9 +93,16 @@ export class FuncBuilder {
     return this;
   }
 
-  /** Appends a memarg: log2 alignment and offset. */
-  private mem(align: number, offset: number): this {
-    uleb(this.code, align);
+  /**
+   * Appends a memarg: log2 alignment and offset, and for a memory other than
+   * 0 its index (multi-memory: bit 6 of the alignment field says it follows).
+   */
+  private mem(align: number, offset: number, memory = 0): this {
+    if (memory === 0) uleb(this.code, align);
+    else {
+      uleb(this.code, align | 0x40);
+      uleb(this.code, memory);
+    }
     uleb(this.code, offset);
     return this;
   }
@@ -157,20 +166,20 @@ export class FuncBuilder {
   }
 
   // Memory.
-  f32Load(offset = 0): this {
-    return this.op(0x2a).mem(2, offset);
+  f32Load(offset = 0, memory = 0): this {
+    return this.op(0x2a).mem(2, offset, memory);
   }
-  f32Store(offset = 0): this {
-    return this.op(0x38).mem(2, offset);
+  f32Store(offset = 0, memory = 0): this {
+    return this.op(0x38).mem(2, offset, memory);
   }
-  v128Load(offset = 0): this {
-    return this.simd(0x00).mem(4, offset);
+  v128Load(offset = 0, memory = 0): this {
+    return this.simd(0x00).mem(4, offset, memory);
   }
   v128Load32Splat(offset = 0): this {
     return this.simd(0x09).mem(2, offset);
   }
-  v128Store(offset = 0): this {
-    return this.simd(0x0b).mem(4, offset);
+  v128Store(offset = 0, memory = 0): this {
+    return this.simd(0x0b).mem(4, offset, memory);
   }
   /** memory.fill(dest, value, length) over memory 0. */
   memoryFill(): this {
@@ -254,6 +263,19 @@ export class FuncBuilder {
   f32Gt(): this {
     return this.op(0x5e);
   }
+  /** Appends `f32.demote_f64`: round to nearest float32. */
+  f32DemoteF64(): this {
+    return this.op(0xb6);
+  }
+
+  // f64.
+  f64Mul(): this {
+    return this.op(0xa2);
+  }
+  /** Appends `f64.promote_f32` (exact). */
+  f64PromoteF32(): this {
+    return this.op(0xbb);
+  }
 
   // v128.
   v128Zero(): this {
@@ -269,6 +291,20 @@ export class FuncBuilder {
   }
   f32x4Add(): this {
     return this.simd(0xe4);
+  }
+  f64x2Splat(): this {
+    return this.simd(0x14);
+  }
+  f64x2Mul(): this {
+    return this.simd(0xf2);
+  }
+  /** Appends `f64x2.promote_low_f32x4`: lanes 0 and 1 as float64 (exact). */
+  f64x2PromoteLowF32x4(): this {
+    return this.simd(0x5f);
+  }
+  /** Appends `f32x4.demote_f64x2_zero`: the two lanes rounded to float32 in lanes 0 and 1, zeros above. */
+  f32x4DemoteF64x2Zero(): this {
+    return this.simd(0x5e);
   }
   f32x4Mul(): this {
     return this.simd(0xe6);
@@ -340,8 +376,26 @@ export interface ModuleSpec {
   memoryPages: number;
   /** Import the memory as `env.mem` instead of defining and exporting one. */
   importMemory?: boolean;
+  /**
+   * Import these memories (multi-memory), in index order, as `env.<name>`,
+   * instead of one: each with its minimum in pages, and a shared one with
+   * its maximum (which a shared memory must declare).
+   */
+  memoryImports?: MemoryImport[];
   /** Functions in index order (the index is what `call` takes). */
   funcs: FuncBuilder[];
+}
+
+/** One imported memory of {@linkcode ModuleSpec.memoryImports}. */
+export interface MemoryImport {
+  /** The import's field name under `env`. */
+  name: string;
+  /** Minimum size in 64 KiB pages. */
+  pages: number;
+  /** Shared (then with a maximum of `maxPages`). */
+  shared?: boolean;
+  /** Maximum size in pages: required for a shared memory. */
+  maxPages?: number;
 }
 
 function section(out: number[], id: number, body: number[]): void {
@@ -365,7 +419,19 @@ export function encodeModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   }
   section(out, 1, types);
 
-  if (spec.importMemory) {
+  const imports = spec.memoryImports;
+  if (imports) {
+    const imp: number[] = [];
+    uleb(imp, imports.length);
+    for (const m of imports) {
+      name(imp, "env");
+      name(imp, m.name);
+      imp.push(0x02, m.shared ? 0x03 : m.maxPages === undefined ? 0x00 : 0x01);
+      uleb(imp, m.pages);
+      if (m.shared || m.maxPages !== undefined) uleb(imp, m.maxPages ?? m.pages);
+    }
+    section(out, 2, imp);
+  } else if (spec.importMemory) {
     const imp: number[] = [1];
     name(imp, "env");
     name(imp, "mem");
@@ -379,7 +445,8 @@ export function encodeModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   spec.funcs.forEach((_, i) => uleb(funcs, i));
   section(out, 3, funcs);
 
-  if (!spec.importMemory) {
+  const ownMemory = !spec.importMemory && !imports;
+  if (ownMemory) {
     const mem: number[] = [1, 0x00];
     uleb(mem, spec.memoryPages);
     section(out, 5, mem);
@@ -387,8 +454,8 @@ export function encodeModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
 
   const exported = spec.funcs.map((f, i) => [f, i] as const).filter(([f]) => f.exportName);
   const exps: number[] = [];
-  uleb(exps, exported.length + (spec.importMemory ? 0 : 1));
-  if (!spec.importMemory) {
+  uleb(exps, exported.length + (ownMemory ? 1 : 0));
+  if (ownMemory) {
     name(exps, "mem");
     exps.push(0x02, 0x00);
   }

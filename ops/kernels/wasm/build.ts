@@ -4,7 +4,8 @@
  * import without fetching a `.wasm` file:
  * - `gemm_bytes.ts`: the GEMM module (`gemm_kernel.ts`, with `gemm_nt_kernel.ts`
  *   and `im2col_kernel.ts`), in a relaxed-simd and a plain SIMD build;
- * - `elementwise_bytes.ts`: the elementwise module (`elementwise_kernel.ts`).
+ * - `elementwise_bytes.ts`: the elementwise module (`elementwise_kernel.ts`);
+ * - `reduce_bytes.ts`: the gradient reduction's module (`reduce_kernel.ts`).
  *
  * ```sh
  * deno task build:wasm   # write gemm_bytes.ts and elementwise_bytes.ts
@@ -19,6 +20,7 @@ import { buildElementwiseModule } from "./elementwise_kernel.ts";
 import { renderFusedBytesModule } from "./fused_build.ts";
 import { renderWinogradFilterBytesModule } from "./winograd_filter_kernel.ts";
 import { renderWinogradBytesModule } from "./winograd_kernel.ts";
+import { renderReduceBytesModule } from "./reduce_kernel.ts";
 import { base64Literal } from "./_render.ts";
 
 /** The module binaries as built from source now. */
@@ -76,6 +78,7 @@ if (import.meta.main) {
     "fused_bytes.ts": renderFusedBytesModule(),
     "winograd_filter_bytes.ts": renderWinogradFilterBytesModule(),
     "winograd_bytes.ts": renderWinogradBytesModule(),
+    "reduce_bytes.ts": renderReduceBytesModule(),
   };
   let stale = false;
   for (const [name, text] of Object.entries(files)) {

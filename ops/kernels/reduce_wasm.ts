@@ -1,0 +1,205 @@
+// regions: float32 gradient regions in a shared WebAssembly memory; src: float32 views of an executor arena
+/**
+ * The gradient reduction's loops in WebAssembly SIMD (module built from
+ * `wasm/reduce_kernel.ts`): a leaf's `w · g` written or added into a shared
+ * gradient region straight from the executor's arena, and one region added
+ * into another. Regions live in a shared `WebAssembly.Memory` from
+ * {@linkcode sharedRegions}, which is posted to workers as it is (a worker
+ * calls {@linkcode adoptRegionMemory}); the module imports that memory and
+ * an arena's memory at once (multi-memory), one instance per arena.
+ *
+ * Every function gives the bits of the JavaScript loops of `GradTree` (see
+ * the kernel's notes); where it cannot run (no WebAssembly SIMD or
+ * multi-memory, regions in a plain buffer, a gradient outside a wasm arena)
+ * it says so and the caller runs those loops.
+ *
+ * @module
+ */
+
+import { arenaMemory } from "./elementwise_wasm.ts";
+import { REDUCE_WASM } from "./wasm/reduce_bytes.ts";
+
+interface ReduceExports {
+  scale(w: number, src: number, dst: number, n: number): void;
+  scale64(w: number, src: number, dst: number, n: number): void;
+  add_scaled(w: number, src: number, dst: number, n: number): void;
+  add_scaled64(w: number, src: number, dst: number, n: number): void;
+  add(a: number, b: number, n: number): void;
+}
+
+const PAGE = 65536;
+// addresses are i32: keep every byte offset below 2 GiB
+const MAX_BYTES = 2 ** 31;
+// undefined: not tried yet; null: the engine lacks SIMD or multi-memory
+let compiled: WebAssembly.Module | null | undefined;
+const regionMemories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
+
+function module(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  compiled = null;
+  if (typeof WebAssembly !== "object") return compiled;
+  const bytes = Uint8Array.from(atob(REDUCE_WASM), (ch) => ch.charCodeAt(0));
+  try {
+    if (WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
+  } catch {
+    // an engine that validates but will not compile: the JavaScript loops
+  }
+  return compiled;
+}
+
+/**
+ * A zeroed float32 array of `floats` (at least 1) elements in shared memory:
+ * with `wasm` (default true), and where the module runs, the whole buffer of
+ * a shared `WebAssembly.Memory` that {@linkcode ReduceWasm} can work on;
+ * otherwise over a plain `SharedArrayBuffer`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { regionMemory, sharedRegions } from "./reduce_wasm.ts";
+ * const g = sharedRegions(10);
+ * assert.ok(g.length === 10 && g.buffer instanceof SharedArrayBuffer);
+ * assert.equal(regionMemory(sharedRegions(10, false).buffer), undefined);
+ * ```
+ */
+export function sharedRegions(floats: number, wasm = true): Float32Array {
+  const n = Math.max(1, floats);
+  const pages = Math.ceil((4 * n) / PAGE);
+  if (wasm && module() && pages * PAGE < MAX_BYTES) {
+    try {
+      const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      regionMemories.set(mem.buffer, mem);
+      return new Float32Array(mem.buffer, 0, n);
+    } catch {
+      // no room for the memory: a plain shared buffer
+    }
+  }
+  return new Float32Array(new SharedArrayBuffer(4 * n));
+}
+
+/**
+ * Makes a regions memory posted from another thread known here, so that the
+ * arrays over its buffer (posted in the same message they are the very
+ * buffer) get {@linkcode ReduceWasm}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { adoptRegionMemory, regionMemory } from "./reduce_wasm.ts";
+ * const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+ * adoptRegionMemory(mem);
+ * assert.equal(regionMemory(mem.buffer), mem);
+ * ```
+ */
+export function adoptRegionMemory(mem: WebAssembly.Memory): void {
+  regionMemories.set(mem.buffer, mem);
+}
+
+/**
+ * The shared memory whose buffer is `buf`, when it came from
+ * {@linkcode sharedRegions} or {@linkcode adoptRegionMemory}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { regionMemory, sharedRegions } from "./reduce_wasm.ts";
+ * const g = sharedRegions(4);
+ * assert.ok(regionMemory(g.buffer) === undefined || regionMemory(g.buffer)!.buffer === g.buffer);
+ * assert.equal(regionMemory(new ArrayBuffer(4)), undefined);
+ * ```
+ */
+export function regionMemory(buf: ArrayBufferLike): WebAssembly.Memory | undefined {
+  return regionMemories.get(buf);
+}
+
+/**
+ * The reduction's loops on one regions array: float indices into `regions`,
+ * sources as float32 views. Instances of the module are made per arena on
+ * first use and kept (a shard has a plan, so an arena, per micro-batch size).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ReduceWasm, sharedRegions } from "./reduce_wasm.ts";
+ * const g = sharedRegions(8);
+ * const k = ReduceWasm.of(g);
+ * g.set([1, 2, 3, 4, 5, 6, 7, 8]);
+ * if (k) {
+ *   k.add(0, 4, 3);
+ *   assert.deepEqual([...g.subarray(0, 4)], [6, 8, 10, 4]);
+ *   // a gradient in a plain buffer: the caller's own loop
+ *   assert.equal(k.scale(0.5, new Float32Array(4), 0, 4), false);
+ * }
+ * ```
+ */
+export class ReduceWasm {
+  private regions: WebAssembly.Memory;
+  private base: number;
+  private own: ReduceExports;
+  private byArena = new WeakMap<ArrayBufferLike, ReduceExports | null>();
+  private lastBuf: ArrayBufferLike | null = null;
+  private last: ReduceExports | null = null;
+
+  /** The loops on `regions`, or null where they cannot run (see {@linkcode sharedRegions}). */
+  static of(regions: Float32Array): ReduceWasm | null {
+    const mem = regionMemories.get(regions.buffer);
+    const m = module();
+    return mem && m ? new ReduceWasm(m, mem, regions.byteOffset) : null;
+  }
+
+  private constructor(m: WebAssembly.Module, regions: WebAssembly.Memory, base: number) {
+    this.regions = regions;
+    this.base = base;
+    // for region-to-region adds: any unshared memory as the arena
+    const arena = new WebAssembly.Memory({ initial: 0, maximum: 0 });
+    this.own = new WebAssembly.Instance(m, { env: { arena, regions } })
+      .exports as unknown as ReduceExports;
+  }
+
+  /** The instance on the arena `src` is a float32 view of, or null when it is in none. */
+  private on(src: Float32Array | Float64Array): ReduceExports | null {
+    if (src.BYTES_PER_ELEMENT !== 4) return null;
+    const buf = src.buffer;
+    if (buf === this.lastBuf) return this.last;
+    let ex = this.byArena.get(buf);
+    if (ex === undefined) {
+      const arena = arenaMemory(buf);
+      ex = arena
+        ? new WebAssembly.Instance(compiled!, { env: { arena, regions: this.regions } })
+          .exports as unknown as ReduceExports
+        : null;
+      this.byArena.set(buf, ex);
+    }
+    this.lastBuf = buf;
+    return this.last = ex;
+  }
+
+  /**
+   * `regions[at + j] = fround(w · src[j])` for `j < n`; false (nothing done)
+   * when `src` is not a float32 view of a wasm arena.
+   */
+  scale(w: number, src: Float32Array | Float64Array, at: number, n: number): boolean {
+    const ex = this.on(src);
+    if (!ex) return false;
+    if (Math.fround(w) === w) ex.scale(w, src.byteOffset, this.base + 4 * at, n);
+    else ex.scale64(w, src.byteOffset, this.base + 4 * at, n);
+    return true;
+  }
+
+  /**
+   * `regions[at + j] += fround(w · src[j])` for `j < n`; false (nothing
+   * done) when `src` is not in a wasm arena.
+   */
+  addScaled(w: number, src: Float32Array | Float64Array, at: number, n: number): boolean {
+    const ex = this.on(src);
+    if (!ex) return false;
+    if (Math.fround(w) === w) ex.add_scaled(w, src.byteOffset, this.base + 4 * at, n);
+    else ex.add_scaled64(w, src.byteOffset, this.base + 4 * at, n);
+    return true;
+  }
+
+  /** `regions[a + j] += regions[b + j]` for `j < n`. */
+  add(a: number, b: number, n: number): void {
+    this.own.add(this.base + 4 * a, this.base + 4 * b, n);
+  }
+}
