@@ -646,11 +646,18 @@ function sharedCopy<T extends Float32Array | Uint8Array>(
   return make(canShare() ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
 }
 
+/** Index of the first NaN or infinity in `a`, or -1. */
+function firstNonFinite(a: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return i;
+  return -1;
+}
+
 /**
  * In-memory samples and targets checked against `model` and copied into
  * shared memory: the sample shape must be the model's input; class ids must
  * be whole numbers below the model's output size (cross-entropy), targets
- * must hold the output's size per sample (MSE).
+ * must hold the output's size per sample (MSE); samples and targets must be
+ * finite (a NaN or an infinity is named with its sample).
  */
 export function toTrainSet(
   name: string,
@@ -665,6 +672,15 @@ export function toTrainSet(
   const { data: x, n } = samplesOf(d.x, model.input, `data "${name}"`);
   const yv = isTensor(d.y) ? d.y.data : d.y;
   const size = numel(model.input);
+  // a NaN in the data would otherwise surface steps later as "the loss is NaN: lower --lr"
+  const bad = firstNonFinite(x);
+  if (bad >= 0) {
+    throw new Error(
+      `data "${name}": sample ${Math.floor(bad / size)} holds ${x[bad]} at index ${
+        bad % size
+      } of its ${size} values`,
+    );
+  }
   const images = shared ? sharedCopy((b) => new Float32Array(b), x.length * 4) : x;
   if (shared) images.set(x);
   if (loss === "cross-entropy") {
@@ -707,6 +723,14 @@ export function toTrainSet(
     n * ts,
   );
   labels.set(yv);
+  const badTarget = firstNonFinite(labels);
+  if (badTarget >= 0) {
+    throw new Error(
+      `data "${name}": the target of sample ${Math.floor(badTarget / ts)} holds ${
+        labels[badTarget]
+      } at index ${badTarget % ts} of its ${ts} values`,
+    );
+  }
   if (x.length !== n * size) throw new Error(`data "${name}": bad sample count`);
   return {
     name,

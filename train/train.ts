@@ -286,6 +286,21 @@ function checkOptions(opts: TrainOptions): void {
   if (opts.lr !== undefined && !(Number.isFinite(opts.lr) && opts.lr > 0)) {
     throw new TrainError(`train: lr must be a finite number above 0, got ${String(opts.lr)}`);
   }
+  // a misspelt loss was taken for MSE and surfaced as a count of target values
+  if (opts.loss !== undefined && opts.loss !== "cross-entropy" && opts.loss !== "mse") {
+    throw new TrainError(
+      `train: unknown loss ${JSON.stringify(opts.loss)} (expected cross-entropy or mse)`,
+    );
+  }
+  // a worker imports each one from its own URL: a relative path failed there as "Invalid URL"
+  (opts.opModules ?? []).forEach((m, i) => {
+    if (m instanceof URL || URL.canParse(m)) return;
+    throw new TrainError(
+      `train: opModules[${i}] ${JSON.stringify(m)} is not an absolute URL; use new URL(${
+        JSON.stringify(m)
+      }, import.meta.url)`,
+    );
+  });
 }
 
 interface Cursor {
@@ -347,9 +362,31 @@ async function loadSets(
       throw new TrainError("In-memory data must be { train: { x, y }, test: { x, y } }");
     }
     const loss = opts.loss ?? defaultLoss(data.train);
+    // class ids in a Float32Array make the default loss MSE: say so where the counts disagree
+    const why = (set: ModelData, e: Error): Error => {
+      const y = set.y;
+      const kind = y instanceof Float32Array || y instanceof Float64Array
+        ? y.constructor.name
+        : typeof y === "object" && y !== null && "shape" in y
+        ? "Tensor"
+        : undefined;
+      return opts.loss === undefined && kind && /target values/.test(e.message)
+        ? new Error(
+          `${e.message}; the loss is mse because y is a ${kind}: pass class ids as numbers, an Int32Array or a Uint8Array, or loss: "cross-entropy"`,
+        )
+        : e;
+    };
+    const checkSet = (name: "train" | "test") =>
+      check(() => {
+        try {
+          return toTrainSet(name, data[name], model, loss);
+        } catch (e) {
+          throw why(data[name], e as Error);
+        }
+      });
     return {
-      train: check(() => toTrainSet("train", data.train, model, loss)),
-      test: check(() => toTrainSet("test", data.test, model, loss)),
+      train: checkSet("train"),
+      test: checkSet("test"),
       loss,
       source: "memory",
     };

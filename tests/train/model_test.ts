@@ -366,3 +366,59 @@ Deno.test("evaluate() on something that is not { x, y } says what it expected", 
   const r = model.evaluate({ x: new Float32Array(4), y: [0, 2] });
   assert.equal(r.confusion.length, 3);
 });
+
+Deno.test("in-memory data with a NaN or an infinity is refused naming the set, sample and value", async () => {
+  const model = defineModel({ input: [2] }, (x) => nn.linear(x, 3));
+  const good = { x: [0, 0, 1, 1, 2, 2], y: [0, 1, 2] };
+  await assert.rejects(
+    train({ model, data: { train: { x: [0, 0, 1, NaN], y: [0, 1] }, test: good }, workers: 1 }),
+    (e: Error) =>
+      e instanceof TrainError &&
+      /^data "train": sample 1 holds NaN at index 1 of its 2 values/.test(e.message),
+  );
+  await assert.rejects(
+    train({ model, data: { train: good, test: { x: [Infinity, 0], y: [0] } }, workers: 1 }),
+    /TrainError: data "test": sample 0 holds Infinity at index 0 of its 2 values/,
+  );
+  const reg = defineModel({ input: [2] }, (x) => nn.linear(x, 1));
+  await assert.rejects(
+    train({ model: reg, data: { train: { x: [0, 0, 1, 1], y: [0.5, NaN] }, test: good } }),
+    /TrainError: data "train": the target of sample 1 holds NaN at index 0 of its 1 values/,
+  );
+});
+
+Deno.test("an unknown loss is refused by name, not taken for MSE", async () => {
+  const model = defineModel({ input: [2] }, (x) => nn.linear(x, 3));
+  const d = { x: [0, 0, 1, 1, 2, 2], y: [0, 1, 2] };
+  await assert.rejects(
+    train({ model, data: { train: d, test: d }, loss: "ce" as never }),
+    (e: Error) =>
+      e instanceof TrainError &&
+      e.message === 'train: unknown loss "ce" (expected cross-entropy or mse)',
+  );
+});
+
+Deno.test("class ids in a Float32Array: the target-count error says MSE was chosen and why", async () => {
+  const model = defineModel({ input: [2] }, (x) => nn.linear(x, 3));
+  const d = { x: [0, 0, 1, 1, 2, 2], y: new Float32Array([0, 1, 2]) };
+  await assert.rejects(
+    train({ model, data: { train: d, test: d } }),
+    /y holds 3; the loss is mse because y is a Float32Array: pass class ids as numbers, an Int32Array or a Uint8Array, or loss: "cross-entropy"/,
+  );
+  // with the loss named, the same arrays train as a classifier
+  const r = await train({ model, data: { train: d, test: d }, loss: "cross-entropy", workers: 1 });
+  assert.equal(r.confusion?.length, 3);
+});
+
+Deno.test("opModules that are not absolute URLs are refused naming the entry", async () => {
+  const model = defineModel({ input: [2] }, (x) => nn.linear(x, 3));
+  const d = { x: [0, 0, 1, 1, 2, 2], y: [0, 1, 2] };
+  await assert.rejects(
+    train({ model, data: { train: d, test: d }, workers: 2, opModules: ["./my_op.ts"] }),
+    (e: Error) =>
+      e instanceof TrainError &&
+      e.message.startsWith(
+        'train: opModules[0] "./my_op.ts" is not an absolute URL; use new URL("./my_op.ts", import.meta.url)',
+      ),
+  );
+});
