@@ -458,6 +458,7 @@ export async function main(args: string[]): Promise<number> {
       plot: options.plot,
       resume: options.resume,
       saveModel: options.saveModel,
+      profile: options.profile,
       init: options.init,
       inputs,
       overwrite: parsed.overwrite,

@@ -107,3 +107,61 @@ export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise
 export async function writeText(path: string, text: string): Promise<void> {
   await Deno.writeTextFile(path, text);
 }
+
+/**
+ * Checks that `path` can be written as an output before a run starts (an
+ * error after an hour of training loses the hour): its directory exists, it
+ * is not a directory, and a file there can be opened for writing (an existing
+ * one is opened, else a probe file beside it is created and removed). Rejects
+ * with `"PATH": <why>`, for the caller to prefix with the option's name.
+ * Without read permission there (`--allow-write` alone) it cannot look and
+ * resolves: the write itself may still work.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkWritable } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await checkWritable(`${dir}/out.svg`);
+ * assert.deepEqual([...Deno.readDirSync(dir)], []); // the probe is gone
+ * await assert.rejects(
+ *   checkWritable(`${dir}/nope/out.svg`),
+ *   { message: `"${dir}/nope/out.svg": the directory "${dir}/nope" does not exist` },
+ * );
+ * await assert.rejects(checkWritable(dir), /it is a directory, not a file/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function checkWritable(path: string): Promise<void> {
+  const i = path.lastIndexOf("/");
+  const dir = i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+  const stat = async (p: string) => {
+    try {
+      return await Deno.stat(p);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  };
+  let d: Deno.FileInfo | null;
+  try {
+    d = await stat(dir);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) return;
+    throw e;
+  }
+  if (!d) throw new Error(`"${path}": the directory "${dir}" does not exist`);
+  if (!d.isDirectory) throw new Error(`"${path}": "${dir}" is not a directory`);
+  const f = await stat(path);
+  if (f?.isDirectory) throw new Error(`"${path}": it is a directory, not a file`);
+  try {
+    if (f) (await Deno.open(path, { write: true })).close();
+    else {
+      const probe = `${path}.probe-${crypto.randomUUID()}`;
+      (await Deno.open(probe, { write: true, createNew: true })).close();
+      await Deno.remove(probe);
+    }
+  } catch (e) {
+    throw new Error(`"${path}": cannot write there (${(e as Error).message})`);
+  }
+}

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkWritable } from "./files.ts";
 
 /** Where a run reads and writes, as given on the command line. */
 export interface RunPaths {
@@ -16,6 +17,8 @@ export interface RunPaths {
   resume?: string;
   /** `--save-model`: the trained model, written at the end. */
   saveModel?: string;
+  /** `--profile`: a Chrome trace written at the end. */
+  profile?: string;
   /** `--init`: initial parameters, read at the start. */
   init?: string;
   /** Files the data is read from (e.g. the four IDX files). */
@@ -133,23 +136,12 @@ export async function removeStaleTemporaries(path: string): Promise<string[]> {
   return removed;
 }
 
-/** Checks that `path` can be written as the output `flag`; `probe` is a scratch name beside it. */
-async function checkWritable(flag: string, path: string, probe: string): Promise<void> {
-  const where = `${flag} "${path}"`;
-  const dir = dirname(path);
-  const d = await statOrNull(dir);
-  if (!d) throw new PathError(`${where}: the directory "${dir}" does not exist`);
-  if (!d.isDirectory) throw new PathError(`${where}: "${dir}" is not a directory`);
-  const f = await statOrNull(path);
-  if (f?.isDirectory) throw new PathError(`${where}: it is a directory, not a file`);
+/** Checks that `path` can be written as the output `flag` (see `checkWritable` in files.ts). */
+async function checkOutput(flag: string, path: string): Promise<void> {
   try {
-    if (f) (await Deno.open(path, { write: true })).close();
-    else {
-      (await Deno.open(probe, { write: true, createNew: true })).close();
-      await Deno.remove(probe);
-    }
+    await checkWritable(path);
   } catch (e) {
-    throw new PathError(`${where}: cannot write there (${(e as Error).message})`);
+    throw new PathError(`${flag} ${(e as Error).message}`);
   }
 }
 
@@ -180,6 +172,7 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
   if (paths.checkpoint !== undefined) named.push(["--checkpoint", paths.checkpoint]);
   if (paths.plot !== undefined) named.push(["--plot", paths.plot]);
   if (paths.saveModel !== undefined) named.push(["--save-model", paths.saveModel]);
+  if (paths.profile !== undefined) named.push(["--profile", paths.profile]);
   if (paths.resume !== undefined) named.push(["--resume", paths.resume]);
   if (paths.init !== undefined) named.push(["--init", paths.init]);
   for (const p of paths.inputs ?? []) named.push(["the input", p]);
@@ -191,7 +184,7 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
       // continuing a checkpoint in place is what --resume X --checkpoint X means
       if (a === "--checkpoint" && b === "--resume") continue;
       // only a clash with an output destroys anything
-      if (a !== "--checkpoint" && a !== "--plot" && a !== "--save-model") continue;
+      if (!["--checkpoint", "--plot", "--save-model", "--profile"].includes(a)) continue;
       throw new PathError(
         `${a} "${pa}" and ${b} "${pb}" are the same file; the run would overwrite one with the other`,
         true,
@@ -207,7 +200,7 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
   const removed: string[] = [];
   if (paths.checkpoint !== undefined) {
     const ck = paths.checkpoint;
-    await checkWritable("--checkpoint", ck, `${ck}.probe-${crypto.randomUUID()}`);
+    await checkOutput("--checkpoint", ck);
     const resumesIt = paths.resume !== undefined &&
       (await identity(paths.resume)) === (await identity(ck));
     if (!resumesIt && !paths.overwrite && (await statOrNull(ck))) {
@@ -218,15 +211,12 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
     removed.push(...await removeStaleTemporaries(ck));
   }
   if (paths.saveModel !== undefined) {
-    await checkWritable(
-      "--save-model",
-      paths.saveModel,
-      `${paths.saveModel}.probe-${crypto.randomUUID()}`,
-    );
+    await checkOutput("--save-model", paths.saveModel);
   }
+  if (paths.profile !== undefined) await checkOutput("--profile", paths.profile);
   if (paths.plot !== undefined) {
     const plot = paths.plot;
-    await checkWritable("--plot", plot, `${plot}.probe-${crypto.randomUUID()}`);
+    await checkOutput("--plot", plot);
     if (!paths.overwrite && (await statOrNull(plot))?.isFile) {
       const head = new Uint8Array(256);
       const f = await Deno.open(plot);

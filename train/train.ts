@@ -254,6 +254,7 @@ export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
     throw new TrainError(`Unknown kernels "${opts.kernels}" (expected ref, ts or wasm)`);
   }
   checkOptions(opts);
+  await checkOutputs(opts);
   if (opts.model === "poly") return await trainPoly(opts);
   return await trainModel(opts);
 }
@@ -301,6 +302,24 @@ function checkOptions(opts: TrainOptions): void {
       }, import.meta.url)`,
     );
   });
+}
+
+// An output that could not be written failed only after the whole run (a missing
+// directory for saveModel lost the trained model): check each one first.
+async function checkOutputs(opts: TrainOptions): Promise<void> {
+  const keys = (["checkpoint", "saveModel", "plot", "profile"] as const).filter((k) =>
+    opts[k] !== undefined
+  );
+  if (keys.length === 0) return;
+  // imported here so that a page importing mod.ts never loads the Deno file code
+  const { checkWritable } = await import("./files.ts");
+  for (const k of keys) {
+    try {
+      await checkWritable(opts[k]!);
+    } catch (e) {
+      throw new TrainError(`train: ${k} ${(e as Error).message}`);
+    }
+  }
 }
 
 interface Cursor {

@@ -103,7 +103,7 @@ Deno.test("an existing checkpoint this run does not start from is kept unless --
 
 Deno.test("output paths are checked before training: a missing directory fails at once", async () => {
   await withTempDir(async (dir) => {
-    for (const flag of ["--checkpoint", "--plot"]) {
+    for (const flag of ["--checkpoint", "--plot", "--save-model", "--profile"]) {
       const r = await cli([flag, `${dir}/nope/out`, "--json"]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(

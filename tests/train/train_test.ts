@@ -238,3 +238,35 @@ Deno.test("Model.save and train({ saveModel }) refuse a .onnx name, which loadMo
       e instanceof TrainError && /saveModel writes safetensors; "out\/m\.onnx"/.test(e.message),
   );
 });
+
+Deno.test("train() checks its output paths before the first step, naming the option", async () => {
+  await withTempDir(async (dir) => {
+    const data = await small(64, 32);
+    for (const key of ["checkpoint", "saveModel", "plot", "profile"] as const) {
+      const steps: number[] = [];
+      await assert.rejects(
+        train({
+          split: data,
+          epochs: 1,
+          workers: 1,
+          [key]: `${dir}/nope/out`,
+          onEvent: (e) => e.event === "step" && steps.push(e.global_step),
+        }),
+        (e: Error) =>
+          e instanceof TrainError &&
+          e.message ===
+            `train: ${key} "${dir}/nope/out": the directory "${dir}/nope" does not exist`,
+        key,
+      );
+      assert.deepEqual(steps, [], `${key}: trained before failing`);
+    }
+    await assert.rejects(
+      train({ model: "poly", epochs: 1, plot: dir }),
+      /train: plot ".*": it is a directory, not a file/,
+    );
+    // a writable path is left as it was: no probe file remains
+    const r = await train({ split: data, epochs: 1, workers: 1, plot: `${dir}/loss.svg` });
+    assert.equal(r.steps, 2);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["loss.svg"]);
+  });
+});
