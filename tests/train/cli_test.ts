@@ -24,7 +24,10 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 Deno.test("an unknown flag or a bad value is one line naming it, exit code 2", async () => {
   for (
     const [args, msg] of [
-      [["--frobnicate"], /Unknown option '--frobnicate'/],
+      [["--frobnicate"], /^error: unknown flag --frobnicate \(see --help\)$/m],
+      [["--epoch", "2"], /^error: unknown flag --epoch; did you mean --epochs\? \(see --help\)$/m],
+      [["--save", "m.safetensors"], /unknown flag --save; did you mean --save-model\?/],
+      [["--epochs"], /^error: --epochs needs a value \(see --help\)$/m],
       [["--epochs", "zero"], /--epochs must be a whole number from 0 to 1000000, got "zero"/],
       [["--model", "resnet"], /--model must be one of lecture-cnn, mnist-net, poly, got "resnet"/],
       [["--lr=-1"], /--lr must be a decimal number above 0/],

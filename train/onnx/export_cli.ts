@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { flagError } from "../flag_errors.ts";
 import { loadModel } from "../model.ts";
 import { stdoutLines } from "../text_out.ts";
 import { toOnnx } from "./to_onnx.ts";
@@ -17,7 +18,8 @@ parameters as initializers under their names; dropout removed, batch norm
 with its running statistics).
 
   --model-file FILE  a model saved by train --save-model (or an .onnx file)
-  --out PATH         where to write (default: FILE with the extension .onnx)
+  --out PATH         where to write, a name ending in .onnx (default: FILE with
+                     the extension .onnx)
   --overwrite        replace PATH if it exists
   -h, --help         this text
 `;
@@ -38,23 +40,30 @@ export interface ExportArgs {
  * or returns null for `--help`.
  */
 export function parseExportArgs(args: string[]): ExportArgs | null {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      "model-file": { type: "string" },
-      out: { type: "string" },
-      overwrite: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  const options = {
+    "model-file": { type: "string" },
+    out: { type: "string" },
+    overwrite: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  } as const;
+  let parsed;
+  try {
+    parsed = parseArgs({ args, strict: true, allowPositionals: true, options });
+  } catch (e) {
+    throw new Error(flagError(e, Object.keys(options)));
+  }
+  const { values, positionals } = parsed;
   if (values.help) return null;
   if (positionals.length) throw new Error(`unexpected argument "${positionals[0]}"`);
   const modelFile = values["model-file"];
   if (!modelFile) throw new Error("--model-file FILE is required");
   const out = values.out ?? modelFile.replace(/\.[^./]*$/, "") + ".onnx";
   if (out === modelFile) throw new Error(`--out "${out}" is the model file itself`);
+  if (!/\.onnx$/i.test(out)) {
+    throw new Error(
+      `--out "${out}" must end in .onnx (loadModel reads other names as safetensors)`,
+    );
+  }
   return { modelFile, out, overwrite: values.overwrite ?? false };
 }
 

@@ -22,6 +22,18 @@ Deno.test("export flags: --out defaults to the model file with .onnx; bad flags 
   assert.throws(() => parseExportArgs([]), /--model-file FILE is required/);
   assert.throws(() => parseExportArgs(["--model-file", "m.onnx"]), /is the model file itself/);
   assert.throws(() => parseExportArgs(["--model-file", "a", "--bogus"]), /bogus/);
+  assert.throws(
+    () => parseExportArgs(["--model-file", "a", "--output", "b.onnx"]),
+    { message: "unknown flag --output; did you mean --out?" },
+  );
+  // loadModel reads a file by its extension: ONNX bytes under another name would not load back
+  assert.throws(
+    () => parseExportArgs(["--model-file", "a.safetensors", "--out", "b.safetensors"]),
+    {
+      message:
+        '--out "b.safetensors" must end in .onnx (loadModel reads other names as safetensors)',
+    },
+  );
 });
 
 Deno.test("a saved model exported to ONNX loads back with the same predictions", async () => {
