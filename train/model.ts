@@ -563,12 +563,46 @@ export function trainingGraph(model: Model, loss: LossName): TrainingGraph {
     logp: logp.name,
     output: model.output,
     lossKind: loss,
+    // a parameter the loss does not reach has no gradient: evaluation needs none, and
+    // train() refuses it by name (checkTrainable)
     grads: Object.fromEntries([
-      ...params.map((p, i) => [p.name, grads[i]!.name]),
+      ...params.flatMap((p, i) => grads[i] ? [[p.name, grads[i]!.name]] : []),
       ...updates,
     ]),
     buffers: buffers.map((b) => b.name),
   };
+}
+
+/**
+ * Checks that the loss of `spec` depends on every parameter of `model` (a
+ * buffer counts by its update): one that it does not reach has no gradient
+ * to train it with, and is named.
+ *
+ * @example
+ * ```ts
+ * import { checkTrainable, defineModel, trainingGraph } from "./model.ts";
+ * import { nn } from "./layers.ts";
+ * import assert from "node:assert/strict";
+ * const model = defineModel({ input: [4] }, (x) => {
+ *   nn.linear(x, 3, { name: "dead" });
+ *   return nn.linear(x, 2, { name: "fc" });
+ * });
+ * assert.throws(
+ *   () => checkTrainable(model, trainingGraph(model, "cross-entropy")),
+ *   /parameters "dead\.weight", "dead\.bias"/,
+ * );
+ * ```
+ */
+export function checkTrainable(model: Model, spec: TrainingGraph): void {
+  const unused = [...model.params.keys()].filter((name) => !(name in spec.grads));
+  if (unused.length === 0) return;
+  throw new Error(
+    `The loss does not depend on the parameter${unused.length > 1 ? "s" : ""} ${
+      unused.map((n) => `"${n}"`).join(", ")
+    }: the model's output "${model.output}" does not use ${
+      unused.length > 1 ? "them" : "it"
+    }; build the model without ${unused.length > 1 ? "them" : "it"}`,
+  );
 }
 
 function describe(v: unknown): string {

@@ -29,6 +29,7 @@ import {
   polynomialModel,
 } from "./models.ts";
 import {
+  checkTrainable,
   datasetAsTrainSet,
   defaultLoss,
   type EvaluateResult,
@@ -480,6 +481,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   const trainSet = limit(sets.train, opts.trainLimit);
   const testSet = limit(sets.test, opts.testLimit);
   const spec = trainingGraph(model, sets.loss);
+  checkTrainable(model, spec);
   // The runners read parameters from shared memory. A model's own buffers are trained in place
   // when they can be shared as they are (defineModel puts them in shared memory), so predictions
   // made during training (a web page's drawing pad) see the current parameters; other buffers

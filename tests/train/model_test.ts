@@ -422,3 +422,19 @@ Deno.test("opModules that are not absolute URLs are refused naming the entry", a
       ),
   );
 });
+
+Deno.test("a parameter the loss does not depend on is named instead of crashing", async () => {
+  const model = defineModel({ input: [4] }, (x) => {
+    nn.linear(x, 3, { name: "dead" }); // built, but not on the way to the output
+    return nn.linear(x, 2, { name: "fc" });
+  });
+  const d = { x: new Float32Array(8 * 4), y: [0, 1, 0, 1, 0, 1, 0, 1] };
+  await assert.rejects(
+    train({ model, data: { train: d, test: d }, workers: 1 }),
+    (e: Error) =>
+      e.message ===
+        'The loss does not depend on the parameters "dead.weight", "dead.bias": the model\'s output "fc" does not use them; build the model without them',
+  );
+  // evaluation needs no gradients: the same model evaluates and predicts
+  assert.equal(model.evaluate(d).confusion.length, 2);
+});
