@@ -9,9 +9,10 @@
  * @example
  * ```ts
  * import { mean, mul, tensor, vjp } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
  * const { out, backward } = vjp((x) => mean(mul(x, x)), tensor([1, 2, 3]));
- * console.log(out.data[0]); // 4.666…
- * console.log([...backward([1])[0]!.data]); // [0.666…, 1.333…, 2]
+ * assert.equal(out.data[0], Math.fround(14 / 3)); // (1 + 4 + 9) / 3
+ * assert.deepEqual([...backward([1])[0]!.data], [2 / 3, 4 / 3, 2].map(Math.fround)); // 2x/3
  * ```
  *
  * @module

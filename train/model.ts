@@ -610,7 +610,21 @@ function describe(v: unknown): string {
   return `an object with keys [${Object.keys(v).join(", ")}]`;
 }
 
-/** The loss a data source implies: cross-entropy for integer class ids, MSE for float targets. */
+/**
+ * The loss a data source implies: cross-entropy for integer class ids, MSE
+ * for float targets (a `Tensor`, a `Float32Array` or `Float64Array`, or
+ * numbers that are not all whole).
+ *
+ * @example
+ * ```ts
+ * import { defaultLoss } from "./model.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(defaultLoss({ x: [0, 0], y: [1, 2] }), "cross-entropy");
+ * assert.equal(defaultLoss({ x: [0, 0], y: [0.5, 2] }), "mse");
+ * // a Float32Array is taken for targets even when it holds whole numbers
+ * assert.equal(defaultLoss({ x: [0, 0], y: new Float32Array([1, 2]) }), "mse");
+ * ```
+ */
 export function defaultLoss(data: ModelData | Dataset | string): LossName {
   if (typeof data === "string" || isDataset(data)) return "cross-entropy";
   // plain JavaScript can hand anything over: say what was expected, not "reading 'length'"
@@ -692,6 +706,20 @@ function firstNonFinite(a: ArrayLike<number>): number {
  * be whole numbers below the model's output size (cross-entropy), targets
  * must hold the output's size per sample (MSE); samples and targets must be
  * finite (a NaN or an infinity is named with its sample).
+ *
+ * @example
+ * ```ts
+ * import { defineModel, toTrainSet } from "./model.ts";
+ * import { nn } from "./layers.ts";
+ * import assert from "node:assert/strict";
+ * const model = defineModel({ input: [2] }, (x) => nn.linear(x, 3));
+ * const set = toTrainSet("train", { x: [0, 1, 2, 3], y: [2, 0] }, model, "cross-entropy");
+ * assert.deepEqual([set.count, set.numClasses, [...set.labels]], [2, 3, [2, 0]]);
+ * assert.throws(
+ *   () => toTrainSet("train", { x: [0, NaN], y: [1] }, model, "cross-entropy"),
+ *   { message: 'data "train": sample 0 holds NaN at index 1 of its 2 values' },
+ * );
+ * ```
  */
 export function toTrainSet(
   name: string,

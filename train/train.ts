@@ -244,10 +244,11 @@ const CUSTOM_DEFAULTS = { epochs: 1, batch: 32, lr: 0.05, optimizer: "momentum" 
  * @example
  * ```ts
  * import { train } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
  * // the polynomial on synthetic data trains in well under a second
  * const r = await train({ model: "poly", epochs: 500 });
- * console.log(r.coefficients!.map((c) => c.toFixed(1))); // ["0.5", "-2.0", "3.0"]
- * console.log(r.true_coefficients); // [0.5, -2, 3]
+ * assert.deepEqual(r.coefficients!.map((c) => c.toFixed(1)), ["0.5", "-2.0", "3.0"]);
+ * assert.deepEqual(r.true_coefficients, [0.5, -2, 3]);
  * ```
  */
 export async function train(opts: TrainOptions = {}): Promise<TrainResult> {

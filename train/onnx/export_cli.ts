@@ -38,6 +38,18 @@ export interface ExportArgs {
  * Parses the export flags (`out` defaults to the model file with the
  * extension `.onnx`); throws a one-line error naming a bad or missing flag,
  * or returns null for `--help`.
+ *
+ * @example
+ * ```ts
+ * import { parseExportArgs } from "./export_cli.ts";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(parseExportArgs(["--model-file", "cnn.safetensors"]), {
+ *   modelFile: "cnn.safetensors",
+ *   out: "cnn.onnx",
+ *   overwrite: false,
+ * });
+ * assert.throws(() => parseExportArgs(["--model-file", "a", "--outt", "b.onnx"]), /did you mean --out\?/);
+ * ```
  */
 export function parseExportArgs(args: string[]): ExportArgs | null {
   const options = {
