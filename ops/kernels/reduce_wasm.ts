@@ -203,3 +203,145 @@ export class ReduceWasm {
     this.own.add(this.base + 4 * a, this.base + 4 * b, n);
   }
 }
+
+interface UpdateExports {
+  add(a: number, b: number, n: number): void;
+  sum_to(dst: number, a: number, b: number, n: number): void;
+  sum_scale_to(k: number, dst: number, a: number, b: number, n: number): void;
+  scale_to(k: number, dst: number, a: number, n: number): void;
+  sgd(lr: number, wd: number, p: number, g: number, n: number): void;
+  sgd_m00(...args: number[]): void;
+  sgd_m01(...args: number[]): void;
+  sgd_m10(...args: number[]): void;
+  sgd_m11(...args: number[]): void;
+  adam(...args: number[]): void;
+  adam_shrink(...args: number[]): void;
+}
+
+/**
+ * A thread's part of the parallel update in WebAssembly: its own scratch
+ * memory of four sections of `unit` floats, {@linkcode UpdateWasm.grad} (a
+ * unit's gradient), {@linkcode UpdateWasm.p}, {@linkcode UpdateWasm.a} and
+ * {@linkcode UpdateWasm.b} (copies of a unit's parameters and optimizer
+ * state), and the module on it and the regions. Float indices into the
+ * regions; every rule gives the bits of its JavaScript loop in
+ * `train/optim/rules.ts` (see `wasm/update_kernel.ts`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sharedRegions, UpdateWasm } from "./reduce_wasm.ts";
+ * const g = sharedRegions(8);
+ * g.set([1, 2, 3, 4, 10, 20, 30, 40]);
+ * const u = UpdateWasm.of(g, 4);
+ * if (u) {
+ *   u.sum(0, 4, 4);
+ *   assert.deepEqual([...u.grad], [11, 22, 33, 44]);
+ *   u.p.set([1, 1, 1, 1]);
+ *   u.sgd(0.5, 0, 4); // p -= 0.5 * grad
+ *   assert.deepEqual([...u.p], [-4.5, -10, -15.5, -21]);
+ * }
+ * ```
+ */
+export class UpdateWasm {
+  /** A unit's gradient (as the rule sees it). */
+  readonly grad: Float32Array;
+  /** A unit's parameters, copied in and out around a rule. */
+  readonly p: Float32Array;
+  /** The first state buffer's copy (momentum, Adam's m). */
+  readonly a: Float32Array;
+  /** The second state buffer's copy (Adam's v). */
+  readonly b: Float32Array;
+  private ex: UpdateExports;
+  private base: number;
+  private bytes: number;
+
+  /** The update's loops for units of at most `unit` floats over `regions`, or null where they cannot run. */
+  static of(regions: Float32Array, unit: number): UpdateWasm | null {
+    const mem = regionMemories.get(regions.buffer);
+    const m = module();
+    return mem && m ? new UpdateWasm(m, mem, regions.byteOffset, unit) : null;
+  }
+
+  private constructor(
+    m: WebAssembly.Module,
+    regions: WebAssembly.Memory,
+    base: number,
+    unit: number,
+  ) {
+    const bytes = this.bytes = Math.ceil(unit / 4) * 16;
+    const pages = Math.ceil((4 * bytes) / PAGE);
+    const scratch = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    this.ex = new WebAssembly.Instance(m, { env: { arena: scratch, regions } })
+      .exports as unknown as UpdateExports;
+    this.base = base;
+    const buf = scratch.buffer;
+    this.grad = new Float32Array(buf, 0, unit);
+    this.p = new Float32Array(buf, bytes, unit);
+    this.a = new Float32Array(buf, 2 * bytes, unit);
+    this.b = new Float32Array(buf, 3 * bytes, unit);
+  }
+
+  /** `regions[a + j] += regions[b + j]` for `j < n`. */
+  addInPlace(a: number, b: number, n: number): void {
+    this.ex.add(this.base + 4 * a, this.base + 4 * b, n);
+  }
+
+  /** `grad[j] = regions[a + j] + regions[b + j]` for `j < n`. */
+  sum(a: number, b: number, n: number): void {
+    this.ex.sum_to(0, this.base + 4 * a, this.base + 4 * b, n);
+  }
+
+  /** `grad[j] = fround(regions[a + j] + regions[b + j]) · k` for `j < n`. */
+  sumScale(k: number, a: number, b: number, n: number): void {
+    this.ex.sum_scale_to(k, 0, this.base + 4 * a, this.base + 4 * b, n);
+  }
+
+  /** `grad[j] = regions[a + j] · k` for `j < n` (k = 1: a copy). */
+  scale(k: number, a: number, n: number): void {
+    this.ex.scale_to(k, 0, this.base + 4 * a, n);
+  }
+
+  /** Plain SGD on `p[0..n-1]` with `grad`: `p -= lr · (grad + wd · p)`. */
+  sgd(lr: number, wd: number, n: number): void {
+    this.ex.sgd(lr, wd, this.bytes, 0, n);
+  }
+
+  /** SGD with momentum `mu` on `p` and its buffer `a` (`fresh`: the buffer starts at the gradient). */
+  sgdMomentum(
+    lr: number,
+    mu: number,
+    wd: number,
+    fresh: boolean,
+    nesterov: boolean,
+    n: number,
+  ): void {
+    const ex = this.ex;
+    const f = fresh ? (nesterov ? ex.sgd_m11 : ex.sgd_m10) : (nesterov ? ex.sgd_m01 : ex.sgd_m00);
+    f(lr, mu, wd, this.bytes, 0, 2 * this.bytes, n);
+  }
+
+  /** Adam (AdamW with `shrink` ≠ 1) on `p` with moments `a` and `b`. */
+  adam(s: Float64Array, n: number): void {
+    const lr = s[0]!, beta1 = s[1]!, beta2 = s[2]!, eps = s[3]!;
+    const c1 = s[4]!, c2 = s[5]!, l2 = s[6]!, shrink = s[7]!;
+    const b = this.bytes;
+    (shrink !== 1 ? this.ex.adam_shrink : this.ex.adam)(
+      lr,
+      beta1,
+      1 - beta1,
+      beta2,
+      1 - beta2,
+      eps,
+      c1,
+      c2,
+      l2,
+      shrink,
+      b,
+      0,
+      2 * b,
+      3 * b,
+      n,
+    );
+  }
+}

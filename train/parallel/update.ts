@@ -10,6 +10,12 @@
  * threads that wrote them. Elementwise work by ranges gives the bits of the
  * whole-array step, whichever thread does which range.
  *
+ * With the regions in a shared WebAssembly memory (`sharedRegions`), a
+ * unit's last sum and its rule run in WebAssembly (`UpdateWasm`): the
+ * gradient made in the thread's own scratch, the unit's parameters and state
+ * copied in, the rule applied (SGD and Adam; AdaDelta's rule stays in
+ * JavaScript), copied back. The same bits as the JavaScript loops.
+ *
  * Units are claimed with a flag each (`Atomics.compareExchange`), in an
  * order of the thread's own ({@linkcode claimOrder}): every thread has a
  * home section of the units (an equal share of the values) that it takes
@@ -42,6 +48,7 @@ import {
   sumSquaresOfSum,
 } from "../optim/rules.ts";
 import type { Layout } from "./spec.ts";
+import { UpdateWasm } from "../../ops/kernels/reduce_wasm.ts";
 
 /** Elements per unit of the parallel update (a divisor of {@linkcode NORM_CHUNK}). */
 export const UPDATE_UNIT = 4096;
@@ -278,6 +285,15 @@ export class Updater {
   private views: Float32Array[][];
   /** The unit's gradient (last sum, clipping) when it is not a region's own values. */
   private scratch = new Float32Array(UPDATE_UNIT);
+  /** The loops in WebAssembly, when the regions are in a shared wasm memory. */
+  private wasm: UpdateWasm | null;
+  private offsets: number[];
+  private total: number;
+  /**
+   * Per unit of the last round: its parameters' and state's ranges, and the
+   * scratch copies' views of the same length (made once: no allocation per step).
+   */
+  private ranges: Float32Array[][] = [];
   private tag = 0;
   private round = 0;
   /** Position in the round's claim order. */
@@ -328,6 +344,27 @@ export class Updater {
     );
     this.waitOn = u.ctl;
     this.recorder = recorder;
+    this.offsets = layout.offsets;
+    this.total = layout.total;
+    this.wasm = UpdateWasm.of(regions, UPDATE_UNIT);
+    const w = this.wasm;
+    if (w) {
+      const last = this.lists[u.clip > 0 ? 1 : 0];
+      for (let i = 0; 4 * i < last.length; i++) {
+        const lo = last[4 * i + 1]!, hi = last[4 * i + 2]!, t = last[4 * i + 3]!;
+        if (t < 0) continue;
+        const [sa, sb] = u.state[t]!;
+        const n = hi - lo;
+        this.ranges[i] = [
+          this.params[t]!.subarray(lo, hi),
+          w.p.subarray(0, n),
+          sa.subarray(lo, Math.min(hi, sa.length)),
+          w.a.subarray(0, sa.length > 0 ? n : 0),
+          sb.subarray(lo, Math.min(hi, sb.length)),
+          w.b.subarray(0, sb.length > 0 ? n : 0),
+        ];
+      }
+    }
   }
 
   /** Joins the update of step `seq` with the tree's root regions `a` and `b` (-1: no last sum). */
@@ -416,9 +453,13 @@ export class Updater {
     const entry = l[4 * i]!, lo = l[4 * i + 1]!, hi = l[4 * i + 2]!, t = l[4 * i + 3]!;
     const g = this.views[this.a]![entry]!;
     const h = this.b >= 0 ? this.views[this.b]![entry]! : null;
+    const w = this.wasm;
     if (t < 0) {
       // a buffer: the reduction's last sum, this unit's range of it, in place (the pool copies it out)
-      if (this.round === 0 && h) { for (let j = lo; j < hi; j++) g[j] = g[j]! + h[j]!; }
+      if (this.round === 0 && h) {
+        if (w) w.addInPlace(this.at(this.a, entry, lo), this.at(this.b, entry, lo), hi - lo);
+        else for (let j = lo; j < hi; j++) g[j] = g[j]! + h[j]!;
+      }
       return;
     }
     if (this.round === 0 && u.clip > 0) {
@@ -437,6 +478,7 @@ export class Updater {
     }
     const [sa, sb] = u.state[t]!;
     const p = this.params[t]!;
+    if (w) return this.runWasm(w, i, entry, lo, hi, h !== null, k, sa, sb, p);
     // every thread read these parameters in its forward pass: take their lines for writing, many at a time
     ownLines(p, lo, hi);
     if (sa.length > 0) ownLines(sa, lo, hi);
@@ -452,5 +494,48 @@ export class Updater {
     else if (h) { for (let j = 0; j < n; j++) s[j] = g[lo + j]! + h[lo + j]!; }
     else for (let j = 0; j < n; j++) s[j] = g[lo + j]! * k;
     applyRuleAt(u.rule, u.scalars, p, s, lo, sa, sb, lo, hi);
+  }
+
+  /** Float index of element `lo` of layout entry `entry` in region `r`. */
+  private at(r: number, entry: number, lo: number): number {
+    return r * this.total + this.offsets[entry]! + lo;
+  }
+
+  /** {@linkcode Updater.run}'s rule part in WebAssembly: unit `i` of the last round. */
+  private runWasm(
+    w: UpdateWasm,
+    i: number,
+    entry: number,
+    lo: number,
+    hi: number,
+    pair: boolean,
+    k: number,
+    sa: Float32Array,
+    sb: Float32Array,
+    p: Float32Array,
+  ): void {
+    const n = hi - lo;
+    const ga = this.at(this.a, entry, lo);
+    if (pair && k < 1) w.sumScale(k, ga, this.at(this.b, entry, lo), n);
+    else if (pair) w.sum(ga, this.at(this.b, entry, lo), n);
+    else w.scale(k, ga, n);
+    const s = this.u.scalars;
+    const rule = this.u.rule;
+    if (rule === "adadelta") {
+      applyRuleAt(rule, s, p, w.grad, lo, sa, sb, lo, hi);
+      return;
+    }
+    // the state the rule keeps: Adam's two moments, SGD's momentum buffer (given twice) or none
+    const [pr, pc, ar, ac, br, bc] = this.ranges[i]!;
+    const states = rule === "adam" ? 2 : s[1] !== 0 ? 1 : 0;
+    pc!.set(pr!);
+    if (states > 0) ac!.set(ar!);
+    if (states > 1) bc!.set(br!);
+    if (rule === "adam") w.adam(s, n);
+    else if (states === 0) w.sgd(s[0]!, s[2]!, n);
+    else w.sgdMomentum(s[0]!, s[1]!, s[2]!, s[4] !== 0, s[3] !== 0, n);
+    pr!.set(pc!);
+    if (states > 0) ar!.set(ac!);
+    if (states > 1) br!.set(bc!);
   }
 }

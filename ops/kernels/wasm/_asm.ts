@@ -175,6 +175,14 @@ export class FuncBuilder {
   v128Load(offset = 0, memory = 0): this {
     return this.simd(0x00).mem(4, offset, memory);
   }
+  /** Appends `v128.load64_zero`: two float32s into lanes 0 and 1, zeros above. */
+  v128Load64Zero(offset = 0, memory = 0): this {
+    return this.simd(0x5d).mem(3, offset, memory);
+  }
+  /** Appends `v128.store64_lane`: stores the low or high 8 bytes (`lane` 0 or 1). */
+  v128Store64Lane(lane: number, offset = 0, memory = 0): this {
+    return this.simd(0x5b).mem(3, offset, memory).op(lane);
+  }
   v128Load32Splat(offset = 0): this {
     return this.simd(0x09).mem(2, offset);
   }
@@ -269,8 +277,20 @@ export class FuncBuilder {
   }
 
   // f64.
+  f64Add(): this {
+    return this.op(0xa0);
+  }
+  f64Sub(): this {
+    return this.op(0xa1);
+  }
   f64Mul(): this {
     return this.op(0xa2);
+  }
+  f64Div(): this {
+    return this.op(0xa3);
+  }
+  f64Sqrt(): this {
+    return this.op(0x9f);
   }
   /** Appends `f64.promote_f32` (exact). */
   f64PromoteF32(): this {
@@ -295,8 +315,20 @@ export class FuncBuilder {
   f64x2Splat(): this {
     return this.simd(0x14);
   }
+  f64x2Add(): this {
+    return this.simd(0xf0);
+  }
+  f64x2Sub(): this {
+    return this.simd(0xf1);
+  }
   f64x2Mul(): this {
     return this.simd(0xf2);
+  }
+  f64x2Div(): this {
+    return this.simd(0xf3);
+  }
+  f64x2Sqrt(): this {
+    return this.simd(0xef);
   }
   /** Appends `f64x2.promote_low_f32x4`: lanes 0 and 1 as float64 (exact). */
   f64x2PromoteLowF32x4(): this {

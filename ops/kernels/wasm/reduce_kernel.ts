@@ -17,6 +17,9 @@
  *   53 ≥ 2·24 + 2 bits, so that double rounding equals the float32 sum.
  * - `add(a, b, n)`: `regions[a] += regions[b]`.
  *
+ * With a thread's own scratch memory as memory 0, the parallel update's
+ * functions of `update_kernel.ts` (a unit's last sum, the optimizers' rules).
+ *
  * No fused multiply-add anywhere: it would skip the product's rounding.
  *
  * @module
@@ -24,6 +27,7 @@
 
 import { encodeModule, F32, F64, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
 import { base64Literal } from "./_render.ts";
+import { updateFuncs } from "./update_kernel.ts";
 
 const ARENA = 0, REGIONS = 1;
 
@@ -137,6 +141,7 @@ export function buildReduceModule(): Uint8Array<ArrayBuffer> {
       scaleFunc("add_scaled", false, true),
       scaleFunc("add_scaled64", true, true),
       addFunc(),
+      ...updateFuncs(),
     ],
   });
 }
