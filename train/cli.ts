@@ -252,6 +252,10 @@ export function parseFlags(args: string[]): ParsedFlags {
     if (options.data !== undefined && options.data !== "synthetic") {
       throw new UsageError(`--model poly trains on --data synthetic, not "${options.data}"`);
     }
+  } else if (options.model === "mnist-net" && options.channels !== undefined) {
+    throw new UsageError(
+      "--channels sets the lecture CNN's convolution; --model mnist-net has fixed layers",
+    );
   } else if (options.data === "synthetic") {
     throw new UsageError(
       `--data synthetic is for --model poly; ${

@@ -289,6 +289,13 @@ function checkOptions(opts: TrainOptions): void {
   if (opts.lr !== undefined && !(Number.isFinite(opts.lr) && opts.lr > 0)) {
     throw new TrainError(`train: lr must be a finite number above 0, got ${String(opts.lr)}`);
   }
+  // only the lecture CNN is built from it: elsewhere it was ignored without a word
+  if (opts.channels !== undefined && opts.model !== undefined && opts.model !== "lecture-cnn") {
+    const which = typeof opts.model === "string" ? `"${opts.model}"` : "a Model of your own";
+    throw new TrainError(
+      `train: channels sets the lecture CNN's convolution; ${which} has no such option`,
+    );
+  }
   // a misspelt loss was taken for MSE and surfaced as a count of target values
   if (opts.loss !== undefined && opts.loss !== "cross-entropy" && opts.loss !== "mse") {
     throw new TrainError(

@@ -61,6 +61,8 @@ Deno.test("--model poly refuses the flags it would ignore; classifiers refuse --
   }
   usage(["--model", "poly", "--data", "mnist"], "synthetic");
   usage(["--data", "synthetic"], "--data synthetic is for --model poly");
+  // mnist-net's layers are fixed: its channels would be ignored
+  usage(["--model", "mnist-net", "--channels", "4"], "--channels", "mnist-net");
 });
 
 Deno.test("outputs that collide are refused with exit 2 and the checkpoint survives", async () => {

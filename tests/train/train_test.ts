@@ -270,3 +270,18 @@ Deno.test("train() checks its output paths before the first step, naming the opt
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["loss.svg"]);
   });
 });
+
+Deno.test("train() refuses channels for a model other than the lecture CNN, which would ignore it", async () => {
+  const { defineModel, nn } = await import("../../mod.ts");
+  const own = defineModel({ input: [2] }, (x) => nn.linear(x, 2));
+  for (const model of ["mnist-net", own] as const) {
+    await assert.rejects(
+      () => train({ model, channels: 4, epochs: 0 }),
+      (e: Error) =>
+        e instanceof TrainError &&
+        /^train: channels sets the lecture CNN's convolution; .* has no such option$/.test(
+          e.message,
+        ),
+    );
+  }
+});
