@@ -13,10 +13,11 @@
  * `micro-tail`, `main-thread`, `update`, `fuse` and `wasm-reduce`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
- * over A's, rep by rep, per worker count. `--chunk 10` makes the sides take
- * turns every 10 steps within each rep (a rep's rate is its steps over the
- * sum of its chunks' times): this VM's speed drifts within seconds, and
- * chunks a few tens of milliseconds apart see the same machine.
+ * over A's, rep by rep, per worker count. `--chunk 10` makes the sides (and
+ * the `--baseline` processes) take turns every 10 steps within each rep (a
+ * rep's rate is its steps over the sum of its chunks' times): this VM's
+ * speed drifts within seconds, and chunks a few tens of milliseconds apart
+ * see the same machine.
  *
  * @module
  */
@@ -58,7 +59,7 @@ const values = benchArgs("bench:train", {
   update: { type: "string", default: "pool" },
   // two configurations compared rep by rep: "key=value,... | key=value,..."
   ab: { type: "string" },
-  // with --ab: steps a side runs before the other side's turn (default: all of a rep's)
+  // steps a side (or the baseline processes) runs before the next one's turn (default: a rep's)
   chunk: { type: "string" },
 });
 function fail(msg: string): never {
@@ -194,7 +195,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
   }
 }
 
-// a baseline child: warm up, say ready, wait for "go" on stdin, run, print the rate
+// a baseline child: warm up, say ready, wait for "go N" on stdin, run N steps, print their seconds
 if (values.child) {
   const { microBatch, microTail, fuse, wasmReduce } = configs[0]!;
   const runner = new LocalRunner(spec, {
@@ -213,7 +214,8 @@ if (values.child) {
   for (;;) {
     const got = await input.next();
     if (got.done) break;
-    console.log(JSON.stringify({ rate: (steps * batch) / (await run(runner, steps)) }));
+    const n = Number((got.value as string).split(" ")[1]);
+    console.log(JSON.stringify({ secs: await run(runner, n) }));
   }
   Deno.exit(0);
 }
@@ -242,11 +244,13 @@ async function baselineProcesses(n: number, cfg: Config) {
   const writers = procs.map((p) => p.stdin.getWriter());
   for (const o of outs) await o.next(); // "ready"
   return {
-    /** Runs one rep in every process at once; their rates. */
-    async rep(): Promise<number[]> {
-      await Promise.all(writers.map((w) => w.write(new TextEncoder().encode("go\n"))));
+    /** The number of processes. */
+    count: procs.length,
+    /** Runs `steps` steps in every process at once; their seconds. */
+    async run(steps: number): Promise<number[]> {
+      await Promise.all(writers.map((w) => w.write(new TextEncoder().encode(`go ${steps}\n`))));
       const got = await Promise.all(outs.map((o) => o.next()));
-      return got.map((g) => JSON.parse(g.value as string).rate as number);
+      return got.map((g) => JSON.parse(g.value as string).secs as number);
     },
     async close() {
       for (const w of writers) await w.close().catch(() => {});
@@ -338,22 +342,29 @@ try {
   for (let r = 0; r < reps; r++) {
     for (const workers of workerCounts) {
       const group = entries.filter((e) => e.workers === workers);
-      for (const e of group) {
-        if (e.baseline) e.sums.push((await e.baseline.rep()).reduce((a, x) => a + x, 0));
-      }
-      // A then B (B then A on the next chunk): the runs compared are next to each
-      // other in time, and neither side always runs first; with --chunk the sides
-      // take turns every `chunk` steps, so that the machine's drift within a rep
-      // hits both
-      const secs = group.map(() => 0);
+      // the baseline processes (one set per configuration they run), then A, then B;
+      // in the reverse order on the next chunk: the runs compared are next to each
+      // other in time, and none always runs first; with --chunk they take turns
+      // every `chunk` steps, so that the machine's drift within a rep hits all
+      const bases = [...new Set(group.map((e) => e.baseline).filter((b) => b !== null))];
+      const turns = [...bases, ...group];
+      const secs = turns.map(() => 0);
+      const baseSecs = bases.map((b) => new Array<number>(b.count).fill(0));
       for (let done = 0, c = r; done < steps; done += chunk, c++) {
         const n = Math.min(chunk, steps - done);
-        for (let j = 0; j < group.length; j++) {
-          const i = c % 2 === 0 ? j : group.length - 1 - j;
-          secs[i]! += await run(group[i]!.runner, n);
+        for (let j = 0; j < turns.length; j++) {
+          const i = c % 2 === 0 ? j : turns.length - 1 - j;
+          if (i < bases.length) {
+            (await bases[i]!.run(n)).forEach((t, p) => (baseSecs[i]![p]! += t));
+          } else secs[i]! += await run(group[i - bases.length]!.runner, n);
         }
       }
-      group.forEach((e, i) => e.rates.push((steps * batch) / secs[i]!));
+      group.forEach((e, i) => {
+        e.rates.push((steps * batch) / secs[i + bases.length]!);
+        // N processes at once: the sum of their rates
+        const b = bases.indexOf(e.baseline!);
+        if (b >= 0) e.sums.push(baseSecs[b]!.reduce((a, t) => a + (steps * batch) / t, 0));
+      });
     }
   }
   for (const b of new Set(entries.map((e) => e.baseline))) await b?.close();

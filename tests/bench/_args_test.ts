@@ -5,7 +5,8 @@ const script = new URL("../../bench/train_throughput.ts", import.meta.url).pathn
 
 async function run(...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-env", "--allow-sys", script, ...args],
+    // --allow-run: --baseline processes starts copies of the script
+    args: ["run", "--allow-read", "--allow-env", "--allow-sys", "--allow-run", script, ...args],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -89,4 +90,21 @@ Deno.test("bench:train --chunk makes the sides take turns within a rep; micro=au
   const bad = await run("--ab", "micro=32 | micro=16", "--chunk", "0");
   assert.equal(bad.code, 2);
   assert.match(bad.stderr.trim(), /--chunk must be a whole number ≥ 1, got "0"/);
+});
+
+Deno.test("bench:train --baseline processes in chunks gives the pool's share of their sum per rep", async () => {
+  const r = await run(
+    ...["--workers", "1,2", "--baseline", "processes", "--chunk", "2"],
+    ...["--steps", "5", "--warmup", "1", "--reps", "2", "--channels", "4"],
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const [one, two] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(one.workers, 1);
+  assert.equal(one.processes_sum, undefined);
+  assert.equal(two.workers, 2);
+  assert.equal(two.processes_sum.length, 2);
+  for (const [i, x] of two.of_processes_per_rep.entries()) {
+    assert.ok(two.processes_sum[i] > 0);
+    assert.ok(Math.abs(x - two.reps[i] / two.processes_sum[i]) < 0.011, `rep ${i}: ${x}`);
+  }
 });
