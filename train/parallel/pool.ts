@@ -289,8 +289,18 @@ export class WorkerPool implements GradientRunner {
   /** The main thread's part of the parallel update, when the pool applies the optimizer. */
   private updater: Updater | null = null;
   private optimizer: RangeOptimizer | null = null;
-  /** Per layout entry: the caller's buffer when it is not a trainable parameter's, else null (set per step). */
+  /** Per layout entry: the caller's buffer when it is not a trainable parameter's, else null (set with `outs`). */
   private bufferOuts: (Float32Array | null)[] = [];
+  /** Per layout entry: whether the pool's update applies it (a trainable parameter's gradient). */
+  private updated: boolean[] = [];
+  /** The caller's gradient buffers, layout order, as resolved from `outsMap` (see {@linkcode WorkerPool.outsOf}). */
+  private outs: Float32Array[] = [];
+  /** The map `outs` was resolved from, null before the first step. */
+  private outsMap: Map<string, Float32Array> | null = null;
+  /** The first worker index (1 when the main thread takes part: its lane is thread 0). */
+  private firstWorker = 0;
+  /** Whether a wait of the step running has turned the event loop (see {@linkcode WorkerPool.waitAsync}). */
+  private turned = false;
   private yielder = new Yielder();
   /** The timeline of every thread when created with `profile`, else null: thread 0 is the main thread, worker `i` is thread `i + 1`. */
   readonly profiler: Profiler | null;
@@ -353,6 +363,7 @@ export class WorkerPool implements GradientRunner {
       });
       this.mem.update = updateShared(layout, opt.rule, up.trainable, state, clip, opts.workers);
       this.bufferOuts = layout.grads.map(() => null);
+      this.updated = layout.grads.map(([name]) => up.trainable.includes(name));
     }
     this.tree = new GradTree(layout, this.mem.regions, this.mem.tree, maxK, !!up);
     this.tree.resetFree(this.regions);
@@ -367,6 +378,7 @@ export class WorkerPool implements GradientRunner {
     }
     if (opts.mainThread ?? true) {
       this.lane = new Lane(this.shard, this.tree, this.mem, null, this.updater);
+      this.firstWorker = 1;
     }
     this.stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
     this.maxRetries = opts.maxRetries ?? 3;
@@ -469,10 +481,9 @@ export class WorkerPool implements GradientRunner {
     if (this.closed) throw new Error(`${who}: the pool is closed: ${this.closedBecause}`);
     if (this.busy) throw new Error(`${who}: step ${step} called while another step is running`);
     checkBatch(who, indices, step, this.opts.maxBatch, countOf(this.opts.data));
-    const outs = this.layout.grads.map(([name], k) =>
-      outBuffer(who, grads, name, this.layout.sizes[k]!)
-    );
+    const outs = this.outsOf(who, grads);
     this.busy = true;
+    this.turned = false;
     this.yielder.arm();
     const t0 = performance.now();
     try {
@@ -481,12 +492,7 @@ export class WorkerPool implements GradientRunner {
       const n = indices.length;
       const k = this.shard.count(n);
       const upd = this.mem.update;
-      if (upd) {
-        this.optimizer!.begin(upd.scalars);
-        this.layout.grads.forEach(([name], e) => {
-          this.bufferOuts[e] = upd.trainable.includes(name) ? null : outs[e]!;
-        });
-      }
+      if (upd) this.optimizer!.begin(upd.scalars);
       let fresh = true;
       if (n !== this.clockBatch) {
         this.clock.reset();
@@ -500,7 +506,8 @@ export class WorkerPool implements GradientRunner {
       let unblamed = 0;
       for (;;) {
         this.watch(step);
-        await this.replaceMissing(step);
+        // no promise to await in a steady step: every worker serves
+        if (this.missing()) await this.replaceMissing(step);
         if (this.closed) throw new Error(`${who}: the pool was closed during step ${step}`);
         const seq = this.seq = (this.seq + 1) & 0x3fffffff;
         // after a fault in the update: the gradients are summed, re-run the update's rest alone
@@ -535,7 +542,10 @@ export class WorkerPool implements GradientRunner {
       if (upd && Number.isFinite(loss)) this.tree.releaseRoot(this.bufferOuts);
       else this.tree.takeRoot(outs);
       this.profiler?.main.span(SPAN.STEP, step, t0, performance.now());
-      // signals and timers run here, once a step
+      // signals and timers run here, once a step. The first turn after a step's work costs
+      // 60-100 µs (LocalRunner too), a second one ~6: a wait in the step took the first (see
+      // waitAsync) while the other threads computed, so this one is short and runs the
+      // listeners of signals that came since
       await this.yielder.settle();
       return { loss };
     } finally {
@@ -570,7 +580,36 @@ export class WorkerPool implements GradientRunner {
 
   /** The worker indices (all but 0 when the main thread takes part). */
   private workerIndices(): number[] {
-    return this.slots.map((_, i) => i).filter((i) => i > 0 || !this.lane);
+    return this.slots.map((_, i) => i).filter((i) => i >= this.firstWorker);
+  }
+
+  /** Whether a worker is to be started (one was retired, or none has started yet). */
+  private missing(): boolean {
+    for (let i = this.firstWorker; i < this.slots.length; i++) if (!this.slots[i]) return true;
+    return false;
+  }
+
+  /**
+   * The caller's gradient buffers in layout order: those resolved at the
+   * last step when `grads` is the same map holding the same buffers (no
+   * allocation in a steady step), else resolved again (missing ones
+   * created, wrong sizes rejected).
+   */
+  private outsOf(who: string, grads: Map<string, Float32Array>): Float32Array[] {
+    const { grads: entries, sizes } = this.layout;
+    const outs = this.outs;
+    if (this.outsMap === grads) {
+      let e = 0;
+      while (e < entries.length && grads.get(entries[e]![0]) === outs[e]) e++;
+      if (e === entries.length) return outs;
+    }
+    this.outsMap = null;
+    for (let e = 0; e < entries.length; e++) {
+      outs[e] = outBuffer(who, grads, entries[e]![0], sizes[e]!);
+      if (this.updater) this.bufferOuts[e] = this.updated[e] ? null : outs[e]!;
+    }
+    this.outsMap = grads;
+    return outs;
   }
 
   /**
@@ -628,7 +667,8 @@ export class WorkerPool implements GradientRunner {
   }
 
   /**
-   * Until `arr[at]` is no longer `value`: a short spin (within the spinner's
+   * Until `arr[at]` is no longer `value`: a turn of the event loop at the
+   * step's first wait (where a turn is a `setImmediate`), a short spin (within the spinner's
    * budget), then a blocking `Atomics.wait` in slices of
    * {@linkcode BLOCK_SLICE_MS} with a turn of the event loop between them (a
    * worker's death, `close` or the step's deadline is seen there: throws the
@@ -637,8 +677,16 @@ export class WorkerPool implements GradientRunner {
    */
   private async waitAsync(arr: Int32Array, at: number, value: number): Promise<void> {
     const t0 = performance.now();
+    // a turn of the event loop while this thread has nothing else to do, once a step: the
+    // first turn after a step's work is the long one (measured 60-100 µs, batch 256), and
+    // taken here it leaves the turn at the step's end short, where every thread waits for it
+    if (!this.turned && this.yielder.immediate && Atomics.load(arr, at) === value) {
+      this.turned = true;
+      await this.yielder.settle();
+      this.checkFault();
+    }
     const spin = this.spinner.budget(t0);
-    const until = t0 + spin;
+    const until = performance.now() + spin;
     while (Atomics.load(arr, at) === value && performance.now() < until);
     while (Atomics.load(arr, at) === value) {
       if (canBlock()) {
@@ -714,10 +762,12 @@ export class WorkerPool implements GradientRunner {
    * answered a post for longer than the step timeout.
    */
   private watch(step: number): void {
-    for (const [i, why] of this.deaths) this.fail(i, why, step);
-    this.deaths.clear();
+    if (this.deaths.size > 0) {
+      for (const [i, why] of this.deaths) this.fail(i, why, step);
+      this.deaths.clear();
+    }
     const now = performance.now();
-    for (const i of this.workerIndices()) {
+    for (let i = this.firstWorker; i < this.slots.length; i++) {
       const slot = this.slots[i];
       if (!slot?.ready) continue;
       if (Atomics.load(slot.ctrl, CTRL.DONE) === slot.lastGo) {

@@ -111,10 +111,11 @@ export function checkBatch(
     throw new Error(`${who}: step must be a whole number >= 0, got ${step}`);
   }
   // checked here, once: in a worker a bad index would look like a fault and be retried
-  for (const i of indices) {
-    if (i >= count) {
-      throw new Error(`${who}: sample index ${i} is outside the data (${count} samples)`);
-    }
+  let max = 0;
+  for (let j = 0; j < indices.length; j++) if (indices[j]! > max) max = indices[j]!;
+  if (max >= count) {
+    const i = indices.find((i) => i >= count);
+    throw new Error(`${who}: sample index ${i} is outside the data (${count} samples)`);
   }
 }
 

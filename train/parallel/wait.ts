@@ -25,6 +25,22 @@ export const CALM_STEPS = 16;
 /** A step this many times the recent median counts as slow (see {@linkcode StepClock}). */
 export const SLOW_STEP = 1.5;
 
+/** Options of a {@linkcode Spinner}. */
+export interface SpinnerOptions {
+  /**
+   * The typical wait is the median of the last {@linkcode MEDIAN_WAITS}
+   * waits instead of a moving average, so that a rare long wait (a step the
+   * thread sat out, the caller's own work between steps) does not stop the
+   * spinning: for a worker's wait for the next step. Such a spinner does
+   * not back off after spins that ran out (its budget already follows the
+   * waits, and at most half of them outlast their median).
+   */
+  median?: boolean;
+}
+
+/** Waits a median-based {@linkcode Spinner} keeps. */
+export const MEDIAN_WAITS = 8;
+
 /**
  * Adaptive spin budget of one thread. It spins up to twice the recent
  * typical wait (at most {@linkcode MAX_SPIN_MS}) and not at all when any of
@@ -33,9 +49,20 @@ export const SLOW_STEP = 1.5;
  * ended (then none for the next {@linkcode BACKOFF_WAITS} waits); the load
  * average is above the core count; or the pool's shared calm counter is set
  * (a recent step was slower than the median, see {@linkcode StepClock}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_SPIN_MS, Spinner } from "./wait.ts";
+ * const s = new Spinner(1e9, null, { median: true }); // so many cores that the load never counts
+ * for (let i = 0; i < 8; i++) s.record(0.1);
+ * s.record(50); // a step this thread sat out
+ * assert.ok(Math.abs(s.budget(0) - 0.2) < 1e-9);
+ * assert.ok(s.budget(0) <= MAX_SPIN_MS);
+ * ```
  */
 export class Spinner {
-  /** Recent typical wait (ms), an exponential moving average. */
+  /** Recent typical wait (ms): an exponential moving average, or the median of the last waits (see {@linkcode SpinnerOptions.median}). */
   typical = 0;
   /** Set while the machine looks oversubscribed: no spinning at all. */
   oversubscribed = false;
@@ -46,15 +73,26 @@ export class Spinner {
   private checkedAt = -Infinity;
   private readonly cores: number;
   private readonly calm: Int32Array | null;
+  /** The last waits (median-based only), a ring. */
+  private readonly recent: Float64Array | null;
+  private readonly scratch: Float64Array | null;
+  private recentN = 0;
+  private recentAt = 0;
 
   /**
    * A spinner for a machine of `cores` cores (default:
    * `navigator.hardwareConcurrency`); `calm`, when given, is the pool's
    * shared counter of steps to run without spinning (slot 0).
    */
-  constructor(cores = navigator.hardwareConcurrency ?? 1, calm: Int32Array | null = null) {
+  constructor(
+    cores = navigator.hardwareConcurrency ?? 1,
+    calm: Int32Array | null = null,
+    options: SpinnerOptions = {},
+  ) {
     this.cores = cores;
     this.calm = calm;
+    this.recent = options.median ? new Float64Array(MEDIAN_WAITS) : null;
+    this.scratch = options.median ? new Float64Array(MEDIAN_WAITS) : null;
   }
 
   /** How long to spin before sleeping, in milliseconds. */
@@ -75,8 +113,16 @@ export class Spinner {
 
   /** Records how long a wait lasted (ms), and the spin budget it had (a spin that ran out counts against spinning). */
   record(ms: number, spun = 0): void {
-    this.typical = this.typical * 0.8 + Math.min(ms, 10 * MAX_SPIN_MS) * 0.2;
-    if (spun <= 0) return;
+    const recent = this.recent;
+    if (recent) {
+      recent[this.recentAt] = ms;
+      this.recentAt = (this.recentAt + 1) % recent.length;
+      if (this.recentN < recent.length) this.recentN++;
+      this.typical = medianOf(recent, this.recentN, this.scratch!);
+    } else this.typical = this.typical * 0.8 + Math.min(ms, 10 * MAX_SPIN_MS) * 0.2;
+    // a median's spin that runs out is a wait among the longer half: no backoff (a step sat out
+    // after a probe of the main thread alone would otherwise stop the spin for 64 steps)
+    if (spun <= 0 || recent) return;
     this.timeouts = this.timeouts * 0.8 + (ms > spun ? 0.2 : 0);
     if (this.timeouts > TIMEOUT_SHARE) {
       this.backoff = BACKOFF_WAITS;
@@ -366,6 +412,11 @@ export class Yielder {
   /** A yielder; `timer` forces the zero-delay timer even where `setImmediate` exists (for comparison). */
   constructor(timer = false) {
     this.useTimer = timer || immediate === undefined;
+  }
+
+  /** Whether a turn is a `setImmediate` (a few microseconds), not a zero-delay timer armed at the step's start. */
+  get immediate(): boolean {
+    return !this.useTimer;
   }
 
   /** Starts the turn's timer where the turn is a timer (idempotent until settled); nothing otherwise. */

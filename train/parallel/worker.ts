@@ -86,7 +86,8 @@ export const workerApi = {
     // waits inside a step (for another thread's micro-batch: long) and for the next step (the
     // main thread's turnaround: short) learn their typical lengths apart, so the short one spins
     const spinner = new Spinner(undefined, calm);
-    const between = new Spinner(undefined, calm);
+    // a step this worker sat out (the main thread ran it alone) must not stop the spin
+    const between = new Spinner(undefined, null, { median: true });
     let seen = from;
     for (;;) {
       const idle = recorder ? performance.now() : 0;

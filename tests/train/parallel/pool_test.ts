@@ -336,6 +336,46 @@ Deno.test("WorkerPool.create rejects bad setups with clear messages", async () =
   }
 });
 
+Deno.test("each step writes the buffers the grads map holds at that step: a new map, a replaced buffer, a missing one; a wrong size is refused", async () => {
+  const { spec, graph } = model(0);
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params: freshParams(graph),
+    data: sharedData(),
+    maxBatch: 64,
+  });
+  try {
+    const batch = batches()[0]!;
+    // no optimizer: the same batch at the same step gives the same gradients every time
+    const first = new Map<string, Float32Array>();
+    await pool.step(batch, 0, first);
+    const want = new Map([...first].map(([k, v]) => [k, v.slice()]));
+    assert.ok(want.get("fc1.weight")!.some((x) => x !== 0));
+    const other = new Map<string, Float32Array>();
+    await pool.step(batch, 0, other);
+    assert.deepEqual(other, want);
+    // the same map, one buffer replaced by the caller: the new one is written, the old one not
+    const old = first.get("fc2.weight")!.fill(0);
+    const fresh = new Float32Array(old.length);
+    first.set("fc2.weight", fresh);
+    first.delete("fc1.bias");
+    await pool.step(batch, 0, first);
+    assert.deepEqual(fresh, want.get("fc2.weight"));
+    assert.deepEqual(first.get("fc1.bias"), want.get("fc1.bias"));
+    assert.ok(old.every((x) => x === 0));
+    first.set("fc2.bias", new Float32Array(3));
+    await assert.rejects(
+      pool.step(batch, 0, first),
+      /grads buffer for "fc2.bias" holds 3 floats but the parameter has 10/,
+    );
+    first.set("fc2.bias", new Float32Array(10));
+    await pool.step(batch, 0, first);
+    assert.deepEqual(first, want);
+  } finally {
+    await pool.close();
+  }
+});
+
 Deno.test("opModules registers a custom op in the workers", async () => {
   // a module no worker knows of, like a user's own op file
   const url = "data:application/typescript," + encodeURIComponent(`

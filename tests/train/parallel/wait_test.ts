@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   CALM_STEPS,
   MAX_SPIN_MS,
+  MEDIAN_WAITS,
   PROBE_STEPS,
   SLOW_STEP,
   SoloChoice,
@@ -94,6 +95,21 @@ Deno.test("spins that keep running out before the wait ends stop spinning for a 
   let zeros = 1;
   while (s.budget(0) === 0 && zeros < 1000) zeros++;
   assert.ok(zeros > 30 && zeros < 1000, `${zeros} waits without a spin`);
+});
+
+Deno.test("a median spinner keeps spinning through a few long waits (steps sat out) and never backs off", () => {
+  const ema = new Spinner(1e9);
+  const med = new Spinner(1e9, null, { median: true });
+  for (const s of [ema, med]) for (let i = 0; i < 50; i++) s.record(0.1, 0.2);
+  // a probe of the main thread alone (this worker sits out its 4 steps of 8 ms in one wait),
+  // then the caller's own work between steps twice: three spins ran out
+  for (const s of [ema, med]) for (const ms of [PROBE_STEPS * 8, 5, 5]) s.record(ms, 0.2);
+  assert.equal(ema.budget(0), 0, "a moving average stops spinning");
+  assert.ok(Math.abs(med.budget(0) - 0.2) < 1e-9, `median budget ${med.budget(0)}`);
+  assert.equal(med.backoff, 0);
+  // waits that stay long: the median follows them, and a long typical wait is not spun for
+  for (let i = 0; i < MEDIAN_WAITS; i++) med.record(8, 0.2);
+  assert.equal(med.budget(0), 0);
 });
 
 Deno.test("a spinner given the pool's calm counter does not spin while it is set", () => {
