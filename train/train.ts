@@ -799,7 +799,11 @@ async function initFrom(
   try {
     ({ tensors } = await readSafetensors(path));
   } catch (e) {
-    throw new TrainError(`--init: ${(e as Error).message}`);
+    // an ONNX file is read by loadModel, whose Model train() then trains from its parameters
+    const hint = /\.onnx$/i.test(path) && !/file not found/.test((e as Error).message)
+      ? "; --init reads safetensors: load an ONNX model with loadModel and train it (train({ model }))"
+      : "";
+    throw new TrainError(`--init: ${(e as Error).message}${hint}`);
   }
   const bad = tensorMismatches(shapes, tensors, {
     ignore: (k) => k.startsWith("optimizer/"),
@@ -890,7 +894,14 @@ async function resumeFrom(
     throw bad((e as Error).message);
   }
   const { tensors, metadata } = file;
-  if (metadata.format !== "denograd.checkpoint") throw bad("it is not a denograd checkpoint");
+  if (metadata.format !== "denograd.checkpoint") {
+    // the model file of --save-model is the likely mix-up: it has no optimizer state to resume
+    throw bad(
+      metadata.format === "denograd.model"
+        ? "it is a model file (--save-model), not a checkpoint (--checkpoint); start from its parameters with --init (train({ init }))"
+        : "it is not a denograd checkpoint",
+    );
+  }
   if (metadata.model !== model) throw bad(`it holds model "${metadata.model}", not "${model}"`);
   if (metadata.optimizer !== optimizer.name) {
     throw bad(`it was trained with optimizer "${metadata.optimizer}", not "${optimizer.name}"`);

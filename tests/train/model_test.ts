@@ -438,3 +438,28 @@ Deno.test("a parameter the loss does not depend on is named instead of crashing"
   // evaluation needs no gradients: the same model evaluates and predicts
   assert.equal(model.evaluate(d).confusion.length, 2);
 });
+
+Deno.test("resuming from a model file says it is one and points to init", async () => {
+  await withTempDir(async (dir) => {
+    const model = defineModel({ input: [2] }, (x) => nn.linear(x, 2, { name: "fc" }));
+    await model.save(`${dir}/m.safetensors`);
+    const d = { x: new Float32Array(8), y: [0, 1, 0, 1] };
+    await assert.rejects(
+      train({ model, data: { train: d, test: d }, workers: 1, resume: `${dir}/m.safetensors` }),
+      /Cannot resume from ".*m\.safetensors": it is a model file \(--save-model\), not a checkpoint \(--checkpoint\); start from its parameters with --init/,
+    );
+  });
+});
+
+Deno.test("init from an ONNX file says init reads safetensors and how to start from ONNX", async () => {
+  await withTempDir(async (dir) => {
+    const { toOnnx } = await import("../../train/onnx/to_onnx.ts");
+    const model = defineModel({ input: [2] }, (x) => nn.linear(x, 2, { name: "fc" }));
+    await Deno.writeFile(`${dir}/m.onnx`, toOnnx(model));
+    const d = { x: new Float32Array(8), y: [0, 1, 0, 1] };
+    await assert.rejects(
+      train({ model, data: { train: d, test: d }, workers: 1, init: `${dir}/m.onnx` }),
+      /--init reads safetensors: load an ONNX model with loadModel and train it/,
+    );
+  });
+});
