@@ -17,7 +17,11 @@
  * the `--baseline` processes) take turns every 10 steps within each rep (a
  * rep's rate is its steps over the sum of its chunks' times): this VM's
  * speed drifts within seconds, and chunks a few tens of milliseconds apart
- * see the same machine.
+ * see the same machine. A pool's first step after the others' turn starts
+ * with its workers asleep, and a step 1.5× the recent median stops spinning
+ * on every thread for 16 steps (`StepClock`): both sides of `--ab` pay that
+ * alike, but it weighs on the pool against the processes, the more so the
+ * shorter the chunk; keep chunks at 10 steps or more.
  *
  * @module
  */
