@@ -33,6 +33,7 @@ const MAX_BYTES = 2 ** 31;
 // undefined: not tried yet; null: the engine lacks SIMD or multi-memory
 let compiled: WebAssembly.Module | null | undefined;
 const regionMemories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
+let noArena: WebAssembly.Memory | undefined;
 
 function module(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
@@ -150,9 +151,9 @@ export class ReduceWasm {
   private constructor(m: WebAssembly.Module, regions: WebAssembly.Memory, base: number) {
     this.regions = regions;
     this.base = base;
-    // for region-to-region adds: any unshared memory as the arena
-    const arena = new WebAssembly.Memory({ initial: 0, maximum: 0 });
-    this.own = new WebAssembly.Instance(m, { env: { arena, regions } })
+    // for region-to-region adds: any unshared memory as the arena, one for all
+    noArena ??= new WebAssembly.Memory({ initial: 0, maximum: 0 });
+    this.own = new WebAssembly.Instance(m, { env: { arena: noArena, regions } })
       .exports as unknown as ReduceExports;
   }
 

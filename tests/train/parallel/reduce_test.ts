@@ -1,7 +1,8 @@
 // The gradient tree with its loops in WebAssembly (regions in a shared wasm
 // memory, gradients in a wasm arena) gives the bits of its JavaScript loops
-// (regions in a plain buffer): the tree alone over random layouts, weights,
-// leaf counts and completion orders, and whole runs of LocalRunner and a pool.
+// (regions in a plain buffer), and both the directly computed tree sum: the
+// tree alone over random layouts, weights, leaf counts and completion orders,
+// and whole runs of LocalRunner and a pool.
 import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@3.23.2";
@@ -49,6 +50,20 @@ function reduce(
   return outs;
 }
 
+/** The fixed tree's sum, computed directly: leaves `fround(w·g)`, pairs summed level by level. */
+function treeSum(leaves: Float32Array[][], weights: number[]): Float32Array[] {
+  let level: Float32Array[][] = leaves.map((gs, k) => gs.map((g) => g.map((x) => weights[k]! * x)));
+  while (level.length > 1) {
+    const up: Float32Array[][] = [];
+    for (let i = 0; i < level.length; i += 2) {
+      const b = level[i + 1];
+      up.push(b ? level[i]!.map((a, e) => a.map((x, j) => x + b[e]![j]!)) : level[i]!);
+    }
+    level = up;
+  }
+  return level[0]!;
+}
+
 const caseArb = fc.record({
   sizes: fc.array(fc.integer({ min: 1, max: 70 }), { minLength: 1, maxLength: 5 }),
   k: fc.integer({ min: 1, max: 11 }),
@@ -86,6 +101,7 @@ Deno.test("GradTree: the wasm loops give the JavaScript loops' bits for any layo
       const inWasm = wasm.subarray(0, n * total);
       const viaWasm = reduce(treeOf(sizes, inWasm, maxK, deferTop), n, k, leaves, weights, order);
       assert.deepEqual(viaWasm, viaJs);
+      assert.deepEqual(viaJs, treeSum(leaves, weights));
     }),
     { numRuns: 300 },
   );
