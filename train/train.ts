@@ -490,6 +490,12 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   const testSet = limit(sets.test, opts.testLimit);
   const spec = trainingGraph(model, sets.loss);
   checkTrainable(model, spec);
+  // a graph of ops alone trained for its epochs and changed nothing, without a word
+  if (epochs > 0 && model.params.size === 0) {
+    throw new TrainError(
+      `train: the model "${model.name}" has no parameters to train; evaluate it with model.evaluate(data), or pass epochs: 0`,
+    );
+  }
   // The runners read parameters from shared memory. A model's own buffers are trained in place
   // when they can be shared as they are (defineModel puts them in shared memory), so predictions
   // made during training (a web page's drawing pad) see the current parameters; other buffers

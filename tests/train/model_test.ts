@@ -463,3 +463,18 @@ Deno.test("init from an ONNX file says init reads safetensors and how to start f
     );
   });
 });
+
+Deno.test("a model without parameters is refused for training, and still evaluates", async () => {
+  const { scale } = await import("../../ops/mod.ts");
+  const model = defineModel({ input: [3], name: "doubler" }, (x) => scale(x, 2));
+  const d = { x: [1, 0, 0, 0, 1, 0], y: [0, 1] };
+  await assert.rejects(
+    train({ model, data: { train: d, test: d }, workers: 1 }),
+    (e: Error) =>
+      e instanceof TrainError &&
+      e.message ===
+        'train: the model "doubler" has no parameters to train; evaluate it with model.evaluate(data), or pass epochs: 0',
+  );
+  const r = await train({ model, data: { train: d, test: d }, workers: 1, epochs: 0 });
+  assert.equal(r.test_accuracy, 1);
+});
