@@ -128,7 +128,10 @@ export class LocalRunner implements GradientRunner {
     };
     this.tree = new GradTree(
       this.layout,
-      sharedRegions(this.regions * this.layout.total, opts.wasmReduce ?? true),
+      // a page that is not cross-origin isolated has no shared memory: a plain array, the JS loops
+      typeof SharedArrayBuffer === "function"
+        ? sharedRegions(this.regions * this.layout.total, opts.wasmReduce ?? true)
+        : new Float32Array(this.regions * this.layout.total),
       new Int32Array(treeStateLength(maxK)),
       maxK,
     );

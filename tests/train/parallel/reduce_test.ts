@@ -162,3 +162,22 @@ Deno.test("LocalRunner and a 2-thread pool give the same bits with the reduction
   const pool = await WorkerPool.create(spec, { ...common, params: p, workers: 2 });
   assert.deepEqual(await run(pool, p), js);
 });
+
+Deno.test("LocalRunner runs without SharedArrayBuffer (a page not cross-origin isolated), the same bits", async () => {
+  const { spec, data, params } = lecture();
+  const common = { data, maxBatch: 64, tier: "wasm" as const };
+  let p = params();
+  const want = await run(new LocalRunner(spec, { ...common, params: p }), p);
+  p = params();
+  const g = globalThis as { SharedArrayBuffer?: unknown };
+  const saved = g.SharedArrayBuffer;
+  let runner: LocalRunner;
+  try {
+    delete g.SharedArrayBuffer;
+    // (with the wasm loops off: Deno makes a shared WebAssembly.Memory even so)
+    runner = new LocalRunner(spec, { ...common, params: p, wasmReduce: false });
+  } finally {
+    g.SharedArrayBuffer = saved;
+  }
+  assert.deepEqual(await run(runner, p), want);
+});
