@@ -676,7 +676,7 @@ export class WorkerPool implements GradientRunner {
    * `Atomics.waitAsync` in the same slices.
    */
   private async waitAsync(arr: Int32Array, at: number, value: number): Promise<void> {
-    const t0 = performance.now();
+    let t0 = performance.now();
     // a turn of the event loop while this thread has nothing else to do, once a step: the
     // first turn after a step's work is the long one (measured 60-100 µs, batch 256), and
     // taken here it leaves the turn at the step's end short, where every thread waits for it
@@ -684,6 +684,9 @@ export class WorkerPool implements GradientRunner {
       this.turned = true;
       await this.yielder.settle();
       this.checkFault();
+      // the turn is this thread's own work, not a wait for the others: SoloChoice reads
+      // `waited` as a sign that they are held up, and the spinner learns the waits' lengths
+      t0 = performance.now();
     }
     const spin = this.spinner.budget(t0);
     const until = performance.now() + spin;
