@@ -10,7 +10,8 @@
  *
  * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
  * the schedule in one run: each side overrides some of `micro`,
- * `micro-tail`, `main-thread`, `update`, `fuse` and `wasm-reduce`; at each worker count the
+ * `micro-tail`, `main-thread`, `update`, `fuse`, `wasm-reduce`, `min-spin` and
+ * `slow-step`, `pause` (a pool's in-step waits, see `WaitPolicy`); at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
  * over A's, rep by rep, per worker count. `--chunk 10` makes the sides (and
@@ -59,6 +60,12 @@ const values = benchArgs("bench:train", {
   fuse: { type: "string", default: "true" },
   // the gradient reduction's loops in WebAssembly SIMD (false: the JavaScript loops; same bits)
   "wasm-reduce": { type: "string", default: "true" },
+  // a pool's in-step waits: the longest spin (ms) after a slow step, and what counts as slow
+  // ("default": the pool's defaults; see WaitPolicy in train/parallel/wait.ts)
+  "min-spin": { type: "string", default: "default" },
+  "slow-step": { type: "string", default: "default" },
+  // spin with Atomics.pause between reads
+  pause: { type: "string", default: "false" },
   // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
   update: { type: "string", default: "pool" },
   // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -101,13 +108,38 @@ interface Config {
   poolUpdate: boolean;
   fuse: boolean;
   wasmReduce: boolean;
+  /** Undefined: the pool's default (`WaitPolicy`). */
+  minSpinMs: number | undefined;
+  /** Undefined: the pool's default (`WaitPolicy`). */
+  slowStep: number | undefined;
+  pause: boolean;
 }
-const AB_KEYS = ["micro", "micro-tail", "main-thread", "update", "fuse", "wasm-reduce"] as const;
+const AB_KEYS = [
+  "micro",
+  "micro-tail",
+  "main-thread",
+  "update",
+  "fuse",
+  "wasm-reduce",
+  "min-spin",
+  "slow-step",
+  "pause",
+] as const;
 type AbKey = typeof AB_KEYS[number];
 
 function boolOf(flag: string, v: string): boolean {
   if (v !== "true" && v !== "false") fail(`--${flag} must be true or false, got "${v}"`);
   return v === "true";
+}
+
+/** A number flag's value, or undefined for "default". */
+function numberOf(flag: string, v: string): number | undefined {
+  if (v === "default") return undefined;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n < 0) {
+    fail(`--${flag} must be a number ≥ 0 or "default", got "${v}"`);
+  }
+  return n;
 }
 
 /** A configuration from the flags' values, `over` replacing some (an `--ab` side). */
@@ -127,6 +159,9 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     poolUpdate: update === "pool",
     fuse: boolOf("fuse", get("fuse")!),
     wasmReduce: boolOf("wasm-reduce", get("wasm-reduce")!),
+    minSpinMs: numberOf("min-spin", get("min-spin")!),
+    slowStep: numberOf("slow-step", get("slow-step")!),
+    pause: boolOf("pause", get("pause")!),
   };
 }
 
@@ -291,6 +326,7 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
       ...common,
       workers,
       mainThread: cfg.mainThread,
+      wait: { minSpinMs: cfg.minSpinMs, slowStep: cfg.slowStep, pause: cfg.pause },
       ...(cfg.poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
     })
     : new LocalRunner(spec, common);

@@ -24,7 +24,15 @@ import { publishUpdate, Updater, updateShared } from "./update.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { isRangeOptimizer, type RangeOptimizer } from "../optim/rules.ts";
 import { abortStep, Lane, publishStep, SCHED, schedLength, stepLoss } from "./schedule.ts";
-import { SoloChoice, Spinner, StepClock, Yielder } from "./wait.ts";
+import {
+  SoloChoice,
+  Spinner,
+  spinPause,
+  StepClock,
+  type WaitPolicy,
+  waitPolicyOf,
+  Yielder,
+} from "./wait.ts";
 import { namesOf, Profiler, SPAN } from "./trace.ts";
 import {
   checkBatch,
@@ -103,6 +111,12 @@ export interface WorkerPoolOptions {
    * test seam or faults are given (a test fixes which threads run).
    */
   soloWhenFaster?: boolean;
+  /**
+   * How threads wait inside a step (see `WaitPolicy` in `wait.ts`): how long
+   * they may still spin after a slow step, and what counts as slow. Results
+   * are the same bits.
+   */
+  wait?: WaitPolicy;
   /**
    * Apply the optimizer in the pool, on every thread by parameter ranges,
    * right after the gradients are summed (see `update.ts`): `step` then
@@ -333,11 +347,15 @@ export class WorkerPool implements GradientRunner {
       maxK,
       layout,
       calm: new Int32Array(new SharedArrayBuffer(4)),
+      wait: waitPolicyOf(opts.wait),
     };
     // posted with the regions, so that the workers' trees run the loops in wasm too
     this.mem.regionMemory = regionMemory(this.mem.regions.buffer);
-    this.spinner = new Spinner(undefined, this.mem.calm);
-    this.clock = new StepClock(this.mem.calm);
+    this.spinner = new Spinner(undefined, this.mem.calm, {
+      minSpinMs: this.mem.wait.minSpinMs,
+      pause: this.mem.wait.pause,
+    });
+    this.clock = new StepClock(this.mem.calm, this.mem.wait.slowStep);
     const up = opts.update;
     if (up) {
       if (!isRangeOptimizer(up.optimizer)) {
@@ -690,7 +708,9 @@ export class WorkerPool implements GradientRunner {
     }
     const spin = this.spinner.budget(t0);
     const until = performance.now() + spin;
-    while (Atomics.load(arr, at) === value && performance.now() < until);
+    if (this.spinner.pause) {
+      while (Atomics.load(arr, at) === value && performance.now() < until) spinPause(16);
+    } else while (Atomics.load(arr, at) === value && performance.now() < until);
     while (Atomics.load(arr, at) === value) {
       if (canBlock()) {
         // wakes at once, where a waitAsync's wake-up waits for the event loop

@@ -36,6 +36,61 @@ export interface SpinnerOptions {
    * waits, and at most half of them outlast their median).
    */
   median?: boolean;
+  /**
+   * Spin at least this long (ms) whatever the waits, spins that ran out or
+   * the calm counter say (default 0); only the load average (more runnable
+   * processes than cores) stops it. About a futex wake-up's cost, it keeps
+   * short in-step waits from sleeping.
+   */
+  minSpinMs?: number;
+  /** Spin with `Atomics.pause` between reads (a CPU's spin-wait hint), default false. */
+  pause?: boolean;
+}
+
+/**
+ * How a pool's threads wait inside a step (see {@linkcode Spinner} and
+ * {@linkcode StepClock}); the defaults are {@linkcode SLOW_STEP} and no
+ * shortest spin.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type WaitPolicy, waitPolicyOf } from "./wait.ts";
+ * const p: WaitPolicy = waitPolicyOf({ minSpinMs: 0.15 });
+ * assert.deepEqual(p, { minSpinMs: 0.15, slowStep: 1.5, pause: false });
+ * ```
+ */
+export interface WaitPolicy {
+  /** Shortest spin (ms) of an in-step wait unless the machine is oversubscribed (see {@linkcode SpinnerOptions.minSpinMs}). */
+  minSpinMs?: number;
+  /** A step this many times the recent median counts as slow (default {@linkcode SLOW_STEP}). */
+  slowStep?: number;
+  /** Spin with `Atomics.pause` between reads (see {@linkcode SpinnerOptions.pause}). */
+  pause?: boolean;
+}
+
+/**
+ * A {@linkcode WaitPolicy} with every default filled in; throws on a
+ * negative spin or a slow-step factor not above 1, naming the value.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SLOW_STEP, waitPolicyOf } from "./wait.ts";
+ * assert.deepEqual(waitPolicyOf(), { minSpinMs: 0, slowStep: SLOW_STEP, pause: false });
+ * assert.throws(() => waitPolicyOf({ slowStep: 0.5 }), /slowStep/);
+ * ```
+ */
+export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
+  const minSpinMs = p.minSpinMs ?? 0;
+  const slowStep = p.slowStep ?? SLOW_STEP;
+  if (!(minSpinMs >= 0 && minSpinMs <= MAX_SPIN_MS)) {
+    throw new Error(`wait: minSpinMs must be between 0 and ${MAX_SPIN_MS} ms, got ${minSpinMs}`);
+  }
+  if (!(slowStep > 1 && Number.isFinite(slowStep))) {
+    throw new Error(`wait: slowStep must be a finite number above 1, got ${slowStep}`);
+  }
+  return { minSpinMs, slowStep, pause: p.pause ?? false };
 }
 
 /** Waits a median-based {@linkcode Spinner} keeps. */
@@ -49,6 +104,8 @@ export const MEDIAN_WAITS = 8;
  * ended (then none for the next {@linkcode BACKOFF_WAITS} waits); the load
  * average is above the core count; or the pool's shared calm counter is set
  * (a recent step was slower than the median, see {@linkcode StepClock}).
+ * A shortest spin ({@linkcode SpinnerOptions.minSpinMs}, default none)
+ * holds through every sign but the load average.
  *
  * @example
  * ```ts
@@ -78,6 +135,9 @@ export class Spinner {
   private readonly scratch: Float64Array | null;
   private recentN = 0;
   private recentAt = 0;
+  private readonly minSpin: number;
+  /** Whether a spin calls `Atomics.pause` between reads. */
+  readonly pause: boolean;
 
   /**
    * A spinner for a machine of `cores` cores (default:
@@ -93,6 +153,8 @@ export class Spinner {
     this.calm = calm;
     this.recent = options.median ? new Float64Array(MEDIAN_WAITS) : null;
     this.scratch = options.median ? new Float64Array(MEDIAN_WAITS) : null;
+    this.minSpin = options.minSpinMs ?? 0;
+    this.pause = options.pause ?? false;
   }
 
   /** How long to spin before sleeping, in milliseconds. */
@@ -101,14 +163,15 @@ export class Spinner {
       this.checkedAt = now;
       this.oversubscribed = loadAverage() > this.cores;
     }
+    if (this.oversubscribed) return 0;
+    let spin = Math.min(MAX_SPIN_MS, 2 * this.typical);
     if (this.backoff > 0) {
       this.backoff--;
-      return 0;
-    }
-    if (this.calm && Atomics.load(this.calm, 0) > 0) return 0;
+      spin = 0;
+    } else if (this.calm && Atomics.load(this.calm, 0) > 0) spin = 0;
     // a long typical wait: the other thread is computing, a spin would only burn a core
-    if (this.oversubscribed || this.typical > MAX_SPIN_MS) return 0;
-    return Math.min(MAX_SPIN_MS, 2 * this.typical);
+    else if (this.typical > MAX_SPIN_MS) spin = 0;
+    return Math.max(this.minSpin, spin);
   }
 
   /** Records how long a wait lasted (ms), and the spin budget it had (a spin that ran out counts against spinning). */
@@ -156,10 +219,15 @@ export class StepClock {
   private n = 0;
   private at = 0;
   private calm: Int32Array;
+  private slowStep: number;
 
-  /** A clock that sets `calm[0]` (shared with every thread's {@linkcode Spinner}). */
-  constructor(calm: Int32Array) {
+  /**
+   * A clock that sets `calm[0]` (shared with every thread's {@linkcode Spinner})
+   * after a step `slowStep` times the recent median.
+   */
+  constructor(calm: Int32Array, slowStep = SLOW_STEP) {
     this.calm = calm;
+    this.slowStep = slowStep;
   }
 
   /** The median of the recent steps (ms), 0 before any. */
@@ -171,7 +239,7 @@ export class StepClock {
   record(ms: number): void {
     const med = this.median();
     const c = Atomics.load(this.calm, 0);
-    if (this.n >= 4 && ms > SLOW_STEP * med) Atomics.store(this.calm, 0, CALM_STEPS);
+    if (this.n >= 4 && ms > this.slowStep * med) Atomics.store(this.calm, 0, CALM_STEPS);
     else if (c > 0) Atomics.store(this.calm, 0, c - 1);
     this.ring[this.at] = ms;
     this.at = (this.at + 1) % this.ring.length;
@@ -365,7 +433,14 @@ export function waitChange(
   const spin = spinner.budget(t0);
   const until = t0 + spin;
   let changed = Atomics.load(arr, at) !== value;
-  while (!changed && performance.now() < until) changed = Atomics.load(arr, at) !== value;
+  if (spinner.pause) {
+    while (!changed && performance.now() < until) {
+      spinPause(16);
+      changed = Atomics.load(arr, at) !== value;
+    }
+  } else {
+    while (!changed && performance.now() < until) changed = Atomics.load(arr, at) !== value;
+  }
   if (!changed) {
     Atomics.wait(arr, at, value, timeoutMs);
     changed = Atomics.load(arr, at) !== value;
@@ -373,6 +448,20 @@ export function waitChange(
   spinner.record(performance.now() - t0, spin);
   return changed;
 }
+
+/**
+ * `Atomics.pause(n)` where the runtime has it (a CPU's spin-wait hint,
+ * which leaves a sibling hardware thread more of the core), else nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { spinPause } from "./wait.ts";
+ * assert.equal(spinPause(16), undefined);
+ * ```
+ */
+export const spinPause: (n: number) => void =
+  (Atomics as unknown as { pause?: (n: number) => void }).pause?.bind(Atomics) ?? (() => {});
 
 /** `setImmediate` where the runtime has it (Deno, Node), else undefined (a web page). */
 const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;

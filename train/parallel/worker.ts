@@ -17,7 +17,7 @@ import { adoptRegionMemory } from "../../ops/kernels/reduce_wasm.ts";
 import { Lane, type StepMemory } from "./schedule.ts";
 import { loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.ts";
 import type { Layout } from "./spec.ts";
-import { Spinner, waitChange } from "./wait.ts";
+import { Spinner, waitChange, type WaitPolicy } from "./wait.ts";
 import { SPAN, type TraceRecorder } from "./trace.ts";
 import { Updater, type UpdateShared } from "./update.ts";
 
@@ -35,6 +35,8 @@ export interface PoolMemory extends StepMemory {
   layout: Layout;
   /** Steps left to run without spinning, slot 0 (set by the main thread's `StepClock`). */
   calm: Int32Array;
+  /** How threads wait inside a step, every default filled in (see `waitPolicyOf`). */
+  wait: Required<WaitPolicy>;
   /** The parallel update's memory, when the pool applies the optimizer (see `update.ts`). */
   update?: UpdateShared;
 }
@@ -46,6 +48,8 @@ let hook: ThreadHook | null = null;
 let stepNo: Float64Array | null = null;
 let recorder: TraceRecorder | null = null;
 let calm: Int32Array | null = null;
+let minSpinMs = 0;
+let pause = false;
 
 /** What a worker exposes through Comlink. */
 export const workerApi = {
@@ -74,6 +78,8 @@ export const workerApi = {
     recorder = shard.recorder;
     stepNo = mem.stepNo;
     calm = mem.calm;
+    minSpinMs = mem.wait.minSpinMs;
+    pause = mem.wait.pause;
   },
   /**
    * Serves steps from the control block `ctrl` (see `CTRL`) until the pool
@@ -85,7 +91,7 @@ export const workerApi = {
     if (!lane || !stepNo) throw new Error("Worker: serve before init");
     // waits inside a step (for another thread's micro-batch: long) and for the next step (the
     // main thread's turnaround: short) learn their typical lengths apart, so the short one spins
-    const spinner = new Spinner(undefined, calm);
+    const spinner = new Spinner(undefined, calm, { minSpinMs, pause });
     // a step this worker sat out (the main thread ran it alone) must not stop the spin
     const between = new Spinner(undefined, null, { median: true });
     let seen = from;

@@ -21,6 +21,7 @@ import { lectureCnn } from "../../../train/models.ts";
 import { makeOptimizer, type OptimizerName } from "../../../train/optim/optimizer.ts";
 import { type AllocCount, countTypedArrays } from "../../_alloc_count.ts";
 import { faultSeam } from "../../../train/parallel/faults.ts";
+import type { WaitPolicy } from "../../../train/parallel/wait.ts";
 import { Executor } from "../../../graph/executor.ts";
 import { makePlan } from "../../../graph/plan.ts";
 import { batchSum } from "../../../ops/batch_sum.ts";
@@ -107,6 +108,7 @@ async function poolTrace(
     opModules?: string[];
     custom?: (x: Node) => Node;
     mainThread?: boolean;
+    wait?: WaitPolicy;
   } = {},
 ): Promise<Trace> {
   const { custom, ...rest } = extra;
@@ -178,6 +180,11 @@ Deno.test("2 Web Workers give the very bits of the main thread and 1 Web Worker"
 Deno.test("3 and 4 workers give LocalRunner's bits", async () => {
   const local = await localTrace(0);
   for (const workers of [3, 4]) assertIdentical(await poolTrace(0, workers), local);
+});
+
+Deno.test("a wait policy (a shortest spin with Atomics.pause, another slow-step factor) keeps LocalRunner's bits", async () => {
+  const wait = { minSpinMs: 0.2, slowStep: 1.1, pause: true };
+  assertIdentical(await poolTrace(0, 2, { wait }), reference ?? await localTrace(0));
 });
 
 Deno.test("worker pool with 1 worker is bit-identical to LocalRunner", async () => {

@@ -9,6 +9,7 @@ import {
   Spinner,
   StepClock,
   waitChange,
+  waitPolicyOf,
   Yielder,
 } from "../../../train/parallel/wait.ts";
 
@@ -215,4 +216,64 @@ Deno.test("hiccups on a quiet host (slow steps, threads faster) cost few probes"
   // gaps 128, 256, 512: 2 probes in 720 steps (with the plain gaps 16, 32, ... it was 5)
   assert.ok(c.probes <= 2, `${c.probes} probes`);
   assert.equal(alone, c.probes * PROBE_STEPS);
+});
+
+Deno.test("a shortest spin holds through the calm counter, long waits and backoff, but not on an oversubscribed machine", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(4));
+  const s = new Spinner(1e9, calm, { minSpinMs: 0.15 });
+  assert.equal(s.budget(0), 0.15, "nothing learned yet");
+  for (let i = 0; i < 50; i++) s.record(0.2);
+  assert.ok(Math.abs(s.budget(0) - 0.4) < 1e-3, "the learned spin when longer");
+  calm[0] = 3;
+  assert.equal(s.budget(0), 0.15, "calm");
+  calm[0] = 0;
+  for (let i = 0; i < 50; i++) s.record(20);
+  assert.equal(s.budget(0), 0.15, "long waits");
+  s.backoff = 5;
+  assert.equal(s.budget(0), 0.15, "backing off");
+  const busy = new Spinner(0, null, { minSpinMs: 0.15 });
+  assert.equal(busy.budget(performance.now()), Deno.loadavg()[0]! > 0 ? 0 : 0.15);
+});
+
+Deno.test("a clock with a higher slow-step factor lets a step twice the median pass", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(4));
+  const clock = new StepClock(calm, 3);
+  for (let i = 0; i < 8; i++) clock.record(10);
+  clock.record(25);
+  assert.equal(calm[0], 0, "2.5x the median is not slow at 3");
+  clock.record(31);
+  assert.equal(calm[0], CALM_STEPS);
+});
+
+Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them", () => {
+  assert.deepEqual(waitPolicyOf({ pause: true }), {
+    minSpinMs: 0,
+    slowStep: SLOW_STEP,
+    pause: true,
+  });
+  assert.throws(() => waitPolicyOf({ minSpinMs: -1 }), /minSpinMs .* got -1/);
+  assert.throws(() => waitPolicyOf({ minSpinMs: MAX_SPIN_MS * 2 }), /minSpinMs .* got 1/);
+  assert.throws(() => waitPolicyOf({ slowStep: 1 }), /slowStep .* got 1/);
+  assert.throws(() => waitPolicyOf({ slowStep: NaN }), /slowStep .* got NaN/);
+});
+
+Deno.test("waitChange with Atomics.pause in its spin sees a change made during the spin", async () => {
+  const a = new Int32Array(new SharedArrayBuffer(4));
+  const s = new Spinner(1e9, null, { minSpinMs: MAX_SPIN_MS, pause: true });
+  assert.equal(waitChange(a, 0, 1, s, 1000), true);
+  const t0 = performance.now();
+  assert.equal(waitChange(a, 0, 0, s, 30), false);
+  assert.ok(performance.now() - t0 >= 25);
+  const w = new Worker(
+    `data:application/javascript,onmessage=(e)=>{const a=new Int32Array(e.data);setTimeout(()=>{Atomics.store(a,0,7);Atomics.notify(a,0)},5)}`,
+    { type: "module" },
+  );
+  try {
+    w.postMessage(a.buffer);
+    assert.equal(waitChange(a, 0, 0, s, 5000), true);
+    assert.equal(a[0], 7);
+  } finally {
+    w.terminate();
+  }
+  await Promise.resolve();
 });
