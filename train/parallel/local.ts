@@ -33,7 +33,7 @@ export interface LocalRunnerOptions {
   maxBatch: number;
   /** Kernel tier (default: the process-wide default). */
   tier?: Tier;
-  /** Samples per micro-batch (default 32). */
+  /** Samples per micro-batch (default: `defaultMicroBatch` of the batch and the model). */
   microBatch?: number;
   /** Smallest micro-batch at the end of a step (default: `microBatch`); see `cutBatch`. */
   microTail?: number;

@@ -65,7 +65,7 @@ export interface WorkerPoolOptions {
   maxBatch: number;
   /** Kernel tier in the workers (default: their process-wide default). */
   tier?: Tier;
-  /** Samples per micro-batch (default 32), the same split for every thread count. */
+  /** Samples per micro-batch (default: `defaultMicroBatch` of the batch and the model), the same split for every thread count. */
   microBatch?: number;
   /**
    * Smallest micro-batch at the end of a step (default: `microBatch`, an even
