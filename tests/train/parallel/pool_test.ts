@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
+import { mlp, sharedData as mlpData } from "./_mlp.ts";
 import { Graph, type Node } from "../../../graph/graph.ts";
-import { grad } from "../../../graph/grad.ts";
 import { initParams } from "../../../graph/params.ts";
 import {
   type GradientRunner,
@@ -12,11 +12,6 @@ import {
   type WorkerPoolOptions,
 } from "../../../train/parallel/pool.ts";
 import { dropout } from "../../../ops/dropout.ts";
-import { linear } from "../../../ops/linear.ts";
-import { logSoftmax } from "../../../ops/log_softmax.ts";
-import { nllLoss } from "../../../ops/nll_loss.ts";
-import { relu } from "../../../ops/relu.ts";
-import { flatten } from "../../../ops/reshape.ts";
 import { lectureCnn } from "../../../train/models.ts";
 import { makeOptimizer, type OptimizerName } from "../../../train/optim/optimizer.ts";
 import { type AllocCount, countTypedArrays } from "../../_alloc_count.ts";
@@ -41,32 +36,14 @@ const BATCHES = [64, 64, 37];
 
 /** flatten -> linear -> relu -> [dropout] -> [custom] -> linear -> logSoftmax -> nllLoss */
 function model(p: number, custom?: (x: Node) => Node): { spec: TrainGraphSpec; graph: Graph } {
-  const g = new Graph();
-  const x = g.input("x", [-1, SIDE, SIDE]);
-  const w1 = g.param("fc1.weight", [32, SIDE * SIDE], { kind: "uniform", bound: 0.5 });
-  const b1 = g.param("fc1.bias", [32], { kind: "uniform", bound: 0.5 });
-  const w2 = g.param("fc2.weight", [CLASSES, 32], { kind: "uniform", bound: 0.3 });
-  const b2 = g.param("fc2.bias", [CLASSES], { kind: "uniform", bound: 0.3 });
-  let h: Node = relu(linear(flatten(x), w1, b1));
-  if (p > 0) h = dropout(h, { p, seed: 7 });
-  if (custom) h = custom(h);
-  const loss = nllLoss(logSoftmax(linear(h, w2, b2)), g.input("y", [-1]), { name: "loss" });
-  const params = [w1, b1, w2, b2];
-  const gs = grad(loss, params);
-  const grads: Record<string, string> = {};
-  params.forEach((w, i) => (grads[w.name] = gs[i]!.name));
-  return { spec: { graph: g.toJSON(), input: "x", target: "y", loss: "loss", grads }, graph: g };
+  return mlp({ side: SIDE, hidden: 32, classes: CLASSES, bounds: [0.5, 0.5, 0.3, 0.3] }, (h) => {
+    if (p > 0) h = dropout(h, { p, seed: 7 });
+    return custom ? custom(h) : h;
+  });
 }
 
 function sharedData(): SharedData {
-  const ss = SIDE * SIDE;
-  const images = new Float32Array(new SharedArrayBuffer(4 * SAMPLES * ss));
-  const labels = new Uint8Array(new SharedArrayBuffer(SAMPLES));
-  for (let n = 0; n < SAMPLES; n++) {
-    labels[n] = (n * 7) % CLASSES;
-    for (let e = 0; e < ss; e++) images[n * ss + e] = Math.sin(n * 1.3 + e * 0.7) + labels[n]! / 5;
-  }
-  return { images, labels, sampleSize: ss };
+  return mlpData(SAMPLES, SIDE, CLASSES);
 }
 
 /** Batches of distinct sample indices, in a scrambled order. */

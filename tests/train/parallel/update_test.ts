@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { Graph, type Node } from "../../../graph/graph.ts";
-import { grad } from "../../../graph/grad.ts";
+import { mlp, sharedData as mlpData } from "./_mlp.ts";
+import type { Graph } from "../../../graph/graph.ts";
 import { initParams } from "../../../graph/params.ts";
 import {
   LocalRunner,
@@ -9,11 +9,6 @@ import {
   WorkerPool,
   type WorkerPoolOptions,
 } from "../../../train/parallel/pool.ts";
-import { linear } from "../../../ops/linear.ts";
-import { logSoftmax } from "../../../ops/log_softmax.ts";
-import { nllLoss } from "../../../ops/nll_loss.ts";
-import { relu } from "../../../ops/relu.ts";
-import { flatten } from "../../../ops/reshape.ts";
 import {
   makeOptimizer,
   type Optimizer,
@@ -44,30 +39,11 @@ const HIDDEN = 1100;
 const BATCHES = [64, 64, 31];
 
 function model(): { spec: TrainGraphSpec; graph: Graph } {
-  const g = new Graph();
-  const x = g.input("x", [-1, SIDE, SIDE]);
-  const w1 = g.param("fc1.weight", [HIDDEN, SIDE * SIDE], { kind: "uniform", bound: 0.3 });
-  const b1 = g.param("fc1.bias", [HIDDEN], { kind: "uniform", bound: 0.3 });
-  const w2 = g.param("fc2.weight", [CLASSES, HIDDEN], { kind: "uniform", bound: 0.05 });
-  const b2 = g.param("fc2.bias", [CLASSES], { kind: "uniform", bound: 0.05 });
-  const h: Node = relu(linear(flatten(x), w1, b1));
-  const loss = nllLoss(logSoftmax(linear(h, w2, b2)), g.input("y", [-1]), { name: "loss" });
-  const params = [w1, b1, w2, b2];
-  const gs = grad(loss, params);
-  const grads: Record<string, string> = {};
-  params.forEach((w, i) => (grads[w.name] = gs[i]!.name));
-  return { spec: { graph: g.toJSON(), input: "x", target: "y", loss: "loss", grads }, graph: g };
+  return mlp({ side: SIDE, hidden: HIDDEN, classes: CLASSES, bounds: [0.3, 0.3, 0.05, 0.05] });
 }
 
 function sharedData(): SharedData {
-  const ss = SIDE * SIDE;
-  const images = new Float32Array(new SharedArrayBuffer(4 * SAMPLES * ss));
-  const labels = new Uint8Array(new SharedArrayBuffer(SAMPLES));
-  for (let n = 0; n < SAMPLES; n++) {
-    labels[n] = (n * 7) % CLASSES;
-    for (let e = 0; e < ss; e++) images[n * ss + e] = Math.sin(n * 1.3 + e * 0.7) + labels[n]! / 5;
-  }
-  return { images, labels, sampleSize: ss };
+  return mlpData(SAMPLES, SIDE, CLASSES);
 }
 
 function batches(): Uint32Array[] {
