@@ -498,6 +498,33 @@ async function longRun(
   return { losses, params };
 }
 
+/** `longRun` on a LocalRunner over fresh parameters: the bits every pool must give. */
+function localRun(
+  m: { spec: TrainGraphSpec; graph: Graph },
+  data: SharedData,
+  cut: { microBatch: number; microTail?: number },
+  steps: number,
+  bs = batches(),
+): Promise<{ losses: number[]; params: Map<string, Float32Array> }> {
+  const params = freshParams(m.graph);
+  return longRun(
+    new LocalRunner(m.spec, { params, data, maxBatch: 64, ...cut }),
+    params,
+    steps,
+    bs,
+  );
+}
+
+/** Asserts that two runs gave the same losses and the same parameter bits. */
+function assertSameRun(
+  got: { losses: number[]; params: Map<string, Float32Array> },
+  want: { losses: number[]; params: Map<string, Float32Array> },
+  label: string,
+): void {
+  assert.deepEqual(got.losses, want.losses, `${label}: losses`);
+  for (const [k, v] of want.params) assert.deepEqual(got.params.get(k), v, `${label}: ${k}`);
+}
+
 Deno.test("200 Adam steps give bit-identical parameters on 1, 2, 3 and 4 threads", async () => {
   const { spec, graph } = model(0.2);
   const data = sharedData();
@@ -517,11 +544,7 @@ Deno.test("200 Adam steps give bit-identical parameters on 1, 2, 3 and 4 threads
       microBatch,
     });
     try {
-      const many = await longRun(pool, p, 200);
-      assert.deepEqual(many.losses, one.losses, `${workers} threads: losses`);
-      for (const [k, v] of one.params) {
-        assert.deepEqual(many.params.get(k), v, `${workers} threads: ${k}`);
-      }
+      assertSameRun(await longRun(pool, p, 200), one, `${workers} threads`);
     } finally {
       await pool.close();
     }
@@ -533,12 +556,7 @@ Deno.test("a slow worker takes fewer micro-batches and the result keeps its bits
   const { spec, graph } = model(0);
   const data = sharedData();
   const microBatch = 8;
-  const p1 = freshParams(graph);
-  const local = await longRun(
-    new LocalRunner(spec, { params: p1, data, maxBatch: 64, microBatch }),
-    p1,
-    6,
-  );
+  const local = await localRun({ spec, graph }, data, { microBatch }, 6);
   const p2 = freshParams(graph);
   const pool = await WorkerPool.create(spec, {
     workers: 2,
@@ -549,9 +567,7 @@ Deno.test("a slow worker takes fewer micro-batches and the result keeps its bits
     testSeam: faultSeam({ slow: [{ worker: 1, ms: 40 }] }),
   });
   try {
-    const slow = await longRun(pool, p2, 6);
-    assert.deepEqual(slow.losses, local.losses);
-    for (const [k, v] of local.params) assert.deepEqual(slow.params.get(k), v, k);
+    assertSameRun(await longRun(pool, p2, 6), local, "slow worker");
     // 5 micro-batches in the last step (37 samples): the main thread took most
     assert.ok(
       pool.mainThreadMicroBatches >= 3,
@@ -570,13 +586,7 @@ Deno.test("a pool whose worker is held up runs steps on the main thread alone, w
   const steps = 40;
   // one batch size throughout: a new size starts the choice afresh
   const one = [batches()[0]!];
-  const p1 = freshParams(graph);
-  const local = await longRun(
-    new LocalRunner(spec, { params: p1, data, maxBatch: 64, microBatch }),
-    p1,
-    steps,
-    one,
-  );
+  const local = await localRun({ spec, graph }, data, { microBatch }, steps, one);
   const p2 = freshParams(graph);
   const pool = await WorkerPool.create(spec, {
     workers: 2,
@@ -589,8 +599,7 @@ Deno.test("a pool whose worker is held up runs steps on the main thread alone, w
     soloWhenFaster: true,
   });
   try {
-    assert.deepEqual((await longRun(pool, p2, steps, one)).losses, local.losses);
-    for (const [k, v] of p1) assert.deepEqual(p2.get(k), v, k);
+    assertSameRun(await longRun(pool, p2, steps, one), local, "held-up worker");
     // held-up steps make the pool probe the main thread alone (4 steps; whether it then stays
     // alone is timing, tested on SoloChoice itself in wait_test.ts), and the bits hold
     assert.ok(pool.soloSteps >= 4, `${pool.soloSteps} of ${steps} steps alone`);
@@ -604,12 +613,7 @@ for (const kind of ["throw", "hang", "exit"] as const) {
     const { spec, graph } = model(0);
     const data = sharedData();
     const microBatch = 8;
-    const p1 = freshParams(graph);
-    const local = await longRun(
-      new LocalRunner(spec, { params: p1, data, maxBatch: 64, microBatch }),
-      p1,
-      3,
-    );
+    const local = await localRun({ spec, graph }, data, { microBatch }, 3);
     const p2 = freshParams(graph);
     const pool = await WorkerPool.create(spec, {
       workers: 2,
@@ -626,9 +630,7 @@ for (const kind of ["throw", "hang", "exit"] as const) {
       }),
     });
     try {
-      const faulty = await longRun(pool, p2, 3);
-      assert.deepEqual(faulty.losses, local.losses);
-      for (const [k, v] of local.params) assert.deepEqual(faulty.params.get(k), v, k);
+      assertSameRun(await longRun(pool, p2, 3), local, kind);
       assert.equal(pool.restarts, 1);
     } finally {
       await pool.close();
@@ -701,19 +703,12 @@ Deno.test("a guided tail cut (microTail) gives the same bits on 1, 2 and 3 threa
   const { spec, graph } = model(0.2);
   const data = sharedData();
   const cut = { microBatch: 16, microTail: 4 }; // 64 -> 16, 16, 16, 8, 4, 4
-  const p1 = freshParams(graph);
-  const one = await longRun(
-    new LocalRunner(spec, { params: p1, data, maxBatch: 64, ...cut }),
-    p1,
-    12,
-  );
+  const one = await localRun({ spec, graph }, data, cut, 12);
   for (const workers of [2, 3]) {
     const p = freshParams(graph);
     const pool = await WorkerPool.create(spec, { workers, params: p, data, maxBatch: 64, ...cut });
     try {
-      const many = await longRun(pool, p, 12);
-      assert.deepEqual(many.losses, one.losses, `${workers} threads`);
-      for (const [k, v] of one.params) assert.deepEqual(many.params.get(k), v, `${workers}: ${k}`);
+      assertSameRun(await longRun(pool, p, 12), one, `${workers} threads`);
     } finally {
       await pool.close();
     }
