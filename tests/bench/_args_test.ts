@@ -92,19 +92,39 @@ Deno.test("bench:train --chunk makes the sides take turns within a rep; micro=au
   assert.match(bad.stderr.trim(), /--chunk must be a whole number ≥ 1, got "0"/);
 });
 
-Deno.test("bench:train --baseline processes in chunks gives the pool's share of their sum per rep", async () => {
+Deno.test("bench:train --baseline processes in chunks, with --ab: per rep, each process's rate, the synchronous bound and the pool's share of both", async () => {
   const r = await run(
     ...["--workers", "1,2", "--baseline", "processes", "--chunk", "2"],
     ...["--steps", "5", "--warmup", "1", "--reps", "2", "--channels", "4"],
+    ...["--ab", "micro=32 | micro=16,micro-tail=8"],
   );
   assert.equal(r.code, 0, r.stderr);
-  const [one, two] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  assert.equal(one.workers, 1);
-  assert.equal(one.processes_sum, undefined);
-  assert.equal(two.workers, 2);
-  assert.equal(two.processes_sum.length, 2);
-  for (const [i, x] of two.of_processes_per_rep.entries()) {
-    assert.ok(two.processes_sum[i] > 0);
-    assert.ok(Math.abs(x - two.reps[i] / two.processes_sum[i]) < 0.011, `rep ${i}: ${x}`);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const pools = lines.filter((l) => l.workers === 2);
+  assert.deepEqual(pools.map((l) => l.ab), ["A", "B"]);
+  for (const l of lines.filter((l) => l.workers === 1)) {
+    assert.equal(l.processes_sum, undefined);
+    assert.equal(l.sync_bound_per_rep, undefined);
+  }
+  for (const two of pools) {
+    assert.equal(two.processes_sum.length, 2);
+    assert.equal(two.processes_per_rep.length, 2);
+    for (const [i, x] of two.of_processes_per_rep.entries()) {
+      const own = two.processes_per_rep[i];
+      assert.equal(own.length, 2);
+      assert.ok(own.every((p: number) => p > 0));
+      // the sum was taken before rounding: within a sample per second of each
+      assert.ok(Math.abs(own[0] + own[1] - two.processes_sum[i]) <= 2, JSON.stringify(two));
+      assert.ok(Math.abs(x - two.reps[i] / two.processes_sum[i]) < 0.011, `rep ${i}: ${x}`);
+      // batch 64 cut 32, 32 (A) or 32, 16, 8, 8 (B): A's bound is the slower process twice
+      const bound = two.sync_bound_per_rep[i];
+      assert.ok(bound > 0 && bound <= 1, `rep ${i}: bound ${bound}`);
+      if (two.ab === "A") {
+        const want = (2 * Math.min(...own)) / (own[0] + own[1]);
+        assert.ok(Math.abs(bound - want) < 0.002, `rep ${i}: ${bound} vs ${want}`);
+      }
+      const of = two.reps[i] / (bound * two.processes_sum[i]);
+      assert.ok(Math.abs(two.of_bound_per_rep[i] - of) < 0.011, `rep ${i}: ${of}`);
+    }
   }
 });
