@@ -2,12 +2,14 @@
  * `deno task profile FILE [--top N]`: the per-op time table of a trace that
  * `deno task train --profile FILE` or `bench:train --profile FILE` wrote:
  * milliseconds per step (summed over threads) and share of the threads'
- * busy time, biggest first.
+ * busy time, biggest first; then, per thread, its micro-batches' count and
+ * p10/p50/p90 duration, and how evenly the steps kept the threads busy (see
+ * `stepBalance`).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { opTable, type TraceEvent } from "./parallel/trace.ts";
+import { microBatchTable, opTable, stepBalance, type TraceEvent } from "./parallel/trace.ts";
 import { stdoutLines } from "./text_out.ts";
 
 const { values, positionals } = parseArgs({
@@ -44,3 +46,27 @@ for (const r of rows.slice(0, top)) {
   );
 }
 if (rows.length > top) print(`... ${rows.length - top} more (--top N)`);
+const perThread = microBatchTable(trace);
+if (perThread.length > 0) {
+  const us = (x: number) => Math.round(x).toLocaleString("en-US").padStart(9);
+  print("");
+  print(
+    `${"micro-batches".padEnd(16)} ${"count".padStart(7)} ${"p10 µs".padStart(9)} ${
+      "p50 µs".padStart(9)
+    } ${"p90 µs".padStart(9)}`,
+  );
+  for (const r of perThread) {
+    print(
+      `${r.name.padEnd(16)} ${String(r.count).padStart(7)} ${us(r.p10)} ${us(r.p50)} ${us(r.p90)}`,
+    );
+  }
+}
+const bal = stepBalance(trace);
+if (bal.threads > 1 && bal.steps > 0) {
+  print(
+    `step imbalance: ${bal.balance.toFixed(3)} over ${bal.steps} steps = mean over steps of ` +
+      `the threads' mean busy time / the busiest's (1: even; 1 minus it: the share of ` +
+      `the threads' time in a step spent waiting for the slowest)` +
+      (bal.soloSteps ? `; ${bal.soloSteps} steps on one thread alone left out` : ""),
+  );
+}

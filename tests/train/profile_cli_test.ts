@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Profiler, SPAN } from "../../train/parallel/trace.ts";
+import { Profiler, SPAN, TraceRecorder } from "../../train/parallel/trace.ts";
 
 const CLI = new URL("../../train/profile_cli.ts", import.meta.url).pathname;
 
@@ -40,4 +40,47 @@ Deno.test("deno task profile prints ms per step and shares per op, biggest first
   const missing = await cli("/nonexistent/trace.json");
   assert.equal(missing.code, 1);
   assert.match(missing.err, /cannot read trace "\/nonexistent\/trace\.json"/);
+});
+
+Deno.test("deno task profile prints each thread's micro-batches (count, p10/p50/p90 µs) and the step imbalance", async () => {
+  const names = { nodes: ["input x"], backward: [false] };
+  const p = new Profiler(3, names, false);
+  const worker = new TraceRecorder(p.threads[2]!); // worker 1
+  // 10 steps of 10 ms: the main thread runs micro-batches of 1.0 … 1.9 ms, the
+  // worker one of 2 ms; steps 0-7 also have a reduction of 0.5 ms on the worker
+  // (busy 2.5 against 1.x: the worker is the busiest); steps 8 and 9 the worker
+  // sits out (solo steps, left out)
+  let want = 0;
+  for (let s = 0; s < 10; s++) {
+    const t = 10 * s;
+    const main = 1 + s / 10;
+    p.main.span(SPAN.MICRO, 0, t, t + main);
+    if (s < 8) {
+      worker.span(SPAN.MICRO, 1, t, t + 2);
+      worker.span(SPAN.REDUCE, 1, t + 2, t + 2.5);
+      // a wait is no work
+      worker.span(SPAN.WAIT, 0, t + 2.5, t + 4);
+      want += (main + 2.5) / 2 / 2.5 / 8;
+    }
+    p.main.span(SPAN.STEP, s, t, t + 5);
+  }
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(file, JSON.stringify(p.toChromeTrace()));
+    const { code, out } = await cli(file);
+    assert.equal(code, 0);
+    const lines = out.trim().split("\n");
+    const at = lines.findIndex((l) => l.startsWith("micro-batches"));
+    assert.ok(at > 0, out);
+    assert.match(lines[at]!, /count\s+p10 µs\s+p50 µs\s+p90 µs$/);
+    // nearest rank of 1,000 … 1,900 µs: p10 the 1st, p50 the 5th, p90 the 9th
+    assert.match(lines[at + 1]!, /^main thread\s+10\s+1,000\s+1,400\s+1,800$/);
+    assert.match(lines[at + 2]!, /^worker 1\s+8\s+2,000\s+2,000\s+2,000$/);
+    const imb = lines[at + 3]!;
+    assert.match(imb, /^step imbalance: (\d\.\d{3}) over 8 steps = mean over steps of /);
+    assert.equal(imb.match(/^step imbalance: (\d\.\d{3})/)![1], want.toFixed(3));
+    assert.match(imb, /; 2 steps on one thread alone left out$/);
+  } finally {
+    await Deno.remove(file);
+  }
 });

@@ -243,3 +243,166 @@ export function opTable(trace: { traceEvents: TraceEvent[] }): { steps: number; 
   }
   return { steps, rows };
 }
+
+/** A row of {@linkcode microBatchTable}: one thread's micro-batches. */
+export interface ThreadRow {
+  /** The thread: 0 is the main thread, worker i is i + 1. */
+  tid: number;
+  /** Its name in the trace ("main thread", "worker 1"). */
+  name: string;
+  /** Micro-batch spans it ran. */
+  count: number;
+  /** The 10th percentile of their durations, µs (nearest rank). */
+  p10: number;
+  /** Their median duration, µs. */
+  p50: number;
+  /** The 90th percentile of their durations, µs. */
+  p90: number;
+}
+
+/** The value at rank ⌈p·n⌉ of sorted `xs` (nearest rank); NaN when empty. */
+function nearestRank(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
+}
+
+/** Thread names of a trace's metadata events, by thread. */
+function threadNames(trace: { traceEvents: TraceEvent[] }): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const e of trace.traceEvents) {
+    if (e.ph === "M" && e.name === "thread_name") names.set(e.tid, String(e.args?.name ?? e.tid));
+  }
+  return names;
+}
+
+/**
+ * Per thread that ran micro-batches, how many and how long: the 10th, 50th
+ * and 90th percentile of its micro-batch spans in µs (a micro-batch's last
+ * phase, the whole of it for a model without collectives), by thread. The
+ * same micro-batch size taking longer on one thread than on the other is a
+ * slower core, not a bigger share of the work.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { microBatchTable } from "./trace.ts";
+ * const mb = (tid: number, dur: number) =>
+ *   ({ name: "micro-batch 0", cat: "micro-batch", ph: "X" as const, ts: 0, dur, pid: 1, tid });
+ * const rows = microBatchTable({
+ *   traceEvents: [mb(0, 1400), mb(0, 1500), mb(0, 1600), mb(2, 2100)],
+ * });
+ * assert.deepEqual(rows.map((r) => [r.tid, r.count, r.p10, r.p50, r.p90]), [
+ *   [0, 3, 1400, 1500, 1600],
+ *   [2, 1, 2100, 2100, 2100],
+ * ]);
+ * ```
+ */
+export function microBatchTable(trace: { traceEvents: TraceEvent[] }): ThreadRow[] {
+  const durs = new Map<number, number[]>();
+  for (const e of trace.traceEvents) {
+    if (e.ph !== "X" || e.cat !== "micro-batch") continue;
+    let d = durs.get(e.tid);
+    if (!d) durs.set(e.tid, d = []);
+    d.push(e.dur!);
+  }
+  const names = threadNames(trace);
+  return [...durs].sort(([a], [b]) => a - b).map(([tid, d]) => {
+    d.sort((a, b) => a - b);
+    return {
+      tid,
+      name: names.get(tid) ?? `thread ${tid}`,
+      count: d.length,
+      p10: nearestRank(d, 0.1),
+      p50: nearestRank(d, 0.5),
+      p90: nearestRank(d, 0.9),
+    };
+  });
+}
+
+/** What {@linkcode stepBalance} finds. */
+export interface StepBalance {
+  /** Threads that ran micro-batches anywhere in the trace. */
+  threads: number;
+  /** Steps counted: those in which at least two of them were busy. */
+  steps: number;
+  /** Steps in which one thread alone was busy (a pool's solo steps), left out. */
+  soloSteps: number;
+  /**
+   * The mean over counted steps of the threads' mean busy time over the
+   * busiest thread's: 1 when every thread is busy as long as the busiest;
+   * below 1, the share of the threads' time in the step spent waiting for
+   * the slowest. NaN when no step was counted.
+   */
+  balance: number;
+}
+
+// spans of a thread's own work inside a step: micro-batches, their earlier
+// phases, reductions and update units (ops are inside micro-batches)
+const BUSY = new Set(["micro-batch", "phase", "reduce", "update"]);
+
+/**
+ * How evenly a trace's steps kept their threads busy. A step is a span of
+ * the main thread's `step` track; a thread's busy time in it is the time of
+ * its micro-batch, phase, reduction and update spans that start inside it
+ * (clipped to its end). Per step, the mean of the threads' busy times over
+ * the largest; the result is its mean over the steps in which at least two
+ * threads worked. The threads are those that ran a micro-batch anywhere in
+ * the trace.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stepBalance } from "./trace.ts";
+ * const span = (cat: string, tid: number, ts: number, dur: number) =>
+ *   ({ name: cat, cat, ph: "X" as const, ts, dur, pid: 1, tid });
+ * const { balance, steps, threads } = stepBalance({
+ *   traceEvents: [
+ *     // step 0: busy 1,000 and 500 µs (0.75); step 1: 800 and 800 (1)
+ *     span("step", 0, 0, 1000), span("micro-batch", 0, 0, 1000), span("micro-batch", 2, 0, 500),
+ *     span("step", 0, 2000, 900), span("micro-batch", 0, 2000, 800), span("reduce", 2, 2000, 800),
+ *   ],
+ * });
+ * assert.deepEqual([threads, steps, balance], [2, 2, 0.875]);
+ * ```
+ */
+export function stepBalance(trace: { traceEvents: TraceEvent[] }): StepBalance {
+  const steps = trace.traceEvents
+    .filter((e) => e.ph === "X" && e.cat === "step" && e.tid === 0)
+    .map((e) => [e.ts!, e.ts! + e.dur!] as const)
+    .sort((a, b) => a[0] - b[0]);
+  const tids = [
+    ...new Set(
+      trace.traceEvents.filter((e) => e.ph === "X" && e.cat === "micro-batch").map((e) => e.tid),
+    ),
+  ];
+  const col = new Map(tids.map((t, i) => [t, i]));
+  const busy = steps.map(() => new Float64Array(tids.length));
+  for (const e of trace.traceEvents) {
+    if (e.ph !== "X" || !BUSY.has(e.cat!) || !col.has(e.tid)) continue;
+    // the last step starting at or before the span
+    let lo = 0, hi = steps.length - 1, at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (steps[mid]![0] <= e.ts!) (at = mid), (lo = mid + 1);
+      else hi = mid - 1;
+    }
+    if (at < 0 || e.ts! >= steps[at]![1]) continue;
+    busy[at]![col.get(e.tid)!]! += Math.min(e.ts! + e.dur!, steps[at]![1]) - e.ts!;
+  }
+  let sum = 0, counted = 0, solo = 0;
+  for (const b of busy) {
+    const working = b.filter((x) => x > 0).length;
+    if (working === 1) solo++;
+    if (working < 2) continue;
+    let max = 0, total = 0;
+    for (const x of b) (max = Math.max(max, x)), (total += x);
+    sum += total / b.length / max;
+    counted++;
+  }
+  return {
+    threads: tids.length,
+    steps: counted,
+    soloSteps: solo,
+    balance: counted ? sum / counted : NaN,
+  };
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { initParams } from "../../../graph/params.ts";
 import { LocalRunner, WorkerPool } from "../../../train/parallel/pool.ts";
-import { opTable, SPAN } from "../../../train/parallel/trace.ts";
+import { microBatchTable, opTable, SPAN, stepBalance } from "../../../train/parallel/trace.ts";
 import { lectureCnn } from "../../../train/models.ts";
 
 const SAMPLES = 64;
@@ -70,6 +70,13 @@ Deno.test("a profiled pool writes a Chrome trace: a track per thread, kernels as
   assert.ok(Math.abs(shares - 1) < 1e-9, `shares sum to ${shares}`);
   assert.ok(rows.every((r, i) => i === 0 || rows[i - 1]!.msPerStep >= r.msPerStep));
   assert.equal(pool.profiler!.dropped, 0);
+  // per thread: the micro-batches of both threads add up to all 15
+  const perThread = microBatchTable(trace);
+  assert.equal(perThread.reduce((n, r) => n + r.count, 0), 15);
+  for (const r of perThread) assert.ok(r.p10 <= r.p50 && r.p50 <= r.p90, JSON.stringify(r));
+  const bal = stepBalance(trace);
+  assert.equal(bal.steps + bal.soloSteps, 3);
+  assert.ok(bal.steps === 0 || (bal.balance > 0 && bal.balance <= 1), JSON.stringify(bal));
 });
 
 Deno.test("an unprofiled runner records nothing and has no profiler", async () => {
