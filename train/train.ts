@@ -88,13 +88,16 @@ export interface TrainOptions extends StepToolOptions {
    * rebuilds the graph; absolute URLs, e.g. `new URL("./my_op.ts", import.meta.url)`.
    */
   opModules?: (string | URL)[];
-  /** Passes over the training set. */
+  /** Passes over the training set (default: lecture-cnn 8, mnist-net 1, poly 2000, a Model of your own 1). */
   epochs?: number;
-  /** Mini-batch size (poly: full batch unless given). */
+  /** Mini-batch size (default: lecture-cnn 32, mnist-net 64, poly the full batch, a Model of your own 32). */
   batch?: number;
-  /** Learning rate. */
+  /** Learning rate (default: lecture-cnn 0.05, mnist-net 1.0, poly 0.5, a Model of your own 0.05). */
   lr?: number;
-  /** `sgd`, `momentum`, `adadelta`, `adam` or `adamw`. */
+  /**
+   * `sgd`, `momentum`, `adadelta`, `adam` or `adamw` (default: lecture-cnn
+   * momentum, mnist-net adadelta, poly sgd, a Model of your own momentum).
+   */
   optimizer?: OptimizerName;
   /** Channels of the lecture CNN's convolution. */
   channels?: number;
@@ -130,7 +133,10 @@ export interface TrainOptions extends StepToolOptions {
   /**
    * Aborting stops at the next step boundary and writes the checkpoint. The
    * loop yields to the event loop after every step, so a signal listener that
-   * aborts (the CLI's Ctrl-C) runs within one step.
+   * aborts (the CLI's Ctrl-C) runs within one step. `train()` installs no
+   * signal listener itself: in a program of your own, Ctrl-C ends the process
+   * and loses the steps since the last checkpoint unless you wire it here,
+   * e.g. `Deno.addSignalListener("SIGINT", () => controller.abort())`.
    */
   signal?: AbortSignal;
   /** Receives progress events. */
@@ -139,7 +145,7 @@ export interface TrainOptions extends StepToolOptions {
   faults?: InjectedFault[];
   /** Data already in memory (e.g. digits a web page fetched); replaces `data`. */
   split?: Split;
-  /** Seconds a worker step may take before the worker is replaced. */
+  /** Milliseconds a worker step may take before the worker is replaced (default 60,000). */
   stepTimeoutMs?: number;
 }
 
