@@ -11,7 +11,7 @@ import { parseSchedule } from "./optim/schedule.ts";
 import { flagError } from "./flag_errors.ts";
 import { checkRunPaths, PathError } from "./outputs.ts";
 import { textWriter } from "./text_out.ts";
-import { train, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
+import { train, TRAIN_DEFAULTS, TrainError, type TrainEvent, type TrainOptions } from "./train.ts";
 
 const USAGE = `Usage: deno task train [flags]
 
@@ -74,7 +74,17 @@ export function hardwareThreads(): number {
 // plain decimal: no signs, hex, exponents, blanks or "Infinity" for whole numbers
 const WHOLE = /^[0-9]+$/;
 const DECIMAL = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$/;
-const POLY_UNSUPPORTED = ["checkpoint", "resume", "workers", "kernels", "channels"] as const;
+// the flags --model poly would ignore, and why
+const POLY_UNSUPPORTED = {
+  checkpoint: "it writes no checkpoints",
+  resume: "it writes no checkpoints",
+  workers: "it trains on one thread",
+  kernels: "it runs the default kernels",
+  channels: "it has no convolution",
+  "no-winograd": "it has no convolution",
+  "no-fuse": "its graph is not fused",
+  profile: "it records no profile",
+} as const;
 
 // the flags deno task train takes (parseArgs options)
 const FLAGS = {
@@ -109,7 +119,20 @@ const FLAGS = {
  * Parses flags into train() options; throws a {@linkcode UsageError} naming
  * the flag and the value on anything wrong: unknown flags, numbers that are
  * not plain decimal or out of range (checked here, not deep in training),
- * `--workers` above the hardware threads, flags the model does not use.
+ * `--workers` above the hardware threads, flags that the model, the
+ * optimizer (given or the model's default) or the kernels would not use.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFlags, UsageError } from "./cli.ts";
+ * const { options, json } = parseFlags(["--model", "mnist-net", "--epochs", "2", "--json"]);
+ * assert.deepEqual(options, { model: "mnist-net", epochs: 2 });
+ * assert.equal(json, true);
+ * assert.throws(() => parseFlags(["--epochs", "1.5"]), UsageError);
+ * // mnist-net trains with adadelta, which has no Nesterov momentum
+ * assert.throws(() => parseFlags(["--model", "mnist-net", "--nesterov"]), /--nesterov needs --optimizer momentum, not adadelta/);
+ * ```
  */
 export function parseFlags(args: string[]): ParsedFlags {
   let parsed;
@@ -188,12 +211,7 @@ export function parseFlags(args: string[]): ParsedFlags {
   };
   options.weightDecay = decimal("weight-decay", false);
   options.clipGradNorm = decimal("clip-grad-norm", true);
-  if (values.nesterov) {
-    if ((options.optimizer ?? "momentum") !== "momentum") {
-      throw new UsageError(`--nesterov needs --optimizer momentum, not ${options.optimizer}`);
-    }
-    options.nesterov = true;
-  }
+  if (values.nesterov) options.nesterov = true;
   if (values.schedule !== undefined) {
     try {
       parseSchedule(values.schedule, 1); // the syntax; a cosine's length is the run's
@@ -240,13 +258,28 @@ export function parseFlags(args: string[]): ParsedFlags {
   for (const k of Object.keys(options) as (keyof TrainOptions)[]) {
     if (options[k] === undefined) delete options[k];
   }
-  if (options.model === "poly") {
-    const given = POLY_UNSUPPORTED.filter((k) => values[k] !== undefined);
+  checkApplies(values, options);
+  return { options, json: !!values.json, help: !!values.help, overwrite: !!values.overwrite };
+}
+
+/**
+ * Refuses a flag that the chosen model, optimizer or kernels would ignore (or
+ * that another flag overrides), naming the flag and why: `--model poly
+ * --nesterov` failed in train() with exit 1 and "not sgd", no sgd having been asked for.
+ */
+function checkApplies(
+  values: Partial<Record<keyof typeof FLAGS, string | boolean>>,
+  options: TrainOptions,
+): void {
+  const model = (options.model ?? "lecture-cnn") as ModelName;
+  if (model === "poly") {
+    const given = (Object.keys(POLY_UNSUPPORTED) as (keyof typeof POLY_UNSUPPORTED)[])
+      .filter((k) => values[k] !== undefined);
     if (given.length) {
       throw new UsageError(
         `--model poly does not support ${
-          given.map((k) => `--${k}`).join(", ")
-        } (it trains in process, without checkpoints)`,
+          given.map((k) => `--${k} (${POLY_UNSUPPORTED[k]})`).join(", ")
+        }`,
       );
     }
     if (options.data !== undefined && options.data !== "synthetic") {
@@ -263,7 +296,26 @@ export function parseFlags(args: string[]): ParsedFlags {
       } trains on mnist or idx:DIR`,
     );
   }
-  return { options, json: !!values.json, help: !!values.help, overwrite: !!values.overwrite };
+  const optimizer = options.optimizer ?? TRAIN_DEFAULTS[model].optimizer;
+  const which = options.optimizer ? optimizer : `${optimizer} (the default of --model ${model})`;
+  if (values.nesterov && optimizer !== "momentum") {
+    throw new UsageError(`--nesterov needs --optimizer momentum, not ${which}`);
+  }
+  if (values["weight-decay"] !== undefined && optimizer === "adadelta") {
+    throw new UsageError(
+      `--weight-decay does not apply to ${which}: it needs --optimizer sgd, momentum, adam or adamw`,
+    );
+  }
+  if (values["no-winograd"] && options.kernels !== undefined && options.kernels !== "wasm") {
+    throw new UsageError(
+      `--no-winograd turns off the wasm tier's Winograd convolutions; --kernels ${options.kernels} has none`,
+    );
+  }
+  if (values.init !== undefined && values.resume !== undefined) {
+    throw new UsageError(
+      "--init and --resume both set the starting parameters: --resume continues a checkpoint exactly, --init starts a new run from a file's parameters; give one",
+    );
+  }
 }
 
 /** A bad command line. */

@@ -103,7 +103,7 @@ export interface TrainOptions extends StepToolOptions {
   channels?: number;
   /** Seed of every random choice (split, initialisation, order, dropout): a whole number from 0 to 2³²−1 (default 1). */
   seed?: number;
-  /** Threads computing shards (the main thread and workers - 1 Web Workers); 1 runs in-process. Default: hardware threads. */
+  /** Threads computing shards (the main thread and workers - 1 Web Workers), a whole number 1 or more; 1 runs in-process. Default: hardware threads. */
   workers?: number;
   /** Kernel tier for float32. */
   kernels?: Tier;
@@ -232,9 +232,24 @@ export class TrainError extends Error {
   override name = "TrainError";
 }
 
-const DEFAULTS: Record<
-  ModelName,
-  { epochs: number; batch: number; lr: number; optimizer: OptimizerName }
+/**
+ * What {@linkcode train} uses for each built-in model when `epochs`, `batch`,
+ * `lr` or `optimizer` is not given (`batch` 0: poly's full batch). The CLI
+ * reads the optimizer from here to refuse flags it would not use.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TRAIN_DEFAULTS } from "./train.ts";
+ * assert.equal(TRAIN_DEFAULTS["mnist-net"].optimizer, "adadelta");
+ * assert.equal(TRAIN_DEFAULTS.poly.optimizer, "sgd");
+ * ```
+ */
+export const TRAIN_DEFAULTS: Readonly<
+  Record<
+    ModelName,
+    Readonly<{ epochs: number; batch: number; lr: number; optimizer: OptimizerName }>
+  >
 > = {
   "lecture-cnn": { epochs: 8, batch: 32, lr: 0.05, optimizer: "momentum" },
   "mnist-net": { epochs: 1, batch: 64, lr: 1.0, optimizer: "adadelta" },
@@ -280,7 +295,7 @@ function checkOptions(opts: TrainOptions): void {
     const v = opts[name];
     if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {
       const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
-      throw new TrainError(`train: ${name} must be a whole number ${range}, got ${String(v)}`);
+      throw new TrainError(`train: ${name} must be a whole number ${range}, got ${shown(v)}`);
     }
   };
   whole("epochs", 0);
@@ -292,8 +307,14 @@ function checkOptions(opts: TrainOptions): void {
   // 32 bits, as --seed: dropout's hash takes the seed's low word, and a checkpoint's
   // metadata holds it as a whole number
   whole("seed", 0, 0xffffffff);
+  // the checkpoint's parameters replaced init's without a word
+  if (opts.init !== undefined && opts.resume !== undefined) {
+    throw new TrainError(
+      `train: init "${opts.init}" and resume "${opts.resume}" both set the starting parameters; resume continues a checkpoint exactly, init starts a new run from a file's parameters: give one`,
+    );
+  }
   if (opts.lr !== undefined && !(Number.isFinite(opts.lr) && opts.lr > 0)) {
-    throw new TrainError(`train: lr must be a finite number above 0, got ${String(opts.lr)}`);
+    throw new TrainError(`train: lr must be a finite number above 0, got ${shown(opts.lr)}`);
   }
   // only the lecture CNN is built from it: elsewhere it was ignored without a word
   if (opts.channels !== undefined && opts.model !== undefined && opts.model !== "lecture-cnn") {
@@ -302,6 +323,30 @@ function checkOptions(opts: TrainOptions): void {
       `train: channels sets the lecture CNN's convolution; ${which} has no such option`,
     );
   }
+  // poly trains in process without checkpoints or a trace: the files were never written
+  if (opts.model === "poly") {
+    const unused = (["checkpoint", "resume", "profile"] as const).filter((k) =>
+      opts[k] !== undefined
+    );
+    if (unused.length) {
+      throw new TrainError(
+        `train: "poly" trains in process without checkpoints or a profile; it does not take ${
+          unused.join(", ")
+        }`,
+      );
+    }
+  }
+  // nesterov or weight decay the optimizer does not take failed only after the data loaded
+  const m = opts.model ?? "lecture-cnn";
+  const d = typeof m === "string" && m in TRAIN_DEFAULTS
+    ? TRAIN_DEFAULTS[m as ModelName]
+    : CUSTOM_DEFAULTS;
+  optimizerFor(
+    opts,
+    opts.optimizer ?? d.optimizer,
+    1,
+    typeof m === "string" ? `"${m}"` : "a Model of your own",
+  );
   // a misspelt loss was taken for MSE and surfaced as a count of target values
   if (opts.loss !== undefined && opts.loss !== "cross-entropy" && opts.loss !== "mse") {
     throw new TrainError(
@@ -317,6 +362,12 @@ function checkOptions(opts: TrainOptions): void {
       }, import.meta.url)`,
     );
   });
+}
+
+// A number as it is; anything else quoted with its type: workers "2" read "got 2",
+// which looks like a whole number 1 or more.
+function shown(v: unknown): string {
+  return typeof v === "number" ? String(v) : `${JSON.stringify(v) ?? String(v)} (${typeof v})`;
 }
 
 // An output that could not be written failed only after the whole run (a missing
@@ -487,7 +538,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   const model = typeof m === "string"
     ? builtinModel(m as Exclude<ModelName, "poly">, opts, seed)
     : m;
-  const d = typeof m === "string" ? DEFAULTS[m] : CUSTOM_DEFAULTS;
+  const d = typeof m === "string" ? TRAIN_DEFAULTS[m] : CUSTOM_DEFAULTS;
   const epochs = opts.epochs ?? d.epochs;
   const batch = opts.batch ?? d.batch;
   const workers = opts.workers ?? navigator.hardwareConcurrency ?? 1;
@@ -519,7 +570,12 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   }
   const shapes = model.paramShapes();
   if (opts.init) await initFrom(opts.init, shapes, params);
-  const optimizer = optimizerFor(opts, opts.optimizer ?? d.optimizer, opts.lr ?? d.lr);
+  const optimizer = optimizerFor(
+    opts,
+    opts.optimizer ?? d.optimizer,
+    opts.lr ?? d.lr,
+    `"${model.name}"`,
+  );
   const cursor: Cursor = { epoch: 0, stepInEpoch: 0, globalStep: 0 };
   const history: History = { loss: [], testAccuracy: [] };
   if (trainSet.count === 0) {
@@ -1065,7 +1121,7 @@ async function writePlot(
 }
 
 async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
-  const d = DEFAULTS.poly;
+  const d = TRAIN_DEFAULTS.poly;
   const seed = opts.seed ?? 1;
   const epochs = opts.epochs ?? d.epochs;
   const lr = opts.lr ?? d.lr;
@@ -1084,7 +1140,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     params: model.params,
   });
   const params = model.params;
-  const optimizer = optimizerFor(opts, opts.optimizer ?? d.optimizer, lr);
+  const optimizer = optimizerFor(opts, opts.optimizer ?? d.optimizer, lr, '"poly"');
   const grads = new Map<string, Float32Array>();
   const loader = batch < count
     ? new BatchLoader({
@@ -1180,12 +1236,24 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
   return { ...summary, name: summary.model, params, model };
 }
 
-/** The optimizer with the run's weight decay and Nesterov options; a bad combination is a TrainError. */
-function optimizerFor(opts: TrainOptions, name: OptimizerName, lr: number): Optimizer {
+/**
+ * The optimizer with the run's weight decay and Nesterov options; a bad
+ * combination is a TrainError, which says when `name` is the model's default.
+ */
+function optimizerFor(
+  opts: TrainOptions,
+  name: OptimizerName,
+  lr: number,
+  model: string,
+): Optimizer {
   try {
     return makeOptimizer(name, lr, { weightDecay: opts.weightDecay, nesterov: opts.nesterov });
   } catch (e) {
-    throw new TrainError((e as Error).message);
+    // poly's nesterov failed as 'needs the momentum optimizer, not "sgd"', and no sgd was asked for
+    const why = opts.optimizer === undefined
+      ? ` (the default of ${model}; choose another with optimizer)`
+      : "";
+    throw new TrainError(`train: ${(e as Error).message}${why}`);
   }
 }
 

@@ -63,6 +63,37 @@ Deno.test("--model poly refuses the flags it would ignore; classifiers refuse --
   usage(["--data", "synthetic"], "--data synthetic is for --model poly");
   // mnist-net's layers are fixed: its channels would be ignored
   usage(["--model", "mnist-net", "--channels", "4"], "--channels", "mnist-net");
+  // poly has no convolution, fusion or profile: each flag is named with why
+  usage(["--model", "poly", "--profile", "p.json"], "--profile (it records no profile)");
+  usage(["--model", "poly", "--no-fuse"], "--no-fuse (");
+  usage(["--model", "poly", "--no-winograd", "--channels", "2"], "--channels (", "--no-winograd (");
+});
+
+Deno.test("flags the chosen optimizer or kernels would ignore are usage errors naming the flag", async () => {
+  // poly trains with sgd and mnist-net with adadelta unless --optimizer says otherwise
+  usage(["--model", "poly", "--nesterov"], "--nesterov needs --optimizer momentum", "sgd", "poly");
+  usage(["--model", "mnist-net", "--nesterov"], "--nesterov", "adadelta", "mnist-net");
+  usage(["--optimizer", "adam", "--nesterov"], "--nesterov", "not adam");
+  usage(["--model", "mnist-net", "--weight-decay", "0.1"], "--weight-decay", "adadelta");
+  usage(["--optimizer", "adadelta", "--weight-decay", "0"], "--weight-decay", "adadelta");
+  usage(["--kernels", "ts", "--no-winograd"], "--no-winograd", "--kernels ts");
+  usage(["--init", "a.st", "--resume", "b.st"], "--init and --resume");
+  // where they apply they pass
+  const ok = (args: string[]) => parseFlags(args).options;
+  assert.equal(ok(["--model", "poly", "--optimizer", "momentum", "--nesterov"]).nesterov, true);
+  assert.equal(
+    ok(["--model", "mnist-net", "--optimizer", "adam", "--weight-decay", "0.1"]).weightDecay,
+    0.1,
+  );
+  assert.equal(ok(["--nesterov"]).nesterov, true); // the lecture CNN's momentum
+  assert.equal(ok(["--kernels", "wasm", "--no-winograd"]).winograd, false);
+  // on the command line: exit 2 and one line, before any data is read
+  const r = await cli(["--model", "poly", "--nesterov"]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(
+    r.stderr,
+    "error: --nesterov needs --optimizer momentum, not sgd (the default of --model poly) (see --help)\n",
+  );
 });
 
 Deno.test("outputs that collide are refused with exit 2 and the checkpoint survives", async () => {

@@ -228,6 +228,56 @@ Deno.test("train() refuses fractional, negative or non-finite numeric options, n
   }
 });
 
+Deno.test("train() refuses a workers count that is not a whole number 1 or more, quoting a string", async () => {
+  for (const workers of [0, -1, 1.5, NaN, Infinity, -Infinity]) {
+    await assert.rejects(
+      () => train({ model: "poly", workers }),
+      {
+        name: "TrainError",
+        message: `train: workers must be a whole number 1 or more, got ${workers}`,
+      },
+    );
+  }
+  // a string read "got 2", which looks like a valid count
+  for (const [workers, shown] of [["2", '"2" (string)'], [null, "null (object)"]] as const) {
+    await assert.rejects(
+      () => train({ model: "poly", workers: workers as unknown as number }),
+      { message: `train: workers must be a whole number 1 or more, got ${shown}` },
+    );
+  }
+  await assert.rejects(() => train({ lr: "0.1" as unknown as number }), /got "0\.1" \(string\)$/);
+});
+
+Deno.test("train() refuses options the run would ignore, before loading any data", async () => {
+  // poly's default optimizer is sgd: the error says so instead of only "not sgd"
+  await assert.rejects(() => train({ model: "poly", nesterov: true }), {
+    name: "TrainError",
+    message:
+      'train: Nesterov momentum needs the momentum optimizer, not "sgd" (the default of "poly"; choose another with optimizer)',
+  });
+  await assert.rejects(
+    () => train({ model: "mnist-net", weightDecay: 0.1 }),
+    /adadelta.*"mnist-net"/,
+  );
+  // no data source is read: a bad one would fail later
+  await assert.rejects(
+    () => train({ data: "idx:/nonexistent", optimizer: "adam", nesterov: true }),
+    /Nesterov momentum needs the momentum optimizer, not "adam"$/,
+  );
+  // the checkpoint's parameters would replace init's without a word
+  await assert.rejects(
+    () => train({ init: "a.st", resume: "b.st" }),
+    /init "a\.st" and resume "b\.st"/,
+  );
+  // poly writes no checkpoint or profile: the files would never appear
+  for (const k of ["checkpoint", "resume", "profile"] as const) {
+    await assert.rejects(
+      () => train({ model: "poly", [k]: "x" }),
+      new RegExp(`does not take ${k}$`),
+    );
+  }
+});
+
 Deno.test("Model.save and train({ saveModel }) refuse a .onnx name, which loadModel would read as ONNX", async () => {
   const { defineModel, nn } = await import("../../mod.ts");
   const model = defineModel({ input: [2] }, (x) => nn.linear(x, 1));
