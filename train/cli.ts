@@ -549,6 +549,8 @@ export async function main(args: string[]): Promise<number> {
     return [sig, listener] as const;
   });
   options.signal = abort.signal;
+  // train() repeats the path checks done above, which --overwrite relaxed
+  if (parsed.overwrite) options.overwrite = true;
   options.onEvent = json
     ? (e) => e.event !== "step" || e.step % 10 === 0 ? out(JSON.stringify(e) + "\n") : undefined
     : humanReporter(out, Deno.stdout.isTerminal());

@@ -25,7 +25,22 @@ export interface RunPaths {
   inputs?: string[];
   /** `--overwrite`: an existing checkpoint this run does not resume from may be replaced. */
   overwrite?: boolean;
+  /**
+   * How messages name the paths: `"flags"` (default) as the command line
+   * does (`--checkpoint`, "add --overwrite"), `"options"` as `train()` takes
+   * them (`checkpoint`, "pass overwrite: true").
+   */
+  names?: "flags" | "options";
 }
+
+const FLAG_OF = {
+  checkpoint: "--checkpoint",
+  plot: "--plot",
+  saveModel: "--save-model",
+  profile: "--profile",
+  resume: "--resume",
+  init: "--init",
+} as const;
 
 /** A path problem the user can fix; `usage` marks a contradiction among the flags (exit 2). */
 export class PathError extends Error {
@@ -168,30 +183,31 @@ async function checkOutput(flag: string, path: string): Promise<void> {
  * ```
  */
 export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
+  const options = paths.names === "options";
+  const name = (k: keyof typeof FLAG_OF): string => options ? k : FLAG_OF[k];
   const named: [string, string][] = [];
-  if (paths.checkpoint !== undefined) named.push(["--checkpoint", paths.checkpoint]);
-  if (paths.plot !== undefined) named.push(["--plot", paths.plot]);
-  if (paths.saveModel !== undefined) named.push(["--save-model", paths.saveModel]);
-  if (paths.profile !== undefined) named.push(["--profile", paths.profile]);
-  if (paths.resume !== undefined) named.push(["--resume", paths.resume]);
-  if (paths.init !== undefined) named.push(["--init", paths.init]);
+  for (const k of ["checkpoint", "plot", "saveModel", "profile", "resume", "init"] as const) {
+    const p = paths[k];
+    if (p !== undefined) named.push([name(k), p]);
+  }
   for (const p of paths.inputs ?? []) named.push(["the input", p]);
+  const outputs = (["checkpoint", "plot", "saveModel", "profile"] as const).map(name);
   const ids = await Promise.all(named.map(([, p]) => identity(p)));
   for (let i = 0; i < named.length; i++) {
     for (let j = i + 1; j < named.length; j++) {
       if (ids[i] !== ids[j]) continue;
       const [a, pa] = named[i]!, [b, pb] = named[j]!;
       // continuing a checkpoint in place is what --resume X --checkpoint X means
-      if (a === "--checkpoint" && b === "--resume") continue;
+      if (a === name("checkpoint") && b === name("resume")) continue;
       // only a clash with an output destroys anything
-      if (!["--checkpoint", "--plot", "--save-model", "--profile"].includes(a)) continue;
+      if (!outputs.includes(a)) continue;
       throw new PathError(
         `${a} "${pa}" and ${b} "${pb}" are the same file; the run would overwrite one with the other`,
         true,
       );
     }
   }
-  for (const [flag, p] of [["--resume", paths.resume], ["--init", paths.init]] as const) {
+  for (const [flag, p] of [[name("resume"), paths.resume], [name("init"), paths.init]] as const) {
     if (p === undefined) continue;
     const r = await statOrNull(p);
     if (!r) throw new PathError(`${flag} "${p}": file not found`);
@@ -200,23 +216,26 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
   const removed: string[] = [];
   if (paths.checkpoint !== undefined) {
     const ck = paths.checkpoint;
-    await checkOutput("--checkpoint", ck);
+    await checkOutput(name("checkpoint"), ck);
     const resumesIt = paths.resume !== undefined &&
       (await identity(paths.resume)) === (await identity(ck));
     if (!resumesIt && !paths.overwrite && (await statOrNull(ck))) {
+      const how = options
+        ? `pass overwrite: true to replace it, or resume: ${JSON.stringify(ck)} to continue it`
+        : `add --overwrite to replace it, or --resume "${ck}" to continue it`;
       throw new PathError(
-        `--checkpoint "${ck}" already exists and this run does not start from it; add --overwrite to replace it, or --resume "${ck}" to continue it`,
+        `${name("checkpoint")} "${ck}" already exists and this run does not start from it; ${how}`,
       );
     }
     removed.push(...await removeStaleTemporaries(ck));
   }
   if (paths.saveModel !== undefined) {
-    await checkOutput("--save-model", paths.saveModel);
+    await checkOutput(name("saveModel"), paths.saveModel);
   }
-  if (paths.profile !== undefined) await checkOutput("--profile", paths.profile);
+  if (paths.profile !== undefined) await checkOutput(name("profile"), paths.profile);
   if (paths.plot !== undefined) {
     const plot = paths.plot;
-    await checkOutput("--plot", plot);
+    await checkOutput(name("plot"), plot);
     if (!paths.overwrite && (await statOrNull(plot))?.isFile) {
       const head = new Uint8Array(256);
       const f = await Deno.open(plot);
@@ -225,7 +244,9 @@ export async function checkRunPaths(paths: RunPaths): Promise<string[]> {
       const text = new TextDecoder().decode(head.subarray(0, n)).trimStart();
       if (n > 0 && !text.startsWith("<svg") && !text.startsWith("<?xml")) {
         throw new PathError(
-          `--plot "${plot}" already exists and is not an SVG; add --overwrite to replace it`,
+          `${name("plot")} "${plot}" already exists and is not an SVG; ${
+            options ? "pass overwrite: true" : "add --overwrite"
+          } to replace it`,
         );
       }
     }

@@ -120,6 +120,12 @@ export interface TrainOptions extends StepToolOptions {
   checkpoint?: string;
   /** Checkpoint to resume from. */
   resume?: string;
+  /**
+   * Replace an existing `checkpoint` this run does not resume from, or an
+   * existing `plot` path that holds something other than an SVG (default
+   * false: the run is refused before it starts, as the CLI's `--overwrite`).
+   */
+  overwrite?: boolean;
   /** SVG file for the loss and accuracy curves. */
   plot?: string;
   /** Chrome trace-event JSON of every thread's kernels, micro-batches, waits, reductions and updates (`deno task profile FILE` sums it per op). */
@@ -291,6 +297,15 @@ function checkOptions(opts: TrainOptions): void {
       `train: saveModel writes safetensors; "${opts.saveModel}" would be read back as ONNX (name it .safetensors)`,
     );
   }
+  // the file would hold an SVG that no image viewer opens under this name
+  const plotExt = opts.plot === undefined
+    ? undefined
+    : /\.(png|jpe?g|gif|webp|bmp|pdf)$/i.exec(opts.plot)?.[0];
+  if (plotExt) {
+    throw new TrainError(
+      `train: plot writes an SVG, not ${plotExt}: name it .svg, got ${JSON.stringify(opts.plot)}`,
+    );
+  }
   const whole = (name: keyof TrainOptions, min: number, max = Number.MAX_SAFE_INTEGER) => {
     const v = opts[name];
     if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {
@@ -371,20 +386,30 @@ function shown(v: unknown): string {
 }
 
 // An output that could not be written failed only after the whole run (a missing
-// directory for saveModel lost the trained model): check each one first.
+// directory for saveModel lost the trained model): check each one first. And
+// nothing already there is lost: a checkpoint path naming the model file just
+// saved, or the same path for checkpoint and plot, silently replaced one file
+// with another (the CLI's checks, named as train()'s options).
 async function checkOutputs(opts: TrainOptions): Promise<void> {
   const keys = (["checkpoint", "saveModel", "plot", "profile"] as const).filter((k) =>
     opts[k] !== undefined
   );
   if (keys.length === 0) return;
   // imported here so that a page importing mod.ts never loads the Deno file code
-  const { checkWritable } = await import("./files.ts");
-  for (const k of keys) {
-    try {
-      await checkWritable(opts[k]!);
-    } catch (e) {
-      throw new TrainError(`train: ${k} ${(e as Error).message}`);
-    }
+  const { checkRunPaths } = await import("./outputs.ts");
+  try {
+    await checkRunPaths({
+      checkpoint: opts.checkpoint,
+      plot: opts.plot,
+      saveModel: opts.saveModel,
+      profile: opts.profile,
+      resume: opts.resume,
+      init: opts.init,
+      overwrite: opts.overwrite,
+      names: "options",
+    });
+  } catch (e) {
+    throw new TrainError(`train: ${(e as Error).message}`);
   }
 }
 

@@ -50,3 +50,56 @@ Deno.test("checkRunPaths: resuming a checkpoint in place is allowed, a clash wit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("train() loses no file: an existing checkpoint, a checkpoint that is also the plot, a .png plot are refused before the first step", async () => {
+  const { defineModel, nn, train, TrainError } = await import("../../mod.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = defineModel({ input: [4], seed: 1 }, (x) => nn.linear(x, 2));
+    const saved = `${dir}/model.safetensors`;
+    await model.save(saved);
+    const before = await Deno.readFile(saved);
+    const data = {
+      train: { x: new Float32Array(16).fill(0.5), y: [0, 1, 0, 1] },
+      test: { x: new Float32Array(8).fill(0.5), y: [0, 1] },
+    };
+    const base = { model, data, epochs: 1, batch: 2, workers: 1 } as const;
+    const refused = async (opts: Record<string, unknown>, message: RegExp) => {
+      const events: string[] = [];
+      await assert.rejects(
+        train({ ...base, ...opts, onEvent: (e) => events.push(e.event) }),
+        (e: Error) => e instanceof TrainError && message.test(e.message),
+      );
+      assert.deepEqual(events, [], "refused before the run started");
+    };
+    // the model file just saved, given as the checkpoint by mistake
+    await refused(
+      { checkpoint: saved },
+      /^train: checkpoint ".*model\.safetensors" already exists and this run does not start from it; pass overwrite: true to replace it, or resume: ".*model\.safetensors" to continue it$/,
+    );
+    assert.deepEqual(await Deno.readFile(saved), before);
+    // the plot would replace the checkpoint at the end
+    await refused(
+      { checkpoint: `${dir}/ck.st`, plot: `${dir}/ck.st` },
+      /^train: checkpoint ".*ck\.st" and plot ".*ck\.st" are the same file/,
+    );
+    await refused(
+      { checkpoint: `${dir}/ck.st`, saveModel: `${dir}/ck.st` },
+      /^train: checkpoint ".*ck\.st" and saveModel ".*ck\.st" are the same file/,
+    );
+    await refused({ plot: `${dir}/loss.png` }, /^train: plot writes an SVG, not \.png/);
+    await refused(
+      { plot: saved },
+      /^train: plot ".*" already exists and is not an SVG; pass overwrite: true/,
+    );
+    assert.deepEqual(await Deno.readFile(saved), before);
+    // asked for, the replacement happens
+    const r = await train({ ...base, checkpoint: saved, overwrite: true });
+    assert.equal(r.steps, 2);
+    assert.notDeepEqual(await Deno.readFile(saved), before);
+    // and resuming a checkpoint in place is no clash
+    await train({ ...base, epochs: 2, checkpoint: saved, resume: saved });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
