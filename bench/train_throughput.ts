@@ -31,7 +31,9 @@
  * fixed cost per micro-batch or the pool's waits (`sync_bound_per_rep`, see
  * `syncBound` in `bench/sync_bound.ts`), and the pool's rate over that best
  * (`of_bound_per_rep`): the vCPUs' unequal speeds apart from the pool's own
- * losses.
+ * losses. The processes are free to move between CPUs, and a process that
+ * does averages their speeds, which hides the gap a step pays for; `--pin
+ * true` pins process i to CPU i (`taskset`), so that each rate is one vCPU's.
  *
  * @module
  */
@@ -64,6 +66,8 @@ const values = benchArgs("bench:train", {
   "micro-tail": { type: "string" },
   profile: { type: "string" },
   baseline: { type: "string" },
+  // the baseline processes pinned one per CPU (taskset -c i): each one's rate is one vCPU's speed
+  pin: { type: "string", default: "false" },
   busy: { type: "string", default: "0" },
   // internal: a baseline child process, started by --baseline processes
   child: { type: "boolean", default: false },
@@ -96,6 +100,11 @@ const int = (k: keyof typeof values): number => wholeOf(k, values[k] as string |
 if (values.baseline !== undefined && values.baseline !== "processes") {
   fail(`--baseline must be "processes", got "${values.baseline}"`);
 }
+const pin = values.pin === "true";
+if (values.pin !== "true" && values.pin !== "false") {
+  fail(`--pin must be true or false, got "${values.pin}"`);
+}
+if (pin && values.baseline === undefined) fail(`--pin pins the --baseline processes: give both`);
 const busy = Number(values.busy);
 if (!Number.isInteger(busy) || busy < 0) {
   fail(`--busy must be a whole number ≥ 0, got "${values.busy}"`);
@@ -285,10 +294,17 @@ async function baselineProcesses(n: number, cfg: Config) {
     ...["--fuse", String(cfg.fuse), "--wasm-reduce", String(cfg.wasmReduce)],
     ...(values.kernels ? ["--kernels", values.kernels] : []),
   ];
-  const procs = Array.from(
-    { length: n },
-    () => new Deno.Command(Deno.execPath(), { args, stdin: "piped", stdout: "piped" }).spawn(),
-  );
+  const cpus = navigator.hardwareConcurrency;
+  const procs = Array.from({ length: n }, (_, i) => {
+    const [cmd, all] = pin
+      ? ["taskset", ["-c", String(i % cpus), Deno.execPath(), ...args]]
+      : [Deno.execPath(), args];
+    try {
+      return new Deno.Command(cmd, { args: all, stdin: "piped", stdout: "piped" }).spawn();
+    } catch (e) {
+      fail(`cannot start a baseline process with ${cmd}: ${(e as Error).message}`);
+    }
+  });
   const outs = procs.map((p) => lines(p.stdout));
   const writers = procs.map((p) => p.stdin.getWriter());
   for (const o of outs) await o.next(); // "ready"
@@ -462,6 +478,7 @@ try {
           of_processes_per_rep: ratios(e.rates, e.sums),
           // each process's own rate: the two vCPUs' speeds at that moment
           processes_per_rep: e.procs.map((p) => p.map(Math.round)),
+          ...(pin ? { pinned: true } : {}),
           // the best fraction of the sum a synchronous step reaches with those speeds and
           // this cut (greedy claiming, no cost per micro-batch, no waits), and the pool's share of it
           sync_bound_per_rep: e.procs.map((p) => Number(syncBound(cutOf(cfg), p).toFixed(3))),

@@ -92,9 +92,9 @@ Deno.test("bench:train --chunk makes the sides take turns within a rep; micro=au
   assert.match(bad.stderr.trim(), /--chunk must be a whole number ≥ 1, got "0"/);
 });
 
-Deno.test("bench:train --baseline processes in chunks, with --ab: per rep, each process's rate, the synchronous bound and the pool's share of both", async () => {
+Deno.test("bench:train --baseline processes in chunks, with --ab, pinned: per rep, each process's rate, the synchronous bound and the pool's share of both", async () => {
   const r = await run(
-    ...["--workers", "1,2", "--baseline", "processes", "--chunk", "2"],
+    ...["--workers", "1,2", "--baseline", "processes", "--chunk", "2", "--pin", "true"],
     ...["--steps", "5", "--warmup", "1", "--reps", "2", "--channels", "4"],
     ...["--ab", "micro=32 | micro=16,micro-tail=8"],
   );
@@ -107,6 +107,7 @@ Deno.test("bench:train --baseline processes in chunks, with --ab: per rep, each 
     assert.equal(l.sync_bound_per_rep, undefined);
   }
   for (const two of pools) {
+    assert.equal(two.pinned, true);
     assert.equal(two.processes_sum.length, 2);
     assert.equal(two.processes_per_rep.length, 2);
     for (const [i, x] of two.of_processes_per_rep.entries()) {
@@ -127,4 +128,13 @@ Deno.test("bench:train --baseline processes in chunks, with --ab: per rep, each 
       assert.ok(Math.abs(two.of_bound_per_rep[i] - of) < 0.011, `rep ${i}: ${of}`);
     }
   }
+});
+
+Deno.test("bench:train --pin names a bad value, and wants --baseline", async () => {
+  const bad = await run("--pin", "yes");
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr.trim(), `error: --pin must be true or false, got "yes"`);
+  const alone = await run("--pin", "true");
+  assert.equal(alone.code, 2);
+  assert.match(alone.stderr.trim(), /--pin pins the --baseline processes: give both/);
 });
