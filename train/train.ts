@@ -548,6 +548,8 @@ interface Run {
   evalResult: EvaluateResult;
   /** Global step the last evaluation saw, -1 for none. */
   evaluatedAt: number;
+  /** The checkpoint file this run last wrote, or resumed from, and its step. */
+  lastCheckpoint: { path: string; step: number } | null;
 }
 
 /** Model, data, parameters (initial, --init or resumed), optimiser and runner. */
@@ -700,6 +702,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     interrupted: false,
     evalResult: { loss: NaN, accuracy: NaN, confusion: [] },
     evaluatedAt: -1,
+    lastCheckpoint: opts.resume ? { path: opts.resume, step: cursor.globalStep } : null,
   };
   let nParams = 0;
   for (const p of params.values()) nParams += p.length;
@@ -732,6 +735,7 @@ async function checkpoint(run: Run, reason: string): Promise<void> {
     batch: run.batch,
     seconds: run.elapsedBefore + (performance.now() - run.t0) / 1000,
   });
+  run.lastCheckpoint = { path, step: run.cursor.globalStep };
   run.emit({ event: "checkpoint", path, step: run.cursor.globalStep, reason });
 }
 
@@ -765,13 +769,13 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
     if (inPool) run.tools.setLr(run.optimizer, cursor.globalStep);
     const { loss } = await run.runner.step(indices.subarray(0, n), cursor.globalStep, run.grads);
     if (!Number.isFinite(loss)) {
-      throw new TrainError(
-        `Training stopped: the loss is ${loss} at step ${cursor.globalStep} (epoch ${
-          cursor.epoch + 1
-        }, batch ${cursor.stepInEpoch + 1}); lower --lr. ${
-          opts.checkpoint ? `The last good checkpoint is kept at ${opts.checkpoint}.` : ""
-        }`.trim(),
-      );
+      const last = run.lastCheckpoint;
+      const kept = last
+        ? ` The last good checkpoint is kept: "${last.path}" at step ${last.step}; to go on from it with a lower --lr, start from its parameters with --init "${last.path}" (--resume needs the same --lr).`
+        : opts.checkpoint
+        ? ` No checkpoint had been written yet (the first is at the end of epoch 1).`
+        : "";
+      throw nonFinite(loss, cursor, loader.stepsPerEpoch, kept);
     }
     const u = performance.now();
     if (!inPool) {
@@ -1226,7 +1230,7 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
       loss = l![0]!;
       if (!Number.isFinite(loss)) {
         pause.close();
-        throw new TrainError(`Training stopped: the loss is ${loss} at step ${steps}; lower --lr`);
+        throw nonFinite(loss, { globalStep: steps, epoch, stepInEpoch: s }, nSteps, "");
       }
       grads.set("w", gw as Float32Array);
       grads.set("b", gb as Float32Array);
@@ -1259,6 +1263,21 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
   emit({ event: "done", ...summary });
   if (opts.saveModel) await model.save(opts.saveModel);
   return { ...summary, name: summary.model, params, model };
+}
+
+/**
+ * The error for a loss that is NaN or infinite at the step after `at`,
+ * numbered from 1 as the progress lines and checkpoints count steps:
+ * "step 3 (epoch 2 step 1/2)" is the third step, the first of epoch 2.
+ */
+function nonFinite(loss: number, at: Cursor, stepsPerEpoch: number, kept: string): TrainError {
+  return new TrainError(
+    `Training stopped: the loss is ${loss} at step ${at.globalStep + 1} (epoch ${
+      at.epoch + 1
+    } step ${
+      at.stepInEpoch + 1
+    }/${stepsPerEpoch}); lower the learning rate (--lr) or clip the gradients (--clip-grad-norm).${kept}`,
+  );
 }
 
 /**

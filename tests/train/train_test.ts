@@ -73,7 +73,7 @@ Deno.test("an interrupted and resumed run ends with the same parameters as an un
   });
 });
 
-Deno.test("a NaN loss stops the run naming the step, and the last good checkpoint is kept", async () => {
+Deno.test("a NaN loss stops the run naming the step as the progress events count it, and the last good checkpoint is kept", async () => {
   const good = await small(64, 32);
   await withTempDir(async (dir) => {
     const ckpt = `${dir}/good.safetensors`;
@@ -83,25 +83,81 @@ Deno.test("a NaN loss stops the run naming the step, and the last good checkpoin
     bad.images.set(good.train.images);
     bad.labels.set(good.train.labels);
     bad.images[40 * 784 + 300] = NaN; // sample 40 lands in the second batch of the epoch or the first
+    const steps: { global_step: number; epoch: number; step: number }[] = [];
+    const bad2 = { train: bad, test: good.test };
     await assert.rejects(
       () =>
         train({
-          split: { train: bad, test: good.test },
+          split: bad2,
           channels: 4,
           epochs: 3,
           batch: 32,
           workers: 1,
           checkpoint: ckpt,
           resume: ckpt,
+          onEvent: (e) => e.event === "step" && steps.push(e),
         }),
       (e: Error) => {
         assert.ok(e instanceof TrainError);
-        assert.match(e.message, /the loss is NaN at step [23] \(epoch 2, batch [12]\)/);
-        assert.match(e.message, /last good checkpoint is kept/);
+        // numbered as the step events: the failing step is the one after the last event's
+        const m = /the loss is NaN at step (\d+) \(epoch (\d+) step (\d+)\/2\)/.exec(e.message);
+        assert.ok(m, e.message);
+        const [g, epoch, s] = m.slice(1).map(Number) as [number, number, number];
+        const last = steps.at(-1) ?? { global_step: 2, epoch: 1, step: 2 }; // the resumed step
+        assert.equal(g, last.global_step + 1);
+        assert.equal(g, (epoch - 1) * 2 + s);
+        assert.equal(epoch, 2);
+        // the checkpoint named is the one resumed from, at the step its event reported
+        assert.match(e.message, /last good checkpoint is kept: ".*good\.safetensors" at step 2;/);
+        assert.match(e.message, /--init ".*good\.safetensors"/);
         return true;
       },
     );
     assert.deepEqual(await Deno.readFile(ckpt), before);
+    // and the advice works: init from the checkpoint trains at another learning rate
+    const again = await train({
+      split: good,
+      channels: 4,
+      epochs: 1,
+      batch: 32,
+      workers: 1,
+      init: ckpt,
+      lr: 0.01,
+    });
+    assert.ok(Number.isFinite(again.train_loss));
+    // before the first checkpoint, none is said to be kept
+    const fresh = `${dir}/fresh.safetensors`;
+    await assert.rejects(
+      () =>
+        train({ split: bad2, channels: 4, epochs: 1, batch: 32, workers: 1, checkpoint: fresh }),
+      (e: Error) => {
+        assert.match(e.message, /at step [12] \(epoch 1 step [12]\/2\)/);
+        assert.match(e.message, /No checkpoint had been written yet/);
+        assert.doesNotMatch(e.message, /kept/);
+        return true;
+      },
+    );
+    assert.equal(await Deno.stat(fresh).catch(() => null), null);
+    // poly counts the same way: its first step is step 1 of epoch 1
+    const epochs: number[] = [];
+    await assert.rejects(
+      () =>
+        train({
+          model: "poly",
+          lr: 100,
+          epochs: 50,
+          onEvent: (e) => e.event === "poly" && epochs.push(e.epoch),
+        }),
+      (e: Error) => {
+        const m =
+          /the loss is (?:NaN|Infinity) at step (\d+) \(epoch (\d+) step 1\/1\); lower the learning rate \(--lr\)/
+            .exec(e.message);
+        assert.ok(m, e.message);
+        assert.equal(m[1], m[2]);
+        assert.ok(Number(m[2]) > epochs.at(-1)!, `epoch ${m[2]} after ${epochs}`);
+        return true;
+      },
+    );
   });
 });
 
