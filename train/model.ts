@@ -93,7 +93,7 @@ export interface TrainSet {
 export interface DefineModelOptions {
   /** Shape of one sample, without the batch axis, e.g. `[1, 28, 28]`. */
   input: number[];
-  /** Seed of the initial parameters (default 0). */
+  /** Seed of the initial parameters, a whole number from 0 to 2³²−1 (default 0). */
   seed?: number;
   /** Name shown in events and summaries (default `"model"`). */
   name?: string;
@@ -344,6 +344,15 @@ export function defineModel(opts: DefineModelOptions, build: (x: Node) => Node):
     throw new Error(
       `defineModel: input must be the shape of one sample (positive whole sizes), got ${
         JSON.stringify(input)
+      }`,
+    );
+  }
+  // as train()'s seed: a negative or fractional one was taken without a word
+  const seed = opts.seed;
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+    throw new Error(
+      `defineModel: seed must be a whole number from 0 to 4294967295, got ${
+        typeof seed === "number" ? seed : `${JSON.stringify(seed)} (${typeof seed})`
       }`,
     );
   }

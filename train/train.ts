@@ -50,6 +50,7 @@ import { SPAN } from "./parallel/trace.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
 import { EventLoopYield } from "./yield.ts";
+import { closestFlag } from "./flag_errors.ts";
 
 /**
  * Options of {@linkcode train}; every field has a default. The learning-rate
@@ -279,6 +280,7 @@ const CUSTOM_DEFAULTS = { epochs: 1, batch: 32, lr: 0.05, optimizer: "momentum" 
  * ```
  */
 export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
+  checkOptionNames(opts);
   if (opts.kernels !== undefined && !["ref", "ts", "wasm"].includes(opts.kernels)) {
     throw new TrainError(`Unknown kernels "${opts.kernels}" (expected ref, ts or wasm)`);
   }
@@ -286,6 +288,60 @@ export async function train(opts: TrainOptions = {}): Promise<TrainResult> {
   await checkOutputs(opts);
   if (opts.model === "poly") return await trainPoly(opts);
   return await trainModel(opts);
+}
+
+// Every option train() reads; the type makes the list complete and exact.
+const OPTION_NAMES: Readonly<Record<keyof TrainOptions, true>> = {
+  model: true,
+  data: true,
+  loss: true,
+  init: true,
+  saveModel: true,
+  opModules: true,
+  epochs: true,
+  batch: true,
+  lr: true,
+  optimizer: true,
+  channels: true,
+  seed: true,
+  workers: true,
+  kernels: true,
+  fuse: true,
+  winograd: true,
+  mainThread: true,
+  checkpoint: true,
+  resume: true,
+  overwrite: true,
+  plot: true,
+  profile: true,
+  trainLimit: true,
+  testLimit: true,
+  maxSteps: true,
+  signal: true,
+  onEvent: true,
+  faults: true,
+  split: true,
+  stepTimeoutMs: true,
+  schedule: true,
+  clipGradNorm: true,
+  weightDecay: true,
+  nesterov: true,
+};
+
+// A misspelt option (`epoch: 3`, options built in a variable or read from JSON,
+// where TypeScript does not look) was ignored and the run used the default.
+function checkOptionNames(opts: TrainOptions): void {
+  if (typeof opts !== "object" || opts === null) {
+    throw new TrainError(`train: options must be an object, got ${JSON.stringify(opts)}`);
+  }
+  const known = Object.keys(OPTION_NAMES);
+  for (const k of Object.keys(opts)) {
+    if (Object.hasOwn(OPTION_NAMES, k)) continue;
+    const near = closestFlag(k, known)?.slice(2);
+    throw new TrainError(
+      `train: unknown option ${JSON.stringify(k)}${near ? `; did you mean ${near}?` : ""}`,
+    );
+  }
 }
 
 // The numeric options, checked before anything runs: a fractional or negative
@@ -319,6 +375,7 @@ function checkOptions(opts: TrainOptions): void {
   whole("channels", 1);
   whole("trainLimit", 0);
   whole("testLimit", 0);
+  whole("maxSteps", 0);
   // 32 bits, as --seed: dropout's hash takes the seed's low word, and a checkpoint's
   // metadata holds it as a whole number
   whole("seed", 0, 0xffffffff);
