@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { checkWritable, writeBytesAtomic } from "../files.ts";
 import { flagError } from "../flag_errors.ts";
 import { loadModel } from "../model.ts";
 import { stdoutLines } from "../text_out.ts";
@@ -70,35 +71,69 @@ export function parseExportArgs(args: string[]): ExportArgs | null {
   const modelFile = values["model-file"];
   if (!modelFile) throw new Error("--model-file FILE is required");
   const out = values.out ?? modelFile.replace(/\.[^./]*$/, "") + ".onnx";
-  if (out === modelFile) throw new Error(`--out "${out}" is the model file itself`);
-  if (!/\.onnx$/i.test(out)) {
-    throw new Error(
-      `--out "${out}" must end in .onnx (loadModel reads other names as safetensors)`,
-    );
-  }
+  const bad = outProblem(modelFile, out);
+  if (bad) throw new Error(`--out ${bad}`);
   return { modelFile, out, overwrite: values.overwrite ?? false };
 }
 
-/** Reads the model, converts it and writes the ONNX file; returns the bytes written. */
-export async function exportModel(a: ExportArgs): Promise<number> {
-  if (!a.overwrite) {
-    try {
-      await Deno.lstat(a.out);
-      throw new Error(`--out "${a.out}" exists (pass --overwrite to replace it)`);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
+// what is wrong with writing the ONNX file `out`, for the caller to prefix with its name for it
+function outProblem(modelFile: string, out: string): string | undefined {
+  if (out === modelFile) return `"${out}" is the model file itself`;
+  // loadModel reads other names as safetensors
+  if (!/\.onnx$/i.test(out)) {
+    return `"${out}" must end in .onnx (loadModel reads other names as safetensors)`;
   }
-  const model = await loadModel(a.modelFile);
-  const bytes = toOnnx(model);
-  // write beside the target and rename, so an interrupted export leaves no half file
-  const tmp = `${a.out}.tmp-${Deno.pid}`;
+}
+
+/**
+ * Reads the model, converts it and writes the ONNX file (whole or not at
+ * all); returns the bytes written. `out` is checked before the model is read:
+ * a name that does not end in .onnx, an existing file without `overwrite`, a
+ * missing directory. Errors begin `exportModel:` and name the file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { exportModel } from "./export_cli.ts";
+ * import { loadModel, mnistNetModel } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const net = mnistNetModel({ seed: 1 });
+ * await net.save(`${dir}/net.safetensors`);
+ * const args = { modelFile: `${dir}/net.safetensors`, out: `${dir}/net.onnx`, overwrite: false };
+ * const bytes = await exportModel(args);
+ * assert.equal((await Deno.stat(`${dir}/net.onnx`)).size, bytes);
+ * // the ONNX file predicts what the model does
+ * const x = new Float32Array(784).fill(0.5);
+ * const back = await loadModel(`${dir}/net.onnx`);
+ * assert.deepEqual([...back.predict(x).data].map((v) => v.toFixed(4)), [...net.predict(x).data].map((v) => v.toFixed(4)));
+ * await assert.rejects(exportModel(args), /^Error: exportModel: out ".*net\.onnx" already exists/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function exportModel(a: ExportArgs): Promise<number> {
+  const fail = (why: string) => new Error(`exportModel: ${why}`);
+  const bad = outProblem(a.modelFile, a.out);
+  if (bad) throw fail(`out ${bad}`);
+  if (!a.overwrite && await Deno.lstat(a.out).then(() => true, () => false)) {
+    throw fail(`out "${a.out}" already exists; pass overwrite: true (--overwrite) to replace it`);
+  }
+  // a missing directory failed only after the model was read and converted
   try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, a.out);
+    await checkWritable(a.out);
   } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write "${a.out}": ${(e as Error).message}`);
+    throw fail(`out ${(e as Error).message}`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = toOnnx(await loadModel(a.modelFile));
+  } catch (e) {
+    // loadModel's and toOnnx's messages name the file or the op
+    throw fail((e as Error).message);
+  }
+  try {
+    await writeBytesAtomic(a.out, bytes);
+  } catch (e) {
+    throw fail(`cannot write out "${a.out}": ${(e as Error).message}`);
   }
   return bytes.length;
 }
@@ -109,7 +144,7 @@ if (import.meta.main) {
     a = parseExportArgs(Deno.args);
   } catch (e) {
     // one line, as deno task train and predict say it
-    console.error(`export: ${(e as Error).message.split("\n")[0]} (see --help)`);
+    console.error(`error: ${(e as Error).message.split("\n")[0]} (see --help)`);
     Deno.exit(2);
   }
   if (!a) {
@@ -120,7 +155,7 @@ if (import.meta.main) {
     const n = await exportModel(a);
     stdoutLines()(`wrote ${a.out} (${n} bytes)`);
   } catch (e) {
-    console.error(`export: ${(e as Error).message.split("\n")[0]}`);
+    console.error(`error: ${(e as Error).message.split("\n")[0]}`);
     Deno.exit(1);
   }
 }

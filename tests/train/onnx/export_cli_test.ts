@@ -46,7 +46,10 @@ Deno.test("a saved model exported to ONNX loads back with the same predictions",
     const back = await loadModel(`${dir}/cnn.onnx`);
     const x = pattern(3 * 784);
     assert.ok(maxAbsDiff(back.predict(x).data, model.predict(x).data) <= 1e-6);
-    await assert.rejects(exportModel(args), /--out ".*cnn\.onnx" exists \(pass --overwrite/);
+    await assert.rejects(
+      exportModel(args),
+      /^Error: exportModel: out ".*cnn\.onnx" already exists; pass overwrite: true \(--overwrite\)/,
+    );
     assert.equal(await exportModel({ ...args, overwrite: true }), n);
   });
 });
@@ -69,11 +72,44 @@ Deno.test("deno task export writes the file and fails with one line and exit 1 o
     const bad = await run(["--model-file", `${dir}/junk.safetensors`]);
     assert.equal(bad.code, 1);
     const err = dec.decode(bad.stderr).trim();
-    assert.match(err, /^export: .*junk\.safetensors/);
+    // "error: " as deno task train and predict say it, then the function and the file
+    assert.match(err, /^error: exportModel: .*junk\.safetensors/);
     assert.ok(!err.includes("\n"), err);
     const usage = await run([]);
     assert.equal(usage.code, 2);
     const line = dec.decode(usage.stderr).trim();
-    assert.equal(line, "export: --model-file FILE is required (see --help)");
+    assert.equal(line, "error: --model-file FILE is required (see --help)");
+    // a missing output directory is named before the model is read
+    const nodir = await run([
+      "--model-file",
+      `${dir}/missing.safetensors`,
+      "--out",
+      `${dir}/no/m.onnx`,
+    ]);
+    assert.equal(nodir.code, 1);
+    assert.match(
+      dec.decode(nodir.stderr),
+      /^error: exportModel: out ".*no\/m\.onnx": the directory ".*no" does not exist\n$/,
+    );
+  });
+});
+
+Deno.test("exportModel checks out as the flags do: a .onnx name that is not the model file", async () => {
+  await withTempDir(async (dir) => {
+    const modelFile = `${dir}/m.safetensors`;
+    await lectureCnnModel({ channels: 2 }).save(modelFile);
+    // ONNX bytes under a .safetensors name would not load back
+    await assert.rejects(
+      exportModel({ modelFile, out: `${dir}/m2.safetensors`, overwrite: true }),
+      {
+        message:
+          `exportModel: out "${dir}/m2.safetensors" must end in .onnx (loadModel reads other names as safetensors)`,
+      },
+    );
+    await assert.rejects(
+      exportModel({ modelFile: `${dir}/m.onnx`, out: `${dir}/m.onnx`, overwrite: true }),
+      /exportModel: out ".*m\.onnx" is the model file itself/,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["m.safetensors"]);
   });
 });
