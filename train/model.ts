@@ -837,7 +837,24 @@ export function datasetAsTrainSet(ds: Dataset, model: Model, loss: LossName): Tr
   return { ...ds, targetSize: 1, numClasses: k };
 }
 
-/** Test-set loss, accuracy and confusion matrix, in evaluation mode, in process. */
+/**
+ * Test-set loss, accuracy and confusion matrix, in evaluation mode, in process.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineModel, Evaluator, toTrainSet, trainingGraph } from "./model.ts";
+ * import { nn } from "./layers.ts";
+ * const model = defineModel({ input: [2] }, (x) => nn.linear(x, 2, { name: "fc" }));
+ * // scores equal to the inputs: the class is the larger input
+ * model.params.get("fc.weight")!.set([1, 0, 0, 1]);
+ * model.params.get("fc.bias")!.fill(0);
+ * const set = toTrainSet("test", { x: [3, 1, 0, 2, 5, 4], y: [0, 1, 1] }, model, "cross-entropy");
+ * const r = new Evaluator(trainingGraph(model, "cross-entropy"), model.params, "ref").evaluate(set);
+ * assert.equal(r.accuracy, 2 / 3); // [5, 4] is scored 0, labelled 1
+ * assert.deepEqual(r.confusion, [[1, 0], [1, 1]]); // confusion[truth][predicted]
+ * ```
+ */
 export class Evaluator {
   private plans = new Map<number, Executor>();
   /** Evaluates `spec` with `params` (read at each call). */

@@ -12,7 +12,16 @@ import { linear, mseLoss, pow, reshape, stack } from "../ops/mod.ts";
 import { nn } from "./layers.ts";
 import { defineModel, type Model, type TrainingGraph, trainingGraph } from "./model.ts";
 
-/** Model names understood by `--model`. */
+/**
+ * Model names understood by `--model` and `train({ model })`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MODELS } from "@denograd/denograd";
+ * assert.deepEqual([...MODELS], ["lecture-cnn", "mnist-net", "poly"]);
+ * ```
+ */
 export const MODELS = ["lecture-cnn", "mnist-net", "poly"] as const;
 
 /** One of {@linkcode MODELS}. */
@@ -119,9 +128,11 @@ export interface Polynomial {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { polynomialModel } from "@denograd/denograd";
  * const p = polynomialModel();
- * console.log(p.y.shape); // [-1]
+ * assert.deepEqual(p.y.shape, [-1]); // one prediction per sample
+ * assert.deepEqual(p.grads.map((g) => g.shape), [[1, 2], [1]]); // of w and b
  * ```
  */
 export function polynomialModel(): Polynomial {

@@ -233,7 +233,22 @@ export interface TrainResult extends Omit<TrainSummary, "model"> {
   model: Model;
 }
 
-/** A training failure that names its step (NaN loss, a bad checkpoint, dead workers). */
+/**
+ * A training failure that names its step (NaN loss, a bad checkpoint, dead
+ * workers) or a bad option, with its value.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { train, TrainError } from "@denograd/denograd";
+ * await assert.rejects(train({ model: "poly", workers: 0 }), (e: Error) => {
+ *   assert.ok(e instanceof TrainError);
+ *   assert.equal(e.name, "TrainError");
+ *   assert.equal(e.message, "train: workers must be a whole number 1 or more, got 0");
+ *   return true;
+ * });
+ * ```
+ */
 export class TrainError extends Error {
   /** Always `"TrainError"`. */
   override name = "TrainError";

@@ -7,10 +7,13 @@ import { type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AdaDelta } from "@denograd/denograd";
  * const p = new Map([["w", new Float32Array([1])]]);
  * new AdaDelta(1.0).step(p, new Map([["w", new Float32Array([2])]]));
- * console.log(p.get("w")![0]! < 1); // true
+ * // v = 0.1·2² = 0.4, d = √(0 + ε)/√(v + ε)·2
+ * const d = (Math.sqrt(1e-6) / Math.sqrt(0.4 + 1e-6)) * 2;
+ * assert.ok(Math.abs(p.get("w")![0]! - (1 - d)) < 1e-6);
  * ```
  */
 export class AdaDelta implements RangeOptimizer {

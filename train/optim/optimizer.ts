@@ -24,7 +24,16 @@ export interface Optimizer {
   loadState(state: Record<string, Float32Array>): void;
 }
 
-/** Optimizer names understood by {@linkcode makeOptimizer}. */
+/**
+ * Optimizer names understood by {@linkcode makeOptimizer} and `--optimizer`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { makeOptimizer, OPTIMIZERS } from "@denograd/denograd";
+ * assert.deepEqual(OPTIMIZERS.map((n) => makeOptimizer(n, 0.1).name), [...OPTIMIZERS]);
+ * ```
+ */
 export const OPTIMIZERS = ["sgd", "momentum", "adadelta", "adam", "adamw"] as const;
 
 /** One of {@linkcode OPTIMIZERS}. */
@@ -45,11 +54,14 @@ export interface OptimizerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeOptimizer } from "@denograd/denograd";
  * const opt = makeOptimizer("adam", 1e-3);
  * const p = new Map([["w", new Float32Array([1])]]);
  * opt.step(p, new Map([["w", new Float32Array([0.5])]]));
- * console.log(p.get("w")![0]! < 1); // true
+ * // Adam's first step moves each value by about lr, whatever the gradient's size
+ * assert.ok(Math.abs(p.get("w")![0]! - 0.999) < 1e-6);
+ * assert.throws(() => makeOptimizer("adam", 1e-3, { nesterov: true }), /not "adam"/);
  * ```
  */
 export function makeOptimizer(

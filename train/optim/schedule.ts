@@ -99,7 +99,20 @@ export function parseSchedule(text: string, totalSteps: number): ScheduleSpec[] 
   });
 }
 
-/** Throws an error naming the bad field unless every spec is well-formed. */
+/**
+ * Throws an error naming the bad field unless every spec is well-formed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkSchedule } from "@denograd/denograd";
+ * checkSchedule([{ kind: "step", every: 10, gamma: 0.5 }]);
+ * assert.throws(
+ *   () => checkSchedule([{ kind: "step", every: 0, gamma: 0.5 }]),
+ *   { message: 'Schedule {"kind":"step","every":0,"gamma":0.5}: every must be a whole number ≥ 1' },
+ * );
+ * ```
+ */
 export function checkSchedule(specs: readonly ScheduleSpec[]): void {
   for (const s of specs) {
     const bad = (why: string) => new Error(`Schedule ${JSON.stringify(s)}: ${why}`);
