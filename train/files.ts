@@ -114,8 +114,9 @@ export async function writeText(path: string, text: string): Promise<void> {
  * is not a directory, and a file there can be opened for writing (an existing
  * one is opened, else a probe file beside it is created and removed). Rejects
  * with `"PATH": <why>`, for the caller to prefix with the option's name.
- * Without read permission there (`--allow-write` alone) it cannot look and
- * resolves: the write itself may still work.
+ * Without read permission there it cannot look: it resolves when writing is
+ * allowed (`--allow-write` alone: the write itself may still work) and
+ * rejects when it is not.
  *
  * @example
  * ```ts
@@ -147,8 +148,14 @@ export async function checkWritable(path: string): Promise<void> {
   try {
     d = await stat(dir);
   } catch (e) {
-    if (e instanceof Deno.errors.NotCapable) return;
-    throw e;
+    if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    // no read permission to look; without write permission either, the write
+    // at the end would fail after the whole run: say so now
+    const write = await Deno.permissions.query({ name: "write", path: dir });
+    if (write.state !== "granted") {
+      throw new Error(`"${path}": no permission to write there (run with --allow-write)`);
+    }
+    return;
   }
   if (!d) throw new Error(`"${path}": the directory "${dir}" does not exist`);
   if (!d.isDirectory) throw new Error(`"${path}": "${dir}" is not a directory`);

@@ -29,3 +29,34 @@ Deno.test("readBytes names a missing file plainly and passes other errors on", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("checkWritable without read permission: refused without write permission, resolved with it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = new URL("../../train/files.ts", import.meta.url).href;
+    const script = `import { checkWritable } from ${JSON.stringify(files)};
+try { await checkWritable(${JSON.stringify(`${dir}/out.st`)}); console.log("resolved"); }
+catch (e) { console.log(e.message); }`;
+    const run = async (flags: string[]) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", ...flags, "-"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(script));
+      await w.close();
+      const out = await child.output();
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    // a script run without --allow-write lost a whole run at its final save
+    assert.equal(
+      await run([]),
+      `"${dir}/out.st": no permission to write there (run with --allow-write)`,
+    );
+    assert.equal(await run([`--allow-write=${dir}`]), "resolved");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
