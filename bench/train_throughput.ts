@@ -29,7 +29,7 @@
  * synchronous step could reach with those two speeds and this batch's cut
  * into micro-batches, each thread claiming the next when free, without any
  * fixed cost per micro-batch or the pool's waits (`sync_bound_per_rep`, see
- * `syncBound` in `bench/sync_bound.ts`), and the pool's rate over that best
+ * `syncBound` in `bench/_sync_bound.ts`), and the pool's rate over that best
  * (`of_bound_per_rep`): the vCPUs' unequal speeds apart from the pool's own
  * losses. The processes are free to move between CPUs, and a process that
  * does averages their speeds, which hides the gap a step pays for; `--pin
@@ -48,7 +48,7 @@ import { lectureCnn, mnistNet } from "../train/models.ts";
 import { Sgd } from "../train/optim/sgd.ts";
 import { stepFlops } from "./_flops.ts";
 import { cutBatch, defaultMicroBatch, MICRO_BATCH } from "../train/parallel/shard.ts";
-import { syncBound } from "./sync_bound.ts";
+import { syncBound } from "./_sync_bound.ts";
 import { SPAN } from "../train/parallel/trace.ts";
 
 const values = benchArgs("bench:train", {

@@ -34,7 +34,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { greedyMakespan } from "./sync_bound.ts";
+ * import { greedyMakespan } from "./_sync_bound.ts";
  * // 32, 32 on threads of 1000 and 500 samples/s: the slow one takes 64 ms
  * assert.equal(greedyMakespan([32, 32], [1000, 500]), 0.064);
  * // 64, 64, 64, 32, 32 (batch 256): the fast thread takes 64, 64, 32 (160 ms),
@@ -82,7 +82,7 @@ export function greedyMakespan(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { syncBound } from "./sync_bound.ts";
+ * import { syncBound } from "./_sync_bound.ts";
  * assert.equal(syncBound([32, 32], [1000, 1000]), 1);
  * // batch 64 in two micro-batches, one core at 0.7 of the other's speed
  * assert.equal(syncBound([32, 32], [1000, 700]).toFixed(3), "0.824"); // 1400 / 1700

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3.23.2";
-import { greedyMakespan, syncBound } from "../../bench/sync_bound.ts";
+import { greedyMakespan, syncBound } from "../../bench/_sync_bound.ts";
 import { cutBatch } from "../../train/parallel/shard.ts";
 
 /** The micro-batch sizes of `cutBatch`. */
