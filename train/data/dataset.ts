@@ -74,8 +74,9 @@ export interface Split {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleSize } from "./dataset.ts";
- * console.log(sampleSize([1, 28, 28])); // 784
+ * assert.equal(sampleSize([1, 28, 28]), 784);
  * ```
  */
 export function sampleSize(sampleShape: readonly number[]): number {
@@ -91,9 +92,12 @@ export function sampleSize(sampleShape: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocDataset } from "@denograd/denograd";
  * const ds = allocDataset({ name: "digits", count: 100, sampleShape: [1, 28, 28], numClasses: 10 });
- * console.log(ds.images.length, ds.labels.length); // 78400 100
+ * assert.deepEqual([ds.images.length, ds.labels.length], [78400, 100]);
+ * assert.ok(ds.images.buffer instanceof SharedArrayBuffer); // Deno has it: workers read it in place
+ * assert.throws(() => allocDataset({ ...ds, count: -1 }), /count must be a non-negative integer, got -1/);
  * ```
  */
 export function allocDataset(

@@ -136,12 +136,13 @@ async function gunzip(bytes: Uint8Array, path: string): Promise<Uint8Array> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readIdxFile } from "./idx.ts";
  * // a 2×2 image of bytes: magic 0 0 8 2 (u8, two dimensions), dims 2 and 2, then the pixels
  * const path = await Deno.makeTempFile({ suffix: "-idx3-ubyte" });
  * await Deno.writeFile(path, new Uint8Array([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 0, 255, 128, 7]));
  * const image = await readIdxFile(path);
- * console.log(image.dims, [...image.data]); // [2, 2] [0, 255, 128, 7]
+ * assert.deepEqual([image.dims, [...image.data]], [[2, 2], [0, 255, 128, 7]]);
  * await Deno.remove(path);
  * ```
  */
@@ -255,11 +256,23 @@ function toDataset(
  * [0, 1] by /255; labels must be 0..9. Errors name the offending file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { loadIdxDir } from "@denograd/denograd";
- * // needs train-images-idx3-ubyte.gz and the three other MNIST files in data/mnist
- * const { train, test } = await loadIdxDir("data/mnist");
- * console.log(train.sampleShape, test.count); // [1, 28, 28] 10000
+ * // the four files, here of one 1×2 image labelled 3 (MNIST's hold 28×28 images)
+ * const dir = await Deno.makeTempDir();
+ * const images = new Uint8Array([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 51, 255]);
+ * const labels = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 1, 3]);
+ * for (const set of ["train", "t10k"]) {
+ *   await Deno.writeFile(`${dir}/${set}-images-idx3-ubyte`, images);
+ *   await Deno.writeFile(`${dir}/${set}-labels-idx1-ubyte`, labels);
+ * }
+ * const { train, test } = await loadIdxDir(dir);
+ * assert.deepEqual([...train.images], [0.2, 1].map(Math.fround)); // pixels / 255
+ * assert.deepEqual([test.count, test.labels[0]], [1, 3]);
+ * await Deno.remove(`${dir}/t10k-labels-idx1-ubyte`);
+ * await assert.rejects(loadIdxDir(dir), /t10k-labels-idx1-ubyte/); // errors name the file
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadIdxDir(dir: string): Promise<Split> {

@@ -36,9 +36,14 @@ interface DigitSet {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadMnistNpm } from "@denograd/denograd";
  * const split = await loadMnistNpm({ seed: 7, trainCount: 9000 });
- * console.log(split.train.sampleShape, split.test.count); // [1, 28, 28] 1000
+ * assert.deepEqual(split.train.sampleShape, [1, 28, 28]);
+ * assert.deepEqual([split.train.count, split.test.count], [9000, 1000]);
+ * // the same seed, the same split
+ * const again = await loadMnistNpm({ seed: 7, trainCount: 9000 });
+ * assert.deepEqual(again.test.labels, split.test.labels);
  * ```
  */
 export async function loadMnistNpm(

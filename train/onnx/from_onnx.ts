@@ -48,7 +48,17 @@ import {
   type TensorMsg,
 } from "./schema.ts";
 
-/** The oldest and newest default-domain opsets the importer reads. */
+/**
+ * The oldest and newest default-domain opsets the importer reads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EXPORT_OPSET, IMPORT_OPSETS } from "@denograd/denograd";
+ * // what the exporter writes reads back
+ * assert.ok(IMPORT_OPSETS.min <= EXPORT_OPSET && EXPORT_OPSET <= IMPORT_OPSETS.max);
+ * ```
+ */
 export const IMPORT_OPSETS = { min: 13, max: 23 } as const;
 
 /** A graph read from ONNX, with its single input and output and the parameter values. */
@@ -389,7 +399,20 @@ const IMPORTERS: Record<string, ImportFn> = {
   },
 };
 
-/** ONNX op types {@linkcode onnxToGraph} reads. */
+/**
+ * ONNX op types {@linkcode onnxToGraph} reads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { IMPORTABLE_OPS, mnistNetModel, toOnnx } from "@denograd/denograd";
+ * import { decodeModel } from "./schema.ts";
+ * // every op the exporter writes for mnist-net reads back
+ * const types = decodeModel(toOnnx(mnistNetModel())).graph!.node!.map((n) => n.opType!);
+ * assert.deepEqual(types.filter((t) => !IMPORTABLE_OPS.includes(t)), []);
+ * assert.ok(types.includes("Conv"));
+ * ```
+ */
 export const IMPORTABLE_OPS: readonly string[] = Object.keys(IMPORTERS);
 
 function fail(msg: string): never {

@@ -23,6 +23,15 @@ import {
 /**
  * The ONNX operator set the exporter writes: 17 (LayerNormalization needs
  * it), or 20 when the graph has a `gelu` (ONNX's Gelu op starts there).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EXPORT_OPSET, mnistNetModel, toOnnx } from "@denograd/denograd";
+ * import { decodeModel } from "./schema.ts";
+ * const onnx = decodeModel(toOnnx(mnistNetModel()));
+ * assert.deepEqual(onnx.opsetImport, [{ domain: "", version: EXPORT_OPSET }]);
+ * ```
  */
 export const EXPORT_OPSET = 17;
 const GELU_OPSET = 20;
@@ -261,7 +270,18 @@ function emitFusion(e: Emitter, f: Fusion): void {
   }
 }
 
-/** Names of the denograd ops {@linkcode graphToOnnx} can write. */
+/**
+ * Names of the denograd ops {@linkcode graphToOnnx} can write.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EXPORTABLE_OPS, lectureCnnModel } from "@denograd/denograd";
+ * // every op of the lecture CNN, so its model file exports
+ * const ops = lectureCnnModel().graph.toJSON().nodes.map((n) => n.op);
+ * assert.deepEqual(ops.filter((op) => op !== "input" && op !== "param" && !EXPORTABLE_OPS.includes(op)), []);
+ * ```
+ */
 export const EXPORTABLE_OPS: readonly string[] = Object.keys(EXPORTERS);
 
 // float32 elements as raw little-endian bytes
