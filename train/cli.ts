@@ -335,7 +335,7 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
         write(
           `denograd: ${e.model} on ${e.data} (${e.train_samples} training, ${e.test_samples} test samples), ${e.params} parameters, ${e.workers} worker(s)${
             e.resumed_from_step ? `, resumed at step ${e.resumed_from_step}` : ""
-          }\n`,
+          }; ${e.epochs} epoch(s) of batch ${e.batch}, ${e.optimizer} at lr ${e.lr}\n`,
         );
         break;
       case "step": {

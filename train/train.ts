@@ -168,6 +168,11 @@ export type TrainEvent =
     workers: number;
     steps_per_epoch: number;
     resumed_from_step: number;
+    /** The run's settings, given or the model's defaults (the base rate, before any schedule). */
+    epochs: number;
+    batch: number;
+    optimizer: string;
+    lr: number;
   }
   | {
     event: "step";
@@ -788,6 +793,10 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     workers: Math.max(1, workers),
     steps_per_epoch: loader.stepsPerEpoch,
     resumed_from_step: cursor.globalStep,
+    epochs,
+    batch,
+    optimizer: optimizer.name,
+    lr: opts.lr ?? d.lr,
   });
   if (opts.resume && cursor.epoch >= epochs) {
     run.emit({
@@ -1268,6 +1277,10 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     workers: 1,
     steps_per_epoch: loader?.stepsPerEpoch ?? 1,
     resumed_from_step: 0,
+    epochs,
+    batch,
+    optimizer: optimizer.name,
+    lr,
   });
   const coefficients = () => {
     const w = params.get("w")!, b = params.get("b")!;

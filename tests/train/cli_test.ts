@@ -248,6 +248,10 @@ Deno.test("after a resume the summary line says how many steps this run took", (
     params: 1,
     workers: 1,
     steps_per_epoch: 250,
+    epochs: 2,
+    batch: 32,
+    optimizer: "momentum",
+    lr: 0.05,
   } as const;
   const done = {
     event: "done",
@@ -262,6 +266,8 @@ Deno.test("after a resume the summary line says how many steps this run took", (
     interrupted: false,
   } as const;
   report({ ...start, resumed_from_step: 250 });
+  // the settings the run uses, given or defaults, are on the first line
+  assert.match(lines[0]!, /resumed at step 250; 2 epoch\(s\) of batch 32, momentum at lr 0\.05\n$/);
   report(done);
   assert.match(
     lines.at(-1)!,

@@ -37,3 +37,37 @@ Deno.test("defineModel refuses a seed train() would refuse", () => {
   assert.throws(() => make(2 ** 32), /got 4294967296$/);
   assert.deepEqual(make(2 ** 32 - 1).paramShapes(), [["fc1.weight", [2, 4]], ["fc1.bias", [2]]]);
 });
+
+Deno.test("train()'s start event tells the settings in use, given or the model's defaults", async () => {
+  const starts: Record<string, unknown>[] = [];
+  const data = {
+    train: { x: new Float32Array(16).fill(0.5), y: [0, 1, 0, 1] },
+    test: { x: new Float32Array(8).fill(0.5), y: [0, 1] },
+  };
+  const onEvent = (e: { event: string }) => void (e.event === "start" && starts.push(e));
+  const model = defineModel({ input: [4] }, (x) => nn.linear(x, 2));
+  // a Model of your own: 1 epoch, batch 32, momentum at 0.05 (found only in the source before)
+  await train({ model, data, workers: 1, onEvent });
+  await train({
+    model,
+    data,
+    workers: 1,
+    epochs: 2,
+    batch: 2,
+    optimizer: "adam",
+    lr: 1e-3,
+    onEvent,
+  });
+  await train({ model: "poly", epochs: 3, onEvent });
+  const settings = starts.map(({ epochs, batch, optimizer, lr }) => ({
+    epochs,
+    batch,
+    optimizer,
+    lr,
+  }));
+  assert.deepEqual(settings, [
+    { epochs: 1, batch: 32, optimizer: "momentum", lr: 0.05 },
+    { epochs: 2, batch: 2, optimizer: "adam", lr: 1e-3 },
+    { epochs: 3, batch: 1000, optimizer: "sgd", lr: 0.5 },
+  ]);
+});
