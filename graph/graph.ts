@@ -44,7 +44,19 @@ export interface GraphJSON {
   nodes: NodeRecord[];
 }
 
-/** A handle to one node of a graph; op functions take and return these. */
+/**
+ * A handle to one node of a graph; op functions take and return these.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Graph, Node, relu } from "@denograd/denograd";
+ * const g = new Graph();
+ * const y = relu(g.input("x", [-1, 3]), { name: "y" });
+ * assert.ok(y instanceof Node && y.graph === g);
+ * assert.deepEqual([y.name, y.record.op, y.shape], ["y", "relu", [-1, 3]]); // -1: the batch axis
+ * ```
+ */
 export class Node {
   /** The graph this node belongs to. */
   readonly graph: Graph;

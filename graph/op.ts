@@ -87,7 +87,18 @@ export interface OpDef<A = Attrs> {
 
 const registry = new Map<string, OpDef<any>>();
 
-/** Registers an op under its name so graphs can be rebuilt from JSON; returns it. */
+/**
+ * Registers an op under its name so graphs can be rebuilt from JSON; returns it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lookupOp, registerOp } from "@denograd/denograd";
+ * const relu = lookupOp("relu");
+ * assert.equal(registerOp(relu), relu); // the same op again: nothing changes
+ * assert.throws(() => registerOp({ ...relu }), { message: 'Cannot register op "relu": the name is taken' });
+ * ```
+ */
 export function registerOp<A>(op: OpDef<A>): OpDef<A> {
   const known = registry.get(op.name);
   if (known && known !== op) throw new Error(`Cannot register op "${op.name}": the name is taken`);
@@ -110,7 +121,17 @@ export function registeredOps(): OpDef<any>[] {
   return [...registry.values()];
 }
 
-/** The op registered under `name`; throws when there is none. */
+/**
+ * The op registered under `name`; throws when there is none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lookupOp } from "@denograd/denograd";
+ * assert.equal(lookupOp("conv2d").name, "conv2d");
+ * assert.throws(() => lookupOp("conv3d"), /^Error: Unknown op "conv3d": it is not in the op registry/);
+ * ```
+ */
 export function lookupOp(name: string): OpDef<any> {
   const op = registry.get(name);
   if (!op) {

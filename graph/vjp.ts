@@ -54,7 +54,19 @@ export function vjp<T extends FloatArray>(
   return vjpWith({}, fn, ...primals);
 }
 
-/** {@linkcode vjp} with options for stochastic ops. */
+/**
+ * {@linkcode vjp} with options for stochastic ops.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dropout, sum, tensor, vjpWith } from "@denograd/denograd";
+ * // in evaluation mode dropout passes its input through, and so does its gradient
+ * const { out, backward } = vjpWith({ training: false }, (x) => sum(dropout(x, { p: 0.5 })), tensor([1, 2, 3]));
+ * assert.equal(out.data[0], 6);
+ * assert.deepEqual([...backward([1])[0]!.data], [1, 1, 1]);
+ * ```
+ */
 export function vjpWith<T extends FloatArray>(
   opts: VjpOptions,
   fn: (...xs: Node[]) => Node,

@@ -7,7 +7,18 @@ export interface ReshapeAttrs {
   shape: number[];
 }
 
-/** Output shape of a reshape; `-1` in `target` is inferred, and a symbolic batch stays one. */
+/**
+ * Output shape of a reshape; `-1` in `target` is inferred, and a symbolic batch stays one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reshapeShape } from "@denograd/denograd";
+ * assert.deepEqual(reshapeShape([2, 3, 4], [-1, 4]), [6, 4]);
+ * assert.deepEqual(reshapeShape([-1, 1, 28, 28], [-1, 784]), [-1, 784]); // still a batch
+ * assert.throws(() => reshapeShape([2, 3], [4, -1]), /cannot infer the -1 axis of \[4,-1\] from 6 elements/);
+ * ```
+ */
 export function reshapeShape(input: Shape, target: readonly number[]): number[] {
   const infer = target.filter((d) => d === -1).length;
   if (infer > 1 || target.some((d) => d < -1 || !Number.isInteger(d))) {

@@ -66,7 +66,18 @@ export interface ParsedFlags {
   overwrite: boolean;
 }
 
-/** Hardware threads of this machine, the most `--workers` may ask for. */
+/**
+ * Hardware threads of this machine, the most `--workers` may ask for.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hardwareThreads, parseFlags } from "./cli.ts";
+ * const hw = hardwareThreads();
+ * assert.equal(parseFlags(["--workers", String(hw)]).options.workers, hw);
+ * assert.throws(() => parseFlags(["--workers", String(hw + 1)]), /hardware thread/);
+ * ```
+ */
 export function hardwareThreads(): number {
   return Math.max(1, navigator.hardwareConcurrency ?? 1);
 }
@@ -318,12 +329,41 @@ function checkApplies(
   }
 }
 
-/** A bad command line. */
+/**
+ * A bad command line: `main` prints it with "(see --help)" and exits with code 2.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFlags, UsageError } from "./cli.ts";
+ * assert.throws(() => parseFlags(["--epoch", "2"]), (e: Error) => {
+ *   assert.ok(e instanceof UsageError && e.name === "UsageError");
+ *   assert.equal(e.message, "unknown flag --epoch; did you mean --epochs?");
+ *   return true;
+ * });
+ * ```
+ */
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** Renders events for people: a progress bar on a terminal, plain lines otherwise. */
+/**
+ * Renders events for people: a progress bar on a terminal, plain lines otherwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { humanReporter } from "./cli.ts";
+ * let text = "";
+ * const report = humanReporter((s) => (text += s), false);
+ * report({ event: "step", epoch: 2, step: 50, steps_per_epoch: 312, global_step: 362, loss: 0.25, samples_per_sec: 1000 });
+ * report({ event: "checkpoint", path: "ck.st", step: 362, reason: "interrupted" });
+ * assert.equal(
+ *   text,
+ *   "epoch 2 step 50/312 loss 0.2500 1000 samples/s\ncheckpoint written to ck.st at step 362 (interrupted)\n",
+ * );
+ * ```
+ */
 export function humanReporter(write: (s: string) => void, tty: boolean): (e: TrainEvent) => void {
   let lastDraw = 0;
   let epochStart = performance.now();
@@ -461,7 +501,18 @@ function negativeValues(args: string[]): string[] {
 
 const BOOLEAN_FLAGS = new Set(["nesterov", "no-fuse", "no-winograd", "overwrite", "json", "help"]);
 
-/** Runs the CLI; returns the process exit code. */
+/**
+ * Runs the CLI; returns the process exit code (0 done, 1 error, 2 bad flags,
+ * 130 Ctrl-C, 143 SIGTERM).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { main } from "./cli.ts";
+ * // prints "error: --epochs must be a whole number from 0 to 1000000, got "x" (see --help)"
+ * assert.equal(await main(["--epochs", "x"]), 2);
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   // The first SIGINT/SIGTERM, or a reader that closes standard output (`| head`),
   // stops the run at the next step boundary (the checkpoint is written).

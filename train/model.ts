@@ -471,6 +471,19 @@ function modelFromTensors(
 /**
  * Every mismatch between the tensors `got` and the `expected` names and
  * shapes, one sentence each: missing, wrong shape, or not expected.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensorMismatches } from "./model.ts";
+ * const t = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+ * const expected: [string, number[]][] = [["fc.weight", [3, 2]], ["fc.bias", [3]]];
+ * assert.deepEqual(tensorMismatches(expected, { "fc.weight": t([2, 3]), "fc1.bias": t([3]) }), [
+ *   '"fc.weight" has shape [2,3] but the model needs [3,2]',
+ *   '"fc.bias" [3] is missing',
+ *   '"fc1.bias" is not a parameter of the model',
+ * ]);
+ * ```
  */
 export function tensorMismatches(
   expected: [string, number[]][],
@@ -495,7 +508,21 @@ export function tensorMismatches(
   return out;
 }
 
-/** Copies `tensors` into the model's parameters after checking every name and shape. */
+/**
+ * Copies `tensors` into the model's parameters after checking every name and shape.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defineModel, setFromTensors } from "./model.ts";
+ * import { nn } from "./layers.ts";
+ * const model = defineModel({ input: [2] }, (x) => nn.linear(x, 1, { name: "fc" }));
+ * const w = { shape: [1, 2], data: new Float32Array([3, 4]) };
+ * setFromTensors(model, { "fc.weight": w, "fc.bias": { shape: [1], data: new Float32Array([5]) } }, "demo");
+ * assert.deepEqual([...model.predict([1, 1]).data], [12]);
+ * assert.throws(() => setFromTensors(model, { "fc.weight": w }, "demo"), { message: 'demo: "fc.bias" [1] is missing' });
+ * ```
+ */
 export function setFromTensors(
   model: { paramShapes(): [string, number[]][]; params: Map<string, Float32Array> },
   tensors: Record<string, StoredTensor>,
@@ -814,7 +841,20 @@ export function toTrainSet(
   };
 }
 
-/** A labelled image dataset checked against a classifier model. */
+/**
+ * A labelled image dataset checked against a classifier model.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocDataset, lectureCnnModel } from "@denograd/denograd";
+ * import { datasetAsTrainSet } from "./model.ts";
+ * const ds = allocDataset({ name: "digits", count: 2, sampleShape: [1, 28, 28], numClasses: 10 });
+ * assert.equal(datasetAsTrainSet(ds, lectureCnnModel(), "cross-entropy").numClasses, 10);
+ * const small = allocDataset({ name: "small", count: 2, sampleShape: [1, 14, 14], numClasses: 10 });
+ * assert.throws(() => datasetAsTrainSet(small, lectureCnnModel(), "cross-entropy"), /\[1,14,14\] do not match the model's input \[1,28,28\]/);
+ * ```
+ */
 export function datasetAsTrainSet(ds: Dataset, model: Model, loss: LossName): TrainSet {
   if (ds.sampleShape.join() !== model.input.join()) {
     throw new Error(

@@ -42,7 +42,21 @@ const FLAG_OF = {
   init: "--init",
 } as const;
 
-/** A path problem the user can fix; `usage` marks a contradiction among the flags (exit 2). */
+/**
+ * A path problem the user can fix; `usage` marks a contradiction among the flags (exit 2).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkRunPaths, PathError } from "./outputs.ts";
+ * await assert.rejects(checkRunPaths({ resume: "/nonexistent/ck.st" }), (e: Error) => {
+ *   assert.ok(e instanceof PathError && e.name === "PathError");
+ *   assert.equal(e.usage, false); // the file system, not the flags: exit 1
+ *   assert.equal(e.message, '--resume "/nonexistent/ck.st": file not found');
+ *   return true;
+ * });
+ * ```
+ */
 export class PathError extends Error {
   /** Always `"PathError"`. */
   override name = "PathError";

@@ -77,7 +77,17 @@ const FLAGS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Runs the CLI; returns the exit code. */
+/**
+ * Runs the CLI; returns the exit code (0 done, 1 error, 2 bad flags).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { main } from "./predict_cli.ts";
+ * // prints "error: --seed must be a whole number from 0 to 4294967295, got "-1" (see --help)"
+ * assert.equal(await main(["--model-file", "m.safetensors", "--data", "mnist", "--seed=-1"]), 2);
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   // a reader that closes standard output early (`| head`) ends the run quietly
   const out = textWriter(Deno.stdout);
