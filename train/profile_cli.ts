@@ -69,4 +69,9 @@ if (bal.threads > 1 && bal.steps > 0) {
       `the threads' time in a step spent waiting for the slowest)` +
       (bal.soloSteps ? `; ${bal.soloSteps} steps on one thread alone left out` : ""),
   );
+  print(
+    `step length: ${bal.stepMs.toFixed(3)} ms on average, the busiest thread busy ` +
+      `${bal.busiestMs.toFixed(3)} ms of it (${(bal.busiestMs / bal.stepMs).toFixed(3)}); ` +
+      `the rest it waits: for another thread, or for the step to start or end`,
+  );
 }

@@ -80,6 +80,11 @@ Deno.test("deno task profile prints each thread's micro-batches (count, p10/p50/
     assert.match(imb, /^step imbalance: (\d\.\d{3}) over 8 steps = mean over steps of /);
     assert.equal(imb.match(/^step imbalance: (\d\.\d{3})/)![1], want.toFixed(3));
     assert.match(imb, /; 2 steps on one thread alone left out$/);
+    // steps of 5 ms, the worker busy 2.5 ms of each
+    assert.match(
+      lines[at + 4]!,
+      /^step length: 5\.000 ms on average, the busiest thread busy 2\.500 ms of it \(0\.500\); /,
+    );
   } finally {
     await Deno.remove(file);
   }

@@ -334,6 +334,13 @@ export interface StepBalance {
    * the slowest. NaN when no step was counted.
    */
   balance: number;
+  /** The counted steps' mean length, ms. */
+  stepMs: number;
+  /**
+   * The busiest thread's mean busy time in them, ms: the rest of a step it
+   * waits, for another thread or for the step to start or end.
+   */
+  busiestMs: number;
 }
 
 // spans of a thread's own work inside a step: micro-batches, their earlier
@@ -355,7 +362,7 @@ const BUSY = new Set(["micro-batch", "phase", "reduce", "update"]);
  * import { stepBalance } from "./trace.ts";
  * const span = (cat: string, tid: number, ts: number, dur: number) =>
  *   ({ name: cat, cat, ph: "X" as const, ts, dur, pid: 1, tid });
- * const { balance, steps, threads } = stepBalance({
+ * const { balance, steps, threads, stepMs, busiestMs } = stepBalance({
  *   traceEvents: [
  *     // step 0: busy 1,000 and 500 µs (0.75); step 1: 800 and 800 (1)
  *     span("step", 0, 0, 1000), span("micro-batch", 0, 0, 1000), span("micro-batch", 2, 0, 500),
@@ -363,6 +370,8 @@ const BUSY = new Set(["micro-batch", "phase", "reduce", "update"]);
  *   ],
  * });
  * assert.deepEqual([threads, steps, balance], [2, 2, 0.875]);
+ * // steps of 1 and 0.9 ms, the busiest thread busy 1 and 0.8 ms of them
+ * assert.deepEqual([stepMs, busiestMs], [0.95, 0.9]);
  * ```
  */
 export function stepBalance(trace: { traceEvents: TraceEvent[] }): StepBalance {
@@ -389,14 +398,16 @@ export function stepBalance(trace: { traceEvents: TraceEvent[] }): StepBalance {
     if (at < 0 || e.ts! >= steps[at]![1]) continue;
     busy[at]![col.get(e.tid)!]! += Math.min(e.ts! + e.dur!, steps[at]![1]) - e.ts!;
   }
-  let sum = 0, counted = 0, solo = 0;
-  for (const b of busy) {
+  let sum = 0, counted = 0, solo = 0, stepSum = 0, busiestSum = 0;
+  for (const [i, b] of busy.entries()) {
     const working = b.filter((x) => x > 0).length;
     if (working === 1) solo++;
     if (working < 2) continue;
     let max = 0, total = 0;
     for (const x of b) (max = Math.max(max, x)), (total += x);
     sum += total / b.length / max;
+    stepSum += steps[i]![1] - steps[i]![0];
+    busiestSum += max;
     counted++;
   }
   return {
@@ -404,5 +415,7 @@ export function stepBalance(trace: { traceEvents: TraceEvent[] }): StepBalance {
     steps: counted,
     soloSteps: solo,
     balance: counted ? sum / counted : NaN,
+    stepMs: counted ? stepSum / counted / 1000 : NaN,
+    busiestMs: counted ? busiestSum / counted / 1000 : NaN,
   };
 }
