@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lineChartSvg } from "./plot.ts";
  * const svg = lineChartSvg({
  *   title: "MNIST training",
@@ -16,7 +17,7 @@
  *     { name: "test accuracy", points: [[1, 0.8], [2, 0.9]], axis: "right" },
  *   ],
  * });
- * console.log(svg.startsWith("<svg"), svg.includes("test accuracy")); // true true
+ * assert.ok(svg.startsWith("<svg") && svg.includes("test accuracy"));
  * // save it with Deno.writeTextFile("training.svg", svg) and open it in a browser
  * ```
  *
@@ -29,10 +30,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lineChartSvg, type Series } from "./plot.ts";
  * const acc: Series = { name: "accuracy", points: [[0, 0.1], [1, 0.85]], axis: "right" };
  * const svg = lineChartSvg({ title: "accuracy", xLabel: "epoch", series: [acc] });
- * console.log(svg.includes("accuracy")); // true
+ * assert.ok(svg.includes("accuracy"));
  * ```
  */
 export interface Series {
@@ -127,13 +129,14 @@ function formatTick(v: number, step: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lineChartSvg } from "./plot.ts";
  * const svg = lineChartSvg({
  *   title: "loss",
  *   xLabel: "step",
  *   series: [{ name: "train", points: [[0, 2.3], [100, 0.5], [200, 0.3]] }],
  * });
- * console.log(svg.startsWith("<svg")); // true
+ * assert.ok(svg.startsWith("<svg"));
  * ```
  */
 export function lineChartSvg(

@@ -7,11 +7,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashUniform, Rng } from "./random.ts";
  * const u = new Rng(42).uniform();
- * console.log(u >= 0 && u < 1, u === new Rng(42).uniform()); // true true
+ * assert.ok(u >= 0 && u < 1);
+ * assert.equal(u, new Rng(42).uniform());
  * // keyed by (seed, step, sample, element): the same answer in any worker, in any order
- * console.log(hashUniform(42, 7, 3, 100) === hashUniform(42, 7, 3, 100)); // true
+ * assert.equal(hashUniform(42, 7, 3, 100), hashUniform(42, 7, 3, 100));
  * ```
  *
  * @module
@@ -45,12 +47,13 @@ function seedWords(seed: number): [number, number] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Rng } from "./random.ts";
  * const rng = new Rng(1);
  * const saved = rng.state();
  * const a = rng.next();
  * const b = Rng.fromState(saved).next();
- * console.log(a === b); // true
+ * assert.equal(a, b);
  * ```
  */
 export class Rng {
@@ -64,9 +67,10 @@ export class Rng {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Rng } from "./random.ts";
-   * console.log(new Rng(2024).next() === new Rng(2024).next()); // true
-   * console.log(new Rng(2024).next() === new Rng(2025).next()); // false
+   * assert.equal(new Rng(2024).next(), new Rng(2024).next());
+   * assert.notEqual(new Rng(2024).next(), new Rng(2025).next());
    * ```
    */
   constructor(seed: number) {
@@ -253,9 +257,11 @@ function fmix32(h: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hash32 } from "./random.ts";
  * const h = hash32(42, 1000, 5);
- * console.log(h === hash32(42, 1000, 5), h === hash32(42, 1000, 6)); // true false
+ * assert.equal(h, hash32(42, 1000, 5));
+ * assert.notEqual(h, hash32(42, 1000, 6));
  * ```
  */
 export function hash32(...ints: number[]): number {
@@ -271,10 +277,13 @@ export function hash32(...ints: number[]): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hashUniform } from "./random.ts";
  * // dropout with p = 0.25 at step 10 keeps element 17 of sample 3 when this is true
  * const keep = hashUniform(42, 10, 3, 17) >= 0.25;
- * console.log(typeof keep); // boolean
+ * assert.equal(typeof keep, "boolean");
+ * const u = hashUniform(42, 10, 3, 17);
+ * assert.ok(u >= 0 && u < 1);
  * ```
  */
 export function hashUniform(seed: number, a: number, b: number, c: number): number {

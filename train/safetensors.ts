@@ -9,13 +9,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors, writeSafetensorsAtomic } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensorsAtomic(path, {
  *   "fc.weight": { shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
  * }, { step: "100" });
  * const { tensors, metadata } = await readSafetensors(path);
- * console.log(tensors["fc.weight"]!.shape, metadata.step); // [2, 3] 100
+ * assert.deepEqual([tensors["fc.weight"]!.shape, metadata.step], [[2, 3], "100"]);
  * await Deno.remove(path);
  * ```
  *
@@ -27,10 +28,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors, type StoredTensor } from "./safetensors.ts";
  * const bias: StoredTensor = { shape: [10], data: new Float32Array(10) };
  * const { tensors } = decodeSafetensors(encodeSafetensors({ "fc.bias": bias }));
- * console.log(tensors["fc.bias"]!.shape); // [10]
+ * assert.deepEqual(tensors["fc.bias"]!.shape, [10]);
  * ```
  */
 export interface StoredTensor {
@@ -74,11 +76,13 @@ function byCodePoint(a: string, b: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ b: { shape: [2], data: new Float32Array([1, 2]) } });
  * // 8-byte header length, the JSON header padded to a multiple of 8, then 8 bytes of data
  * const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
- * console.log(headerLength % 8, bytes.length === 8 + headerLength + 8); // 0 true
+ * assert.equal(headerLength % 8, 0);
+ * assert.equal(bytes.length, 8 + headerLength + 8);
  * ```
  */
 export function encodeSafetensors(
@@ -154,13 +158,14 @@ export function encodeSafetensors(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors(
  *   { "fc.weight": { shape: [10, 784], data: new Float32Array(7840) } },
  *   { step: "1000" },
  * );
  * const { tensors, metadata } = decodeSafetensors(bytes, "model.safetensors");
- * console.log(tensors["fc.weight"]!.shape, metadata); // [10, 784] { step: "1000" }
+ * assert.deepEqual([tensors["fc.weight"]!.shape, metadata], [[10, 784], { step: "1000" }]);
  * ```
  */
 export function decodeSafetensors(
@@ -306,11 +311,12 @@ export function decodeSafetensors(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeSafetensorsAtomic } from "./safetensors.ts";
  * const dir = await Deno.makeTempDir();
  * const params = { "fc.bias": { shape: [2], data: new Float32Array([0.5, -0.5]) } };
  * await writeSafetensorsAtomic(`${dir}/step-1000.safetensors`, params, { step: "1000" });
- * console.log([...Deno.readDirSync(dir)].map((e) => e.name)); // ["step-1000.safetensors"]
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["step-1000.safetensors"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -337,11 +343,12 @@ export async function writeSafetensorsAtomic(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors, writeSafetensorsAtomic } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensorsAtomic(path, { w: { shape: [1], data: new Float32Array([3]) } });
  * const { tensors, metadata } = await readSafetensors(path);
- * console.log(tensors.w!.data, metadata); // Float32Array(1) [ 3 ] {}
+ * assert.deepEqual([tensors.w!.data, metadata], [new Float32Array([3]), {}]);
  * await Deno.remove(path);
  * ```
  */

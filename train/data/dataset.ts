@@ -7,11 +7,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocDataset } from "@denograd/denograd";
  * const ds = allocDataset({ name: "toy", count: 2, sampleShape: [1, 2, 2], numClasses: 10 });
  * ds.images.set([0, 1, 0, 1], 0);
  * ds.labels[0] = 3;
- * console.log(ds.images.buffer instanceof SharedArrayBuffer); // true
+ * assert.ok(ds.images.buffer instanceof SharedArrayBuffer);
  * ```
  *
  * @module
@@ -22,6 +23,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocDataset, type Dataset } from "@denograd/denograd";
  * function pixel(ds: Dataset, sample: number, k: number): number {
  *   const size = ds.sampleShape.reduce((a, b) => a * b, 1);
@@ -29,7 +31,7 @@
  * }
  * const ds = allocDataset({ name: "toy", count: 2, sampleShape: [1, 2, 2], numClasses: 10 });
  * ds.images[5] = 0.5;
- * console.log(pixel(ds, 1, 1)); // 0.5
+ * assert.equal(pixel(ds, 1, 1), 0.5);
  * ```
  */
 export interface Dataset {
@@ -52,6 +54,7 @@ export interface Dataset {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocDataset, type Split } from "@denograd/denograd";
  * function describe(s: Split): string {
  *   return `${s.train.count} train / ${s.test.count} test`;
@@ -59,7 +62,7 @@ export interface Dataset {
  * const shape = { sampleShape: [1, 28, 28], numClasses: 10 };
  * const train = allocDataset({ name: "train", count: 80, ...shape });
  * const test = allocDataset({ name: "test", count: 20, ...shape });
- * console.log(describe({ train, test })); // 80 train / 20 test
+ * assert.equal(describe({ train, test }), "80 train / 20 test");
  * ```
  */
 export interface Split {

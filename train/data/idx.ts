@@ -8,10 +8,11 @@
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { loadIdxDir } from "@denograd/denograd";
  * // needs the four Fashion-MNIST files in ./data/fashion-mnist
  * const { train, test } = await loadIdxDir("./data/fashion-mnist");
- * console.log(train.count, test.count); // 60000 10000
+ * assert.deepEqual([train.count, test.count], [60000, 10000]);
  * ```
  *
  * @module
@@ -24,9 +25,10 @@ import { allocDataset, type Dataset, type Split } from "./dataset.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { IdxArray } from "./idx.ts";
  * const labels: IdxArray = { dims: [3], type: "u8", data: new Uint8Array([7, 2, 1]) };
- * console.log(labels.data.length === labels.dims[0]); // true
+ * assert.equal(labels.data.length, labels.dims[0]);
  * ```
  */
 export interface IdxArray {
@@ -59,9 +61,10 @@ function hex(b: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseIdx } from "./idx.ts";
  * const bytes = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 2, 5, 9]);
- * console.log(parseIdx(bytes, "labels")); // { dims: [2], type: "u8", data: Uint8Array(2) [5, 9] }
+ * assert.deepEqual(parseIdx(bytes, "labels"), { dims: [2], type: "u8", data: new Uint8Array([5, 9]) });
  * ```
  */
 export function parseIdx(bytes: Uint8Array, fileName: string): IdxArray {

@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocDataset } from "@denograd/denograd";
  * import { BatchLoader } from "./loader.ts";
  * const ds = allocDataset({ name: "toy", count: 10, sampleShape: [1, 2, 2], numClasses: 10 });
@@ -13,7 +14,7 @@
  * const y = new Float32Array(4);
  * const sizes: number[] = [];
  * for (let step = 0; step < loader.stepsPerEpoch; step++) sizes.push(loader.fill(0, step, x, y));
- * console.log(sizes); // [4, 4, 2]
+ * assert.deepEqual(sizes, [4, 4, 2]);
  * ```
  *
  * @module
@@ -31,12 +32,13 @@ const LOADER_STREAM = 0x10ade5;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocDataset } from "@denograd/denograd";
  * import { BatchLoader } from "./loader.ts";
  * const ds = allocDataset({ name: "toy", count: 100, sampleShape: [1, 2, 2], numClasses: 10 });
  * const a = new BatchLoader(ds, { batch: 64, seed: 42, dropLast: true });
  * const b = new BatchLoader(ds, { batch: 64, seed: 42, dropLast: true }); // e.g. after resuming
- * console.log(a.epochOrder(3).join() === b.epochOrder(3).join()); // true
+ * assert.deepEqual(a.epochOrder(3), b.epochOrder(3));
  * ```
  */
 export class BatchLoader {

@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadMnistNpm } from "@denograd/denograd";
  * const { train, test } = await loadMnistNpm({ seed: 1 });
- * console.log(train.count, test.count); // 8000 2000
+ * assert.deepEqual([train.count, test.count], [8000, 2000]);
  * ```
  *
  * @module

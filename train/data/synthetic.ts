@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { polynomialData } from "./synthetic.ts";
  * const { x, t } = polynomialData({ count: 100, coefficients: [1, -2, 3], noise: 0.1, seed: 0 });
- * console.log(x.length, t.length); // 100 100
+ * assert.deepEqual([x.length, t.length], [100, 100]);
  * ```
  *
  * @module
@@ -21,6 +22,7 @@ import { Rng } from "../random.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { polynomialData } from "./synthetic.ts";
  * const { x, t } = polynomialData({
  *   count: 3,
@@ -29,7 +31,7 @@ import { Rng } from "../random.ts";
  *   seed: 1,
  *   xRange: [0, 2],
  * });
- * console.log(t.every((ti, i) => ti === Math.fround(x[i]! ** 2))); // true: t = x², rounded to float32
+ * assert.ok(t.every((ti, i) => ti === Math.fround(x[i]! ** 2))); // t = x², rounded to float32
  * ```
  */
 export function polynomialData(
