@@ -802,7 +802,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     run.emit({
       event: "warning",
       message:
-        `nothing to train: "${opts.resume}" is at epoch ${cursor.epoch} and --epochs is ${epochs}; evaluating it`,
+        `nothing to train: "${opts.resume}" is at epoch ${cursor.epoch} and epochs (--epochs) is ${epochs}; evaluating it`,
     });
   }
   return run;
@@ -981,13 +981,13 @@ async function initFrom(
     const hint = /\.onnx$/i.test(path) && !/file not found/.test((e as Error).message)
       ? "; --init reads safetensors: load an ONNX model with loadModel and train it (train({ model }))"
       : "";
-    throw new TrainError(`--init: ${(e as Error).message}${hint}`);
+    throw new TrainError(`init (--init): ${(e as Error).message}${hint}`);
   }
   const bad = tensorMismatches(shapes, tensors, {
     ignore: (k) => k.startsWith("optimizer/"),
   });
   if (bad.length) {
-    throw new TrainError(`Cannot start from "${path}" (--init): ${bad.join("; ")}`);
+    throw new TrainError(`Cannot start from "${path}" (init, --init): ${bad.join("; ")}`);
   }
   for (const [k] of shapes) params.get(k)!.set(tensors[k]!.data);
 }
@@ -1102,24 +1102,26 @@ async function resumeFrom(
   const step = whole("step");
   const seed = whole("seed");
   if (seed !== run.seed) {
-    throw bad(`it was trained with --seed ${seed}; resume with the same seed, not ${run.seed}`);
+    throw bad(
+      `it was trained with seed ${seed} (--seed); resume with the same seed, not ${run.seed}`,
+    );
   }
   // checkpoints older than the "batch" field are checked through "step" above
   if (metadata.batch !== undefined && whole("batch") !== run.batch) {
     throw bad(
-      `it was trained with --batch ${metadata.batch}; resume with the same batch size, not ${run.batch}`,
+      `it was trained with batch ${metadata.batch} (--batch); resume with the same batch size, not ${run.batch}`,
     );
   }
   if (step !== epoch * run.stepsPerEpoch + stepInEpoch) {
     throw bad(
       `metadata field "step" is ${step} but epoch ${epoch} and step_in_epoch ${stepInEpoch} at ${run.stepsPerEpoch} steps an epoch make ${
         epoch * run.stepsPerEpoch + stepInEpoch
-      } (was the training set or --batch different?)`,
+      } (was the training set or the batch different?)`,
     );
   }
   if (Number(field("lr")) !== optimizer.lr) {
     throw bad(
-      `it was trained with --lr ${metadata.lr}; resume with the same learning rate, not ${optimizer.lr}`,
+      `it was trained with lr ${metadata.lr} (--lr); resume with the same learning rate, not ${optimizer.lr}`,
     );
   }
   const changed = run.tools.mismatch(metadata);

@@ -308,7 +308,7 @@ Deno.test("resume and init name a tensor stored in another dtype than F32", asyn
     );
     await assert.rejects(
       train({ model: smallCnn(), ...opts, init: ck }),
-      /--init: .*tensor "fc\.bias": unsupported dtype "I32"/,
+      /init \(--init\): .*tensor "fc\.bias": unsupported dtype "I32"/,
     );
   });
 });

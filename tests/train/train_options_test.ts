@@ -71,3 +71,36 @@ Deno.test("train()'s start event tells the settings in use, given or the model's
     { epochs: 3, batch: 1000, optimizer: "sgd", lr: 0.5 },
   ]);
 });
+
+Deno.test("train()'s resume and init errors name the option and the flag, not the flag alone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = {
+      train: { x: new Float32Array(16).fill(0.5), y: [0, 1, 0, 1] },
+      test: { x: new Float32Array(8).fill(0.5), y: [0, 1] },
+    };
+    const make = () => defineModel({ input: [4] }, (x) => nn.linear(x, 2));
+    const base = { data, workers: 1, batch: 2 } as const;
+    const ck = `${dir}/ck.st`;
+    await train({ ...base, model: make(), checkpoint: ck });
+    const refused = (opts: Record<string, unknown>, message: RegExp) =>
+      assert.rejects(
+        train({ ...base, model: make(), epochs: 2, ...opts }),
+        (e: Error) => e instanceof TrainError && message.test(e.message),
+      );
+    await refused(
+      { resume: ck, seed: 2 },
+      /it was trained with seed 1 \(--seed\); resume with the same seed, not 2$/,
+    );
+    await refused(
+      { resume: ck, lr: 0.1 },
+      /it was trained with lr 0\.05 \(--lr\); resume with the same learning rate, not 0\.1$/,
+    );
+    await refused(
+      { init: `${dir}/none.st` },
+      /^init \(--init\): safetensors file ".*none\.st": cannot read it: file not found$/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

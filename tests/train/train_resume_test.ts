@@ -87,9 +87,9 @@ for (const [what, opts, edit, parts] of cases) {
 
 Deno.test("resume refuses a different --seed, --batch or --lr, saying which", async () => {
   await withCheckpoint({}, async (path) => {
-    await refused(path, { seed: 4 }, "--seed 3", "not 4");
-    await refused(path, { batch: 4 }, "--batch 8", "not 4");
-    await refused(path, { lr: 0.01 }, "--lr 0.05", "not 0.01");
+    await refused(path, { seed: 4 }, "seed 3 (--seed)", "not 4");
+    await refused(path, { batch: 4 }, "batch 8 (--batch)", "not 4");
+    await refused(path, { lr: 0.01 }, "lr 0.05 (--lr)", "not 0.01");
   });
 });
 
