@@ -707,16 +707,20 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     sampleSize: sampleSize(trainSet.sampleShape),
     targetSize: trainSet.targetSize,
   };
+  // what the pool and the one-thread runner share
+  const runnerOptions = {
+    params,
+    data,
+    maxBatch: batch,
+    tier: opts.kernels,
+    fuse: opts.fuse,
+    winograd: opts.winograd,
+    profile: opts.profile !== undefined,
+  };
   const runner: GradientRunner = workers > 1
     ? await WorkerPool.create(spec, {
+      ...runnerOptions,
       workers,
-      params,
-      data,
-      maxBatch: batch,
-      tier: opts.kernels,
-      fuse: opts.fuse,
-      winograd: opts.winograd,
-      profile: opts.profile !== undefined,
       mainThread: opts.mainThread,
       // the optimizer's step on every thread, by parameter ranges, right after the gradients
       update: isRangeOptimizer(optimizer)
@@ -737,15 +741,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
         `The workers cannot rebuild the model: op "${op}" is not registered there; pass the module that registers it in train({ opModules: [url] }) (or use workers: 1)`,
       );
     })
-    : new LocalRunner(spec, {
-      params,
-      data,
-      maxBatch: batch,
-      tier: opts.kernels,
-      fuse: opts.fuse,
-      winograd: opts.winograd,
-      profile: opts.profile !== undefined,
-    });
+    : new LocalRunner(spec, runnerOptions);
   const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
   const withoutBuffers = (m: Map<string, Float32Array>) =>
     new Map([...m].filter(([k]) => !spec.buffers.includes(k)));
