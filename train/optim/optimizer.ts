@@ -97,17 +97,21 @@ export function makeOptimizer(
   }
 }
 
-/** The state buffer `key`, created zeroed on first use. */
-export function slot(store: Map<string, Float32Array>, key: string, n: number): Float32Array {
-  let s = store.get(key);
-  if (!s) {
-    s = new Float32Array(n);
-    store.set(key, s);
-  }
-  return s;
-}
-
-/** Copies saved buffers into `store`: into the buffer of the same name and size where there is one, else a new one. */
+/**
+ * Copies saved buffers into `store`: into the buffer of the same name and size where there is one, else a new one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadSlots } from "./optimizer.ts";
+ * const mine = new Float32Array(2);
+ * const store = new Map([["w.momentum", mine], ["b.momentum", new Float32Array(1)]]);
+ * loadSlots(store, { "w.momentum": new Float32Array([1, 2]) });
+ * assert.equal(store.get("w.momentum"), mine); // in place: other threads may hold it
+ * assert.deepEqual([...mine], [1, 2]);
+ * assert.deepEqual([...store.keys()], ["w.momentum"]); // what was not saved is dropped
+ * ```
+ */
 export function loadSlots(
   store: Map<string, Float32Array>,
   saved: Record<string, Float32Array>,
@@ -119,13 +123,4 @@ export function loadSlots(
     if (mine && mine.length === v.length) mine.set(v);
     else store.set(k, Float32Array.from(v));
   }
-}
-
-/** The gradient for `name`, or an error naming the parameter. */
-export function gradFor(grads: ParamMap, name: string, n: number): Float32Array {
-  const g = grads.get(name);
-  if (!g || g.length !== n) {
-    throw new Error(`Optimizer: no gradient of ${n} values for parameter "${name}"`);
-  }
-  return g;
 }
