@@ -24,7 +24,11 @@ export const dropoutOp: OpDef<DropoutAttrs> = registerOp<DropoutAttrs>({
   stochastic: true,
   shape: ([x], { p, seed }) => {
     if (typeof p !== "number" || !(p >= 0 && p <= 1)) {
-      throw new Error(`p must be a probability in [0, 1], got ${p}`);
+      throw new Error(
+        `p must be a probability in [0, 1], got ${
+          typeof p === "number" ? p : `${JSON.stringify(p)} (${typeof p})`
+        }`,
+      );
     }
     if (!Number.isInteger(seed)) throw new Error(`seed must be a whole number, got ${seed}`);
     return x!;

@@ -8,6 +8,7 @@
  */
 import type { Graph, Init, Node } from "../graph/graph.ts";
 import { fmtShape } from "../graph/op.ts";
+import { closestFlag } from "./flag_errors.ts";
 import {
   add,
   avgPool2d as avgPool2dOp,
@@ -64,6 +65,29 @@ export interface Conv2dLayerOptions {
   padding?: number;
   /** Whether the layer has a bias (default true). */
   bias?: boolean;
+}
+
+// A misspelt option (`{ paddng: 1 }`) or PyTorch's positional style
+// (`nn.conv2d(x, 8, 3, 1)`) was ignored without a word where TypeScript does not
+// look (plain JavaScript, options built in a variable): say which and what is known.
+function checkOpts(where: string, opts: unknown, known: readonly string[]): void {
+  if (opts === undefined) return;
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts)) {
+    throw new Error(
+      `${where}: options must be an object { ${known.join(", ")} }, got ${
+        JSON.stringify(opts) ?? String(opts)
+      }`,
+    );
+  }
+  for (const k of Object.keys(opts)) {
+    if (known.includes(k)) continue;
+    const near = closestFlag(k, known)?.slice(2);
+    throw new Error(
+      `${where}: unknown option ${JSON.stringify(k)}${
+        near ? `; did you mean ${near}?` : ""
+      } (its options: ${known.join(", ")})`,
+    );
+  }
 }
 
 /** `${base}${k}` for the smallest k ≥ 1 whose node and `.weight` parameter are both free. */
@@ -220,6 +244,7 @@ export const nn: Layers = {
    * input's last axis; `x` is `[N, in]`.
    */
   linear(x: Node, outFeatures: number, opts: LinearLayerOptions = {}): Node {
+    checkOpts("nn.linear", opts, ["name", "bias"]);
     const g = x.graph;
     const name = opts.name ?? freeName(g, "fc");
     positive(`linear "${name}"`, "outFeatures", outFeatures);
@@ -248,6 +273,7 @@ export const nn: Layers = {
     kernelSize: number,
     opts: Conv2dLayerOptions = {},
   ): Node {
+    checkOpts("nn.conv2d", opts, ["name", "stride", "padding", "bias"]);
     const g = x.graph;
     const name = opts.name ?? freeName(g, "conv");
     positive(`conv2d "${name}"`, "outChannels", outChannels);
@@ -267,6 +293,7 @@ export const nn: Layers = {
 
   /** `max(x, 0)` elementwise. */
   relu(x: Node, opts: { name?: string } = {}): Node {
+    checkOpts("nn.relu", opts, ["name"]);
     return reluOp(x, opts);
   },
 
@@ -276,6 +303,7 @@ export const nn: Layers = {
     size = 2,
     opts: { stride?: number; padding?: number; name?: string } = {},
   ): Node {
+    checkOpts("nn.maxPool2d", opts, ["stride", "padding", "name"]);
     return maxPool2dOp(x, { size, stride: opts.stride, padding: opts.padding, name: opts.name });
   },
 
@@ -285,36 +313,43 @@ export const nn: Layers = {
     size = 2,
     opts: { stride?: number; padding?: number; name?: string } = {},
   ): Node {
+    checkOpts("nn.avgPool2d", opts, ["stride", "padding", "name"]);
     return avgPool2dOp(x, { size, stride: opts.stride, padding: opts.padding, name: opts.name });
   },
 
   /** Global average pooling like `torch.nn.AdaptiveAvgPool2d(1)`. */
   globalAvgPool2d(x: Node, opts: { name?: string } = {}): Node {
+    checkOpts("nn.globalAvgPool2d", opts, ["name"]);
     return globalAvgPool2dOp(x, opts);
   },
 
   /** GELU (exact erf form), like `torch.nn.GELU()`. */
   gelu(x: Node, opts: { name?: string } = {}): Node {
+    checkOpts("nn.gelu", opts, ["name"]);
     return geluOp(x, opts);
   },
 
   /** Leaky ReLU like `torch.nn.LeakyReLU(slope)` (default 0.01). */
   leakyRelu(x: Node, slope = 0.01, opts: { name?: string } = {}): Node {
+    checkOpts("nn.leakyRelu", opts, ["name"]);
     return leakyReluOp(x, { slope, name: opts.name });
   },
 
   /** The logistic sigmoid, like `torch.nn.Sigmoid()`. */
   sigmoid(x: Node, opts: { name?: string } = {}): Node {
+    checkOpts("nn.sigmoid", opts, ["name"]);
     return sigmoidOp(x, opts);
   },
 
   /** The hyperbolic tangent, like `torch.nn.Tanh()`. */
   tanh(x: Node, opts: { name?: string } = {}): Node {
+    checkOpts("nn.tanh", opts, ["name"]);
     return tanhOp(x, opts);
   },
 
   /** Every axis after the batch axis flattened into one: `[N, ...]` → `[N, features]`. */
   flatten(x: Node, opts: { name?: string } = {}): Node {
+    checkOpts("nn.flatten", opts, ["name"]);
     return flattenOp(x, opts);
   },
 
@@ -324,6 +359,7 @@ export const nn: Layers = {
    * from the node's position, so two dropouts differ.
    */
   dropout(x: Node, p: number, opts: { seed?: number; name?: string } = {}): Node {
+    checkOpts("nn.dropout", opts, ["seed", "name"]);
     return dropoutOp(x, { p, seed: opts.seed ?? x.graph.nodes.length, name: opts.name });
   },
 
@@ -332,11 +368,13 @@ export const nn: Layers = {
    * batch's statistics in training, running estimates in evaluation.
    */
   batchNorm2d(x: Node, opts: BatchNormLayerOptions = {}): Node {
+    checkOpts("nn.batchNorm2d", opts, ["name", "eps", "momentum"]);
     return batchNormLayer(x, 4, opts);
   },
 
   /** Batch norm like `torch.nn.BatchNorm1d(C)` over `[N, C]`. */
   batchNorm1d(x: Node, opts: BatchNormLayerOptions = {}): Node {
+    checkOpts("nn.batchNorm1d", opts, ["name", "eps", "momentum"]);
     return batchNormLayer(x, 2, opts);
   },
 
@@ -346,6 +384,7 @@ export const nn: Layers = {
    * `NAME.bias` (zeros).
    */
   layerNorm(x: Node, normalizedShape?: number[], opts: { eps?: number; name?: string } = {}) {
+    checkOpts("nn.layerNorm", opts, ["eps", "name"]);
     const g = x.graph;
     const name = opts.name ?? freeName(g, "ln");
     const shape = normalizedShape ?? [x.shape.at(-1)!];

@@ -104,3 +104,46 @@ Deno.test("train()'s resume and init errors name the option and the flag, not th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("nn layers refuse a misspelt option or PyTorch's positional style, naming the known ones", () => {
+  const build = (f: (x: ReturnType<typeof nn.flatten>) => unknown) => () =>
+    defineModel({ input: [1, 8, 8] }, (x) => f(x) as typeof x);
+  // each of these was ignored: the layer ran with its defaults
+  assert.throws(
+    build((x) => nn.conv2d(x, 4, 3, { paddng: 1 } as never)),
+    /^Error: nn\.conv2d: unknown option "paddng"; did you mean padding\? \(its options: name, stride, padding, bias\)$/,
+  );
+  assert.throws(
+    build((x) => nn.conv2d(x, 4, 3, 1 as never)),
+    /^Error: nn\.conv2d: options must be an object \{ name, stride, padding, bias \}, got 1$/,
+  );
+  assert.throws(
+    build((x) => nn.linear(nn.flatten(x), 10, { bais: false } as never)),
+    /nn\.linear: unknown option "bais"; did you mean bias\?/,
+  );
+  assert.throws(
+    build((x) => nn.maxPool2d(x, 2, { strde: 1 } as never)),
+    /nn\.maxPool2d: unknown option "strde"; did you mean stride\?/,
+  );
+  assert.throws(
+    build((x) => nn.batchNorm2d(x, { momentun: 0.2 } as never)),
+    /nn\.batchNorm2d: unknown option "momentun"; did you mean momentum\?/,
+  );
+  assert.throws(
+    build((x) => nn.dropout(x, 0.5, { p: 0.2 } as never)),
+    /nn\.dropout: unknown option "p" \(its options: seed, name\)/,
+  );
+  // a string probability was shown as a number: "got 0.5"
+  assert.throws(
+    build((x) => nn.dropout(x, "0.5" as never)),
+    /p must be a probability in \[0, 1\], got "0\.5" \(string\)/,
+  );
+  // the right spelling still builds
+  const m = build((x) =>
+    nn.linear(nn.flatten(nn.conv2d(x, 4, 3, { padding: 1 })), 2, { bias: false })
+  )();
+  assert.deepEqual(m.paramShapes(), [["conv1.weight", [4, 1, 3, 3]], ["conv1.bias", [4]], [
+    "fc1.weight",
+    [2, 256],
+  ]]);
+});
