@@ -123,6 +123,9 @@ export {
   type ParamMap,
 } from "./train/optim/optimizer.ts";
 export { Sgd, type SgdOptions } from "./train/optim/sgd.ts";
+export type { RangeOptimizer, Rule } from "./train/optim/rules.ts";
+export type { PoolUpdate } from "./train/parallel/pool.ts";
+export type { WaitPolicy } from "./train/parallel/wait.ts";
 export {
   EXPORT_OPSET,
   EXPORTABLE_OPS,
