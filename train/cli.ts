@@ -322,6 +322,11 @@ function checkApplies(
       `--no-winograd turns off the wasm tier's Winograd convolutions; --kernels ${options.kernels} has none`,
     );
   }
+  if (values.overwrite && values.checkpoint === undefined && values.plot === undefined) {
+    throw new UsageError(
+      "--overwrite replaces an existing --checkpoint or --plot file, and neither is given",
+    );
+  }
   if (values.init !== undefined && values.resume !== undefined) {
     throw new UsageError(
       "--init and --resume both set the starting parameters: --resume continues a checkpoint exactly, --init starts a new run from a file's parameters; give one",

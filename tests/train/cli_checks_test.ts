@@ -78,6 +78,8 @@ Deno.test("flags the chosen optimizer or kernels would ignore are usage errors n
   usage(["--optimizer", "adadelta", "--weight-decay", "0"], "--weight-decay", "adadelta");
   usage(["--kernels", "ts", "--no-winograd"], "--no-winograd", "--kernels ts");
   usage(["--init", "a.st", "--resume", "b.st"], "--init and --resume");
+  usage(["--overwrite"], "--overwrite", "neither is given");
+  usage(["--save-model", "m.safetensors", "--overwrite"], "--overwrite");
   // where they apply they pass
   const ok = (args: string[]) => parseFlags(args).options;
   assert.equal(ok(["--model", "poly", "--optimizer", "momentum", "--nesterov"]).nesterov, true);
@@ -87,6 +89,7 @@ Deno.test("flags the chosen optimizer or kernels would ignore are usage errors n
   );
   assert.equal(ok(["--nesterov"]).nesterov, true); // the lecture CNN's momentum
   assert.equal(ok(["--kernels", "wasm", "--no-winograd"]).winograd, false);
+  assert.equal(parseFlags(["--plot", "l.svg", "--overwrite"]).overwrite, true);
   // on the command line: exit 2 and one line, before any data is read
   const r = await cli(["--model", "poly", "--nesterov"]);
   assert.equal(r.code, 2, r.stderr);
