@@ -494,6 +494,13 @@ interface Cursor {
   epoch: number;
   stepInEpoch: number;
   globalStep: number;
+  /**
+   * Sum of the losses of this epoch's steps so far, and how many: kept in the
+   * checkpoint so that an epoch resumed in its middle reports the mean over
+   * all its steps, as an uninterrupted run does.
+   */
+  epochLoss: number;
+  epochSteps: number;
 }
 
 interface History {
@@ -680,7 +687,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     opts.lr ?? d.lr,
     `"${model.name}"`,
   );
-  const cursor: Cursor = { epoch: 0, stepInEpoch: 0, globalStep: 0 };
+  const cursor: Cursor = { epoch: 0, stepInEpoch: 0, globalStep: 0, epochLoss: 0, epochSteps: 0 };
   const history: History = { loss: [], testAccuracy: [] };
   if (trainSet.count === 0) {
     throw new TrainError(`The training set "${trainSet.name}" has no samples`);
@@ -829,7 +836,6 @@ function evaluate(run: Run): EvaluateResult {
 async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
   const { opts, cursor, loader, batch, trainSet, indices } = run;
   const order = loader.epochOrder(cursor.epoch);
-  let epochLoss = 0, epochSteps = 0;
   const te = performance.now();
   for (; cursor.stepInEpoch < loader.stepsPerEpoch; cursor.stepInEpoch++) {
     if (
@@ -864,8 +870,8 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
     if (!inPool) run.runner.profiler?.main.span(SPAN.UPDATE, 0, u, performance.now());
     cursor.globalStep++;
     run.samples += n;
-    epochLoss += loss;
-    epochSteps++;
+    cursor.epochLoss += loss;
+    cursor.epochSteps++;
     run.lastLoss = loss;
     if (cursor.globalStep % 10 === 0 || cursor.stepInEpoch === 0) {
       run.history.loss.push([cursor.globalStep, loss]);
@@ -892,13 +898,15 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
   run.emit({
     event: "epoch",
     epoch: cursor.epoch + 1,
-    train_loss: epochSteps ? epochLoss / epochSteps : NaN,
+    train_loss: cursor.epochSteps ? cursor.epochLoss / cursor.epochSteps : NaN,
     test_loss: r.loss,
     test_accuracy: r.accuracy,
     seconds: (performance.now() - te) / 1000,
   });
   cursor.epoch++;
   cursor.stepInEpoch = 0;
+  cursor.epochLoss = 0;
+  cursor.epochSteps = 0;
   await checkpoint(run, "epoch");
   return true;
 }
@@ -1022,6 +1030,9 @@ async function saveCheckpoint(
     ...run.tools.metadata(),
     epoch: String(cursor.epoch),
     step_in_epoch: String(cursor.stepInEpoch),
+    // String of a float64 reads back to the same bits
+    epoch_loss_sum: String(cursor.epochLoss),
+    epoch_loss_steps: String(cursor.epochSteps),
     step: String(cursor.globalStep),
     seed: String(extra.seed),
     batch: String(extra.batch),
@@ -1096,6 +1107,17 @@ async function resumeFrom(
   const epoch = whole("epoch");
   const stepInEpoch = whole("step_in_epoch", run.stepsPerEpoch);
   const step = whole("step");
+  // checkpoints written before these fields: the epoch's mean covers the steps after the resume
+  let epochLoss = 0, epochSteps = 0;
+  if (metadata.epoch_loss_sum !== undefined || metadata.epoch_loss_steps !== undefined) {
+    epochLoss = Number(field("epoch_loss_sum"));
+    epochSteps = whole("epoch_loss_steps", stepInEpoch);
+    if (!Number.isFinite(epochLoss)) {
+      throw bad(
+        `metadata field "epoch_loss_sum" must be a finite number, got "${metadata.epoch_loss_sum}"`,
+      );
+    }
+  }
   const seed = whole("seed");
   if (seed !== run.seed) {
     throw bad(
@@ -1196,6 +1218,8 @@ async function resumeFrom(
   cursor.epoch = epoch;
   cursor.stepInEpoch = stepInEpoch;
   cursor.globalStep = step;
+  cursor.epochLoss = epochLoss;
+  cursor.epochSteps = epochSteps;
   history.loss.push(...(h.loss ?? []));
   history.testAccuracy.push(...(h.testAccuracy ?? []));
   return seconds;
@@ -1353,7 +1377,12 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
  * numbered from 1 as the progress lines and checkpoints count steps:
  * "step 3 (epoch 2 step 1/2)" is the third step, the first of epoch 2.
  */
-function nonFinite(loss: number, at: Cursor, stepsPerEpoch: number, kept: string): TrainError {
+function nonFinite(
+  loss: number,
+  at: Pick<Cursor, "epoch" | "stepInEpoch" | "globalStep">,
+  stepsPerEpoch: number,
+  kept: string,
+): TrainError {
   return new TrainError(
     `Training stopped: the loss is ${loss} at step ${at.globalStep + 1} (epoch ${
       at.epoch + 1

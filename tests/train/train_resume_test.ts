@@ -75,6 +75,11 @@ const cases: [string, Record<string, unknown>, (t: any, m: any) => void, string[
   ["a bad history", {}, (_, m) => (m.history = "{"), ['"history"', "not valid JSON"]],
   ["a history of the wrong form", {}, (_, m) => (m.history = '{"loss":5}'), ['"history"']],
   ["no epoch field", {}, (_, m) => delete m.epoch, ['"epoch" is missing']],
+  ["epoch_loss_sum NaN", {}, (_, m) => (m.epoch_loss_sum = "NaN"), ['"epoch_loss_sum"', '"NaN"']],
+  ["epoch_loss_steps past step_in_epoch", {}, (_, m) => (m.epoch_loss_steps = "99"), [
+    '"epoch_loss_steps"',
+    '"99"',
+  ]],
 ];
 for (const [what, opts, edit, parts] of cases) {
   Deno.test(`resume refuses a checkpoint with ${what}, naming it`, async () => {
@@ -149,4 +154,26 @@ Deno.test("an unknown kernel tier is refused before anything runs", async () => 
     train({ ...base, kernels: "gpu" as never }),
     (e: Error) => e instanceof TrainError && e.message.includes('"gpu"'),
   );
+});
+
+Deno.test("an epoch resumed in its middle reports the same train_loss as an uninterrupted one", async () => {
+  const losses = async (opts: Record<string, unknown>) => {
+    const epochs: number[] = [];
+    await train({
+      ...base,
+      ...opts,
+      onEvent: (e) => void (e.event === "epoch" && epochs.push(e.train_loss)),
+    });
+    return epochs;
+  };
+  const whole = await losses({});
+  const dir = await Deno.makeTempDir();
+  try {
+    // 8 steps an epoch: stopped at step 11, in the middle of the second epoch
+    const first = await losses({ checkpoint: `${dir}/ck.st`, maxSteps: 11 });
+    const rest = await losses({ resume: `${dir}/ck.st` });
+    assert.deepEqual([...first, ...rest], whole);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
