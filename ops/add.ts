@@ -2,7 +2,17 @@ import type { Node } from "../graph/graph.ts";
 import { Bin, binaryKernel, broadcastShape, operands } from "./_broadcast.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 
-/** Elementwise `a + b` with broadcasting. */
+/**
+ * Elementwise `a + b` with broadcasting.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addOp } from "@denograd/denograd";
+ * assert.deepEqual(addOp.shape([[-1, 3], [3]], {}), [-1, 3]); // b broadcast over the batch
+ * assert.throws(() => addOp.shape([[2, 3], [2]], {}), /cannot be broadcast/);
+ * ```
+ */
 export const addOp: OpDef = registerOp({
   name: "add",
   inputs: ["a", "b"],

@@ -4,7 +4,17 @@ import { type OpDef, registerOp } from "../graph/op.ts";
 import { mul } from "./mul.ts";
 import { scale } from "./scale.ts";
 
-/** Elementwise `a / b` with broadcasting. */
+/**
+ * Elementwise `a / b` with broadcasting.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { divOp } from "@denograd/denograd";
+ * assert.deepEqual(divOp.shape([[-1, 10], []], {}), [-1, 10]); // by a scalar
+ * assert.equal(divOp.name, "div");
+ * ```
+ */
 export const divOp: OpDef = registerOp({
   name: "div",
   inputs: ["a", "b"],

@@ -4,7 +4,17 @@ import { type OpDef, registerOp } from "../graph/op.ts";
 import { expF32 } from "./kernels/activation_fast.ts";
 import { mul } from "./mul.ts";
 
-/** `e ** x` elementwise. */
+/**
+ * `e ** x` elementwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { expOp } from "@denograd/denograd";
+ * assert.deepEqual(expOp.shape([[-1, 10]], {}), [-1, 10]);
+ * assert.equal(typeof expOp.vjp, "function");
+ * ```
+ */
 export const expOp: OpDef = registerOp({
   name: "exp",
   inputs: ["x"],

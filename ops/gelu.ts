@@ -14,7 +14,17 @@ function sameShape([x, dy]: Shape[]): Shape {
   return x!;
 }
 
-/** The Gaussian error linear unit `x Φ(x)` elementwise (the exact, erf form). */
+/**
+ * The Gaussian error linear unit `x Φ(x)` elementwise (the exact, erf form).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { geluOp } from "@denograd/denograd";
+ * assert.deepEqual(geluOp.shape([[-1, 64]], {}), [-1, 64]);
+ * assert.equal(typeof geluOp.vjp, "function");
+ * ```
+ */
 export const geluOp: OpDef = registerOp({
   name: "gelu",
   inputs: ["x"],
@@ -31,7 +41,17 @@ export const geluOp: OpDef = registerOp({
   vjp: ({ inputs: [x], dy }) => [geluBackward(x!, dy)],
 });
 
-/** The VJP of GELU: `dy * (Φ(x) + x φ(x))`. */
+/**
+ * The VJP of GELU: `dy * (Φ(x) + x φ(x))`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { geluBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(geluBackwardOp.shape([[-1, 64], [-1, 64]], {}), [-1, 64]);
+ * assert.throws(() => geluBackwardOp.shape([[64], [32]], {}), /x and dy must have the same shape/);
+ * ```
+ */
 export const geluBackwardOp: OpDef = registerOp({
   name: "gelu_backward",
   inputs: ["x", "dy"],

@@ -15,7 +15,17 @@ function checkSlope(slope: unknown): void {
   }
 }
 
-/** `x > 0 ? x : slope * x` elementwise. */
+/**
+ * `x > 0 ? x : slope * x` elementwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { leakyReluOp } from "@denograd/denograd";
+ * assert.deepEqual(leakyReluOp.shape([[-1, 16]], { slope: 0.01 }), [-1, 16]);
+ * assert.throws(() => leakyReluOp.shape([[16]], { slope: NaN }));
+ * ```
+ */
 export const leakyReluOp: OpDef<LeakyReluAttrs> = registerOp<LeakyReluAttrs>({
   name: "leaky_relu",
   inputs: ["x"],
@@ -38,7 +48,17 @@ export const leakyReluOp: OpDef<LeakyReluAttrs> = registerOp<LeakyReluAttrs>({
   vjp: ({ inputs: [x], dy, attrs }) => [leakyReluBackward(x!, dy, attrs)],
 });
 
-/** The VJP of leaky ReLU: `dy` where `x > 0`, else `slope * dy`. */
+/**
+ * The VJP of leaky ReLU: `dy` where `x > 0`, else `slope * dy`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { leakyReluBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(leakyReluBackwardOp.shape([[2, 3], [2, 3]], { slope: 0.1 }), [2, 3]);
+ * assert.throws(() => leakyReluBackwardOp.shape([[2, 3], [3, 2]], { slope: 0.1 }), /same shape/);
+ * ```
+ */
 export const leakyReluBackwardOp: OpDef<LeakyReluAttrs> = registerOp<LeakyReluAttrs>({
   name: "leaky_relu_backward",
   inputs: ["x", "dy"],

@@ -4,7 +4,17 @@ import { type OpDef, registerOp } from "../graph/op.ts";
 import { div } from "./div.ts";
 import { logF32 } from "./kernels/activation_fast.ts";
 
-/** The natural logarithm elementwise. */
+/**
+ * The natural logarithm elementwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logOp } from "@denograd/denograd";
+ * assert.deepEqual(logOp.shape([[2, 3]], {}), [2, 3]);
+ * assert.equal(typeof logOp.vjp, "function");
+ * ```
+ */
 export const logOp: OpDef = registerOp({
   name: "log",
   inputs: ["x"],

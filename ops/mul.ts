@@ -2,7 +2,17 @@ import type { Node } from "../graph/graph.ts";
 import { Bin, binaryKernel, broadcastShape, operands } from "./_broadcast.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 
-/** Elementwise `a * b` with broadcasting. */
+/**
+ * Elementwise `a * b` with broadcasting.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mulOp } from "@denograd/denograd";
+ * assert.deepEqual(mulOp.shape([[-1, 8, 2, 2], [8, 1, 1]], {}), [-1, 8, 2, 2]);
+ * assert.throws(() => mulOp.shape([[3], [4]], {}), /cannot be broadcast/);
+ * ```
+ */
 export const mulOp: OpDef = registerOp({
   name: "mul",
   inputs: ["a", "b"],

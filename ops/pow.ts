@@ -9,7 +9,17 @@ export interface PowAttrs {
   exponent: number;
 }
 
-/** `x ** exponent` elementwise for a constant exponent. */
+/**
+ * `x ** exponent` elementwise for a constant exponent.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { powOp } from "@denograd/denograd";
+ * assert.deepEqual(powOp.shape([[-1]], { exponent: 2 }), [-1]);
+ * assert.throws(() => powOp.shape([[3]], { exponent: NaN }), /exponent must be a finite number, got NaN/);
+ * ```
+ */
 export const powOp: OpDef<PowAttrs> = registerOp<PowAttrs>({
   name: "pow",
   inputs: ["x"],

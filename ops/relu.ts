@@ -10,7 +10,17 @@ function sameShape([x, dy]: Shape[]): Shape {
   return x!;
 }
 
-/** `max(x, 0)` elementwise. */
+/**
+ * `max(x, 0)` elementwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reluOp } from "@denograd/denograd";
+ * assert.deepEqual(reluOp.shape([[-1, 32, 26, 26]], {}), [-1, 32, 26, 26]);
+ * assert.equal(typeof reluOp.vjp, "function");
+ * ```
+ */
 export const reluOp: OpDef = registerOp({
   name: "relu",
   inputs: ["x"],
@@ -31,7 +41,17 @@ export const reluOp: OpDef = registerOp({
   vjp: ({ inputs: [x], dy }) => [reluBackward(x!, dy)],
 });
 
-/** The VJP of ReLU: `dy` where `x > 0`, else 0. */
+/**
+ * The VJP of ReLU: `dy` where `x > 0`, else 0.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reluBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(reluBackwardOp.shape([[-1, 3], [-1, 3]], {}), [-1, 3]);
+ * assert.throws(() => reluBackwardOp.shape([[2], [3]], {}), /x and dy must have the same shape/);
+ * ```
+ */
 export const reluBackwardOp: OpDef = registerOp({
   name: "relu_backward",
   inputs: ["x", "dy"],

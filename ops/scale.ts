@@ -7,7 +7,17 @@ export interface ScaleAttrs {
   factor: number;
 }
 
-/** `x * factor` for a constant factor. */
+/**
+ * `x * factor` for a constant factor.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { scaleOp } from "@denograd/denograd";
+ * assert.deepEqual(scaleOp.shape([[-1, 4]], { factor: -1 }), [-1, 4]);
+ * assert.deepEqual(scaleOp.inputs, ["x"]); // the factor is an attribute
+ * ```
+ */
 export const scaleOp: OpDef<ScaleAttrs> = registerOp<ScaleAttrs>({
   name: "scale",
   inputs: ["x"],

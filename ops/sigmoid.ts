@@ -12,7 +12,17 @@ function sameShape([y, dy]: Shape[]): Shape {
   return y!;
 }
 
-/** The logistic function `1 / (1 + e^-x)` elementwise. */
+/**
+ * The logistic function `1 / (1 + e^-x)` elementwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sigmoidOp } from "@denograd/denograd";
+ * assert.deepEqual(sigmoidOp.shape([[-1, 1]], {}), [-1, 1]);
+ * assert.equal(typeof sigmoidOp.vjp, "function");
+ * ```
+ */
 export const sigmoidOp: OpDef = registerOp({
   name: "sigmoid",
   inputs: ["x"],
@@ -29,7 +39,17 @@ export const sigmoidOp: OpDef = registerOp({
   vjp: ({ out, dy }) => [sigmoidBackward(out, dy)],
 });
 
-/** The VJP of the sigmoid from its output `y`: `dy * y * (1 - y)`. */
+/**
+ * The VJP of the sigmoid from its output `y`: `dy * y * (1 - y)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sigmoidBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(sigmoidBackwardOp.inputs, ["y", "dy"]); // from the output, not the input
+ * assert.throws(() => sigmoidBackwardOp.shape([[2], [3]], {}), /y and dy must have the same shape/);
+ * ```
+ */
 export const sigmoidBackwardOp: OpDef = registerOp({
   name: "sigmoid_backward",
   inputs: ["y", "dy"],

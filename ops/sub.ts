@@ -3,7 +3,17 @@ import { Bin, binaryKernel, broadcastShape, operands } from "./_broadcast.ts";
 import { type OpDef, registerOp } from "../graph/op.ts";
 import { scale } from "./scale.ts";
 
-/** Elementwise `a - b` with broadcasting. */
+/**
+ * Elementwise `a - b` with broadcasting.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { subOp } from "@denograd/denograd";
+ * assert.deepEqual(subOp.shape([[4, 1], [1, 5]], {}), [4, 5]);
+ * assert.deepEqual(subOp.inputs, ["a", "b"]);
+ * ```
+ */
 export const subOp: OpDef = registerOp({
   name: "sub",
   inputs: ["a", "b"],

@@ -10,7 +10,17 @@ function sameShape([y, dy]: Shape[]): Shape {
   return y!;
 }
 
-/** The hyperbolic tangent elementwise. */
+/**
+ * The hyperbolic tangent elementwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tanhOp } from "@denograd/denograd";
+ * assert.deepEqual(tanhOp.shape([[-1, 8]], {}), [-1, 8]);
+ * assert.equal(typeof tanhOp.vjp, "function");
+ * ```
+ */
 export const tanhOp: OpDef = registerOp({
   name: "tanh",
   inputs: ["x"],
@@ -27,7 +37,17 @@ export const tanhOp: OpDef = registerOp({
   vjp: ({ out, dy }) => [tanhBackward(out, dy)],
 });
 
-/** The VJP of tanh from its output `y`: `dy * (1 - y²)`. */
+/**
+ * The VJP of tanh from its output `y`: `dy * (1 - y²)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tanhBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(tanhBackwardOp.inputs, ["y", "dy"]); // from the output, not the input
+ * assert.throws(() => tanhBackwardOp.shape([[2], [3]], {}), /y and dy must have the same shape/);
+ * ```
+ */
 export const tanhBackwardOp: OpDef = registerOp({
   name: "tanh_backward",
   inputs: ["y", "dy"],
