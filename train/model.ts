@@ -661,7 +661,7 @@ function describe(v: unknown): string {
  * assert.equal(defaultLoss({ x: [0, 0], y: new Float32Array([1, 2]) }), "mse");
  * ```
  */
-export function defaultLoss(data: ModelData | Dataset | string): LossName {
+export function defaultLoss(data: ModelData | Dataset | string, name?: string): LossName {
   if (typeof data === "string" || isDataset(data)) return "cross-entropy";
   // plain JavaScript can hand anything over: say what was expected, not "reading 'length'"
   if (
@@ -672,6 +672,17 @@ export function defaultLoss(data: ModelData | Dataset | string): LossName {
   }
   const y = data.y;
   if (isTensor(y) || y instanceof Float32Array || y instanceof Float64Array) return "mse";
+  // a string label made the loss MSE and surfaced as a count of target values
+  for (let i = 0; i < y.length; i++) {
+    const v: unknown = y[i];
+    if (typeof v !== "number") {
+      throw new Error(
+        `data${name === undefined ? "" : ` "${name}"`}: y[${i}] is ${
+          JSON.stringify(v) ?? String(v)
+        } (${typeof v}), expected a number (a class id, or a target value)`,
+      );
+    }
+  }
   for (let i = 0; i < y.length; i++) if (!Number.isInteger(y[i])) return "mse";
   return "cross-entropy";
 }
@@ -705,6 +716,18 @@ function samplesOf(
   }
   if (!x || typeof x.length !== "number") {
     throw new Error(`${who}: expected a Tensor or an array of numbers, got ${typeof x}`);
+  }
+  // number[][] (one array per sample) read as one sample of NaN each: say what to pass
+  if (Array.isArray(x)) {
+    for (let i = 0; i < x.length; i++) {
+      const v: unknown = x[i];
+      if (typeof v === "number") continue;
+      throw new Error(
+        Array.isArray(v)
+          ? `${who}: x[${i}] is an array; pass the samples' values back to back (x.flat(${sample.length})) or a Tensor (tensor(x))`
+          : `${who}: x[${i}] is ${JSON.stringify(v) ?? String(v)} (${typeof v}), expected a number`,
+      );
+    }
   }
   if (x.length % size !== 0) {
     throw new Error(
@@ -784,7 +807,10 @@ export function toTrainSet(
   if (loss === "cross-entropy") {
     const k = model.outputShape[0]!;
     if (yv.length !== n) {
-      throw new Error(`data "${name}": ${n} samples but ${yv.length} labels`);
+      const oneHot = n > 0 && yv.length === n * k
+        ? `; one-hot rows? pass one class id (0..${k - 1}) per sample`
+        : "";
+      throw new Error(`data "${name}": ${n} samples but ${yv.length} labels${oneHot}`);
     }
     if (k > 256) throw new Error(`data "${name}": at most 256 classes, the model has ${k}`);
     const labels = shared ? sharedCopy((b) => new Uint8Array(b), n) : new Uint8Array(n);

@@ -555,7 +555,7 @@ async function loadSets(
     if (!data.train || !data.test) {
       throw new TrainError("In-memory data must be { train: { x, y }, test: { x, y } }");
     }
-    const loss = opts.loss ?? defaultLoss(data.train);
+    const loss = opts.loss ?? check(() => defaultLoss(data.train, "train"));
     // class ids in a Float32Array make the default loss MSE: say so where the counts disagree
     const why = (set: ModelData, e: Error): Error => {
       const y = set.y;

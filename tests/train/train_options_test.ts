@@ -147,3 +147,47 @@ Deno.test("nn layers refuse a misspelt option or PyTorch's positional style, nam
     [2, 256],
   ]]);
 });
+
+Deno.test("in-memory data a user gets wrong: nested arrays, string labels, one-hot rows are named", async () => {
+  const model = defineModel({ input: [4] }, (x) => nn.linear(x, 3));
+  const rows = [[1, 2, 3, 4], [0, 1, 0, 1], [4, 3, 2, 1]];
+  const flat = rows.flat();
+  const refused = (train_: { x: unknown; y: unknown }, message: RegExp) =>
+    assert.rejects(
+      train({
+        model,
+        epochs: 1,
+        workers: 1,
+        data: { train: train_, test: { x: flat, y: [0, 1, 2] } } as never,
+      }),
+      (e: Error) => e instanceof TrainError && message.test(e.message),
+    );
+  // one array per sample was read as one sample of NaN ("sample 0 holds NaN")
+  await refused(
+    { x: rows, y: [0, 1, 2] },
+    /^data "train": x\[0\] is an array; pass the samples' values back to back \(x\.flat\(1\)\) or a Tensor \(tensor\(x\)\)$/,
+  );
+  // and predict returned one row of NaN for three samples
+  assert.throws(() => model.predict(rows as never), /^Error: Model\.predict: x\[0\] is an array/);
+  assert.throws(
+    () => model.predict([1, 2, "3", 4] as never),
+    /x\[2\] is "3" \(string\), expected a number$/,
+  );
+  // a string label made the loss MSE: "3 samples need 9 target values"
+  await refused(
+    { x: flat, y: ["a", "b", "c"] },
+    /^data "train": y\[0\] is "a" \(string\), expected a number \(a class id, or a target value\)$/,
+  );
+  await refused(
+    { x: flat, y: [1, 0, 0, 0, 1, 0, 0, 0, 1] },
+    /^data "train": 3 samples but 9 labels; one-hot rows\? pass one class id \(0\.\.2\) per sample$/,
+  );
+  // the right forms train
+  const r = await train({
+    model,
+    epochs: 1,
+    workers: 1,
+    data: { train: { x: flat, y: [0, 1, 2] }, test: { x: flat, y: [0, 1, 2] } },
+  });
+  assert.equal(r.steps, 1);
+});
