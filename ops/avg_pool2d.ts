@@ -48,7 +48,16 @@ function poolOnly({ size, stride, padding }: AvgPool2dAttrs): AvgPool2dAttrs {
   return { size, stride, padding };
 }
 
-/** Average pooling over `size`×`size` windows every `stride` pixels with zero padding, NCHW. */
+/**
+ * Average pooling over `size`×`size` windows every `stride` pixels with zero padding, NCHW.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { avgPool2dOp } from "@denograd/denograd";
+ * assert.deepEqual(avgPool2dOp.shape([[-1, 4, 6, 6]], { size: 2, stride: 2, padding: 0 }), [-1, 4, 3, 3]);
+ * ```
+ */
 export const avgPool2dOp: OpDef<AvgPool2dAttrs> = registerOp<AvgPool2dAttrs>({
   name: "avg_pool2d",
   inputs: ["x"],
@@ -62,7 +71,17 @@ export const avgPool2dOp: OpDef<AvgPool2dAttrs> = registerOp<AvgPool2dAttrs>({
   ],
 });
 
-/** The VJP of average pooling: each `dy / size²` added to its window's cells. */
+/**
+ * The VJP of average pooling: each `dy / size²` added to its window's cells.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { avgPool2dBackwardOp } from "@denograd/denograd";
+ * // back to the input size h × w the attributes keep
+ * assert.deepEqual(avgPool2dBackwardOp.shape([[-1, 4, 3, 3]], { size: 2, stride: 2, padding: 0, h: 6, w: 6 }), [-1, 4, 6, 6]);
+ * ```
+ */
 export const avgPool2dBackwardOp: OpDef<AvgPool2dBackwardAttrs> = registerOp<
   AvgPool2dBackwardAttrs
 >({

@@ -13,6 +13,14 @@ export interface BatchSumAttrs {
 /**
  * The collective sum (JAX's `psum` under `pmap`): see {@linkcode batchSum}.
  * Over one batch run at once it is the identity.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { batchSumOp } from "@denograd/denograd";
+ * // the same shape: the sum runs over every micro-batch of a step
+ * assert.deepEqual(batchSumOp.shape([[3]], {}), [3]);
+ * ```
  */
 export const batchSumOp: OpDef<BatchSumAttrs> = registerOp<BatchSumAttrs>({
   name: "batch_sum",

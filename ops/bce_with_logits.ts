@@ -26,7 +26,16 @@ function sameShapes(x: readonly number[], t: readonly number[]): void {
   }
 }
 
-/** Binary cross-entropy of probabilities `sigmoid(logits)` against targets in [0, 1]. */
+/**
+ * Binary cross-entropy of probabilities `sigmoid(logits)` against targets in [0, 1].
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bceWithLogitsOp } from "@denograd/denograd";
+ * assert.deepEqual(bceWithLogitsOp.shape([[-1, 3], [-1, 3]], { reduction: "mean" }), []);
+ * ```
+ */
 export const bceWithLogitsOp: OpDef<BceAttrs> = registerOp<BceAttrs>({
   name: "bce_with_logits",
   inputs: ["logits", "target"],
@@ -63,7 +72,16 @@ export const bceWithLogitsOp: OpDef<BceAttrs> = registerOp<BceAttrs>({
   },
 });
 
-/** The VJP of `bce_with_logits` in the logits: `(sigmoid(x) - t) * dy` (/ numel for the mean). */
+/**
+ * The VJP of `bce_with_logits` in the logits: `(sigmoid(x) - t) * dy` (/ numel for the mean).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bceWithLogitsBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(bceWithLogitsBackwardOp.shape([[-1, 3], [-1, 3], []], { reduction: "mean" }), [-1, 3]);
+ * ```
+ */
 export const bceWithLogitsBackwardOp: OpDef<BceAttrs> = registerOp<BceAttrs>({
   name: "bce_with_logits_backward",
   inputs: ["logits", "target", "dy"],

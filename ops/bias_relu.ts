@@ -10,6 +10,13 @@ import { runKernel } from "./kernels/tier.ts";
  * convolution runs without its bias, and this op reads its output z once,
  * writing `max(z + b, 0)` (b along axis 1). Its backward is the ReLU
  * backward of its own output (positive exactly where z + b is).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasReluOp } from "@denograd/denograd";
+ * assert.deepEqual(biasReluOp.shape([[-1, 32, 26, 26], [32]], {}), [-1, 32, 26, 26]);
+ * ```
  */
 export const biasReluOp: OpDef = registerOp({
   name: "bias_relu",

@@ -16,6 +16,14 @@ import { runKernel } from "./kernels/tier.ts";
  * its output z once, writing the pooled output y and, for the backward, one
  * code per window saying which element (if any) its gradient goes to, packed
  * as `[2, N, C, PH, PW]`. `packedFirst` reads y out of it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasReluPoolOp } from "@denograd/denograd";
+ * // the pooled output and its argmax, packed as [2, ...]
+ * assert.deepEqual(biasReluPoolOp.shape([[-1, 64, 24, 24], [64]], {}), [2, -1, 64, 12, 12]);
+ * ```
  */
 export const biasReluPoolOp: OpDef = registerOp({
   name: "bias_relu_pool",

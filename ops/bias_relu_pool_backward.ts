@@ -17,6 +17,13 @@ export interface BiasReluPoolBackwardAttrs {
  * pass, reading which element of each window takes the gradient from the
  * forward's packed codes. dz feeds the convolution's backward ops and the
  * bias-gradient sum.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { biasReluPoolBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(biasReluPoolBackwardOp.shape([[2, -1, 64, 12, 12], [-1, 64, 12, 12]], { size: [24, 24] }), [-1, 64, 24, 24]);
+ * ```
  */
 export const biasReluPoolBackwardOp: OpDef<BiasReluPoolBackwardAttrs> = registerOp<
   BiasReluPoolBackwardAttrs

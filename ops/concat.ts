@@ -43,7 +43,16 @@ function concreteAxis(shape: Shape, axis: number, what: string): number {
   return a;
 }
 
-/** Joins tensors along one axis; their other axes must agree. */
+/**
+ * Joins tensors along one axis; their other axes must agree.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { concatOp } from "@denograd/denograd";
+ * assert.deepEqual(concatOp.shape([[-1, 3], [-1, 3]], { axis: 1 }), [-1, 6]);
+ * ```
+ */
 export const concatOp: OpDef<ConcatAttrs> = registerOp<ConcatAttrs>({
   name: "concat",
   inputs: ["xs..."],
@@ -97,7 +106,16 @@ export const concatOp: OpDef<ConcatAttrs> = registerOp<ConcatAttrs>({
   },
 });
 
-/** `size` elements along `axis` from `start`: the backward of concat. */
+/**
+ * `size` elements along `axis` from `start`: the backward of concat.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sliceOp } from "@denograd/denograd";
+ * assert.deepEqual(sliceOp.shape([[-1, 6]], { axis: 1, start: 1, size: 3 }), [-1, 3]);
+ * ```
+ */
 export const sliceOp: OpDef<SliceAttrs> = registerOp<SliceAttrs>({
   name: "slice",
   inputs: ["x"],
@@ -128,7 +146,16 @@ export const sliceOp: OpDef<SliceAttrs> = registerOp<SliceAttrs>({
   },
 });
 
-/** Zeros added before and after along one axis: the backward of slice. */
+/**
+ * Zeros added before and after along one axis: the backward of slice.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { padAxisOp } from "@denograd/denograd";
+ * assert.deepEqual(padAxisOp.shape([[-1, 3]], { axis: 1, before: 1, after: 2 }), [-1, 6]);
+ * ```
+ */
 export const padAxisOp: OpDef<PadAttrs> = registerOp<PadAttrs>({
   name: "pad_axis",
   inputs: ["x"],

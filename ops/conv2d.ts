@@ -36,7 +36,17 @@ function conv2dShape([x, w, b]: Shape[], attrs: Conv2dAttrs): number[] {
   return [n, oc, convOutSize(h, kh, attrs), convOutSize(wd, kw, attrs)];
 }
 
-/** 2-D convolution (cross-correlation, like PyTorch) over NCHW input with zero padding. */
+/**
+ * 2-D convolution (cross-correlation, like PyTorch) over NCHW input with zero padding.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dOp } from "@denograd/denograd";
+ * // a 3×3 filter without padding: 28 → 26; -1 stays the batch axis
+ * assert.deepEqual(conv2dOp.shape([[-1, 1, 28, 28], [32, 1, 3, 3], [32]], { stride: 1, padding: 0 }), [-1, 32, 26, 26]);
+ * ```
+ */
 export const conv2dOp: OpDef<Conv2dAttrs> = registerOp<Conv2dAttrs>({
   name: "conv2d",
   inputs: ["x", "w", "b?"],

@@ -46,7 +46,17 @@ function backwardFilterShape([x, dy]: Shape[], attrs: Conv2dBackwardFilterAttrs)
   return [oc, c, kh!, kw!];
 }
 
-/** The VJP of {@linkcode conv2dOp} in its filter: `dw` from the input and `dy`. */
+/**
+ * The VJP of {@linkcode conv2dOp} in its filter: `dw` from the input and `dy`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dBackwardFilterOp } from "@denograd/denograd";
+ * // the filter shape: summed over the batch
+ * assert.deepEqual(conv2dBackwardFilterOp.shape([[-1, 1, 28, 28], [-1, 32, 26, 26]], { stride: 1, padding: 0, kernelSize: [3, 3] }), [32, 1, 3, 3]);
+ * ```
+ */
 export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = registerOp<
   Conv2dBackwardFilterAttrs
 >({

@@ -34,7 +34,17 @@ function backwardInputShape([dy, w]: Shape[], attrs: Conv2dBackwardInputAttrs): 
   return [n, c, h!, wd!];
 }
 
-/** The VJP of {@linkcode conv2dOp} in its input: `dx` from `dy` and the filter. */
+/**
+ * The VJP of {@linkcode conv2dOp} in its input: `dx` from `dy` and the filter.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dBackwardInputOp } from "@denograd/denograd";
+ * // back to the input size the attribute keeps
+ * assert.deepEqual(conv2dBackwardInputOp.shape([[-1, 64, 24, 24], [64, 32, 3, 3]], { stride: 1, padding: 0, inputSize: [26, 26] }), [-1, 32, 26, 26]);
+ * ```
+ */
 export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp<
   Conv2dBackwardInputAttrs
 >({

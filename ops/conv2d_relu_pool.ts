@@ -15,6 +15,14 @@ import { runKernel } from "./kernels/tier.ts";
  * for the backward, one code per window saying which element (if any) its
  * gradient goes to, packed as `[2, N, OC, PH, PW]`; nothing of the
  * convolution's full size is stored. `packedFirst` reads y out of it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dReluPoolOp } from "@denograd/denograd";
+ * // the pooled output and its argmax, packed as [2, ...]
+ * assert.deepEqual(conv2dReluPoolOp.shape([[-1, 1, 28, 28], [32, 1, 3, 3], [32]], {}), [2, -1, 32, 13, 13]);
+ * ```
  */
 export const conv2dReluPoolOp: OpDef = registerOp({
   name: "conv2d_relu_pool",

@@ -22,6 +22,14 @@ export interface ConvReluPoolBackwardAttrs {
  * convolution's backward-to-filter in one pass over x, reading which element
  * of each window takes the gradient from the forward's packed codes. Its
  * input x gets no gradient: the fusion pass uses it for a first layer only.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2dReluPoolBackwardOp } from "@denograd/denograd";
+ * // the filter (32·1·3·3 = 288) and bias (32) gradients in one buffer
+ * assert.deepEqual(conv2dReluPoolBackwardOp.shape([[-1, 1, 28, 28], [2, -1, 32, 13, 13], [-1, 32, 13, 13]], { kernelSize: [3, 3] }), [320]);
+ * ```
  */
 export const conv2dReluPoolBackwardOp: OpDef<ConvReluPoolBackwardAttrs> = registerOp<
   ConvReluPoolBackwardAttrs

@@ -37,7 +37,16 @@ function classOf(op: string, target: FloatArray, i: number, classes: number, fir
   return t;
 }
 
-/** Cross-entropy of logits `[N, C]` at class indices `target [N]`: log-softmax and NLL fused. */
+/**
+ * Cross-entropy of logits `[N, C]` at class indices `target [N]`: log-softmax and NLL fused.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crossEntropyOp } from "@denograd/denograd";
+ * assert.deepEqual(crossEntropyOp.shape([[-1, 3], [-1]], { reduction: "mean" }), []);
+ * ```
+ */
 export const crossEntropyOp: OpDef<CrossEntropyAttrs> = registerOp<CrossEntropyAttrs>({
   name: "cross_entropy",
   inputs: ["logits", "target"],
@@ -75,6 +84,13 @@ export const crossEntropyOp: OpDef<CrossEntropyAttrs> = registerOp<CrossEntropyA
 /**
  * The VJP of `cross_entropy`: `(softmax(logits) - onehot(target)) * dy`,
  * divided by `N` for the mean. It has no VJP of its own (no second derivatives).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crossEntropyBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(crossEntropyBackwardOp.shape([[-1, 3], [-1], []], { reduction: "mean" }), [-1, 3]);
+ * ```
  */
 export const crossEntropyBackwardOp: OpDef<CrossEntropyAttrs> = registerOp<CrossEntropyAttrs>({
   name: "cross_entropy_backward",

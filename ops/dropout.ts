@@ -17,6 +17,13 @@ export interface DropoutAttrs {
  * Dropout, like `torch.nn.functional.dropout`: in training each element is
  * kept with probability `1 - p` and scaled by `1 / (1 - p)`; in evaluation it
  * is the identity. Axis 0 is the sample axis.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dropoutOp } from "@denograd/denograd";
+ * assert.deepEqual(dropoutOp.shape([[-1, 64, 12, 12]], { p: 0.25, seed: 1 }), [-1, 64, 12, 12]);
+ * ```
  */
 export const dropoutOp: OpDef<DropoutAttrs> = registerOp<DropoutAttrs>({
   name: "dropout",

@@ -5,6 +5,14 @@ import { type ReduceAttrs, reduceAxes, reduceShape } from "./_reduce.ts";
 /**
  * How many elements of `x` a reduction over `axes` takes into each output,
  * as a scalar known only at run time (the batch axis is bound then).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { elementCountOp } from "@denograd/denograd";
+ * // a scalar: the element count, known once the batch is bound
+ * assert.deepEqual(elementCountOp.shape([[-1, 3]], {}), []);
+ * ```
  */
 export const elementCountOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
   name: "element_count",

@@ -83,6 +83,14 @@ function stepShapes(shapes: Shape[], { steps }: ElementwiseChainAttrs): Shape[] 
  * type as the unfused op's output buffer rounds it, so the result equals the
  * unfused composition: bit for bit on each tier (the float32 tiers run a
  * function compiled from the program; see `kernels/elementwise_chain_fast.ts`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { elementwiseChainOp } from "@denograd/denograd";
+ * // relu then dropout as one pass
+ * assert.deepEqual(elementwiseChainOp.shape([[-1, 128]], { steps: [{ op: "relu", args: [0] }, { op: "dropout", args: [1], attrs: { p: 0.5, seed: 2 } }] }), [-1, 128]);
+ * ```
  */
 export const elementwiseChainOp: OpDef<ElementwiseChainAttrs> = registerOp<
   ElementwiseChainAttrs

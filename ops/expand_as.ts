@@ -8,7 +8,17 @@ export interface ExpandAsAttrs {
   mean?: boolean;
 }
 
-/** Broadcasts `y` to the shape of `like` (whose values are not read). */
+/**
+ * Broadcasts `y` to the shape of `like` (whose values are not read).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { expandAsOp } from "@denograd/denograd";
+ * // the mean's gradient spread over its input
+ * assert.deepEqual(expandAsOp.shape([[1, 1], [-1, 2]], { mean: true }), [-1, 2]);
+ * ```
+ */
 export const expandAsOp: OpDef<ExpandAsAttrs> = registerOp<ExpandAsAttrs>({
   name: "expand_as",
   inputs: ["y", "like"],

@@ -9,7 +9,17 @@ export interface FillAttrs {
   value: number;
 }
 
-/** A constant tensor with every element equal to `value`. */
+/**
+ * A constant tensor with every element equal to `value`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fillOp } from "@denograd/denograd";
+ * // a constant: no inputs, its shape is an attribute
+ * assert.deepEqual(fillOp.shape([], { shape: [], value: 1 }), []);
+ * ```
+ */
 export const fillOp: OpDef<FillAttrs> = registerOp<FillAttrs>({
   name: "fill",
   inputs: [],

@@ -5,7 +5,16 @@ import { numel, type OpDef, registerOp } from "../graph/op.ts";
 import { matmul } from "./matmul.ts";
 import { sum } from "./sum.ts";
 
-/** Fully connected layer `y = x·Wᵀ + b` with PyTorch's weight layout `[out, in]`. */
+/**
+ * Fully connected layer `y = x·Wᵀ + b` with PyTorch's weight layout `[out, in]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { linearOp } from "@denograd/denograd";
+ * assert.deepEqual(linearOp.shape([[-1, 5408], [10, 5408], [10]], {}), [-1, 10]);
+ * ```
+ */
 export const linearOp: OpDef = registerOp({
   name: "linear",
   inputs: ["x", "w", "b?"],

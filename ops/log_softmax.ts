@@ -14,7 +14,16 @@ function split(shape: Shape, axis: number): [number, number, number] {
   return [numel(shape.slice(0, a)), shape[a]!, numel(shape.slice(a + 1))];
 }
 
-/** `log(softmax(x))` along one axis as `x - max - log Σ exp(x - max)`: finite for any finite input. */
+/**
+ * `log(softmax(x))` along one axis as `x - max - log Σ exp(x - max)`: finite for any finite input.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logSoftmaxOp } from "@denograd/denograd";
+ * assert.deepEqual(logSoftmaxOp.shape([[-1, 10]], { axis: 1 }), [-1, 10]);
+ * ```
+ */
 export const logSoftmaxOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftmaxAttrs>({
   name: "log_softmax",
   inputs: ["x"],
@@ -46,6 +55,13 @@ export const logSoftmaxOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftmaxAttrs>(
  * The VJP of log-softmax from its output: `dy - exp(y) * Σ_axis dy`. Reading
  * the output rather than `x` means the input's buffer need not live until the
  * backward pass. It has no VJP of its own (no second derivatives).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logSoftmaxBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(logSoftmaxBackwardOp.shape([[-1, 10], [-1, 10]], { axis: 1 }), [-1, 10]);
+ * ```
  */
 export const logSoftmaxBackwardOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftmaxAttrs>({
   name: "log_softmax_backward",

@@ -11,7 +11,16 @@ export interface MatmulAttrs {
   transB?: boolean;
 }
 
-/** 2-D matrix product `op(a) · op(b)`, `op` transposing when asked. */
+/**
+ * 2-D matrix product `op(a) · op(b)`, `op` transposing when asked.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matmulOp } from "@denograd/denograd";
+ * assert.deepEqual(matmulOp.shape([[-1, 10], [10, 5408]], {}), [-1, 5408]);
+ * ```
+ */
 export const matmulOp: OpDef<MatmulAttrs> = registerOp<MatmulAttrs>({
   name: "matmul",
   inputs: ["a", "b"],

@@ -41,7 +41,16 @@ function pooledShape(x: Shape, { size, stride, padding = 0 }: MaxPool2dAttrs): n
   return [n, c, Math.floor((hp - size) / stride) + 1, Math.floor((wp - size) / stride) + 1];
 }
 
-/** Max pooling over `size`×`size` windows every `stride` pixels, NCHW. */
+/**
+ * Max pooling over `size`×`size` windows every `stride` pixels, NCHW.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2dOp } from "@denograd/denograd";
+ * assert.deepEqual(maxPool2dOp.shape([[-1, 32, 26, 26]], { size: 2, stride: 2 }), [-1, 32, 13, 13]);
+ * ```
+ */
 export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d",
   inputs: ["x"],
@@ -69,6 +78,13 @@ export const maxPool2dOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
  * The VJP of max pooling: `dy` scattered to each window's first maximum of
  * `x`. The optional `y`, the forward's output, spares the fast 2×2 kernel
  * from finding each maximum again.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2dBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(maxPool2dBackwardOp.shape([[-1, 32, 26, 26], [-1, 32, 13, 13], [-1, 32, 13, 13]], { size: 2, stride: 2 }), [-1, 32, 26, 26]);
+ * ```
  */
 export const maxPool2dBackwardOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d_backward",
@@ -108,7 +124,16 @@ export const maxPool2dBackwardOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAt
     y ? [null, maxPool2dGather(x!, dy, attrs), null] : [null, maxPool2dGather(x!, dy, attrs)],
 });
 
-/** `g` read at the argmax of each window of `x`: the VJP of {@linkcode maxPool2dBackwardOp}. */
+/**
+ * `g` read at the argmax of each window of `x`: the VJP of {@linkcode maxPool2dBackwardOp}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2dGatherOp } from "@denograd/denograd";
+ * assert.deepEqual(maxPool2dGatherOp.shape([[-1, 4, 6, 6], [-1, 4, 6, 6]], { size: 2, stride: 2 }), [-1, 4, 3, 3]);
+ * ```
+ */
 export const maxPool2dGatherOp: OpDef<MaxPool2dAttrs> = registerOp<MaxPool2dAttrs>({
   name: "max_pool2d_gather",
   inputs: ["x", "g"],

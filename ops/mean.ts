@@ -4,7 +4,16 @@ import { keptShape, type ReduceAttrs, reduceAxes, reduceShape, sumKernel } from 
 import { expandAs } from "./expand_as.ts";
 import { reshape } from "./reshape.ts";
 
-/** Mean over axes (all by default); the count is taken at run time, so a batch axis may be reduced. */
+/**
+ * Mean over axes (all by default); the count is taken at run time, so a batch axis may be reduced.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { meanOp } from "@denograd/denograd";
+ * assert.deepEqual(meanOp.shape([[-1, 2]], {}), []);
+ * ```
+ */
 export const meanOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
   name: "mean",
   inputs: ["x"],

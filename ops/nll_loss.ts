@@ -38,7 +38,16 @@ function classOf(op: string, target: FloatArray, n: number, classes: number, fir
   return t;
 }
 
-/** Negative log-likelihood of log-probabilities `logp [N, C]` at class indices `target [N]`. */
+/**
+ * Negative log-likelihood of log-probabilities `logp [N, C]` at class indices `target [N]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nllLossOp } from "@denograd/denograd";
+ * assert.deepEqual(nllLossOp.shape([[-1, 10], [-1]], { reduction: "mean" }), []);
+ * ```
+ */
 export const nllLossOp: OpDef<NllAttrs> = registerOp<NllAttrs>({
   name: "nll_loss",
   inputs: ["logp", "target"],
@@ -78,6 +87,14 @@ export const nllLossOp: OpDef<NllAttrs> = registerOp<NllAttrs>({
  * The VJP of `nll_loss`: `-dy` (or `-dy/N` for the mean) at each sample's
  * target class. It takes the class count as an attribute rather than `logp`,
  * so `logp`'s buffer need not live until the backward pass.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nllLossBackwardOp } from "@denograd/denograd";
+ * // one row of class gradients per sample
+ * assert.deepEqual(nllLossBackwardOp.shape([[-1], []], { reduction: "mean", classes: 10 }), [-1, 10]);
+ * ```
  */
 export const nllLossBackwardOp: OpDef<NllBackwardAttrs> = registerOp<NllBackwardAttrs>({
   name: "nll_loss_backward",

@@ -6,6 +6,14 @@ import { fmtShape, type OpDef, registerOp } from "../graph/op.ts";
  * `x.shape.slice(1)`. A fused op that has more than one result (a fused
  * convolution's output and its gradient codes) packs them; this reads the
  * one the rest of the graph uses.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { packedFirstOp } from "@denograd/denograd";
+ * // the pooled output of a packed pair
+ * assert.deepEqual(packedFirstOp.shape([[2, -1, 32, 13, 13]], {}), [-1, 32, 13, 13]);
+ * ```
  */
 export const packedFirstOp: OpDef = registerOp({
   name: "packed_first",

@@ -16,6 +16,13 @@ import {
  * puts in place of `sum(dz, { axes: [0, 2, 3] })`. Each tier adds the same
  * values in the same order as the unfused `sum` does there, so the result
  * is the same bits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reluPoolBiasGradOp } from "@denograd/denograd";
+ * assert.deepEqual(reluPoolBiasGradOp.shape([[2, -1, 64, 12, 12], [-1, 64, 12, 12]], { size: [24, 24] }), [64]);
+ * ```
  */
 export const reluPoolBiasGradOp: OpDef<BiasReluPoolBackwardAttrs> = registerOp<
   BiasReluPoolBackwardAttrs

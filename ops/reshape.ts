@@ -46,7 +46,16 @@ export function reshapeShape(input: Shape, target: readonly number[]): number[] 
   return [...target];
 }
 
-/** The same elements under a new shape (row-major, like `torch.reshape`). */
+/**
+ * The same elements under a new shape (row-major, like `torch.reshape`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reshapeOp } from "@denograd/denograd";
+ * assert.deepEqual(reshapeOp.shape([[-1, 32, 13, 13]], { shape: [-1, 5408] }), [-1, 5408]);
+ * ```
+ */
 export const reshapeOp: OpDef<ReshapeAttrs> = registerOp<ReshapeAttrs>({
   name: "reshape",
   inputs: ["x"],

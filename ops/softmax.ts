@@ -23,7 +23,16 @@ function sameShape([y, dy]: Shape[], { axis }: SoftmaxAttrs): Shape {
   return y!;
 }
 
-/** Softmax along one axis, stable for any input range: the row maximum is subtracted first. */
+/**
+ * Softmax along one axis, stable for any input range: the row maximum is subtracted first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { softmaxOp } from "@denograd/denograd";
+ * assert.deepEqual(softmaxOp.shape([[-1, 3]], { axis: 1 }), [-1, 3]);
+ * ```
+ */
 export const softmaxOp: OpDef<SoftmaxAttrs> = registerOp<SoftmaxAttrs>({
   name: "softmax",
   inputs: ["x"],
@@ -55,7 +64,16 @@ export const softmaxOp: OpDef<SoftmaxAttrs> = registerOp<SoftmaxAttrs>({
   vjp: ({ out, dy, attrs }) => [softmaxBackward(out, dy, { axis: attrs.axis })],
 });
 
-/** The VJP of softmax from its output: `y * (dy - Σ_axis dy*y)`. */
+/**
+ * The VJP of softmax from its output: `y * (dy - Σ_axis dy*y)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { softmaxBackwardOp } from "@denograd/denograd";
+ * assert.deepEqual(softmaxBackwardOp.shape([[-1, 3], [-1, 3]], { axis: 1 }), [-1, 3]);
+ * ```
+ */
 export const softmaxBackwardOp: OpDef<SoftmaxAttrs> = registerOp<SoftmaxAttrs>({
   name: "softmax_backward",
   inputs: ["y", "dy"],

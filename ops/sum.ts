@@ -13,7 +13,17 @@ import { runKernel } from "./kernels/tier.ts";
 import { expandAs } from "./expand_as.ts";
 import { reshape } from "./reshape.ts";
 
-/** Sum over axes (all by default). */
+/**
+ * Sum over axes (all by default).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sumOp } from "@denograd/denograd";
+ * // summed over the batch axis
+ * assert.deepEqual(sumOp.shape([[-1, 10]], { axes: [0] }), [10]);
+ * ```
+ */
 export const sumOp: OpDef<ReduceAttrs> = registerOp<ReduceAttrs>({
   name: "sum",
   inputs: ["x"],

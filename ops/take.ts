@@ -12,6 +12,14 @@ export interface TakeAttrs {
 /**
  * A contiguous run of a flat input, reshaped: `x.flat()[offset, offset +
  * numel(shape))`. The fusion pass splits a packed gradient with it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { takeOp } from "@denograd/denograd";
+ * // a parameter's gradient out of a packed buffer (conv2d_relu_pool_backward's 320 values)
+ * assert.deepEqual(takeOp.shape([[320]], { offset: 0, shape: [32, 1, 3, 3] }), [32, 1, 3, 3]);
+ * ```
  */
 export const takeOp: OpDef<TakeAttrs> = registerOp<TakeAttrs>({
   name: "take",

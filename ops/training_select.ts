@@ -4,6 +4,13 @@ import { fmtShape, type OpDef, registerOp } from "../graph/op.ts";
 /**
  * `train` in training mode, `evaluate` in evaluation mode: how batch norm
  * switches from the batch's statistics to its running estimates.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { trainingSelectOp } from "@denograd/denograd";
+ * assert.deepEqual(trainingSelectOp.shape([[-1, 3], [-1, 3]], {}), [-1, 3]);
+ * ```
  */
 export const trainingSelectOp: OpDef = registerOp({
   name: "training_select",
