@@ -36,7 +36,20 @@ export function setArenaAllocator(allocate: ArenaAllocator | undefined): void {
   fallback = allocate;
 }
 
-/** The allocator set by {@linkcode setArenaAllocator}, if any. */
+/**
+ * The allocator set by {@linkcode setArenaAllocator}, if any.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaAllocator, setArenaAllocator } from "./arena.ts";
+ * const before = arenaAllocator();
+ * const mine = (bytes: number) => new ArrayBuffer(bytes);
+ * setArenaAllocator(mine);
+ * assert.equal(arenaAllocator(), mine);
+ * setArenaAllocator(before);
+ * ```
+ */
 export function arenaAllocator(): ArenaAllocator | undefined {
   return fallback;
 }

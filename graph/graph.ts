@@ -260,7 +260,16 @@ function checkSourceShape(op: string, name: string, shape: readonly number[]): v
   }
 }
 
-/** Whether an op name is a source (input or parameter) with no forward rule. */
+/**
+ * Whether an op name is a source (input or parameter) with no forward rule.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isSource } from "./graph.ts";
+ * assert.deepEqual(["input", "param", "relu"].map(isSource), [true, true, false]);
+ * ```
+ */
 export function isSource(op: string): boolean {
   return sourceOps.has(op);
 }

@@ -142,14 +142,33 @@ export function lookupOp(name: string): OpDef<any> {
   return op;
 }
 
-/** Number of elements of a concrete shape. */
+/**
+ * Number of elements of a concrete shape.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { numel } from "./op.ts";
+ * assert.equal(numel([32, 1, 3, 3]), 288);
+ * assert.equal(numel([]), 1); // a scalar
+ * ```
+ */
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
 }
 
-/** Formats a shape for error messages: `[64,1,28,28]`, with `N` for the batch axis. */
+/**
+ * Formats a shape for error messages: `[64,1,28,28]`, with `N` for the batch axis.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fmtShape } from "./op.ts";
+ * assert.equal(fmtShape([-1, 1, 28, 28]), "[N,1,28,28]");
+ * ```
+ */
 export function fmtShape(shape: Shape): string {
   return `[${shape.map((d) => (d < 0 ? "N" : String(d))).join(",")}]`;
 }

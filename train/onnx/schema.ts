@@ -292,14 +292,36 @@ export interface ModelMsg {
 const root = protobuf.Root.fromJSON(ONNX_SCHEMA);
 const modelType = root.lookupType("onnx.ModelProto");
 
-/** Serialises a model message to ONNX bytes. */
+/**
+ * Serialises a model message to ONNX bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeModel, encodeModel } from "./schema.ts";
+ * const bytes = encodeModel({ irVersion: 8, producerName: "denograd", opsetImport: [{ domain: "", version: 17 }] });
+ * assert.deepEqual(decodeModel(bytes).opsetImport, [{ domain: "", version: 17 }]);
+ * assert.throws(() => encodeModel({ irVersion: "8" as unknown as number }), /^Error: Cannot write ONNX: irVersion/);
+ * ```
+ */
 export function encodeModel(model: ModelMsg): Uint8Array {
   const err = modelType.verify(model);
   if (err) throw new Error(`Cannot write ONNX: ${err}`);
   return modelType.encode(modelType.fromObject(model)).finish();
 }
 
-/** Parses ONNX bytes into a plain model message (int64 fields as numbers). */
+/**
+ * Parses ONNX bytes into a plain model message (int64 fields as numbers).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeModel, encodeModel } from "./schema.ts";
+ * const m = decodeModel(encodeModel({ irVersion: 8, producerName: "denograd" }));
+ * assert.equal(m.irVersion, 8); // a number, not a Long
+ * assert.equal(m.producerName, "denograd");
+ * ```
+ */
 export function decodeModel(bytes: Uint8Array): ModelMsg {
   const msg = modelType.decode(bytes);
   return modelType.toObject(msg, { longs: Number, enums: Number, arrays: false }) as ModelMsg;

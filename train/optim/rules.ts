@@ -44,7 +44,20 @@ export interface RangeOptimizer extends Optimizer {
   buffers(name: string, n: number, shared?: boolean): [Float32Array, Float32Array];
 }
 
-/** Whether `o` can be split by ranges (every built-in optimizer). */
+/**
+ * Whether `o` can be split by ranges (every built-in optimizer).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { makeOptimizer, OPTIMIZERS } from "../../mod.ts";
+ * import { isRangeOptimizer } from "./rules.ts";
+ * assert.ok(OPTIMIZERS.every((n) => isRangeOptimizer(makeOptimizer(n, 0.1))));
+ * // one of your own, without the rule, steps on one thread
+ * const own = { name: "own", lr: 0.1, step() {}, state: () => ({}), loadState() {} };
+ * assert.equal(isRangeOptimizer(own), false);
+ * ```
+ */
 export function isRangeOptimizer(o: Optimizer): o is RangeOptimizer {
   const r = o as Partial<RangeOptimizer>;
   return typeof r.rule === "string" && typeof r.begin === "function" &&
@@ -269,7 +282,22 @@ export function stepByRule(
   }
 }
 
-/** The state buffer `key` of `store`, created zeroed when missing, moved into shared memory with `shared`. */
+/**
+ * The state buffer `key` of `store`, created zeroed when missing, moved into shared memory with `shared`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stateBuffer } from "./rules.ts";
+ * const store = new Map<string, Float32Array>();
+ * const v = stateBuffer(store, "w.v", 3);
+ * v[0] = 5;
+ * assert.equal(stateBuffer(store, "w.v", 3), v); // the same buffer next time
+ * const shared = stateBuffer(store, "w.v", 3, true);
+ * assert.ok(shared.buffer instanceof SharedArrayBuffer);
+ * assert.equal(shared[0], 5); // values kept
+ * ```
+ */
 export function stateBuffer(
   store: Map<string, Float32Array>,
   key: string,
