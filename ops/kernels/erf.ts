@@ -27,14 +27,36 @@ function erfcFraction(x: number): number {
   return Math.exp(-x * x) / (Math.sqrt(Math.PI) * f);
 }
 
-/** The complementary error function `1 - erf(x)`, without cancellation for large `x`. */
+/**
+ * The complementary error function `1 - erf(x)`, without cancellation for large `x`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { erf, erfc } from "./erf.ts";
+ * assert.equal(erfc(0), 1);
+ * assert.ok(Math.abs(erfc(1) - (1 - erf(1))) < 1e-15);
+ * // 1 - erf(10) would be 0; erfc keeps the tail
+ * assert.ok(Math.abs(erfc(10) / 2.088487583762545e-45 - 1) < 1e-12);
+ * ```
+ */
 export function erfc(x: number): number {
   if (x !== x) return NaN;
   if (x < 0) return 2 - erfc(-x);
   return x < 1.5 ? 1 - erfSeries(x) : erfcFraction(x);
 }
 
-/** The error function `2/√π ∫₀ˣ e^(-t²) dt`. */
+/**
+ * The error function `2/√π ∫₀ˣ e^(-t²) dt`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { erf } from "./erf.ts";
+ * assert.ok(Math.abs(erf(1) - 0.8427007929497149) < 1e-15);
+ * assert.equal(erf(-1), -erf(1));
+ * ```
+ */
 export function erf(x: number): number {
   if (x !== x) return NaN;
   const a = Math.abs(x);
@@ -42,12 +64,32 @@ export function erf(x: number): number {
   return x < 0 ? -r : r;
 }
 
-/** The standard normal CDF `Φ(x) = erfc(-x/√2)/2`. */
+/**
+ * The standard normal CDF `Φ(x) = erfc(-x/√2)/2`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normalCdf } from "./erf.ts";
+ * assert.equal(normalCdf(0), 0.5);
+ * assert.ok(Math.abs(normalCdf(1.959963984540054) - 0.975) < 1e-15);
+ * ```
+ */
 export function normalCdf(x: number): number {
   return 0.5 * erfc(-x * Math.SQRT1_2);
 }
 
-/** The standard normal density `φ(x) = e^(-x²/2)/√(2π)`. */
+/**
+ * The standard normal density `φ(x) = e^(-x²/2)/√(2π)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normalPdf } from "./erf.ts";
+ * assert.equal(normalPdf(0), 1 / Math.sqrt(2 * Math.PI));
+ * assert.equal(normalPdf(-2), normalPdf(2));
+ * ```
+ */
 export function normalPdf(x: number): number {
   return Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
 }

@@ -16,7 +16,22 @@ function exactMax(a: number, b: number, e: number, f: number): number {
 // x: (P, H, W) -> y: (P, H/2, W/2) over 2×2 windows; max(a, b) =
 // (a + b + |a - b|) / 2 rounded to float32 is exact unless a large value
 // cancels against the sum, which is detected and redone
-/** 2×2, stride-2 max-pooling of `planes` planes without branches. */
+/**
+ * 2×2, stride-2 max-pooling of `planes` planes without branches.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2x2F32 } from "./max_pool2d_fast.ts";
+ * import { poolDims } from "./pool_dims.ts";
+ * // one 2×4 plane, two 2×2 windows
+ * const d = poolDims([1, 1, 2, 4], [1, 1, 1, 2], { size: 2, stride: 2 });
+ * const x = new Float32Array([1, 5, 2, 0, 3, 4, 8, 6]);
+ * const y = new Float32Array(2);
+ * maxPool2x2F32(x, y, d);
+ * assert.deepEqual([...y], [5, 8]);
+ * ```
+ */
 export function maxPool2x2F32(
   x: Float32Array,
   y: Float32Array,
@@ -47,7 +62,22 @@ export function maxPool2x2F32(
 // (P, H, W); dy goes to the first element of each window equal to its
 // maximum (the last NaN when the maximum is NaN). The comparisons become
 // 0/1 integers, so there are no branches to mispredict.
-/** Backward of {@linkcode maxPool2x2F32} from its output `y`, without branches. */
+/**
+ * Backward of {@linkcode maxPool2x2F32} from its output `y`, without branches.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2x2BackwardF32 } from "./max_pool2d_fast.ts";
+ * import { poolDims } from "./pool_dims.ts";
+ * // one 2×4 plane, two 2×2 windows
+ * const d = poolDims([1, 1, 2, 4], [1, 1, 1, 2], { size: 2, stride: 2 });
+ * const x = new Float32Array([1, 5, 2, 0, 3, 4, 8, 6]);
+ * const dx = new Float32Array(8);
+ * maxPool2x2BackwardF32(x, new Float32Array([5, 8]), new Float32Array([10, 20]), dx, d);
+ * assert.deepEqual([...dx], [0, 10, 0, 0, 0, 0, 20, 0]);
+ * ```
+ */
 export function maxPool2x2BackwardF32(
   x: Float32Array,
   y: Float32Array,

@@ -29,7 +29,22 @@ function argmaxOfWindow(x: FloatArray, base: number, r0: number, c0: number, d: 
 }
 
 // x: (N, C, H, W) -> y: (N, C, OH, OW), y = max over each size x size window
-/** Max pooling of every plane: `y` = the maximum of each window of `x`. */
+/**
+ * Max pooling of every plane: `y` = the maximum of each window of `x`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2dRef } from "./max_pool2d_ref.ts";
+ * import { poolDims } from "./pool_dims.ts";
+ * // one 2×4 plane, two 2×2 windows
+ * const d = poolDims([1, 1, 2, 4], [1, 1, 1, 2], { size: 2, stride: 2 });
+ * const x = new Float32Array([1, 5, 2, 0, 3, 4, 8, 6]);
+ * const y = new Float32Array(2);
+ * maxPool2dRef(x, y, d);
+ * assert.deepEqual([...y], [5, 8]);
+ * ```
+ */
 export function maxPool2dRef(x: FloatArray, y: FloatArray, d: PoolDims): void {
   const { h, w, oh, ow, size, stride } = d;
   if (size === 2 && stride === 2 && d.padding === 0) {
@@ -77,7 +92,22 @@ export function maxPool2dRef(x: FloatArray, y: FloatArray, d: PoolDims): void {
 
 // x: (N, C, H, W), dy: (N, C, OH, OW) -> dx: (N, C, H, W), dy added at each
 // window's argmax (added, because overlapping windows can share an argmax)
-/** The backward of max pooling: `dx` = `dy` added at each window's first maximum, zero elsewhere. */
+/**
+ * The backward of max pooling: `dx` = `dy` added at each window's first maximum, zero elsewhere.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2dBackwardRef } from "./max_pool2d_ref.ts";
+ * import { poolDims } from "./pool_dims.ts";
+ * // one 2×4 plane, two 2×2 windows
+ * const d = poolDims([1, 1, 2, 4], [1, 1, 1, 2], { size: 2, stride: 2 });
+ * const x = new Float32Array([1, 5, 2, 0, 3, 4, 8, 6]);
+ * const dx = new Float32Array(8);
+ * maxPool2dBackwardRef(x, new Float32Array([10, 20]), dx, d);
+ * assert.deepEqual([...dx], [0, 10, 0, 0, 0, 0, 20, 0]);
+ * ```
+ */
 export function maxPool2dBackwardRef(
   x: FloatArray,
   dy: FloatArray,
@@ -124,7 +154,22 @@ export function maxPool2dBackwardRef(
 
 // x: (N, C, H, W), g: (N, C, H, W) -> out: (N, C, OH, OW), g read at each
 // window's argmax: the adjoint of the scatter in maxPool2dBackwardRef
-/** `out` = `g` read at each window's first maximum of `x`. */
+/**
+ * `out` = `g` read at each window's first maximum of `x`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2dGatherRef } from "./max_pool2d_ref.ts";
+ * import { poolDims } from "./pool_dims.ts";
+ * // one 2×4 plane, two 2×2 windows
+ * const d = poolDims([1, 1, 2, 4], [1, 1, 1, 2], { size: 2, stride: 2 });
+ * const x = new Float32Array([1, 5, 2, 0, 3, 4, 8, 6]);
+ * const out = new Float32Array(2);
+ * maxPool2dGatherRef(x, new Float32Array([0, 1, 2, 3, 4, 5, 6, 7]), out, d);
+ * assert.deepEqual([...out], [1, 6]); // g at the maxima 5 and 8
+ * ```
+ */
 export function maxPool2dGatherRef(
   x: FloatArray,
   g: FloatArray,

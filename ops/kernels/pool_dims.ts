@@ -17,7 +17,25 @@ export interface PoolDims {
   padding: number;
 }
 
-/** Pooling dims from the concrete shapes of x `[N,C,H,W]` and y `[N,C,OH,OW]`. */
+/**
+ * Pooling dims from the concrete shapes of x `[N,C,H,W]` and y `[N,C,OH,OW]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { poolDims } from "./pool_dims.ts";
+ * assert.deepEqual(poolDims([64, 32, 26, 26], [64, 32, 13, 13], { size: 2, stride: 2 }), {
+ *   planes: 2048,
+ *   h: 26,
+ *   w: 26,
+ *   oh: 13,
+ *   ow: 13,
+ *   size: 2,
+ *   stride: 2,
+ *   padding: 0,
+ * });
+ * ```
+ */
 export function poolDims(
   x: Shape,
   y: Shape,

@@ -97,7 +97,22 @@ export function winogradMatrices(m: number, points: readonly number[]): Winograd
   return { m, alpha, AT, G, BT };
 }
 
-/** F(2×2, 3×3) from the points 0, ±1, ∞ (α = 4: 16 multiplies per 4 outputs). */
+/**
+ * F(2×2, 3×3) from the points 0, ±1, ∞ (α = 4: 16 multiplies per 4 outputs).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WINOGRAD_F2 } from "./winograd_ref.ts";
+ * // 1-D: Aᵀ[(G g) ⊙ (Bᵀ d)] is the correlation of d with the 3-tap filter g
+ * const { AT, G, BT } = WINOGRAD_F2;
+ * const mv = (M: number[][], v: number[]) => M.map((r) => r.reduce((s, a, j) => s + a * v[j]!, 0));
+ * const d = [1, 2, 3, 4], g = [1, 0, -1];
+ * const u = mv(G, g), v = mv(BT, d);
+ * const y = mv(AT, u.map((ui, i) => ui * v[i]!));
+ * assert.deepEqual(y.map((v) => Math.round(v * 1e9) / 1e9), [-2, -2]);
+ * ```
+ */
 export const WINOGRAD_F2: WinogradMatrices = winogradMatrices(2, [0, 1, -1]);
 
 /**
@@ -109,6 +124,19 @@ export const WINOGRAD_F2: WinogradMatrices = winogradMatrices(2, [0, 1, -1]);
  * over 3000 random small shapes 4.7e-5 and 2.7e-5 of an output's own
  * window; the speed measured the same within noise (Barabasz et al. 2020
  * also find points like these the most accurate for F(4, 3)).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WINOGRAD_F4 } from "./winograd_ref.ts";
+ * // 1-D: Aᵀ[(G g) ⊙ (Bᵀ d)] is the correlation of d with the 3-tap filter g
+ * const { AT, G, BT } = WINOGRAD_F4;
+ * const mv = (M: number[][], v: number[]) => M.map((r) => r.reduce((s, a, j) => s + a * v[j]!, 0));
+ * const d = [1, 2, 3, 4, 5, 6], g = [1, 0, -1];
+ * const u = mv(G, g), v = mv(BT, d);
+ * const y = mv(AT, u.map((ui, i) => ui * v[i]!));
+ * assert.deepEqual(y.map((v) => Math.round(v * 1e9) / 1e9), [-2, -2, -2, -2]);
+ * ```
  */
 export const WINOGRAD_F4: WinogradMatrices = winogradMatrices(4, [0, 1, -1, 2, -0.5]);
 
