@@ -47,6 +47,7 @@ import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optim
 import { type StepToolOptions, StepTools } from "./optim/step_tools.ts";
 import { isRangeOptimizer } from "./optim/rules.ts";
 import { SPAN } from "./parallel/trace.ts";
+import { defaultMicroBatch } from "./parallel/shard.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
 import { EventLoopYield } from "./yield.ts";
@@ -801,6 +802,23 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     optimizer: optimizer.name,
     lr: opts.lr ?? d.lr,
   });
+  // a step's micro-batches are what the threads share: with fewer of them than threads,
+  // the others wait (my CNN at batch 32 ran 0.92-0.94x as fast on 2 threads as on 1)
+  const stepBatch = Math.min(batch, trainSet.count);
+  const micro = defaultMicroBatch(stepBatch, nParams);
+  const pieces = Math.ceil(stepBatch / micro);
+  if (opts.workers !== undefined && opts.workers > pieces) {
+    run.emit({
+      event: "warning",
+      message: `workers (--workers) is ${opts.workers} but a step of batch ${stepBatch} is ${
+        pieces === 1 ? "one micro-batch" : `${pieces} micro-batches`
+      } of up to ${micro} samples, so ${
+        opts.workers - pieces
+      } thread(s) have nothing to compute and the run is no faster; use a batch of ${
+        micro * opts.workers
+      } or more, or workers: ${pieces}`,
+    });
+  }
   if (opts.resume && cursor.epoch >= epochs) {
     run.emit({
       event: "warning",

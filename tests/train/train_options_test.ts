@@ -191,3 +191,29 @@ Deno.test("in-memory data a user gets wrong: nested arrays, string labels, one-h
   });
   assert.equal(r.steps, 1);
 });
+
+Deno.test("train() warns when threads outnumber a step's micro-batches", async () => {
+  const data = {
+    train: { x: new Float32Array(64 * 4).fill(0.5), y: new Array(64).fill(1) },
+    test: { x: new Float32Array(8).fill(0.5), y: [0, 1] },
+  };
+  const warnings = async (opts: Record<string, unknown>) => {
+    const seen: string[] = [];
+    await train({
+      model: defineModel({ input: [4] }, (x) => nn.linear(x, 2)),
+      data,
+      maxSteps: 1,
+      onEvent: (e) => void (e.event === "warning" && seen.push(e.message)),
+      ...opts,
+    });
+    return seen;
+  };
+  // batch 32 is one micro-batch: the second thread waited every step
+  assert.deepEqual(await warnings({ workers: 2, batch: 32 }), [
+    "workers (--workers) is 2 but a step of batch 32 is one micro-batch of up to 32 samples, so 1 thread(s) have nothing to compute and the run is no faster; use a batch of 64 or more, or workers: 1",
+  ]);
+  assert.deepEqual(await warnings({ workers: 2, batch: 64 }), []);
+  assert.deepEqual(await warnings({ workers: 1, batch: 32 }), []);
+  // the default thread count is not the user's choice: no warning
+  assert.deepEqual(await warnings({ batch: 32 }), []);
+});
