@@ -33,7 +33,18 @@ export interface BuiltKernels {
   elementwise: Uint8Array<ArrayBuffer>;
 }
 
-/** Builds every embedded module from source. */
+/**
+ * Builds every embedded module from source.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildKernels } from "./build.ts";
+ * const k = buildKernels();
+ * assert.ok(WebAssembly.validate(k.simd) && WebAssembly.validate(k.elementwise));
+ * assert.notDeepEqual(k.relaxedSimd, k.simd); // FMA against mul + add
+ * ```
+ */
 export function buildKernels(): BuiltKernels {
   return {
     relaxedSimd: buildGemmModule({ ...DEFAULT_PARAMS, relaxed: true }),
@@ -53,7 +64,19 @@ function header(sources: string, what: string): string {
 `;
 }
 
-/** The generated files (name beside this script → text) for the given binaries. */
+/**
+ * The generated files (name beside this script → text) for the given binaries.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildKernels, renderBytesModules } from "./build.ts";
+ * const files = renderBytesModules(buildKernels());
+ * // what deno task check:wasm compares with the files in the repository
+ * const gemm = await Deno.readTextFile(new URL("./gemm_bytes.ts", import.meta.url));
+ * assert.equal(files["gemm_bytes.ts"], gemm);
+ * ```
+ */
 export function renderBytesModules(k: BuiltKernels): Record<string, string> {
   return {
     "gemm_bytes.ts": `${header("gemm_kernel.ts", "The GEMM WebAssembly module, in two builds,")}

@@ -253,6 +253,16 @@ function backward(relaxed: boolean): FuncBuilder {
 /**
  * The module's binary: `crp_forward` and `crp_backward`, memory imported;
  * with `relaxed`, products are accumulated with relaxed-simd FMA.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildConvReluPoolModule } from "./conv_relu_pool_kernel.ts";
+ * const bytes = buildConvReluPoolModule(false);
+ * assert.ok(WebAssembly.validate(bytes));
+ * const exports = WebAssembly.Module.exports(new WebAssembly.Module(bytes)).map((e) => e.name);
+ * assert.deepEqual(exports.sort(), ["crp_backward", "crp_forward"]);
+ * ```
  */
 export function buildConvReluPoolModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
   const fwd = forward(relaxed), bwd = backward(relaxed);

@@ -417,7 +417,18 @@ function sumRuns(): FuncBuilder {
   return f;
 }
 
-/** The module's binary: every function above, exported by name, memory imported. */
+/**
+ * The module's binary: every function above, exported by name, memory imported.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildElementwiseModule } from "./elementwise_kernel.ts";
+ * const m = new WebAssembly.Module(buildElementwiseModule());
+ * assert.ok(WebAssembly.Module.exports(m).some((e) => e.name === "relu"));
+ * assert.deepEqual(WebAssembly.Module.imports(m).map((i) => i.kind), ["memory"]);
+ * ```
+ */
 export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
   const funcs = [
     relu(),

@@ -49,6 +49,13 @@ export interface GemmKernelParams {
  * allocates. Measured on Zen 5 with relaxed FMA: ~48 GFLOP/s from 256 to
  * 1024, about the peak of two 128-bit FMA pipes; 5×8, 6×8, 4×12, unroll 2
  * or 8, KC 128–512, MC 48–192 and NC 512–2048 came out level or slower.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_PARAMS } from "./gemm_kernel.ts";
+ * assert.deepEqual([DEFAULT_PARAMS.mr, 4 * DEFAULT_PARAMS.nrv], [4, 8]); // the 4×8 micro-tile
+ * ```
  */
 export const DEFAULT_PARAMS: Omit<GemmKernelParams, "relaxed"> = {
   mr: 4,
@@ -334,7 +341,16 @@ function gemmDriver(p: GemmKernelParams, fewer: number): FuncBuilder {
   return f;
 }
 
-/** Builds the module binary for the given blocking and instruction set. */
+/**
+ * Builds the module binary for the given blocking and instruction set.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildGemmModule, DEFAULT_PARAMS } from "./gemm_kernel.ts";
+ * assert.ok(WebAssembly.validate(buildGemmModule({ ...DEFAULT_PARAMS, relaxed: false })));
+ * ```
+ */
 export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
   const nr = p.nrv * 4;
   if ((p.unroll & (p.unroll - 1)) !== 0) {

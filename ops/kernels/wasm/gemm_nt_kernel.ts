@@ -15,9 +15,28 @@
 
 import { F32, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
 
-/** Tile of the dot kernel: MR rows of A against NR rows of B. */
+/**
+ * Tile of the dot kernel: MR rows of A against NR rows of B.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NT_MR, NT_NR, ntTiles } from "./gemm_nt_kernel.ts";
+ * assert.equal(NT_MR * NT_NR, 8); // 8 accumulators of four lanes
+ * assert.equal(ntTiles(false).length, 4);
+ * ```
+ */
 export const NT_MR = 4;
-/** See {@link NT_MR}. */
+/**
+ * See {@link NT_MR}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NT_NR } from "./gemm_nt_kernel.ts";
+ * assert.equal(NT_NR, 2);
+ * ```
+ */
 export const NT_NR = 2;
 
 // A B row block of about this many bytes stays in L2 while every A tile passes.
@@ -119,7 +138,18 @@ function dotTile(mr: number, nr: number, relaxed: boolean): FuncBuilder {
   return f;
 }
 
-/** The tile functions `ntDriver` calls, in the order it expects their indices. */
+/**
+ * The tile functions `ntDriver` calls, in the order it expects their indices.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ntTiles } from "./gemm_nt_kernel.ts";
+ * const tiles = ntTiles(false);
+ * assert.equal(tiles.length, 4);
+ * assert.ok(tiles.every((f) => f.code.length > 0));
+ * ```
+ */
 export function ntTiles(relaxed: boolean): FuncBuilder[] {
   return [
     dotTile(NT_MR, NT_NR, relaxed),
@@ -132,6 +162,15 @@ export function ntTiles(relaxed: boolean): FuncBuilder[] {
 /**
  * gemm_nt(a, b, c, m, n, k, add), calling the four `ntTiles` functions,
  * which sit at indices `first` … `first + 3` of the module.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ntDriver } from "./gemm_nt_kernel.ts";
+ * const f = ntDriver(1);
+ * assert.equal(f.params.length, 7); // a, b, c, m, n, k, add
+ * assert.deepEqual(f.results, []);
+ * ```
  */
 export function ntDriver(first: number): FuncBuilder {
   const f = new FuncBuilder([I32, I32, I32, I32, I32, I32, I32], []);

@@ -132,7 +132,18 @@ function zeroRun(f: FuncBuilder, at: Local, n: Local): void {
   });
 }
 
-/** im2col(x, col, C, H, W, KH, KW, OH, OW, stride, padding). */
+/**
+ * im2col(x, col, C, H, W, KH, KW, OH, OW, stride, padding).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { im2colKernel } from "./im2col_kernel.ts";
+ * const f = im2colKernel();
+ * assert.equal(f.params.length, 11); // x, col and the nine sizes
+ * assert.ok(f.code.length > 0);
+ * ```
+ */
 export function im2colKernel(): FuncBuilder {
   const fr = frame();
   const { f, q, r, cnt, s, o, lo, hi, OW, t } = fr;
@@ -167,7 +178,18 @@ export function im2colKernel(): FuncBuilder {
   return f;
 }
 
-/** col2im(col, dx, C, H, W, KH, KW, OH, OW, stride, padding): dx = Σ columns. */
+/**
+ * col2im(col, dx, C, H, W, KH, KW, OH, OW, stride, padding): dx = Σ columns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { col2imKernel } from "./im2col_kernel.ts";
+ * const f = col2imKernel();
+ * assert.equal(f.params.length, 11); // col, dx and the nine sizes
+ * assert.deepEqual(f.results, []);
+ * ```
+ */
 export function col2imKernel(): FuncBuilder {
   const fr = frame();
   const { f, q, r, cnt, s } = fr;

@@ -112,7 +112,16 @@ function addFunc(): FuncBuilder {
   return f;
 }
 
-/** Largest shared regions memory the module accepts, in 64 KiB pages (4 GiB). */
+/**
+ * Largest shared regions memory the module accepts, in 64 KiB pages (4 GiB).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REGION_MAX_PAGES } from "./reduce_kernel.ts";
+ * assert.equal(REGION_MAX_PAGES * 65536, 2 ** 32);
+ * ```
+ */
 export const REGION_MAX_PAGES = 65536;
 
 /**
