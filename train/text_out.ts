@@ -62,9 +62,10 @@ export function textWriter(to: SyncWriter, onClosed?: () => void): (s: string) =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stdoutLines } from "./text_out.ts";
  * const print = stdoutLines();
- * print("one line of a report");
+ * assert.equal(print("one line of a report"), undefined); // written with its newline
  * ```
  */
 export function stdoutLines(): (line: string) => void {

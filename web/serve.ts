@@ -60,6 +60,14 @@ export interface DemoServer {
  * npm packages the library imports that ship no ES module, with the
  * self-contained browser (UMD) bundle each one does ship; served as an ES
  * module whose default export is the bundle's `module.exports`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { UMD_BUNDLES } from "./serve.ts";
+ * // protobufjs (the ONNX reader) ships CommonJS and this one browser bundle
+ * assert.equal(UMD_BUNDLES.protobufjs, "dist/protobuf.min.js");
+ * ```
  */
 export const UMD_BUNDLES: Readonly<Record<string, string>> = {
   protobufjs: "dist/protobuf.min.js",

@@ -12,7 +12,18 @@ import protobuf from "npm:protobufjs@7.6.6";
 // repeated scalars are packed, as proto3 writes them
 const packed = { packed: true };
 
-/** The ONNX schema subset as a protobufjs JSON descriptor (package `onnx`). */
+/**
+ * The ONNX schema subset as a protobufjs JSON descriptor (package `onnx`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import protobuf from "npm:protobufjs@7.6.6";
+ * import { ONNX_SCHEMA } from "./schema.ts";
+ * const model = protobuf.Root.fromJSON(ONNX_SCHEMA).lookupType("onnx.ModelProto");
+ * assert.equal(model.fields.graph!.id, 7); // ModelProto.graph, as in onnx.proto
+ * ```
+ */
 export const ONNX_SCHEMA: protobuf.INamespace = {
   nested: {
     onnx: {
@@ -182,10 +193,29 @@ export const ONNX_SCHEMA: protobuf.INamespace = {
   },
 };
 
-/** ONNX element types denograd reads (`TensorProto.DataType`). */
+/**
+ * ONNX element types denograd reads (`TensorProto.DataType`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DataType } from "./schema.ts";
+ * assert.equal(DataType.FLOAT, 1); // onnx.proto: FLOAT = 1, INT64 = 7
+ * assert.equal(DataType.INT64, 7);
+ * ```
+ */
 export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, DOUBLE: 11 } as const;
 
-/** ONNX attribute kinds (`AttributeProto.AttributeType`). */
+/**
+ * ONNX attribute kinds (`AttributeProto.AttributeType`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AttrType } from "./schema.ts";
+ * assert.deepEqual([AttrType.INT, AttrType.INTS], [2, 7]); // as in onnx.proto
+ * ```
+ */
 export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 
 /** A tensor as decoded (int64 fields as numbers). */

@@ -13,13 +13,32 @@ import type { Optimizer, ParamMap } from "./optimizer.ts";
 /** The update rules: SGD (with momentum and Nesterov), Adam/AdamW and AdaDelta. */
 export type Rule = "sgd" | "adam" | "adadelta";
 
-/** Length of the per-step numbers of a rule (see {@linkcode RangeOptimizer.begin}). */
+/**
+ * Length of the per-step numbers of a rule (see {@linkcode RangeOptimizer.begin}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Adam } from "../../mod.ts";
+ * import { RULE_SCALARS } from "./rules.ts";
+ * const s = new Float64Array(RULE_SCALARS);
+ * new Adam(1e-3).begin(s); // fills the step's numbers (lr, bias corrections, ...)
+ * assert.ok(s.some((v) => v !== 0));
+ * ```
+ */
 export const RULE_SCALARS = 8;
 
 /**
  * Elements per chunk of a gradient norm: the sum of squares runs in float64
  * over each chunk of each gradient, and the chunk sums are added in order,
  * so threads that sum chunks give the same norm as one thread.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NORM_CHUNK } from "./rules.ts";
+ * assert.equal(NORM_CHUNK, 2 ** 14); // the parallel update's unit of 16,384 values
+ * ```
  */
 export const NORM_CHUNK = 16384;
 
@@ -317,5 +336,16 @@ export function stateBuffer(
   return s;
 }
 
-/** The empty state of a rule that keeps none. */
+/**
+ * The empty state of a rule that keeps none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Sgd } from "../../mod.ts";
+ * import { NO_STATE } from "./rules.ts";
+ * assert.deepEqual(new Sgd(0.1).buffers("w", 4), NO_STATE); // plain SGD keeps no state
+ * assert.deepEqual(NO_STATE.map((b) => b.length), [0, 0]);
+ * ```
+ */
 export const NO_STATE: [Float32Array, Float32Array] = [NONE, NONE];
