@@ -420,8 +420,11 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
         break;
       case "interrupted":
         write(
+          // --resume alone writes no checkpoint: a second Ctrl-C lost the resumed run's steps
           `interrupted at step ${e.step}${
-            e.checkpoint ? `; resume with --resume ${e.checkpoint}` : ""
+            e.checkpoint
+              ? `; continue with --resume ${e.checkpoint} --checkpoint ${e.checkpoint}`
+              : "; nothing was saved (no --checkpoint)"
           }\n`,
         );
         break;

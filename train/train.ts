@@ -819,6 +819,14 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       } or more, or workers: ${pieces}`,
     });
   }
+  // the CLI's Ctrl-C advice was --resume alone: the resumed run then saved nothing
+  if (opts.resume && !opts.checkpoint && cursor.epoch < epochs) {
+    run.emit({
+      event: "warning",
+      message:
+        `resuming from "${opts.resume}" without a checkpoint (--checkpoint): this run saves nothing on Ctrl-C or at the end; give checkpoint "${opts.resume}" to continue it in place`,
+    });
+  }
   if (opts.resume && cursor.epoch >= epochs) {
     run.emit({
       event: "warning",

@@ -217,3 +217,48 @@ Deno.test("train() warns when threads outnumber a step's micro-batches", async (
   // the default thread count is not the user's choice: no warning
   assert.deepEqual(await warnings({ batch: 32 }), []);
 });
+
+Deno.test("a resume without a checkpoint says it saves nothing; the CLI's Ctrl-C advice names both flags", async () => {
+  const { humanReporter } = await import("../../train/cli.ts");
+  const lines: string[] = [];
+  const report = humanReporter((s) => void lines.push(s), false);
+  report({ event: "interrupted", step: 12, checkpoint: "ck.st" });
+  report({ event: "interrupted", step: 12, checkpoint: null });
+  assert.deepEqual(lines, [
+    "interrupted at step 12; continue with --resume ck.st --checkpoint ck.st\n",
+    "interrupted at step 12; nothing was saved (no --checkpoint)\n",
+  ]);
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = {
+      train: { x: new Float32Array(16).fill(0.5), y: [0, 1, 0, 1] },
+      test: { x: new Float32Array(8).fill(0.5), y: [0, 1] },
+    };
+    const base = { data, workers: 1, batch: 2, epochs: 2 } as const;
+    const make = () => defineModel({ input: [4] }, (x) => nn.linear(x, 2));
+    const ck = `${dir}/ck.st`;
+    await train({ ...base, model: make(), checkpoint: ck, maxSteps: 1 });
+    const warnings: string[] = [];
+    await train({
+      ...base,
+      model: make(),
+      resume: ck,
+      onEvent: (e) => void (e.event === "warning" && warnings.push(e.message)),
+    });
+    assert.deepEqual(warnings, [
+      `resuming from "${ck}" without a checkpoint (--checkpoint): this run saves nothing on Ctrl-C or at the end; give checkpoint "${ck}" to continue it in place`,
+    ]);
+    warnings.length = 0;
+    await train({
+      ...base,
+      epochs: 3,
+      model: make(),
+      resume: ck,
+      checkpoint: ck,
+      onEvent: (e) => void (e.event === "warning" && warnings.push(e.message)),
+    });
+    assert.deepEqual(warnings, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
