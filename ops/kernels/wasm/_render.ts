@@ -27,3 +27,28 @@ export function base64Literal(bytes: Uint8Array): string {
   for (let i = 0; i < b64.length; i += 88) lines.push(`  "${b64.slice(i, i + 88)}",`);
   return `[\n${lines.join("\n")}\n].join("")`;
 }
+
+/**
+ * The doc comment of a generated module constant: `summary`, and an example
+ * that decodes the base64 and validates the module.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { constDoc } from "./_render.ts";
+ * assert.match(constDoc("A module.", "A_WASM", "a_bytes.ts"), /import \{ A_WASM \} from "\.\/a_bytes\.ts"/);
+ * ```
+ */
+export function constDoc(summary: string, name: string, file: string): string {
+  return `/**
+ * ${summary}
+ *
+ * @example
+ * \`\`\`ts
+ * import assert from "node:assert/strict";
+ * import { ${name} } from "./${file}";
+ * const bytes = Uint8Array.from(atob(${name}), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * \`\`\`
+ */`;
+}

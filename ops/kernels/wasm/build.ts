@@ -21,7 +21,7 @@ import { renderFusedBytesModule } from "./fused_build.ts";
 import { renderWinogradFilterBytesModule } from "./winograd_filter_kernel.ts";
 import { renderWinogradBytesModule } from "./winograd_kernel.ts";
 import { renderReduceBytesModule } from "./reduce_kernel.ts";
-import { base64Literal } from "./_render.ts";
+import { base64Literal, constDoc } from "./_render.ts";
 
 /** The module binaries as built from source now. */
 export interface BuiltKernels {
@@ -80,16 +80,34 @@ function header(sources: string, what: string): string {
 export function renderBytesModules(k: BuiltKernels): Record<string, string> {
   return {
     "gemm_bytes.ts": `${header("gemm_kernel.ts", "The GEMM WebAssembly module, in two builds,")}
-/** GEMM module using relaxed-simd FMA (${k.relaxedSimd.length} bytes). */
+${
+      constDoc(
+        `GEMM module using relaxed-simd FMA (${k.relaxedSimd.length} bytes).`,
+        "GEMM_WASM_RELAXED_SIMD",
+        "gemm_bytes.ts",
+      )
+    }
 export const GEMM_WASM_RELAXED_SIMD: string = ${base64Literal(k.relaxedSimd)};
 
-/** GEMM module using SIMD128 mul + add (${k.simd.length} bytes). */
+${
+      constDoc(
+        `GEMM module using SIMD128 mul + add (${k.simd.length} bytes).`,
+        "GEMM_WASM_SIMD",
+        "gemm_bytes.ts",
+      )
+    }
 export const GEMM_WASM_SIMD: string = ${base64Literal(k.simd)};
 `,
     "elementwise_bytes.ts": `${
       header("elementwise_kernel.ts", "The elementwise WebAssembly module")
     }
-/** Elementwise module (ReLU, 2×2 max-pool, run sums), memory imported (${k.elementwise.length} bytes). */
+${
+      constDoc(
+        `Elementwise module (ReLU, 2×2 max-pool, run sums), memory imported (${k.elementwise.length} bytes).`,
+        "ELEMENTWISE_WASM",
+        "elementwise_bytes.ts",
+      )
+    }
 export const ELEMENTWISE_WASM: string = ${base64Literal(k.elementwise)};
 `,
   };

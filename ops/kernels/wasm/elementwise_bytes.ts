@@ -6,7 +6,17 @@
  * @module
  */
 
-/** Elementwise module (ReLU, 2×2 max-pool, run sums), memory imported (4003 bytes). */
+/**
+ * Elementwise module (ReLU, 2×2 max-pool, run sums), memory imported (4003 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ELEMENTWISE_WASM } from "./elementwise_bytes.ts";
+ * const bytes = Uint8Array.from(atob(ELEMENTWISE_WASM), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const ELEMENTWISE_WASM: string = [
   "AGFzbQEAAAABWAlgA39/fwBgBH9/f38AYAd/f39/f39/AGAJf39/f39/f39/AX9gBX9/f39/AGAKf39/f39/f39/",
   "fwBgCH9/f39/f39/AGAGf39/f39/AGAHf39/f39/fwACDAEDZW52A21lbQIAAQMKCQABAgMEBQYHCAeHAQkEcmVs",

@@ -6,7 +6,7 @@
  */
 
 import { buildConvReluPoolModule } from "./conv_relu_pool_kernel.ts";
-import { base64Literal } from "./_render.ts";
+import { base64Literal, constDoc } from "./_render.ts";
 
 /**
  * The text of `fused_bytes.ts` for the modules as built from source now.
@@ -29,10 +29,22 @@ export function renderFusedBytesModule(): string {
  * @module
  */
 
-/** Convolution + bias + ReLU + 2×2 max-pool and its backward with relaxed-simd FMA, memory imported (${relaxed.length} bytes). */
+${
+    constDoc(
+      `Convolution + bias + ReLU + 2×2 max-pool and its backward with relaxed-simd FMA, memory imported (${relaxed.length} bytes).`,
+      "CONV_RELU_POOL_WASM_RELAXED_SIMD",
+      "fused_bytes.ts",
+    )
+  }
 export const CONV_RELU_POOL_WASM_RELAXED_SIMD: string = ${base64Literal(relaxed)};
 
-/** The same with SIMD128 mul + add (${simd.length} bytes). */
+${
+    constDoc(
+      `The same with SIMD128 mul + add (${simd.length} bytes).`,
+      "CONV_RELU_POOL_WASM_SIMD",
+      "fused_bytes.ts",
+    )
+  }
 export const CONV_RELU_POOL_WASM_SIMD: string = ${base64Literal(simd)};
 `;
 }

@@ -6,7 +6,17 @@
  * @module
  */
 
-/** Convolution + bias + ReLU + 2×2 max-pool and its backward with relaxed-simd FMA, memory imported (2847 bytes). */
+/**
+ * Convolution + bias + ReLU + 2×2 max-pool and its backward with relaxed-simd FMA, memory imported (2847 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CONV_RELU_POOL_WASM_RELAXED_SIMD } from "./fused_bytes.ts";
+ * const bytes = Uint8Array.from(atob(CONV_RELU_POOL_WASM_RELAXED_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const CONV_RELU_POOL_WASM_RELAXED_SIMD: string = [
   "AGFzbQEAAAABOQJgFH9/f39/f39/f319fX19fX19fX1/AGAUf39/f39/f39/fX19fX19fX19fX8KfX19fX19fX19",
   "fQIMAQNlbnYDbWVtAgABAwMCAAEHHgILY3JwX2ZvcndhcmQAAAxjcnBfYmFja3dhcmQAAQqmFQLDCQMWewx/AXsg",
@@ -54,7 +64,17 @@ export const CONV_RELU_POOL_WASM_RELAXED_SIMD: string = [
   "AiAk/R8DkpIL",
 ].join("");
 
-/** The same with SIMD128 mul + add (3063 bytes). */
+/**
+ * The same with SIMD128 mul + add (3063 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CONV_RELU_POOL_WASM_SIMD } from "./fused_bytes.ts";
+ * const bytes = Uint8Array.from(atob(CONV_RELU_POOL_WASM_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const CONV_RELU_POOL_WASM_SIMD: string = [
   "AGFzbQEAAAABOQJgFH9/f39/f39/f319fX19fX19fX1/AGAUf39/f39/f39/fX19fX19fX19fX8KfX19fX19fX19",
   "fQIMAQNlbnYDbWVtAgABAwMCAAEHHgILY3JwX2ZvcndhcmQAAAxjcnBfYmFja3dhcmQAAQr+FgKvCgMWewx/AXsg",

@@ -6,7 +6,17 @@
  * @module
  */
 
-/** GEMM module using relaxed-simd FMA (8628 bytes). */
+/**
+ * GEMM module using relaxed-simd FMA (8628 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GEMM_WASM_RELAXED_SIMD } from "./gemm_bytes.ts";
+ * const bytes = Uint8Array.from(atob(GEMM_WASM_RELAXED_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const GEMM_WASM_RELAXED_SIMD: string = [
   "AGFzbQEAAAABlAEPYAZ/f39/f38AYAZ/f39/f38AYAZ/f39/f38AYAh/f39/f39/fwBgAAF/YAt/f39/f39/f39/",
   "fwBgC39/f39/f39/f39/AGAHf39/f39/fwBgB39/f39/f38AYAd/f39/f39/AGAHf39/f39/fwBgB39/f39/f38A",
@@ -141,7 +151,17 @@ export const GEMM_WASM_RELAXED_SIMD: string = [
   "IBAgBGohECAQIAj9CwQAIBAgCf0LBBAgECAEaiEQIBAgCv0LBAAgECAL/QsEEAsL",
 ].join("");
 
-/** GEMM module using SIMD128 mul + add (9063 bytes). */
+/**
+ * GEMM module using SIMD128 mul + add (9063 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GEMM_WASM_SIMD } from "./gemm_bytes.ts";
+ * const bytes = Uint8Array.from(atob(GEMM_WASM_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const GEMM_WASM_SIMD: string = [
   "AGFzbQEAAAABlAEPYAZ/f39/f38AYAZ/f39/f38AYAZ/f39/f38AYAh/f39/f39/fwBgAAF/YAt/f39/f39/f39/",
   "fwBgC39/f39/f39/f39/AGAHf39/f39/fwBgB39/f39/f38AYAd/f39/f39/AGAHf39/f39/fwBgB39/f39/f38A",

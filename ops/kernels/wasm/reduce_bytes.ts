@@ -6,7 +6,17 @@
  * @module
  */
 
-/** Leaf scale/add and region add with SIMD128, two memories imported (3420 bytes). */
+/**
+ * Leaf scale/add and region add with SIMD128, two memories imported (3420 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REDUCE_WASM } from "./reduce_bytes.ts";
+ * const bytes = Uint8Array.from(atob(REDUCE_WASM), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const REDUCE_WASM: string = [
   "AGFzbQEAAAABjQEPYAR9f39/AGAEfH9/fwBgBH1/f38AYAR8f39/AGADf39/AGAEf39/fwBgBXx/f39/AGAEfH9/",
   "fwBgBXx8f39/AGAHfHx8f39/fwBgB3x8fH9/f38AYAd8fHx/f39/AGAHfHx8f39/fwBgD3x8fHx8fHx8fHx/f39/",

@@ -26,7 +26,7 @@
  */
 
 import { encodeModule, F32, F64, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
-import { base64Literal } from "./_render.ts";
+import { base64Literal, constDoc } from "./_render.ts";
 import { updateFuncs } from "./update_kernel.ts";
 
 const ARENA = 0, REGIONS = 1;
@@ -175,7 +175,13 @@ export function renderReduceBytesModule(): string {
  * @module
  */
 
-/** Leaf scale/add and region add with SIMD128, two memories imported (${bytes.length} bytes). */
+${
+    constDoc(
+      `Leaf scale/add and region add with SIMD128, two memories imported (${bytes.length} bytes).`,
+      "REDUCE_WASM",
+      "reduce_bytes.ts",
+    )
+  }
 export const REDUCE_WASM: string = ${base64Literal(bytes)};
 `;
 }

@@ -6,7 +6,17 @@
  * @module
  */
 
-/** Winograd module using relaxed-simd FMA (17185 bytes). */
+/**
+ * Winograd module using relaxed-simd FMA (17185 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WINOGRAD_WASM_RELAXED_SIMD } from "./winograd_bytes.ts";
+ * const bytes = Uint8Array.from(atob(WINOGRAD_WASM_RELAXED_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const WINOGRAD_WASM_RELAXED_SIMD: string = [
   "AGFzbQEAAAABbwlgB39/f39/f38AYAd/f39/f39/AGAHf39/f39/fwBgB39/f39/f38AYAl/f39/f39/f38AYBJ/",
   "f39/f39/f39/f39/f39/f38AYBJ/f39/f39/f39/f39/f39/f38AYAV/f39/fwBgBX9/f39/AAIMAQNlbnYDbWVt",
@@ -271,7 +281,17 @@ export const WINOGRAD_WASM_RELAXED_SIMD: string = [
   "IQ8gDUEEaiENDAALCyAMQQFqIQwMAAsLCw==",
 ].join("");
 
-/** Winograd module using SIMD128 mul + add (18205 bytes). */
+/**
+ * Winograd module using SIMD128 mul + add (18205 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WINOGRAD_WASM_SIMD } from "./winograd_bytes.ts";
+ * const bytes = Uint8Array.from(atob(WINOGRAD_WASM_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const WINOGRAD_WASM_SIMD: string = [
   "AGFzbQEAAAABbwlgB39/f39/f38AYAd/f39/f39/AGAHf39/f39/fwBgB39/f39/f38AYAl/f39/f39/f38AYBJ/",
   "f39/f39/f39/f39/f39/f38AYBJ/f39/f39/f39/f39/f39/f38AYAV/f39/fwBgBX9/f39/AAIMAQNlbnYDbWVt",

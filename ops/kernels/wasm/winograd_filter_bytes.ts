@@ -6,7 +6,17 @@
  * @module
  */
 
-/** Winograd filter gradient with relaxed-simd FMA (18599 bytes). */
+/**
+ * Winograd filter gradient with relaxed-simd FMA (18599 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WINOGRAD_FILTER_WASM_RELAXED_SIMD } from "./winograd_filter_bytes.ts";
+ * const bytes = Uint8Array.from(atob(WINOGRAD_FILTER_WASM_RELAXED_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const WINOGRAD_FILTER_WASM_RELAXED_SIMD: string = [
   "AGFzbQEAAAABVwhgCn9/f39/f39/f38AYAh/f39/f39/fwBgCX9/f39/f39/fwBgCX9/f39/f39/fwBgBH9/f38A",
   "YAl/f39/f39/f38AYAl/f39/f39/f38AYAR/f39/AAIMAQNlbnYDbWVtAgABAwkIAAECAwQFBgcHPQgFc3RhZ2UA",
@@ -292,7 +302,17 @@ export const WINOGRAD_FILTER_WASM_RELAXED_SIMD: string = [
   "/R8DOAIYIA4gFv0fAzgCHCAOIBf9HwM4AiAgBUEQaiIFIApIDQALIARBAWoiBCACSA0ACws=",
 ].join("");
 
-/** Winograd filter gradient with SIMD128 mul + add (18623 bytes). */
+/**
+ * Winograd filter gradient with SIMD128 mul + add (18623 bytes).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WINOGRAD_FILTER_WASM_SIMD } from "./winograd_filter_bytes.ts";
+ * const bytes = Uint8Array.from(atob(WINOGRAD_FILTER_WASM_SIMD), (c) => c.charCodeAt(0));
+ * assert.ok(WebAssembly.validate(bytes));
+ * ```
+ */
 export const WINOGRAD_FILTER_WASM_SIMD: string = [
   "AGFzbQEAAAABVwhgCn9/f39/f39/f38AYAh/f39/f39/fwBgCX9/f39/f39/fwBgCX9/f39/f39/fwBgBH9/f38A",
   "YAl/f39/f39/f38AYAl/f39/f39/f38AYAR/f39/AAIMAQNlbnYDbWVtAgABAwkIAAECAwQFBgcHPQgFc3RhZ2UA",

@@ -28,7 +28,7 @@
 
 import { encodeModule, FuncBuilder, I32, type Local, uleb, V128 } from "./_asm.ts";
 import { winograd, type WinogradTile } from "../winograd_ref.ts";
-import { base64Literal } from "./_render.ts";
+import { base64Literal, constDoc } from "./_render.ts";
 
 // Instructions the shared encoder lacks, appended as raw bytes.
 function simd(f: FuncBuilder, sub: number): void {
@@ -521,10 +521,22 @@ export function renderWinogradFilterBytesModule(): string {
  * @module
  */
 
-/** Winograd filter gradient with relaxed-simd FMA (${relaxed.length} bytes). */
+${
+    constDoc(
+      `Winograd filter gradient with relaxed-simd FMA (${relaxed.length} bytes).`,
+      "WINOGRAD_FILTER_WASM_RELAXED_SIMD",
+      "winograd_filter_bytes.ts",
+    )
+  }
 export const WINOGRAD_FILTER_WASM_RELAXED_SIMD: string = ${base64Literal(relaxed)};
 
-/** Winograd filter gradient with SIMD128 mul + add (${plain.length} bytes). */
+${
+    constDoc(
+      `Winograd filter gradient with SIMD128 mul + add (${plain.length} bytes).`,
+      "WINOGRAD_FILTER_WASM_SIMD",
+      "winograd_filter_bytes.ts",
+    )
+  }
 export const WINOGRAD_FILTER_WASM_SIMD: string = ${base64Literal(plain)};
 `;
 }

@@ -37,7 +37,7 @@
 
 import { encodeModule, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
 import { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from "../winograd_ref.ts";
-import { base64Literal } from "./_render.ts";
+import { base64Literal, constDoc } from "./_render.ts";
 
 // Instructions the shared encoder lacks, appended as raw bytes.
 function simd(f: FuncBuilder, sub: number): void {
@@ -679,10 +679,22 @@ export function renderWinogradBytesModule(): string {
  * @module
  */
 
-/** Winograd module using relaxed-simd FMA (${relaxed.length} bytes). */
+${
+    constDoc(
+      `Winograd module using relaxed-simd FMA (${relaxed.length} bytes).`,
+      "WINOGRAD_WASM_RELAXED_SIMD",
+      "winograd_bytes.ts",
+    )
+  }
 export const WINOGRAD_WASM_RELAXED_SIMD: string = ${base64Literal(relaxed)};
 
-/** Winograd module using SIMD128 mul + add (${plain.length} bytes). */
+${
+    constDoc(
+      `Winograd module using SIMD128 mul + add (${plain.length} bytes).`,
+      "WINOGRAD_WASM_SIMD",
+      "winograd_bytes.ts",
+    )
+  }
 export const WINOGRAD_WASM_SIMD: string = ${base64Literal(plain)};
 `;
 }
