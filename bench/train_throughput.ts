@@ -11,7 +11,7 @@
  * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
  * the schedule in one run: each side overrides some of `micro`,
  * `micro-tail`, `main-thread`, `update`, `fuse`, `wasm-reduce`, `min-spin` and
- * `slow-step`, `pause` (a pool's in-step waits, see `WaitPolicy`); at each worker count the
+ * `slow-step`, `pause`, `own-cores` (a pool's in-step waits, see `WaitPolicy`); at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
  * over A's, rep by rep, per worker count. `--chunk 10` makes the sides (and
@@ -80,6 +80,8 @@ const values = benchArgs("bench:train", {
   "slow-step": { type: "string", default: "default" },
   // spin with Atomics.pause between reads
   pause: { type: "string", default: "false" },
+  // spin while the pool's threads own their cores, measured (WaitPolicy.ownCores; "default": the pool's)
+  "own-cores": { type: "string", default: "default" },
   // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
   update: { type: "string", default: "pool" },
   // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -132,6 +134,8 @@ interface Config {
   /** Undefined: the pool's default (`WaitPolicy`). */
   slowStep: number | undefined;
   pause: boolean;
+  /** Undefined: the pool's default (`WaitPolicy`). */
+  ownCores: boolean | undefined;
 }
 const AB_KEYS = [
   "micro",
@@ -143,6 +147,7 @@ const AB_KEYS = [
   "min-spin",
   "slow-step",
   "pause",
+  "own-cores",
 ] as const;
 type AbKey = typeof AB_KEYS[number];
 
@@ -181,6 +186,7 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     minSpinMs: numberOf("min-spin", get("min-spin")!),
     slowStep: numberOf("slow-step", get("slow-step")!),
     pause: boolOf("pause", get("pause")!),
+    ownCores: get("own-cores") === "default" ? undefined : boolOf("own-cores", get("own-cores")!),
   };
 }
 
@@ -354,7 +360,12 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
       ...common,
       workers,
       mainThread: cfg.mainThread,
-      wait: { minSpinMs: cfg.minSpinMs, slowStep: cfg.slowStep, pause: cfg.pause },
+      wait: {
+        minSpinMs: cfg.minSpinMs,
+        slowStep: cfg.slowStep,
+        pause: cfg.pause,
+        ownCores: cfg.ownCores,
+      },
       ...(cfg.poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
     })
     : new LocalRunner(spec, common);
@@ -468,6 +479,13 @@ try {
       ...(busy ? { busy_processes: busy } : {}),
       // steps the pool ran on the main thread alone, judged faster (SoloChoice), warm-up included
       ...(e.runner instanceof WorkerPool ? { solo_steps: e.runner.soloSteps } : {}),
+      // with own-cores: the share of its periods (~50 ms each) that found the cores the pool's
+      ...(e.runner instanceof WorkerPool && e.runner.coreShare
+        ? {
+          owned_periods: `${e.runner.coreShare.ownedPeriods}/${e.runner.coreShare.periods}`,
+          last_share: Number(e.runner.coreShare.share.toFixed(2)),
+        }
+        : {}),
       samples_per_sec: Math.round(m),
       gflops: Number(((m * flopsPerSample) / 1e9).toFixed(2)),
       reps: e.rates.map(Math.round),

@@ -25,6 +25,7 @@ import type { Optimizer } from "../optim/optimizer.ts";
 import { isRangeOptimizer, type RangeOptimizer } from "../optim/rules.ts";
 import { abortStep, Lane, publishStep, SCHED, schedLength, stepLoss } from "./schedule.ts";
 import {
+  CoreShare,
   SoloChoice,
   Spinner,
   spinPause,
@@ -300,6 +301,8 @@ export class WorkerPool implements GradientRunner {
   private waited = 0;
   /** Steps run on the main thread alone, over the pool's life. */
   private soloCount = 0;
+  /** Whether the pool owns its cores, measured (with `wait.ownCores`), else null. */
+  private cores: CoreShare | null = null;
   /** The main thread's part of the parallel update, when the pool applies the optimizer. */
   private updater: Updater | null = null;
   private optimizer: RangeOptimizer | null = null;
@@ -346,7 +349,10 @@ export class WorkerPool implements GradientRunner {
       regions: sharedRegions(this.regions * layout.total, opts.wasmReduce ?? true),
       maxK,
       layout,
-      calm: new Int32Array(new SharedArrayBuffer(4)),
+      // slot 0: the calm counter (StepClock); slot OWNED: the cores are the pool's (CoreShare)
+      calm: new Int32Array(new SharedArrayBuffer(8)),
+      // ms each thread slept in Atomics.wait: the main thread's slot 0, worker i's i + 1
+      asleep: new Float64Array(new SharedArrayBuffer(8 * (opts.workers + 1))),
       wait: waitPolicyOf(opts.wait),
     };
     // posted with the regions, so that the workers' trees run the loops in wasm too
@@ -354,6 +360,8 @@ export class WorkerPool implements GradientRunner {
     this.spinner = new Spinner(undefined, this.mem.calm, {
       minSpinMs: this.mem.wait.minSpinMs,
       pause: this.mem.wait.pause,
+      ownCores: this.mem.wait.ownCores,
+      asleep: { at: this.mem.asleep, slot: 0 },
     });
     this.clock = new StepClock(this.mem.calm, this.mem.wait.slowStep);
     const up = opts.update;
@@ -397,6 +405,14 @@ export class WorkerPool implements GradientRunner {
     if (opts.mainThread ?? true) {
       this.lane = new Lane(this.shard, this.tree, this.mem, null, this.updater);
       this.firstWorker = 1;
+    }
+    // the main thread is one of the pool's threads whether or not it computes
+    if (this.mem.wait.ownCores) {
+      this.cores = new CoreShare(
+        this.mem.calm,
+        this.mem.asleep,
+        opts.workers - this.firstWorker + 1,
+      );
     }
     this.stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
     this.maxRetries = opts.maxRetries ?? 3;
@@ -477,6 +493,16 @@ export class WorkerPool implements GradientRunner {
     return this.soloCount;
   }
 
+  /**
+   * With `wait.ownCores`: the last share of CPU the pool's threads got while
+   * runnable, and how many of the periods measured found the cores the
+   * pool's (see `CoreShare` in `wait.ts`); null without the option.
+   */
+  get coreShare(): { share: number; periods: number; ownedPeriods: number } | null {
+    const c = this.cores;
+    return c && { share: c.share, periods: c.periods, ownedPeriods: c.ownedPeriods };
+  }
+
   /** Micro-batches the main thread computed in the last step (all phases); the rest were the workers'. */
   get mainThreadMicroBatches(): number {
     return this.lane?.claimed ?? 0;
@@ -517,6 +543,7 @@ export class WorkerPool implements GradientRunner {
         this.choice?.reset();
         this.clockBatch = n;
       }
+      this.cores?.begin(t0);
       // the main thread alone: the workers are not told of the step
       const solo = this.choice?.next() ?? false;
       this.waited = 0;
@@ -555,6 +582,7 @@ export class WorkerPool implements GradientRunner {
       // a step alone has no other thread to spin for
       if (!solo) this.clock.record(ms);
       else this.soloCount++;
+      this.cores?.check(performance.now());
       this.choice?.record(ms / n, this.waited / ms, Atomics.load(this.mem.calm, 0) > 0);
       const loss = stepLoss(this.mem, this.shard, n, k);
       if (upd && Number.isFinite(loss)) this.tree.releaseRoot(this.bufferOuts);
@@ -714,7 +742,10 @@ export class WorkerPool implements GradientRunner {
     while (Atomics.load(arr, at) === value) {
       if (canBlock()) {
         // wakes at once, where a waitAsync's wake-up waits for the event loop
-        if (Atomics.wait(arr, at, value, BLOCK_SLICE_MS) !== "timed-out") break;
+        const s0 = performance.now();
+        const woke = Atomics.wait(arr, at, value, BLOCK_SLICE_MS) !== "timed-out";
+        this.spinner.slept(performance.now() - s0);
+        if (woke) break;
         await nextTurn();
       } else {
         const w = Atomics.waitAsync(arr, at, value, BLOCK_SLICE_MS);

@@ -9,6 +9,24 @@
  * the recent median ({@linkcode StepClock}); a spinning thread would take
  * the core a computing thread needs.
  *
+ * Those signs are slow or blunt: the load average reacts over a minute, and
+ * on this project's noisy 2-vCPU VM a step 1.5× the median (which sets the
+ * calm counter for 16 steps) came in 57–65% of the steps, so the threads
+ * nearly always slept, and paid for it: the `Atomics.notify` that wakes a
+ * sleeping thread costs the notifier 45–90 µs there (an interrupt to a
+ * halted vCPU), and the sleeper wakes late. With
+ * {@linkcode WaitPolicy.ownCores} the pool measures directly whether it owns
+ * its cores ({@linkcode CoreShare}): the share of CPU its threads get while
+ * they are runnable, Δ process CPU time / Σ over threads of (Δ wall time −
+ * Δ time asleep in `Atomics.wait`), every {@linkcode SHARE_PERIOD_MS} ms.
+ * Measured there: a busy loop alone gets 0.92–1.0 of wall time, beside two
+ * `yes` processes 0.67. At {@linkcode OWNED_SHARE} or more a spin takes
+ * nobody's core: the threads then spin at least {@linkcode OWNED_SPIN_MS}
+ * (or `minSpinMs`), whatever the calm counter, the backoff or the load
+ * average say; below it (another process is runnable beside the pool), or
+ * where the process's CPU time cannot be read (a web page), they wait as
+ * without the option, without the shortest spin.
+ *
  * @module
  */
 
@@ -45,6 +63,16 @@ export interface SpinnerOptions {
   minSpinMs?: number;
   /** Spin with `Atomics.pause` between reads (a CPU's spin-wait hint), default false. */
   pause?: boolean;
+  /**
+   * Read the pool's verdict on its cores (slot {@linkcode OWNED} of the
+   * calm array, set by {@linkcode CoreShare}): while it is set, spin at
+   * least `minSpinMs` (default {@linkcode OWNED_SPIN_MS}) whatever the calm
+   * counter, the backoff or the load average say; while it is not, spin
+   * as without this option and without a shortest spin. Default false.
+   */
+  ownCores?: boolean;
+  /** Where this thread adds the milliseconds it sleeps in `Atomics.wait` (see {@linkcode CoreShare}), and its slot. */
+  asleep?: { at: Float64Array; slot: number };
 }
 
 /**
@@ -57,7 +85,7 @@ export interface SpinnerOptions {
  * import assert from "node:assert/strict";
  * import { type WaitPolicy, waitPolicyOf } from "./wait.ts";
  * const p: WaitPolicy = waitPolicyOf({ minSpinMs: 0.15 });
- * assert.deepEqual(p, { minSpinMs: 0.15, slowStep: 1.5, pause: false });
+ * assert.deepEqual(p, { minSpinMs: 0.15, slowStep: 1.5, pause: false, ownCores: false });
  * ```
  */
 export interface WaitPolicy {
@@ -67,6 +95,12 @@ export interface WaitPolicy {
   slowStep?: number;
   /** Spin with `Atomics.pause` between reads (see {@linkcode SpinnerOptions.pause}). */
   pause?: boolean;
+  /**
+   * Spin at least `minSpinMs` (default {@linkcode OWNED_SPIN_MS} here) while
+   * the pool's threads get their cores' whole time (see {@linkcode CoreShare}),
+   * and never otherwise; default false.
+   */
+  ownCores?: boolean;
 }
 
 /**
@@ -77,12 +111,14 @@ export interface WaitPolicy {
  * ```ts
  * import assert from "node:assert/strict";
  * import { SLOW_STEP, waitPolicyOf } from "./wait.ts";
- * assert.deepEqual(waitPolicyOf(), { minSpinMs: 0, slowStep: SLOW_STEP, pause: false });
+ * assert.deepEqual(waitPolicyOf(), { minSpinMs: 0, slowStep: SLOW_STEP, pause: false, ownCores: false });
+ * assert.equal(waitPolicyOf({ ownCores: true }).minSpinMs, 0.3);
  * assert.throws(() => waitPolicyOf({ slowStep: 0.5 }), /slowStep/);
  * ```
  */
 export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
-  const minSpinMs = p.minSpinMs ?? 0;
+  const ownCores = p.ownCores ?? false;
+  const minSpinMs = p.minSpinMs ?? (ownCores ? OWNED_SPIN_MS : 0);
   const slowStep = p.slowStep ?? SLOW_STEP;
   if (!(minSpinMs >= 0 && minSpinMs <= MAX_SPIN_MS)) {
     throw new Error(`wait: minSpinMs must be between 0 and ${MAX_SPIN_MS} ms, got ${minSpinMs}`);
@@ -90,7 +126,7 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
   if (!(slowStep > 1 && Number.isFinite(slowStep))) {
     throw new Error(`wait: slowStep must be a finite number above 1, got ${slowStep}`);
   }
-  return { minSpinMs, slowStep, pause: p.pause ?? false };
+  return { minSpinMs, slowStep, pause: p.pause ?? false, ownCores };
 }
 
 /** Waits a median-based {@linkcode Spinner} keeps. */
@@ -136,6 +172,9 @@ export class Spinner {
   private recentN = 0;
   private recentAt = 0;
   private readonly minSpin: number;
+  private readonly ownCores: boolean;
+  private readonly asleep: Float64Array | null;
+  private readonly asleepSlot: number;
   /** Whether a spin calls `Atomics.pause` between reads. */
   readonly pause: boolean;
 
@@ -153,12 +192,27 @@ export class Spinner {
     this.calm = calm;
     this.recent = options.median ? new Float64Array(MEDIAN_WAITS) : null;
     this.scratch = options.median ? new Float64Array(MEDIAN_WAITS) : null;
-    this.minSpin = options.minSpinMs ?? 0;
+    this.ownCores = (options.ownCores ?? false) && calm !== null && calm.length > OWNED;
+    this.minSpin = options.minSpinMs ?? (this.ownCores ? OWNED_SPIN_MS : 0);
     this.pause = options.pause ?? false;
+    this.asleep = options.asleep?.at ?? null;
+    this.asleepSlot = options.asleep?.slot ?? 0;
+  }
+
+  /** Adds `ms` this thread slept in `Atomics.wait` to its slot (see {@linkcode SpinnerOptions.asleep}). */
+  slept(ms: number): void {
+    // one writer per slot; an aligned 8-byte store, read by the main thread without a lock
+    if (this.asleep) this.asleep[this.asleepSlot] = this.asleep[this.asleepSlot]! + ms;
   }
 
   /** How long to spin before sleeping, in milliseconds. */
   budget(now: number): number {
+    const owned = this.ownCores && Atomics.load(this.calm!, OWNED) === 1;
+    if (owned) {
+      // the pool's threads get their cores' whole time: a spin takes nobody's core
+      const spin = this.typical > MAX_SPIN_MS ? 0 : Math.min(MAX_SPIN_MS, 2 * this.typical);
+      return Math.max(this.minSpin, spin);
+    }
     if (now - this.checkedAt > LOAD_CHECK_MS) {
       this.checkedAt = now;
       this.oversubscribed = loadAverage() > this.cores;
@@ -171,7 +225,8 @@ export class Spinner {
     } else if (this.calm && Atomics.load(this.calm, 0) > 0) spin = 0;
     // a long typical wait: the other thread is computing, a spin would only burn a core
     else if (this.typical > MAX_SPIN_MS) spin = 0;
-    return Math.max(this.minSpin, spin);
+    // with ownCores the shortest spin is for owned cores only
+    return this.ownCores ? spin : Math.max(this.minSpin, spin);
   }
 
   /** Records how long a wait lasted (ms), and the spin budget it had (a spin that ran out counts against spinning). */
@@ -250,6 +305,166 @@ export class StepClock {
   reset(): void {
     this.n = 0;
     this.at = 0;
+  }
+}
+
+/** Slot of the pool's shared calm array that holds 1 while the pool owns its cores (see {@linkcode CoreShare}). */
+export const OWNED = 1;
+/** A share of CPU at least this high while runnable means the pool's threads own their cores. */
+export const OWNED_SHARE = 0.9;
+/** Shortest spin (ms) while the pool owns its cores, unless `minSpinMs` says otherwise. */
+export const OWNED_SPIN_MS = 0.3;
+/** How often (ms of wall time) {@linkcode CoreShare} measures the share. */
+export const SHARE_PERIOD_MS = 50;
+// below this much runnable thread time (ms) in a period the share says nothing (every thread asleep)
+const MIN_RUNNABLE_MS = 5;
+/** A pause between two steps this long (ms) starts a new period, cores not owned until measured (see {@linkcode CoreShare.begin}). */
+export const IDLE_GAP_MS = 5;
+
+/**
+ * The share of CPU a process's threads got while runnable: `cpuMs` (the
+ * process's CPU time over a period) over `threads` × `wallMs` less
+ * `asleepMs` (their summed time asleep in `Atomics.wait` over it); NaN when
+ * they were runnable less than 5 ms in all (nothing to judge by).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cpuShare } from "./wait.ts";
+ * // 2 threads over 50 ms, 20 ms of it asleep: 80 ms runnable, 72 ms on a core
+ * assert.equal(cpuShare(72, 50, 2, 20), 0.9);
+ * assert.ok(Number.isNaN(cpuShare(1, 50, 2, 99)));
+ * ```
+ */
+export function cpuShare(cpuMs: number, wallMs: number, threads: number, asleepMs: number): number {
+  const runnable = threads * wallMs - asleepMs;
+  return runnable < MIN_RUNNABLE_MS ? NaN : cpuMs / runnable;
+}
+
+/** The process's CPU time so far (user + system, ms), or null where it cannot be read (a web page). */
+export function processCpuMs(): number | null {
+  // the global `process` of Deno and Node, read from the global object: a web page has none
+  const p = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } })
+    .process;
+  if (typeof p?.cpuUsage !== "function") return null;
+  const u = p.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * The main thread's watch on whether the pool owns its cores: every
+ * {@linkcode SHARE_PERIOD_MS} ms (checked between steps) it reads the
+ * process's CPU time (`process.cpuUsage()`, a few microseconds) and the
+ * threads' time asleep (each thread adds its own into a slot of `asleep`,
+ * see {@linkcode SpinnerOptions.asleep}), and sets `calm[OWNED]` to 1 when
+ * {@linkcode cpuShare} is at least {@linkcode OWNED_SHARE}, else 0. Another
+ * process runnable beside the pool's threads takes its part of the cores
+ * (one `yes` beside 2 threads on 2 cores: about 0.67) and stops the spin
+ * within a period. Where the CPU time cannot be read, `calm[OWNED]` stays 0.
+ * The process's CPU time counts every thread of the process: between steps
+ * the main thread may run other work (another pool's steps, which would
+ * make this pool's share look high), so a pause of {@linkcode IDLE_GAP_MS}
+ * or more between two steps starts a new period with the cores not owned.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CoreShare, OWNED } from "./wait.ts";
+ * const calm = new Int32Array(2);
+ * const asleep = new Float64Array(2);
+ * let cpu = 0;
+ * const watch = new CoreShare(calm, asleep, 2, () => cpu, 0);
+ * watch.begin(0);
+ * cpu = 95; // 2 threads, 50 ms, never asleep
+ * watch.check(50);
+ * assert.equal(calm[OWNED], 1);
+ * cpu += 67; // the next 50 ms: a third process took its share
+ * watch.check(100);
+ * assert.equal(calm[OWNED], 0);
+ * assert.ok(Math.abs(watch.share - 0.67) < 1e-9);
+ * ```
+ */
+export class CoreShare {
+  /** The last share measured (NaN before any). */
+  share = NaN;
+  /** Periods measured, and how many of them found the cores owned (for a report). */
+  periods = 0;
+  ownedPeriods = 0;
+  private readonly calm: Int32Array;
+  private readonly asleep: Float64Array;
+  private readonly threads: number;
+  private readonly cpu: () => number | null;
+  private lastAt: number;
+  private lastCpu: number | null;
+  private lastAsleep = 0;
+  private lastEnd = -Infinity;
+
+  /**
+   * A watch that sets `calm[OWNED]` for a pool of `threads` threads whose
+   * time asleep is summed over `asleep`; `cpu` gives the process's CPU time
+   * in ms (null: unknown), `now` the time of the first reading.
+   */
+  constructor(
+    calm: Int32Array,
+    asleep: Float64Array,
+    threads: number,
+    cpu: () => number | null = processCpuMs,
+    now: number = performance.now(),
+  ) {
+    if (calm.length <= OWNED) {
+      throw new Error(`CoreShare: the calm array needs ${OWNED + 1} slots, got ${calm.length}`);
+    }
+    this.calm = calm;
+    this.asleep = asleep;
+    this.threads = threads;
+    this.cpu = cpu;
+    this.lastAt = now;
+    this.lastCpu = cpu();
+    this.lastAsleep = this.asleepMs();
+  }
+
+  /**
+   * A step starts at `now`: after a pause of {@linkcode IDLE_GAP_MS} or more
+   * since the last step's end, a new period starts and the cores count as
+   * not owned until it is measured.
+   */
+  begin(now: number): void {
+    if (now - this.lastEnd < IDLE_GAP_MS || this.lastCpu === null) return;
+    Atomics.store(this.calm, OWNED, 0);
+    this.lastAt = now;
+    this.lastCpu = this.cpu();
+    this.lastAsleep = this.asleepMs();
+  }
+
+  /** A step ended at `now` (`performance.now()` time): measures the share when a period has passed since the last measure. */
+  check(now: number): void {
+    this.lastEnd = now;
+    if (this.lastCpu === null || now - this.lastAt < SHARE_PERIOD_MS) return;
+    const cpu = this.cpu();
+    if (cpu === null) return;
+    const asleep = this.asleepMs();
+    const share = cpuShare(
+      cpu - this.lastCpu,
+      now - this.lastAt,
+      this.threads,
+      asleep - this.lastAsleep,
+    );
+    this.lastAt = now;
+    this.lastCpu = cpu;
+    this.lastAsleep = asleep;
+    // all asleep: nothing learned, the verdict stands
+    if (Number.isNaN(share)) return;
+    this.share = share;
+    this.periods++;
+    const owned = share >= OWNED_SHARE;
+    if (owned) this.ownedPeriods++;
+    Atomics.store(this.calm, OWNED, owned ? 1 : 0);
+  }
+
+  private asleepMs(): number {
+    let sum = 0;
+    for (let i = 0; i < this.asleep.length; i++) sum += this.asleep[i]!;
+    return sum;
   }
 }
 
@@ -442,7 +657,9 @@ export function waitChange(
     while (!changed && performance.now() < until) changed = Atomics.load(arr, at) !== value;
   }
   if (!changed) {
+    const t1 = performance.now();
     Atomics.wait(arr, at, value, timeoutMs);
+    spinner.slept(performance.now() - t1);
     changed = Atomics.load(arr, at) !== value;
   }
   spinner.record(performance.now() - t0, spin);

@@ -33,8 +33,13 @@ export interface PoolMemory extends StepMemory {
   maxK: number;
   /** Where each gradient sits in a region. */
   layout: Layout;
-  /** Steps left to run without spinning, slot 0 (set by the main thread's `StepClock`). */
+  /**
+   * Steps left to run without spinning, slot 0 (set by the main thread's
+   * `StepClock`); slot `OWNED`: 1 while the pool owns its cores (`CoreShare`).
+   */
   calm: Int32Array;
+  /** Milliseconds each thread slept in `Atomics.wait`: the main thread's slot 0, worker i's i + 1. */
+  asleep: Float64Array;
   /** How threads wait inside a step, every default filled in (see `waitPolicyOf`). */
   wait: Required<WaitPolicy>;
   /** The parallel update's memory, when the pool applies the optimizer (see `update.ts`). */
@@ -50,6 +55,8 @@ let recorder: TraceRecorder | null = null;
 let calm: Int32Array | null = null;
 let minSpinMs = 0;
 let pause = false;
+let ownCores = false;
+let asleep: { at: Float64Array; slot: number } | undefined;
 
 /** What a worker exposes through Comlink. */
 export const workerApi = {
@@ -80,6 +87,8 @@ export const workerApi = {
     calm = mem.calm;
     minSpinMs = mem.wait.minSpinMs;
     pause = mem.wait.pause;
+    ownCores = mem.wait.ownCores;
+    asleep = { at: mem.asleep, slot: me + 1 };
   },
   /**
    * Serves steps from the control block `ctrl` (see `CTRL`) until the pool
@@ -91,9 +100,9 @@ export const workerApi = {
     if (!lane || !stepNo) throw new Error("Worker: serve before init");
     // waits inside a step (for another thread's micro-batch: long) and for the next step (the
     // main thread's turnaround: short) learn their typical lengths apart, so the short one spins
-    const spinner = new Spinner(undefined, calm, { minSpinMs, pause });
+    const spinner = new Spinner(undefined, calm, { minSpinMs, pause, ownCores, asleep });
     // a step this worker sat out (the main thread ran it alone) must not stop the spin
-    const between = new Spinner(undefined, null, { median: true });
+    const between = new Spinner(undefined, null, { median: true, asleep });
     let seen = from;
     for (;;) {
       const idle = recorder ? performance.now() : 0;

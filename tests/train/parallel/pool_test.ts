@@ -159,8 +159,8 @@ Deno.test("3 and 4 workers give LocalRunner's bits", async () => {
   for (const workers of [3, 4]) assertIdentical(await poolTrace(0, workers), local);
 });
 
-Deno.test("a wait policy (a shortest spin with Atomics.pause, another slow-step factor) keeps LocalRunner's bits", async () => {
-  const wait = { minSpinMs: 0.2, slowStep: 1.1, pause: true };
+Deno.test("a wait policy (a shortest spin with Atomics.pause while the cores are owned, another slow-step factor) keeps LocalRunner's bits", async () => {
+  const wait = { minSpinMs: 0.2, slowStep: 1.1, pause: true, ownCores: true };
   assertIdentical(await poolTrace(0, 2, { wait }), reference ?? await localTrace(0));
 });
 

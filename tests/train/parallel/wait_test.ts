@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import {
   CALM_STEPS,
+  CoreShare,
+  cpuShare,
+  IDLE_GAP_MS,
   MAX_SPIN_MS,
   MEDIAN_WAITS,
+  OWNED,
+  OWNED_SHARE,
+  OWNED_SPIN_MS,
   PROBE_STEPS,
+  processCpuMs,
+  SHARE_PERIOD_MS,
   SLOW_STEP,
   SoloChoice,
   Spinner,
@@ -250,7 +258,15 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     minSpinMs: 0,
     slowStep: SLOW_STEP,
     pause: true,
+    ownCores: false,
   });
+  assert.deepEqual(waitPolicyOf({ ownCores: true }), {
+    minSpinMs: OWNED_SPIN_MS,
+    slowStep: SLOW_STEP,
+    pause: false,
+    ownCores: true,
+  });
+  assert.equal(waitPolicyOf({ ownCores: true, minSpinMs: 0.1 }).minSpinMs, 0.1);
   assert.throws(() => waitPolicyOf({ minSpinMs: -1 }), /minSpinMs .* got -1/);
   assert.throws(() => waitPolicyOf({ minSpinMs: MAX_SPIN_MS * 2 }), /minSpinMs .* got 1/);
   assert.throws(() => waitPolicyOf({ slowStep: 1 }), /slowStep .* got 1/);
@@ -276,4 +292,122 @@ Deno.test("waitChange with Atomics.pause in its spin sees a change made during t
     w.terminate();
   }
   await Promise.resolve();
+});
+
+Deno.test("cpuShare: CPU time over the threads' runnable time, NaN when they all slept", () => {
+  // a busy loop alone on its core, 2 threads: 100 ms of CPU in 50 ms
+  assert.equal(cpuShare(100, 50, 2, 0), 1);
+  // 3 runnable on 2 cores (one `yes` beside 2 threads): each gets 2/3
+  assert.ok(Math.abs(cpuShare(200 / 3, 50, 2, 0) - 2 / 3) < 1e-12);
+  // time asleep is not runnable: 40 ms of CPU for 2 × 50 − 60 = 40 ms runnable
+  assert.equal(cpuShare(40, 50, 2, 60), 1);
+  assert.ok(cpuShare(40, 50, 2, 0) < OWNED_SHARE, "the same CPU time, never asleep: not owned");
+  assert.ok(Number.isNaN(cpuShare(0, 50, 2, 99)));
+  assert.ok(Number.isNaN(cpuShare(0, 0, 2, 0)));
+});
+
+Deno.test("CoreShare sets the owned slot by the share each period, keeps it when all slept, and clears it after an idle gap", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(8));
+  const asleep = new Float64Array(3);
+  let cpu = 1000;
+  const w = new CoreShare(calm, asleep, 2, () => cpu, 0);
+  w.begin(0);
+  // steps end before a period has passed: nothing measured
+  cpu += 40;
+  w.check(SHARE_PERIOD_MS / 2);
+  assert.equal(calm[OWNED], 0);
+  assert.equal(w.periods, 0);
+  // 50 ms, one thread asleep 10 ms of it (another slot, the other worker, never): 90 ms runnable, 88 on a core
+  cpu += 48;
+  asleep[2] = 10;
+  w.check(SHARE_PERIOD_MS);
+  assert.equal(calm[OWNED], 1);
+  assert.ok(Math.abs(w.share - 88 / 90) < 1e-12);
+  // a period at 0.85: not ours
+  cpu += 85;
+  w.check(2 * SHARE_PERIOD_MS);
+  assert.equal(calm[OWNED], 0);
+  assert.equal(w.ownedPeriods, 1);
+  // back to owned, then a period where every thread slept: the verdict stands
+  cpu += 100;
+  w.check(3 * SHARE_PERIOD_MS);
+  assert.equal(calm[OWNED], 1);
+  asleep[0] += SHARE_PERIOD_MS;
+  asleep[1] += SHARE_PERIOD_MS;
+  w.check(4 * SHARE_PERIOD_MS);
+  assert.equal(calm[OWNED], 1);
+  assert.equal(w.periods, 3);
+  // the next step starts soon after: no change
+  w.begin(4 * SHARE_PERIOD_MS + IDLE_GAP_MS / 2);
+  assert.equal(calm[OWNED], 1);
+  // a pause while other work of the process ran (2 cores' worth): a new period, not owned
+  const t = 4 * SHARE_PERIOD_MS + 200;
+  cpu += 400;
+  w.begin(t);
+  assert.equal(calm[OWNED], 0);
+  // that other work does not count in the next period: 2 threads at 0.67
+  cpu += 67;
+  w.check(t + SHARE_PERIOD_MS);
+  assert.equal(calm[OWNED], 0);
+  assert.ok(Math.abs(w.share - 0.67) < 1e-12);
+});
+
+Deno.test("CoreShare without the process's CPU time never says owned", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(8));
+  const w = new CoreShare(calm, new Float64Array(2), 2, () => null, 0);
+  w.begin(0);
+  w.check(10 * SHARE_PERIOD_MS);
+  assert.equal(calm[OWNED], 0);
+  assert.equal(w.periods, 0);
+  assert.throws(() => new CoreShare(new Int32Array(1), new Float64Array(2), 2), /calm .* got 1/);
+});
+
+Deno.test("processCpuMs reads the process's CPU time, which grows with a busy loop", () => {
+  const a = processCpuMs();
+  assert.ok(a !== null && a > 0);
+  const t0 = performance.now();
+  while (performance.now() - t0 < 30);
+  assert.ok(processCpuMs()! - a >= 10);
+});
+
+Deno.test("with ownCores a spinner spins at least its floor while the cores are owned, whatever calm, backoff and load say, and without a floor otherwise", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(8));
+  // no core at all: the load average, where readable, says oversubscribed
+  const s = new Spinner(0, calm, { ownCores: true });
+  for (let i = 0; i < 50; i++) s.record(20);
+  calm[0] = CALM_STEPS;
+  s.backoff = 5;
+  calm[OWNED] = 1;
+  assert.equal(s.budget(performance.now()), OWNED_SPIN_MS, "owned: the floor");
+  for (let i = 0; i < 50; i++) s.record(0.2);
+  assert.ok(
+    Math.abs(s.budget(performance.now()) - 0.4) < 1e-3,
+    "owned: the learned spin when longer",
+  );
+  assert.equal(s.backoff, 5, "owned: the backoff is left for later");
+  calm[OWNED] = 0;
+  assert.equal(s.budget(performance.now()), 0, "not owned: the calm counter (and backoff) stop it");
+  const free = new Spinner(1e9, calm, { ownCores: true, minSpinMs: 0.1 });
+  for (let i = 0; i < 50; i++) free.record(20);
+  assert.equal(free.budget(0), 0, "not owned: no floor");
+  calm[OWNED] = 1;
+  assert.equal(free.budget(0), 0.1, "owned: the floor given");
+  // without ownCores the owned slot is not read
+  const plain = new Spinner(1e9, calm);
+  for (let i = 0; i < 50; i++) plain.record(20);
+  assert.equal(plain.budget(0), 0);
+});
+
+Deno.test("waitChange adds the time it slept (not the spin) to its thread's slot", () => {
+  const a = new Int32Array(new SharedArrayBuffer(4));
+  const slots = new Float64Array(3);
+  const s = new Spinner(1e9, null, { minSpinMs: 0.2, asleep: { at: slots, slot: 2 } });
+  waitChange(a, 0, 1, s, 50); // changed already: no sleep
+  assert.equal(slots[2], 0);
+  const t0 = performance.now();
+  waitChange(a, 0, 0, s, 20);
+  const took = performance.now() - t0;
+  assert.ok(slots[2]! >= 15 && slots[2]! <= took - 0.15, `slept ${slots[2]} of ${took} ms`);
+  assert.equal(slots[0], 0);
+  assert.equal(slots[1], 0);
 });
