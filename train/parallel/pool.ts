@@ -351,8 +351,8 @@ export class WorkerPool implements GradientRunner {
       layout,
       // slot 0: the calm counter (StepClock); slot OWNED: the cores are the pool's (CoreShare)
       calm: new Int32Array(new SharedArrayBuffer(8)),
-      // ms each thread slept in Atomics.wait: the main thread's slot 0, worker i's i + 1
-      asleep: new Float64Array(new SharedArrayBuffer(8 * (opts.workers + 1))),
+      // each thread's sleep in Atomics.wait (the main thread's slot 0, worker i's i + 1; two values each)
+      asleep: new Float64Array(new SharedArrayBuffer(16 * (opts.workers + 1))),
       wait: waitPolicyOf(opts.wait),
     };
     // posted with the regions, so that the workers' trees run the loops in wasm too
@@ -742,9 +742,9 @@ export class WorkerPool implements GradientRunner {
     while (Atomics.load(arr, at) === value) {
       if (canBlock()) {
         // wakes at once, where a waitAsync's wake-up waits for the event loop
-        const s0 = performance.now();
+        this.spinner.sleep();
         const woke = Atomics.wait(arr, at, value, BLOCK_SLICE_MS) !== "timed-out";
-        this.spinner.slept(performance.now() - s0);
+        this.spinner.wake();
         if (woke) break;
         await nextTurn();
       } else {

@@ -71,7 +71,12 @@ export interface SpinnerOptions {
    * as without this option and without a shortest spin. Default false.
    */
   ownCores?: boolean;
-  /** Where this thread adds the milliseconds it sleeps in `Atomics.wait` (see {@linkcode CoreShare}), and its slot. */
+  /**
+   * Where this thread shows its sleep in `Atomics.wait` (see
+   * {@linkcode CoreShare}): `at[2 * slot]` sums the milliseconds it slept,
+   * `at[2 * slot + 1]` holds when its sleep started while it sleeps
+   * (`performance.timeOrigin + performance.now()`), else 0.
+   */
   asleep?: { at: Float64Array; slot: number };
 }
 
@@ -199,10 +204,23 @@ export class Spinner {
     this.asleepSlot = options.asleep?.slot ?? 0;
   }
 
-  /** Adds `ms` this thread slept in `Atomics.wait` to its slot (see {@linkcode SpinnerOptions.asleep}). */
-  slept(ms: number): void {
-    // one writer per slot; an aligned 8-byte store, read by the main thread without a lock
-    if (this.asleep) this.asleep[this.asleepSlot] = this.asleep[this.asleepSlot]! + ms;
+  /** This thread goes to sleep in `Atomics.wait` (see {@linkcode SpinnerOptions.asleep}). */
+  sleep(): void {
+    if (this.asleep) {
+      this.asleep[2 * this.asleepSlot + 1] = performance.timeOrigin + performance.now();
+    }
+  }
+
+  /** This thread woke from `Atomics.wait`: its sleep joins the sum. */
+  wake(): void {
+    const a = this.asleep;
+    if (!a) return;
+    // one writer per slot, aligned 8-byte stores read by the main thread without a lock: the sum
+    // first, then the start cleared, so a reader (the sum, then the start) may miss a sleep that
+    // just ended until its next reading, never count it twice
+    const at = 2 * this.asleepSlot;
+    a[at] = a[at]! + performance.timeOrigin + performance.now() - a[at + 1]!;
+    a[at + 1] = 0;
   }
 
   /** How long to spin before sleeping, in milliseconds. */
@@ -355,8 +373,9 @@ export function processCpuMs(): number | null {
  * The main thread's watch on whether the pool owns its cores: every
  * {@linkcode SHARE_PERIOD_MS} ms (checked between steps) it reads the
  * process's CPU time (`process.cpuUsage()`, a few microseconds) and the
- * threads' time asleep (each thread adds its own into a slot of `asleep`,
- * see {@linkcode SpinnerOptions.asleep}), and sets `calm[OWNED]` to 1 when
+ * threads' time asleep (each thread shows its own in two slots of `asleep`,
+ * its sum and the start of a sleep under way, see
+ * {@linkcode SpinnerOptions.asleep}), and sets `calm[OWNED]` to 1 when
  * {@linkcode cpuShare} is at least {@linkcode OWNED_SHARE}, else 0. Another
  * process runnable beside the pool's threads takes its part of the cores
  * (one `yes` beside 2 threads on 2 cores: about 0.67) and stops the spin
@@ -371,9 +390,9 @@ export function processCpuMs(): number | null {
  * import assert from "node:assert/strict";
  * import { CoreShare, OWNED } from "./wait.ts";
  * const calm = new Int32Array(2);
- * const asleep = new Float64Array(2);
+ * const asleep = new Float64Array(4);
  * let cpu = 0;
- * const watch = new CoreShare(calm, asleep, 2, () => cpu, 0);
+ * const watch = new CoreShare(calm, asleep, 2, () => cpu, 0, 0);
  * watch.begin(0);
  * cpu = 95; // 2 threads, 50 ms, never asleep
  * watch.check(50);
@@ -394,6 +413,7 @@ export class CoreShare {
   private readonly asleep: Float64Array;
   private readonly threads: number;
   private readonly cpu: () => number | null;
+  private readonly origin: number;
   private lastAt: number;
   private lastCpu: number | null;
   private lastAsleep = 0;
@@ -401,8 +421,10 @@ export class CoreShare {
 
   /**
    * A watch that sets `calm[OWNED]` for a pool of `threads` threads whose
-   * time asleep is summed over `asleep`; `cpu` gives the process's CPU time
-   * in ms (null: unknown), `now` the time of the first reading.
+   * time asleep is shown in `asleep` (two slots a thread); `cpu` gives the
+   * process's CPU time in ms (null: unknown), `now` the time of the first
+   * reading, `origin` what turns it into the threads' time of a sleep's
+   * start (`performance.timeOrigin`).
    */
   constructor(
     calm: Int32Array,
@@ -410,6 +432,7 @@ export class CoreShare {
     threads: number,
     cpu: () => number | null = processCpuMs,
     now: number = performance.now(),
+    origin: number = performance.timeOrigin,
   ) {
     if (calm.length <= OWNED) {
       throw new Error(`CoreShare: the calm array needs ${OWNED + 1} slots, got ${calm.length}`);
@@ -418,9 +441,10 @@ export class CoreShare {
     this.asleep = asleep;
     this.threads = threads;
     this.cpu = cpu;
+    this.origin = origin;
     this.lastAt = now;
     this.lastCpu = cpu();
-    this.lastAsleep = this.asleepMs();
+    this.lastAsleep = this.asleepMs(now);
   }
 
   /**
@@ -433,7 +457,7 @@ export class CoreShare {
     Atomics.store(this.calm, OWNED, 0);
     this.lastAt = now;
     this.lastCpu = this.cpu();
-    this.lastAsleep = this.asleepMs();
+    this.lastAsleep = this.asleepMs(now);
   }
 
   /** A step ended at `now` (`performance.now()` time): measures the share when a period has passed since the last measure. */
@@ -442,7 +466,7 @@ export class CoreShare {
     if (this.lastCpu === null || now - this.lastAt < SHARE_PERIOD_MS) return;
     const cpu = this.cpu();
     if (cpu === null) return;
-    const asleep = this.asleepMs();
+    const asleep = this.asleepMs(now);
     const share = cpuShare(
       cpu - this.lastCpu,
       now - this.lastAt,
@@ -461,9 +485,16 @@ export class CoreShare {
     Atomics.store(this.calm, OWNED, owned ? 1 : 0);
   }
 
-  private asleepMs(): number {
+  /** The threads' time asleep so far (ms), sleeps under way included up to `now`. */
+  private asleepMs(now: number): number {
+    const a = this.asleep;
+    const at = this.origin + now;
     let sum = 0;
-    for (let i = 0; i < this.asleep.length; i++) sum += this.asleep[i]!;
+    for (let i = 0; i + 1 < a.length; i += 2) {
+      sum += a[i]!;
+      const since = a[i + 1]!;
+      if (since > 0) sum += Math.max(0, at - since);
+    }
     return sum;
   }
 }
@@ -657,9 +688,9 @@ export function waitChange(
     while (!changed && performance.now() < until) changed = Atomics.load(arr, at) !== value;
   }
   if (!changed) {
-    const t1 = performance.now();
+    spinner.sleep();
     Atomics.wait(arr, at, value, timeoutMs);
-    spinner.slept(performance.now() - t1);
+    spinner.wake();
     changed = Atomics.load(arr, at) !== value;
   }
   spinner.record(performance.now() - t0, spin);

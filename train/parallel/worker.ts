@@ -38,7 +38,7 @@ export interface PoolMemory extends StepMemory {
    * `StepClock`); slot `OWNED`: 1 while the pool owns its cores (`CoreShare`).
    */
   calm: Int32Array;
-  /** Milliseconds each thread slept in `Atomics.wait`: the main thread's slot 0, worker i's i + 1. */
+  /** Each thread's sleep in `Atomics.wait` (see `SpinnerOptions.asleep`): the main thread's slot 0, worker i's i + 1. */
   asleep: Float64Array;
   /** How threads wait inside a step, every default filled in (see `waitPolicyOf`). */
   wait: Required<WaitPolicy>;

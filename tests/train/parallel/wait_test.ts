@@ -308,9 +308,10 @@ Deno.test("cpuShare: CPU time over the threads' runnable time, NaN when they all
 
 Deno.test("CoreShare sets the owned slot by the share each period, keeps it when all slept, and clears it after an idle gap", () => {
   const calm = new Int32Array(new SharedArrayBuffer(8));
-  const asleep = new Float64Array(3);
+  // 3 slots (the main thread's, an unused one, a worker's): [sum, start of a sleep under way]
+  const asleep = new Float64Array(6);
   let cpu = 1000;
-  const w = new CoreShare(calm, asleep, 2, () => cpu, 0);
+  const w = new CoreShare(calm, asleep, 2, () => cpu, 0, 0);
   w.begin(0);
   // steps end before a period has passed: nothing measured
   cpu += 40;
@@ -319,7 +320,7 @@ Deno.test("CoreShare sets the owned slot by the share each period, keeps it when
   assert.equal(w.periods, 0);
   // 50 ms, one thread asleep 10 ms of it (another slot, the other worker, never): 90 ms runnable, 88 on a core
   cpu += 48;
-  asleep[2] = 10;
+  asleep[4] = 10;
   w.check(SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 1);
   assert.ok(Math.abs(w.share - 88 / 90) < 1e-12);
@@ -333,7 +334,7 @@ Deno.test("CoreShare sets the owned slot by the share each period, keeps it when
   w.check(3 * SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 1);
   asleep[0] += SHARE_PERIOD_MS;
-  asleep[1] += SHARE_PERIOD_MS;
+  asleep[4] += SHARE_PERIOD_MS;
   w.check(4 * SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 1);
   assert.equal(w.periods, 3);
@@ -350,16 +351,23 @@ Deno.test("CoreShare sets the owned slot by the share each period, keeps it when
   w.check(t + SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 0);
   assert.ok(Math.abs(w.share - 0.67) < 1e-12);
+  // the worker sleeps through the next period and beyond (its sum not yet grown): its sleep
+  // under way counts, so the main thread's 50 ms alone on its core are a share of 1
+  asleep[5] = t + SHARE_PERIOD_MS;
+  cpu += SHARE_PERIOD_MS + 1;
+  w.check(t + 2 * SHARE_PERIOD_MS + 1);
+  assert.equal(calm[OWNED], 1);
+  assert.ok(Math.abs(w.share - 1) < 1e-12, `share ${w.share}`);
 });
 
 Deno.test("CoreShare without the process's CPU time never says owned", () => {
   const calm = new Int32Array(new SharedArrayBuffer(8));
-  const w = new CoreShare(calm, new Float64Array(2), 2, () => null, 0);
+  const w = new CoreShare(calm, new Float64Array(4), 2, () => null, 0);
   w.begin(0);
   w.check(10 * SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 0);
   assert.equal(w.periods, 0);
-  assert.throws(() => new CoreShare(new Int32Array(1), new Float64Array(2), 2), /calm .* got 1/);
+  assert.throws(() => new CoreShare(new Int32Array(1), new Float64Array(4), 2), /calm .* got 1/);
 });
 
 Deno.test("processCpuMs reads the process's CPU time, which grows with a busy loop", () => {
@@ -398,16 +406,21 @@ Deno.test("with ownCores a spinner spins at least its floor while the cores are 
   assert.equal(plain.budget(0), 0);
 });
 
-Deno.test("waitChange adds the time it slept (not the spin) to its thread's slot", () => {
+Deno.test("waitChange adds the time it slept (not the spin) to its thread's slot, and shows a sleep under way", () => {
   const a = new Int32Array(new SharedArrayBuffer(4));
-  const slots = new Float64Array(3);
+  const slots = new Float64Array(6);
   const s = new Spinner(1e9, null, { minSpinMs: 0.2, asleep: { at: slots, slot: 2 } });
   waitChange(a, 0, 1, s, 50); // changed already: no sleep
-  assert.equal(slots[2], 0);
+  assert.equal(slots[4], 0);
   const t0 = performance.now();
   waitChange(a, 0, 0, s, 20);
   const took = performance.now() - t0;
-  assert.ok(slots[2]! >= 15 && slots[2]! <= took - 0.15, `slept ${slots[2]} of ${took} ms`);
-  assert.equal(slots[0], 0);
-  assert.equal(slots[1], 0);
+  assert.ok(slots[4]! >= 15 && slots[4]! <= took - 0.15, `slept ${slots[4]} of ${took} ms`);
+  assert.deepEqual([slots[0], slots[1], slots[2], slots[3], slots[5]], [0, 0, 0, 0, 0]);
+  s.sleep();
+  const since = slots[5]!;
+  assert.ok(Math.abs(since - (performance.timeOrigin + performance.now())) < 5, `since ${since}`);
+  s.wake();
+  assert.equal(slots[5], 0);
+  assert.ok(slots[4]! >= 15);
 });
