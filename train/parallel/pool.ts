@@ -303,6 +303,8 @@ export class WorkerPool implements GradientRunner {
   private soloCount = 0;
   /** Whether the pool owns its cores, measured (with `wait.ownCores`), else null. */
   private cores: CoreShare | null = null;
+  /** Whether the last step ran on the main thread alone. */
+  private lastSolo = false;
   /** The main thread's part of the parallel update, when the pool applies the optimizer. */
   private updater: Updater | null = null;
   private optimizer: RangeOptimizer | null = null;
@@ -543,9 +545,10 @@ export class WorkerPool implements GradientRunner {
         this.choice?.reset();
         this.clockBatch = n;
       }
-      this.cores?.begin(t0);
       // the main thread alone: the workers are not told of the step
       const solo = this.choice?.next() ?? false;
+      this.cores?.begin(t0, solo !== this.lastSolo);
+      this.lastSolo = solo;
       this.waited = 0;
       // failed attempts of this step that no worker was blamed for (every one left the step in time)
       let unblamed = 0;

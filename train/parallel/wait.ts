@@ -383,7 +383,9 @@ export function processCpuMs(): number | null {
  * The process's CPU time counts every thread of the process: between steps
  * the main thread may run other work (another pool's steps, which would
  * make this pool's share look high), so a pause of {@linkcode IDLE_GAP_MS}
- * or more between two steps starts a new period with the cores not owned.
+ * or more between two steps starts a new period with the cores not owned,
+ * and so does a change of the threads a step runs on (the main thread
+ * alone owns its core beside one `yes`, all threads do not).
  *
  * @example
  * ```ts
@@ -449,11 +451,13 @@ export class CoreShare {
 
   /**
    * A step starts at `now`: after a pause of {@linkcode IDLE_GAP_MS} or more
-   * since the last step's end, a new period starts and the cores count as
-   * not owned until it is measured.
+   * since the last step's end, or when `changed` (the step runs on other
+   * threads than the last: the main thread alone, then all, whose share was
+   * not measured), a new period starts and the cores count as not owned
+   * until it is measured.
    */
-  begin(now: number): void {
-    if (now - this.lastEnd < IDLE_GAP_MS || this.lastCpu === null) return;
+  begin(now: number, changed = false): void {
+    if ((!changed && now - this.lastEnd < IDLE_GAP_MS) || this.lastCpu === null) return;
     Atomics.store(this.calm, OWNED, 0);
     this.lastAt = now;
     this.lastCpu = this.cpu();

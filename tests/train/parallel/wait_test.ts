@@ -341,6 +341,10 @@ Deno.test("CoreShare sets the owned slot by the share each period, keeps it when
   // the next step starts soon after: no change
   w.begin(4 * SHARE_PERIOD_MS + IDLE_GAP_MS / 2);
   assert.equal(calm[OWNED], 1);
+  // unless it runs on other threads (the main thread alone, or all after it)
+  w.begin(4 * SHARE_PERIOD_MS + IDLE_GAP_MS / 2, true);
+  assert.equal(calm[OWNED], 0);
+  calm[OWNED] = 1;
   // a pause while other work of the process ran (2 cores' worth): a new period, not owned
   const t = 4 * SHARE_PERIOD_MS + 200;
   cpu += 400;
