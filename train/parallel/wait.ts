@@ -336,6 +336,10 @@ export const OWNED_SPIN_MS = 0.3;
 export const SHARE_PERIOD_MS = 50;
 // below this much runnable thread time (ms) in a period the share says nothing (every thread asleep)
 const MIN_RUNNABLE_MS = 5;
+// periods not owned after a period spent spinning found the cores not owned: 1, doubling each
+// time to this many (3.2 s), back to 1 after this many owned periods in a row
+const MAX_HOLD_PERIODS = 64;
+const GOOD_PERIODS = 8;
 /** A pause between two steps this long (ms) starts a new period, cores not owned until measured (see {@linkcode CoreShare.begin}). */
 export const IDLE_GAP_MS = 5;
 
@@ -385,7 +389,12 @@ export function processCpuMs(): number | null {
  * make this pool's share look high), so a pause of {@linkcode IDLE_GAP_MS}
  * or more between two steps starts a new period with the cores not owned,
  * and so does a change of the threads a step runs on (the main thread
- * alone owns its core beside one `yes`, all threads do not).
+ * alone owns its core beside one `yes`, all threads do not). A period
+ * spent spinning that finds the cores not owned keeps them not owned for 1
+ * period, then 2, 4, … up to 64 each time it happens again (threads that
+ * sleep leave room beside another process, so the share says owned; once
+ * they spin they take that room and it says not owned), back to 1 after 8
+ * owned periods in a row.
  *
  * @example
  * ```ts
@@ -420,6 +429,11 @@ export class CoreShare {
   private lastCpu: number | null;
   private lastAsleep = 0;
   private lastEnd = -Infinity;
+  /** Periods left not owned after a spin's period found the cores not owned, and the next such wait. */
+  private holdoff = 0;
+  private hold = 1;
+  /** Owned periods in a row while spinning. */
+  private good = 0;
 
   /**
    * A watch that sets `calm[OWNED]` for a pool of `threads` threads whose
@@ -484,7 +498,20 @@ export class CoreShare {
     if (Number.isNaN(share)) return;
     this.share = share;
     this.periods++;
-    const owned = share >= OWNED_SHARE;
+    let owned = share >= OWNED_SHARE;
+    if (Atomics.load(this.calm, OWNED) === 1) {
+      // measured while the threads spun: a low share may be the spin's own doing (threads that
+      // slept left room beside another process, spinning ones take it), so stay off the longer
+      // the more often that happens; many good periods in a row forgive it
+      if (!owned) {
+        this.holdoff = this.hold;
+        this.hold = Math.min(MAX_HOLD_PERIODS, 2 * this.hold);
+        this.good = 0;
+      } else if (++this.good >= GOOD_PERIODS) this.hold = 1;
+    } else if (this.holdoff > 0) {
+      this.holdoff--;
+      owned = false;
+    }
     if (owned) this.ownedPeriods++;
     Atomics.store(this.calm, OWNED, owned ? 1 : 0);
   }

@@ -329,24 +329,28 @@ Deno.test("CoreShare sets the owned slot by the share each period, keeps it when
   w.check(2 * SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 0);
   assert.equal(w.ownedPeriods, 1);
-  // back to owned, then a period where every thread slept: the verdict stands
+  // measured while owned (spinning): held one period, then back to owned, then a period
+  // where every thread slept: the verdict stands
   cpu += 100;
   w.check(3 * SHARE_PERIOD_MS);
+  assert.equal(calm[OWNED], 0);
+  cpu += 100;
+  w.check(4 * SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 1);
   asleep[0] += SHARE_PERIOD_MS;
   asleep[4] += SHARE_PERIOD_MS;
-  w.check(4 * SHARE_PERIOD_MS);
+  w.check(5 * SHARE_PERIOD_MS);
   assert.equal(calm[OWNED], 1);
-  assert.equal(w.periods, 3);
+  assert.equal(w.periods, 4);
   // the next step starts soon after: no change
-  w.begin(4 * SHARE_PERIOD_MS + IDLE_GAP_MS / 2);
+  w.begin(5 * SHARE_PERIOD_MS + IDLE_GAP_MS / 2);
   assert.equal(calm[OWNED], 1);
   // unless it runs on other threads (the main thread alone, or all after it)
-  w.begin(4 * SHARE_PERIOD_MS + IDLE_GAP_MS / 2, true);
+  w.begin(5 * SHARE_PERIOD_MS + IDLE_GAP_MS / 2, true);
   assert.equal(calm[OWNED], 0);
   calm[OWNED] = 1;
   // a pause while other work of the process ran (2 cores' worth): a new period, not owned
-  const t = 4 * SHARE_PERIOD_MS + 200;
+  const t = 5 * SHARE_PERIOD_MS + 200;
   cpu += 400;
   w.begin(t);
   assert.equal(calm[OWNED], 0);
@@ -427,4 +431,27 @@ Deno.test("waitChange adds the time it slept (not the spin) to its thread's slot
   s.wake();
   assert.equal(slots[5], 0);
   assert.ok(slots[4]! >= 15);
+});
+
+Deno.test("CoreShare: a period spent spinning that finds the cores not owned holds them not owned for 1, 2, 4, ... periods", () => {
+  const calm = new Int32Array(new SharedArrayBuffer(8));
+  let cpu = 0;
+  let t = 0;
+  const w = new CoreShare(calm, new Float64Array(4), 2, () => cpu, 0, 0);
+  w.begin(0);
+  const period = (share: number) => {
+    cpu += 2 * SHARE_PERIOD_MS * share;
+    t += SHARE_PERIOD_MS;
+    w.check(t);
+    return calm[OWNED];
+  };
+  // beside another process: owned while the threads sleep, not once they spin
+  const seen: number[] = [];
+  for (let i = 0; i < 12; i++) seen.push(period(calm[OWNED] === 1 ? 0.67 : 0.95));
+  assert.deepEqual(seen, [1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+  // a quiet machine: owned from the first period after the hold, and 8 owned periods forgive
+  for (let i = 0; i < 4; i++) period(0.95);
+  assert.equal(calm[OWNED], 1);
+  for (let i = 0; i < 8; i++) period(0.95);
+  assert.deepEqual([period(0.5), period(0.95), period(0.95)], [0, 0, 1]);
 });
