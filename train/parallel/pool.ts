@@ -585,7 +585,9 @@ export class WorkerPool implements GradientRunner {
       // a step alone has no other thread to spin for
       if (!solo) this.clock.record(ms);
       else this.soloCount++;
-      this.cores?.check(performance.now());
+      // nor a share to measure: alone beside a busy process the main thread owns its core, all
+      // threads would not (a change of the threads starts a new period, see CoreShare.begin)
+      if (!solo) this.cores?.check(performance.now());
       this.choice?.record(ms / n, this.waited / ms, Atomics.load(this.mem.calm, 0) > 0);
       const loss = stepLoss(this.mem, this.shard, n, k);
       if (upd && Number.isFinite(loss)) this.tree.releaseRoot(this.bufferOuts);
