@@ -87,6 +87,10 @@ export async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
+    // the rename's own words were "Directory not empty (os error 39): rename '..tmp-1' -> '.'"
+    if ((await Deno.stat(path).catch(() => null))?.isDirectory) {
+      throw new Error("it is a directory, not a file");
+    }
     throw e;
   }
 }
