@@ -10,7 +10,29 @@
  * @module
  */
 
-/** Int32 slots of a worker's control block. */
+/**
+ * Int32 slots of a worker's control block.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CTRL, CTRL_BYTES } from "./control.ts";
+ * const ctl = new Int32Array(new SharedArrayBuffer(CTRL_BYTES));
+ * Atomics.store(ctl, CTRL.SEQ, 7); // the pool publishes step 7, then wakes the worker
+ * const go = Atomics.add(ctl, CTRL.GO, 1) + 1;
+ * Atomics.store(ctl, CTRL.DONE, go); // the worker's answer: done with that GO
+ * assert.deepEqual([...ctl], [1, 1, 7, 0]);
+ * ```
+ */
 export const CTRL = { GO: 0, DONE: 1, SEQ: 2, QUIT: 3 } as const;
-/** Bytes of a control block. */
+/**
+ * Bytes of a control block.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CTRL, CTRL_BYTES } from "./control.ts";
+ * assert.equal(CTRL_BYTES, 4 * Object.keys(CTRL).length); // one Int32 per slot
+ * ```
+ */
 export const CTRL_BYTES = 16;

@@ -7,7 +7,22 @@
  */
 import type { MakeHook, TestSeam, ThreadHook } from "./seam.ts";
 
-/** A simulated fault, for tests. */
+/**
+ * A simulated fault, for tests.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type InjectedFault, makeHook } from "./faults.ts";
+ * // worker 0 hangs inside its first micro-batch of step 5 or later; at:"micro" blocks the
+ * // thread, so only the steps before are called here
+ * const fault: InjectedFault = { worker: 0, step: 5, kind: "hang", at: "micro" };
+ * const hook = makeHook({ faults: [fault] }, { worker: 0, generation: 0 });
+ * assert.equal(hook(4, -1), false);
+ * assert.equal(hook(4, 0), false);
+ * assert.equal(hook(5, -1), false); // not at the step's start: in the micro-batch
+ * ```
+ */
 export interface InjectedFault {
   /** Worker index. */
   worker: number;
@@ -27,7 +42,21 @@ export interface InjectedFault {
   every?: boolean;
 }
 
-/** What {@linkcode faultSeam} passes to the workers. */
+/**
+ * What {@linkcode faultSeam} passes to the workers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type FaultConfig, makeHook } from "./faults.ts";
+ * const config: FaultConfig = { slow: [{ worker: 1, ms: 20 }] };
+ * const slow = makeHook(config, { worker: 1, generation: 0 });
+ * const t0 = performance.now();
+ * assert.equal(slow(0, 0), false); // waits 20 ms before the micro-batch
+ * assert.ok(performance.now() - t0 >= 15);
+ * assert.equal(slow(0, -1), false); // not at a step's start
+ * ```
+ */
 export interface FaultConfig {
   /** Faults by worker and step. */
   faults?: InjectedFault[];
@@ -35,7 +64,18 @@ export interface FaultConfig {
   slow?: { worker: number; ms: number; at?: "micro" | "update" }[];
 }
 
-/** The seam that simulates `config` in the workers. */
+/**
+ * The seam that simulates `config` in the workers.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { faultSeam } from "./faults.ts";
+ * const seam = faultSeam({ faults: [{ worker: 1, step: 3, kind: "exit" }] });
+ * assert.equal(seam.module, import.meta.resolve("./faults.ts")); // this module is the seam
+ * assert.deepEqual(seam.config, { faults: [{ worker: 1, step: 3, kind: "exit" }] });
+ * ```
+ */
 export function faultSeam(config: FaultConfig): TestSeam {
   return { module: import.meta.url, config };
 }
@@ -53,7 +93,22 @@ function strike(kind: InjectedFault["kind"], step: number): true {
   return true;
 }
 
-/** Builds the hook of one worker (the seam module's entry point). */
+/**
+ * Builds the hook of one worker (the seam module's entry point).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { makeHook } from "./faults.ts";
+ * const config = { faults: [{ worker: 0, step: 2, kind: "hang" as const, every: true }] };
+ * const first = makeHook(config, { worker: 0, generation: 0 });
+ * assert.equal(first(1, -1), false);
+ * assert.equal(first(2, -1), true); // leaves its serve loop: a hang
+ * // with `every`, each replacement strikes again
+ * assert.equal(makeHook(config, { worker: 0, generation: 1 })(7, -1), true);
+ * assert.equal(makeHook(config, { worker: 1, generation: 0 })(7, -1), false); // another worker
+ * ```
+ */
 export const makeHook: MakeHook = (config, { worker, generation }): ThreadHook => {
   const { faults = [], slow = [] } = config as FaultConfig;
   const mine = faults.filter((f) => f.worker === worker && (generation === 0 || f.every));

@@ -8,7 +8,19 @@
  * @module
  */
 
-/** A module whose `makeHook` export builds a {@linkcode ThreadHook}, and the plain-data config passed to it. */
+/**
+ * A module whose `makeHook` export builds a {@linkcode ThreadHook}, and the plain-data config passed to it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { TestSeam } from "./seam.ts";
+ * import { faultSeam } from "./faults.ts";
+ * const seam: TestSeam = faultSeam({ slow: [{ worker: 1, ms: 5 }] });
+ * assert.ok(seam.module.endsWith("/faults.ts")); // an absolute URL a worker can import
+ * assert.deepEqual(structuredClone(seam.config), seam.config); // plain data: posts to workers
+ * ```
+ */
 export interface TestSeam {
   /** Absolute URL of the module (it runs in every worker). */
   module: string;
@@ -16,7 +28,21 @@ export interface TestSeam {
   config: unknown;
 }
 
-/** Which thread a hook runs on: the worker's index, and how many times that slot was started before. */
+/**
+ * Which thread a hook runs on: the worker's index, and how many times that slot was started before.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ThreadId } from "./seam.ts";
+ * import { makeHook } from "./faults.ts";
+ * const config = { faults: [{ worker: 1, step: 0, kind: "hang" as const }] };
+ * const first: ThreadId = { worker: 1, generation: 0 };
+ * const replacement: ThreadId = { worker: 1, generation: 1 };
+ * assert.equal(makeHook(config, first)(0, -1), true); // the first worker 1 hangs at step 0
+ * assert.equal(makeHook(config, replacement)(0, -1), false); // its replacement does not
+ * ```
+ */
 export interface ThreadId {
   /** Worker index (0 is the main thread's lane when it takes part). */
   worker: number;
@@ -30,13 +56,64 @@ export interface ThreadId {
  * before each unit of the parallel update it claims; returning true (at a
  * step's start) makes the worker leave its serve loop for its event loop
  * and never answer (a simulated fault).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ThreadHook } from "./seam.ts";
+ * const calls: string[] = [];
+ * const hook: ThreadHook = (step, micro, update) => {
+ *   calls.push(micro < 0 ? `step ${step}` : update ? `unit ${micro}` : `micro ${micro}`);
+ *   return step >= 3 && micro < 0; // from step 3 on, leave at the step's start
+ * };
+ * assert.equal(hook(2, -1), false);
+ * hook(2, 0);
+ * hook(2, 1, true);
+ * assert.equal(hook(3, -1), true);
+ * assert.deepEqual(calls, ["step 2", "micro 0", "unit 1", "step 3"]);
+ * ```
  */
 export type ThreadHook = (step: number, micro: number, update?: boolean) => boolean;
 
-/** The signature of a seam module's `makeHook` export. */
+/**
+ * The signature of a seam module's `makeHook` export.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { MakeHook } from "./seam.ts";
+ * // a seam that makes worker `config.worker` leave at step `config.step`
+ * const makeHook: MakeHook = (config, { worker }) => {
+ *   const { worker: w, step: at } = config as { worker: number; step: number };
+ *   return (step, micro) => worker === w && micro < 0 && step >= at;
+ * };
+ * const hook = makeHook({ worker: 0, step: 4 }, { worker: 0, generation: 0 });
+ * assert.deepEqual([3, 4, 5].map((step) => hook(step, -1)), [false, true, true]);
+ * assert.equal(makeHook({ worker: 0, step: 4 }, { worker: 1, generation: 0 })(4, -1), false);
+ * ```
+ */
 export type MakeHook = (config: unknown, thread: ThreadId) => ThreadHook;
 
-/** Imports the seam's module and builds the hook for `thread`; no seam gives no hook. */
+/**
+ * Imports the seam's module and builds the hook for `thread`; no seam gives no hook.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadHook } from "./seam.ts";
+ * import { faultSeam } from "./faults.ts";
+ * const thread = { worker: 0, generation: 0 };
+ * assert.equal(await loadHook(undefined, thread), null); // production: no hook at all
+ * const seam = faultSeam({ faults: [{ worker: 0, step: 2, kind: "throw", at: "micro" }] });
+ * const hook = (await loadHook(seam, thread))!;
+ * assert.equal(hook(1, 0), false); // step 1: nothing happens
+ * assert.throws(() => hook(2, 0), /Injected fault at step 2/);
+ * await assert.rejects(
+ *   loadHook({ module: "data:text/javascript,export const x = 1;", config: null }, thread),
+ *   /does not export makeHook/,
+ * );
+ * ```
+ */
 export async function loadHook(
   seam: TestSeam | undefined,
   thread: ThreadId,
