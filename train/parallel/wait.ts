@@ -28,10 +28,12 @@
  * without the option, without the shortest spin. Measured there (lecture
  * CNN, 2 threads, `bench:train --ab "own-cores=false | own-cores=true"`,
  * 2-thread B/A median per run): batch 64 1.066 (8/9 reps ahead), 1.033
- * (5/9), 1.013 (5/9); batch 256 1.016 (6/7); mnist-net batch 256 1.023
- * (4/5); beside one `yes` (`--busy 1`) no period of threads was found owned
- * (0/6): the threads waited as without the option. A gain of 1–7% at batch
- * 64 against run-to-run noise of that size, so the option is off by default.
+ * (5/9), 1.013 (5/9), 1.005 (5/9), where an A/A run (both sides off) gave
+ * 1.008 (per-rep 0.92–1.04); batch 256 1.016 (6/7); mnist-net batch 256
+ * 1.023 (4/5); beside one `yes` (`--busy 1`) no period of threads was found
+ * owned (0/6): the threads waited as without the option. A gain of 0–7% at
+ * batch 64 against run-to-run noise of that size, so the option is off by
+ * default.
  *
  * @module
  */
