@@ -27,7 +27,26 @@ import type { FloatArray } from "../../graph/op.ts";
 import type { Layout } from "./spec.ts";
 import { ReduceWasm } from "../../ops/kernels/reduce_wasm.ts";
 
-/** Slots of the tree's state array: free-region bitmap, root region, then per-node arrivals and regions. */
+/**
+ * Slots of the tree's state array: free-region bitmap, root region, then
+ * per-node arrivals and regions.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GradTree, TREE, treeStateLength } from "./reduce.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [1], total: 1 };
+ * const state = new Int32Array(treeStateLength(4));
+ * const tree = new GradTree(layout, new Float32Array(3), state, 4);
+ * tree.resetFree(3);
+ * assert.equal(state[TREE.FREE], 0b111); // regions 0, 1 and 2 free
+ * tree.resetStep(4);
+ * assert.equal(state[TREE.ROOT], -1); // no root yet
+ * assert.equal(tree.tryAcquire(), 0); // thread 0's own region first
+ * assert.equal(state[TREE.FREE], 0b110);
+ * ```
+ */
 export const TREE = { FREE: 0, ROOT: 1, HEAD: 2 } as const;
 
 /**
@@ -35,19 +54,47 @@ export const TREE = { FREE: 0, ROOT: 1, HEAD: 2 } as const;
  * arrival count and a region slot per node, in halves of `(length - HEAD) / 2`.
  * A ragged tree has more than `2K` nodes (5 leaves: 5 + 3 + 2 + 1), at most
  * `2K + ⌈log2 K⌉ + 1`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { TREE, treeStateLength } from "./reduce.ts";
+ * const half = (treeStateLength(5) - TREE.HEAD) / 2;
+ * assert.equal(half, 18);
+ * assert.ok(half >= 5 + 3 + 2 + 1); // room for every node of a ragged tree over 5 leaves
+ * ```
  */
 export function treeStateLength(maxK: number): number {
   return TREE.HEAD + 4 * (maxK + treeLevels(maxK) + 1);
 }
 
-/** Levels above the leaves of a tree over `k` leaves: `⌈log2 k⌉`. */
+/**
+ * Levels above the leaves of a tree over `k` leaves: `⌈log2 k⌉`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { treeLevels } from "./reduce.ts";
+ * assert.deepEqual([1, 2, 3, 4, 5, 8, 9].map(treeLevels), [0, 1, 2, 2, 3, 3, 4]);
+ * ```
+ */
 export function treeLevels(k: number): number {
   let l = 0;
   while ((1 << l) < k) l++;
   return l;
 }
 
-/** The root value of the pair of regions `a` and `b` (see {@linkcode GradTree.root}). */
+/**
+ * The root value of the pair of regions `a` and `b` (see {@linkcode GradTree.root}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pairOf, rootRegions } from "./reduce.ts";
+ * assert.deepEqual(rootRegions(pairOf(0, 1)), [0, 1]);
+ * assert.ok(pairOf(0, 0) > 31); // never mistaken for a single region (0..30)
+ * ```
+ */
 export function pairOf(a: number, b: number): number {
   return a | ((b + 1) << 5);
 }
@@ -68,7 +115,18 @@ export function rootRegions(root: number): [number, number] {
   return [root & 31, (root >> 5) - 1];
 }
 
-/** Gradient regions a tree over at most `maxK` micro-batches needs for `lanes` threads. */
+/**
+ * Gradient regions a tree over at most `maxK` micro-batches needs for `lanes` threads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { regionCount } from "./reduce.ts";
+ * assert.equal(regionCount(8, 2), 5); // batch 256 in micro-batches of 32 on 2 threads: 3 + 2
+ * assert.equal(regionCount(1, 1), 1);
+ * assert.equal(regionCount(1 << 20, 16), 31); // at most 31: the free-region bitmap's bits
+ * ```
+ */
 export function regionCount(maxK: number, lanes: number): number {
   const n = treeLevels(maxK) + lanes;
   if (treeLevels(maxK) + 1 > 31) throw new Error(`GradTree: too many micro-batches (${maxK})`);
@@ -80,6 +138,37 @@ export function regionCount(maxK: number, lanes: number): number {
  * `regions`); every thread of a step calls {@linkcode GradTree.prepare} with
  * the step's micro-batch count, the main thread {@linkcode GradTree.resetStep}
  * before any starts.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GradTree, regionCount, treeStateLength } from "./reduce.ts";
+ * // one gradient of 2 floats, a step of 3 micro-batches on 1 thread
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [2], total: 2 };
+ * const k = 3, n = regionCount(k, 1);
+ * const tree = new GradTree(layout, new Float32Array(n * 2), new Int32Array(treeStateLength(k)), k);
+ * tree.resetFree(n);
+ * tree.resetStep(k);
+ * const g = [[0.1, 1], [0.2, 2], [0.3, 3]].map((v) => Float32Array.from(v));
+ * const w = [0.4, 0.4, 0.2]; // each micro-batch's share of the samples
+ * let spare = -1;
+ * for (let i = 0; i < k; i++) {
+ *   if (spare < 0) spare = tree.tryAcquire();
+ *   // outs[0] is the micro-batch's loss, outs[1..] its gradients
+ *   if (tree.leaf(i, w[i]!, [new Float32Array(1), g[i]!], spare)) spare = -1;
+ * }
+ * if (spare >= 0) tree.release(spare);
+ * assert.ok(tree.root() >= 0); // complete
+ * const out = new Float32Array(2);
+ * tree.takeRoot([out]);
+ * // (leaf 0 + leaf 1) + leaf 2, every leaf and sum rounded to float32
+ * const f = Math.fround;
+ * const leaf = (i: number, j: number) => f(w[i]! * g[i]![j]!);
+ * assert.deepEqual([...out], [0, 1].map((j) => f(f(leaf(0, j) + leaf(1, j)) + leaf(2, j))));
+ * assert.ok(Math.abs(out[0]! - 0.18) < 1e-6 && Math.abs(out[1]! - 1.8) < 1e-6); // the weighted mean
+ * assert.equal(tree.root(), -1); // taken: every region free again
+ * ```
  */
 export class GradTree {
   /** Floats per region. */

@@ -16,15 +16,65 @@ import type { Updater } from "./update.ts";
 import type { ThreadHook } from "./seam.ts";
 import { SPAN } from "./trace.ts";
 
-/** Int32 slots of the shared step block; phase `p`'s claim counter is `NEXT + 2p`, its count of finished micro-batches the next slot. */
+/**
+ * Int32 slots of the shared step block; phase `p`'s claim counter is
+ * `NEXT + 2p`, its count of finished micro-batches the next slot.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { publishStep, SCHED, schedLength } from "./schedule.ts";
+ * const mem = {
+ *   sched: new Int32Array(schedLength(1)),
+ *   stepNo: new Float64Array(1),
+ *   losses: new Float64Array(2),
+ *   partials: new Float32Array(0),
+ * };
+ * publishStep(mem, 9, 120, 64, 2, 1); // sequence 9: step 120, 64 samples in 2 micro-batches
+ * const s = mem.sched;
+ * assert.deepEqual([s[SCHED.SEQ], s[SCHED.N], s[SCHED.K], s[SCHED.PHASES]], [9, 64, 2, 1]);
+ * assert.equal(s[SCHED.NEXT]! >>> 16, 9); // the claim counter carries the step's tag...
+ * assert.equal(s[SCHED.NEXT]! & 0xffff, 0); // ...and the next micro-batch to claim
+ * assert.equal(mem.stepNo[0], 120);
+ * ```
+ */
 export const SCHED = { SEQ: 0, N: 1, K: 2, PHASES: 3, NEXT: 4 } as const;
 
-/** Int32 slots of a step block for graphs of up to `phases` phases. */
+/**
+ * Int32 slots of a step block for graphs of up to `phases` phases.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SCHED, schedLength } from "./schedule.ts";
+ * assert.equal(schedLength(1), SCHED.NEXT + 2); // one claim counter and one count of finished
+ * assert.equal(schedLength(3), SCHED.NEXT + 6);
+ * ```
+ */
 export function schedLength(phases: number): number {
   return SCHED.NEXT + 2 * phases;
 }
 
-/** The memory every thread of a step shares. */
+/**
+ * The memory every thread of a step shares.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abortStep, publishStep, SCHED, schedLength, type StepMemory } from "./schedule.ts";
+ * const sab = (bytes: number) => new SharedArrayBuffer(bytes);
+ * const k = 4; // micro-batches at most
+ * const mem: StepMemory = {
+ *   sched: new Int32Array(sab(4 * schedLength(1))),
+ *   stepNo: new Float64Array(sab(8)),
+ *   losses: new Float64Array(sab(8 * k)),
+ *   partials: new Float32Array(sab(0)), // no collectives
+ * };
+ * publishStep(mem, 1, 0, 128, k, 1);
+ * abortStep(mem, 1);
+ * assert.equal(mem.sched[SCHED.SEQ], 2); // a thread still in step 1 leaves
+ * ```
+ */
 export interface StepMemory {
   /** The step block (see {@linkcode SCHED}). */
   sched: Int32Array;
@@ -46,6 +96,26 @@ function tagOf(seq: number): number {
  * batch `n` in `k` micro-batches and `phases` phases at step `step`, as
  * sequence number `seq`; `skipMicro` publishes it with every micro-batch
  * done (its gradient tree is complete: a retry of its parallel update).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { publishStep, SCHED, schedLength } from "./schedule.ts";
+ * const mem = {
+ *   sched: new Int32Array(schedLength(2)),
+ *   stepNo: new Float64Array(1),
+ *   losses: new Float64Array(8),
+ *   partials: new Float32Array(0),
+ * };
+ * publishStep(mem, 3, 0, 256, 8, 2); // two phases: a claim counter and a done count each
+ * assert.deepEqual([...mem.sched.subarray(SCHED.NEXT)], [3 << 16, 0, 3 << 16, 0]);
+ * publishStep(mem, 4, 0, 256, 8, 2, true); // a retry of the update: every micro-batch done
+ * assert.deepEqual([...mem.sched.subarray(SCHED.NEXT)], [(4 << 16) + 8, 8, (4 << 16) + 8, 8]);
+ * assert.throws(
+ *   () => publishStep(mem, 5, 0, 1 << 17, 1 << 16, 1),
+ *   /too many micro-batches in a step \(65536\)/,
+ * );
+ * ```
  */
 export function publishStep(
   mem: StepMemory,
@@ -71,7 +141,25 @@ export function publishStep(
   Atomics.store(s, SCHED.SEQ, seq);
 }
 
-/** Ends step `seq` early: threads in it leave at their next claim or wait. */
+/**
+ * Ends step `seq` early: threads in it leave at their next claim or wait.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abortStep, publishStep, SCHED, schedLength } from "./schedule.ts";
+ * const mem = {
+ *   sched: new Int32Array(new SharedArrayBuffer(4 * schedLength(1))),
+ *   stepNo: new Float64Array(1),
+ *   losses: new Float64Array(2),
+ *   partials: new Float32Array(0),
+ * };
+ * publishStep(mem, 7, 0, 64, 2, 1);
+ * abortStep(mem, 7);
+ * assert.notEqual(mem.sched[SCHED.SEQ], 7); // a lane of step 7 sees it is over
+ * assert.equal(Atomics.wait(mem.sched, SCHED.SEQ, 7, 0), "not-equal"); // and does not wait for it
+ * ```
+ */
 export function abortStep(mem: StepMemory, seq: number): void {
   Atomics.store(mem.sched, SCHED.SEQ, seq + 1);
   for (let i = 0; i < mem.sched.length; i++) Atomics.notify(mem.sched, i);
@@ -84,6 +172,57 @@ const STALE = -2;
  * until there is nothing left for this thread (true) or it must wait for
  * other threads (false: wait until `waitOn[waitAt]` is no longer `waitFor`,
  * then call it again).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocDataset, initParams, lectureCnn, LocalRunner } from "@denograd/denograd";
+ * import { GradientShard } from "./shard.ts";
+ * import { GradTree, regionCount, treeStateLength } from "./reduce.ts";
+ * import { layoutOf } from "./spec.ts";
+ * import { Lane, publishStep, schedLength, stepLoss } from "./schedule.ts";
+ * const m = lectureCnn({ channels: 2 });
+ * const params = initParams(m.built, { seed: 1 }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const data = { images: ds.images, labels: ds.labels, sampleSize: 784 };
+ * const layout = layoutOf(m, params, "demo");
+ * const indices = Uint32Array.from([0, 1, 2, 3, 4, 5]);
+ * const shard = new GradientShard({
+ *   ...m,
+ *   ...data,
+ *   grads: layout.grads,
+ *   params,
+ *   indices,
+ *   microBatch: 2,
+ * });
+ * const k = shard.count(6); // 3 micro-batches of 2
+ * const mem = {
+ *   sched: new Int32Array(schedLength(shard.phases)),
+ *   stepNo: new Float64Array(1),
+ *   losses: new Float64Array(k),
+ *   partials: new Float32Array(k * shard.partialSize),
+ * };
+ * const n = regionCount(k, 1);
+ * const regions = new Float32Array(n * layout.total);
+ * const tree = new GradTree(layout, regions, new Int32Array(treeStateLength(k)), k);
+ * tree.resetFree(n);
+ * const claims: number[] = [];
+ * const lane = new Lane(shard, tree, mem, (_step, micro) => (claims.push(micro), false));
+ * tree.resetStep(k);
+ * publishStep(mem, 1, 0, 6, k, shard.phases);
+ * assert.ok(lane.begin(1));
+ * assert.equal(lane.advance(), true); // alone, it never waits
+ * assert.deepEqual(claims, [0, 1, 2]); // one thread claims the micro-batches in order
+ * assert.equal(lane.claimed, 3);
+ * const grads = layout.grads.map(([name]) => new Float32Array(params.get(name)!.length));
+ * tree.takeRoot(grads);
+ * // LocalRunner is this lane: the same loss and gradient bits
+ * const runner = new LocalRunner(m, { params, data, maxBatch: 6, microBatch: 2 });
+ * const out = new Map<string, Float32Array>();
+ * assert.equal((await runner.step(indices, 0, out)).loss, stepLoss(mem, shard, 6, k));
+ * layout.grads.forEach(([name], i) => assert.deepEqual(out.get(name), grads[i], name));
+ * assert.equal(lane.begin(2), false); // step 2 was never published
+ * ```
  */
 export class Lane {
   /** The array a waiting lane waits on. */
@@ -254,7 +393,38 @@ export class Lane {
   }
 }
 
-/** The batch-mean loss of a finished step: `Σ_k w_k · loss_k` in micro-batch order. */
+/**
+ * The batch-mean loss of a finished step: `Σ_k w_k · loss_k` in micro-batch order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocDataset, initParams, lectureCnn } from "@denograd/denograd";
+ * import { GradientShard } from "./shard.ts";
+ * import { stepLoss } from "./schedule.ts";
+ * const m = lectureCnn({ channels: 2 });
+ * const params = initParams(m.built, { seed: 1 }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const shard = new GradientShard({
+ *   ...m,
+ *   grads: Object.entries(m.grads),
+ *   params,
+ *   images: ds.images,
+ *   labels: ds.labels,
+ *   sampleSize: 784,
+ *   indices: new Uint32Array(5),
+ *   microBatch: 2,
+ * });
+ * const mem = {
+ *   sched: new Int32Array(6),
+ *   stepNo: new Float64Array(1),
+ *   losses: Float64Array.from([1, 2, 3]), // the micro-batches' losses
+ *   partials: new Float32Array(0),
+ * };
+ * // 5 samples cut 2, 2, 1: weights 0.4, 0.4, 0.2
+ * assert.ok(Math.abs(stepLoss(mem, shard, 5, 3) - (0.4 * 1 + 0.4 * 2 + 0.2 * 3)) < 1e-12);
+ * ```
+ */
 export function stepLoss(mem: StepMemory, shard: GradientShard, n: number, k: number): number {
   let loss = 0;
   for (let i = 0; i < k; i++) loss += shard.weight(i, n) * mem.losses[i]!;
