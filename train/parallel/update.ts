@@ -50,16 +50,88 @@ import {
 import type { Layout } from "./spec.ts";
 import { UpdateWasm } from "../../ops/kernels/reduce_wasm.ts";
 
-/** Elements per unit of the parallel update (a divisor of {@linkcode NORM_CHUNK}). */
+/**
+ * Elements per unit of the parallel update (a divisor of {@linkcode NORM_CHUNK}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NORM_CHUNK } from "../optim/rules.ts";
+ * import { unitsOf, UPDATE_UNIT } from "./update.ts";
+ * assert.equal(NORM_CHUNK % UPDATE_UNIT, 0);
+ * // a parameter of 10,000 values is three units: 4096, 4096 and 1808
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [10_000], total: 10_000 };
+ * const units = [0, 0, 4096, 0, 0, 4096, 8192, 0, 0, 8192, 10_000, 0];
+ * assert.deepEqual([...unitsOf(layout, ["w"], UPDATE_UNIT)], units);
+ * ```
+ */
 export const UPDATE_UNIT = 4096;
 
-/** Int32 slots of the update's control block: the step's tag, then each round's count of finished units. */
+/**
+ * Int32 slots of the update's control block: the step's tag, then each round's count of finished units.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NO_STATE } from "../optim/rules.ts";
+ * import { publishUpdate, UPD, Updater, updateShared } from "./update.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [5000], total: 5000 };
+ * const u = updateShared(layout, "sgd", ["w"], [NO_STATE], 0);
+ * publishUpdate(u, 3, true, false);
+ * assert.equal(u.ctl[UPD.TAG], 3 << 2); // the step's tag, above the units' state bits
+ * const regions = new Float32Array(5000); // the gradient (region 0; no pair to add)
+ * new Updater(u, layout, new Map([["w", new Float32Array(5000)]]), regions, null).begin(3, 0, -1);
+ * assert.equal(u.ctl[UPD.DONE0], 0); // nothing run yet
+ * ```
+ */
 export const UPD = { TAG: 0, DONE0: 2, DONE1: 3 } as const;
 
-/** States of a unit's flag (its low two bits; the step's tag is above them). */
+/**
+ * States of a unit's flag (its low two bits; the step's tag is above them).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NO_STATE } from "../optim/rules.ts";
+ * import { SPAN } from "./trace.ts";
+ * import { publishUpdate, UNIT, UPD, Updater, updateShared } from "./update.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [5000], total: 5000 };
+ * const u = updateShared(layout, "sgd", ["w"], [NO_STATE], 0);
+ * publishUpdate(u, 3, true, false);
+ * assert.deepEqual([...u.flags], [(3 << 2) | UNIT.TODO, (3 << 2) | UNIT.TODO]); // 4096 + 904
+ * const params = new Map([["w", new Float32Array(5000)]]);
+ * const up = new Updater(u, layout, params, new Float32Array(5000), null);
+ * up.begin(3, 0, -1);
+ * assert.equal(up.advance(null, SPAN.UPDATE), true);
+ * assert.deepEqual([...u.flags], [(3 << 2) | UNIT.DONE, (3 << 2) | UNIT.DONE]);
+ * assert.equal(u.ctl[UPD.DONE0], 2);
+ * ```
+ */
 export const UNIT = { TODO: 0, RUNNING: 1, DONE: 2, CLAIMED: 3 } as const;
 
-/** What every thread of a pool needs for the parallel update (posted to workers; arrays are shared). */
+/**
+ * What every thread of a pool needs for the parallel update (posted to workers; arrays are shared).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Sgd } from "../../mod.ts";
+ * import { NO_STATE } from "../optim/rules.ts";
+ * import { type UpdateShared, updateShared } from "./update.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [3], total: 3 };
+ * const u: UpdateShared = updateShared(layout, "sgd", ["w"], [NO_STATE], 0, 2);
+ * new Sgd(0.5).begin(u.scalars); // the step's numbers, read by every thread
+ * assert.equal(u.scalars[0], 0.5); // SGD's learning rate
+ * for (const a of [u.scalars, u.ctl, u.flags, u.norms]) {
+ *   assert.ok(a.buffer instanceof SharedArrayBuffer);
+ * }
+ * assert.deepEqual(structuredClone(u).counts, [1, 0]); // posts to workers
+ * ```
+ */
 export interface UpdateShared {
   /** The optimizer's rule. */
   rule: Rule;
@@ -87,6 +159,21 @@ export interface UpdateShared {
  * Units of `size` elements (the last of each parameter shorter) over
  * `layout`: `[layout entry, lo, hi, trainable index or -1]` each, trainable
  * ones first in the optimizer's order, then the buffers' (summed only).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { unitsOf } from "./update.ts";
+ * const layout = {
+ *   grads: [["w", "grad w"], ["b", "grad b"]] as [string, string][],
+ *   offsets: [0, 5],
+ *   sizes: [5, 2],
+ *   total: 7,
+ * };
+ * // only b is trainable: its unit first, then w's as a buffer (-1)
+ * assert.deepEqual([...unitsOf(layout, ["b"], 4)], [1, 0, 2, 0, 0, 0, 4, -1, 0, 4, 5, -1]);
+ * assert.throws(() => unitsOf(layout, ["x"], 4), /parameter "x" has no gradient/);
+ * ```
  */
 export function unitsOf(layout: Layout, trainable: string[], size = NORM_CHUNK): Int32Array {
   const names = layout.grads.map(([name]) => name);
@@ -111,6 +198,22 @@ export function unitsOf(layout: Layout, trainable: string[], size = NORM_CHUNK):
  * {@linkcode UPDATE_UNIT}-element units (buffers included, for their last
  * sum); with clipping round 0 by norm chunks (every gradient), round 1 by
  * units of the trainable parameters.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { roundUnits } from "./update.ts";
+ * // a trainable w of 20,000 values and a buffer m of 3
+ * const layout = {
+ *   grads: [["w", "grad w"], ["m", "grad m"]] as [string, string][],
+ *   offsets: [0, 20_000],
+ *   sizes: [20_000, 3],
+ *   total: 20_003,
+ * };
+ * const units = ([a, b]: Int32Array[]) => [a!.length / 4, b!.length / 4];
+ * assert.deepEqual(units(roundUnits(layout, ["w"], 0)), [6, 0]); // 5 of w by 4096, 1 of m
+ * assert.deepEqual(units(roundUnits(layout, ["w"], 1)), [3, 5]); // by 16,384 (2 + 1), then w's 5
+ * ```
  */
 export function roundUnits(
   layout: Layout,
@@ -124,7 +227,25 @@ export function roundUnits(
   return [unitsOf(layout, trainable, NORM_CHUNK), fine.slice(0, 4 * t)];
 }
 
-/** The shared memory of an update over `layout` on `threads` threads (the rule, names and state are the caller's). */
+/**
+ * The shared memory of an update over `layout` on `threads` threads (the rule, names and state are the caller's).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RULE_SCALARS } from "../optim/rules.ts";
+ * import { updateShared } from "./update.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [20_000], total: 20_000 };
+ * const state: [Float32Array, Float32Array] = [new Float32Array(20_000), new Float32Array(20_000)];
+ * const u = updateShared(layout, "adam", ["w"], [state], 1.0, 2);
+ * assert.deepEqual(u.counts, [2, 5]); // clipping: 2 norm chunks, then 5 units
+ * assert.equal(u.flags.length, 7); // a flag per unit of both rounds
+ * assert.equal(u.norms.length, 2); // a sum of squares per norm chunk
+ * assert.equal(u.scalars.length, RULE_SCALARS);
+ * assert.equal(u.state[0], state); // the caller's buffers, not copies
+ * ```
+ */
 export function updateShared(
   layout: Layout,
   rule: Rule,
@@ -150,7 +271,23 @@ export function updateShared(
   };
 }
 
-/** Units the last round of an update over `layout` has. */
+/**
+ * Units the last round of an update over `layout` has.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { unitCount } from "./update.ts";
+ * const layout = {
+ *   grads: [["w", "grad w"], ["m", "grad m"]] as [string, string][],
+ *   offsets: [0, 20_000],
+ *   sizes: [20_000, 3],
+ *   total: 20_003,
+ * };
+ * assert.equal(unitCount(layout, ["w"]), 6); // w's 5 units and the buffer m's
+ * assert.equal(unitCount(layout, ["w"], 1), 5); // with clipping the last round is w's alone
+ * ```
+ */
 export function unitCount(layout: Layout, trainable: string[], clip = 0): number {
   const [r0, r1] = roundUnits(layout, trainable, clip);
   return (clip > 0 ? r1 : r0).length / 4;
@@ -225,6 +362,30 @@ export function claimOrder(sections: Int32Array, me: number): Int32Array {
  * units done, frees those claimed but not started, and throws when a unit
  * was left running (a thread died inside it: the parameters there are
  * partly updated), unless the round only sums squares, which re-runs.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NO_STATE } from "../optim/rules.ts";
+ * import { publishUpdate, UNIT, UPD, updateShared } from "./update.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [10_000], total: 10_000 };
+ * const u = updateShared(layout, "sgd", ["w"], [NO_STATE], 0);
+ * publishUpdate(u, 5, true, false);
+ * assert.ok([...u.flags].every((f) => f === (5 << 2 | UNIT.TODO)));
+ * // a retry: a unit done stays done, one claimed but not started is free again
+ * u.flags[0] = 5 << 2 | UNIT.DONE;
+ * u.flags[1] = 5 << 2 | UNIT.CLAIMED;
+ * publishUpdate(u, 6, false, false);
+ * assert.deepEqual([...u.flags].map((f) => f & 3), [UNIT.DONE, UNIT.TODO, UNIT.TODO]);
+ * assert.equal(u.ctl[UPD.DONE0], 1);
+ * // one left running cannot be re-run exactly
+ * u.flags[2] = 6 << 2 | UNIT.RUNNING;
+ * assert.throws(
+ *   () => publishUpdate(u, 7, false, false),
+ *   /died while updating unit 2 of 3 \(round 0\)/,
+ * );
+ * ```
  */
 export function publishUpdate(u: UpdateShared, seq: number, fresh: boolean, pair: boolean): void {
   const tag = tagOf(seq) << 2;
@@ -252,7 +413,28 @@ export function publishUpdate(u: UpdateShared, seq: number, fresh: boolean, pair
   Atomics.store(u.ctl, UPD.TAG, tag);
 }
 
-/** Called before each unit a thread claims (a test seam's hook, `seam.ts`: it may throw or block). */
+/**
+ * Called before each unit a thread claims (a test seam's hook, `seam.ts`: it may throw or block).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NO_STATE } from "../optim/rules.ts";
+ * import { SPAN } from "./trace.ts";
+ * import { publishUpdate, type UnitHook, Updater, updateShared } from "./update.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [10_000], total: 10_000 };
+ * const u = updateShared(layout, "sgd", ["w"], [NO_STATE], 0);
+ * publishUpdate(u, 1, true, false);
+ * const params = new Map([["w", new Float32Array(10_000)]]);
+ * const up = new Updater(u, layout, params, new Float32Array(10_000), null);
+ * const units: number[] = [];
+ * const hook: UnitHook = (unit) => void units.push(unit);
+ * up.begin(1, 0, -1);
+ * assert.equal(up.advance(hook, SPAN.UPDATE), true);
+ * assert.deepEqual(units, [0, 1, 2]); // one thread: every unit, in order
+ * ```
+ */
 export type UnitHook = (unit: number) => void;
 
 const STALE = -2;
@@ -261,6 +443,30 @@ const STALE = -2;
  * One thread's part of the parallel update of a step; {@linkcode Updater.advance}
  * works like `Lane.advance` (true: nothing left for this thread; false: wait
  * until `waitOn[waitAt]` is no longer `waitFor`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Sgd } from "../../mod.ts";
+ * import { NO_STATE } from "../optim/rules.ts";
+ * import { SPAN } from "./trace.ts";
+ * import { publishUpdate, Updater, updateShared } from "./update.ts";
+ * const grads: [string, string][] = [["w", "grad w"]];
+ * const layout = { grads, offsets: [0], sizes: [3], total: 3 };
+ * // the tree's root is a pair: regions 0 and 1, whose sum is the gradient
+ * const regions = Float32Array.from([1, 1, 1, 1, 0, -1]);
+ * const params = new Map([["w", Float32Array.from([1, 2, 3])]]);
+ * const u = updateShared(layout, "sgd", ["w"], [NO_STATE], 0);
+ * new Sgd(0.5).begin(u.scalars);
+ * publishUpdate(u, 1, true, true);
+ * const up = new Updater(u, layout, params, regions, null);
+ * up.begin(1, 0, 1);
+ * assert.equal(up.advance(null, SPAN.UPDATE), true); // one thread: all done
+ * assert.equal(up.ran, up.units);
+ * // w - 0.5 · (g0 + g1) = [1, 2, 3] - 0.5 · [2, 1, 0]
+ * assert.deepEqual([...params.get("w")!], [0, 1.5, 3]);
+ * assert.deepEqual([...regions], [1, 1, 1, 1, 0, -1]); // the regions are only read
+ * ```
  */
 export class Updater {
   /** Units of the update's last round (the pool waits for them all to be done). */
