@@ -35,7 +35,8 @@ DENOGRAD_DEBUG=1 adds stack traces to errors.
   --channels N       channels of the lecture CNN's convolution (32)
   --seed N           seed of every random choice, 0 to 4294967295 (1)
   --workers N        threads computing shards: the main thread and N-1 Web Workers;
-                     1 runs in-process (default and most: the hardware threads)
+                     1 runs in-process (most: the hardware threads; default: those, but no
+                     more than a step has micro-batches of 32 samples, so batch 32 runs on 1)
   --kernels TIER     wasm (default when available) | ts | ref
   --no-fuse          run the unfused graph (no fused kernels)
   --no-winograd      3×3 convolutions by im2col + GEMM instead of Winograd (wasm tier)

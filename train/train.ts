@@ -105,7 +105,7 @@ export interface TrainOptions extends StepToolOptions {
   channels?: number;
   /** Seed of every random choice (split, initialisation, order, dropout): a whole number from 0 to 2³²−1 (default 1). */
   seed?: number;
-  /** Threads computing shards (the main thread and workers - 1 Web Workers), a whole number 1 or more; 1 runs in-process. Default: hardware threads. */
+  /** Threads computing shards (the main thread and workers - 1 Web Workers), a whole number 1 or more; 1 runs in-process. Default: the hardware threads, but no more than a step has micro-batches (`defaultMicroBatch`: 32 samples for most models), since a thread without one only waits: batch 32 runs in-process, batch 64 on 2 threads. */
   workers?: number;
   /** Kernel tier for float32. */
   kernels?: Tier;
@@ -653,10 +653,18 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   const d = typeof m === "string" ? TRAIN_DEFAULTS[m] : CUSTOM_DEFAULTS;
   const epochs = opts.epochs ?? d.epochs;
   const batch = opts.batch ?? d.batch;
-  const workers = opts.workers ?? navigator.hardwareConcurrency ?? 1;
   const sets = await loadSets(opts, model, seed);
   const trainSet = limit(sets.train, opts.trainLimit);
   const testSet = limit(sets.test, opts.testLimit);
+  // a step's micro-batches are what the threads share: with fewer of them than threads,
+  // the others wait (a CNN of 29k parameters at batch 32 ran 0.92-0.94x as fast on 2 threads
+  // as on 1), so by default there are no more threads than micro-batches
+  let nParams = 0;
+  for (const p of model.params.values()) nParams += p.length;
+  const stepBatch = Math.min(batch, trainSet.count);
+  const micro = defaultMicroBatch(stepBatch, nParams);
+  const pieces = Math.ceil(stepBatch / micro);
+  const workers = opts.workers ?? Math.min(navigator.hardwareConcurrency ?? 1, pieces);
   const spec = trainingGraph(model, sets.loss);
   checkTrainable(model, spec);
   // a graph of ops alone trained for its epochs and changed nothing, without a word
@@ -785,8 +793,6 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     evaluatedAt: -1,
     lastCheckpoint: opts.resume ? { path: opts.resume, step: cursor.globalStep } : null,
   };
-  let nParams = 0;
-  for (const p of params.values()) nParams += p.length;
   run.emit({
     event: "start",
     model: run.name,
@@ -802,11 +808,6 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     optimizer: optimizer.name,
     lr: opts.lr ?? d.lr,
   });
-  // a step's micro-batches are what the threads share: with fewer of them than threads,
-  // the others wait (my CNN at batch 32 ran 0.92-0.94x as fast on 2 threads as on 1)
-  const stepBatch = Math.min(batch, trainSet.count);
-  const micro = defaultMicroBatch(stepBatch, nParams);
-  const pieces = Math.ceil(stepBatch / micro);
   if (opts.workers !== undefined && opts.workers > pieces) {
     run.emit({
       event: "warning",
@@ -817,6 +818,16 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       } thread(s) have nothing to compute and the run is no faster; use a batch of ${
         micro * opts.workers
       } or more, or workers: ${pieces}`,
+    });
+  }
+  // the CLI refuses more; a program gets them (a test of 3 or 4 threads on 2 cores), told why it is slow
+  const hw = navigator.hardwareConcurrency;
+  if (opts.workers !== undefined && hw !== undefined && opts.workers > hw) {
+    run.emit({
+      event: "warning",
+      message: `workers (--workers) is ${opts.workers} but this machine has ${hw} hardware thread${
+        hw === 1 ? "" : "s"
+      } (navigator.hardwareConcurrency): the threads take turns on its cores, each step waits for the slowest, and every worker loads the library again; the result is the same bits with workers: ${hw}`,
     });
   }
   // the CLI's Ctrl-C advice was --resume alone: the resumed run then saved nothing
