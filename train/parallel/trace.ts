@@ -8,7 +8,25 @@
  * @module
  */
 
-/** Kinds of span. */
+/**
+ * Kinds of span.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Profiler, SPAN } from "./trace.ts";
+ * const p = new Profiler(1, { nodes: [], backward: [] }, false, 8);
+ * p.main.span(SPAN.MICRO, 3, 0, 1);
+ * p.main.span(SPAN.PHASE, 1 * 65536 + 2, 1, 2); // phase 1 of micro-batch 2
+ * p.main.span(SPAN.WAIT, 0, 2, 3);
+ * const spans = p.toChromeTrace().traceEvents.filter((e) => e.ph === "X");
+ * assert.deepEqual(spans.map((e) => [e.name, e.cat]), [
+ *   ["micro-batch 3", "micro-batch"],
+ *   ["phase 1 micro-batch 2", "phase"],
+ *   ["wait", "wait"],
+ * ]);
+ * ```
+ */
 export const SPAN = {
   /** A kernel: `id` is the node. */
   OP: 0,
@@ -34,7 +52,20 @@ const KIND_NAMES = ["op", "micro-batch", "phase", "wait", "reduce", "step", "upd
 // floats per span: kind, id, start, end
 const WIDTH = 4;
 
-/** One thread's span buffer (shared memory in a pool). */
+/**
+ * One thread's span buffer (shared memory in a pool).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SPAN, type TraceMemory, traceMemory, TraceRecorder } from "./trace.ts";
+ * const mem: TraceMemory = traceMemory(2, false); // room for two spans
+ * const rec = new TraceRecorder(mem);
+ * for (let k = 0; k < 3; k++) rec.span(SPAN.MICRO, k, k, k + 1);
+ * assert.deepEqual([...mem.count], [2, 1]); // two recorded, one dropped
+ * assert.deepEqual([mem.spans[4], mem.spans[5]], [SPAN.MICRO, 1]); // the second: kind, id, ...
+ * ```
+ */
 export interface TraceMemory {
   /** Spans back to back: kind, id, start and end in ms since the epoch. */
   spans: Float64Array;
@@ -42,7 +73,19 @@ export interface TraceMemory {
   count: Int32Array;
 }
 
-/** A buffer of `capacity` spans; `shared` puts it in a SharedArrayBuffer. */
+/**
+ * A buffer of `capacity` spans; `shared` puts it in a SharedArrayBuffer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { traceMemory } from "./trace.ts";
+ * const mem = traceMemory(100, true);
+ * assert.ok(mem.spans.buffer instanceof SharedArrayBuffer); // a worker records into it
+ * assert.equal(mem.spans.length, 4 * 100); // kind, id, start, end per span
+ * assert.deepEqual([...mem.count], [0, 0]);
+ * ```
+ */
 export function traceMemory(capacity: number, shared: boolean): TraceMemory {
   const f = (n: number) => (shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
   return {
@@ -51,7 +94,22 @@ export function traceMemory(capacity: number, shared: boolean): TraceMemory {
   };
 }
 
-/** Records spans of one thread; times are this thread's `performance.now()`. */
+/**
+ * Records spans of one thread; times are this thread's `performance.now()`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SPAN, traceMemory, TraceRecorder } from "./trace.ts";
+ * const mem = traceMemory(4, false);
+ * const rec = new TraceRecorder(mem);
+ * const t0 = performance.now();
+ * rec.kernel(7, t0, t0 + 0.5); // node 7 ran for 0.5 ms (what the executor calls)
+ * assert.equal(mem.count[0], 1);
+ * assert.deepEqual([mem.spans[0], mem.spans[1]], [SPAN.OP, 7]);
+ * assert.equal(mem.spans[2], performance.timeOrigin + t0); // ms since the epoch: threads agree
+ * ```
+ */
 export class TraceRecorder {
   private mem: TraceMemory;
   private origin = performance.timeOrigin;
@@ -85,7 +143,24 @@ export class TraceRecorder {
     this.span(SPAN.OP, node, start, end);
 }
 
-/** How to name the nodes of a trace. */
+/**
+ * How to name the nodes of a trace.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Profiler, SPAN, type TraceNames } from "./trace.ts";
+ * const names: TraceNames = { nodes: ["matmul fc", "matmul fc.grad"], backward: [false, true] };
+ * const p = new Profiler(1, names, false, 4);
+ * p.main.span(SPAN.OP, 0, 0, 1);
+ * p.main.span(SPAN.OP, 1, 1, 2);
+ * const ops = p.toChromeTrace().traceEvents.filter((e) => e.ph === "X");
+ * assert.deepEqual(ops.map((e) => [e.name, e.cat]), [
+ *   ["matmul fc", "fwd"],
+ *   ["matmul fc.grad", "bwd"],
+ * ]);
+ * ```
+ */
 export interface TraceNames {
   /** Name of each node: `op name`. */
   nodes: string[];
@@ -93,7 +168,25 @@ export interface TraceNames {
   backward: boolean[];
 }
 
-/** One event of Chrome's trace-event format. */
+/**
+ * One event of Chrome's trace-event format.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Profiler, SPAN, type TraceEvent } from "./trace.ts";
+ * const p = new Profiler(1, { nodes: [], backward: [] }, false, 4);
+ * p.main.span(SPAN.REDUCE, 5, 10, 10.25); // micro-batch 5's reduction, 0.25 ms
+ * const [meta, span] = p.toChromeTrace().traceEvents as [TraceEvent, TraceEvent];
+ * assert.deepEqual(meta.args, { name: "main thread" }); // names the track
+ * assert.deepEqual([meta.name, meta.ph, meta.tid], ["thread_name", "M", 0]);
+ * assert.deepEqual(
+ *   [span.name, span.cat, span.ph, span.ts, span.tid, span.args],
+ *   ["reduce", "reduce", "X", 0, 0, { id: 5 }],
+ * );
+ * assert.ok(Math.abs(span.dur! - 250) < 1); // µs
+ * ```
+ */
 export interface TraceEvent {
   /** The span's label (an op's node name, "wait", "reduce", …). */
   name: string;
@@ -113,7 +206,26 @@ export interface TraceEvent {
   args?: Record<string, unknown>;
 }
 
-/** The spans of every thread of a runner, and their Chrome trace. */
+/**
+ * The spans of every thread of a runner, and their Chrome trace.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Profiler, SPAN, TraceRecorder } from "./trace.ts";
+ * const p = new Profiler(2, { nodes: ["relu h"], backward: [false] }, true, 16);
+ * p.main.span(SPAN.STEP, 0, 100, 102); // the main thread: a step of 2 ms
+ * new TraceRecorder(p.threads[1]!).span(SPAN.OP, 0, 100.5, 101); // worker 0: a kernel
+ * const { traceEvents } = p.toChromeTrace();
+ * const spans = traceEvents.filter((e) => e.ph === "X");
+ * assert.deepEqual(spans.map((e) => [e.name, e.tid, e.ts]), [["step", 0, 0], ["relu h", 1, 500]]);
+ * assert.ok(Math.abs(spans[0]!.dur! - 2000) < 1); // µs
+ * const threads = traceEvents.filter((e) => e.ph === "M").map((e) => e.args!.name);
+ * assert.deepEqual(threads, ["main thread", "worker 0"]);
+ * assert.equal(JSON.parse(JSON.stringify(p.toChromeTrace())).traceEvents.length, 4);
+ * assert.equal(p.dropped, 0);
+ * ```
+ */
 export class Profiler {
   /** One buffer per thread: 0 is the main thread. */
   readonly threads: TraceMemory[];
@@ -187,7 +299,24 @@ export class Profiler {
   }
 }
 
-/** Names and passes of a training graph's nodes for a trace: forward is what the loss depends on. */
+/**
+ * Names and passes of a training graph's nodes for a trace: forward is what the loss depends on.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lectureCnn } from "@denograd/denograd";
+ * import { namesOf } from "./trace.ts";
+ * const spec = lectureCnn({ channels: 2 });
+ * const names = namesOf(spec);
+ * const at = (name: string) => spec.graph.nodes.findIndex((n) => n.name === name);
+ * assert.equal(names.nodes.length, spec.graph.nodes.length);
+ * assert.ok(names.nodes[at(spec.loss)]!.endsWith(` ${spec.loss}`)); // "op name"
+ * assert.equal(names.backward[at(spec.loss)], false);
+ * assert.equal(names.backward[at(spec.input)], false);
+ * assert.equal(names.backward[at(spec.grads["fc.weight"]!)], true);
+ * ```
+ */
 export function namesOf(spec: { graph: GraphJSON; loss: string }): TraceNames {
   const nodes = spec.graph.nodes;
   const loss = nodes.findIndex((r) => r.name === spec.loss);
@@ -202,7 +331,21 @@ export function namesOf(spec: { graph: GraphJSON; loss: string }): TraceNames {
   };
 }
 
-/** A row of {@linkcode opTable}. */
+/**
+ * A row of {@linkcode opTable}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type OpRow, opTable } from "./trace.ts";
+ * const x = (name: string, cat: string, dur: number) =>
+ *   ({ name, cat, ph: "X" as const, ts: 0, dur, pid: 1, tid: 0 });
+ * const trace = { traceEvents: [x("step", "step", 2000), x("conv2d conv1", "fwd", 1500)] };
+ * const [row] = opTable(trace).rows;
+ * const expected: OpRow = { name: "conv2d conv1", cat: "fwd", msPerStep: 1.5, share: 1 };
+ * assert.deepEqual(row, expected);
+ * ```
+ */
 export interface OpRow {
   /** Span name (an op and its node, or a kind of span). */
   name: string;
@@ -218,6 +361,29 @@ export interface OpRow {
  * The time per step of every op and other span of a Chrome trace, summed
  * over threads (the micro-batch, phase and step spans, which contain the
  * others, are left out of the shares), biggest first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { opTable } from "./trace.ts";
+ * const x = (name: string, cat: string, dur: number, tid = 0) =>
+ *   ({ name, cat, ph: "X" as const, ts: 0, dur, pid: 1, tid });
+ * const { steps, rows } = opTable({
+ *   traceEvents: [
+ *     x("step", "step", 5000),
+ *     x("micro-batch 0", "micro-batch", 4000), // contains the ops: left out
+ *     x("matmul fc", "fwd", 1000),
+ *     x("matmul fc", "fwd", 2000, 1), // the same op on another thread
+ *     x("wait", "wait", 1000),
+ *     x("step", "step", 5000),
+ *   ],
+ * });
+ * assert.equal(steps, 2);
+ * assert.deepEqual(rows.map((r) => [r.name, r.cat, r.msPerStep, r.share]), [
+ *   ["matmul fc", "fwd", 1.5, 0.75], // 3 ms over 2 steps, 3 of the 4 ms
+ *   ["wait", "wait", 0.5, 0.25],
+ * ]);
+ * ```
  */
 export function opTable(trace: { traceEvents: TraceEvent[] }): { steps: number; rows: OpRow[] } {
   const by = new Map<string, OpRow>();
@@ -244,7 +410,30 @@ export function opTable(trace: { traceEvents: TraceEvent[] }): { steps: number; 
   return { steps, rows };
 }
 
-/** A row of {@linkcode microBatchTable}: one thread's micro-batches. */
+/**
+ * A row of {@linkcode microBatchTable}: one thread's micro-batches.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { microBatchTable, type ThreadRow } from "./trace.ts";
+ * const [row] = microBatchTable({
+ *   traceEvents: [
+ *     { name: "thread_name", ph: "M", pid: 1, tid: 1, args: { name: "worker 0" } },
+ *     { name: "micro-batch 0", cat: "micro-batch", ph: "X", ts: 0, dur: 1450, pid: 1, tid: 1 },
+ *   ],
+ * });
+ * const expected: ThreadRow = {
+ *   tid: 1,
+ *   name: "worker 0",
+ *   count: 1,
+ *   p10: 1450,
+ *   p50: 1450,
+ *   p90: 1450,
+ * };
+ * assert.deepEqual(row, expected);
+ * ```
+ */
 export interface ThreadRow {
   /** The thread: 0 is the main thread, worker i is i + 1. */
   tid: number;
@@ -319,7 +508,32 @@ export function microBatchTable(trace: { traceEvents: TraceEvent[] }): ThreadRow
   });
 }
 
-/** What {@linkcode stepBalance} finds. */
+/**
+ * What {@linkcode stepBalance} finds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type StepBalance, stepBalance } from "./trace.ts";
+ * const x = (cat: string, tid: number, ts: number, dur: number) =>
+ *   ({ name: cat, cat, ph: "X" as const, ts, dur, pid: 1, tid });
+ * const found: StepBalance = stepBalance({
+ *   traceEvents: [
+ *     // step 0: two threads busy 1,000 and 600 µs; step 1: the main thread alone
+ *     x("step", 0, 0, 1000), x("micro-batch", 0, 0, 1000), x("micro-batch", 1, 0, 600),
+ *     x("step", 0, 2000, 1000), x("micro-batch", 0, 2000, 900),
+ *   ],
+ * });
+ * assert.deepEqual(found, {
+ *   threads: 2,
+ *   steps: 1,
+ *   soloSteps: 1,
+ *   balance: 0.8,
+ *   stepMs: 1,
+ *   busiestMs: 1,
+ * });
+ * ```
+ */
 export interface StepBalance {
   /** Threads that ran micro-batches anywhere in the trace. */
   threads: number;
