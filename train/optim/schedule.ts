@@ -49,14 +49,20 @@ export function lrAt(base: number, specs: readonly ScheduleSpec[], step: number)
   return lr;
 }
 
-function num(text: string | undefined, what: string, item: string, dflt?: number): number {
+function num(
+  text: string | undefined,
+  what: string,
+  item: string,
+  label: string,
+  dflt?: number,
+): number {
   if (text === undefined || text === "") {
-    if (dflt === undefined) throw new Error(`--schedule "${item}": ${what} is missing`);
+    if (dflt === undefined) throw new Error(`${label} "${item}": ${what} is missing`);
     return dflt;
   }
   const v = Number(text);
   if (!Number.isFinite(v)) {
-    throw new Error(`--schedule "${item}": ${what} "${text}" is not a number`);
+    throw new Error(`${label} "${item}": ${what} "${text}" is not a number`);
   }
   return v;
 }
@@ -65,7 +71,9 @@ function num(text: string | undefined, what: string, item: string, dflt?: number
  * Parses the `--schedule` flag: comma-separated factors `step:EVERY[:GAMMA]`
  * (gamma 0.1 by default), `cosine[:STEPS[:MIN]]` (over the whole run and down
  * to 0 by default) and `warmup:STEPS[:START]` (from 1/3 by default, as
- * PyTorch's LinearLR). `totalSteps` is the run's number of optimizer steps.
+ * PyTorch's LinearLR). `totalSteps` is the run's number of optimizer steps;
+ * errors name the text as `label` (the flag by default; `train()` and `StepTools` say
+ * `schedule`).
  *
  * @example
  * ```ts
@@ -77,21 +85,29 @@ function num(text: string | undefined, what: string, item: string, dflt?: number
  * ]);
  * ```
  */
-export function parseSchedule(text: string, totalSteps: number): ScheduleSpec[] {
+export function parseSchedule(
+  text: string,
+  totalSteps: number,
+  label = "--schedule",
+): ScheduleSpec[] {
   if (text.trim() === "" || text === "none") return [];
   return text.split(",").map((item) => {
     const [kind, a, b, ...rest] = item.trim().split(":");
-    if (rest.length > 0) throw new Error(`--schedule "${item}": too many fields`);
+    if (rest.length > 0) throw new Error(`${label} "${item}": too many fields`);
     let s: ScheduleSpec;
     if (kind === "step") {
-      s = { kind, every: num(a, "EVERY", item), gamma: num(b, "GAMMA", item, 0.1) };
+      s = { kind, every: num(a, "EVERY", item, label), gamma: num(b, "GAMMA", item, label, 0.1) };
     } else if (kind === "cosine") {
-      s = { kind, steps: num(a, "STEPS", item, totalSteps), min: num(b, "MIN", item, 0) };
+      s = {
+        kind,
+        steps: num(a, "STEPS", item, label, totalSteps),
+        min: num(b, "MIN", item, label, 0),
+      };
     } else if (kind === "warmup") {
-      s = { kind, steps: num(a, "STEPS", item), start: num(b, "START", item, 1 / 3) };
+      s = { kind, steps: num(a, "STEPS", item, label), start: num(b, "START", item, label, 1 / 3) };
     } else {
       throw new Error(
-        `--schedule "${item}": unknown schedule "${kind}" (expected step, cosine or warmup)`,
+        `${label} "${item}": unknown schedule "${kind}" (expected step, cosine or warmup)`,
       );
     }
     checkSchedule([s]);

@@ -48,7 +48,9 @@ export class StepTools {
     this.baseLr = baseLr;
     this.opts = opts;
     const s = opts.schedule ?? [];
-    this.schedule = typeof s === "string" ? parseSchedule(s, Math.max(1, totalSteps)) : [...s];
+    this.schedule = typeof s === "string"
+      ? parseSchedule(s, Math.max(1, totalSteps), "schedule")
+      : [...s];
     checkSchedule(this.schedule);
     this.clip = opts.clipGradNorm;
     if (this.clip !== undefined && !(this.clip > 0 && Number.isFinite(this.clip))) {

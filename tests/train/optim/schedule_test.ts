@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { lrAt, parseSchedule } from "../../../train/optim/schedule.ts";
+import { train } from "../../../train/train.ts";
 
 function close(got: number[], want: number[]): void {
   assert.equal(got.length, want.length);
@@ -72,4 +73,12 @@ Deno.test("parseSchedule names the bad item and field", () => {
   assert.throws(() => parseSchedule("step:0", 5), /every must be a whole number ≥ 1/);
   assert.throws(() => parseSchedule("cosine:5:-1", 5), /min must be a number ≥ 0/);
   assert.throws(() => parseSchedule("cosine:1:2:3", 5), /too many fields/);
+});
+
+Deno.test("train()'s schedule errors name the option, not the command line's flag", async () => {
+  assert.throws(() => parseSchedule("step", 5, "schedule"), /^Error: schedule "step": EVERY/);
+  await assert.rejects(
+    train({ model: "poly", epochs: 2, schedule: "cosin" }),
+    /^TrainError: schedule "cosin": unknown schedule "cosin" \(expected step, cosine or warmup\)$/,
+  );
 });
