@@ -23,7 +23,36 @@ import {
   type TrainGraphSpec,
 } from "./spec.ts";
 
-/** Options of {@linkcode LocalRunner}. */
+/**
+ * Options of {@linkcode LocalRunner}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocDataset, initParams, lectureCnn, LocalRunner } from "@denograd/denograd";
+ * import type { LocalRunnerOptions } from "./local.ts";
+ * const spec = lectureCnn({ channels: 2 });
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const opts: LocalRunnerOptions = {
+ *   params: initParams(spec.built, { seed: 1 }) as Map<string, Float32Array>,
+ *   data: { images: ds.images, labels: ds.labels, sampleSize: 784 },
+ *   maxBatch: 8,
+ *   microBatch: 2,
+ *   profile: true,
+ * };
+ * const runner = new LocalRunner(spec, opts);
+ * await runner.step(new Uint32Array([0, 1, 2, 3, 4]), 0, new Map());
+ * const spans = runner.profiler!.toChromeTrace().traceEvents.filter((e) => e.ph === "X");
+ * // 5 samples in micro-batches of 2: 2, 2 and 1, in one step
+ * assert.equal(spans.filter((e) => e.cat === "micro-batch").length, 3);
+ * assert.equal(spans.filter((e) => e.cat === "step").length, 1);
+ * assert.throws(
+ *   () => new LocalRunner(spec, { ...opts, maxBatch: 0 }),
+ *   /maxBatch must be a positive whole number, got 0/,
+ * );
+ * await runner.close();
+ * ```
+ */
 export interface LocalRunnerOptions {
   /** Parameter buffers by name (any memory). */
   params: Map<string, Float32Array>;
@@ -57,6 +86,7 @@ export interface LocalRunnerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocDataset, initParams, lectureCnn, LocalRunner } from "@denograd/denograd";
  * const spec = lectureCnn({ channels: 4 });
  * const params = initParams(spec.built, { seed: 1 }) as Map<string, Float32Array>;
@@ -65,7 +95,11 @@ export interface LocalRunnerOptions {
  * const runner = new LocalRunner(spec, { params, data, maxBatch: 64 });
  * const grads = new Map<string, Float32Array>();
  * const { loss } = await runner.step(new Uint32Array([0, 1, 2, 3]), 0, grads);
- * console.log(Number.isFinite(loss), [...grads.keys()]); // true ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"]
+ * assert.ok(Number.isFinite(loss));
+ * // the batch-mean gradient of every parameter, in buffers it made
+ * assert.deepEqual([...grads.keys()], ["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"]);
+ * const lengths = (m: Map<string, Float32Array>) => [...m.values()].map((a) => a.length);
+ * assert.deepEqual(lengths(grads), lengths(params));
  * await runner.close();
  * ```
  */

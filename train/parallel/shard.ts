@@ -18,7 +18,37 @@ import { fuseChains, fuseGraph } from "../../graph/passes/mod.ts";
 import { setWinogradEnabled } from "../../ops/kernels/winograd_wasm.ts";
 import { namesOf, SPAN, type TraceMemory, type TraceNames, TraceRecorder } from "./trace.ts";
 
-/** Everything a shard needs, posted once when a worker starts; the arrays are shared views. */
+/**
+ * Everything a shard needs, posted once when a worker starts; the arrays are shared views.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { allocDataset, initParams, lectureCnn } from "@denograd/denograd";
+ * import { GradientShard, type ShardInit } from "./shard.ts";
+ * const m = lectureCnn({ channels: 2 });
+ * const params = initParams(m.built, { seed: 1 }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const init: ShardInit = {
+ *   graph: m.graph,
+ *   input: m.input,
+ *   target: m.target,
+ *   loss: m.loss,
+ *   grads: Object.entries(m.grads),
+ *   params,
+ *   images: ds.images,
+ *   labels: ds.labels,
+ *   sampleSize: 784,
+ *   indices: new Uint32Array(8),
+ *   microBatch: 4,
+ * };
+ * const shard = new GradientShard(init);
+ * assert.equal(shard.micro, 4);
+ * assert.equal(shard.count(8), 2); // two micro-batches of 4
+ * assert.equal(shard.phases, 1); // no collectives
+ * assert.equal(shard.paramFloats, [...params.values()].reduce((n, p) => n + p.length, 0));
+ * ```
+ */
 export interface ShardInit {
   /** Forward and backward graph. */
   graph: GraphJSON;
@@ -87,6 +117,15 @@ export interface ShardInit {
  * samples; what a finer cut saves there, its extra micro-batches cost. A
  * model with many parameters takes larger micro-batches at large batches:
  * see {@linkcode defaultMicroBatch}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cutBatch, defaultMicroBatch, MICRO_BATCH } from "./shard.ts";
+ * assert.equal(defaultMicroBatch(256, 54_410), MICRO_BATCH); // the lecture CNN
+ * const starts = new Int32Array(9);
+ * assert.equal(cutBatch(256, MICRO_BATCH, MICRO_BATCH, starts), 8); // 8 × 32
+ * ```
  */
 export const MICRO_BATCH = 32;
 
@@ -94,6 +133,14 @@ export const MICRO_BATCH = 32;
  * Micro-batch size of a model with many parameters (at least
  * {@linkcode LARGE_MODEL_FLOATS}) at a batch of at least four such
  * micro-batches: see {@linkcode defaultMicroBatch}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultMicroBatch, LARGE_MICRO_BATCH, LARGE_MODEL_FLOATS, MICRO_BATCH } from "./shard.ts";
+ * assert.equal(defaultMicroBatch(4 * LARGE_MICRO_BATCH, LARGE_MODEL_FLOATS), LARGE_MICRO_BATCH);
+ * assert.equal(defaultMicroBatch(4 * LARGE_MICRO_BATCH - 1, LARGE_MODEL_FLOATS), MICRO_BATCH);
+ * ```
  */
 export const LARGE_MICRO_BATCH = 64;
 
@@ -102,6 +149,15 @@ export const LARGE_MICRO_BATCH = 64;
  * from which {@linkcode defaultMicroBatch} takes larger micro-batches: 2^18
  * floats, 1 MB, the L2 cache of one core of the Zen 4 this was measured on.
  * Below it the per-micro-batch work over the parameters stays in cache.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultMicroBatch, LARGE_MICRO_BATCH, LARGE_MODEL_FLOATS, MICRO_BATCH } from "./shard.ts";
+ * assert.equal(4 * LARGE_MODEL_FLOATS, 1 << 20); // bytes: 1 MB
+ * assert.equal(defaultMicroBatch(256, LARGE_MODEL_FLOATS), LARGE_MICRO_BATCH);
+ * assert.equal(defaultMicroBatch(256, LARGE_MODEL_FLOATS - 1), MICRO_BATCH);
+ * ```
  */
 export const LARGE_MODEL_FLOATS = 1 << 18;
 
@@ -176,6 +232,22 @@ const MAX_PLANS = 8;
  * The collective nodes of `graph` (ops with `collective` set), in node order,
  * and the number of phases a step runs in (one more than the deepest chain
  * of collectives).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { batchSum, Graph, mul, sum } from "@denograd/denograd";
+ * import { collectivesOf } from "./shard.ts";
+ * const g = new Graph();
+ * const x = g.input("x", [-1, 2]);
+ * const s1 = batchSum(sum(x, { axes: [0] })); // a sum over the whole batch
+ * batchSum(sum(mul(x, s1), { axes: [0] })); // needs s1 first: a second collective after it
+ * const { list, phases, size } = collectivesOf(g);
+ * assert.deepEqual(list.map((c) => [c.level, c.offset, c.size]), [[0, 0, 2], [1, 2, 2]]);
+ * assert.equal(phases, 3); // up to s1, up to the second, then loss and gradients
+ * assert.equal(size, 4); // partial values a micro-batch stores
+ * assert.equal(collectivesOf(new Graph()).phases, 1);
+ * ```
  */
 export function collectivesOf(graph: Graph): { list: Collective[]; phases: number; size: number } {
   const depth = new Int32Array(graph.nodes.length);
