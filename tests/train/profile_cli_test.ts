@@ -13,6 +13,18 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
   return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
 }
 
+/** The profile CLI's exit code and output lines for the trace of `p`, through a temporary file. */
+async function profileOf(p: Profiler): Promise<{ code: number; out: string; lines: string[] }> {
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(file, JSON.stringify(p.toChromeTrace()));
+    const { code, out } = await cli(file);
+    return { code, out, lines: out.trim().split("\n") };
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
 Deno.test("deno task profile prints ms per step and shares per op, biggest first", async () => {
   const names = {
     nodes: ["input x", "conv2d conv1", "relu_backward r"],
@@ -25,18 +37,11 @@ Deno.test("deno task profile prints ms per step and shares per op, biggest first
     p.main.span(SPAN.OP, 2, t + 3, t + 4);
     p.main.span(SPAN.STEP, s, t, t + 4);
   }
-  const file = await Deno.makeTempFile({ suffix: ".json" });
-  try {
-    await Deno.writeTextFile(file, JSON.stringify(p.toChromeTrace()));
-    const { code, out } = await cli(file);
-    assert.equal(code, 0);
-    const lines = out.trim().split("\n");
-    assert.match(lines[0]!, /2 steps, 1 thread/);
-    assert.match(lines[2]!, /^conv2d conv1\s+fwd\s+3\.000\s+75\.0%$/);
-    assert.match(lines[3]!, /^relu_backward r\s+bwd\s+1\.000\s+25\.0%$/);
-  } finally {
-    await Deno.remove(file);
-  }
+  const { code, lines } = await profileOf(p);
+  assert.equal(code, 0);
+  assert.match(lines[0]!, /2 steps, 1 thread/);
+  assert.match(lines[2]!, /^conv2d conv1\s+fwd\s+3\.000\s+75\.0%$/);
+  assert.match(lines[3]!, /^relu_backward r\s+bwd\s+1\.000\s+25\.0%$/);
   const missing = await cli("/nonexistent/trace.json");
   assert.equal(missing.code, 1);
   assert.match(missing.err, /cannot read trace "\/nonexistent\/trace\.json"/);
@@ -64,28 +69,21 @@ Deno.test("deno task profile prints each thread's micro-batches (count, p10/p50/
     }
     p.main.span(SPAN.STEP, s, t, t + 5);
   }
-  const file = await Deno.makeTempFile({ suffix: ".json" });
-  try {
-    await Deno.writeTextFile(file, JSON.stringify(p.toChromeTrace()));
-    const { code, out } = await cli(file);
-    assert.equal(code, 0);
-    const lines = out.trim().split("\n");
-    const at = lines.findIndex((l) => l.startsWith("micro-batches"));
-    assert.ok(at > 0, out);
-    assert.match(lines[at]!, /count\s+p10 µs\s+p50 µs\s+p90 µs$/);
-    // nearest rank of 1,000 … 1,900 µs: p10 the 1st, p50 the 5th, p90 the 9th
-    assert.match(lines[at + 1]!, /^main thread\s+10\s+1,000\s+1,400\s+1,800$/);
-    assert.match(lines[at + 2]!, /^worker 1\s+8\s+2,000\s+2,000\s+2,000$/);
-    const imb = lines[at + 3]!;
-    assert.match(imb, /^step imbalance: (\d\.\d{3}) over 8 steps = mean over steps of /);
-    assert.equal(imb.match(/^step imbalance: (\d\.\d{3})/)![1], want.toFixed(3));
-    assert.match(imb, /; 2 steps on one thread alone left out$/);
-    // steps of 5 ms, the worker busy 2.5 ms of each
-    assert.match(
-      lines[at + 4]!,
-      /^step length: 5\.000 ms on average, the busiest thread busy 2\.500 ms of it \(0\.500\); /,
-    );
-  } finally {
-    await Deno.remove(file);
-  }
+  const { code, out, lines } = await profileOf(p);
+  assert.equal(code, 0);
+  const at = lines.findIndex((l) => l.startsWith("micro-batches"));
+  assert.ok(at > 0, out);
+  assert.match(lines[at]!, /count\s+p10 µs\s+p50 µs\s+p90 µs$/);
+  // nearest rank of 1,000 … 1,900 µs: p10 the 1st, p50 the 5th, p90 the 9th
+  assert.match(lines[at + 1]!, /^main thread\s+10\s+1,000\s+1,400\s+1,800$/);
+  assert.match(lines[at + 2]!, /^worker 1\s+8\s+2,000\s+2,000\s+2,000$/);
+  const imb = lines[at + 3]!;
+  assert.match(imb, /^step imbalance: (\d\.\d{3}) over 8 steps = mean over steps of /);
+  assert.equal(imb.match(/^step imbalance: (\d\.\d{3})/)![1], want.toFixed(3));
+  assert.match(imb, /; 2 steps on one thread alone left out$/);
+  // steps of 5 ms, the worker busy 2.5 ms of each
+  assert.match(
+    lines[at + 4]!,
+    /^step length: 5\.000 ms on average, the busiest thread busy 2\.500 ms of it \(0\.500\); /,
+  );
 });
