@@ -69,7 +69,8 @@ export function treeStateLength(maxK: number): number {
 }
 
 /**
- * Levels above the leaves of a tree over `k` leaves: `⌈log2 k⌉`.
+ * Levels above the leaves of a tree over `k` leaves: `⌈log2 k⌉`, at most 31
+ * (more than a tree can have: {@linkcode regionCount} refuses it).
  *
  * @example
  * ```ts
@@ -80,7 +81,8 @@ export function treeStateLength(maxK: number): number {
  */
 export function treeLevels(k: number): number {
   let l = 0;
-  while ((1 << l) < k) l++;
+  // 1 << 31 is negative: stop there rather than loop forever
+  while (l < 31 && (1 << l) < k) l++;
   return l;
 }
 

@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@3.23.2";
-import { GradTree, treeStateLength } from "../../../train/parallel/reduce.ts";
+import {
+  GradTree,
+  regionCount,
+  treeLevels,
+  treeStateLength,
+} from "../../../train/parallel/reduce.ts";
 import { ReduceWasm, sharedRegions } from "../../../ops/kernels/reduce_wasm.ts";
 import { wasmArenaBuffer } from "../../../ops/kernels/elementwise_wasm.ts";
 import { allocDataset, initParams, lectureCnn, LocalRunner, WorkerPool } from "../../../mod.ts";
@@ -180,4 +185,15 @@ Deno.test("LocalRunner runs without SharedArrayBuffer (a page not cross-origin i
     g.SharedArrayBuffer = saved;
   }
   assert.deepEqual(await run(runner, p), want);
+});
+
+Deno.test("a tree over more than 2^30 micro-batches is refused by name instead of looping forever", () => {
+  assert.equal(treeLevels(2 ** 30), 30);
+  assert.equal(treeLevels(2 ** 30 + 1), 31);
+  assert.equal(treeLevels(2 ** 31 + 5), 31);
+  assert.equal(regionCount(2 ** 30, 1), 31);
+  assert.throws(
+    () => regionCount(2 ** 30 + 1, 1),
+    /GradTree: too many micro-batches \(1073741825\)/,
+  );
 });
