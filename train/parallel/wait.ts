@@ -38,7 +38,18 @@
  * @module
  */
 
-/** Longest spin, in milliseconds. */
+/**
+ * Longest spin, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_SPIN_MS, Spinner } from "./wait.ts";
+ * const s = new Spinner(1e9, null, { median: true }); // so many cores that the load never counts
+ * for (let i = 0; i < 8; i++) s.record(0.4); // twice the typical wait would be 0.8 ms
+ * assert.equal(s.budget(0), MAX_SPIN_MS);
+ * ```
+ */
 export const MAX_SPIN_MS = 0.5;
 // how often the load average is read
 const LOAD_CHECK_MS = 1000;
@@ -46,12 +57,66 @@ const LOAD_CHECK_MS = 1000;
 const TIMEOUT_SHARE = 0.5;
 // waits without a spin after spins kept timing out, before a spin is tried again
 const BACKOFF_WAITS = 64;
-/** Steps without spinning, on every thread, after a step slower than {@linkcode SLOW_STEP} × the recent median. */
+/**
+ * Steps without spinning, on every thread, after a step slower than {@linkcode SLOW_STEP} × the recent median.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CALM_STEPS, Spinner, StepClock } from "./wait.ts";
+ * const calm = new Int32Array(1);
+ * const clock = new StepClock(calm);
+ * const s = new Spinner(1e9, calm);
+ * s.record(0.1);
+ * for (let i = 0; i < 8; i++) clock.record(10);
+ * clock.record(30); // slow: no spin for CALM_STEPS steps
+ * assert.equal(calm[0], CALM_STEPS);
+ * assert.equal(s.budget(0), 0);
+ * for (let i = 0; i < CALM_STEPS; i++) clock.record(10);
+ * assert.equal(calm[0], 0);
+ * assert.ok(s.budget(0) > 0);
+ * ```
+ */
 export const CALM_STEPS = 16;
-/** A step this many times the recent median counts as slow (see {@linkcode StepClock}). */
+/**
+ * A step this many times the recent median counts as slow (see {@linkcode StepClock}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CALM_STEPS, SLOW_STEP, StepClock } from "./wait.ts";
+ * const calm = new Int32Array(1);
+ * const clock = new StepClock(calm);
+ * for (let i = 0; i < 8; i++) clock.record(10);
+ * clock.record(10 * SLOW_STEP); // only above SLOW_STEP × the median counts
+ * assert.equal(calm[0], 0);
+ * clock.record(10 * SLOW_STEP + 0.1);
+ * assert.equal(calm[0], CALM_STEPS);
+ * ```
+ */
 export const SLOW_STEP = 1.5;
 
-/** Options of a {@linkcode Spinner}. */
+/**
+ * Options of a {@linkcode Spinner}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Spinner, type SpinnerOptions } from "./wait.ts";
+ * const at = new Float64Array(2);
+ * const options: SpinnerOptions = { minSpinMs: 0.2, asleep: { at, slot: 0 } };
+ * const s = new Spinner(1e9, null, options);
+ * s.record(5); // long waits: no spin, but the shortest one holds
+ * assert.equal(s.budget(0), 0.2);
+ * s.sleep();
+ * assert.ok(at[1]! > 0); // the start of a sleep under way
+ * const t0 = performance.now();
+ * while (performance.now() - t0 < 2); // asleep 2 ms
+ * s.wake();
+ * assert.equal(at[1], 0);
+ * assert.ok(at[0]! >= 1.9);
+ * ```
+ */
 export interface SpinnerOptions {
   /**
    * The typical wait is the median of the last {@linkcode MEDIAN_WAITS}
@@ -142,7 +207,19 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
   return { minSpinMs, slowStep, pause: p.pause ?? false, ownCores };
 }
 
-/** Waits a median-based {@linkcode Spinner} keeps. */
+/**
+ * Waits a median-based {@linkcode Spinner} keeps.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MEDIAN_WAITS, Spinner } from "./wait.ts";
+ * const s = new Spinner(1e9, null, { median: true });
+ * for (let i = 0; i < MEDIAN_WAITS; i++) s.record(0.3);
+ * for (let i = 0; i < MEDIAN_WAITS; i++) s.record(0.1); // the 0.3s are forgotten
+ * assert.equal(s.typical, 0.1);
+ * ```
+ */
 export const MEDIAN_WAITS = 8;
 
 /**
@@ -334,13 +411,77 @@ export class StepClock {
   }
 }
 
-/** Slot of the pool's shared calm array that holds 1 while the pool owns its cores (see {@linkcode CoreShare}). */
+/**
+ * Slot of the pool's shared calm array that holds 1 while the pool owns its cores (see {@linkcode CoreShare}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CALM_STEPS, OWNED, Spinner } from "./wait.ts";
+ * const calm = new Int32Array(OWNED + 1);
+ * calm[0] = CALM_STEPS; // a slow step was just seen
+ * const s = new Spinner(1e9, calm, { ownCores: true });
+ * assert.equal(s.budget(0), 0);
+ * calm[OWNED] = 1; // owned cores: the spin holds whatever the calm counter says
+ * assert.ok(s.budget(0) > 0);
+ * ```
+ */
 export const OWNED = 1;
-/** A share of CPU at least this high while runnable means the pool's threads own their cores. */
+/**
+ * A share of CPU at least this high while runnable means the pool's threads own their cores.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CoreShare, OWNED, OWNED_SHARE } from "./wait.ts";
+ * const calm = new Int32Array(OWNED + 1);
+ * let cpu = 0;
+ * const watch = new CoreShare(calm, new Float64Array(4), 2, () => cpu, 0, 0);
+ * watch.begin(0);
+ * cpu = 90; // 2 threads, 50 ms, never asleep: a share of 0.9
+ * watch.check(50);
+ * assert.equal(watch.share, OWNED_SHARE);
+ * assert.equal(calm[OWNED], 1);
+ * cpu += 89;
+ * watch.check(100);
+ * assert.equal(calm[OWNED], 0);
+ * ```
+ */
 export const OWNED_SHARE = 0.9;
-/** Shortest spin (ms) while the pool owns its cores, unless `minSpinMs` says otherwise. */
+/**
+ * Shortest spin (ms) while the pool owns its cores, unless `minSpinMs` says otherwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OWNED, OWNED_SPIN_MS, Spinner, waitPolicyOf } from "./wait.ts";
+ * assert.equal(waitPolicyOf({ ownCores: true }).minSpinMs, OWNED_SPIN_MS);
+ * const calm = new Int32Array(OWNED + 1);
+ * calm[OWNED] = 1;
+ * const s = new Spinner(1e9, calm, { ownCores: true });
+ * s.record(5); // long waits would not spin
+ * assert.equal(s.budget(0), OWNED_SPIN_MS);
+ * ```
+ */
 export const OWNED_SPIN_MS = 0.3;
-/** How often (ms of wall time) {@linkcode CoreShare} measures the share. */
+/**
+ * How often (ms of wall time) {@linkcode CoreShare} measures the share.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CoreShare, OWNED, SHARE_PERIOD_MS } from "./wait.ts";
+ * let cpu = 0;
+ * const watch = new CoreShare(new Int32Array(OWNED + 1), new Float64Array(2), 1, () => cpu, 0, 0);
+ * watch.begin(0);
+ * cpu = SHARE_PERIOD_MS;
+ * watch.check(SHARE_PERIOD_MS - 1); // too soon: nothing measured
+ * assert.equal(watch.periods, 0);
+ * watch.check(SHARE_PERIOD_MS);
+ * assert.equal(watch.periods, 1);
+ * assert.equal(watch.share, 1);
+ * ```
+ */
 export const SHARE_PERIOD_MS = 50;
 // below this much runnable thread time (ms) in a period the share says nothing (every thread asleep)
 const MIN_RUNNABLE_MS = 5;
@@ -348,7 +489,26 @@ const MIN_RUNNABLE_MS = 5;
 // time to this many (3.2 s), back to 1 after this many owned periods in a row
 const MAX_HOLD_PERIODS = 64;
 const GOOD_PERIODS = 8;
-/** A pause between two steps this long (ms) starts a new period, cores not owned until measured (see {@linkcode CoreShare.begin}). */
+/**
+ * A pause between two steps this long (ms) starts a new period, cores not owned until measured (see {@linkcode CoreShare.begin}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CoreShare, IDLE_GAP_MS, OWNED } from "./wait.ts";
+ * const calm = new Int32Array(OWNED + 1);
+ * let cpu = 0;
+ * const watch = new CoreShare(calm, new Float64Array(2), 1, () => cpu, 0, 0);
+ * watch.begin(0);
+ * cpu = 50;
+ * watch.check(50); // a step ended at 50 ms, its core owned
+ * assert.equal(calm[OWNED], 1);
+ * watch.begin(50 + IDLE_GAP_MS / 2); // a short pause: same period
+ * assert.equal(calm[OWNED], 1);
+ * watch.begin(50 + IDLE_GAP_MS); // a long one: not owned until measured again
+ * assert.equal(calm[OWNED], 0);
+ * ```
+ */
 export const IDLE_GAP_MS = 5;
 
 /**
@@ -371,7 +531,19 @@ export function cpuShare(cpuMs: number, wallMs: number, threads: number, asleepM
   return runnable < MIN_RUNNABLE_MS ? NaN : cpuMs / runnable;
 }
 
-/** The process's CPU time so far (user + system, ms), or null where it cannot be read (a web page). */
+/**
+ * The process's CPU time so far (user + system, ms), or null where it cannot be read (a web page).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { processCpuMs } from "./wait.ts";
+ * const before = processCpuMs()!;
+ * const t0 = performance.now();
+ * while (performance.now() - t0 < 5); // 5 ms busy
+ * assert.ok(processCpuMs()! > before);
+ * ```
+ */
 export function processCpuMs(): number | null {
   // the global `process` of Deno and Node, read from the global object: a web page has none
   const p = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } })
@@ -538,7 +710,26 @@ export class CoreShare {
   }
 }
 
-/** Steps a probe of the other way of running lasts (see {@linkcode SoloChoice}). */
+/**
+ * Steps a probe of the other way of running lasts (see {@linkcode SoloChoice}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PROBE_STEPS, SoloChoice } from "./wait.ts";
+ * const c = new SoloChoice();
+ * // the main thread waits half of each step for the others: a probe follows
+ * for (let i = 0; i < 16; i++) c.record(1, 0.5, false);
+ * let alone = 0;
+ * while (c.next()) {
+ *   alone++;
+ *   c.record(2, 0, false); // slower alone
+ * }
+ * assert.equal(alone, PROBE_STEPS);
+ * assert.equal(c.solo, false);
+ * assert.equal(c.probes, 1);
+ * ```
+ */
 export const PROBE_STEPS = 4;
 // steps between probes: the first gap, and the longest it doubles to while a probe loses
 const MIN_GAP = 16;
@@ -706,6 +897,19 @@ function loadAverage(): number {
  * Blocks this thread until `arr[at]` is no longer `value` or `timeoutMs`
  * passed: a spin within `spinner`'s budget, then `Atomics.wait` (workers
  * only). Returns whether the value changed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Spinner, waitChange } from "./wait.ts";
+ * const slot = new Int32Array(new SharedArrayBuffer(4));
+ * const s = new Spinner(1e9);
+ * const t0 = performance.now();
+ * assert.equal(waitChange(slot, 0, 0, s, 2), false); // nobody changed it: timed out
+ * assert.ok(performance.now() - t0 >= 1.9);
+ * slot[0] = 7;
+ * assert.equal(waitChange(slot, 0, 0, s, 1000), true); // another value already there
+ * ```
  */
 export function waitChange(
   arr: Int32Array,
