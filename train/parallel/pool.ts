@@ -54,7 +54,23 @@ export { LocalRunner, type LocalRunnerOptions } from "./local.ts";
 export type { InjectedFault } from "./faults.ts";
 export type { TestSeam } from "./seam.ts";
 
-/** Options of {@linkcode WorkerPool.create}. */
+/**
+ * Options of {@linkcode WorkerPool.create}.
+ *
+ * @example
+ * ```ts
+ * import { allocDataset, initParams, lectureCnn, WorkerPool, type WorkerPoolOptions } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
+ * const spec = lectureCnn({ channels: 4 });
+ * const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const data = { images: ds.images, labels: ds.labels, sampleSize: 784 };
+ * const opts: WorkerPoolOptions = { workers: 2, params, data, maxBatch: 64, microBatch: 16 };
+ * // refused before any worker starts, naming the option and the value
+ * await assert.rejects(WorkerPool.create(spec, { ...opts, workers: 0 }), /workers must be .* got 0/);
+ * await assert.rejects(WorkerPool.create(spec, { ...opts, maxBatch: 1.5 }), /maxBatch .* got 1\.5/);
+ * ```
+ */
 export interface WorkerPoolOptions {
   /** Threads computing micro-batches: Web Workers, plus the main thread unless `mainThread` is false. */
   workers: number;
@@ -133,7 +149,30 @@ export interface WorkerPoolOptions {
   testSeam?: TestSeam;
 }
 
-/** The optimizer step a pool applies itself (see {@linkcode WorkerPoolOptions.update}). */
+/**
+ * The optimizer step a pool applies itself (see {@linkcode WorkerPoolOptions.update}).
+ *
+ * @example
+ * ```ts
+ * import { allocDataset, initParams, lectureCnn, type PoolUpdate, Sgd, WorkerPool } from "@denograd/denograd";
+ * import assert from "node:assert/strict";
+ * const spec = lectureCnn({ channels: 4 });
+ * const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
+ * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+ * const data = { images: ds.images, labels: ds.labels, sampleSize: 784 };
+ * const update: PoolUpdate = { optimizer: new Sgd(0.1), trainable: [...params.keys()], clipGradNorm: 1 };
+ * const opts = { workers: 2, params, data, maxBatch: 64 };
+ * // refused before any worker starts, naming the bad value
+ * await assert.rejects(
+ *   WorkerPool.create(spec, { ...opts, update: { ...update, trainable: ["fc.weight", "nope"] } }),
+ *   /update names parameter "nope"/,
+ * );
+ * await assert.rejects(
+ *   WorkerPool.create(spec, { ...opts, update: { ...update, clipGradNorm: -1 } }),
+ *   /clipGradNorm .* got -1/,
+ * );
+ * ```
+ */
 export interface PoolUpdate {
   /** A built-in optimizer (its rule is split by ranges). */
   optimizer: Optimizer;
