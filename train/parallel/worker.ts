@@ -21,7 +21,31 @@ import { Spinner, waitChange, type WaitPolicy } from "./wait.ts";
 import { SPAN, type TraceRecorder } from "./trace.ts";
 import { Updater, type UpdateShared } from "./update.ts";
 
-/** The shared memory of a pool's steps, as posted to a worker. */
+/**
+ * The shared memory of a pool's steps, as posted to a worker.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PoolMemory } from "./worker.ts";
+ * import { CALM_STEPS, OWNED, Spinner, StepClock, waitPolicyOf } from "./wait.ts";
+ * // the fields of how threads wait, as the pool fills them
+ * const mem: Pick<PoolMemory, "calm" | "asleep" | "wait"> = {
+ *   calm: new Int32Array(new SharedArrayBuffer(4 * (OWNED + 1))),
+ *   asleep: new Float64Array(new SharedArrayBuffer(16 * 2)),
+ *   wait: waitPolicyOf(),
+ * };
+ * // the main thread's clock and worker 0's spinner share `calm`
+ * const clock = new StepClock(mem.calm, mem.wait.slowStep);
+ * const spinner = new Spinner(1e9, mem.calm, { asleep: { at: mem.asleep, slot: 1 } });
+ * spinner.record(0.1);
+ * for (let i = 0; i < 8; i++) clock.record(10);
+ * assert.ok(spinner.budget(0) > 0);
+ * clock.record(30); // a slow step: the worker stops spinning
+ * assert.equal(Atomics.load(mem.calm, 0), CALM_STEPS);
+ * assert.equal(spinner.budget(0), 0);
+ * ```
+ */
 export interface PoolMemory extends StepMemory {
   /** The gradient tree's state. */
   tree: Int32Array;
@@ -58,7 +82,18 @@ let pause = false;
 let ownCores = false;
 let asleep: { at: Float64Array; slot: number } | undefined;
 
-/** What a worker exposes through Comlink. */
+/**
+ * What a worker exposes through Comlink.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { workerApi } from "./worker.ts";
+ * assert.deepEqual(Object.keys(workerApi), ["init", "serve"]);
+ * // imported outside a worker it serves nothing: a step needs `init` first
+ * assert.throws(() => workerApi.serve(new Int32Array(8), 0), /serve before init/);
+ * ```
+ */
 export const workerApi = {
   /**
    * Imports `modules` (extra ops register themselves), rebuilds the graph and
@@ -125,7 +160,19 @@ export const workerApi = {
   },
 };
 
-/** The Comlink interface of a worker. */
+/**
+ * The Comlink interface of a worker.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type WorkerApi, workerApi } from "./worker.ts";
+ * const api: WorkerApi = workerApi;
+ * const methods: (keyof WorkerApi)[] = ["init", "serve"];
+ * for (const m of methods) assert.equal(typeof api[m], "function");
+ * assert.equal(api.init.length, 2); // a ShardInit and the PoolMemory; the rest have defaults
+ * ```
+ */
 export type WorkerApi = typeof workerApi;
 
 // only inside a worker: imported elsewhere (for its types) this module exposes nothing
