@@ -11,7 +11,8 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /**
  * `Deno.args` parsed against `options` for the script `name`; exits 0 after
- * printing the options for `--help`, 2 with a message for a bad flag.
+ * printing the options for `--help` (with each flag's line of `help`, when
+ * given), 2 with a message for a bad flag.
  *
  * @example
  * ```ts
@@ -25,15 +26,10 @@ export function benchArgs<O extends Options>(
   name: string,
   options: O,
   args: string[] = Deno.args,
+  help: Partial<Record<keyof O, string>> = {},
 ): ReturnType<typeof parseArgs<{ options: O; strict: true; args: string[] }>>["values"] {
-  if (args.includes("--help") || args.includes("-h")) {
-    console.log(`${name} options:`);
-    for (const [flag, o] of Object.entries(options)) {
-      const def = "default" in o && o.default !== undefined ? ` (default ${o.default})` : "";
-      console.log(`  --${flag}${o.type === "string" ? " VALUE" : ""}${def}`);
-    }
-    Deno.exit(0);
-  }
+  if (args.includes("--help") || args.includes("-h")) console.log(helpText(name, options, help));
+  if (args.includes("--help") || args.includes("-h")) Deno.exit(0);
   try {
     return parseArgs({ args, options, strict: true }).values;
   } catch (e) {
@@ -41,6 +37,33 @@ export function benchArgs<O extends Options>(
     console.error(`error: ${name}: ${msg.split("\n")[0]} (see --help)`);
     Deno.exit(2);
   }
+}
+
+/**
+ * The `--help` text of a bench script: each flag with `VALUE` for a string,
+ * its default, and its line of `help` below it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { helpText } from "./_args.ts";
+ * const text = helpText("x", { reps: { type: "string", default: "3" } }, { reps: "repetitions" });
+ * assert.equal(text, "x options:\n  --reps VALUE (default 3)\n      repetitions");
+ * ```
+ */
+export function helpText<O extends Options>(
+  name: string,
+  options: O,
+  help: Partial<Record<keyof O, string>> = {},
+): string {
+  const lines = [`${name} options:`];
+  for (const [flag, o] of Object.entries(options)) {
+    const def = "default" in o && o.default !== undefined ? ` (default ${o.default})` : "";
+    lines.push(`  --${flag}${o.type === "string" ? " VALUE" : ""}${def}`);
+    const h = help[flag as keyof O];
+    if (h) lines.push(`      ${h}`);
+  }
+  return lines.join("\n");
 }
 
 /**

@@ -51,44 +51,76 @@ import { cutBatch, defaultMicroBatch, MICRO_BATCH } from "../train/parallel/shar
 import { syncBound } from "./_sync_bound.ts";
 import { SPAN } from "../train/parallel/trace.ts";
 
-const values = benchArgs("bench:train", {
-  model: { type: "string", default: "lecture-cnn" },
-  batch: { type: "string", default: "64" },
-  steps: { type: "string", default: "200" },
-  warmup: { type: "string", default: "20" },
-  reps: { type: "string", default: "3" },
-  workers: { type: "string", default: "1" },
-  "main-thread": { type: "string", default: "true" },
-  kernels: { type: "string" },
-  channels: { type: "string", default: "32" },
-  // samples per micro-batch, or "auto": the default rule (defaultMicroBatch)
-  micro: { type: "string", default: "auto" },
-  "micro-tail": { type: "string" },
-  profile: { type: "string" },
-  baseline: { type: "string" },
-  // the baseline processes pinned one per CPU (taskset -c i): each one's rate is one vCPU's speed
-  pin: { type: "string", default: "false" },
-  busy: { type: "string", default: "0" },
-  // internal: a baseline child process, started by --baseline processes
-  child: { type: "boolean", default: false },
-  fuse: { type: "string", default: "true" },
-  // the gradient reduction's loops in WebAssembly SIMD (false: the JavaScript loops; same bits)
-  "wasm-reduce": { type: "string", default: "true" },
-  // a pool's in-step waits: the longest spin (ms) after a slow step, and what counts as slow
-  // ("default": the pool's defaults; see WaitPolicy in train/parallel/wait.ts)
-  "min-spin": { type: "string", default: "default" },
-  "slow-step": { type: "string", default: "default" },
-  // spin with Atomics.pause between reads
-  pause: { type: "string", default: "false" },
-  // spin while the pool's threads own their cores, measured (WaitPolicy.ownCores; "default": the pool's)
-  "own-cores": { type: "string", default: "default" },
-  // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
-  update: { type: "string", default: "pool" },
-  // two configurations compared rep by rep: "key=value,... | key=value,..."
-  ab: { type: "string" },
-  // steps a side (or the baseline processes) runs before the next one's turn (default: a rep's)
-  chunk: { type: "string" },
-});
+const values = benchArgs(
+  "bench:train",
+  {
+    model: { type: "string", default: "lecture-cnn" },
+    batch: { type: "string", default: "64" },
+    steps: { type: "string", default: "200" },
+    warmup: { type: "string", default: "20" },
+    reps: { type: "string", default: "3" },
+    workers: { type: "string", default: "1" },
+    "main-thread": { type: "string", default: "true" },
+    kernels: { type: "string" },
+    channels: { type: "string", default: "32" },
+    // samples per micro-batch, or "auto": the default rule (defaultMicroBatch)
+    micro: { type: "string", default: "auto" },
+    "micro-tail": { type: "string" },
+    profile: { type: "string" },
+    baseline: { type: "string" },
+    // the baseline processes pinned one per CPU (taskset -c i): each one's rate is one vCPU's speed
+    pin: { type: "string", default: "false" },
+    busy: { type: "string", default: "0" },
+    // internal: a baseline child process, started by --baseline processes
+    child: { type: "boolean", default: false },
+    fuse: { type: "string", default: "true" },
+    // the gradient reduction's loops in WebAssembly SIMD (false: the JavaScript loops; same bits)
+    "wasm-reduce": { type: "string", default: "true" },
+    // a pool's in-step waits: the longest spin (ms) after a slow step, and what counts as slow
+    // ("default": the pool's defaults; see WaitPolicy in train/parallel/wait.ts)
+    "min-spin": { type: "string", default: "default" },
+    "slow-step": { type: "string", default: "default" },
+    // spin with Atomics.pause between reads
+    pause: { type: "string", default: "false" },
+    // spin while the pool's threads own their cores, measured (WaitPolicy.ownCores; "default": the pool's)
+    "own-cores": { type: "string", default: "default" },
+    // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
+    update: { type: "string", default: "pool" },
+    // two configurations compared rep by rep: "key=value,... | key=value,..."
+    ab: { type: "string" },
+    // steps a side (or the baseline processes) runs before the next one's turn (default: a rep's)
+    chunk: { type: "string" },
+  },
+  Deno.args,
+  {
+    model: "lecture-cnn or mnist-net",
+    batch: "samples per step",
+    steps: "steps per rep (and per side and worker count)",
+    warmup: "steps run before the clock starts",
+    reps: "repetitions; the first is usually the slowest, the reported rate is their median",
+    workers: 'thread counts to measure, e.g. "1,2": 1 is LocalRunner in-process, N a WorkerPool',
+    "main-thread": "whether a pool's main thread computes micro-batches too (false: N workers)",
+    kernels: "kernel tier: wasm, ts or ref (default: the best available)",
+    channels: "channels of the lecture CNN's convolution",
+    micro: 'samples per micro-batch, or "auto" (defaultMicroBatch of the batch and the model)',
+    "micro-tail": "smallest micro-batch at the end of a step (halving down to it; see cutBatch)",
+    profile: "write a Chrome trace of every thread to this file (deno task profile FILE reads it)",
+    baseline:
+      '"processes": also run N single-thread processes at once and report the pool over their sum',
+    pin: "true: pin baseline process i to CPU i (taskset), so each rate is one vCPU's",
+    busy: "CPU-bound processes (like yes > /dev/null) to run beside the benchmark",
+    child: "internal: a baseline child process",
+    fuse: "false: run the unfused graph",
+    "wasm-reduce": "false: the gradient reduction's JavaScript loops instead of wasm (same bits)",
+    "min-spin": 'a pool\'s shortest in-step spin, ms ("default": none)',
+    "slow-step": 'a step this many times the recent median stops spinning ("default": 1.5)',
+    pause: "true: spin with Atomics.pause between reads",
+    "own-cores": "true: spin while the pool measures that it owns its cores (WaitPolicy.ownCores)",
+    update: "pool: the optimizer step on every thread by ranges; main: on the main thread",
+    ab: 'two configurations compared rep by rep, "key=value,... | key=value,..."',
+    chunk: "steps a side runs before the next side's turn within a rep (e.g. 10)",
+  },
+);
 function fail(msg: string): never {
   console.error(`error: ${msg}`);
   Deno.exit(2);

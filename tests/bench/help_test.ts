@@ -48,3 +48,18 @@ Deno.test("a positional bench script names a bad value in one line and exits 2",
     assert.match(stderr, /^error: .*usage: deno run -A bench\/winograd_bench\.ts/);
   }
 });
+
+Deno.test("bench:train --help says what each flag does, not only its name", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("train_throughput.ts", dir).pathname, "--help"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const lines = new TextDecoder().decode(out.stdout).trimEnd().split("\n");
+  const flags = lines.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith("  --"));
+  assert.ok(flags.length >= 20, lines.join("\n"));
+  for (const [l, i] of flags) {
+    assert.match(lines[i + 1] ?? "", /^ {6}\S.{8,}/, `no explanation under "${l.trim()}"`);
+  }
+});
