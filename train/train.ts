@@ -47,7 +47,7 @@ import { makeOptimizer, type Optimizer, type OptimizerName } from "./optim/optim
 import { type StepToolOptions, StepTools } from "./optim/step_tools.ts";
 import { isRangeOptimizer } from "./optim/rules.ts";
 import { SPAN } from "./parallel/trace.ts";
-import { defaultMicroBatch } from "./parallel/shard.ts";
+import { cutBatch, defaultMicroBatch, MICRO_BATCH } from "./parallel/shard.ts";
 import { lineChartSvg } from "./plot.ts";
 import { readSafetensors, type StoredTensor, writeSafetensorsAtomic } from "./safetensors.ts";
 import { EventLoopYield } from "./yield.ts";
@@ -663,7 +663,13 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   for (const p of model.params.values()) nParams += p.length;
   const stepBatch = Math.min(batch, trainSet.count);
   const micro = defaultMicroBatch(stepBatch, nParams);
-  const pieces = Math.ceil(stepBatch / micro);
+  // the runners' own cut (cutBatch, ending in pieces of MICRO_BATCH): mnist-net's 256 is five
+  const pieces = cutBatch(
+    stepBatch,
+    micro,
+    Math.min(micro, MICRO_BATCH),
+    new Int32Array(stepBatch + 1),
+  );
   const workers = opts.workers ?? Math.min(navigator.hardwareConcurrency ?? 1, pieces);
   const spec = trainingGraph(model, sets.loss);
   checkTrainable(model, spec);
