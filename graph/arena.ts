@@ -12,9 +12,11 @@
  * plain `ArrayBuffer`. `scratchBytes` (a plan's `scratchLength` in bytes) is
  * what the kernels may use beside the executor's buffers: an allocator that
  * serves kernels in place adds that much past `bytes` (rounded up to 64) and
- * tells its kernels where it starts; any other may ignore it.
+ * tells its kernels where it starts; any other may ignore it. It may return
+ * a `SharedArrayBuffer` (an arena other threads can work on, e.g. the wasm
+ * tier's `sharedWasmArenaBuffer`).
  */
-export type ArenaAllocator = (bytes: number, scratchBytes?: number) => ArrayBuffer | null;
+export type ArenaAllocator = (bytes: number, scratchBytes?: number) => ArrayBufferLike | null;
 
 let fallback: ArenaAllocator | undefined;
 

@@ -31,7 +31,9 @@ export interface ExecutorOptions {
   shared?: boolean;
   /**
    * Where a float32 arena comes from (default: the allocator a kernel tier
-   * registered with `setArenaAllocator`, else a plain `ArrayBuffer`).
+   * registered with `setArenaAllocator`, else a plain `ArrayBuffer`). It may
+   * give a `SharedArrayBuffer` (e.g. the wasm tier's `sharedWasmArenaBuffer`,
+   * an arena other threads can run kernels on).
    */
   allocate?: ArenaAllocator;
 }
@@ -87,6 +89,11 @@ export class Executor {
   readonly params: Params;
   /** The buffer of every node (a view into the arena, or a parameter buffer). */
   readonly values: FloatArray[];
+  /**
+   * The arena's buffer: what the allocator gave (a `SharedArrayBuffer` for a
+   * shared arena), or the plain buffer made in its place.
+   */
+  readonly arenaBuffer: ArrayBufferLike;
   /** How many times each node's kernel ran. */
   readonly kernelRuns: Uint32Array;
   /** Kernel tier for float32 buffers; undefined means the process-wide default. */
@@ -148,6 +155,7 @@ export class Executor {
         cause: e,
       });
     }
+    this.arenaBuffer = buf;
     const arena = f64
       ? new Float64Array(buf, 0, plan.arenaLength)
       : new Float32Array(buf, 0, plan.arenaLength);

@@ -6,14 +6,21 @@
  * read x and dy and write y in place. It serves one input channel and 3×3
  * filters with PW ≥ 4; {@link convReluPoolWasm} returns null otherwise (and
  * for other tiers or arrays outside an arena), and the op runs the
- * reference.
+ * reference. On a shared arena (a `SharedArrayBuffer`, see
+ * `sharedWasmArenaBuffer`) the instance is of the same build with a shared
+ * memory import.
  *
  * @module
  */
 
-import { arenaMemory } from "./elementwise_wasm.ts";
+import { arenaMemory, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
 import type { ConvReluPoolDims } from "./conv2d_relu_pool_ref.ts";
-import { CONV_RELU_POOL_WASM_RELAXED_SIMD, CONV_RELU_POOL_WASM_SIMD } from "./wasm/fused_bytes.ts";
+import {
+  CONV_RELU_POOL_WASM_RELAXED_SIMD,
+  CONV_RELU_POOL_WASM_RELAXED_SIMD_SHARED,
+  CONV_RELU_POOL_WASM_SIMD,
+  CONV_RELU_POOL_WASM_SIMD_SHARED,
+} from "./wasm/fused_bytes.ts";
 
 interface CrpExports {
   // (x, y, n, h, w, ph, pw, xs, ys, w0..w8, b, codes − y in bytes)
@@ -21,40 +28,78 @@ interface CrpExports {
   crp_backward(...args: number[]): number[];
 }
 
+// undefined: not tried yet; null: no WebAssembly SIMD here
 let compiled: WebAssembly.Module | null | undefined;
+// the shared-import build of the same instruction set as `compiled`
+let compiledShared: WebAssembly.Module | null | undefined;
+let pick = -1;
 const none = new Float32Array(0);
 const args = new Array<number>(20).fill(0);
 const instances = new WeakMap<ArrayBufferLike, CrpExports>();
+// relaxed-simd FMA first, then plain SIMD128; each [unshared, shared]
+const BUILDS = [
+  [CONV_RELU_POOL_WASM_RELAXED_SIMD, CONV_RELU_POOL_WASM_RELAXED_SIMD_SHARED],
+  [CONV_RELU_POOL_WASM_SIMD, CONV_RELU_POOL_WASM_SIMD_SHARED],
+] as const;
 
-function module(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  if (typeof WebAssembly !== "object") return compiled;
-  // relaxed-simd FMA first, then plain SIMD128
-  for (const b64 of [CONV_RELU_POOL_WASM_RELAXED_SIMD, CONV_RELU_POOL_WASM_SIMD]) {
-    const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
-    if (WebAssembly.validate(bytes)) return compiled = new WebAssembly.Module(bytes);
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+}
+
+function module(shared: boolean): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    compiled = null;
+    if (typeof WebAssembly !== "object") return compiled;
+    pick = BUILDS.findIndex(([b64]) => WebAssembly.validate(decode(b64)));
+    if (pick >= 0) compiled = new WebAssembly.Module(decode(BUILDS[pick]![0]));
   }
-  return compiled;
+  if (!shared || !compiled) return compiled;
+  // the same instruction set on a shared arena, so the bits are the same
+  if (compiledShared === undefined) {
+    const bytes = decode(BUILDS[pick]![1]);
+    compiledShared = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  }
+  return compiledShared;
 }
 
 function instanceFor(buf: ArrayBufferLike): CrpExports | null {
   const known = instances.get(buf);
   if (known) return known;
   const mem = arenaMemory(buf);
-  const m = module();
+  const m = mem && module(isSharedBuffer(buf));
   if (!mem || !m) return null;
   const ex = new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as CrpExports;
   instances.set(buf, ex);
+  noteArenaKernel(buf, "conv_relu_pool");
   return ex;
 }
 
-/** The fused kernels bound to one arena, for one layer's sizes. */
+/**
+ * The fused kernels bound to one arena, for one layer's sizes. Each runs
+ * one call per output channel, `from` (default 0) up to before `to`
+ * (default OC), and channels are independent: threads sharing the arena may
+ * run disjoint ranges of one call and the bits are those of one thread
+ * running them all.
+ */
 export interface ConvReluPoolKernels {
   /** packed = [y, codes], y = max-pool(ReLU(conv(x, w) + b)); see `conv2dReluPoolRef`. */
-  forward(x: Float32Array, w: Float32Array, b: Float32Array, packed: Float32Array): void;
+  forward(
+    x: Float32Array,
+    w: Float32Array,
+    b: Float32Array,
+    packed: Float32Array,
+    from?: number,
+    to?: number,
+  ): void;
   /** out = [dw, db], the filter and bias gradients for the pooled gradient dy. */
-  backward(x: Float32Array, packed: Float32Array, dy: Float32Array, out: Float32Array): void;
+  backward(
+    x: Float32Array,
+    packed: Float32Array,
+    dy: Float32Array,
+    out: Float32Array,
+    from?: number,
+    to?: number,
+  ): void;
 }
 
 /**
@@ -104,15 +149,15 @@ export function convReluPoolWasm(
   };
 
   return {
-    forward(x, w, b, packed) {
-      for (let o = 0; o < oc; o++) {
+    forward(x, w, b, packed, from = 0, to = oc) {
+      for (let o = Math.max(0, from); o < Math.min(oc, to); o++) {
         setArgs(x, packed, w, b, o);
         args[19] = half * 4;
         ex.crp_forward(...args);
       }
     },
-    backward(x, packed, dy, out) {
-      for (let o = 0; o < oc; o++) {
+    backward(x, packed, dy, out, from = 0, to = oc) {
+      for (let o = Math.max(0, from); o < Math.min(oc, to); o++) {
         setArgs(x, dy, none, none, o);
         // codes sit at packed + half; the kernel reads them at dy + that offset
         args[19] = packed.byteOffset + half * 4 - dy.byteOffset;

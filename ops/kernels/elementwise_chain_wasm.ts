@@ -4,7 +4,8 @@
  * (once, with the encoder `wasm/_asm.ts`, when a kernel first runs it) into
  * one function that walks the output four elements a vector, and
  * instantiated on each executor arena's memory (`arenaMemory`), so it reads
- * and writes the arena in place. It serves the steps whose float32 result it
+ * and writes the arena in place (compiled a second time with a shared
+ * memory import for arenas in a `SharedArrayBuffer`). It serves the steps whose float32 result it
  * can give bit for bit (NaN payloads aside): add, sub, mul and div as
  * float32 vector arithmetic (exact for float32 operands: the double result
  * rounded once is the float32 operation's), scale and the leaky ReLU slopes
@@ -19,7 +20,7 @@
  * @module
  */
 import type { Shape } from "../../graph/op.ts";
-import { arenaMemory } from "./elementwise_wasm.ts";
+import { arenaMemory, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
 import {
   encodeModule,
   FuncBuilder,
@@ -110,7 +111,11 @@ interface Compiled {
 /** How an input is read: whole, one value, one value a row (splat), or the same row each row. */
 type Kind = "full" | "scalar" | "row" | "col";
 
-function generate(steps: readonly ChainStep[], kinds: readonly Kind[]): Compiled {
+function generate(
+  steps: readonly ChainStep[],
+  kinds: readonly Kind[],
+  shared: boolean,
+): Compiled {
   const nIn = kinds.length;
   const dropSteps = steps.flatMap((s, k) => (s.op === "dropout" ? [k] : []));
   // out, ins, rows, per, step, offset, then per dropout: seed, T, keep scale, m2, m0
@@ -279,7 +284,7 @@ function generate(steps: readonly ChainStep[], kinds: readonly Kind[]): Compiled
   f.br(0).end().end();
   f.get(row).i32Const(1).i32Add().set(row);
   f.br(0).end().end();
-  const bytes = encodeModule({ memoryPages: 1, importMemory: true, funcs: [f] });
+  const bytes = encodeModule({ memoryPages: 1, importMemory: true, shared, funcs: [f] });
   return { module: new WebAssembly.Module(bytes), dropSteps };
 }
 
@@ -339,9 +344,11 @@ function prepare(
       WebAssembly.validate(encodeModule({ memoryPages: 1, funcs: [simdProbe()] }));
   }
   if (!simdOk) return null;
+  const shared = isSharedBuffer(buf);
   const key = `${kinds.join()}|${JSON.stringify(steps)}`;
-  let c = modules.get(key);
-  if (!c) modules.set(key, c = generate(steps, kinds));
+  const modKey = shared ? `shared|${key}` : key;
+  let c = modules.get(modKey);
+  if (!c) modules.set(modKey, c = generate(steps, kinds, shared));
   let byKey = instances.get(buf);
   if (!byKey) instances.set(buf, byKey = new Map());
   let fn = byKey.get(key);
@@ -349,6 +356,7 @@ function prepare(
     const inst = new WebAssembly.Instance(c.module, { env: { mem } });
     fn = inst.exports.chain as ChainFn;
     byKey.set(key, fn);
+    noteArenaKernel(buf, "elementwise_chain");
   }
   const args = new Array<number>(1 + inShapes.length + 4 + 5 * c.dropSteps.length).fill(0);
   args[inShapes.length + 1] = rows;

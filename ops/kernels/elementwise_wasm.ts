@@ -9,11 +9,23 @@
  * to the TypeScript kernel when it returns null: WebAssembly SIMD missing,
  * or an operand outside the arena (a parameter, a hand-made array).
  *
+ * An arena may also be a *shared* memory ({@link sharedWasmArenaBuffer}), whose
+ * buffer is a `SharedArrayBuffer`: another thread that is posted the memory
+ * registers it with {@link adoptArenaMemory} and then runs kernels on the same
+ * bytes. Every kernel module on an arena has a second build whose imported
+ * memory is shared (a wasm import's shared flag must match the memory's);
+ * kernels pick it when the arena's buffer is a `SharedArrayBuffer`
+ * ({@link isSharedBuffer}). In V8 a memory's `buffer` is the same object on
+ * every access while the memory does not grow (arenas never grow), in the
+ * thread that made it and in one it was posted to, so the per-buffer caches
+ * hold; each postMessage of a memory gives the receiver a new Memory object
+ * with a buffer of its own, though, so a receiver adopts each one it keeps.
+ *
  * @module
  */
 
 import { setArenaAllocator } from "../../graph/arena.ts";
-import { ELEMENTWISE_WASM } from "./wasm/elementwise_bytes.ts";
+import { ELEMENTWISE_WASM, ELEMENTWISE_WASM_SHARED } from "./wasm/elementwise_bytes.ts";
 
 /** The module's functions; addresses are byte offsets into the arena. */
 export interface ElementwiseExports {
@@ -26,21 +38,100 @@ export interface ElementwiseExports {
   sum_runs(x: number, out: number, outer: number, mid: number, inner: number): void;
 }
 
-// undefined: not tried yet; null: no WebAssembly SIMD here
+// undefined: not tried yet; null: no WebAssembly SIMD here (or no shared memories)
 let compiled: WebAssembly.Module | null | undefined;
+let compiledShared: WebAssembly.Module | null | undefined;
 const instances = new WeakMap<ArrayBufferLike, ElementwiseExports>();
 const memories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
 const scratchStarts = new WeakMap<ArrayBufferLike, number>();
+const kernelsOn = new WeakMap<ArrayBufferLike, Set<string>>();
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 
-function module(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  if (typeof WebAssembly !== "object") return compiled;
-  const bytes = Uint8Array.from(atob(ELEMENTWISE_WASM), (ch) => ch.charCodeAt(0));
-  if (WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
-  return compiled;
+function compile(b64: string): WebAssembly.Module | null {
+  if (typeof WebAssembly !== "object") return null;
+  const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+  try {
+    return WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  } catch {
+    // validates but will not compile: the TypeScript kernels
+    return null;
+  }
+}
+
+function module(shared = false): WebAssembly.Module | null {
+  if (!shared) return compiled === undefined ? compiled = compile(ELEMENTWISE_WASM) : compiled;
+  if (compiledShared !== undefined) return compiledShared;
+  // the shared build only where the unshared one runs: the same kernels or none
+  return compiledShared = module() && compile(ELEMENTWISE_WASM_SHARED);
+}
+
+/**
+ * Whether `buf` is a `SharedArrayBuffer`: a module instantiated on the
+ * memory of such an arena must be the build with a shared memory import.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isSharedBuffer } from "./elementwise_wasm.ts";
+ * assert.equal(isSharedBuffer(new SharedArrayBuffer(8)), true);
+ * assert.equal(isSharedBuffer(new ArrayBuffer(8)), false);
+ * ```
+ */
+export function isSharedBuffer(buf: ArrayBufferLike): boolean {
+  return typeof SharedArrayBuffer === "function" && buf instanceof SharedArrayBuffer;
+}
+
+/**
+ * Records that the kernel module `name` made an instance on the arena
+ * `buf` (kernel modules call it; {@link arenaKernels} lists them).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaKernels, noteArenaKernel } from "./elementwise_wasm.ts";
+ * const buf = new ArrayBuffer(8);
+ * noteArenaKernel(buf, "mine");
+ * assert.deepEqual(arenaKernels(buf), ["mine"]);
+ * ```
+ */
+export function noteArenaKernel(buf: ArrayBufferLike, name: string): void {
+  let s = kernelsOn.get(buf);
+  if (!s) kernelsOn.set(buf, s = new Set());
+  s.add(name);
+}
+
+/**
+ * The kernel modules that made an instance on the arena `buf` so far, in
+ * the order they did, e.g. `["elementwise", "gemm", "conv_relu_pool"]`: a
+ * probe that the WebAssembly kernels (not a TypeScript fallback) ran there.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaKernels, wasmArenaBuffer } from "./elementwise_wasm.ts";
+ * const buf = wasmArenaBuffer(64);
+ * // the elementwise module is instantiated with the arena itself
+ * assert.deepEqual(arenaKernels(buf ?? new ArrayBuffer(8)), buf ? ["elementwise"] : []);
+ * ```
+ */
+export function arenaKernels(buf: ArrayBufferLike): string[] {
+  return [...(kernelsOn.get(buf) ?? [])];
+}
+
+// Registers `mem` (with its buffer `buf`) as an arena whose scratch starts at
+// `start`, with an elementwise instance on it.
+function register(
+  m: WebAssembly.Module,
+  mem: WebAssembly.Memory,
+  buf: ArrayBufferLike,
+  start: number,
+): void {
+  const ex = new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as ElementwiseExports;
+  instances.set(buf, ex);
+  memories.set(buf, mem);
+  scratchStarts.set(buf, start);
+  noteArenaKernel(buf, "elementwise");
 }
 
 /**
@@ -65,18 +156,106 @@ export function wasmArenaBuffer(bytes: number, scratchBytes = 0): ArrayBuffer | 
   if (!m || pages > MAX_PAGES) return null;
   try {
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    const ex = new WebAssembly.Instance(m, { env: { mem } })
-      .exports as unknown as ElementwiseExports;
     // not shared, so the memory's buffer is an ArrayBuffer
     const buf = mem.buffer as ArrayBuffer;
-    instances.set(buf, ex);
-    memories.set(buf, mem);
-    scratchStarts.set(buf, start);
+    register(m, mem, buf, start);
     return buf;
   } catch {
     // out of memory for the reservation: the caller uses an ordinary buffer
     return null;
   }
+}
+
+/**
+ * {@link wasmArenaBuffer} for an arena other threads may share: a buffer of
+ * at least `bytes` + `scratchBytes` bytes that is a shared
+ * `WebAssembly.Memory` (`maximum` = `initial`, never grown), registered
+ * like an unshared one ({@link arenaMemory}, {@link arenaScratch}, every
+ * kernel module's instance on it, built with a shared memory import), or
+ * where WebAssembly SIMD (or a memory that large) is missing a plain
+ * `SharedArrayBuffer` of `bytes` that the TypeScript kernels run on. Null
+ * only when no `SharedArrayBuffer` can be made (the executor then falls back
+ * to an `ArrayBuffer`). Post {@link arenaMemory}'s result to another thread,
+ * which calls {@link adoptArenaMemory}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaMemory, arenaScratch, sharedWasmArenaBuffer } from "./elementwise_wasm.ts";
+ * const buf = sharedWasmArenaBuffer(1000, 4096)!;
+ * assert.ok(buf instanceof SharedArrayBuffer && buf.byteLength >= 1000);
+ * const mem = arenaMemory(buf);
+ * assert.ok(mem === undefined || (mem.buffer === buf && arenaScratch(buf)!.byteOffset === 1024));
+ * ```
+ */
+export function sharedWasmArenaBuffer(
+  bytes: number,
+  scratchBytes = 0,
+): SharedArrayBuffer | null {
+  const m = module(true);
+  const start = Math.ceil(bytes / 64) * 64;
+  const pages = Math.max(1, Math.ceil((start + scratchBytes) / PAGE));
+  if (m && pages <= MAX_PAGES) {
+    try {
+      const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const buf = mem.buffer as SharedArrayBuffer;
+      register(m, mem, buf, start);
+      return buf;
+    } catch {
+      // no room for the memory: a plain shared buffer
+    }
+  }
+  try {
+    return new SharedArrayBuffer(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Makes a shared arena memory posted from another thread (the owner's
+ * {@link arenaMemory} of a {@link sharedWasmArenaBuffer}) an arena here:
+ * `scratchStart` is the owner's `arenaScratch(buf).byteOffset`. Afterwards
+ * views of `mem.buffer` get {@link arenaMemory}, {@link arenaScratch} and
+ * every kernel module's instance, as on the owner's thread. Returns that
+ * buffer (in V8 the same object on every access of `mem.buffer`, as the
+ * memory never grows; views must be made on it, and adopting the same
+ * `Memory` object again changes nothing). Throws when `mem` is not shared
+ * or `scratchStart` is outside it; the kernels run on the memory only where
+ * WebAssembly SIMD is present (elsewhere the TypeScript ones do).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { adoptArenaMemory, arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
+ * // as a worker would receive it from postMessage
+ * const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+ * const buf = adoptArenaMemory(mem, 1024);
+ * assert.equal(buf, mem.buffer);
+ * assert.equal(arenaMemory(buf), mem);
+ * assert.deepEqual(arenaScratch(buf), { byteOffset: 1024, byteLength: 65536 - 1024 });
+ * assert.throws(() => adoptArenaMemory(new WebAssembly.Memory({ initial: 1 }), 0), /not shared/);
+ * ```
+ */
+export function adoptArenaMemory(mem: WebAssembly.Memory, scratchStart: number): SharedArrayBuffer {
+  const buf = mem.buffer;
+  if (!isSharedBuffer(buf)) {
+    throw new Error("adoptArenaMemory: the memory is not shared (its buffer is an ArrayBuffer)");
+  }
+  if (!(Number.isInteger(scratchStart) && scratchStart >= 0 && scratchStart <= buf.byteLength)) {
+    throw new Error(
+      `adoptArenaMemory: scratch start ${scratchStart} is not a byte offset in the memory (0..${buf.byteLength})`,
+    );
+  }
+  if (memories.get(buf) !== mem) {
+    const m = module(true);
+    if (m) register(m, mem, buf, scratchStart);
+    else {
+      memories.set(buf, mem);
+      scratchStarts.set(buf, scratchStart);
+    }
+  }
+  return buf as SharedArrayBuffer;
 }
 
 /** Where an arena's kernel scratch lies: bytes past the executor's buffers. */
@@ -137,9 +316,10 @@ export function elementwiseWasm(...arrays: Float32Array[]): ElementwiseExports |
 }
 
 /**
- * The WebAssembly memory an arena buffer from {@link wasmArenaBuffer} is,
- * so that other kernel modules can be instantiated on it; undefined for any
- * other buffer.
+ * The WebAssembly memory an arena buffer from {@link wasmArenaBuffer} (or
+ * {@link sharedWasmArenaBuffer}, or adopted by {@link adoptArenaMemory}) is,
+ * so that other kernel modules can be instantiated on it (and a shared one
+ * posted to another thread); undefined for any other buffer.
  *
  * @example
  * ```ts

@@ -5,7 +5,8 @@
  * dot products that reads both operands unpacked. The module imports its
  * memory, and runs on two kinds:
  * - an executor's arena (a memory from `wasmArenaBuffer`): one instance per
- *   arena, on the arena's own memory. Operands in the arena are used in
+ *   arena, on the arena's own memory (of the build with a shared memory
+ *   import when the arena is shared, `sharedWasmArenaBuffer`). Operands in the arena are used in
  *   place; the packing workspace and copies of operands from outside (a
  *   parameter) go to the arena's kernel scratch (`arenaScratch`), which the
  *   plan reserves through the ops' `scratch` hooks ({@link gemmScratch});
@@ -26,8 +27,13 @@
 
 import type { GemmDims } from "./gemm_ref.ts";
 import type { Conv2dDims } from "./conv2d_ref.ts";
-import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
-import { GEMM_WASM_RELAXED_SIMD, GEMM_WASM_SIMD } from "./wasm/gemm_bytes.ts";
+import { arenaMemory, arenaScratch, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
+import {
+  GEMM_WASM_RELAXED_SIMD,
+  GEMM_WASM_RELAXED_SIMD_SHARED,
+  GEMM_WASM_SIMD,
+  GEMM_WASM_SIMD_SHARED,
+} from "./wasm/gemm_bytes.ts";
 
 interface GemmExports {
   gemm(
@@ -85,12 +91,18 @@ function decode(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-// Preferred first: relaxed-simd FMA, then plain SIMD128 mul + add.
-const MODULES = [["relaxed-simd", GEMM_WASM_RELAXED_SIMD], ["simd", GEMM_WASM_SIMD]] as const;
+// Preferred first: relaxed-simd FMA, then plain SIMD128 mul + add; each with
+// its build for shared arenas.
+const MODULES = [
+  ["relaxed-simd", GEMM_WASM_RELAXED_SIMD, GEMM_WASM_RELAXED_SIMD_SHARED],
+  ["simd", GEMM_WASM_SIMD, GEMM_WASM_SIMD_SHARED],
+] as const;
 
 // undefined: not tried yet; null: no usable WebAssembly SIMD here.
 let state: WasmState | null | undefined;
 let compiled: WebAssembly.Module | undefined;
+// the shared-import build of the variant `compiled` is; null: it does not compile
+let compiledShared: WebAssembly.Module | null | undefined;
 // null: the buffer is no arena, or its scratch cannot hold the workspace
 const arenas = new WeakMap<ArrayBufferLike, ArenaState | null>();
 
@@ -129,6 +141,17 @@ function init(): WasmState | null {
   return state;
 }
 
+// The build of the chosen variant for an arena in `buf`: with a shared memory
+// import when `buf` is a SharedArrayBuffer.
+function moduleFor(s: WasmState, buf: ArrayBufferLike): WebAssembly.Module | null {
+  if (!isSharedBuffer(buf)) return compiled ?? null;
+  if (compiledShared === undefined) {
+    const bytes = decode(MODULES.find(([v]) => v === s.variant)![2]);
+    compiledShared = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  }
+  return compiledShared;
+}
+
 // The instance on the arena `buf` is, or null when it is no arena with room
 // for the workspace. Made on first use; buffers are weakly held.
 function arenaOf(buf: ArrayBufferLike): ArenaState | null {
@@ -137,12 +160,14 @@ function arenaOf(buf: ArrayBufferLike): ArenaState | null {
   let st: ArenaState | null = null;
   const s = init();
   const mem = arenaMemory(buf), scratch = arenaScratch(buf);
-  if (s && compiled && mem && scratch) {
+  const m = s && mem && scratch ? moduleFor(s, buf) : null;
+  if (s && m && mem && scratch) {
     const ws = scratch.byteOffset, free = align(ws + s.ex.workspace_bytes());
     if (free <= buf.byteLength) {
-      const ex = new WebAssembly.Instance(compiled, { env: { mem } })
+      const ex = new WebAssembly.Instance(m, { env: { mem } })
         .exports as unknown as GemmExports;
       st = { ex, buf, workspace: ws, free, end: buf.byteLength, heap: new Float32Array(buf) };
+      noteArenaKernel(buf, "gemm");
     }
   }
   arenas.set(buf, st);

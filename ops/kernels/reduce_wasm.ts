@@ -6,7 +6,8 @@
  * into another. Regions live in a shared `WebAssembly.Memory` from
  * {@linkcode sharedRegions}, which is posted to workers as it is (a worker
  * calls {@linkcode adoptRegionMemory}); the module imports that memory and
- * an arena's memory at once (multi-memory), one instance per arena.
+ * an arena's memory at once (multi-memory), one instance per arena (of a
+ * second build whose arena import is shared, for shared arenas).
  *
  * Every function gives the bits of the JavaScript loops of `GradTree` (see
  * the kernel's notes); where it cannot run (no WebAssembly SIMD or
@@ -16,8 +17,8 @@
  * @module
  */
 
-import { arenaMemory } from "./elementwise_wasm.ts";
-import { REDUCE_WASM } from "./wasm/reduce_bytes.ts";
+import { arenaMemory, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
+import { REDUCE_WASM, REDUCE_WASM_SHARED_ARENA } from "./wasm/reduce_bytes.ts";
 
 interface ReduceExports {
   scale(w: number, src: number, dst: number, n: number): void;
@@ -32,6 +33,8 @@ const PAGE = 65536;
 const MAX_BYTES = 2 ** 31;
 // undefined: not tried yet; null: the engine lacks SIMD or multi-memory
 let compiled: WebAssembly.Module | null | undefined;
+// the build for shared arenas; null: it does not compile
+let compiledShared: WebAssembly.Module | null | undefined;
 const regionMemories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
 let noArena: WebAssembly.Memory | undefined;
 
@@ -46,6 +49,19 @@ function module(): WebAssembly.Module | null {
     // an engine that validates but will not compile: the JavaScript loops
   }
   return compiled;
+}
+
+function sharedArenaModule(): WebAssembly.Module | null {
+  if (compiledShared !== undefined) return compiledShared;
+  compiledShared = null;
+  if (!module()) return compiledShared;
+  const bytes = Uint8Array.from(atob(REDUCE_WASM_SHARED_ARENA), (ch) => ch.charCodeAt(0));
+  try {
+    if (WebAssembly.validate(bytes)) compiledShared = new WebAssembly.Module(bytes);
+  } catch {
+    // the JavaScript loops for shared arenas
+  }
+  return compiledShared;
 }
 
 /**
@@ -165,11 +181,13 @@ export class ReduceWasm {
     let ex = this.byArena.get(buf);
     if (ex === undefined) {
       const arena = arenaMemory(buf);
-      ex = arena
-        ? new WebAssembly.Instance(compiled!, { env: { arena, regions: this.regions } })
+      const m = arena && (isSharedBuffer(buf) ? sharedArenaModule() : compiled);
+      ex = arena && m
+        ? new WebAssembly.Instance(m, { env: { arena, regions: this.regions } })
           .exports as unknown as ReduceExports
         : null;
       this.byArena.set(buf, ex);
+      if (ex) noteArenaKernel(buf, "reduce");
     }
     this.lastBuf = buf;
     return this.last = ex;

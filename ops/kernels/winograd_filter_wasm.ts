@@ -9,7 +9,7 @@
  *
  * On an executor's arena (x, dy and dw in one arena with enough kernel
  * scratch, see {@link winogradFilterScratch}) the module runs on the arena's
- * memory, and each chunk of x and dy is moved into the scratch by one
+ * memory (the build with a shared memory import on a shared arena), and each chunk of x and dy is moved into the scratch by one
  * `copyWithin`; elsewhere it runs on a memory of its own that the chunks
  * are copied into (counted by `gemmStagedBytes`).
  *
@@ -21,13 +21,15 @@
 
 import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
 import type { WinogradTile } from "./winograd_ref.ts";
-import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
+import { arenaMemory, arenaScratch, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
 import { countStaged } from "./gemm_wasm.ts";
 import { winogradEnabled } from "./winograd_wasm.ts";
 import { MR, NR } from "./wasm/winograd_filter_kernel.ts";
 import {
   WINOGRAD_FILTER_WASM_RELAXED_SIMD,
+  WINOGRAD_FILTER_WASM_RELAXED_SIMD_SHARED,
   WINOGRAD_FILTER_WASM_SIMD,
+  WINOGRAD_FILTER_WASM_SIMD_SHARED,
 } from "./wasm/winograd_filter_bytes.ts";
 
 type Fn = (...args: number[]) => void;
@@ -45,6 +47,10 @@ interface Exports {
 
 interface State {
   module: WebAssembly.Module;
+  /** The same build with a shared memory import (shared arenas); null: it does not compile. */
+  shared: WebAssembly.Module | null | undefined;
+  /** Its base64. */
+  sharedB64: string;
   variant: "relaxed-simd" | "simd";
   /** An instance per memory: the own one and each arena's. */
   instances: WeakMap<WebAssembly.Memory, Exports>;
@@ -60,8 +66,8 @@ function decode(b64: string): Uint8Array<ArrayBuffer> {
 }
 
 const MODULES = [
-  ["relaxed-simd", WINOGRAD_FILTER_WASM_RELAXED_SIMD],
-  ["simd", WINOGRAD_FILTER_WASM_SIMD],
+  ["relaxed-simd", WINOGRAD_FILTER_WASM_RELAXED_SIMD, WINOGRAD_FILTER_WASM_RELAXED_SIMD_SHARED],
+  ["simd", WINOGRAD_FILTER_WASM_SIMD, WINOGRAD_FILTER_WASM_SIMD_SHARED],
 ] as const;
 
 // undefined: not tried yet; null: no usable WebAssembly SIMD here.
@@ -72,7 +78,7 @@ function init(): State | null {
   if (state !== undefined) return state;
   state = null;
   if (typeof WebAssembly !== "object") return state;
-  for (const [variant, b64] of MODULES) {
+  for (const [variant, b64, sharedB64] of MODULES) {
     if (forced.variant && forced.variant !== variant) continue;
     const bytes = decode(b64);
     if (!WebAssembly.validate(bytes)) continue;
@@ -81,7 +87,7 @@ function init(): State | null {
       const own = new WebAssembly.Memory({ initial: 1 });
       const instances = new WeakMap<WebAssembly.Memory, Exports>();
       instances.set(own, new WebAssembly.Instance(module, { env: { mem: own } }).exports as never);
-      state = { module, variant, instances, own };
+      state = { module, shared: undefined, sharedB64, variant, instances, own };
       break;
     } catch {
       // Validated but refused to instantiate: try the next one.
@@ -93,8 +99,18 @@ function init(): State | null {
 function instanceOn(s: State, mem: WebAssembly.Memory): Exports {
   let ex = s.instances.get(mem);
   if (!ex) {
-    ex = new WebAssembly.Instance(s.module, { env: { mem } }).exports as unknown as Exports;
+    let m = s.module;
+    if (isSharedBuffer(mem.buffer)) {
+      if (s.shared === undefined) {
+        const bytes = decode(s.sharedB64);
+        s.shared = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+      }
+      if (!s.shared) throw new Error("winogradBackwardFilterWasm: no shared-memory build here");
+      m = s.shared;
+    }
+    ex = new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as Exports;
     s.instances.set(mem, ex);
+    if (mem !== s.own) noteArenaKernel(mem.buffer, "winograd_filter");
   }
   return ex;
 }

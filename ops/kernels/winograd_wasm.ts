@@ -5,7 +5,8 @@
  * backward-to-input (a forward convolution of dy, padded by 2 − p, with the
  * filter rotated 180° and its channels swapped). When x and y live in one
  * executor arena with enough kernel scratch (the ops reserve it through
- * {@link winogradScratch}), the module runs on the arena's memory: it reads
+ * {@link winogradScratch}), the module runs on the arena's memory (the build
+ * with a shared memory import on a shared arena): it reads
  * x and writes y in place, its buffers in the scratch; otherwise it stages
  * each image through a memory of its own. Per call the filter is first
  * transformed (U = G g Gᵀ, four output channels per vector); per image the input is
@@ -33,8 +34,13 @@
 
 import type { Conv2dDims } from "./conv2d_ref.ts";
 import { winogradApplies, type WinogradTile } from "./winograd_ref.ts";
-import { arenaMemory, arenaScratch } from "./elementwise_wasm.ts";
-import { WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD } from "./wasm/winograd_bytes.ts";
+import { arenaMemory, arenaScratch, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
+import {
+  WINOGRAD_WASM_RELAXED_SIMD,
+  WINOGRAD_WASM_RELAXED_SIMD_SHARED,
+  WINOGRAD_WASM_SIMD,
+  WINOGRAD_WASM_SIMD_SHARED,
+} from "./wasm/winograd_bytes.ts";
 
 interface WinoExports {
   // (raw, P, C, H, W, pad, Hp, Wp, Cp)
@@ -49,6 +55,9 @@ interface WinoExports {
 
 // undefined: not tried yet; null: no usable WebAssembly SIMD here.
 let compiled: WebAssembly.Module | null | undefined;
+// the shared-import build of the one `compiled` is, for shared arenas
+let compiledShared: WebAssembly.Module | null | undefined;
+let picked = "";
 // The instance on a memory of its own, for arrays outside any arena.
 let own: { ex: WinoExports; mem: WebAssembly.Memory; heap: Float32Array } | undefined;
 // One instance per executor arena, on the arena's memory, and a view of it.
@@ -78,6 +87,7 @@ export function useWinogradBuild(build: "relaxed-simd" | "simd" | null): boolean
     ? [WINOGRAD_WASM_RELAXED_SIMD]
     : [WINOGRAD_WASM_RELAXED_SIMD, WINOGRAD_WASM_SIMD];
   compiled = undefined;
+  compiledShared = undefined;
   own = undefined;
   arenas = new WeakMap();
   return module() !== null;
@@ -88,14 +98,35 @@ function module(): WebAssembly.Module | null {
   compiled = null;
   if (typeof WebAssembly !== "object") return compiled;
   for (const b64 of builds) {
-    const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
-    if (WebAssembly.validate(bytes)) return compiled = new WebAssembly.Module(bytes);
+    const bytes = decode(b64);
+    if (WebAssembly.validate(bytes)) {
+      picked = b64;
+      return compiled = new WebAssembly.Module(bytes);
+    }
   }
   return compiled;
 }
 
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+}
+
+// The build with a shared memory import of the same instruction set as module().
+function sharedModule(): WebAssembly.Module | null {
+  if (compiledShared !== undefined) return compiledShared;
+  compiledShared = null;
+  if (!module()) return compiledShared;
+  const bytes = decode(
+    picked === WINOGRAD_WASM_SIMD ? WINOGRAD_WASM_SIMD_SHARED : WINOGRAD_WASM_RELAXED_SIMD_SHARED,
+  );
+  if (WebAssembly.validate(bytes)) compiledShared = new WebAssembly.Module(bytes);
+  return compiledShared;
+}
+
 function instantiate(mem: WebAssembly.Memory): WinoExports {
-  return new WebAssembly.Instance(module()!, { env: { mem } }).exports as unknown as WinoExports;
+  const m = isSharedBuffer(mem.buffer) ? sharedModule() : module();
+  if (!m) throw new Error("winograd: the build with a shared memory import does not compile here");
+  return new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as WinoExports;
 }
 
 // The own-memory instance with at least `bytes` of memory, and a current view of it.
@@ -291,7 +322,10 @@ function run(
   }
   if (inArena) {
     let inst = arenas.get(buf);
-    if (!inst) arenas.set(buf, inst = { ex: instantiate(mem!), heap: new Float32Array(buf) });
+    if (!inst) {
+      arenas.set(buf, inst = { ex: instantiate(mem!), heap: new Float32Array(buf) });
+      noteArenaKernel(buf, "winograd");
+    }
     ({ ex, heap: h } = inst);
   } else {
     L = layout(g, 1024, true);

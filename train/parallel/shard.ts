@@ -16,6 +16,11 @@ import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan } from "../../graph/plan.ts";
 import { fuseChains, fuseGraph } from "../../graph/passes/mod.ts";
 import { setWinogradEnabled } from "../../ops/kernels/winograd_wasm.ts";
+import {
+  arenaMemory,
+  arenaScratch,
+  sharedWasmArenaBuffer,
+} from "../../ops/kernels/elementwise_wasm.ts";
 import { namesOf, SPAN, type TraceMemory, type TraceNames, TraceRecorder } from "./trace.ts";
 
 /**
@@ -87,6 +92,13 @@ export interface ShardInit {
   winograd?: boolean;
   /** This thread's span buffer, when profiling. */
   trace?: TraceMemory;
+  /**
+   * Put each executor's arena in a shared WebAssembly memory
+   * (`sharedWasmArenaBuffer`), so that another thread that is posted it
+   * ({@linkcode GradientShard.arenaFor}) can run kernels on it; default
+   * false (an unshared memory). The bits are the same either way.
+   */
+  sharedArena?: boolean;
 }
 
 /**
@@ -622,6 +634,46 @@ export class GradientShard {
     });
   }
 
+  /**
+   * Builds the plan for micro-batches of `micro` samples now (unless it is
+   * built) and returns its executor's arena: the shared
+   * `WebAssembly.Memory` to post to a helper thread, and the byte offset of
+   * the arena's kernel scratch, which the helper passes to
+   * `adoptArenaMemory(memory, scratchStart)`. Null unless
+   * {@linkcode ShardInit.sharedArena} is set and the arena is a wasm memory
+   * (not where WebAssembly SIMD is missing). The shard keeps a plan per
+   * micro-batch size for as long as a step's cut uses it (at most 8 sizes).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { allocDataset, initParams, lectureCnn } from "@denograd/denograd";
+   * import { GradientShard } from "./shard.ts";
+   * const m = lectureCnn({ channels: 2 });
+   * const params = initParams(m.built, { seed: 1 }) as Map<string, Float32Array>;
+   * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+   * const init = {
+   *   graph: m.graph, input: m.input, target: m.target, loss: m.loss,
+   *   grads: Object.entries(m.grads), params, images: ds.images, labels: ds.labels,
+   *   sampleSize: 784, indices: new Uint32Array(8), microBatch: 4,
+   * };
+   * const a = new GradientShard({ ...init, sharedArena: true }).arenaFor(4);
+   * assert.ok(a === null || a.memory.buffer instanceof SharedArrayBuffer);
+   * assert.equal(new GradientShard(init).arenaFor(4), null); // unshared by default
+   * ```
+   */
+  arenaFor(micro: number): { memory: WebAssembly.Memory; scratchStart: number } | null {
+    if (!(Number.isInteger(micro) && micro > 0)) {
+      throw new Error(
+        `GradientShard.arenaFor: micro-batch size ${micro} is not a positive integer`,
+      );
+    }
+    if (!this.init.sharedArena) return null;
+    const buf = this.bind(micro).ex.arenaBuffer;
+    const memory = arenaMemory(buf), scratch = arenaScratch(buf);
+    return memory && scratch ? { memory, scratchStart: scratch.byteOffset } : null;
+  }
+
   private bind(n: number): Bound {
     let b = this.plans.get(n);
     if (b) {
@@ -637,7 +689,11 @@ export class GradientShard {
     ];
     const plan = makePlan(this.graph, { batch: n, outputs });
     b = {
-      ex: new Executor(plan, { params: this.init.params, tier: this.init.tier }),
+      ex: new Executor(plan, {
+        params: this.init.params,
+        tier: this.init.tier,
+        allocate: this.init.sharedArena ? sharedWasmArenaBuffer : undefined,
+      }),
       x: new Float32Array(n * this.init.sampleSize),
       y: new Float32Array(n * (this.init.targetSize ?? 1)),
     };

@@ -409,6 +409,15 @@ export interface ModuleSpec {
   /** Import the memory as `env.mem` instead of defining and exporting one. */
   importMemory?: boolean;
   /**
+   * With `importMemory`: declare the imported memory shared, with a maximum
+   * of `maxPages` (default {@linkcode SHARED_MAX_PAGES}), so that it takes a
+   * shared `WebAssembly.Memory` (whose maximum must not exceed it) and only
+   * such a memory.
+   */
+  shared?: boolean;
+  /** With `importMemory`: the imported memory's maximum in pages (required by a shared one). */
+  maxPages?: number;
+  /**
    * Import these memories (multi-memory), in index order, as `env.<name>`,
    * instead of one: each with its minimum in pages, and a shared one with
    * its maximum (which a shared memory must declare).
@@ -417,6 +426,25 @@ export interface ModuleSpec {
   /** Functions in index order (the index is what `call` takes). */
   funcs: FuncBuilder[];
 }
+
+/**
+ * The maximum in pages a shared imported memory declares by default: the
+ * most a 32-bit memory can have (4 GiB), so that a shared memory of any size
+ * matches (an import matches a memory whose maximum is at most its own).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeModule, SHARED_MAX_PAGES } from "./_asm.ts";
+ * assert.equal(SHARED_MAX_PAGES * 65536, 2 ** 32);
+ * const m = new WebAssembly.Module(encodeModule({ memoryPages: 1, importMemory: true, shared: true, funcs: [] }));
+ * const mem = new WebAssembly.Memory({ initial: 3, maximum: 3, shared: true });
+ * assert.ok(new WebAssembly.Instance(m, { env: { mem } }));
+ * // an unshared memory does not match a shared import
+ * assert.throws(() => new WebAssembly.Instance(m, { env: { mem: new WebAssembly.Memory({ initial: 1 }) } }));
+ * ```
+ */
+export const SHARED_MAX_PAGES = 65536;
 
 /** One imported memory of {@linkcode ModuleSpec.memoryImports}. */
 export interface MemoryImport {
@@ -467,8 +495,11 @@ export function encodeModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
     const imp: number[] = [1];
     name(imp, "env");
     name(imp, "mem");
-    imp.push(0x02, 0x00);
+    const max = spec.shared ? spec.maxPages ?? SHARED_MAX_PAGES : spec.maxPages;
+    // limits flags: 0 minimum only, 1 with a maximum, 3 shared with a maximum
+    imp.push(0x02, spec.shared ? 0x03 : max === undefined ? 0x00 : 0x01);
     uleb(imp, spec.memoryPages);
+    if (max !== undefined) uleb(imp, max);
     section(out, 2, imp);
   }
 

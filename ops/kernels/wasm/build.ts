@@ -31,6 +31,12 @@ export interface BuiltKernels {
   simd: Uint8Array<ArrayBuffer>;
   /** ReLU, 2×2 max-pooling and run sums, forward and backward, on an imported memory. */
   elementwise: Uint8Array<ArrayBuffer>;
+  /** {@linkcode BuiltKernels.relaxedSimd} with a shared memory imported (arenas in a `SharedArrayBuffer`). */
+  relaxedSimdShared: Uint8Array<ArrayBuffer>;
+  /** {@linkcode BuiltKernels.simd} with a shared memory imported. */
+  simdShared: Uint8Array<ArrayBuffer>;
+  /** {@linkcode BuiltKernels.elementwise} with a shared memory imported. */
+  elementwiseShared: Uint8Array<ArrayBuffer>;
 }
 
 /**
@@ -50,6 +56,9 @@ export function buildKernels(): BuiltKernels {
     relaxedSimd: buildGemmModule({ ...DEFAULT_PARAMS, relaxed: true }),
     simd: buildGemmModule({ ...DEFAULT_PARAMS, relaxed: false }),
     elementwise: buildElementwiseModule(),
+    relaxedSimdShared: buildGemmModule({ ...DEFAULT_PARAMS, relaxed: true, shared: true }),
+    simdShared: buildGemmModule({ ...DEFAULT_PARAMS, relaxed: false, shared: true }),
+    elementwiseShared: buildElementwiseModule(true),
   };
 }
 
@@ -79,7 +88,12 @@ function header(sources: string, what: string): string {
  */
 export function renderBytesModules(k: BuiltKernels): Record<string, string> {
   return {
-    "gemm_bytes.ts": `${header("gemm_kernel.ts", "The GEMM WebAssembly module, in two builds,")}
+    "gemm_bytes.ts": `${
+      header(
+        "gemm_kernel.ts",
+        "The GEMM WebAssembly module, in two builds (each also with a shared memory import),",
+      )
+    }
 ${
       constDoc(
         `GEMM module using relaxed-simd FMA (${k.relaxedSimd.length} bytes).`,
@@ -97,9 +111,30 @@ ${
       )
     }
 export const GEMM_WASM_SIMD: string = ${base64Literal(k.simd)};
+
+${
+      constDoc(
+        `GEMM module using relaxed-simd FMA, shared memory imported, for arenas in a SharedArrayBuffer (${k.relaxedSimdShared.length} bytes).`,
+        "GEMM_WASM_RELAXED_SIMD_SHARED",
+        "gemm_bytes.ts",
+      )
+    }
+export const GEMM_WASM_RELAXED_SIMD_SHARED: string = ${base64Literal(k.relaxedSimdShared)};
+
+${
+      constDoc(
+        `GEMM module using SIMD128 mul + add, shared memory imported (${k.simdShared.length} bytes).`,
+        "GEMM_WASM_SIMD_SHARED",
+        "gemm_bytes.ts",
+      )
+    }
+export const GEMM_WASM_SIMD_SHARED: string = ${base64Literal(k.simdShared)};
 `,
     "elementwise_bytes.ts": `${
-      header("elementwise_kernel.ts", "The elementwise WebAssembly module")
+      header(
+        "elementwise_kernel.ts",
+        "The elementwise WebAssembly module, also with a shared memory import,",
+      )
     }
 ${
       constDoc(
@@ -109,6 +144,15 @@ ${
       )
     }
 export const ELEMENTWISE_WASM: string = ${base64Literal(k.elementwise)};
+
+${
+      constDoc(
+        `Elementwise module with a shared memory imported, for arenas in a SharedArrayBuffer (${k.elementwiseShared.length} bytes).`,
+        "ELEMENTWISE_WASM_SHARED",
+        "elementwise_bytes.ts",
+      )
+    }
+export const ELEMENTWISE_WASM_SHARED: string = ${base64Literal(k.elementwiseShared)};
 `,
   };
 }

@@ -252,7 +252,8 @@ function backward(relaxed: boolean): FuncBuilder {
 
 /**
  * The module's binary: `crp_forward` and `crp_backward`, memory imported;
- * with `relaxed`, products are accumulated with relaxed-simd FMA.
+ * with `relaxed`, products are accumulated with relaxed-simd FMA; with
+ * `shared`, the imported memory is shared (for arenas in a `SharedArrayBuffer`).
  *
  * @example
  * ```ts
@@ -264,9 +265,12 @@ function backward(relaxed: boolean): FuncBuilder {
  * assert.deepEqual(exports.sort(), ["crp_backward", "crp_forward"]);
  * ```
  */
-export function buildConvReluPoolModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
+export function buildConvReluPoolModule(
+  relaxed: boolean,
+  shared = false,
+): Uint8Array<ArrayBuffer> {
   const fwd = forward(relaxed), bwd = backward(relaxed);
   fwd.exportName = "crp_forward";
   bwd.exportName = "crp_backward";
-  return encodeModule({ memoryPages: 1, importMemory: true, funcs: [fwd, bwd] });
+  return encodeModule({ memoryPages: 1, importMemory: true, shared, funcs: [fwd, bwd] });
 }

@@ -418,7 +418,9 @@ function sumRuns(): FuncBuilder {
 }
 
 /**
- * The module's binary: every function above, exported by name, memory imported.
+ * The module's binary: every function above, exported by name, memory
+ * imported; with `shared`, the import is a shared memory (see
+ * `ModuleSpec.shared`), for arenas in a `SharedArrayBuffer`.
  *
  * @example
  * ```ts
@@ -427,9 +429,13 @@ function sumRuns(): FuncBuilder {
  * const m = new WebAssembly.Module(buildElementwiseModule());
  * assert.ok(WebAssembly.Module.exports(m).some((e) => e.name === "relu"));
  * assert.deepEqual(WebAssembly.Module.imports(m).map((i) => i.kind), ["memory"]);
+ * // the shared build takes a shared memory only
+ * const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+ * assert.ok(new WebAssembly.Instance(new WebAssembly.Module(buildElementwiseModule(true)), { env: { mem } }));
+ * assert.throws(() => new WebAssembly.Instance(m, { env: { mem } }), WebAssembly.LinkError);
  * ```
  */
-export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
+export function buildElementwiseModule(shared = false): Uint8Array<ArrayBuffer> {
   const funcs = [
     relu(),
     reluBackward(),
@@ -454,5 +460,5 @@ export function buildElementwiseModule(): Uint8Array<ArrayBuffer> {
   ].forEach((n, i) => {
     funcs[i]!.exportName = n;
   });
-  return encodeModule({ memoryPages: 1, importMemory: true, funcs });
+  return encodeModule({ memoryPages: 1, importMemory: true, shared, funcs });
 }

@@ -41,6 +41,8 @@ export interface GemmKernelParams {
   nc: number;
   /** Use relaxed-simd `f32x4.relaxed_madd` (an FMA on x64) instead of mul + add. */
   relaxed: boolean;
+  /** Import a shared memory (for arenas in a `SharedArrayBuffer`); default false. */
+  shared?: boolean;
 }
 
 /**
@@ -377,6 +379,7 @@ export function buildGemmModule(p: GemmKernelParams): Uint8Array<ArrayBuffer> {
   return encodeModule({
     memoryPages: 1,
     importMemory: true,
+    shared: p.shared ?? false,
     funcs: [...head, ...tiles, nt, ...fewerRows],
   });
 }

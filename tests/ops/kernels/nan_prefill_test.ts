@@ -174,7 +174,7 @@ const cases: [string, () => Case][] = [
 ];
 
 // the kernel scratch past the arena is NaN-filled too
-function nanArena(bytes: number, scratchBytes?: number): ArrayBuffer {
+function nanArena(bytes: number, scratchBytes?: number): ArrayBufferLike {
   const buf = arenaAllocator()?.(bytes, scratchBytes) ?? new ArrayBuffer(bytes);
   new Float32Array(buf).fill(NaN);
   return buf;
