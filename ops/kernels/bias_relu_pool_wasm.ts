@@ -11,7 +11,12 @@
  * @module
  */
 
-import { arenaScratch, type ElementwiseExports, elementwiseWasm } from "./elementwise_wasm.ts";
+import {
+  arenaScratch,
+  arenaZero,
+  type ElementwiseExports,
+  elementwiseWasm,
+} from "./elementwise_wasm.ts";
 import type { BiasReluPoolDims } from "./bias_relu_pool_ref.ts";
 
 interface FusedExports extends ElementwiseExports {
@@ -136,7 +141,7 @@ export function biasReluPoolWasm(
     },
     backward(packed, dy, dz) {
       // the odd last row or column is in no window: zero
-      if (2 * ph !== h || 2 * pw !== w) dz.fill(0);
+      if (2 * ph !== h || 2 * pw !== w) arenaZero(dz);
       const codes = packed.byteOffset + half * 4;
       ex.relu_pool2_backward(codes, dy.byteOffset, dz.byteOffset, n * c, h, w, ph, pw);
     },

@@ -35,7 +35,7 @@ import {
   wasmAvailable,
   wasmScratch,
 } from "./gemm_wasm.ts";
-import { arenaMemory } from "./elementwise_wasm.ts";
+import { arenaFill, arenaMemory } from "./elementwise_wasm.ts";
 import { checkConv2dDims, type Conv2dDims } from "./conv2d_ref.ts";
 
 type Gemm32 = (a: Float32Array, b: Float32Array, c: Float32Array, d: GemmDims) => void;
@@ -241,7 +241,7 @@ function forwardArena(
     const out = y.subarray(n * OC * ohw, (n + 1) * OC * ohw);
     if (!pointwise) im2colWasm(xn, colS, d);
     // Seed each output row with its bias and let the product accumulate onto it.
-    if (b) { for (let o = 0; o < OC; o++) out.fill(b[o]!, o * ohw, (o + 1) * ohw); }
+    if (b) { for (let o = 0; o < OC; o++) arenaFill(out, b[o]!, o * ohw, (o + 1) * ohw); }
     gemmWasm(wA, pointwise ? xn : colS, out, gd);
   }
   return true;

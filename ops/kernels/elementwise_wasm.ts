@@ -36,6 +36,9 @@ export interface ElementwiseExports {
   // (x, y, dy, dx, planes, h, w, oh, ow), ow ≥ 4; 1 when some maximum is NaN
   pool2_backward(...args: number[]): number;
   sum_runs(x: number, out: number, outer: number, mid: number, inner: number): void;
+  copy(dst: number, src: number, bytes: number): void;
+  zero(dst: number, bytes: number): void;
+  fill(dst: number, bits: number, n: number): void;
 }
 
 // undefined: not tried yet; null: no WebAssembly SIMD here (or no shared memories)
@@ -313,6 +316,91 @@ export function elementwiseWasm(...arrays: Float32Array[]): ElementwiseExports |
   if (!ex) return null;
   for (const a of arrays) if (a.buffer !== buf) return null;
   return ex;
+}
+
+// The elementwise instance on `buf` when it is a shared arena (a SharedArrayBuffer).
+function sharedInstance(buf: ArrayBufferLike): ElementwiseExports | undefined {
+  return isSharedBuffer(buf) ? instances.get(buf) : undefined;
+}
+
+/**
+ * `a.copyWithin(target, start, end)` for a float32 view `a` of an arena
+ * (indices as `copyWithin` takes them; a negative one goes to `copyWithin`). On a shared arena by
+ * the elementwise module's `memory.copy`: V8 copies inside a
+ * `SharedArrayBuffer` by relaxed atomic moves, 2.2× slower (2.2 against 1.0
+ * µs per 100 KB here; `memory.copy` 1.2). Elsewhere `copyWithin` itself.
+ * The bytes are the same either way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaCopyWithin, sharedWasmArenaBuffer } from "./elementwise_wasm.ts";
+ * for (const buf of [new ArrayBuffer(64), sharedWasmArenaBuffer(64)!]) {
+ *   const a = new Float32Array(buf, 16, 6);
+ *   a.set([1, 2, 3, 4, 5, 6]);
+ *   arenaCopyWithin(a, 1, 3, 6);
+ *   assert.deepEqual([...a], [1, 4, 5, 6, 5, 6]);
+ * }
+ * ```
+ */
+export function arenaCopyWithin(a: Float32Array, target: number, start: number, end: number): void {
+  const ex = sharedInstance(a.buffer);
+  // as copyWithin: what would pass the end of `a` is left out
+  const count = Math.min(end, a.length) - start, room = a.length - target;
+  if (ex && start >= 0 && target >= 0 && count > 0) {
+    ex.copy(a.byteOffset + 4 * target, a.byteOffset + 4 * start, 4 * Math.min(count, room));
+  } else a.copyWithin(target, start, end);
+}
+
+/**
+ * `a.fill(0, start, end)` for a float32 view `a` of an arena. On a shared arena by the elementwise module's `memory.fill`: V8
+ * fills a `SharedArrayBuffer` by relaxed atomic stores, 10× slower (7.6
+ * against 0.8 µs per 100 KB here). Elsewhere `fill` itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaZero, sharedWasmArenaBuffer } from "./elementwise_wasm.ts";
+ * for (const buf of [new ArrayBuffer(64), sharedWasmArenaBuffer(64)!]) {
+ *   const a = new Float32Array(buf, 16, 4).fill(-1);
+ *   arenaZero(a, 1, 3);
+ *   assert.deepEqual([...a], [-1, 0, 0, -1]);
+ * }
+ * ```
+ */
+export function arenaZero(a: Float32Array, start = 0, end = a.length): void {
+  const ex = sharedInstance(a.buffer);
+  end = Math.min(end, a.length);
+  if (ex && start >= 0 && end > start) ex.zero(a.byteOffset + 4 * start, 4 * (end - start));
+  else a.fill(0, start, end);
+}
+
+const fillF32 = new Float32Array(1);
+const fillBits = new Uint32Array(fillF32.buffer);
+
+/**
+ * `a.fill(value, start, end)` for a float32 view `a` of an arena: on a shared arena by the elementwise module, 32-bit words of the
+ * float32 that `fill` would store (V8's `fill` on a `SharedArrayBuffer`
+ * stores by relaxed atomics); elsewhere `fill` itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaFill, sharedWasmArenaBuffer } from "./elementwise_wasm.ts";
+ * for (const buf of [new ArrayBuffer(64), sharedWasmArenaBuffer(64)!]) {
+ *   const a = new Float32Array(buf, 4, 11).fill(-1);
+ *   arenaFill(a, 0.1, 1, 10);
+ *   assert.deepEqual([...a], [-1, ...new Array(9).fill(Math.fround(0.1)), -1]);
+ * }
+ * ```
+ */
+export function arenaFill(a: Float32Array, value: number, start = 0, end = a.length): void {
+  const ex = sharedInstance(a.buffer);
+  end = Math.min(end, a.length);
+  if (ex && start >= 0 && end > start) {
+    fillF32[0] = value;
+    ex.fill(a.byteOffset + 4 * start, fillBits[0]! | 0, end - start);
+  } else a.fill(value, start, end);
 }
 
 /**

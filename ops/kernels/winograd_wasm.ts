@@ -34,7 +34,14 @@
 
 import type { Conv2dDims } from "./conv2d_ref.ts";
 import { winogradApplies, type WinogradTile } from "./winograd_ref.ts";
-import { arenaMemory, arenaScratch, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
+import {
+  arenaCopyWithin,
+  arenaMemory,
+  arenaScratch,
+  arenaZero,
+  isSharedBuffer,
+  noteArenaKernel,
+} from "./elementwise_wasm.ts";
 import {
   WINOGRAD_WASM_RELAXED_SIMD,
   WINOGRAD_WASM_RELAXED_SIMD_SHARED,
@@ -334,7 +341,7 @@ function run(
   L = L!;
   winogradTapsInto(h, L.WT / 4, w, d.oc, d.c, flip, g.cp, g.ocp);
   (m === 2 ? ex.wino2_filter : ex.wino4_filter)(L.WT, L.U, g.cp, g.ocp, L.uS);
-  h.fill(0, L.B / 4, L.B / 4 + g.ocp);
+  arenaZero(h, L.B / 4, L.B / 4 + g.ocp);
   if (b) h.set(b.subarray(0, g.co), L.B / 4);
   args[0] = L.P, args[1] = L.U, args[2] = L.V, args[3] = L.M, args[5] = L.B, args[6] = g.T;
   args[7] = g.tw, args[8] = g.wp, args[9] = g.cp, args[10] = g.ocp, args[11] = g.ocy;
@@ -351,7 +358,7 @@ function run(
     args[4] = L.Y >= 0 ? L.Y : y.byteOffset + n * ys * 4;
     image(...args);
     if (L.Y < 0) continue;
-    if (inArena) h.copyWithin(y.byteOffset / 4 + n * ys, L.Y / 4, L.Y / 4 + ys);
+    if (inArena) arenaCopyWithin(h, y.byteOffset / 4 + n * ys, L.Y / 4, L.Y / 4 + ys);
     else y.set(h.subarray(L.Y / 4, L.Y / 4 + ys), n * ys);
   }
 }
@@ -389,7 +396,7 @@ export function winogradTapsInto(
   if (rows > cp || cols > ocp) {
     throw new Error(`winogradTapsInto: ${rows}×${cols} channels do not fit ${cp}×${ocp}`);
   }
-  if (rows < cp || cols < ocp) out.fill(0, at, at + cp * 9 * ocp);
+  if (rows < cp || cols < ocp) arenaZero(out, at, at + cp * 9 * ocp);
   // the element of w at (row, col) = (o, ci) or (ci, o), its taps 9 apart
   const rowStride = flip ? c * 9 : 9, colStride = flip ? 9 : c * 9;
   for (let row = 0; row < rows; row++) {

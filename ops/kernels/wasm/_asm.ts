@@ -169,6 +169,9 @@ export class FuncBuilder {
   f32Load(offset = 0, memory = 0): this {
     return this.op(0x2a).mem(2, offset, memory);
   }
+  i32Store(offset = 0, memory = 0): this {
+    return this.op(0x36).mem(2, offset, memory);
+  }
   f32Store(offset = 0, memory = 0): this {
     return this.op(0x38).mem(2, offset, memory);
   }
@@ -188,6 +191,12 @@ export class FuncBuilder {
   }
   v128Store(offset = 0, memory = 0): this {
     return this.simd(0x0b).mem(4, offset, memory);
+  }
+  /** memory.copy(dest, src, length) within memory 0 (overlapping ranges as memmove). */
+  memoryCopy(): this {
+    this.code.push(0xfc);
+    uleb(this.code, 10);
+    return this.op(0x00, 0x00);
   }
   /** memory.fill(dest, value, length) over memory 0. */
   memoryFill(): this {
@@ -305,6 +314,9 @@ export class FuncBuilder {
   }
   f32x4ExtractLane(lane: number): this {
     return this.simd(0x1f).op(lane);
+  }
+  i32x4Splat(): this {
+    return this.simd(0x11);
   }
   f32x4Splat(): this {
     return this.simd(0x13);

@@ -5,9 +5,12 @@
 import assert from "node:assert/strict";
 import {
   adoptArenaMemory,
+  arenaCopyWithin,
+  arenaFill,
   arenaKernels,
   arenaMemory,
   arenaScratch,
+  arenaZero,
   elementwiseWasm,
   isSharedBuffer,
   sharedWasmArenaBuffer,
@@ -35,6 +38,43 @@ Deno.test({
     elementwiseWasm(src, y)!.relu(0, 64, 8);
     assert.deepEqual([...y], [0, 2, 0, 4, 0, 0, 6, 0]);
     assert.deepEqual(arenaKernels(buf), ["elementwise"]);
+  },
+});
+
+Deno.test({
+  name:
+    "arenaFill, arenaZero, arenaCopyWithin on a shared arena: the bytes of fill and copyWithin on a plain buffer",
+  ignore: !simd,
+  fn() {
+    const n = 301;
+    const buf = sharedWasmArenaBuffer(4 * n + 64)!;
+    const a = new Float32Array(buf, 12, n), ref = new Float32Array(n);
+    // the floats just past `a`: never written
+    const after = new Float32Array(buf, 12 + 4 * n, 8).fill(7);
+    const init = () => {
+      for (let i = 0; i < n; i++) a[i] = ref[i] = Math.sin(i) * 1e3;
+    };
+    const values = [0, -0, 1.5, NaN, -Infinity, 1e-45, 0.1];
+    for (let t = 0; t < 80; t++) {
+      init();
+      // ends past the view (clipped, as fill and copyWithin do) from case 40 on
+      const lo = (t * 37) % n, hi = t < 40 ? Math.min(n, lo + ((t * 53) % 97)) : lo + 150;
+      const v = values[t % values.length]!;
+      const op = t % 3;
+      if (op === 0) {
+        arenaFill(a, v, lo, hi);
+        ref.fill(v, lo, hi);
+      } else if (op === 1) {
+        arenaZero(a, lo, hi);
+        ref.fill(0, lo, hi);
+      } else {
+        const to = t < 40 ? (t * 11) % n : n - 1 - (t % 5);
+        arenaCopyWithin(a, to, lo, hi);
+        ref.copyWithin(to, lo, hi);
+      }
+      assert.deepEqual(bits(a), bits(ref), `case ${t}: op ${op} [${lo}, ${hi}) value ${v}`);
+      assert.deepEqual([...after], new Array(8).fill(7), `case ${t}: past the view`);
+    }
   },
 });
 
