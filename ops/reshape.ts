@@ -1,5 +1,6 @@
 import type { Node } from "../graph/graph.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
+import { arenaSet } from "./kernels/elementwise_wasm.ts";
 
 /** Attributes of `reshape`. */
 export interface ReshapeAttrs {
@@ -61,7 +62,8 @@ export const reshapeOp: OpDef<ReshapeAttrs> = registerOp<ReshapeAttrs>({
   inputs: ["x"],
   shape: ([x], { shape }) => reshapeShape(x!, shape),
   forward([x], out) {
-    out.set(x!);
+    // a wasm copy on a shared arena, where TypedArray.set is slow
+    arenaSet(out, x!);
   },
   // dx = reshape(dy, shape of x)
   vjp: ({ inputs: [x], dy }) => [reshape(dy, x!.shape)],

@@ -25,6 +25,7 @@
  */
 
 import { setArenaAllocator } from "../../graph/arena.ts";
+import type { FloatArray } from "../../graph/op.ts";
 import { ELEMENTWISE_WASM, ELEMENTWISE_WASM_SHARED } from "./wasm/elementwise_bytes.ts";
 
 /** The module's functions; addresses are byte offsets into the arena. */
@@ -373,6 +374,34 @@ export function arenaZero(a: Float32Array, start = 0, end = a.length): void {
   end = Math.min(end, a.length);
   if (ex && start >= 0 && end > start) ex.zero(a.byteOffset + 4 * start, 4 * (end - start));
   else a.fill(0, start, end);
+}
+
+/**
+ * `dst.set(src)` (as many elements as `src` has) where both are float32
+ * views of one shared arena: by the elementwise module's `memory.copy`
+ * (V8's `set` inside a `SharedArrayBuffer` moves by relaxed atomics, 2.2×
+ * slower per 100 KB here). Any other arrays (float64, unshared, from
+ * different buffers, `src` longer than `dst`): `dst.set(src)` itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { arenaSet, sharedWasmArenaBuffer } from "./elementwise_wasm.ts";
+ * for (const buf of [new ArrayBuffer(64), sharedWasmArenaBuffer(64)!]) {
+ *   const src = new Float32Array(buf, 0, 3), dst = new Float32Array(buf, 32, 4).fill(9);
+ *   src.set([1, 2, 3]);
+ *   arenaSet(dst, src);
+ *   assert.deepEqual([...dst], [1, 2, 3, 9]);
+ * }
+ * ```
+ */
+export function arenaSet(dst: FloatArray, src: FloatArray): void {
+  const ex = src.buffer === dst.buffer && src.length <= dst.length &&
+      dst instanceof Float32Array && src instanceof Float32Array
+    ? sharedInstance(dst.buffer)
+    : undefined;
+  if (ex && src.length > 0) ex.copy(dst.byteOffset, src.byteOffset, 4 * src.length);
+  else dst.set(src);
 }
 
 const fillF32 = new Float32Array(1);

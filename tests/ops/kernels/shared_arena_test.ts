@@ -10,6 +10,7 @@ import {
   arenaKernels,
   arenaMemory,
   arenaScratch,
+  arenaSet,
   arenaZero,
   elementwiseWasm,
   isSharedBuffer,
@@ -75,6 +76,13 @@ Deno.test({
       assert.deepEqual(bits(a), bits(ref), `case ${t}: op ${op} [${lo}, ${hi}) value ${v}`);
       assert.deepEqual([...after], new Array(8).fill(7), `case ${t}: past the view`);
     }
+    // arenaSet: a copy inside the arena, overlapping too; as set, a longer source throws
+    init();
+    arenaSet(a.subarray(5, 105), a.subarray(0, 90));
+    ref.set(ref.subarray(0, 90), 5);
+    assert.deepEqual(bits(a), bits(ref));
+    assert.deepEqual([...after], new Array(8).fill(7));
+    assert.throws(() => arenaSet(a.subarray(0, 2), a.subarray(0, 3)), RangeError);
   },
 });
 
