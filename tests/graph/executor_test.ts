@@ -13,6 +13,8 @@ import { crossEntropy } from "../../ops/cross_entropy.ts";
 import { flatten } from "../../ops/reshape.ts";
 import { linear } from "../../ops/linear.ts";
 import { gemmStagedBytes, wasmAvailable } from "../../ops/kernels/gemm_wasm.ts";
+import { arenaKernels, sharedWasmArenaBuffer } from "../../ops/kernels/elementwise_wasm.ts";
+import type { FloatArray } from "../../graph/op.ts";
 import { uniformArray } from "../_rng.ts";
 import { dropout } from "../../ops/dropout.ts";
 import { mean } from "../../ops/mean.ts";
@@ -257,5 +259,40 @@ Deno.test({
     // the first layer's input), never an activation or a gradient
     const weights = (6 * 2 * 9 + 2 * 4 * 6 * 9 + 2 * 5 * 64) * 4;
     assert.equal(staged, weights, `staged ${staged} bytes`);
+  },
+});
+
+Deno.test({
+  name:
+    "an allocator may give a SharedArrayBuffer: a shared wasm arena gives the default arena's bits, a plain shared buffer the plain buffer's",
+  ignore: !wasmAvailable(),
+  fn() {
+    const g = new Graph();
+    const x = g.input("x", [-1, 2, 10, 10]);
+    const t = g.input("t", [-1]);
+    const w1 = g.param("w1", [6, 2, 3, 3], { kind: "uniform", bound: 0.3 });
+    const b1 = g.param("b1", [6], { kind: "uniform", bound: 0.3 });
+    const fc = g.param("fc", [5, 6 * 5 * 5], { kind: "uniform", bound: 0.3 });
+    const h = relu(conv2d(x, w1, b1, { padding: 1, stride: 2 }));
+    const loss = crossEntropy(linear(flatten(h), fc), t, { name: "loss" });
+    const grads = grad(loss, [w1, b1, fc]) as Node[];
+    const plan = makePlan(g, { batch: 3, outputs: [loss, ...grads] });
+    const feeds = { x: uniformArray(3 * 200, 7), t: [1, 4, 0] };
+    const bits = (vs: FloatArray[]) => vs.map((v) => [...new Uint32Array(v.slice().buffer)]);
+    const run = (allocate?: (n: number, s?: number) => ArrayBufferLike | null) => {
+      const ex = new Executor(plan, { seed: 3, tier: "wasm", allocate });
+      return { out: bits(ex.run(feeds)), buf: ex.arenaBuffer };
+    };
+    const wasm = run(), shared = run(sharedWasmArenaBuffer);
+    assert.ok(wasm.buf instanceof ArrayBuffer && shared.buf instanceof SharedArrayBuffer);
+    assert.deepEqual(shared.out, wasm.out);
+    assert.deepEqual(arenaKernels(shared.buf), arenaKernels(wasm.buf));
+    assert.ok(arenaKernels(shared.buf).includes("gemm"), arenaKernels(shared.buf).join());
+    // no wasm memory: the TypeScript kernels on a SharedArrayBuffer
+    const plain = run((n) => new ArrayBuffer(n)),
+      plainShared = run((n) => new SharedArrayBuffer(n));
+    assert.ok(plainShared.buf instanceof SharedArrayBuffer);
+    assert.deepEqual(plainShared.out, plain.out);
+    assert.deepEqual(arenaKernels(plainShared.buf), []);
   },
 });
