@@ -1,0 +1,365 @@
+/**
+ * Help inside a kernel call. A kernel whose work falls into independent
+ * chunks (the fused convolution's output channels) can open a job on this
+ * thread's slot of a shared board; threads that wait with nothing of their
+ * own to do (a step's micro-batches all claimed) claim chunks from a shared
+ * counter and run them on the owner's arena, a shared `WebAssembly.Memory`
+ * they hold a copy of. Every chunk runs the same code on the same inputs
+ * whichever thread runs it and writes its own outputs, so the results are
+ * the same bits as the owner alone. A job is opened only when some thread
+ * is waiting (the board's idle count), so a busy step pays one atomic read
+ * per kernel call.
+ *
+ * The board is two shared arrays: per thread a slot of
+ * {@linkcode ASSIST_SLOT_INTS} ints (claim counter, done count, chunks,
+ * kind, memory id, the kernel's integer arguments) and
+ * {@linkcode ASSIST_SLOT_FLOATS} floats (the kernel's float arguments or
+ * results), then two ints for the whole board: the threads waiting and the
+ * chunks helpers ran. The claim counter holds the job's tag in its upper 16
+ * bits, so a helper that read one job's arguments cannot claim a chunk of
+ * the next.
+ *
+ * @module
+ */
+
+/** Ints of one thread's slot. */
+export const ASSIST_SLOT_INTS = 32;
+/** Floats of one thread's slot (a job's float arguments or results). */
+export const ASSIST_SLOT_FLOATS = 4096;
+/** Where a slot's fields sit; the kernel's own integers start at `ARGS`. */
+export const ASSIST = { CLAIM: 0, DONE: 1, CHUNKS: 2, KIND: 3, MEM: 4, ARGS: 8 } as const;
+/** Kernel integer arguments a job can carry. */
+export const ASSIST_ARGS = ASSIST_SLOT_INTS - ASSIST.ARGS;
+/** Kinds of jobs: a number per chunk runner, the same in every thread. */
+export const ASSIST_KIND = { CONV_RELU_POOL_FORWARD: 1, CONV_RELU_POOL_BACKWARD: 2 } as const;
+/** How long an owner waits for a helper's chunk before it gives up (ms): a chunk takes microseconds. */
+export const ASSIST_STALL_MS = 1000;
+
+/**
+ * The shared memory of a board for `threads` threads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ASSIST_SLOT_FLOATS, ASSIST_SLOT_INTS, assistBoard } from "./assist.ts";
+ * const b = assistBoard(2);
+ * assert.equal(b.ints.length, 2 * ASSIST_SLOT_INTS + 2); // two slots, the idle count, the chunks helped
+ * assert.equal(b.floats.length, 2 * ASSIST_SLOT_FLOATS);
+ * assert.ok(b.ints.buffer instanceof SharedArrayBuffer);
+ * ```
+ */
+export interface AssistBoard {
+  /** Slots' ints, then the waiting threads' count and the chunks helpers ran. */
+  ints: Int32Array;
+  /** Slots' floats. */
+  floats: Float32Array;
+  /** Threads (slots). */
+  threads: number;
+}
+
+/** A board for `threads` threads, in SharedArrayBuffers (see {@linkcode AssistBoard}). */
+export function assistBoard(threads: number): AssistBoard {
+  return {
+    ints: new Int32Array(new SharedArrayBuffer(4 * (threads * ASSIST_SLOT_INTS + 2))),
+    floats: new Float32Array(new SharedArrayBuffer(4 * threads * ASSIST_SLOT_FLOATS)),
+    threads,
+  };
+}
+
+/**
+ * Runs chunk `chunk` of a job on `buf`, this thread's view of the owner's
+ * arena: `ints[at + i]` are the job's integer arguments, `floats[fat + i]`
+ * its floats.
+ */
+export type AssistRunner = (
+  buf: ArrayBufferLike,
+  ints: Int32Array,
+  at: number,
+  floats: Float32Array,
+  fat: number,
+  chunk: number,
+) => void;
+
+const runners: (AssistRunner | undefined)[] = [];
+
+/**
+ * Registers the chunk runner of a job kind (see {@linkcode ASSIST_KIND});
+ * a kernel module does it when it is imported, in every thread.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assistRunner, registerAssistRunner } from "./assist.ts";
+ * const run = () => {};
+ * registerAssistRunner(99, run);
+ * assert.equal(assistRunner(99), run);
+ * ```
+ */
+export function registerAssistRunner(kind: number, run: AssistRunner): void {
+  runners[kind] = run;
+}
+
+/** The runner registered for `kind`, if any. */
+export function assistRunner(kind: number): AssistRunner | undefined {
+  return runners[kind];
+}
+
+/** Thrown by an owner whose helper did not finish a chunk in {@linkcode ASSIST_STALL_MS}. */
+export class AssistStall extends Error {}
+
+/**
+ * One thread's side of a board: it opens jobs on its own slot (as an owner)
+ * and runs chunks of other threads' jobs (as a helper) on the arenas it was
+ * given with {@linkcode Assist.adopt}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Assist, assistBoard, registerAssistRunner } from "./assist.ts";
+ * const board = assistBoard(2);
+ * const arena = new SharedArrayBuffer(64); // stands for an arena memory's buffer
+ * const seen: number[] = [];
+ * registerAssistRunner(98, (buf, ints, at, _f, _fat, chunk) => {
+ *   new Int32Array(buf)[chunk] = ints[at]! + chunk; // a chunk writes its own output
+ *   seen.push(chunk);
+ * });
+ * const owner = new Assist(board, 0), helper = new Assist(board, 1);
+ * owner.adopt(7, arena, true);
+ * helper.adopt(7, arena);
+ * assert.equal(owner.open(arena, 98, 4), -1); // nobody waits: no job
+ * const idle = helper.enterIdle();
+ * const at = owner.open(arena, 98, 4);
+ * assert.ok(at >= 0);
+ * board.ints[at] = 100;
+ * assert.equal(helper.help(), 0); // not published yet
+ * owner.publish();
+ * assert.equal(helper.help(), 4); // a helper in another thread would claim some, here all
+ * owner.finish();
+ * helper.leaveIdle(idle);
+ * assert.deepEqual([...new Int32Array(arena, 0, 4)], [100, 101, 102, 103]);
+ * assert.equal(owner.helpedChunks, 4);
+ * ```
+ */
+export class Assist {
+  /** The board. */
+  readonly board: AssistBoard;
+  /** This thread's slot. */
+  readonly me: number;
+  private readonly ints: Int32Array;
+  private readonly floats: Float32Array;
+  private readonly idleAt: number;
+  /** Memory id → this thread's view of that arena. */
+  private readonly arenas = new Map<number, ArrayBufferLike>();
+  /** This thread's own arenas → their ids. */
+  private readonly own = new Map<ArrayBufferLike, number>();
+  private tag = 0;
+  private open_ = false;
+  /** Milliseconds this thread spent running other threads' chunks (see {@linkcode Assist.help}). */
+  helpedMs = 0;
+  /** Set by the owner for the job it runs: the chunk runner of its kind. */
+  private ownerRun: AssistRunner | null = null;
+  private ownerBuf: ArrayBufferLike | null = null;
+
+  /** Thread `me`'s side of `board`. */
+  constructor(board: AssistBoard, me: number) {
+    if (!(me >= 0 && me < board.threads)) {
+      throw new Error(`Assist: thread ${me} is not one of the board's ${board.threads}`);
+    }
+    this.board = board;
+    this.me = me;
+    this.ints = board.ints;
+    this.floats = board.floats;
+    this.idleAt = board.threads * ASSIST_SLOT_INTS;
+  }
+
+  /**
+   * Registers the arena `buf` (this thread's view of a shared memory) under
+   * `id`, the same in every thread; `mine` when it is this thread's own
+   * arena, whose kernels may open jobs.
+   */
+  adopt(id: number, buf: ArrayBufferLike, mine = false): void {
+    this.arenas.set(id, buf);
+    if (mine) this.own.set(buf, id);
+  }
+
+  /** Chunks of any thread's jobs that a helper ran, over the board's life. */
+  get helpedChunks(): number {
+    return Atomics.load(this.ints, this.idleAt + 1);
+  }
+
+  /** This thread waits with nothing of its own to do: owners may open jobs. Returns a token for {@linkcode Assist.leaveIdle}. */
+  enterIdle(): number {
+    Atomics.add(this.ints, this.idleAt, 1);
+    return 1;
+  }
+
+  /** Leaves the idle state {@linkcode Assist.enterIdle} entered. */
+  leaveIdle(token: number): void {
+    if (token) Atomics.sub(this.ints, this.idleAt, 1);
+  }
+
+  /**
+   * As an owner: opens a job of `chunks` chunks of `kind` on the arena
+   * `buf` when some thread waits and `buf` is one of this thread's arenas;
+   * returns the int index of the job's arguments in `board.ints` (the
+   * floats start at `floatsAt()`), or -1 (run the kernel alone). The caller
+   * writes the arguments, then calls {@linkcode Assist.publish} and
+   * {@linkcode Assist.finish}.
+   */
+  open(buf: ArrayBufferLike, kind: number, chunks: number): number {
+    if (this.open_ || chunks < 2 || chunks > 0xffff) return -1;
+    if (Atomics.load(this.ints, this.idleAt) <= 0) return -1;
+    const id = this.own.get(buf);
+    const run = runners[kind];
+    if (id === undefined || !run) return -1;
+    const s = this.me * ASSIST_SLOT_INTS, ints = this.ints;
+    // nothing claimable while the arguments change: a helper that read the last job's counter
+    // and then this job's chunk count must not claim a chunk under the last job's tag
+    Atomics.store(ints, s + ASSIST.CLAIM, (this.tag << 16) | 0xffff);
+    ints[s + ASSIST.CHUNKS] = chunks;
+    ints[s + ASSIST.KIND] = kind;
+    ints[s + ASSIST.MEM] = id;
+    Atomics.store(ints, s + ASSIST.DONE, 0);
+    this.open_ = true;
+    this.ownerRun = run;
+    this.ownerBuf = buf;
+    return s + ASSIST.ARGS;
+  }
+
+  /** Index in `board.floats` of this thread's job's floats. */
+  floatsAt(): number {
+    return this.me * ASSIST_SLOT_FLOATS;
+  }
+
+  /** Makes the opened job's chunks claimable. */
+  publish(): void {
+    this.tag = this.tag >= 0x7fff ? 1 : this.tag + 1;
+    Atomics.store(this.ints, this.me * ASSIST_SLOT_INTS + ASSIST.CLAIM, this.tag << 16);
+  }
+
+  /**
+   * As the owner: runs the chunks nobody else claimed, then waits for the
+   * helpers' (they take microseconds each); throws {@linkcode AssistStall}
+   * after {@linkcode ASSIST_STALL_MS} without progress.
+   */
+  finish(): void {
+    const s = this.me * ASSIST_SLOT_INTS, ints = this.ints;
+    const chunks = ints[s + ASSIST.CHUNKS]!;
+    const run = this.ownerRun!, buf = this.ownerBuf!, fat = this.floatsAt();
+    try {
+      for (;;) {
+        const c = claim(ints, s, chunks);
+        if (c < 0) break;
+        run(buf, ints, s + ASSIST.ARGS, this.floats, fat, c);
+        Atomics.add(ints, s + ASSIST.DONE, 1);
+      }
+      let done = Atomics.load(ints, s + ASSIST.DONE);
+      let since = done < chunks ? performance.now() : 0;
+      while (done < chunks) {
+        const now = Atomics.load(ints, s + ASSIST.DONE);
+        if (now !== done) {
+          done = now;
+          since = performance.now();
+        } else if (performance.now() - since > ASSIST_STALL_MS) {
+          throw new AssistStall(
+            `a thread helping thread ${this.me} left ${
+              chunks - done
+            } chunk(s) of a kernel unfinished for ${ASSIST_STALL_MS} ms`,
+          );
+        }
+      }
+    } finally {
+      this.open_ = false;
+      this.ownerRun = null;
+      this.ownerBuf = null;
+    }
+  }
+
+  /**
+   * As a helper: runs every chunk of other threads' open jobs it can claim
+   * (on arenas it adopted, of kinds it has a runner for); returns how many.
+   */
+  help(): number {
+    const ints = this.ints;
+    let ran = 0;
+    for (let t = 0; t < this.board.threads; t++) {
+      if (t === this.me) continue;
+      const s = t * ASSIST_SLOT_INTS;
+      for (;;) {
+        const v = Atomics.load(ints, s + ASSIST.CLAIM);
+        if (v === 0) break;
+        const chunks = ints[s + ASSIST.CHUNKS]!;
+        const c = v & 0xffff;
+        if (c >= chunks) break;
+        const buf = this.arenas.get(ints[s + ASSIST.MEM]!);
+        const run = runners[ints[s + ASSIST.KIND]!];
+        if (!buf || !run) break;
+        // the arguments read above belong to the job the tag names only if the claim succeeds
+        if (Atomics.compareExchange(ints, s + ASSIST.CLAIM, v, v + 1) !== v) continue;
+        const t0 = performance.now();
+        run(buf, ints, s + ASSIST.ARGS, this.floats, t * ASSIST_SLOT_FLOATS, c);
+        this.helpedMs += performance.now() - t0;
+        Atomics.add(ints, this.idleAt + 1, 1);
+        Atomics.add(ints, s + ASSIST.DONE, 1);
+        ran++;
+      }
+    }
+    return ran;
+  }
+
+  /**
+   * While `arr[at]` is `value`: helps other threads' jobs, counted as
+   * waiting (see {@linkcode Assist.enterIdle}), until the value changes or
+   * `pollMs` pass without a chunk to run. Returns the milliseconds spent
+   * running chunks.
+   */
+  waitHelping(arr: Int32Array, at: number, value: number, pollMs: number): number {
+    const before = this.helpedMs;
+    const token = this.enterIdle();
+    try {
+      let until = performance.now() + pollMs;
+      while (Atomics.load(arr, at) === value) {
+        if (this.help() > 0) until = performance.now() + pollMs;
+        else if (performance.now() > until) break;
+      }
+    } finally {
+      this.leaveIdle(token);
+    }
+    return this.helpedMs - before;
+  }
+}
+
+function claim(ints: Int32Array, s: number, chunks: number): number {
+  for (;;) {
+    const v = Atomics.load(ints, s + ASSIST.CLAIM);
+    const c = v & 0xffff;
+    if (c >= chunks) return -1;
+    if (Atomics.compareExchange(ints, s + ASSIST.CLAIM, v, v + 1) === v) return c;
+  }
+}
+
+let active: Assist | null = null;
+
+/**
+ * The board this thread's kernels open jobs on (set by a worker pool around
+ * its micro-batches), or null.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { activeAssist, Assist, assistBoard, setActiveAssist } from "./assist.ts";
+ * const a = new Assist(assistBoard(1), 0);
+ * setActiveAssist(a);
+ * assert.equal(activeAssist(), a);
+ * setActiveAssist(null);
+ * assert.equal(activeAssist(), null);
+ * ```
+ */
+export function activeAssist(): Assist | null {
+  return active;
+}
+
+/** Sets this thread's {@linkcode activeAssist}. */
+export function setActiveAssist(a: Assist | null): void {
+  active = a;
+}

@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import {
+  Assist,
+  assistBoard,
+  AssistStall,
+  registerAssistRunner,
+} from "../../../ops/kernels/assist.ts";
+
+registerAssistRunner(97, (buf, ints, at, _floats, _fat, c) => {
+  let x = 0;
+  for (let i = 0; i < 200; i++) x += Math.sqrt(i + c);
+  new Int32Array(buf)[c] = ints[at]! * 1000 + c + (x < 0 ? 1 : 0);
+});
+
+function helperWorker(board: ReturnType<typeof assistBoard>, arena: SharedArrayBuffer) {
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(new URL("./_assist_worker.ts", import.meta.url), { type: "module" });
+  const errors: string[] = [];
+  worker.onerror = (e) => {
+    e.preventDefault();
+    errors.push(e.message);
+  };
+  const messages: string[] = [];
+  let wake: () => void = () => {};
+  worker.onmessage = (e) => {
+    messages.push(e.data);
+    wake();
+  };
+  const next = (n: number) =>
+    new Promise<void>((resolve) => {
+      wake = () => messages.length >= n && resolve();
+      wake();
+    });
+  worker.postMessage({ board, arena, stop });
+  return { worker, stop, errors, messages, next };
+}
+
+Deno.test("assist: a helper thread runs chunks of the owner's jobs, every output as the owner's", async () => {
+  const board = assistBoard(2);
+  const arena = new SharedArrayBuffer(4 * 64);
+  const out = new Int32Array(arena);
+  const h = helperWorker(board, arena);
+  try {
+    await h.next(1);
+    const owner = new Assist(board, 0);
+    owner.adopt(5, arena, true);
+    let opened = 0;
+    for (let job = 1; job <= 3000; job++) {
+      const at = owner.open(arena, 97, 64);
+      if (at < 0) {
+        // the helper is between two waits: run it alone, as a kernel would
+        for (let c = 0; c < 64; c++) out[c] = job * 1000 + c;
+      } else {
+        opened++;
+        board.ints[at] = job;
+        owner.publish();
+        owner.finish();
+      }
+      for (let c = 0; c < 64; c++) {
+        if (out[c] !== job * 1000 + c) assert.fail(`job ${job} chunk ${c}: ${out[c]}`);
+      }
+    }
+    assert.ok(opened > 2000, `jobs opened: ${opened}`);
+    assert.ok(owner.helpedChunks > 0, "the helper ran no chunk");
+    Atomics.store(h.stop, 0, 1);
+    Atomics.notify(h.stop, 0);
+    await h.next(2);
+    assert.deepEqual(h.messages, ["ready", "done"]);
+    assert.deepEqual(h.errors, []);
+  } finally {
+    h.worker.terminate();
+  }
+});
+
+Deno.test("assist: an owner whose helper stalls on a chunk throws AssistStall, naming the thread", async () => {
+  registerAssistRunner(96, () => {});
+  const board = assistBoard(2);
+  const arena = new SharedArrayBuffer(4 * 64);
+  const h = helperWorker(board, arena);
+  try {
+    await h.next(1);
+    const owner = new Assist(board, 0);
+    owner.adopt(5, arena, true);
+    let at = -1;
+    const until = performance.now() + 5000;
+    while (at < 0 && performance.now() < until) at = owner.open(arena, 96, 0xffff);
+    assert.ok(at >= 0, "the helper never waited");
+    owner.publish();
+    // the helper claims a chunk and sleeps 3 s in it; the owner runs the rest and gives up
+    assert.throws(
+      () => owner.finish(),
+      (e) => e instanceof AssistStall && /thread 0 .*unfinished/.test(e.message),
+    );
+    // the slot is usable again
+    Atomics.store(h.stop, 0, 1);
+    Atomics.notify(h.stop, 0);
+    await h.next(2);
+  } finally {
+    h.worker.terminate();
+  }
+});
+
+Deno.test("assist: no job without a waiting thread, a foreign arena or a runner; opening refuses a bad thread", () => {
+  const board = assistBoard(2);
+  const mine = new SharedArrayBuffer(64), other = new SharedArrayBuffer(64);
+  const a = new Assist(board, 0), b = new Assist(board, 1);
+  a.adopt(1, mine, true);
+  assert.equal(a.open(mine, 97, 8), -1); // nobody waits
+  const token = b.enterIdle();
+  assert.equal(a.open(other, 97, 8), -1); // not this thread's arena
+  assert.equal(a.open(mine, 12345, 8), -1); // no runner
+  assert.equal(a.open(mine, 97, 1), -1); // one chunk: nothing to share
+  const at = a.open(mine, 97, 8);
+  assert.ok(at >= 0);
+  // b never adopted the arena: it cannot help, and the owner runs every chunk
+  a.publish();
+  assert.equal(b.help(), 0);
+  board.ints[at] = 4;
+  a.finish();
+  assert.deepEqual([...new Int32Array(mine, 0, 8)], [
+    4000,
+    4001,
+    4002,
+    4003,
+    4004,
+    4005,
+    4006,
+    4007,
+  ]);
+  b.leaveIdle(token);
+  assert.equal(a.helpedChunks, 0);
+  assert.throws(() => new Assist(board, 2), /thread 2 is not one of the board's 2/);
+});
