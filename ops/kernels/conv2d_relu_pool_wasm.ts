@@ -15,6 +15,7 @@
 
 import { arenaMemory, isSharedBuffer, noteArenaKernel } from "./elementwise_wasm.ts";
 import type { ConvReluPoolDims } from "./conv2d_relu_pool_ref.ts";
+import { activeAssist, ASSIST_KIND, ASSIST_SLOT_FLOATS, registerAssistRunner } from "./assist.ts";
 import {
   CONV_RELU_POOL_WASM_RELAXED_SIMD,
   CONV_RELU_POOL_WASM_RELAXED_SIMD_SHARED,
@@ -33,7 +34,6 @@ let compiled: WebAssembly.Module | null | undefined;
 // the shared-import build of the same instruction set as `compiled`
 let compiledShared: WebAssembly.Module | null | undefined;
 let pick = -1;
-const none = new Float32Array(0);
 const args = new Array<number>(20).fill(0);
 const instances = new WeakMap<ArrayBufferLike, CrpExports>();
 // relaxed-simd FMA first, then plain SIMD128; each [unshared, shared]
@@ -128,39 +128,64 @@ export function convReluPoolWasm(
   const { n, h, w: W, oc, ph, pw } = d;
   const xs = h * W * 4, ys = oc * ph * pw * 4, plane = ph * pw * 4;
   const half = n * oc * ph * pw;
-  const setArgs = (
-    x: Float32Array,
-    y: Float32Array,
-    w: Float32Array,
-    b: Float32Array,
-    o: number,
-  ) => {
-    args[0] = x.byteOffset;
-    args[1] = y.byteOffset + o * plane;
-    args[2] = n;
-    args[3] = h;
-    args[4] = W;
-    args[5] = ph;
-    args[6] = pw;
-    args[7] = xs;
-    args[8] = ys;
-    for (let k = 0; k < 9; k++) args[9 + k] = w.length ? w[o * 9 + k]! : 0;
-    args[18] = b.length ? b[o]! : 0;
+  // a job's ints: x, y (or dy), n, h, w, ph, pw, xs, ys, plane, codes − y in bytes, oc
+  const job = (ints: Int32Array, at: number, x: Float32Array, y: Float32Array, codes: number) => {
+    ints[at] = x.byteOffset;
+    ints[at + 1] = y.byteOffset;
+    ints[at + 2] = n;
+    ints[at + 3] = h;
+    ints[at + 4] = W;
+    ints[at + 5] = ph;
+    ints[at + 6] = pw;
+    ints[at + 7] = xs;
+    ints[at + 8] = ys;
+    ints[at + 9] = plane;
+    ints[at + 10] = codes;
+    ints[at + 11] = oc;
   };
+  const shareable = oc * 10 <= ASSIST_SLOT_FLOATS;
 
   return {
     forward(x, w, b, packed, from = 0, to = oc) {
+      // a whole call, while another thread waits: its channels are chunks that thread can run
+      const a = shareable && from <= 0 && to >= oc ? activeAssist() : null;
+      const at = a ? a.open(buf, ASSIST_KIND.CONV_RELU_POOL_FORWARD, oc) : -1;
+      if (at >= 0) {
+        const fl = a!.board.floats, fat = a!.floatsAt();
+        job(a!.board.ints, at, x, packed, half * 4);
+        fl.set(w.subarray(0, oc * 9), fat);
+        fl.set(b.subarray(0, oc), fat + oc * 9);
+        a!.publish();
+        a!.finish();
+        return;
+      }
       for (let o = Math.max(0, from); o < Math.min(oc, to); o++) {
-        setArgs(x, packed, w, b, o);
+        setArgs(x.byteOffset, packed.byteOffset, n, h, W, ph, pw, xs, ys, plane, o);
+        for (let k = 0; k < 9; k++) args[9 + k] = w[o * 9 + k]!;
+        args[18] = b[o]!;
         args[19] = half * 4;
         ex.crp_forward(...args);
       }
     },
     backward(x, packed, dy, out, from = 0, to = oc) {
+      // codes sit at packed + half; the kernel reads them at dy + that offset
+      const codes = packed.byteOffset + half * 4 - dy.byteOffset;
+      const a = shareable && from <= 0 && to >= oc ? activeAssist() : null;
+      const at = a ? a.open(buf, ASSIST_KIND.CONV_RELU_POOL_BACKWARD, oc) : -1;
+      if (at >= 0) {
+        const fl = a!.board.floats, fat = a!.floatsAt();
+        job(a!.board.ints, at, x, dy, codes);
+        a!.publish();
+        a!.finish();
+        for (let o = 0; o < oc; o++) {
+          for (let k = 0; k < 9; k++) out[o * 9 + k] = fl[fat + o * 10 + k]!;
+          out[oc * 9 + o] = fl[fat + o * 10 + 9]!;
+        }
+        return;
+      }
       for (let o = Math.max(0, from); o < Math.min(oc, to); o++) {
-        setArgs(x, dy, none, none, o);
-        // codes sit at packed + half; the kernel reads them at dy + that offset
-        args[19] = packed.byteOffset + half * 4 - dy.byteOffset;
+        setArgs(x.byteOffset, dy.byteOffset, n, h, W, ph, pw, xs, ys, plane, o);
+        args[19] = codes;
         const r = ex.crp_backward(...args);
         for (let k = 0; k < 9; k++) out[o * 9 + k] = r[k]!;
         out[oc * 9 + o] = r[9]!;
@@ -168,3 +193,63 @@ export function convReluPoolWasm(
     },
   };
 }
+
+// the arguments of output channel o, weights and bias zero (the caller sets them for a forward)
+function setArgs(
+  x: number,
+  y: number,
+  n: number,
+  h: number,
+  w: number,
+  ph: number,
+  pw: number,
+  xs: number,
+  ys: number,
+  plane: number,
+  o: number,
+): void {
+  args[0] = x;
+  args[1] = y + o * plane;
+  args[2] = n;
+  args[3] = h;
+  args[4] = w;
+  args[5] = ph;
+  args[6] = pw;
+  args[7] = xs;
+  args[8] = ys;
+  for (let k = 9; k < 19; k++) args[k] = 0;
+}
+
+// another thread's channel o of a job (see `job` above), on this thread's view of the owner's arena
+function jobArgs(ints: Int32Array, at: number, o: number): void {
+  setArgs(
+    ints[at]!,
+    ints[at + 1]!,
+    ints[at + 2]!,
+    ints[at + 3]!,
+    ints[at + 4]!,
+    ints[at + 5]!,
+    ints[at + 6]!,
+    ints[at + 7]!,
+    ints[at + 8]!,
+    ints[at + 9]!,
+    o,
+  );
+  args[19] = ints[at + 10]!;
+}
+
+registerAssistRunner(ASSIST_KIND.CONV_RELU_POOL_FORWARD, (buf, ints, at, fl, fat, o) => {
+  const ex = instanceFor(buf)!;
+  jobArgs(ints, at, o);
+  const oc = ints[at + 11]!;
+  for (let k = 0; k < 9; k++) args[9 + k] = fl[fat + o * 9 + k]!;
+  args[18] = fl[fat + oc * 9 + o]!;
+  ex.crp_forward(...args);
+});
+
+registerAssistRunner(ASSIST_KIND.CONV_RELU_POOL_BACKWARD, (buf, ints, at, fl, fat, o) => {
+  const ex = instanceFor(buf)!;
+  jobArgs(ints, at, o);
+  const r = ex.crp_backward(...args);
+  for (let k = 0; k < 10; k++) fl[fat + o * 10 + k] = r[k]!;
+});
