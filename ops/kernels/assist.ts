@@ -32,6 +32,11 @@ export const ASSIST = { CLAIM: 0, DONE: 1, CHUNKS: 2, KIND: 3, MEM: 4, ARGS: 8 }
 export const ASSIST_ARGS = ASSIST_SLOT_INTS - ASSIST.ARGS;
 /** Kinds of jobs: a number per chunk runner, the same in every thread. */
 export const ASSIST_KIND = { CONV_RELU_POOL_FORWARD: 1, CONV_RELU_POOL_BACKWARD: 2 } as const;
+/**
+ * How long a waiting thread polls for chunks to run without finding one
+ * before it waits as it would without the board (ms).
+ */
+export const ASSIST_POLL_MS = 2;
 /** How long an owner waits for a helper's chunk before it gives up (ms): a chunk takes microseconds. */
 export const ASSIST_STALL_MS = 1000;
 

@@ -15,7 +15,14 @@ import * as Comlink from "npm:comlink@4.4.2";
 import type { Tier } from "../../graph/op.ts";
 import { GradientShard, type ShardInit } from "./shard.ts";
 import { CTRL, CTRL_BYTES } from "./control.ts";
-import type { PoolMemory, WorkerApi } from "./worker.ts";
+import { adoptArenas, type ArenaShare, type PoolMemory, type WorkerApi } from "./worker.ts";
+import {
+  Assist,
+  ASSIST_POLL_MS,
+  assistBoard,
+  AssistStall,
+  setActiveAssist,
+} from "../../ops/kernels/assist.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
 import { GradTree, regionCount, rootRegions, TREE, treeStateLength } from "./reduce.ts";
@@ -122,6 +129,13 @@ export interface WorkerPoolOptions {
   /** Record a timeline of every thread (see {@linkcode WorkerPool.profiler}). */
   profile?: boolean;
   /**
+   * Threads with no micro-batch left to claim help the others finish theirs:
+   * they run chunks of the others' kernels (the fused convolution's output
+   * channels) on their arenas, which are then shared WebAssembly memories
+   * (see `ops/kernels/assist.ts`). Default true. Results are the same bits.
+   */
+  assist?: boolean;
+  /**
    * Run a step on the main thread alone when that is measured to be faster
    * (another process busy on a core; see `SoloChoice` in `wait.ts`); needs
    * `mainThread`. Results are the same bits. Default true, but false when a
@@ -199,6 +213,8 @@ interface Slot {
   dead: Promise<never>;
   /** Rejects `dead` with `reason` and terminates the worker. */
   kill(reason: string): void;
+  /** Rejects `dead`: the worker died (a fault, unless it was killed). */
+  die(e: Error): void;
   /** Set by `kill`. */
   killed: boolean;
   /** Set once it serves steps. */
@@ -362,6 +378,13 @@ export class WorkerPool implements GradientRunner {
   private yielder = new Yielder();
   /** The timeline of every thread when created with `profile`, else null: thread 0 is the main thread, worker `i` is thread `i + 1`. */
   readonly profiler: Profiler | null;
+  /** Whether the threads share their arenas and help with each other's kernels (see {@linkcode WorkerPoolOptions.assist}). */
+  private sharing: boolean;
+  /** The main thread's side of the board of kernel jobs, when it computes and the threads share arenas. */
+  private assist: Assist | null = null;
+  /** Every thread's shared arena, as posted to a worker that starts. */
+  private shares: ArenaShare[] = [];
+  private nextArena = 1;
 
   private constructor(
     spec: TrainGraphSpec,
@@ -376,6 +399,7 @@ export class WorkerPool implements GradientRunner {
     this.slots = new Array<Slot | null>(opts.workers).fill(null);
     this.indices = new Uint32Array(new SharedArrayBuffer(4 * opts.maxBatch));
     this.profiler = opts.profile ? new Profiler(opts.workers + 1, namesOf(spec), true) : null;
+    this.sharing = (opts.assist ?? true) && opts.workers > 1;
     // report a bad spec here, with its own message, before any worker starts
     this.shard = new GradientShard(this.shardInit(0));
     if (this.profiler) this.profiler.names = this.shard.traceNames();
@@ -398,6 +422,7 @@ export class WorkerPool implements GradientRunner {
     };
     // posted with the regions, so that the workers' trees run the loops in wasm too
     this.mem.regionMemory = regionMemory(this.mem.regions.buffer);
+    if (this.sharing) this.mem.assist = assistBoard(opts.workers + 1);
     this.spinner = new Spinner(undefined, this.mem.calm, {
       minSpinMs: this.mem.wait.minSpinMs,
       pause: this.mem.wait.pause,
@@ -446,6 +471,13 @@ export class WorkerPool implements GradientRunner {
     if (opts.mainThread ?? true) {
       this.lane = new Lane(this.shard, this.tree, this.mem, null, this.updater);
       this.firstWorker = 1;
+      const arena = this.sharing ? this.shard.arenaFor(this.shard.microFor(opts.maxBatch)) : null;
+      if (arena) {
+        this.assist = new Assist(this.mem.assist!, 0);
+        const share = { id: this.nextArena++, thread: 0, ...arena };
+        this.shares.push(share);
+        adoptArenas(this.assist, [share], arena.memory.buffer);
+      }
     }
     // the main thread is one of the pool's threads whether or not it computes
     if (this.mem.wait.ownCores) {
@@ -504,7 +536,9 @@ export class WorkerPool implements GradientRunner {
     for (const m of modules) await import(m);
     const pool = new WorkerPool(spec, opts, layout, modules);
     try {
+      // every worker's arena is known before any serves: each gets the others' to help with
       await Promise.all(pool.workerIndices().map((i) => pool.spawn(i)));
+      await Promise.all(pool.workerIndices().map((i) => pool.start(i)));
     } catch (e) {
       pool.closed = true;
       pool.closedBecause = "its workers could not start";
@@ -542,6 +576,12 @@ export class WorkerPool implements GradientRunner {
   get coreShare(): { share: number; periods: number; ownedPeriods: number } | null {
     const c = this.cores;
     return c && { share: c.share, periods: c.periods, ownedPeriods: c.ownedPeriods };
+  }
+
+  /** Chunks of kernels that threads ran for other threads, over the pool's life (see {@linkcode WorkerPoolOptions.assist}). */
+  get assistedChunks(): number {
+    const b = this.mem.assist;
+    return b ? Atomics.load(b.ints, b.threads * 32 + 1) : 0;
   }
 
   /** Micro-batches the main thread computed in the last step (all phases); the rest were the workers'. */
@@ -717,7 +757,14 @@ export class WorkerPool implements GradientRunner {
       if (this.deaths.size > 0) return new Fault("a worker died");
       const lane = this.lane;
       if (lane && lane.begin(seq)) {
-        while (!lane.advance()) await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor);
+        for (;;) {
+          // another pool's step may run on this thread while this one waits: set at each call
+          setActiveAssist(this.assist);
+          const done = lane.advance();
+          setActiveAssist(null);
+          if (done) break;
+          await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor);
+        }
       }
       while (this.tree.root() < 0) await this.waitAsync(this.mem.tree, TREE.ROOT, -1);
       const u = this.updater;
@@ -737,7 +784,10 @@ export class WorkerPool implements GradientRunner {
       }
       return null;
     } catch (e) {
+      setActiveAssist(null);
       if (e instanceof Fault) return e;
+      // a helper left a chunk of this thread's kernel unfinished: it died, or stalls
+      if (e instanceof AssistStall) return new Fault(e.message);
       // a micro-batch that throws on the main thread is a bug in the graph or its ops
       abortStep(this.mem, seq);
       this.tree.resetFree(this.regions);
@@ -778,6 +828,16 @@ export class WorkerPool implements GradientRunner {
       // `waited` as a sign that they are held up, and the spinner learns the waits' lengths
       t0 = performance.now();
     }
+    // run chunks of the workers' kernels while they compute: not a wait for SoloChoice or the spinner
+    let helped = 0;
+    if (this.assist && this.spinner.mayAssist(t0)) {
+      if (this.assist.waitHelping(arr, at, value, ASSIST_POLL_MS) > 0) {
+        const t1 = performance.now();
+        this.profiler?.main.span(SPAN.ASSIST, 0, t0, t1);
+        helped = t1 - t0;
+        t0 = t1;
+      }
+    }
     const spin = this.spinner.budget(t0);
     const until = performance.now() + spin;
     if (this.spinner.pause) {
@@ -799,7 +859,8 @@ export class WorkerPool implements GradientRunner {
     }
     const t1 = performance.now();
     this.waited += t1 - t0;
-    this.spinner.record(t1 - t0, spin);
+    // a wait that ended while helping was no wait
+    if (helped === 0 || t1 > t0) this.spinner.record(t1 - t0, spin);
     this.profiler?.main.span(SPAN.WAIT, 0, t0, t1);
   }
 
@@ -880,7 +941,10 @@ export class WorkerPool implements GradientRunner {
   /** Starts replacements for retired workers and waits until they serve (a step runs on every thread asked for). */
   private async replaceMissing(step: number): Promise<void> {
     const missing = this.workerIndices().filter((i) => !this.slots[i]);
-    const started = await Promise.allSettled(missing.map((i) => this.spawn(i)));
+    const started = await Promise.allSettled(missing.map(async (i) => {
+      await this.spawn(i);
+      await this.start(i);
+    }));
     started.forEach((r, k) => {
       if (r.status === "rejected") {
         this.fail(missing[k]!, `could not restart: ${messageOf(r.reason)}`, step);
@@ -913,6 +977,7 @@ export class WorkerPool implements GradientRunner {
       sampleSize: opts.data.sampleSize,
       targetSize: opts.data.targetSize,
       indices: this.indices,
+      sharedArena: this.sharing,
       tier: opts.tier,
       microBatch: opts.microBatch,
       microTail: opts.microTail,
@@ -944,6 +1009,7 @@ export class WorkerPool implements GradientRunner {
       ready: false,
       lastGo: 0,
       unackedSince: -1,
+      die: (e) => die(e),
       kill(reason) {
         slot.killed = true;
         die(new Error(reason));
@@ -962,7 +1028,7 @@ export class WorkerPool implements GradientRunner {
     });
     this.slots[i] = slot;
     try {
-      await guard(
+      const arena = await guard(
         slot.api.init(
           this.shardInit(i + 1),
           this.mem,
@@ -974,10 +1040,36 @@ export class WorkerPool implements GradientRunner {
         Math.max(this.stepTimeoutMs, MIN_INIT_TIMEOUT_MS),
         `worker ${i} start-up`,
       );
+      // a replacement's arena is a new memory: the threads that hold the old one cannot help it
+      this.shares = this.shares.filter((s) => s.thread !== i + 1);
+      if (arena) {
+        const share = { id: this.nextArena++, thread: i + 1, ...arena };
+        this.shares.push(share);
+        if (this.assist) adoptArenas(this.assist, [share], null);
+      }
+    } catch (e) {
+      if (this.slots[i] === slot) this.slots[i] = null;
+      slot.kill(messageOf(e));
+      throw e;
+    }
+    return slot;
+  }
+
+  /** Gives worker `i` (started by `spawn`) every thread's arena, then has it serve steps. */
+  private async start(i: number): Promise<void> {
+    const slot = this.slots[i];
+    if (!slot) throw new Error(`worker ${i} is not running`);
+    try {
+      await guard(
+        slot.api.adopt(i + 1, this.shares),
+        slot,
+        Math.max(this.stepTimeoutMs, MIN_INIT_TIMEOUT_MS),
+        `worker ${i} start-up`,
+      );
       // serves until it is terminated: ending any other way is a failure
-      slot.api.serve(ctrl, Atomics.load(ctrl, CTRL.GO)).then(
-        () => die(new Error(`worker ${i} stopped serving`)),
-        (e) => die(new Error(`worker ${i} crashed: ${messageOf(e)}`)),
+      slot.api.serve(slot.ctrl, Atomics.load(slot.ctrl, CTRL.GO)).then(
+        () => slot.die(new Error(`worker ${i} stopped serving`)),
+        (e) => slot.die(new Error(`worker ${i} crashed: ${messageOf(e)}`)),
       );
       slot.ready = true;
     } catch (e) {
@@ -985,7 +1077,6 @@ export class WorkerPool implements GradientRunner {
       slot.kill(messageOf(e));
       throw e;
     }
-    return slot;
   }
 
   /** Terminates worker `i` (a later step starts a replacement). */

@@ -44,11 +44,23 @@ export const SPAN = {
   UPDATE: 6,
   /** A worker waiting for the next step. */
   IDLE: 7,
+  /** A wait in which the thread ran chunks of other threads' kernels (see `ops/kernels/assist.ts`). */
+  ASSIST: 8,
 } as const;
 
 import type { GraphJSON } from "../../graph/graph.ts";
 
-const KIND_NAMES = ["op", "micro-batch", "phase", "wait", "reduce", "step", "update", "idle"];
+const KIND_NAMES = [
+  "op",
+  "micro-batch",
+  "phase",
+  "wait",
+  "reduce",
+  "step",
+  "update",
+  "idle",
+  "assist",
+];
 // floats per span: kind, id, start, end
 const WIDTH = 4;
 

@@ -308,6 +308,20 @@ export class Spinner {
     a[at + 1] = 0;
   }
 
+  /**
+   * Whether a wait may poll for other threads' kernel chunks to run (see
+   * `Assist` in `ops/kernels/assist.ts`): not while the machine looks
+   * oversubscribed or the pool's calm counter is set, where a polling thread
+   * would take the core a computing one needs.
+   */
+  mayAssist(now: number): boolean {
+    if (now - this.checkedAt > LOAD_CHECK_MS) {
+      this.checkedAt = now;
+      this.oversubscribed = loadAverage() > this.cores;
+    }
+    return !this.oversubscribed && !(this.calm && Atomics.load(this.calm, 0) > 0);
+  }
+
   /** How long to spin before sleeping, in milliseconds. */
   budget(now: number): number {
     const owned = this.ownCores && Atomics.load(this.calm!, OWNED) === 1;

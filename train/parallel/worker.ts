@@ -19,6 +19,13 @@ import { loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.
 import type { Layout } from "./spec.ts";
 import { Spinner, waitChange, type WaitPolicy } from "./wait.ts";
 import { SPAN, type TraceRecorder } from "./trace.ts";
+import {
+  Assist,
+  ASSIST_POLL_MS,
+  type AssistBoard,
+  setActiveAssist,
+} from "../../ops/kernels/assist.ts";
+import { adoptArenaMemory } from "../../ops/kernels/elementwise_wasm.ts";
 import { Updater, type UpdateShared } from "./update.ts";
 
 /**
@@ -68,6 +75,40 @@ export interface PoolMemory extends StepMemory {
   wait: Required<WaitPolicy>;
   /** The parallel update's memory, when the pool applies the optimizer (see `update.ts`). */
   update?: UpdateShared;
+  /** The board of kernel jobs threads help with, when they share their arenas (see `ops/kernels/assist.ts`). */
+  assist?: AssistBoard;
+}
+
+/**
+ * A thread's shared arena (its micro-batches' executor's), as posted to the
+ * other threads so that they can help with its kernels.
+ */
+export interface ArenaShare {
+  /** The pool's id of the arena, the same in every thread. */
+  id: number;
+  /** The thread (board slot) whose arena it is: 0 the main thread, worker i's i + 1. */
+  thread: number;
+  /** The shared memory. */
+  memory: WebAssembly.Memory;
+  /** Where its kernel scratch starts (bytes). */
+  scratchStart: number;
+}
+
+/**
+ * Makes the arenas `shares` known to `assist` (this thread's side of the
+ * board): its own (`thread === assist.me`) as the arena its kernels open
+ * jobs on, the others' as arenas it can help on.
+ */
+export function adoptArenas(
+  assist: Assist,
+  shares: ArenaShare[],
+  own: ArrayBufferLike | null,
+): void {
+  for (const s of shares) {
+    if (s.thread === assist.me) {
+      if (own) assist.adopt(s.id, own, true);
+    } else assist.adopt(s.id, adoptArenaMemory(s.memory, s.scratchStart));
+  }
 }
 
 // a lane waiting on another thread re-checks for an aborted step this often
@@ -81,6 +122,10 @@ let minSpinMs = 0;
 let pause = false;
 let ownCores = false;
 let asleep: { at: Float64Array; slot: number } | undefined;
+let shard: GradientShard | null = null;
+let board: AssistBoard | null = null;
+let assist: Assist | null = null;
+let arena: { memory: WebAssembly.Memory; scratchStart: number } | null = null;
 
 /**
  * What a worker exposes through Comlink.
@@ -106,9 +151,9 @@ export const workerApi = {
     modules: string[] = [],
     thread: ThreadId = { worker: 0, generation: 0 },
     seam?: TestSeam,
-  ): Promise<void> {
+  ): Promise<{ memory: WebAssembly.Memory; scratchStart: number } | null> {
     for (const m of modules) await import(m);
-    const shard = new GradientShard(init);
+    shard = new GradientShard(init);
     hook = await loadHook(seam, thread);
     const me = thread.worker;
     if (mem.regionMemory) adoptRegionMemory(mem.regionMemory);
@@ -124,6 +169,21 @@ export const workerApi = {
     pause = mem.wait.pause;
     ownCores = mem.wait.ownCores;
     asleep = { at: mem.asleep, slot: me + 1 };
+    board = mem.assist ?? null;
+    arena = board && init.sharedArena ? shard.arenaFor(shard.microFor(init.indices.length)) : null;
+    return arena ? { memory: arena.memory, scratchStart: arena.scratchStart } : null;
+  },
+  /**
+   * Joins the board of kernel jobs as thread `thread` with the arenas
+   * `shares` (its own among them, given the id `init` returned the memory
+   * under); without a board, or with an arena of its own, nothing.
+   */
+  adopt(thread: number, shares: ArenaShare[]): void {
+    if (!board) return;
+
+    assist = new Assist(board, thread);
+    adoptArenas(assist, shares, arena ? arena.memory.buffer : null);
+    setActiveAssist(assist);
   },
   /**
    * Serves steps from the control block `ctrl` (see `CTRL`) until the pool
@@ -149,7 +209,21 @@ export const workerApi = {
       if (hook?.(stepNo[0]!, -1)) return new Promise<never>(() => {});
       if (lane.begin(Atomics.load(ctrl, CTRL.SEQ))) {
         while (!lane.advance()) {
-          const t0 = recorder ? performance.now() : 0;
+          let t0 = recorder ? performance.now() : 0;
+          // nothing of its own to do: run chunks of the others' kernels while they compute
+          if (assist && spinner.mayAssist(performance.now())) {
+            const helped = assist.waitHelping(
+              lane.waitOn,
+              lane.waitAt,
+              lane.waitFor,
+              ASSIST_POLL_MS,
+            );
+            if (helped > 0 && recorder) {
+              const t1 = performance.now();
+              recorder.span(SPAN.ASSIST, 0, t0, t1);
+              t0 = t1;
+            }
+          }
           waitChange(lane.waitOn, lane.waitAt, lane.waitFor, spinner, WAIT_SLICE_MS);
           recorder?.span(SPAN.WAIT, 0, t0, performance.now());
         }
