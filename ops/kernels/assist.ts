@@ -161,6 +161,8 @@ export class Assist {
   private open_ = false;
   /** Milliseconds this thread spent running other threads' chunks (see {@linkcode Assist.help}). */
   helpedMs = 0;
+  /** Called after each claim of another thread's chunk, before it runs (a test seam's). */
+  onClaim: (() => void) | null = null;
   /** Set by the owner for the job it runs: the chunk runner of its kind. */
   private ownerRun: AssistRunner | null = null;
   private ownerBuf: ArrayBufferLike | null = null;
@@ -301,6 +303,7 @@ export class Assist {
         if (!buf || !run) break;
         // the arguments read above belong to the job the tag names only if the claim succeeds
         if (Atomics.compareExchange(ints, s + ASSIST.CLAIM, v, v + 1) !== v) continue;
+        this.onClaim?.();
         const t0 = performance.now();
         run(buf, ints, s + ASSIST.ARGS, this.floats, t * ASSIST_SLOT_FLOATS, c);
         this.helpedMs += performance.now() - t0;

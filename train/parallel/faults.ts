@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { MakeHook, TestSeam, ThreadHook } from "./seam.ts";
+import { ASSIST_UNIT, type MakeHook, type TestSeam, type ThreadHook } from "./seam.ts";
 
 /**
  * A simulated fault, for tests.
@@ -35,9 +35,11 @@ export interface InjectedFault {
    * anything; `"micro"`: right after it claims its first micro-batch of the
    * step, so the step cannot finish without a retry; `"update"`: right after
    * it claims its first range of the step's parallel update (before it
-   * touches it), so the update must be finished by a retry.
+   * touches it), so the update must be finished by a retry; `"assist"`:
+   * right after it claims its first chunk of another thread's kernel (see
+   * `ops/kernels/assist.ts`), so that thread's step cannot finish.
    */
-  at?: "step" | "micro" | "update";
+  at?: "step" | "micro" | "update" | "assist";
   /** Every replacement of the worker strikes again at its first step at or after `step`, not only the first worker (to test giving up). */
   every?: boolean;
 }
@@ -117,7 +119,7 @@ export const makeHook: MakeHook = (config, { worker, generation }): ThreadHook =
   const delayAt = slowAt?.at ?? "micro";
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   return (step, micro, update) => {
-    const at = micro < 0 ? "step" : update ? "update" : "micro";
+    const at = micro === ASSIST_UNIT ? "assist" : micro < 0 ? "step" : update ? "update" : "micro";
     const f = mine.find((f) => step >= f.step && (f.at ?? "step") === at);
     if (f && at === "step") return strike(f.kind, step);
     if (f) {

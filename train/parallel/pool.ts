@@ -132,9 +132,11 @@ export interface WorkerPoolOptions {
    * Threads with no micro-batch left to claim help the others finish theirs:
    * they run chunks of the others' kernels (the fused convolution's output
    * channels) on their arenas, which are then shared WebAssembly memories
-   * (see `ops/kernels/assist.ts`). Default true. Results are the same bits.
+   * (see `ops/kernels/assist.ts`). Default true: only while the machine is
+   * not oversubscribed and no step was slow (as for spinning); `"always"`
+   * even then (for tests). Results are the same bits.
    */
-  assist?: boolean;
+  assist?: boolean | "always";
   /**
    * Run a step on the main thread alone when that is measured to be faster
    * (another process busy on a core; see `SoloChoice` in `wait.ts`); needs
@@ -385,6 +387,8 @@ export class WorkerPool implements GradientRunner {
   /** Every thread's shared arena, as posted to a worker that starts. */
   private shares: ArenaShare[] = [];
   private nextArena = 1;
+  /** Help whatever the machine's load (see {@linkcode WorkerPoolOptions.assist}). */
+  private assistAlways: boolean;
 
   private constructor(
     spec: TrainGraphSpec,
@@ -399,7 +403,8 @@ export class WorkerPool implements GradientRunner {
     this.slots = new Array<Slot | null>(opts.workers).fill(null);
     this.indices = new Uint32Array(new SharedArrayBuffer(4 * opts.maxBatch));
     this.profiler = opts.profile ? new Profiler(opts.workers + 1, namesOf(spec), true) : null;
-    this.sharing = (opts.assist ?? true) && opts.workers > 1;
+    this.sharing = (opts.assist ?? true) !== false && opts.workers > 1;
+    this.assistAlways = opts.assist === "always";
     // report a bad spec here, with its own message, before any worker starts
     this.shard = new GradientShard(this.shardInit(0));
     if (this.profiler) this.profiler.names = this.shard.traceNames();
@@ -830,7 +835,7 @@ export class WorkerPool implements GradientRunner {
     }
     // run chunks of the workers' kernels while they compute: not a wait for SoloChoice or the spinner
     let helped = 0;
-    if (this.assist && this.spinner.mayAssist(t0)) {
+    if (this.assist && (this.assistAlways || this.spinner.mayAssist(t0))) {
       if (this.assist.waitHelping(arr, at, value, ASSIST_POLL_MS) > 0) {
         const t1 = performance.now();
         this.profiler?.main.span(SPAN.ASSIST, 0, t0, t1);
@@ -941,10 +946,11 @@ export class WorkerPool implements GradientRunner {
   /** Starts replacements for retired workers and waits until they serve (a step runs on every thread asked for). */
   private async replaceMissing(step: number): Promise<void> {
     const missing = this.workerIndices().filter((i) => !this.slots[i]);
-    const started = await Promise.allSettled(missing.map(async (i) => {
-      await this.spawn(i);
-      await this.start(i);
-    }));
+    // all started before any serves, so that each gets the others' new arenas
+    const spawned = await Promise.allSettled(missing.map((i) => this.spawn(i)));
+    const started = await Promise.allSettled(
+      missing.map((i, k) => spawned[k]!.status === "fulfilled" ? this.start(i) : spawned[k]),
+    );
     started.forEach((r, k) => {
       if (r.status === "rejected") {
         this.fail(missing[k]!, `could not restart: ${messageOf(r.reason)}`, step);
@@ -1061,7 +1067,7 @@ export class WorkerPool implements GradientRunner {
     if (!slot) throw new Error(`worker ${i} is not running`);
     try {
       await guard(
-        slot.api.adopt(i + 1, this.shares),
+        slot.api.adopt(i + 1, this.shares, this.assistAlways),
         slot,
         Math.max(this.stepTimeoutMs, MIN_INIT_TIMEOUT_MS),
         `worker ${i} start-up`,

@@ -51,11 +51,25 @@ export interface ThreadId {
 }
 
 /**
+ * The `micro` a {@linkcode ThreadHook} gets when its thread claims a chunk
+ * of another thread's kernel (see `ops/kernels/assist.ts`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ASSIST_UNIT } from "./seam.ts";
+ * assert.ok(ASSIST_UNIT < -1); // neither a step's start nor a micro-batch
+ * ```
+ */
+export const ASSIST_UNIT = -2;
+
+/**
  * Called with `micro` -1 when a step starts on the thread, then with each
- * micro-batch index it claims, and with `update` true and the unit's index
- * before each unit of the parallel update it claims; returning true (at a
- * step's start) makes the worker leave its serve loop for its event loop
- * and never answer (a simulated fault).
+ * micro-batch index it claims, with `update` true and the unit's index
+ * before each unit of the parallel update it claims, and with
+ * {@linkcode ASSIST_UNIT} before each chunk of another thread's kernel it
+ * claims; returning true (at a step's start) makes the worker leave its
+ * serve loop for its event loop and never answer (a simulated fault).
  *
  * @example
  * ```ts

@@ -15,7 +15,7 @@ import { CTRL } from "./control.ts";
 import { GradTree } from "./reduce.ts";
 import { adoptRegionMemory } from "../../ops/kernels/reduce_wasm.ts";
 import { Lane, type StepMemory } from "./schedule.ts";
-import { loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.ts";
+import { ASSIST_UNIT, loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.ts";
 import type { Layout } from "./spec.ts";
 import { Spinner, waitChange, type WaitPolicy } from "./wait.ts";
 import { SPAN, type TraceRecorder } from "./trace.ts";
@@ -125,6 +125,7 @@ let asleep: { at: Float64Array; slot: number } | undefined;
 let shard: GradientShard | null = null;
 let board: AssistBoard | null = null;
 let assist: Assist | null = null;
+let always = false;
 let arena: { memory: WebAssembly.Memory; scratchStart: number } | null = null;
 
 /**
@@ -178,11 +179,13 @@ export const workerApi = {
    * `shares` (its own among them, given the id `init` returned the memory
    * under); without a board, or with an arena of its own, nothing.
    */
-  adopt(thread: number, shares: ArenaShare[]): void {
+  adopt(thread: number, shares: ArenaShare[], assistAlways = false): void {
     if (!board) return;
 
     assist = new Assist(board, thread);
     adoptArenas(assist, shares, arena ? arena.memory.buffer : null);
+    if (hook) assist.onClaim = () => void hook!(stepNo![0]!, ASSIST_UNIT);
+    always = assistAlways;
     setActiveAssist(assist);
   },
   /**
@@ -211,7 +214,7 @@ export const workerApi = {
         while (!lane.advance()) {
           let t0 = recorder ? performance.now() : 0;
           // nothing of its own to do: run chunks of the others' kernels while they compute
-          if (assist && spinner.mayAssist(performance.now())) {
+          if (assist && (always || spinner.mayAssist(performance.now()))) {
             const helped = assist.waitHelping(
               lane.waitOn,
               lane.waitAt,

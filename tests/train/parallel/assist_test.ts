@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import {
+  allocDataset,
+  initParams,
+  lectureCnn,
+  LocalRunner,
+  type SharedData,
+  WorkerPool,
+  type WorkerPoolOptions,
+} from "../../../mod.ts";
+import { makeOptimizer } from "../../../train/optim/optimizer.ts";
+import type { GradientRunner } from "../../../train/parallel/pool.ts";
+import { faultSeam } from "../../../train/parallel/faults.ts";
+
+// the lecture CNN with its 32 channels: the fused kernel's chunks are its output channels
+const spec = lectureCnn();
+
+/** Sparse noise images with random labels, in SharedArrayBuffers. */
+function noiseDigits(count: number): SharedData {
+  const ds = allocDataset({ name: "noise", count, sampleShape: [1, 28, 28], numClasses: 10 });
+  let s = 12345;
+  const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let i = 0; i < ds.images.length; i++) ds.images[i] = rnd() < 0.7 ? 0 : rnd();
+  for (let i = 0; i < count; i++) ds.labels[i] = Math.floor(rnd() * 10);
+  return { images: ds.images, labels: ds.labels, sampleSize: 784 };
+}
+
+const data = noiseDigits(256);
+// 64, 64 and 48 samples: two or one and a half micro-batches per thread at micro 32
+const batches = [64, 64, 48].map((n, b) =>
+  Uint32Array.from({ length: n }, (_, i) => (b * 71 + i * 37) % 256)
+);
+
+function fresh(): Map<string, Float32Array> {
+  return initParams(spec.built, { seed: 5, shared: true }) as Map<string, Float32Array>;
+}
+
+/** Adam over `steps` steps: the losses and the final parameters. */
+async function run(runner: GradientRunner, params: Map<string, Float32Array>, steps: number) {
+  const opt = makeOptimizer("adam", 1e-3);
+  const grads = new Map<string, Float32Array>();
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    losses.push((await runner.step(batches[s % batches.length]!, s, grads)).loss);
+    opt.step(params, grads);
+  }
+  return { losses, params };
+}
+
+function assertSame(
+  got: Awaited<ReturnType<typeof run>>,
+  want: Awaited<ReturnType<typeof run>>,
+  label: string,
+): void {
+  assert.deepEqual(got.losses, want.losses, `${label}: losses`);
+  for (const [k, v] of want.params) assert.deepEqual(got.params.get(k), v, `${label}: ${k}`);
+}
+
+const STEPS = 24;
+let reference: Awaited<ReturnType<typeof run>> | undefined;
+async function local() {
+  if (!reference) {
+    const p = fresh();
+    reference = await run(
+      new LocalRunner(spec, { params: p, data, maxBatch: 64, microBatch: 32 }),
+      p,
+      STEPS,
+    );
+  }
+  return reference;
+}
+
+async function pooled(opts: Partial<WorkerPoolOptions>) {
+  const p = fresh();
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params: p,
+    data,
+    maxBatch: 64,
+    microBatch: 32,
+    assist: "always",
+    ...opts,
+  });
+  try {
+    return { result: await run(pool, p, STEPS), pool };
+  } finally {
+    await pool.close();
+  }
+}
+
+Deno.test("a thread with nothing left runs channels of the slower one's convolution: the bits stay LocalRunner's", async () => {
+  const want = await local();
+  // worker 1 starts each micro-batch 1 ms late, so the main thread is done first and helps
+  const { result, pool } = await pooled({ testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }) });
+  assertSame(result, want, "2 threads helping");
+  assert.ok(pool.assistedChunks > 0, "no chunk was run by a helper");
+  assert.equal(pool.liveWorkers, 0);
+});
+
+Deno.test("helping keeps LocalRunner's bits on 3 and 4 threads, and without the main thread", async () => {
+  const want = await local();
+  for (const workers of [3, 4]) {
+    const { result, pool } = await pooled({ workers });
+    assertSame(result, want, `${workers} threads`);
+    assert.ok(pool.assistedChunks > 0, `${workers} threads: no chunk was run by a helper`);
+  }
+  const { result } = await pooled({
+    mainThread: false,
+    testSeam: faultSeam({ slow: [{ worker: 0, ms: 1 }] }),
+  });
+  assertSame(result, want, "2 workers");
+});
+
+Deno.test("with assist: false the arenas stay unshared and nobody helps; the bits are the same", async () => {
+  const { result, pool } = await pooled({
+    assist: false,
+    testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }),
+  });
+  assertSame(result, await local(), "no assist");
+  assert.equal(pool.assistedChunks, 0);
+});
+
+for (const kind of ["throw", "exit", "hang"] as const) {
+  Deno.test(`a helper that fails (${kind}) inside another thread's chunk: the step is retried with the same bits`, async () => {
+    // worker 0 is slow, so worker 1 waits and helps it; at step 2 it fails in its first chunk
+    const { result, pool } = await pooled({
+      mainThread: false,
+      stepTimeoutMs: 5000,
+      testSeam: faultSeam({
+        slow: [{ worker: 0, ms: 2 }],
+        faults: [{ worker: 1, step: 2, kind, at: "assist" }],
+      }),
+    });
+    assertSame(result, await local(), kind);
+    assert.ok(pool.restarts >= 1, `restarts: ${pool.restarts}`);
+    assert.equal(pool.liveWorkers, 0);
+  });
+}
