@@ -949,7 +949,10 @@ export class WorkerPool implements GradientRunner {
     // all started before any serves, so that each gets the others' new arenas
     const spawned = await Promise.allSettled(missing.map((i) => this.spawn(i)));
     const started = await Promise.allSettled(
-      missing.map((i, k) => spawned[k]!.status === "fulfilled" ? this.start(i) : spawned[k]),
+      missing.map((i, k) => {
+        const r = spawned[k]!;
+        return r.status === "fulfilled" ? this.start(i) : Promise.reject(r.reason);
+      }),
     );
     started.forEach((r, k) => {
       if (r.status === "rejected") {
