@@ -11,7 +11,7 @@
  * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
  * the schedule in one run: each side overrides some of `micro`,
  * `micro-tail`, `main-thread`, `update`, `fuse`, `wasm-reduce`, `min-spin` and
- * `slow-step`, `pause`, `own-cores` (a pool's in-step waits, see `WaitPolicy`); at each worker count the
+ * `slow-step`, `pause`, `own-cores` (a pool's in-step waits, see `WaitPolicy`) and `assist`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
  * over A's, rep by rep, per worker count. `--chunk 10` makes the sides (and
@@ -84,6 +84,8 @@ const values = benchArgs(
     pause: { type: "string", default: "false" },
     // spin while the pool's threads own their cores, measured (WaitPolicy.ownCores; "default": the pool's)
     "own-cores": { type: "string", default: "default" },
+    // threads with nothing left help the others' kernels (WorkerPoolOptions.assist)
+    assist: { type: "string", default: "true" },
     // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
     update: { type: "string", default: "pool" },
     // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -116,6 +118,8 @@ const values = benchArgs(
     "slow-step": 'a step this many times the recent median stops spinning ("default": 1.5)',
     pause: "true: spin with Atomics.pause between reads",
     "own-cores": "true: spin while the pool measures that it owns its cores (WaitPolicy.ownCores)",
+    assist:
+      "false: a thread with no micro-batch left does not run channels of the others' fused convolution",
     update: "pool: the optimizer step on every thread by ranges; main: on the main thread",
     ab: 'two configurations compared rep by rep, "key=value,... | key=value,..."',
     chunk: "steps a side runs before the next side's turn within a rep (e.g. 10)",
@@ -168,6 +172,7 @@ interface Config {
   pause: boolean;
   /** Undefined: the pool's default (`WaitPolicy`). */
   ownCores: boolean | undefined;
+  assist: boolean;
 }
 const AB_KEYS = [
   "micro",
@@ -180,6 +185,7 @@ const AB_KEYS = [
   "slow-step",
   "pause",
   "own-cores",
+  "assist",
 ] as const;
 type AbKey = typeof AB_KEYS[number];
 
@@ -219,6 +225,7 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     slowStep: numberOf("slow-step", get("slow-step")!),
     pause: boolOf("pause", get("pause")!),
     ownCores: get("own-cores") === "default" ? undefined : boolOf("own-cores", get("own-cores")!),
+    assist: boolOf("assist", get("assist")!),
   };
 }
 
@@ -392,6 +399,7 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
       ...common,
       workers,
       mainThread: cfg.mainThread,
+      assist: cfg.assist,
       wait: {
         minSpinMs: cfg.minSpinMs,
         slowStep: cfg.slowStep,
@@ -511,6 +519,10 @@ try {
       ...(busy ? { busy_processes: busy } : {}),
       // steps the pool ran on the main thread alone, judged faster (SoloChoice), warm-up included
       ...(e.runner instanceof WorkerPool ? { solo_steps: e.runner.soloSteps } : {}),
+      // kernel chunks a thread ran for another (WorkerPoolOptions.assist), warm-up included
+      ...(e.runner instanceof WorkerPool && cfg.assist
+        ? { assisted_chunks: e.runner.assistedChunks }
+        : {}),
       // with own-cores: the share of its periods (~50 ms each) that found the cores the pool's
       ...(e.runner instanceof WorkerPool && e.runner.coreShare
         ? {
