@@ -14,7 +14,7 @@ import { GradientShard, type ShardInit } from "./shard.ts";
 import { CTRL } from "./control.ts";
 import { GradTree } from "./reduce.ts";
 import { adoptRegionMemory } from "../../ops/kernels/reduce_wasm.ts";
-import { Lane, type StepMemory } from "./schedule.ts";
+import { Lane, SCHED, type StepMemory } from "./schedule.ts";
 import { ASSIST_UNIT, loadHook, type TestSeam, type ThreadHook, type ThreadId } from "./seam.ts";
 import type { Layout } from "./spec.ts";
 import { Spinner, waitChange, type WaitPolicy } from "./wait.ts";
@@ -126,7 +126,24 @@ let shard: GradientShard | null = null;
 let board: AssistBoard | null = null;
 let assist: Assist | null = null;
 let always = false;
+let sched: Int32Array | null = null;
 let arena: { memory: WebAssembly.Memory; scratchStart: number } | null = null;
+
+/**
+ * Runs chunks of the other threads' kernels while `arr[at]` is `value`, when
+ * the board allows (see `Assist.waitHelping`); returns when the wait that
+ * follows starts (a span of the time helping is recorded).
+ */
+function help(arr: Int32Array, at: number, value: number, spinner: Spinner): number {
+  const t0 = recorder ? performance.now() : 0;
+  if (!assist || !(always || spinner.mayAssist(performance.now()))) return t0;
+  if (assist.waitHelping(arr, at, value, ASSIST_POLL_MS) > 0 && recorder) {
+    const t1 = performance.now();
+    recorder.span(SPAN.ASSIST, 0, t0, t1);
+    return t1;
+  }
+  return t0;
+}
 
 /**
  * What a worker exposes through Comlink.
@@ -171,6 +188,7 @@ export const workerApi = {
     ownCores = mem.wait.ownCores;
     asleep = { at: mem.asleep, slot: me + 1 };
     board = mem.assist ?? null;
+    sched = mem.sched;
     arena = board && init.sharedArena ? shard.arenaFor(shard.microFor(init.indices.length)) : null;
     return arena ? { memory: arena.memory, scratchStart: arena.scratchStart } : null;
   },
@@ -210,26 +228,16 @@ export const workerApi = {
       if (Atomics.load(ctrl, CTRL.QUIT)) return Promise.resolve();
       // a simulated fault: back to the event loop, never answering
       if (hook?.(stepNo[0]!, -1)) return new Promise<never>(() => {});
-      if (lane.begin(Atomics.load(ctrl, CTRL.SEQ))) {
+      const seq = Atomics.load(ctrl, CTRL.SEQ);
+      if (lane.begin(seq)) {
         while (!lane.advance()) {
-          let t0 = recorder ? performance.now() : 0;
           // nothing of its own to do: run chunks of the others' kernels while they compute
-          if (assist && (always || spinner.mayAssist(performance.now()))) {
-            const helped = assist.waitHelping(
-              lane.waitOn,
-              lane.waitAt,
-              lane.waitFor,
-              ASSIST_POLL_MS,
-            );
-            if (helped > 0 && recorder) {
-              const t1 = performance.now();
-              recorder.span(SPAN.ASSIST, 0, t0, t1);
-              t0 = t1;
-            }
-          }
+          const t0 = help(lane.waitOn, lane.waitAt, lane.waitFor, spinner);
           waitChange(lane.waitOn, lane.waitAt, lane.waitFor, spinner, WAIT_SLICE_MS);
           recorder?.span(SPAN.WAIT, 0, t0, performance.now());
         }
+        // its share done (no update to join): help the others until the step ends
+        help(sched!, SCHED.SEQ, seq, spinner);
       }
       Atomics.store(ctrl, CTRL.DONE, go);
       Atomics.notify(ctrl, CTRL.DONE);

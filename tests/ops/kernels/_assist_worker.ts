@@ -12,7 +12,13 @@ registerAssistRunner(96, () => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
 });
 
-self.onmessage = (e: MessageEvent) => {
+// a worker's global scope (the default lib types `self` as a window)
+const scope = self as unknown as {
+  onmessage: ((e: MessageEvent) => void) | null;
+  postMessage(message: string): void;
+};
+
+scope.onmessage = (e: MessageEvent) => {
   const { board, arena, stop } = e.data as {
     board: AssistBoard;
     arena: SharedArrayBuffer;
@@ -20,7 +26,7 @@ self.onmessage = (e: MessageEvent) => {
   };
   const a = new Assist(board, 1);
   a.adopt(5, arena);
-  postMessage("ready");
+  scope.postMessage("ready");
   while (Atomics.load(stop, 0) === 0) a.waitHelping(stop, 0, 0, 50);
-  postMessage(a.helpedMs >= 0 ? "done" : "bad");
+  scope.postMessage(a.helpedMs >= 0 ? "done" : "bad");
 };

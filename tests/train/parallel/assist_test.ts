@@ -104,11 +104,13 @@ Deno.test("helping keeps LocalRunner's bits on 3 and 4 threads, and without the 
     assertSame(result, want, `${workers} threads`);
     assert.ok(pool.assistedChunks > 0, `${workers} threads: no chunk was run by a helper`);
   }
-  const { result } = await pooled({
+  // the workers help each other, also once their share is done and there is no update to join
+  const { result, pool } = await pooled({
     mainThread: false,
     testSeam: faultSeam({ slow: [{ worker: 0, ms: 1 }] }),
   });
   assertSame(result, want, "2 workers");
+  assert.ok(pool.assistedChunks > 0, "2 workers: no chunk was run by a helper");
 });
 
 Deno.test("with assist: false the arenas stay unshared and nobody helps; the bits are the same", async () => {
