@@ -6,16 +6,16 @@
  * counter and run them on the owner's arena, a shared `WebAssembly.Memory`
  * they hold a copy of. Every chunk runs the same code on the same inputs
  * whichever thread runs it and writes its own outputs, so the results are
- * the same bits as the owner alone. A job is opened only when some thread
- * is waiting (the board's idle count), so a busy step pays one atomic read
- * per kernel call.
+ * the same bits as the owner alone. Every call opens a job, so a thread
+ * that runs out of work joins a kernel already under way (the last
+ * micro-batch's backward, typically); the owner pays an atomic claim per
+ * chunk, well under a microsecond against tens for a channel.
  *
  * The board is two shared arrays: per thread a slot of
  * {@linkcode ASSIST_SLOT_INTS} ints (claim counter, done count, chunks,
  * kind, memory id, the kernel's integer arguments) and
  * {@linkcode ASSIST_SLOT_FLOATS} floats (the kernel's float arguments or
- * results), then two ints for the whole board: the threads waiting and the
- * chunks helpers ran. The claim counter holds the job's tag in its upper 16
+ * results), then one int for the whole board: the chunks helpers ran. The claim counter holds the job's tag in its upper 16
  * bits, so a helper that read one job's arguments cannot claim a chunk of
  * the next.
  *
@@ -48,13 +48,13 @@ export const ASSIST_STALL_MS = 1000;
  * import assert from "node:assert/strict";
  * import { ASSIST_SLOT_FLOATS, ASSIST_SLOT_INTS, assistBoard } from "./assist.ts";
  * const b = assistBoard(2);
- * assert.equal(b.ints.length, 2 * ASSIST_SLOT_INTS + 2); // two slots, the idle count, the chunks helped
+ * assert.equal(b.ints.length, 2 * ASSIST_SLOT_INTS + 1); // two slots, then the chunks helped
  * assert.equal(b.floats.length, 2 * ASSIST_SLOT_FLOATS);
  * assert.ok(b.ints.buffer instanceof SharedArrayBuffer);
  * ```
  */
 export interface AssistBoard {
-  /** Slots' ints, then the waiting threads' count and the chunks helpers ran. */
+  /** Slots' ints, then the chunks helpers ran. */
   ints: Int32Array;
   /** Slots' floats. */
   floats: Float32Array;
@@ -65,10 +65,24 @@ export interface AssistBoard {
 /** A board for `threads` threads, in SharedArrayBuffers (see {@linkcode AssistBoard}). */
 export function assistBoard(threads: number): AssistBoard {
   return {
-    ints: new Int32Array(new SharedArrayBuffer(4 * (threads * ASSIST_SLOT_INTS + 2))),
+    ints: new Int32Array(new SharedArrayBuffer(4 * (threads * ASSIST_SLOT_INTS + 1))),
     floats: new Float32Array(new SharedArrayBuffer(4 * threads * ASSIST_SLOT_FLOATS)),
     threads,
   };
+}
+
+/**
+ * Chunks of any thread's jobs that a helper ran on `board`, over its life.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assistBoard, helpedChunks } from "./assist.ts";
+ * assert.equal(helpedChunks(assistBoard(2)), 0);
+ * ```
+ */
+export function helpedChunks(board: AssistBoard): number {
+  return Atomics.load(board.ints, board.threads * ASSIST_SLOT_INTS);
 }
 
 /**
@@ -131,8 +145,6 @@ export class AssistStall extends Error {}
  * const owner = new Assist(board, 0), helper = new Assist(board, 1);
  * owner.adopt(7, arena, true);
  * helper.adopt(7, arena);
- * assert.equal(owner.open(arena, 98, 4), -1); // nobody waits: no job
- * const idle = helper.enterIdle();
  * const at = owner.open(arena, 98, 4);
  * assert.ok(at >= 0);
  * board.ints[at] = 100;
@@ -140,7 +152,6 @@ export class AssistStall extends Error {}
  * owner.publish();
  * assert.equal(helper.help(), 4); // a helper in another thread would claim some, here all
  * owner.finish();
- * helper.leaveIdle(idle);
  * assert.deepEqual([...new Int32Array(arena, 0, 4)], [100, 101, 102, 103]);
  * assert.equal(owner.helpedChunks, 4);
  * ```
@@ -152,7 +163,7 @@ export class Assist {
   readonly me: number;
   private readonly ints: Int32Array;
   private readonly floats: Float32Array;
-  private readonly idleAt: number;
+  private readonly helpedAt: number;
   /** Memory id → this thread's view of that arena. */
   private readonly arenas = new Map<number, ArrayBufferLike>();
   /** This thread's own arenas → their ids. */
@@ -176,7 +187,7 @@ export class Assist {
     this.me = me;
     this.ints = board.ints;
     this.floats = board.floats;
-    this.idleAt = board.threads * ASSIST_SLOT_INTS;
+    this.helpedAt = board.threads * ASSIST_SLOT_INTS;
   }
 
   /**
@@ -191,31 +202,19 @@ export class Assist {
 
   /** Chunks of any thread's jobs that a helper ran, over the board's life. */
   get helpedChunks(): number {
-    return Atomics.load(this.ints, this.idleAt + 1);
-  }
-
-  /** This thread waits with nothing of its own to do: owners may open jobs. Returns a token for {@linkcode Assist.leaveIdle}. */
-  enterIdle(): number {
-    Atomics.add(this.ints, this.idleAt, 1);
-    return 1;
-  }
-
-  /** Leaves the idle state {@linkcode Assist.enterIdle} entered. */
-  leaveIdle(token: number): void {
-    if (token) Atomics.sub(this.ints, this.idleAt, 1);
+    return helpedChunks(this.board);
   }
 
   /**
    * As an owner: opens a job of `chunks` chunks of `kind` on the arena
-   * `buf` when some thread waits and `buf` is one of this thread's arenas;
+   * `buf` when `buf` is one of this thread's arenas and there are other threads;
    * returns the int index of the job's arguments in `board.ints` (the
    * floats start at `floatsAt()`), or -1 (run the kernel alone). The caller
    * writes the arguments, then calls {@linkcode Assist.publish} and
    * {@linkcode Assist.finish}.
    */
   open(buf: ArrayBufferLike, kind: number, chunks: number): number {
-    if (this.open_ || chunks < 2 || chunks > 0xffff) return -1;
-    if (Atomics.load(this.ints, this.idleAt) <= 0) return -1;
+    if (this.open_ || chunks < 2 || chunks > 0xffff || this.board.threads < 2) return -1;
     const id = this.own.get(buf);
     const run = runners[kind];
     if (id === undefined || !run) return -1;
@@ -307,7 +306,7 @@ export class Assist {
         const t0 = performance.now();
         run(buf, ints, s + ASSIST.ARGS, this.floats, t * ASSIST_SLOT_FLOATS, c);
         this.helpedMs += performance.now() - t0;
-        Atomics.add(ints, this.idleAt + 1, 1);
+        Atomics.add(ints, this.helpedAt, 1);
         Atomics.add(ints, s + ASSIST.DONE, 1);
         ran++;
       }
@@ -316,22 +315,16 @@ export class Assist {
   }
 
   /**
-   * While `arr[at]` is `value`: helps other threads' jobs, counted as
-   * waiting (see {@linkcode Assist.enterIdle}), until the value changes or
-   * `pollMs` pass without a chunk to run. Returns the milliseconds spent
+   * While `arr[at]` is `value`: helps other threads' jobs until the value
+   * changes or `pollMs` pass without a chunk to run. Returns the milliseconds spent
    * running chunks.
    */
   waitHelping(arr: Int32Array, at: number, value: number, pollMs: number): number {
     const before = this.helpedMs;
-    const token = this.enterIdle();
-    try {
-      let until = performance.now() + pollMs;
-      while (Atomics.load(arr, at) === value) {
-        if (this.help() > 0) until = performance.now() + pollMs;
-        else if (performance.now() > until) break;
-      }
-    } finally {
-      this.leaveIdle(token);
+    let until = performance.now() + pollMs;
+    while (Atomics.load(arr, at) === value) {
+      if (this.help() > 0) until = performance.now() + pollMs;
+      else if (performance.now() > until) break;
     }
     return this.helpedMs - before;
   }

@@ -21,6 +21,7 @@ import {
   ASSIST_POLL_MS,
   assistBoard,
   AssistStall,
+  helpedChunks,
   setActiveAssist,
 } from "../../ops/kernels/assist.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
@@ -585,8 +586,7 @@ export class WorkerPool implements GradientRunner {
 
   /** Chunks of kernels that threads ran for other threads, over the pool's life (see {@linkcode WorkerPoolOptions.assist}). */
   get assistedChunks(): number {
-    const b = this.mem.assist;
-    return b ? Atomics.load(b.ints, b.threads * 32 + 1) : 0;
+    return this.mem.assist ? helpedChunks(this.mem.assist) : 0;
   }
 
   /** Micro-batches the main thread computed in the last step (all phases); the rest were the workers'. */
