@@ -119,7 +119,7 @@ const values = benchArgs(
     pause: "true: spin with Atomics.pause between reads",
     "own-cores": "true: spin while the pool measures that it owns its cores (WaitPolicy.ownCores)",
     assist:
-      "false: a thread with no micro-batch left does not run channels of the others' fused convolution",
+      "false: a thread with no micro-batch left does not run channels of the others' fused convolution; always: it does even after a slow step or under load",
     update: "pool: the optimizer step on every thread by ranges; main: on the main thread",
     ab: 'two configurations compared rep by rep, "key=value,... | key=value,..."',
     chunk: "steps a side runs before the next side's turn within a rep (e.g. 10)",
@@ -172,7 +172,7 @@ interface Config {
   pause: boolean;
   /** Undefined: the pool's default (`WaitPolicy`). */
   ownCores: boolean | undefined;
-  assist: boolean;
+  assist: boolean | "always";
 }
 const AB_KEYS = [
   "micro",
@@ -225,7 +225,7 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     slowStep: numberOf("slow-step", get("slow-step")!),
     pause: boolOf("pause", get("pause")!),
     ownCores: get("own-cores") === "default" ? undefined : boolOf("own-cores", get("own-cores")!),
-    assist: boolOf("assist", get("assist")!),
+    assist: get("assist") === "always" ? "always" : boolOf("assist", get("assist")!),
   };
 }
 

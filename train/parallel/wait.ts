@@ -311,15 +311,19 @@ export class Spinner {
   /**
    * Whether a wait may poll for other threads' kernel chunks to run (see
    * `Assist` in `ops/kernels/assist.ts`): not while the machine looks
-   * oversubscribed or the pool's calm counter is set, where a polling thread
-   * would take the core a computing one needs.
+   * oversubscribed (the load average above the cores), where a polling
+   * thread would take the core a computing one needs. A slow step (the
+   * calm counter) does not stop it: a thread polls only once its own share
+   * of the step is done, and on this project's VM slow steps come from the
+   * host as often as from another process (the calm counter was set in
+   * most steps of a quiet run, and helping then ran a third of the chunks).
    */
   mayAssist(now: number): boolean {
     if (now - this.checkedAt > LOAD_CHECK_MS) {
       this.checkedAt = now;
       this.oversubscribed = loadAverage() > this.cores;
     }
-    return !this.oversubscribed && !(this.calm && Atomics.load(this.calm, 0) > 0);
+    return !this.oversubscribed;
   }
 
   /** How long to spin before sleeping, in milliseconds. */
