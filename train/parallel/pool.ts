@@ -24,6 +24,9 @@ import {
   helpedChunks,
   setActiveAssist,
 } from "../../ops/kernels/assist.ts";
+
+/** Ops whose kernels split into chunks other threads can run (see `ops/kernels/assist.ts`). */
+const ASSIST_OPS = ["conv2d_relu_pool", "conv2d_relu_pool_backward"];
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
 import { GradTree, regionCount, rootRegions, TREE, treeStateLength } from "./reduce.ts";
@@ -408,6 +411,11 @@ export class WorkerPool implements GradientRunner {
     this.assistAlways = opts.assist === "always";
     // report a bad spec here, with its own message, before any worker starts
     this.shard = new GradientShard(this.shardInit(0));
+    // a shared arena costs its kernels 1-3%: only where some kernel takes help
+    if (this.sharing && !ASSIST_OPS.some((op) => this.shard.runsOp(op))) {
+      this.sharing = false;
+      this.shard = new GradientShard(this.shardInit(0));
+    }
     if (this.profiler) this.profiler.names = this.shard.traceNames();
     const maxK = this.shard.maxCount(opts.maxBatch);
     this.regions = regionCount(maxK, opts.workers);
@@ -582,6 +590,11 @@ export class WorkerPool implements GradientRunner {
   get coreShare(): { share: number; periods: number; ownedPeriods: number } | null {
     const c = this.cores;
     return c && { share: c.share, periods: c.periods, ownedPeriods: c.ownedPeriods };
+  }
+
+  /** Whether the threads' arenas are shared memories that others help on: with `assist` on, and a kernel in the graph that takes help (the fused convolution). */
+  get sharedArenas(): boolean {
+    return this.sharing;
   }
 
   /** Chunks of kernels that threads ran for other threads, over the pool's life (see {@linkcode WorkerPoolOptions.assist}). */

@@ -491,6 +491,11 @@ export class GradientShard {
     this.recorder = init.trace ? new TraceRecorder(init.trace) : null;
   }
 
+  /** Whether the graph this shard runs (after fusion) has a node of op `op`. */
+  runsOp(op: string): boolean {
+    return this.graph.nodes.some((node) => node.op === op);
+  }
+
   /** Names and passes of the nodes this shard runs (the graph after fusion), for a trace. */
   traceNames(): TraceNames {
     return namesOf({ graph: this.graph.toJSON(), loss: this.outputs[0]!.name });

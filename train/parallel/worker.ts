@@ -152,7 +152,7 @@ function help(arr: Int32Array, at: number, value: number, spinner: Spinner): num
  * ```ts
  * import assert from "node:assert/strict";
  * import { workerApi } from "./worker.ts";
- * assert.deepEqual(Object.keys(workerApi), ["init", "serve"]);
+ * assert.deepEqual(Object.keys(workerApi), ["init", "adopt", "serve"]);
  * // imported outside a worker it serves nothing: a step needs `init` first
  * assert.throws(() => workerApi.serve(new Int32Array(8), 0), /serve before init/);
  * ```
@@ -253,7 +253,7 @@ export const workerApi = {
  * import assert from "node:assert/strict";
  * import { type WorkerApi, workerApi } from "./worker.ts";
  * const api: WorkerApi = workerApi;
- * const methods: (keyof WorkerApi)[] = ["init", "serve"];
+ * const methods: (keyof WorkerApi)[] = ["init", "adopt", "serve"];
  * for (const m of methods) assert.equal(typeof api[m], "function");
  * assert.equal(api.init.length, 2); // a ShardInit and the PoolMemory; the rest have defaults
  * ```

@@ -93,6 +93,7 @@ Deno.test("a thread with nothing left runs channels of the slower one's convolut
   // worker 1 starts each micro-batch 1 ms late, so the main thread is done first and helps
   const { result, pool } = await pooled({ testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }) });
   assertSame(result, want, "2 threads helping");
+  assert.equal(pool.sharedArenas, true);
   assert.ok(pool.assistedChunks > 0, "no chunk was run by a helper");
   assert.equal(pool.liveWorkers, 0);
 });
@@ -120,6 +121,7 @@ Deno.test("with assist: false the arenas stay unshared and nobody helps; the bit
   });
   assertSame(result, await local(), "no assist");
   assert.equal(pool.assistedChunks, 0);
+  assert.equal(pool.sharedArenas, false);
 });
 
 for (const kind of ["throw", "exit", "hang"] as const) {
@@ -138,3 +140,22 @@ for (const kind of ["throw", "exit", "hang"] as const) {
     assert.equal(pool.liveWorkers, 0);
   });
 }
+
+Deno.test("a graph without a kernel that takes help keeps unshared arenas (they cost its kernels 1-3%)", async () => {
+  const { mlp, sharedData } = await import("./_mlp.ts");
+  const { spec, graph } = mlp({ side: 4, hidden: 8, classes: 3, bounds: [0.5, 0.5, 0.3, 0.3] });
+  const params = initParams(graph, { seed: 1, shared: true }) as Map<string, Float32Array>;
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params,
+    data: sharedData(16, 4, 3),
+    maxBatch: 8,
+  });
+  try {
+    assert.equal(pool.sharedArenas, false);
+    const { loss } = await pool.step(Uint32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), 0, new Map());
+    assert.ok(Number.isFinite(loss));
+  } finally {
+    await pool.close();
+  }
+});
