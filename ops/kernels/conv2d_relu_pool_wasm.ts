@@ -153,8 +153,9 @@ export function convReluPoolWasm(
       if (at >= 0) {
         const fl = a!.board.floats, fat = a!.floatsAt();
         job(a!.board.ints, at, x, packed, half * 4);
-        fl.set(w.subarray(0, oc * 9), fat);
-        fl.set(b.subarray(0, oc), fat + oc * 9);
+        // element by element: a subarray would be an allocation per call
+        for (let i = 0; i < oc * 9; i++) fl[fat + i] = w[i]!;
+        for (let o = 0; o < oc; o++) fl[fat + oc * 9 + o] = b[o]!;
         a!.publish();
         a!.finish();
         return;

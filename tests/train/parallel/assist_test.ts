@@ -159,3 +159,31 @@ Deno.test("a graph without a kernel that takes help keeps unshared arenas (they 
     await pool.close();
   }
 });
+
+Deno.test("a steady-state step with help allocates no typed-array memory on the main thread", async () => {
+  const { countTypedArrays } = await import("../../_alloc_count.ts");
+  const p = fresh();
+  const pool = await WorkerPool.create(spec, {
+    workers: 2,
+    params: p,
+    data,
+    maxBatch: 64,
+    microBatch: 32,
+    assist: "always",
+    // the worker is late, so the main thread helps it and its own kernels open jobs
+    testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }),
+  });
+  try {
+    const grads = new Map<string, Float32Array>();
+    const steps = async (from: number, n: number) => {
+      for (let s = from; s < from + n; s++) await pool.step(batches[s % batches.length]!, s, grads);
+    };
+    await steps(0, 3);
+    const before = pool.assistedChunks;
+    const seen = await countTypedArrays(() => steps(3, 6));
+    assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+    assert.ok(pool.assistedChunks > before, "no chunk was run by a helper in the steps counted");
+  } finally {
+    await pool.close();
+  }
+});
