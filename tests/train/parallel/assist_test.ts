@@ -70,7 +70,8 @@ async function local() {
   return reference;
 }
 
-async function pooled(opts: Partial<WorkerPoolOptions>) {
+/** A pool over fresh parameters: 2 threads, micro-batches of 32, helping whatever the load. */
+async function create(opts: Partial<WorkerPoolOptions>) {
   const p = fresh();
   const pool = await WorkerPool.create(spec, {
     workers: 2,
@@ -81,6 +82,11 @@ async function pooled(opts: Partial<WorkerPoolOptions>) {
     assist: "always",
     ...opts,
   });
+  return { pool, p };
+}
+
+async function pooled(opts: Partial<WorkerPoolOptions>) {
+  const { pool, p } = await create(opts);
   try {
     return { result: await run(pool, p, STEPS), pool };
   } finally {
@@ -162,17 +168,8 @@ Deno.test("a graph without a kernel that takes help keeps unshared arenas (they 
 
 Deno.test("a steady-state step with help allocates no typed-array memory on the main thread", async () => {
   const { countTypedArrays } = await import("../../_alloc_count.ts");
-  const p = fresh();
-  const pool = await WorkerPool.create(spec, {
-    workers: 2,
-    params: p,
-    data,
-    maxBatch: 64,
-    microBatch: 32,
-    assist: "always",
-    // the worker is late, so the main thread helps it and its own kernels open jobs
-    testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }),
-  });
+  // the worker is late, so the main thread helps it and its own kernels open jobs
+  const { pool } = await create({ testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }) });
   try {
     const grads = new Map<string, Float32Array>();
     const steps = async (from: number, n: number) => {
