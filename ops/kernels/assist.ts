@@ -188,6 +188,9 @@ export class Assist {
     this.ints = board.ints;
     this.floats = board.floats;
     this.helpedAt = board.threads * ASSIST_SLOT_INTS;
+    // a replacement of a thread that died goes on from its predecessor's tag: a helper that read
+    // a job the dead owner left open cannot claim a chunk of the next one under the same tag
+    this.tag = Atomics.load(this.ints, me * ASSIST_SLOT_INTS + ASSIST.CLAIM) >>> 16;
   }
 
   /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  ASSIST,
   Assist,
   assistBoard,
   AssistStall,
@@ -128,4 +129,26 @@ Deno.test("assist: no job on a foreign arena, without a runner, of one chunk or 
   ]);
   assert.equal(a.helpedChunks, 0);
   assert.throws(() => new Assist(board, 2), /thread 2 is not one of the board's 2/);
+});
+
+Deno.test("assist: a thread's replacement goes on from the tag its predecessor left on the board", () => {
+  const board = assistBoard(2);
+  const arena = new SharedArrayBuffer(64);
+  const first = new Assist(board, 1);
+  first.adopt(1, arena, true);
+  // it dies with its first job open: a helper may have read that job's counter
+  first.open(arena, 97, 4);
+  first.publish();
+  const stale = Atomics.load(board.ints, 32 + ASSIST.CLAIM);
+  const next = new Assist(board, 1);
+  next.adopt(2, arena, true);
+  const at = next.open(arena, 97, 4);
+  board.ints[at] = 9;
+  next.publish();
+  const now = Atomics.load(board.ints, 32 + ASSIST.CLAIM);
+  assert.notEqual(now >>> 16, stale >>> 16, "the new job reuses the dead owner's tag");
+  // the stale helper's claim fails
+  assert.notEqual(Atomics.compareExchange(board.ints, 32 + ASSIST.CLAIM, stale, stale + 1), stale);
+  next.finish();
+  assert.deepEqual([...new Int32Array(arena, 0, 4)], [9000, 9001, 9002, 9003]);
 });
