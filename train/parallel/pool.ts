@@ -136,8 +136,8 @@ export interface WorkerPoolOptions {
    * Threads with no micro-batch left to claim help the others finish theirs:
    * they run chunks of the others' kernels (the fused convolution's output
    * channels) on their arenas, which are then shared WebAssembly memories
-   * (see `ops/kernels/assist.ts`). Default true: only while the machine is
-   * not oversubscribed and no step was slow (as for spinning); `"always"`
+   * (see `ops/kernels/assist.ts`). Default true: a waiting thread polls for
+   * chunks only while the load average is not above the cores; `"always"`
    * even then (for tests). Results are the same bits.
    */
   assist?: boolean | "always";
@@ -846,13 +846,12 @@ export class WorkerPool implements GradientRunner {
       // `waited` as a sign that they are held up, and the spinner learns the waits' lengths
       t0 = performance.now();
     }
-    // run chunks of the workers' kernels while they compute: not a wait for SoloChoice or the spinner
-    let helped = 0;
+    // run chunks of the workers' kernels while they compute: that time is not a wait, for
+    // SoloChoice (`waited`) or the spinner, which count from its end
     if (this.assist && (this.assistAlways || this.spinner.mayAssist(t0))) {
       if (this.assist.waitHelping(arr, at, value, ASSIST_POLL_MS) > 0) {
         const t1 = performance.now();
         this.profiler?.main.span(SPAN.ASSIST, 0, t0, t1);
-        helped = t1 - t0;
         t0 = t1;
       }
     }
@@ -877,8 +876,7 @@ export class WorkerPool implements GradientRunner {
     }
     const t1 = performance.now();
     this.waited += t1 - t0;
-    // a wait that ended while helping was no wait
-    if (helped === 0 || t1 > t0) this.spinner.record(t1 - t0, spin);
+    this.spinner.record(t1 - t0, spin);
     this.profiler?.main.span(SPAN.WAIT, 0, t0, t1);
   }
 

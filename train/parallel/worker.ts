@@ -122,7 +122,6 @@ let minSpinMs = 0;
 let pause = false;
 let ownCores = false;
 let asleep: { at: Float64Array; slot: number } | undefined;
-let shard: GradientShard | null = null;
 let board: AssistBoard | null = null;
 let assist: Assist | null = null;
 let always = false;
@@ -171,7 +170,7 @@ export const workerApi = {
     seam?: TestSeam,
   ): Promise<{ memory: WebAssembly.Memory; scratchStart: number } | null> {
     for (const m of modules) await import(m);
-    shard = new GradientShard(init);
+    const shard = new GradientShard(init);
     hook = await loadHook(seam, thread);
     const me = thread.worker;
     if (mem.regionMemory) adoptRegionMemory(mem.regionMemory);
@@ -193,13 +192,14 @@ export const workerApi = {
     return arena ? { memory: arena.memory, scratchStart: arena.scratchStart } : null;
   },
   /**
-   * Joins the board of kernel jobs as thread `thread` with the arenas
-   * `shares` (its own among them, given the id `init` returned the memory
-   * under); without a board, or with an arena of its own, nothing.
+   * Joins the board of kernel jobs as thread `thread` (its slot: worker i's
+   * i + 1) with every thread's shared arena, `shares`, its own among them
+   * under the id the pool gave the memory `init` returned; `assistAlways`
+   * helps whatever the machine's load. Without a board (the pool does not
+   * share arenas), nothing.
    */
   adopt(thread: number, shares: ArenaShare[], assistAlways = false): void {
     if (!board) return;
-
     assist = new Assist(board, thread);
     adoptArenas(assist, shares, arena ? arena.memory.buffer : null);
     if (hook) assist.onClaim = () => void hook!(stepNo![0]!, ASSIST_UNIT);
