@@ -319,11 +319,16 @@ export class Spinner {
    * most steps of a quiet run, and helping then ran a third of the chunks).
    */
   mayAssist(now: number): boolean {
+    return !this.loaded(now);
+  }
+
+  /** Whether the machine looks oversubscribed, the load average read at most once a second. */
+  private loaded(now: number): boolean {
     if (now - this.checkedAt > LOAD_CHECK_MS) {
       this.checkedAt = now;
       this.oversubscribed = loadAverage() > this.cores;
     }
-    return !this.oversubscribed;
+    return this.oversubscribed;
   }
 
   /** How long to spin before sleeping, in milliseconds. */
@@ -334,11 +339,7 @@ export class Spinner {
       const spin = this.typical > MAX_SPIN_MS ? 0 : Math.min(MAX_SPIN_MS, 2 * this.typical);
       return Math.max(this.minSpin, spin);
     }
-    if (now - this.checkedAt > LOAD_CHECK_MS) {
-      this.checkedAt = now;
-      this.oversubscribed = loadAverage() > this.cores;
-    }
-    if (this.oversubscribed) return 0;
+    if (this.loaded(now)) return 0;
     let spin = Math.min(MAX_SPIN_MS, 2 * this.typical);
     if (this.backoff > 0) {
       this.backoff--;
