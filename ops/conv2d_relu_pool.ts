@@ -6,6 +6,7 @@ import {
   convReluPoolPackedShape,
 } from "./kernels/conv2d_relu_pool_ref.ts";
 import { convReluPoolWasm } from "./kernels/conv2d_relu_pool_wasm.ts";
+import { registerAssistOp } from "./kernels/assist.ts";
 import { runKernel } from "./kernels/tier.ts";
 
 /**
@@ -61,3 +62,6 @@ export const conv2dReluPoolOp: OpDef = registerOp({
 export function conv2dReluPool(x: Node, w: Node, b: Node, opts: { name?: string } = {}): Node {
   return x.graph.apply(conv2dReluPoolOp, [x, w, b], {}, opts.name);
 }
+
+// its wasm kernel opens a job per call that other threads can help with
+registerAssistOp(conv2dReluPoolOp.name);

@@ -7,6 +7,7 @@ import {
   propagateInputNaN,
 } from "./kernels/conv2d_relu_pool_ref.ts";
 import { convReluPoolWasm } from "./kernels/conv2d_relu_pool_wasm.ts";
+import { registerAssistOp } from "./kernels/assist.ts";
 import { runKernel } from "./kernels/tier.ts";
 
 /** Attributes of `conv2d_relu_pool_backward`. */
@@ -95,3 +96,6 @@ export function conv2dReluPoolBackward(
 ): Node {
   return x.graph.apply(conv2dReluPoolBackwardOp, [x, packed, dy], { kernelSize }, opts.name);
 }
+
+// its wasm kernel opens a job per call that other threads can help with
+registerAssistOp(conv2dReluPoolBackwardOp.name);

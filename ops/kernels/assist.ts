@@ -118,6 +118,31 @@ export function registerAssistRunner(kind: number, run: AssistRunner): void {
   runners[kind] = run;
 }
 
+const ops = new Set<string>();
+
+/**
+ * Registers an op whose kernel opens jobs on the board (an op module does it
+ * when it is imported), so that a worker pool shares its threads' arenas
+ * only for graphs where some kernel takes help.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { registerAssistOp, takesHelp } from "./assist.ts";
+ * registerAssistOp("my_op");
+ * assert.ok(takesHelp("my_op"));
+ * assert.ok(!takesHelp("relu"));
+ * ```
+ */
+export function registerAssistOp(name: string): void {
+  ops.add(name);
+}
+
+/** Whether the op `name`'s kernel opens jobs on the board (see {@linkcode registerAssistOp}). */
+export function takesHelp(name: string): boolean {
+  return ops.has(name);
+}
+
 /** The runner registered for `kind`, if any. */
 export function assistRunner(kind: number): AssistRunner | undefined {
   return runners[kind];

@@ -23,10 +23,8 @@ import {
   AssistStall,
   helpedChunks,
   setActiveAssist,
+  takesHelp,
 } from "../../ops/kernels/assist.ts";
-
-/** Ops whose kernels split into chunks other threads can run (see `ops/kernels/assist.ts`). */
-const ASSIST_OPS = ["conv2d_relu_pool", "conv2d_relu_pool_backward"];
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
 import { GradTree, regionCount, rootRegions, TREE, treeStateLength } from "./reduce.ts";
@@ -412,7 +410,7 @@ export class WorkerPool implements GradientRunner {
     // report a bad spec here, with its own message, before any worker starts
     this.shard = new GradientShard(this.shardInit(0));
     // a shared arena costs its kernels 1-3%: only where some kernel takes help
-    if (this.sharing && !ASSIST_OPS.some((op) => this.shard.runsOp(op))) {
+    if (this.sharing && !this.shard.runsOp(takesHelp)) {
       this.sharing = false;
       this.shard = new GradientShard(this.shardInit(0));
     }

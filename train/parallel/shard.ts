@@ -491,9 +491,9 @@ export class GradientShard {
     this.recorder = init.trace ? new TraceRecorder(init.trace) : null;
   }
 
-  /** Whether the graph this shard runs (after fusion) has a node of op `op`. */
-  runsOp(op: string): boolean {
-    return this.graph.nodes.some((node) => node.op === op);
+  /** Whether the graph this shard runs (after fusion) has a node whose op passes `test`. */
+  runsOp(test: (op: string) => boolean): boolean {
+    return this.graph.nodes.some((node) => test(node.op));
   }
 
   /** Names and passes of the nodes this shard runs (the graph after fusion), for a trace. */
