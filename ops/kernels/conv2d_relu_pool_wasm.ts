@@ -147,7 +147,7 @@ export function convReluPoolWasm(
 
   return {
     forward(x, w, b, packed, from = 0, to = oc) {
-      // a whole call, while another thread waits: its channels are chunks that thread can run
+      // a whole call in a pool: its channels are chunks that any waiting thread may claim
       const a = shareable && from <= 0 && to >= oc ? activeAssist() : null;
       const at = a ? a.open(buf, ASSIST_KIND.CONV_RELU_POOL_FORWARD, oc) : -1;
       if (at >= 0) {
