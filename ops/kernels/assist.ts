@@ -26,8 +26,12 @@
 export const ASSIST_SLOT_INTS = 32;
 /** Floats of one thread's slot (a job's float arguments or results). */
 export const ASSIST_SLOT_FLOATS = 4096;
-/** Where a slot's fields sit; the kernel's own integers start at `ARGS`. */
-export const ASSIST = { CLAIM: 0, DONE: 1, CHUNKS: 2, KIND: 3, MEM: 4, ARGS: 8 } as const;
+/**
+ * Where a slot's fields sit; the kernel's own integers start at `ARGS`.
+ * `SLOTS`: when above 0, only threads whose index is below it may help (the
+ * job's kernel has scratch for that many threads in the owner's arena).
+ */
+export const ASSIST = { CLAIM: 0, DONE: 1, CHUNKS: 2, KIND: 3, MEM: 4, SLOTS: 5, ARGS: 8 } as const;
 /** Kernel integer arguments a job can carry. */
 export const ASSIST_ARGS = ASSIST_SLOT_INTS - ASSIST.ARGS;
 /** Kinds of jobs: a number per chunk runner, the same in every thread. */
@@ -88,7 +92,8 @@ export function helpedChunks(board: AssistBoard): number {
 /**
  * Runs chunk `chunk` of a job on `buf`, this thread's view of the owner's
  * arena: `ints[at + i]` are the job's integer arguments, `floats[fat + i]`
- * its floats.
+ * its floats; `thread` is the index on the board of the thread running it
+ * (owner or helper), which picks its scratch in a job opened with slots.
  */
 export type AssistRunner = (
   buf: ArrayBufferLike,
@@ -97,7 +102,41 @@ export type AssistRunner = (
   floats: Float32Array,
   fat: number,
   chunk: number,
+  thread: number,
 ) => void;
+
+let scratchSlots = 1;
+
+/**
+ * Threads a kernel that takes help with scratch of its own per thread
+ * should reserve arena scratch for (read by ops' `scratch` hooks while a
+ * plan is made; 1 outside a worker pool's shared arenas). Sets it to `n`
+ * and returns the previous value; a worker pool's shard sets it around
+ * planning a shared arena.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assistScratchSlots, setAssistScratchSlots } from "./assist.ts";
+ * const before = setAssistScratchSlots(3);
+ * assert.equal(assistScratchSlots(), 3);
+ * setAssistScratchSlots(before);
+ * assert.equal(assistScratchSlots(), before);
+ * ```
+ */
+export function setAssistScratchSlots(n: number): number {
+  if (!(Number.isInteger(n) && n >= 1)) {
+    throw new Error(`setAssistScratchSlots: ${n} is not a positive integer`);
+  }
+  const was = scratchSlots;
+  scratchSlots = n;
+  return was;
+}
+
+/** See {@linkcode setAssistScratchSlots}. */
+export function assistScratchSlots(): number {
+  return scratchSlots;
+}
 
 const runners: (AssistRunner | undefined)[] = [];
 
@@ -237,12 +276,15 @@ export class Assist {
    * As an owner: opens a job of `chunks` chunks of `kind` on the arena
    * `buf` when `buf` is one of this thread's arenas and there are other threads;
    * returns the int index of the job's arguments in `board.ints` (the
-   * floats start at `floatsAt()`), or -1 (run the kernel alone). The caller
-   * writes the arguments, then calls {@linkcode Assist.publish} and
-   * {@linkcode Assist.finish}.
+   * floats start at `floatsAt()`), or -1 (run the kernel alone). With
+   * `slots` above 0, the job's kernel has per-thread scratch for threads
+   * below that index only: only they help, and none when this thread is not
+   * one of them or no other is. The caller writes the arguments, then calls
+   * {@linkcode Assist.publish} and {@linkcode Assist.finish}.
    */
-  open(buf: ArrayBufferLike, kind: number, chunks: number): number {
+  open(buf: ArrayBufferLike, kind: number, chunks: number, slots = 0): number {
     if (this.open_ || chunks < 2 || chunks > 0xffff || this.board.threads < 2) return -1;
+    if (slots > 0 && (this.me >= slots || slots < 2)) return -1;
     const id = this.own.get(buf);
     const run = runners[kind];
     if (id === undefined || !run) return -1;
@@ -253,6 +295,7 @@ export class Assist {
     ints[s + ASSIST.CHUNKS] = chunks;
     ints[s + ASSIST.KIND] = kind;
     ints[s + ASSIST.MEM] = id;
+    ints[s + ASSIST.SLOTS] = slots;
     Atomics.store(ints, s + ASSIST.DONE, 0);
     this.open_ = true;
     this.ownerRun = run;
@@ -284,7 +327,7 @@ export class Assist {
       for (;;) {
         const c = claim(ints, s, chunks);
         if (c < 0) break;
-        run(buf, ints, s + ASSIST.ARGS, this.floats, fat, c);
+        run(buf, ints, s + ASSIST.ARGS, this.floats, fat, c, this.me);
         Atomics.add(ints, s + ASSIST.DONE, 1);
       }
       let done = Atomics.load(ints, s + ASSIST.DONE);
@@ -327,12 +370,13 @@ export class Assist {
         if (c >= chunks) break;
         const buf = this.arenas.get(ints[s + ASSIST.MEM]!);
         const run = runners[ints[s + ASSIST.KIND]!];
-        if (!buf || !run) break;
+        const slots = ints[s + ASSIST.SLOTS]!;
+        if (!buf || !run || (slots > 0 && this.me >= slots)) break;
         // the arguments read above belong to the job the tag names only if the claim succeeds
         if (Atomics.compareExchange(ints, s + ASSIST.CLAIM, v, v + 1) !== v) continue;
         this.onClaim?.();
         const t0 = performance.now();
-        run(buf, ints, s + ASSIST.ARGS, this.floats, t * ASSIST_SLOT_FLOATS, c);
+        run(buf, ints, s + ASSIST.ARGS, this.floats, t * ASSIST_SLOT_FLOATS, c, this.me);
         this.helpedMs += performance.now() - t0;
         Atomics.add(ints, this.helpedAt, 1);
         Atomics.add(ints, s + ASSIST.DONE, 1);

@@ -996,6 +996,7 @@ export class WorkerPool implements GradientRunner {
       targetSize: opts.data.targetSize,
       indices: this.indices,
       sharedArena: this.sharing,
+      assistThreads: opts.workers + 1,
       tier: opts.tier,
       microBatch: opts.microBatch,
       microTail: opts.microTail,

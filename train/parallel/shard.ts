@@ -13,7 +13,8 @@ import "../../ops/mod.ts";
 import { type FloatArray, fmtShape, lookupOp, numel, type Tier } from "../../graph/op.ts";
 import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
 import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
-import { makePlan } from "../../graph/plan.ts";
+import { makePlan, type Plan } from "../../graph/plan.ts";
+import { setAssistScratchSlots } from "../../ops/kernels/assist.ts";
 import { fuseChains, fuseGraph } from "../../graph/passes/mod.ts";
 import { setWinogradEnabled } from "../../ops/kernels/winograd_wasm.ts";
 import {
@@ -99,6 +100,12 @@ export interface ShardInit {
    * false (an unshared memory). The bits are the same either way.
    */
   sharedArena?: boolean;
+  /**
+   * With {@linkcode ShardInit.sharedArena}: the threads that may help this
+   * one's kernels (the assist board's), for which kernels with per-thread
+   * scratch reserve it in the arena (`setAssistScratchSlots`); default 1.
+   */
+  assistThreads?: number;
 }
 
 /**
@@ -692,7 +699,13 @@ export class GradientShard {
       ...this.outputs,
       ...this.collectives.map((c) => new Node(this.graph, c.input)),
     ];
-    const plan = makePlan(this.graph, { batch: n, outputs });
+    const slots = setAssistScratchSlots(this.init.sharedArena ? this.init.assistThreads ?? 1 : 1);
+    let plan: Plan;
+    try {
+      plan = makePlan(this.graph, { batch: n, outputs });
+    } finally {
+      setAssistScratchSlots(slots);
+    }
     b = {
       ex: new Executor(plan, {
         params: this.init.params,

@@ -152,3 +152,32 @@ Deno.test("assist: a thread's replacement goes on from the tag its predecessor l
   next.finish();
   assert.deepEqual([...new Int32Array(arena, 0, 4)], [9000, 9001, 9002, 9003]);
 });
+
+Deno.test("assist: a job opened with slots is helped only by threads below them, each run told its thread", () => {
+  const board = assistBoard(3);
+  const arena = new SharedArrayBuffer(64);
+  const ran: [number, number][] = []; // (chunk, thread)
+  registerAssistRunner(96, (_buf, _ints, _at, _f, _fat, c, thread) => {
+    ran.push([c, thread]);
+  });
+  const owner = new Assist(board, 0), inside = new Assist(board, 1), outside = new Assist(board, 2);
+  owner.adopt(5, arena, true);
+  inside.adopt(5, arena);
+  outside.adopt(5, arena);
+  assert.ok(owner.open(arena, 96, 6, 2) >= 0);
+  owner.publish();
+  assert.equal(outside.help(), 0); // thread 2 has no scratch in the owner's arena
+  assert.equal(inside.help(), 6);
+  owner.finish();
+  assert.deepEqual(ran, [0, 1, 2, 3, 4, 5].map((c) => [c, 1]));
+  ran.length = 0;
+  assert.ok(owner.open(arena, 96, 3, 2) >= 0);
+  owner.publish();
+  owner.finish(); // nobody helped: the owner ran them all, as thread 0
+  assert.deepEqual(ran, [[0, 0], [1, 0], [2, 0]]);
+  // an owner outside the slots, or slots for one thread, opens no job
+  const third = new Assist(board, 2);
+  third.adopt(6, arena, true);
+  assert.equal(third.open(arena, 96, 4, 2), -1);
+  assert.equal(owner.open(arena, 96, 4, 1), -1);
+});
