@@ -35,7 +35,12 @@ export const ASSIST = { CLAIM: 0, DONE: 1, CHUNKS: 2, KIND: 3, MEM: 4, SLOTS: 5,
 /** Kernel integer arguments a job can carry. */
 export const ASSIST_ARGS = ASSIST_SLOT_INTS - ASSIST.ARGS;
 /** Kinds of jobs: a number per chunk runner, the same in every thread. */
-export const ASSIST_KIND = { CONV_RELU_POOL_FORWARD: 1, CONV_RELU_POOL_BACKWARD: 2 } as const;
+export const ASSIST_KIND = {
+  CONV_RELU_POOL_FORWARD: 1,
+  CONV_RELU_POOL_BACKWARD: 2,
+  WINOGRAD: 3,
+  WINOGRAD_FILTER: 4,
+} as const;
 /**
  * How long a waiting thread polls for chunks to run without finding one
  * before it waits as it would without the board (ms).
