@@ -1,6 +1,7 @@
 // The Winograd filter gradient against im2col + GEMM on mnist-net's conv2 (C 32 → OC 64,
 // 26×26 → 24×24), one process, alternating, on an executor-style arena (x and dy read in
-// place) and on plain arrays (copied in): `deno run -A bench/winograd_filter_bench.ts [N] [reps]`.
+// place) and on plain arrays (copied in), and F(4×4) with its images in 1, 4 or 8 groups:
+// `deno run -A bench/winograd_filter_bench.ts [N] [reps]`.
 import { conv2dBackwardFilterFast, conv2dFastScratch } from "../ops/kernels/conv2d_fast.ts";
 import type { Conv2dDims } from "../ops/kernels/conv2d_ref.ts";
 import { wasmArenaBuffer } from "../ops/kernels/elementwise_wasm.ts";
@@ -35,6 +36,7 @@ const scratch = Math.max(
   conv2dFastScratch(d, "filter"),
   winogradFilterScratch(d, { tile: 2 }),
   winogradFilterScratch(d, { tile: 4 }),
+  winogradFilterScratch(d, { tile: 4, maxGroups: 8 }),
 );
 const buf = wasmArenaBuffer(4 * (nx + ny + nw), 4 * scratch);
 if (!buf) throw new Error("winograd_filter_bench: needs WebAssembly SIMD");
@@ -43,10 +45,16 @@ const dwa = new Float32Array(buf, 4 * (nx + ny), nw);
 xa.set(x);
 dya.set(dy);
 const flop = 2 * n * 64 * 24 * 24 * 32 * 9;
+const wino = (maxGroups: number) =>
+  winogradBackwardFilterWasm(xa, dya, dwa, d, { tile: 4, maxGroups });
 const cases: [string, () => void][] = [
   ["direct, arena", () => conv2dBackwardFilterFast(xa, dya, dwa, d, "wasm")],
   ["F(2x2), arena", () => winogradBackwardFilterWasm(xa, dya, dwa, d, { tile: 2 })],
   ["F(4x4), arena", () => winogradBackwardFilterWasm(xa, dya, dwa, d, { tile: 4 })],
+  // the image groups (sums of their own, added after) against one sequence of chunks
+  ["F(4x4), 1 group", () => wino(1)],
+  ["F(4x4), 4 groups", () => wino(4)],
+  ["F(4x4), 8 groups", () => wino(8)],
   ["direct, copied", () => conv2dBackwardFilterFast(x, dy, dw, d, "wasm")],
   ["F(4x4), copied", () => winogradBackwardFilterWasm(x, dy, dw, d, { tile: 4 })],
 ];

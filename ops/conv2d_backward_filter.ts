@@ -1,6 +1,7 @@
 import type { Node } from "../graph/graph.ts";
 import { conv2dBackwardFilterFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dBackwardFilterRef } from "./kernels/conv2d_ref.ts";
+import { registerAssistOp } from "./kernels/assist.ts";
 import { runKernel } from "./kernels/tier.ts";
 import {
   winogradBackwardFilterWasm,
@@ -97,6 +98,9 @@ export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = register
     applyConvOp("conv2d", [x!, ddw], { stride, padding }),
   ],
 });
+
+// its Winograd kernel's image groups are jobs other threads of a pool may help with
+registerAssistOp("conv2d_backward_filter");
 
 /** Options of {@linkcode conv2dBackwardFilter}. */
 export interface Conv2dBackwardFilterOptions {

@@ -13,8 +13,16 @@
  * `copyWithin`; elsewhere it runs on a memory of its own that the chunks
  * are copied into (counted by `gemmStagedBytes`).
  *
- * Scratch layout (bytes from its start): dU, the raw chunk of x and of dy,
- * the staged chunk of x and of dy, V, M, and the (OCp, Cp, 3, 3) output.
+ * The chunks fall into groups fixed by the sizes (see
+ * {@link winogradFilterGroups}); each group accumulates into dU of its own,
+ * and the groups' dU are added in order, so a pool's threads may run the
+ * groups of one call (the job kind `ASSIST_KIND.WINOGRAD_FILTER`) and the
+ * bits stay those of one thread.
+ *
+ * Scratch layout (bytes from its start): the shared part, group 0's dU, the
+ * other groups' dU and the (OCp, Cp, 3, 3) output; then a staging slot per
+ * thread that may run a group: the raw chunk of x and of dy, the staged
+ * chunk of x and of dy, V and M.
  *
  * @module
  */
@@ -30,6 +38,7 @@ import {
   noteArenaKernel,
 } from "./elementwise_wasm.ts";
 import { countStaged } from "./gemm_wasm.ts";
+import { activeAssist, ASSIST_KIND, assistScratchSlots, registerAssistRunner } from "./assist.ts";
 import { winogradEnabled } from "./winograd_wasm.ts";
 import { MR, NR } from "./wasm/winograd_filter_kernel.ts";
 import {
@@ -50,6 +59,7 @@ interface Exports {
   xdy4: Fn;
   xout2: Fn;
   xout4: Fn;
+  addn: Fn;
 }
 
 interface State {
@@ -162,12 +172,27 @@ const roundUp = (x: number, q: number) => Math.ceil(x / q) * q;
  */
 export const CHUNK_BYTES = 512 * 1024;
 
+/**
+ * Most groups the chunks of images of one call fall into (see
+ * {@link winogradBackwardFilterWasm}): each group's accumulators are summed
+ * on their own and added after, so groups can run on different threads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.ok(MAX_GROUPS >= 1);
+ * ```
+ */
+export const MAX_GROUPS = 4;
+
 /** Options of {@link winogradBackwardFilterWasm}. */
 export interface WinogradFilterOptions {
   /** Output tile size m of F(m×m, 3×3) (default {@link winogradFilterTile}). */
   tile?: WinogradTile;
   /** Bytes a chunk of images may take (default {@link CHUNK_BYTES}); at least one image per chunk. */
   chunkBytes?: number;
+  /** Most groups of chunks the images fall into (default {@link MAX_GROUPS}; 1: the chunks in one sequence). */
+  maxGroups?: number;
 }
 
 /**
@@ -219,6 +244,15 @@ export function winogradFilterTile(d: Conv2dDims): WinogradTile {
  * transforms add (see the tests for the bounds per tile size). Returns false,
  * leaving dw alone, when {@link winogradFilterApplies} says no.
  *
+ * The images fall into {@link winogradFilterGroups} groups of whole chunks,
+ * fixed by the sizes alone; each group sums its chunks in order into
+ * accumulators of its own, and the groups' accumulators are added in group
+ * order before the output transform. So the bits are the same however the
+ * groups are run: in order by one thread, or (a whole call on a pool
+ * thread's shared arena, see `activeAssist`) as the chunks of a job on the
+ * assist board that other threads help with, each in a staging slot of its
+ * own in the arena's scratch.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -249,41 +283,131 @@ export function winogradBackwardFilterWasm(
   }
   // In place on an arena when x, dy and dw share one with room in its scratch.
   const buf = x.buffer, mem = arenaMemory(buf), sc = arenaScratch(buf);
-  const g = geometry(d, m, opts.chunkBytes);
+  const g = geometry(
+    d.n,
+    d.c,
+    d.h,
+    d.w,
+    d.oc,
+    d.oh,
+    d.ow,
+    d.padding,
+    m,
+    opts.chunkBytes ?? CHUNK_BYTES,
+    opts.maxGroups ?? MAX_GROUPS,
+  );
   let base: number, memory: WebAssembly.Memory;
   const inPlace = mem !== undefined && sc !== undefined && dy.buffer === buf &&
-    dw.buffer === buf && g.bytes <= sc.byteLength;
+    dw.buffer === buf && g.shared + g.slot <= sc.byteLength;
   if (inPlace) {
     base = sc.byteOffset;
     memory = mem;
   } else {
     base = 1024; // 0 is never a valid address
     memory = s.own!;
-    if (memory.buffer.byteLength < base + g.bytes) {
-      memory.grow(Math.ceil((base + g.bytes - memory.buffer.byteLength) / 65536));
+    if (memory.buffer.byteLength < base + g.shared + g.slot) {
+      memory.grow(Math.ceil((base + g.shared + g.slot - memory.buffer.byteLength) / 65536));
     }
   }
   const ex = instanceOn(s, memory);
-  const { a2, tilesH, tilesW, tpi, Cp, OCp, Hp, Wp, OHp, OWp, chw, ohw, nb, at } = g;
-  const dU = base + at.dU, stX = base + at.stX, stDy = base + at.stDy;
-  const V = base + at.V, M = base + at.M, out = base + at.out;
-  const heap = new Float32Array(memory.buffer);
+  const heap = heapOf(memory.buffer);
+  // a whole call on a pool thread's shared arena: the groups are a job other threads may help with
+  const a = inPlace && g.groups > 1 ? activeAssist() : null;
+  const slots = a ? Math.floor((sc!.byteLength - g.shared) / g.slot) : 0;
+  const at = a ? a.open(buf, ASSIST_KIND.WINOGRAD_FILTER, g.groups, slots) : -1;
+  if (at >= 0) {
+    const ints = a!.board.ints;
+    ints[at] = x.byteOffset;
+    ints[at + 1] = dy.byteOffset;
+    ints[at + 2] = base;
+    ints[at + 3] = d.n;
+    ints[at + 4] = d.c;
+    ints[at + 5] = d.h;
+    ints[at + 6] = d.w;
+    ints[at + 7] = d.oc;
+    ints[at + 8] = d.oh;
+    ints[at + 9] = d.ow;
+    ints[at + 10] = d.padding;
+    ints[at + 11] = m;
+    ints[at + 12] = g.chunkBytes;
+    ints[at + 13] = g.maxGroups;
+    a!.publish();
+    a!.finish();
+  } else {
+    for (let gi = 0; gi < g.groups; gi++) {
+      runGroup(
+        ex,
+        heap,
+        base,
+        0,
+        g,
+        gi,
+        x.byteOffset / 4,
+        dy.byteOffset / 4,
+        inPlace ? null : x,
+        dy,
+      );
+    }
+  }
+  const dU = base + g.dU, out = base + g.out;
+  // the other groups' accumulators into group 0's, in group order
+  if (g.groups > 1) ex.addn(dU, base + g.parts, g.a2 * g.Cp * g.OCp, g.groups - 1, g.part);
+  (m === 2 ? ex.xout2 : ex.xout4)(dU, out, g.Cp, g.OCp);
+  // (OCp, Cp, 9) -> (OC, C, 9)
+  const o = out / 4, { c: C, oc: OC } = d, Cp = g.Cp;
+  if (inPlace) {
+    const w0 = dw.byteOffset / 4;
+    if (Cp === C) arenaCopyWithin(heap, w0, o, o + OC * C * 9);
+    else {
+      for (let k = 0; k < OC; k++) {
+        arenaCopyWithin(heap, w0 + k * C * 9, o + k * Cp * 9, o + (k * Cp + C) * 9);
+      }
+    }
+  } else {
+    for (let k = 0; k < OC; k++) {
+      for (let i = 0; i < C * 9; i++) dw[k * C * 9 + i] = heap[o + k * Cp * 9 + i]!;
+    }
+  }
+  return true;
+}
+
+// Group gi of a call: its chunks of images staged, transformed and accumulated in order into the
+// group's accumulators, with the staging of slot `slot`. xAt, dyAt: float indices of x and dy in
+// `heap` (in place), or copyX with copyDy the arrays to copy the chunks from.
+function runGroup(
+  ex: Exports,
+  heap: Float32Array,
+  base: number,
+  slot: number,
+  g: Geometry,
+  gi: number,
+  xAt: number,
+  dyAt: number,
+  copyX: Float32Array | null,
+  copyDy: Float32Array,
+): void {
+  const { a2, tilesH, tilesW, tpi, Cp, OCp, Hp, Wp, OHp, OWp, chw, ohw, nb, at, m } = g;
+  const { n: N, c: C, h: H, w: W, oc: OC, oh: OH, ow: OW, p } = g;
+  const dU = base + (gi === 0 ? g.dU : g.parts + (gi - 1) * g.part);
+  const sb = base + g.shared + slot * g.slot;
+  const srcX = sb + at.rawX, srcDy = sb + at.rawDy, stX = sb + at.stX, stDy = sb + at.stDy;
+  const V = sb + at.V, M = sb + at.M;
   arenaZero(heap, dU / 4, dU / 4 + a2 * Cp * OCp);
   const xin = m === 2 ? ex.xin2 : ex.xin4, xdy = m === 2 ? ex.xdy2 : ex.xdy4;
-  const { n: N, c: C, h: H, w: W, oc: OC, oh: OH, ow: OW, padding: p } = d;
-  for (let n0 = 0; n0 < N; n0 += nb) {
+  const c0 = Math.floor((gi * g.chunks) / g.groups),
+    c1 = Math.floor(((gi + 1) * g.chunks) / g.groups);
+  for (let n0 = c0 * nb; n0 < Math.min(N, c1 * nb); n0 += nb) {
     const cnt = Math.min(nb, N - n0), T = cnt * tpi, Ts = T | 1;
-    const srcX = base + at.rawX, srcDy = base + at.rawDy;
-    if (inPlace) {
+    if (copyX === null) {
       // One sequential copy inside the arena: the staging reads four
       // channel planes of 2-3 KiB at a time, short runs the prefetcher
       // follows badly from DRAM (the copy measured 4-6% faster, min of 22).
-      const x0 = x.byteOffset / 4 + n0 * chw, dy0 = dy.byteOffset / 4 + n0 * ohw;
+      const x0 = xAt + n0 * chw, dy0 = dyAt + n0 * ohw;
       arenaCopyWithin(heap, srcX / 4, x0, x0 + cnt * chw);
       arenaCopyWithin(heap, srcDy / 4, dy0, dy0 + cnt * ohw);
     } else {
-      heap.set(x.subarray(n0 * chw, (n0 + cnt) * chw), srcX / 4);
-      heap.set(dy.subarray(n0 * ohw, (n0 + cnt) * ohw), srcDy / 4);
+      heap.set(copyX.subarray(n0 * chw, (n0 + cnt) * chw), srcX / 4);
+      heap.set(copyDy.subarray(n0 * ohw, (n0 + cnt) * ohw), srcDy / 4);
       countStaged(cnt * (chw + ohw) * 4); // see gemmStagedBytes
     }
     ex.stage(srcX, stX, C, H, W, Cp, Hp, Wp, p, cnt);
@@ -292,19 +416,61 @@ export function winogradBackwardFilterWasm(
     xdy(stDy, M, tilesH, tilesW, cnt, OCp, OHp, OWp, Ts);
     ex.accum(V, M, dU, T, Ts, Cp, OCp, a2);
   }
-  (m === 2 ? ex.xout2 : ex.xout4)(dU, out, Cp, OCp);
-  // (OCp, Cp, 9) -> (OC, C, 9)
-  const o = out / 4;
-  if (Cp === C) dw.set(heap.subarray(o, o + OC * C * 9));
-  else {
-    for (let k = 0; k < OC; k++) {
-      dw.set(heap.subarray(o + k * Cp * 9, o + (k * Cp + C) * 9), k * C * 9);
-    }
-  }
-  return true;
 }
 
+// A float32 view of a whole memory's buffer, one per buffer (the own memory's changes when it grows).
+const heaps = new WeakMap<ArrayBufferLike, Float32Array>();
+function heapOf(buf: ArrayBufferLike): Float32Array {
+  let h = heaps.get(buf);
+  if (!h) heaps.set(buf, h = new Float32Array(buf));
+  return h;
+}
+
+// Group `chunk` of another thread's call (the ints written above), on this thread's view of
+// its arena, staged in this thread's slot.
+registerAssistRunner(ASSIST_KIND.WINOGRAD_FILTER, (buf, ints, at, _fl, _fat, chunk, thread) => {
+  const g = geometry(
+    ints[at + 3]!,
+    ints[at + 4]!,
+    ints[at + 5]!,
+    ints[at + 6]!,
+    ints[at + 7]!,
+    ints[at + 8]!,
+    ints[at + 9]!,
+    ints[at + 10]!,
+    ints[at + 11]! as WinogradTile,
+    ints[at + 12]!,
+    ints[at + 13]!,
+  );
+  const ex = instanceOn(init()!, arenaMemory(buf)!);
+  runGroup(
+    ex,
+    heapOf(buf),
+    ints[at + 2]!,
+    thread,
+    g,
+    chunk,
+    ints[at]! / 4,
+    ints[at + 1]! / 4,
+    null,
+    EMPTY,
+  );
+});
+const EMPTY = new Float32Array(0);
+
 interface Geometry {
+  // the sizes it was made for
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  oc: number;
+  oh: number;
+  ow: number;
+  p: number;
+  m: WinogradTile;
+  chunkBytes: number;
+  maxGroups: number;
   a2: number;
   tilesH: number;
   tilesW: number;
@@ -320,66 +486,181 @@ interface Geometry {
   ohw: number;
   /** Images per chunk. */
   nb: number;
-  /** Byte offsets of the regions from the start of the scratch. */
+  /** Chunks, ⌈n / nb⌉. */
+  chunks: number;
+  /** Groups of chunks: see {@link winogradFilterGroups}. */
+  groups: number;
+  /** Byte offsets from the start of the scratch: group 0's accumulators (dU), the other groups', the output. */
+  dU: number;
+  parts: number;
+  out: number;
+  /** Bytes of one group's accumulators (the stride of the parts). */
+  part: number;
+  /** Bytes of the shared part (dU, parts, out); the staging slots follow it. */
+  shared: number;
+  /** Byte offsets inside a staging slot. */
   at: {
-    dU: number;
     rawX: number;
     rawDy: number;
     stX: number;
     stDy: number;
     V: number;
     M: number;
-    out: number;
   };
-  /** Bytes the regions take. */
-  bytes: number;
+  /** Bytes of one staging slot. */
+  slot: number;
 }
 
-function geometry(d: Conv2dDims, m: WinogradTile, chunkBytes: number | undefined): Geometry {
+// The last few geometries made (a layer's calls, a helper's chunks): no object per call.
+const made: Geometry[] = [];
+
+function geometry(
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  oc: number,
+  oh: number,
+  ow: number,
+  p: number,
+  m: WinogradTile,
+  chunkBytes: number,
+  maxGroups: number,
+): Geometry {
+  for (const g of made) {
+    if (
+      g.n === n && g.c === c && g.h === h && g.w === w && g.oc === oc && g.oh === oh &&
+      g.ow === ow && g.p === p && g.m === m && g.chunkBytes === chunkBytes &&
+      g.maxGroups === maxGroups
+    ) return g;
+  }
   const a2 = (m + 2) * (m + 2);
-  const tilesH = Math.ceil(d.oh / m), tilesW = Math.ceil(d.ow / m), tpi = tilesH * tilesW;
-  const Cp = roundUp(d.c, MR), OCp = roundUp(d.oc, NR);
+  const tilesH = Math.ceil(oh / m), tilesW = Math.ceil(ow / m), tpi = tilesH * tilesW;
+  const Cp = roundUp(c, MR), OCp = roundUp(oc, NR);
   const Hp = tilesH * m + 2, Wp = tilesW * m + 2, OHp = tilesH * m, OWp = tilesW * m;
-  const chw = d.c * d.h * d.w, ohw = d.oc * d.oh * d.ow;
+  const chw = c * h * w, ohw = oc * oh * ow;
   // floats one image of the chunk takes
   const perImage = chw + ohw + Hp * Wp * Cp + OHp * OWp * OCp +
     a2 * tpi * (Cp + OCp);
-  const nb = Math.max(1, Math.min(d.n, Math.floor((chunkBytes ?? CHUNK_BYTES) / (4 * perImage))));
+  const nb = Math.max(1, Math.min(n, Math.floor(chunkBytes / (4 * perImage))));
+  const chunks = Math.ceil(n / nb), groups = Math.max(1, Math.min(chunks, maxGroups));
   let end = 0;
   const take = (floats: number) => {
     const at = end;
     end = align(end + floats * 4);
     return at;
   };
+  const part = align(a2 * Cp * OCp * 4);
+  const dU = take(a2 * Cp * OCp);
+  const parts = take(((groups - 1) * part) / 4);
+  const out = take(OCp * Cp * 9);
+  const shared = end;
+  end = 0;
   // An odd number of rows between transform points: with an even one
   // (T = 144 for F(2×2) on 24×24) the α² store streams of a transform
   // fall 4 KiB apart and evict each other from L1; F(2×2)'s dy transform
   // took 9-18 ms against 0.8-3 ms with one row more (mnist-net conv2, N=64).
   const rows = (nb * tpi) | 1;
   const at = {
-    dU: take(a2 * Cp * OCp),
     rawX: take(nb * chw),
     rawDy: take(nb * ohw),
     stX: take(nb * Hp * Wp * Cp),
     stDy: take(nb * OHp * OWp * OCp),
     V: take(a2 * rows * Cp),
     M: take(a2 * rows * OCp),
-    out: take(OCp * Cp * 9),
   };
-  return { a2, tilesH, tilesW, tpi, Cp, OCp, Hp, Wp, OHp, OWp, chw, ohw, nb, at, bytes: end };
+  const g: Geometry = {
+    n,
+    c,
+    h,
+    w,
+    oc,
+    oh,
+    ow,
+    p,
+    m,
+    chunkBytes,
+    maxGroups,
+    a2,
+    tilesH,
+    tilesW,
+    tpi,
+    Cp,
+    OCp,
+    Hp,
+    Wp,
+    OHp,
+    OWp,
+    chw,
+    ohw,
+    nb,
+    chunks,
+    groups,
+    dU,
+    parts,
+    out,
+    part,
+    shared,
+    at,
+    slot: end,
+  };
+  if (made.length >= 4) made.shift();
+  made.push(g);
+  return g;
+}
+
+function geometryOf(d: Conv2dDims, opts: WinogradFilterOptions): Geometry {
+  return geometry(
+    d.n,
+    d.c,
+    d.h,
+    d.w,
+    d.oc,
+    d.oh,
+    d.ow,
+    d.padding,
+    opts.tile ?? winogradFilterTile(d),
+    opts.chunkBytes ?? CHUNK_BYTES,
+    opts.maxGroups ?? MAX_GROUPS,
+  );
+}
+
+/**
+ * Groups the images of a call fall into (see
+ * {@link winogradBackwardFilterWasm}): one per chunk of images up to
+ * `maxGroups` (default {@link MAX_GROUPS}), fixed by the sizes, never by
+ * the threads that run them; 0 where the kernel does not apply.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const d = { n: 32, c: 32, h: 26, w: 26, oc: 64, kh: 3, kw: 3, oh: 24, ow: 24, stride: 1, padding: 0 };
+ * const g = winogradFilterGroups(d); // mnist-net's conv2: one image a chunk, 32 chunks
+ * assert.ok(g === 0 || g === MAX_GROUPS);
+ * assert.ok(winogradFilterGroups({ ...d, n: 2 }) <= 2);
+ * ```
+ */
+export function winogradFilterGroups(d: Conv2dDims, opts: WinogradFilterOptions = {}): number {
+  return winogradFilterApplies(d) ? geometryOf(d, opts).groups : 0;
 }
 
 /**
  * Floats of arena scratch {@link winogradBackwardFilterWasm} needs to run on
  * an executor's arena (what the op's `scratch` hook asks for); 0 where it
- * does not apply.
+ * does not apply. With more than one group of images it reserves a staging
+ * slot for each of `assistScratchSlots()` threads (a pool's shared arena),
+ * so that they can help.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { setAssistScratchSlots } from "./assist.ts";
  * const d = { n: 64, c: 32, h: 26, w: 26, oc: 64, kh: 3, kw: 3, oh: 24, ow: 24, stride: 1, padding: 0 };
  * const floats = winogradFilterScratch(d);
  * assert.ok(floats === 0 || floats > 36 * 32 * 64); // at least the 36 accumulators dU[ξ]
+ * const was = setAssistScratchSlots(3);
+ * assert.ok(winogradFilterScratch(d) >= floats); // room to stage for three threads
+ * setAssistScratchSlots(was);
  * assert.equal(winogradFilterScratch({ ...d, stride: 2, oh: 12, ow: 12 }), 0);
  * ```
  */
@@ -388,5 +669,6 @@ export function winogradFilterScratch(
   opts: WinogradFilterOptions = {},
 ): number {
   if (!winogradFilterApplies(d)) return 0;
-  return geometry(d, opts.tile ?? winogradFilterTile(d), opts.chunkBytes).bytes / 4;
+  const g = geometryOf(d, opts);
+  return (g.shared + (g.groups > 1 ? assistScratchSlots() : 1) * g.slot) / 4;
 }

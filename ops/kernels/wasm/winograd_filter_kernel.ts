@@ -19,7 +19,10 @@
  *   for each ξ < nxi, an MR×NR register-blocked micro-kernel over the T
  *   tiles;
  * and once at the end `xout2`/`xout4(dU, dw, Cp, OCp)`: dw[k][c] = Gᵀ dU G
- * (3×3), laid out (OCp, Cp, 3, 3).
+ * (3×3), laid out (OCp, Cp, 3, 3). Before it, `addn(dst, src, n, count,
+ * stride)` adds the accumulators of the other image groups into the first:
+ * dst[i] = (…(dst[i] + src[i]) + src[stride + i]) + … over `count` arrays
+ * `stride` bytes apart, n (a multiple of 4) floats each, in that order.
  *
  * All addresses are bytes; Cp must be a multiple of MR (4) and OCp of NR (8).
  *
@@ -472,6 +475,32 @@ function xoutKernel(gt: readonly (readonly number[])[]): FuncBuilder {
   return f;
 }
 
+// addn(dst, src, n, count, stride): dst[i] += src[j·stride + i] for j = 0, 1, … count − 1 in
+// that order (one pass over dst; each element's sum is that of count separate passes)
+function addnKernel(): FuncBuilder {
+  const f = new FuncBuilder(Array(5).fill(I32), []);
+  const [dst, src, n, count, stride] = Array.from({ length: 5 }, (_, i) => f.param(i));
+  const end = f.local(I32), j = f.local(I32), p = f.local(I32), acc = f.local(V128);
+  f.get(dst).get(n).i32Const(4).i32Mul().i32Add().set(end);
+  f.block().loop();
+  // not a signed compare: arena addresses may pass 2 GiB
+  f.get(dst).get(end).i32Eq().brIf(1);
+  f.get(dst).v128Load().set(acc);
+  f.get(src).set(p);
+  f.get(count).set(j);
+  f.block().loop();
+  f.get(j).i32Eqz().brIf(1);
+  f.get(acc).get(p).v128Load().f32x4Add().set(acc);
+  f.get(p).get(stride).i32Add().set(p);
+  f.get(j).i32Const(1).i32Sub().set(j);
+  f.br(0).end().end();
+  f.get(dst).get(acc).v128Store();
+  f.get(dst).i32Const(16).i32Add().set(dst);
+  f.get(src).i32Const(16).i32Add().set(src);
+  f.br(0).end().end();
+  return f;
+}
+
 /**
  * Builds the module binary, with relaxed-simd FMA in the accumulation or
  * plain mul + add; with `shared`, the imported memory is shared (for arenas
@@ -494,6 +523,7 @@ export function buildWinogradFilterModule(
   };
   add(stageKernel(), "stage");
   add(accumKernel(relaxed), "accum");
+  add(addnKernel(), "addn");
   for (const m of [2, 4] as WinogradTile[]) {
     const { AT: at, BT: bt, G: g } = winograd(m);
     const aMat = at[0].map((_, j) => at.map((row) => row[j])); // A (α × m)

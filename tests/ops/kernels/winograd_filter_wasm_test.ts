@@ -7,11 +7,21 @@ import { conv2dBackwardFilterFast } from "../../../ops/kernels/conv2d_fast.ts";
 import {
   winogradBackwardFilterWasm,
   winogradFilterApplies,
+  winogradFilterGroups,
   winogradFilterScratch,
   winogradFilterVariant,
 } from "../../../ops/kernels/winograd_filter_wasm.ts";
 import { gemmStagedBytes } from "../../../ops/kernels/gemm_wasm.ts";
-import { wasmArenaBuffer } from "../../../ops/kernels/elementwise_wasm.ts";
+import { sharedWasmArenaBuffer, wasmArenaBuffer } from "../../../ops/kernels/elementwise_wasm.ts";
+import {
+  Assist,
+  ASSIST_KIND,
+  assistBoard,
+  assistRunner,
+  registerAssistRunner,
+  setActiveAssist,
+  setAssistScratchSlots,
+} from "../../../ops/kernels/assist.ts";
 import { setWinogradEnabled } from "../../../ops/kernels/winograd_wasm.ts";
 import type { WinogradTile } from "../../../ops/kernels/winograd_ref.ts";
 import { Executor } from "../../../graph/executor.ts";
@@ -285,5 +295,155 @@ Deno.test({
       }),
       { numRuns: 30 },
     );
+  },
+});
+
+Deno.test({
+  name:
+    "winogradBackwardFilterWasm: images in 1, 2, 4, 8 groups of one-image chunks stay within the bounds",
+  ignore: !available,
+  fn() {
+    // 32 one-image chunks, as mnist-net's conv2 at micro-batch 32
+    const d = dims(32, 8, 26, 26, 12, 0);
+    const x = random32(d.n * d.c * d.h * d.w, 21);
+    const dy = random32(d.n * d.oc * d.oh * d.ow, 22);
+    const [want, scale] = reference(x, dy, d);
+    const seen: Float32Array[] = [];
+    for (const tile of [2, 4] as const) {
+      for (const maxGroups of [1, 2, 4, 8]) {
+        const opts = { tile, maxGroups, chunkBytes: 1 };
+        assert.equal(winogradFilterGroups(d, opts), maxGroups);
+        const got = new Float32Array(want.length);
+        winogradBackwardFilterWasm(x, dy, got, d, opts);
+        const e = worstError(got, want, scale);
+        assert.ok(e <= TOL[tile], `F(${tile}), ${maxGroups} groups: error ${e}`);
+        if (tile === 4) seen.push(got);
+      }
+    }
+    // the groups are summed apart: another order of additions, other bits
+    assert.notDeepEqual(seen[0], seen[2]);
+  },
+});
+
+Deno.test("winogradFilterGroups: one a chunk up to the most, fixed by the sizes, not the threads", () => {
+  const d = dims(32, 32, 26, 26, 64, 0);
+  if (!available) return assert.equal(winogradFilterGroups(d), 0);
+  assert.equal(winogradFilterGroups(d, { maxGroups: 8 }), 8);
+  assert.equal(winogradFilterGroups(d, { maxGroups: 1 }), 1);
+  assert.equal(winogradFilterGroups(dims(3, 32, 26, 26, 64, 0), { maxGroups: 8 }), 3);
+  // a chunk of all the images: one group, no job
+  assert.equal(winogradFilterGroups(dims(4, 8, 6, 6, 8, 1)), 1);
+  const was = setAssistScratchSlots(4);
+  try {
+    assert.equal(winogradFilterGroups(d, { maxGroups: 8 }), 8);
+    // staging for four threads, the accumulators once
+    const one = (setAssistScratchSlots(1), winogradFilterScratch(d));
+    const four = (setAssistScratchSlots(4), winogradFilterScratch(d));
+    setAssistScratchSlots(2);
+    const two = winogradFilterScratch(d);
+    assert.equal(four - two, 2 * (two - one));
+    assert.ok(two - one > 0);
+    // one group: nobody can help, no staging for them
+    setAssistScratchSlots(4);
+    const small = dims(4, 8, 6, 6, 8, 1);
+    const s4 = winogradFilterScratch(small);
+    setAssistScratchSlots(1);
+    assert.equal(winogradFilterScratch(small), s4);
+  } finally {
+    setAssistScratchSlots(was);
+  }
+});
+
+Deno.test({
+  name:
+    "winogradBackwardFilterWasm with help: any thread may run any group in its own slot, the bits are the kernel's alone",
+  ignore: !available,
+  fn() {
+    const d = dims(12, 8, 14, 14, 12, 1);
+    const opts = { chunkBytes: 1, maxGroups: 4 }; // 12 one-image chunks in 4 groups
+    const nx = d.n * d.c * d.h * d.w, ny = d.n * d.oc * d.oh * d.ow, nw = d.oc * d.c * 9;
+    const x = random32(nx, 31), dy = random32(ny, 32);
+    const alone = new Float32Array(nw);
+    winogradBackwardFilterWasm(x, dy, alone, d, opts); // the copying path, on its own memory
+    const [want, scale] = reference(x, dy, d);
+    assert.ok(worstError(alone, want, scale) <= TOL[4]);
+    const was = setAssistScratchSlots(3);
+    const need = 4 * winogradFilterScratch(d, opts); // three staging slots
+    setAssistScratchSlots(1);
+    const needOne = 4 * winogradFilterScratch(d, opts);
+    setAssistScratchSlots(was);
+    const arena = (shared: boolean, scratch: number) => {
+      const bytes = 4 * (nx + ny + nw);
+      const buf = shared
+        ? sharedWasmArenaBuffer(bytes, scratch)!
+        : wasmArenaBuffer(bytes, scratch)!;
+      const xa = new Float32Array(buf, 0, nx), dya = new Float32Array(buf, 4 * nx, ny);
+      const dwa = new Float32Array(buf, 4 * (nx + ny), nw);
+      xa.set(x);
+      dya.set(dy);
+      return { buf, xa, dya, dwa };
+    };
+    const board = assistBoard(3);
+    const owner = new Assist(board, 0);
+    const helpers = [new Assist(board, 1), new Assist(board, 2)];
+    const A = arena(true, need);
+    owner.adopt(1, A.buf, true);
+    for (const h of helpers) h.adopt(1, A.buf);
+    const kind = ASSIST_KIND.WINOGRAD_FILTER, run = assistRunner(kind)!;
+    const ran: [number, number][] = []; // (group, thread)
+    // before the owner runs a chunk, `meddle` may let a helper claim the rest
+    let meddle: ((thread: number) => void) | null = null;
+    registerAssistRunner(kind, (buf, ints, at, fl, fat, chunk, thread) => {
+      const m = meddle;
+      meddle = null;
+      m?.(thread);
+      ran.push([chunk, thread]);
+      run(buf, ints, at, fl, fat, chunk, thread);
+    });
+    const call = (dwa: Float32Array, xa = A.xa, dya = A.dya) => {
+      ran.length = 0;
+      dwa.fill(NaN);
+      assert.equal(winogradBackwardFilterWasm(xa, dya, dwa, d, opts), true);
+      return [...ran].sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+    };
+    try {
+      // no board: in order, slot 0, no job
+      assert.deepEqual(call(A.dwa), []);
+      assert.deepEqual(A.dwa, alone);
+      setActiveAssist(owner);
+      // a job nobody helps: the owner runs the four groups
+      assert.deepEqual(call(A.dwa), [[0, 0], [1, 0], [2, 0], [3, 0]]);
+      assert.deepEqual(A.dwa, alone);
+      // the owner runs group 0 after helper 1 ran groups 1-3 in its slot
+      const before = owner.helpedChunks;
+      meddle = () => helpers[0]!.help();
+      assert.deepEqual(call(A.dwa), [[0, 0], [1, 1], [2, 1], [3, 1]]);
+      assert.deepEqual(A.dwa, alone);
+      assert.equal(owner.helpedChunks - before, 3);
+      // all four by helper 2, through the owner's publish, before the owner claims one
+      const publish = owner.publish;
+      owner.publish = function () {
+        publish.call(this);
+        helpers[1]!.help();
+      };
+      try {
+        assert.deepEqual(call(A.dwa), [[0, 2], [1, 2], [2, 2], [3, 2]]);
+      } finally {
+        owner.publish = publish;
+      }
+      assert.deepEqual(A.dwa, alone);
+      // scratch with one staging slot: no job (open refuses), the owner alone, the same bits
+      const B = arena(true, needOne);
+      owner.adopt(2, B.buf, true);
+      assert.deepEqual(call(B.dwa, B.xa, B.dya), []);
+      assert.deepEqual(B.dwa, alone);
+      // an unshared arena: the same
+      const C = arena(false, need);
+      assert.deepEqual(call(C.dwa, C.xa, C.dya), []);
+      assert.deepEqual(C.dwa, alone);
+    } finally {
+      setActiveAssist(null);
+      registerAssistRunner(kind, run);
+    }
   },
 });

@@ -1,13 +1,23 @@
 import assert from "node:assert/strict";
 import {
   allocDataset,
+  defineModel,
   initParams,
   lectureCnn,
   LocalRunner,
+  nn,
   type SharedData,
+  trainingGraph,
   WorkerPool,
   type WorkerPoolOptions,
 } from "../../../mod.ts";
+import {
+  Assist,
+  ASSIST_KIND,
+  assistRunner,
+  registerAssistRunner,
+} from "../../../ops/kernels/assist.ts";
+import { winogradFilterGroups } from "../../../ops/kernels/winograd_filter_wasm.ts";
 import { makeOptimizer } from "../../../train/optim/optimizer.ts";
 import type { GradientRunner } from "../../../train/parallel/pool.ts";
 import { faultSeam } from "../../../train/parallel/faults.ts";
@@ -182,5 +192,87 @@ Deno.test("a steady-state step with help allocates no typed-array memory on the 
     assert.ok(pool.assistedChunks > before, "no chunk was run by a helper in the steps counted");
   } finally {
     await pool.close();
+  }
+});
+
+// mnist-net's layers at small widths: conv 1→4, conv 4→8 (whose filter gradient runs Winograd,
+// its 32 images in 4 groups of 2 chunks), 2×2 pool, linear 10
+const mini = trainingGraph(
+  defineModel({ input: [1, 28, 28], seed: 3, name: "mini-mnist-net" }, (x) => {
+    let h = nn.relu(nn.conv2d(x, 4, 3, { name: "conv1" }), { name: "relu1" });
+    h = nn.relu(nn.conv2d(h, 8, 3, { name: "conv2" }), { name: "relu2" });
+    h = nn.maxPool2d(h, 2, { name: "pool" });
+    return nn.linear(nn.flatten(h, { name: "flat" }), 10, { name: "fc" });
+  }),
+  "cross-entropy",
+);
+
+Deno.test("the Winograd filter gradient's image groups take help: the bits stay LocalRunner's", async () => {
+  const conv2 = { n: 32, c: 4, h: 26, w: 26, oc: 8, kh: 3, kw: 3, oh: 24, ow: 24 };
+  const groups = winogradFilterGroups({ ...conv2, stride: 1, padding: 0 });
+  if (groups < 2) return; // no WebAssembly SIMD here: the direct kernel, no job
+  const freshMini = () =>
+    initParams(mini.built, { seed: 5, shared: true }) as Map<string, Float32Array>;
+  const p0 = freshMini();
+  const want = await run(
+    new LocalRunner(mini, { params: p0, data, maxBatch: 64, microBatch: 32 }),
+    p0,
+    STEPS,
+  );
+  // count the groups this (main) thread runs for the workers, as a helper
+  const kind = ASSIST_KIND.WINOGRAD_FILTER, runner = assistRunner(kind)!;
+  const help = Assist.prototype.help;
+  let helping = 0, helped = 0;
+  Assist.prototype.help = function (this: Assist) {
+    helping++;
+    try {
+      return help.call(this);
+    } finally {
+      helping--;
+    }
+  };
+  registerAssistRunner(kind, (...args) => {
+    if (helping > 0) helped++;
+    runner(...args);
+  });
+  try {
+    for (const [workers, slow] of [[2, 2], [3, 0]]) {
+      const p = freshMini();
+      const pool = await WorkerPool.create(mini, {
+        workers,
+        params: p,
+        data,
+        maxBatch: 64,
+        microBatch: 32,
+        assist: "always",
+        // worker 1 starts each micro-batch late: the main thread, done first, helps it
+        testSeam: slow ? faultSeam({ slow: [{ worker: 1, ms: slow }] }) : undefined,
+      });
+      try {
+        const before = helped;
+        assertSame(await run(pool, p, STEPS), want, `${workers} threads`);
+        assert.equal(pool.sharedArenas, true);
+        assert.ok(pool.assistedChunks > 0, `${workers} threads: no chunk was helped`);
+        if (slow) assert.ok(helped > before, `${workers} threads: no group was helped`);
+        if (slow) {
+          // a steady-state step, helping and helped, makes no typed array on the main thread
+          const { countTypedArrays } = await import("../../_alloc_count.ts");
+          const grads = new Map<string, Float32Array>();
+          const steps = async (from: number, n: number) => {
+            for (let s = from; s < from + n; s++) {
+              await pool.step(batches[s % batches.length]!, s, grads);
+            }
+          };
+          await steps(0, 3); // the gradients' arrays are made in the first step
+          const seen = await countTypedArrays(() => steps(3, 6));
+          assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+        }
+      } finally {
+        await pool.close();
+      }
+    }
+  } finally {
+    Assist.prototype.help = help;
+    registerAssistRunner(kind, runner);
   }
 });
