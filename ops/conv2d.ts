@@ -3,6 +3,7 @@ import { conv2dFast, conv2dFastScratch } from "./kernels/conv2d_fast.ts";
 import { conv2dRef } from "./kernels/conv2d_ref.ts";
 import { conv2dWinogradWasm, winogradScratch } from "./kernels/winograd_wasm.ts";
 import { runKernel } from "./kernels/tier.ts";
+import { registerAssistOp } from "./kernels/assist.ts";
 import { checkGeometry, conv2dDims, convOutSize } from "./_conv.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { conv2dBackwardFilter } from "./conv2d_backward_filter.ts";
@@ -79,6 +80,9 @@ export const conv2dOp: OpDef<Conv2dAttrs> = registerOp<Conv2dAttrs>({
     b ? sum(dy, { axes: [0, 2, 3] }) : null,
   ],
 });
+
+// its Winograd kernel opens a job per call on a pool thread's shared arena (images are chunks)
+registerAssistOp(conv2dOp.name);
 
 /** Options of {@linkcode conv2d}. */
 export interface Conv2dOptions {

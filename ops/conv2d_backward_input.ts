@@ -3,6 +3,7 @@ import { conv2dBackwardInputFast, conv2dFastScratch } from "./kernels/conv2d_fas
 import { conv2dBackwardInputRef } from "./kernels/conv2d_ref.ts";
 import { conv2dBackwardInputWinogradWasm, winogradScratch } from "./kernels/winograd_wasm.ts";
 import { runKernel } from "./kernels/tier.ts";
+import { registerAssistOp } from "./kernels/assist.ts";
 import { fmtShape, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { applyConvOp, checkGeometry, checkOutputSize, conv2dDims } from "./_conv.ts";
 
@@ -81,6 +82,9 @@ export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp
     }),
   ],
 });
+
+// its Winograd kernel opens a job per call on a pool thread's shared arena (images are chunks)
+registerAssistOp(conv2dBackwardInputOp.name);
 
 /** Options of {@linkcode conv2dBackwardInput}. */
 export interface Conv2dBackwardInputOptions {

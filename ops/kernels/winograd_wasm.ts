@@ -10,7 +10,13 @@
  * x and writes y in place, its buffers in the scratch; otherwise it stages
  * each image through a memory of its own. Per call the filter is first
  * transformed (U = G g Gᵀ, four output channels per vector); per image the input is
- * packed channels-innermost and zero-padded, then convolved. The entry
+ * packed channels-innermost and zero-padded, then convolved. Images are
+ * independent given U: on a worker pool thread's shared arena every call
+ * opens a job on the assist board (`assist.ts`, kind `WINOGRAD`) whose
+ * chunks are images (or small groups of them, by size alone), so a thread
+ * with nothing left runs some of them on the owner's arena with buffers of
+ * its own (the ops reserve a slot of scratch per pool thread): the same
+ * calls on the same inputs, the same bits. The entry
  * points return false when they do not serve the sizes (not 3×3, stride ≠
  * 1, padding > 2 for the backward, no WebAssembly SIMD, or Winograd
  * switched off by {@link setWinogradEnabled}), and the caller runs
@@ -42,6 +48,13 @@ import {
   isSharedBuffer,
   noteArenaKernel,
 } from "./elementwise_wasm.ts";
+import {
+  activeAssist,
+  ASSIST_ARGS,
+  ASSIST_KIND,
+  assistScratchSlots,
+  registerAssistRunner,
+} from "./assist.ts";
 import {
   WINOGRAD_WASM_RELAXED_SIMD,
   WINOGRAD_WASM_RELAXED_SIMD_SHARED,
@@ -262,9 +275,11 @@ function geometry(d: Conv2dDims, flip: boolean, m: WinogradTile): Geometry {
   };
 }
 
-// Byte addresses from `base` of U, bias, P, V, M, the filter's taps, and (with `stage`) of the staged
-// input image and output image; `end` is the first byte past them.
-function layout(g: Geometry, base: number, stage: boolean) {
+// Byte addresses from `base`: first what a call shares (U, bias, the filter's taps WT), then
+// from `slot` the scratch of one thread, `stride` bytes, that each thread running images of the
+// call has a copy of (slot k at slot + k·stride): P, V, M, and with `stageY` the staged output
+// image, with `stageX` the staged input image. `end` is the first byte past slot 0.
+function layout(g: Geometry, base: number, stageY: boolean, stageX: boolean) {
   let end = up(base, ALIGN);
   const region = (floats: number) => {
     const at = end;
@@ -274,25 +289,34 @@ function layout(g: Geometry, base: number, stage: boolean) {
   const xi = (g.m + 2) ** 2;
   const uS = oddLines(g.cp * g.ocp * 4), vS = oddLines(g.tb * g.cp * 4);
   const mS = oddLines(g.tb * g.ocp * 4);
-  const U = region(xi * uS / 4), B = region(g.ocp), P = region(g.hp * g.wp * g.cp);
-  const V = region(xi * vS / 4), M = region(xi * mS / 4);
-  const WT = region(g.cp * 9 * g.ocp);
-  const Y = stage ? region(g.ocy * g.yh * g.yw) : -1;
-  const R = stage ? region(g.ci * g.ih * g.iw) : -1;
-  return { U, B, P, V, M, WT, Y, R, end, uS, vS, mS };
+  const U = region(xi * uS / 4), B = region(g.ocp), WT = region(g.cp * 9 * g.ocp);
+  const slot = end;
+  const P = region(g.hp * g.wp * g.cp), V = region(xi * vS / 4), M = region(xi * mS / 4);
+  const Y = stageY ? region(g.ocy * g.yh * g.yw) : -1;
+  const R = stageX ? region(g.ci * g.ih * g.iw) : -1;
+  return { U, B, WT, slot, stride: end - slot, P, V, M, Y, R, end, uS, vS, mS };
 }
 
 /**
  * Floats of arena scratch the Winograd path of a `pass` of sizes `d` uses
  * (0 when {@link winogradTileFor} keeps it on im2col + GEMM), for the ops'
- * `scratch` hooks. Without that much scratch it stages through its own memory.
+ * `scratch` hooks: the transformed filter once, and the per-image buffers
+ * for each of the `assistScratchSlots()` threads that may run images of a
+ * call (see {@link ASSIST_KIND}`.WINOGRAD`). Without room for one thread it
+ * stages through its own memory.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { setAssistScratchSlots } from "./assist.ts";
  * const d = { n: 32, c: 32, h: 26, w: 26, oc: 64, kh: 3, kw: 3, oh: 24, ow: 24, stride: 1, padding: 0 };
- * assert.ok(winogradScratch(d, "forward") > 36 * 32 * 64); // at least U
+ * const one = winogradScratch(d, "forward");
+ * assert.ok(one > 36 * 32 * 64); // at least U
  * assert.equal(winogradScratch({ ...d, c: 1 }, "forward"), 0);
+ * const was = setAssistScratchSlots(3); // a pool of 3 threads plans its arenas
+ * const three = winogradScratch(d, "forward");
+ * setAssistScratchSlots(was);
+ * assert.ok(three > one && three < 3 * one); // U once, the per-image buffers 3 times
  * ```
  */
 export function winogradScratch(d: Conv2dDims, pass: "forward" | "input"): number {
@@ -301,11 +325,103 @@ export function winogradScratch(d: Conv2dDims, pass: "forward" | "input"): numbe
   const m = flip ? winogradTileFor(d.oc, d.c, d.h, d.w) : winogradTileFor(d.c, d.oc, d.oh, d.ow);
   if (m === null) return 0;
   const g = geometry(d, flip, m);
-  return layout(g, 0, g.co % 4 !== 0).end / 4 + ALIGN / 4;
+  const L = layout(g, 0, g.co % 4 !== 0, false);
+  return (L.slot + L.stride * assistScratchSlots()) / 4 + ALIGN / 4;
 }
 
+// A call's integer arguments, as a job on the assist board carries them (ASSIST_ARGS of them):
+// byte addresses in the arena of x, y, U, the bias and slot 0's P, V, M and staged output image
+// (−1: y written in place); the slot stride; the geometry; images per chunk.
+const J = {
+  X: 0,
+  Y: 1,
+  U: 2,
+  B: 3,
+  P: 4,
+  V: 5,
+  M: 6,
+  YS: 7,
+  STRIDE: 8,
+  CI: 9,
+  IH: 10,
+  IW: 11,
+  PAD: 12,
+  CO: 13,
+  YH: 14,
+  YW: 15,
+  TILE: 16,
+  N: 17,
+  PER: 18,
+  US: 19,
+  VS: 20,
+  MS: 21,
+  TB: 22,
+} as const;
+// the arguments of a call nobody helps with (floats: an arena may pass 2 GB, the board's ints not)
+const alone = new Float64Array(ASSIST_ARGS);
+// Multiply-adds of the elementwise stage a chunk of images should at least hold: a smaller
+// image is grouped with the next ones (a claim costs about a microsecond).
+const CHUNK_MACS = 1 << 17;
+
+// Runs images [c·per, min(N, (c + 1)·per)) of the call whose arguments are ints[at…] (see J)
+// with the scratch of slot `slot`, on the arena instance `inst`.
+function runChunk(
+  inst: ArenaInstance,
+  ints: Int32Array | Float64Array,
+  at: number,
+  c: number,
+  slot: number,
+): void {
+  const { ex, heap: h } = inst;
+  const ci = ints[at + J.CI]!, ih = ints[at + J.IH]!, iw = ints[at + J.IW]!;
+  const co = ints[at + J.CO]!, yh = ints[at + J.YH]!, yw = ints[at + J.YW]!;
+  const m = ints[at + J.TILE]!, per = ints[at + J.PER]!, x = ints[at + J.X]!;
+  const y = ints[at + J.Y]!, off = slot * ints[at + J.STRIDE]!, pad = ints[at + J.PAD]!;
+  const P = ints[at + J.P]! + off, Ys = ints[at + J.YS]!, Y = Ys < 0 ? -1 : Ys + off;
+  const cp = up(ci, 4), th = Math.ceil(yh / m), tw = Math.ceil(yw / m);
+  const hp = th * m + 2, wp = tw * m + 2;
+  const xs = ci * ih * iw * 4, ys = co * yh * yw;
+  args[0] = P, args[1] = ints[at + J.U]!, args[2] = ints[at + J.V]! + off;
+  args[3] = ints[at + J.M]! + off, args[5] = ints[at + J.B]!, args[6] = th * tw;
+  args[7] = tw, args[8] = wp, args[9] = cp, args[10] = up(co, 8), args[11] = up(co, 4);
+  args[12] = yh, args[13] = yw, args[14] = ints[at + J.TB]!, args[15] = ints[at + J.US]!;
+  args[16] = ints[at + J.VS]!, args[17] = ints[at + J.MS]!;
+  const image = m === 2 ? ex.wino2_image : ex.wino4_image;
+  const to = Math.min(ints[at + J.N]!, (c + 1) * per);
+  for (let n = c * per; n < to; n++) {
+    ex.wino_pack(x + n * xs, P, ci, ih, iw, pad, hp, wp, cp);
+    args[4] = Y >= 0 ? Y : y + n * ys * 4;
+    image(...args);
+    if (Y >= 0) arenaCopyWithin(h, y / 4 + n * ys, Y / 4, Y / 4 + ys);
+  }
+}
+
+interface ArenaInstance {
+  ex: WinoExports;
+  heap: Float32Array;
+}
+
+// This thread's instance on the arena `buf` (a view of the arena memory `mem`).
+function arenaInstance(buf: ArrayBufferLike, mem: WebAssembly.Memory): ArenaInstance {
+  let inst = arenas.get(buf);
+  if (!inst) {
+    arenas.set(buf, inst = { ex: instantiate(mem), heap: new Float32Array(buf) });
+    noteArenaKernel(buf, "winograd");
+  }
+  return inst;
+}
+
+// A helper's chunk of another thread's call, on this thread's view of its arena, in its own slot.
+registerAssistRunner(ASSIST_KIND.WINOGRAD, (buf, ints, at, _fl, _fat, c, thread) => {
+  const mem = arenaMemory(buf);
+  if (!mem) throw new Error("winograd: a helper was given a job on an arena it has no memory of");
+  runChunk(arenaInstance(buf, mem), ints, at, c, thread);
+});
+
 // y = the convolution of x with the (flipped) filter w, on x's arena when x and y share one
-// with enough scratch, else staged image by image through the module's own memory.
+// with enough scratch, else staged image by image through the module's own memory. On a pool
+// thread's shared arena with scratch for two threads or more, the images are chunks of a job on
+// the assist board: a waiting thread runs some of them with its own slot of the scratch.
 function run(
   x: Float32Array,
   w: Float32Array,
@@ -316,51 +432,71 @@ function run(
   m: WinogradTile,
 ): void {
   const g = geometry(d, flip, m);
-  const xs = g.ci * g.ih * g.iw, ys = g.co * g.yh * g.yw;
   const buf = x.buffer;
   const mem = y.buffer === buf ? arenaMemory(buf) : undefined;
   const scratch = mem && arenaScratch(buf);
-  let inArena = false;
-  let ex: WinoExports, h: Float32Array, L: ReturnType<typeof layout>;
   if (mem && scratch) {
     // y written in place unless its channel count is not a multiple of 4
-    L = layout(g, scratch.byteOffset, g.co % 4 !== 0);
-    inArena = L.end <= scratch.byteOffset + scratch.byteLength;
-  }
-  if (inArena) {
-    let inst = arenas.get(buf);
-    if (!inst) {
-      arenas.set(buf, inst = { ex: instantiate(mem!), heap: new Float32Array(buf) });
-      noteArenaKernel(buf, "winograd");
+    const L = layout(g, scratch.byteOffset, g.co % 4 !== 0, false);
+    const slots = Math.floor((scratch.byteOffset + scratch.byteLength - L.slot) / L.stride);
+    if (slots >= 1) {
+      const inst = arenaInstance(buf, mem);
+      transformFilter(inst, L, g, w, b, d, flip);
+      // images per chunk: the partition depends on the sizes only, never on the threads
+      const macs = g.T * (m + 2) ** 2 * g.cp * g.ocp;
+      const per = Math.max(Math.ceil(CHUNK_MACS / macs), Math.ceil(d.n / 0xffff));
+      const chunks = Math.ceil(d.n / per);
+      // a job's addresses are int32s
+      const a = chunks >= 2 && slots >= 2 && buf.byteLength <= 2 ** 31 ? activeAssist() : null;
+      const at = a ? a.open(buf, ASSIST_KIND.WINOGRAD, chunks, Math.min(slots, 0x7fff)) : -1;
+      const ints = at >= 0 ? a!.board.ints : alone;
+      const o = at >= 0 ? at : 0;
+      ints[o + J.X] = x.byteOffset, ints[o + J.Y] = y.byteOffset, ints[o + J.U] = L.U;
+      ints[o + J.B] = L.B, ints[o + J.P] = L.P, ints[o + J.V] = L.V, ints[o + J.M] = L.M;
+      ints[o + J.YS] = L.Y, ints[o + J.STRIDE] = L.stride, ints[o + J.CI] = g.ci;
+      ints[o + J.IH] = g.ih, ints[o + J.IW] = g.iw, ints[o + J.PAD] = g.pad;
+      ints[o + J.CO] = g.co, ints[o + J.YH] = g.yh, ints[o + J.YW] = g.yw, ints[o + J.TILE] = m;
+      ints[o + J.N] = d.n, ints[o + J.PER] = per, ints[o + J.US] = L.uS, ints[o + J.VS] = L.vS;
+      ints[o + J.MS] = L.mS, ints[o + J.TB] = g.tb;
+      if (at >= 0) {
+        a!.publish();
+        a!.finish();
+      } else for (let c = 0; c < chunks; c++) runChunk(inst, alone, 0, c, 0);
+      return;
     }
-    ({ ex, heap: h } = inst);
-  } else {
-    L = layout(g, 1024, true);
-    ({ ex, heap: h } = ownOf(L.end));
   }
-  L = L!;
-  winogradTapsInto(h, L.WT / 4, w, d.oc, d.c, flip, g.cp, g.ocp);
-  (m === 2 ? ex.wino2_filter : ex.wino4_filter)(L.WT, L.U, g.cp, g.ocp, L.uS);
-  arenaZero(h, L.B / 4, L.B / 4 + g.ocp);
-  if (b) h.set(b.subarray(0, g.co), L.B / 4);
-  args[0] = L.P, args[1] = L.U, args[2] = L.V, args[3] = L.M, args[5] = L.B, args[6] = g.T;
-  args[7] = g.tw, args[8] = g.wp, args[9] = g.cp, args[10] = g.ocp, args[11] = g.ocy;
-  args[12] = g.yh, args[13] = g.yw, args[14] = g.tb, args[15] = L.uS, args[16] = L.vS;
-  args[17] = L.mS;
+  const L = layout(g, 1024, true, true);
+  const inst = ownOf(L.end), { ex, heap: h } = inst;
+  transformFilter(inst, L, g, w, b, d, flip);
+  const xs = g.ci * g.ih * g.iw, ys = g.co * g.yh * g.yw;
+  args[0] = L.P, args[1] = L.U, args[2] = L.V, args[3] = L.M, args[4] = L.Y, args[5] = L.B;
+  args[6] = g.T, args[7] = g.tw, args[8] = g.wp, args[9] = g.cp, args[10] = g.ocp;
+  args[11] = g.ocy, args[12] = g.yh, args[13] = g.yw, args[14] = g.tb, args[15] = L.uS;
+  args[16] = L.vS, args[17] = L.mS;
   const image = m === 2 ? ex.wino2_image : ex.wino4_image;
   for (let n = 0; n < d.n; n++) {
-    let src = x.byteOffset + n * xs * 4;
-    if (!inArena) {
-      h.set(x.subarray(n * xs, (n + 1) * xs), L.R / 4);
-      src = L.R;
-    }
-    ex.wino_pack(src, L.P, g.ci, g.ih, g.iw, g.pad, g.hp, g.wp, g.cp);
-    args[4] = L.Y >= 0 ? L.Y : y.byteOffset + n * ys * 4;
+    h.set(x.subarray(n * xs, (n + 1) * xs), L.R / 4);
+    ex.wino_pack(L.R, L.P, g.ci, g.ih, g.iw, g.pad, g.hp, g.wp, g.cp);
     image(...args);
-    if (L.Y < 0) continue;
-    if (inArena) arenaCopyWithin(h, y.byteOffset / 4 + n * ys, L.Y / 4, L.Y / 4 + ys);
-    else y.set(h.subarray(L.Y / 4, L.Y / 4 + ys), n * ys);
+    y.set(h.subarray(L.Y / 4, L.Y / 4 + ys), n * ys);
   }
+}
+
+// U = the transformed (flipped) filter w and B = the bias b (zeros without), where L puts them.
+function transformFilter(
+  { ex, heap: h }: ArenaInstance,
+  L: ReturnType<typeof layout>,
+  g: Geometry,
+  w: Float32Array,
+  b: Float32Array | null,
+  d: Conv2dDims,
+  flip: boolean,
+): void {
+  winogradTapsInto(h, L.WT / 4, w, d.oc, d.c, flip, g.cp, g.ocp);
+  (g.m === 2 ? ex.wino2_filter : ex.wino4_filter)(L.WT, L.U, g.cp, g.ocp, L.uS);
+  arenaZero(h, L.B / 4, L.B / 4 + g.ocp);
+  // element by element: a subarray would be an allocation per call
+  if (b) { for (let o = 0; o < g.co; o++) h[L.B / 4 + o] = b[o]!; }
 }
 
 /**

@@ -276,3 +276,81 @@ Deno.test("the Winograd filter gradient's image groups take help: the bits stay 
     registerAssistRunner(kind, runner);
   }
 });
+
+// mnist-net's shape at small widths: conv 1→8 (one input channel: im2col + GEMM, no job), conv
+// 8→16 3×3 by Winograd, whose forward and backward-to-input calls take help image by image
+const winoSpec = trainingGraph(
+  defineModel({ input: [1, 28, 28], seed: 3, name: "small-mnist-net" }, (x) => {
+    let h = nn.relu(nn.conv2d(x, 8, 3, { name: "conv1" }), { name: "relu1" });
+    h = nn.relu(nn.conv2d(h, 16, 3, { name: "conv2" }), { name: "relu2" });
+    h = nn.maxPool2d(h, 2, { name: "pool" });
+    return nn.linear(nn.flatten(h, { name: "flat" }), 10, { name: "fc" });
+  }),
+  "cross-entropy",
+);
+const winoFresh = () =>
+  initParams(winoSpec.built, { seed: 7, shared: true }) as Map<string, Float32Array>;
+
+Deno.test("a thread with nothing left runs images of the slower one's Winograd convolutions: the bits stay LocalRunner's, no typed array per step", async () => {
+  const p0 = winoFresh();
+  const want = await run(
+    new LocalRunner(winoSpec, { params: p0, data, maxBatch: 64, microBatch: 32 }),
+    p0,
+    12,
+  );
+  // count the Winograd convolution chunks this (main) thread runs for the workers, as a helper
+  const kind = ASSIST_KIND.WINOGRAD, runner = assistRunner(kind)!;
+  const help = Assist.prototype.help;
+  let helping = 0, helped = 0;
+  Assist.prototype.help = function (this: Assist) {
+    helping++;
+    try {
+      return help.call(this);
+    } finally {
+      helping--;
+    }
+  };
+  registerAssistRunner(kind, (...args) => {
+    if (helping > 0) helped++;
+    runner(...args);
+  });
+  try {
+    for (const workers of [2, 3]) {
+      const p = winoFresh();
+      const pool = await WorkerPool.create(winoSpec, {
+        workers,
+        params: p,
+        data,
+        maxBatch: 64,
+        microBatch: 32,
+        assist: "always",
+        // worker 1 starts each micro-batch 2 ms late: the main thread is done first and helps it
+        testSeam: faultSeam({ slow: [{ worker: 1, ms: 2 }] }),
+      });
+      try {
+        let before = helped;
+        assertSame(await run(pool, p, 12), want, `${workers} threads helping Winograd`);
+        assert.equal(pool.sharedArenas, true);
+        assert.ok(helped > before, `${workers} threads: no image was run by a helper`);
+        if (workers > 2) continue;
+        const { countTypedArrays } = await import("../../_alloc_count.ts");
+        const grads = new Map<string, Float32Array>();
+        const steps = async (from: number, n: number) => {
+          for (let s = from; s < from + n; s++) {
+            await pool.step(batches[s % batches.length]!, s, grads);
+          }
+        };
+        await steps(0, 3);
+        before = helped;
+        const seen = await countTypedArrays(() => steps(3, 6));
+        assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+        assert.ok(helped > before, "no image was run by a helper in the steps counted");
+      } finally {
+        await pool.close();
+      }
+    }
+  } finally {
+    Assist.prototype.help = help;
+    registerAssistRunner(kind, runner);
+  }
+});
