@@ -33,7 +33,6 @@ import {
   arenaCopyWithin,
   arenaMemory,
   arenaScratch,
-  arenaZero,
   isSharedBuffer,
   noteArenaKernel,
 } from "./elementwise_wasm.ts";
@@ -53,13 +52,13 @@ type Fn = (...args: number[]) => void;
 interface Exports {
   stage: Fn;
   accum: Fn;
+  accum0: Fn;
   xin2: Fn;
   xin4: Fn;
   xdy2: Fn;
   xdy4: Fn;
   xout2: Fn;
   xout4: Fn;
-  addn: Fn;
 }
 
 interface State {
@@ -350,9 +349,8 @@ export function winogradBackwardFilterWasm(
     }
   }
   const dU = base + g.dU, out = base + g.out;
-  // the other groups' accumulators into group 0's, in group order
-  if (g.groups > 1) ex.addn(dU, base + g.parts, g.a2 * g.Cp * g.OCp, g.groups - 1, g.part);
-  (m === 2 ? ex.xout2 : ex.xout4)(dU, out, g.Cp, g.OCp);
+  // the other groups' accumulators added to group 0's in group order, as the transform reads them
+  (m === 2 ? ex.xout2 : ex.xout4)(dU, out, g.Cp, g.OCp, base + g.parts, g.groups - 1, g.part);
   // (OCp, Cp, 9) -> (OC, C, 9)
   const o = out / 4, { c: C, oc: OC } = d, Cp = g.Cp;
   if (inPlace) {
@@ -392,11 +390,11 @@ function runGroup(
   const sb = base + g.shared + slot * g.slot;
   const srcX = sb + at.rawX, srcDy = sb + at.rawDy, stX = sb + at.stX, stDy = sb + at.stDy;
   const V = sb + at.V, M = sb + at.M;
-  arenaZero(heap, dU / 4, dU / 4 + a2 * Cp * OCp);
   const xin = m === 2 ? ex.xin2 : ex.xin4, xdy = m === 2 ? ex.xdy2 : ex.xdy4;
   const c0 = Math.floor((gi * g.chunks) / g.groups),
     c1 = Math.floor(((gi + 1) * g.chunks) / g.groups);
-  for (let n0 = c0 * nb; n0 < Math.min(N, c1 * nb); n0 += nb) {
+  const first = c0 * nb;
+  for (let n0 = first; n0 < Math.min(N, c1 * nb); n0 += nb) {
     const cnt = Math.min(nb, N - n0), T = cnt * tpi, Ts = T | 1;
     if (copyX === null) {
       // One sequential copy inside the arena: the staging reads four
@@ -414,7 +412,8 @@ function runGroup(
     ex.stage(srcDy, stDy, OC, OH, OW, OCp, OHp, OWp, 0, cnt);
     xin(stX, V, tilesH, tilesW, cnt, Cp, Hp, Wp, Ts);
     xdy(stDy, M, tilesH, tilesW, cnt, OCp, OHp, OWp, Ts);
-    ex.accum(V, M, dU, T, Ts, Cp, OCp, a2);
+    // the group's first chunk sets its accumulators, the others add to them
+    (n0 === first ? ex.accum0 : ex.accum)(V, M, dU, T, Ts, Cp, OCp, a2);
   }
 }
 

@@ -17,12 +17,13 @@
  *   transform A dY Aᵀ of the m×m tiles of the staged dy, as M[ξ][t][k];
  * - `accum(V, M, dU, T, Ts, Cp, OCp, nxi)`: dU[ξ] (Cp × OCp) += V[ξ]ᵀ·M[ξ]
  *   for each ξ < nxi, an MR×NR register-blocked micro-kernel over the T
- *   tiles;
- * and once at the end `xout2`/`xout4(dU, dw, Cp, OCp)`: dw[k][c] = Gᵀ dU G
- * (3×3), laid out (OCp, Cp, 3, 3). Before it, `addn(dst, src, n, count,
- * stride)` adds the accumulators of the other image groups into the first:
- * dst[i] = (…(dst[i] + src[i]) + src[stride + i]) + … over `count` arrays
- * `stride` bytes apart, n (a multiple of 4) floats each, in that order.
+ *   tiles; `accum0(…)` the same with = instead of += (a group's first chunk
+ *   needs no zeroed dU);
+ * and once at the end `xout2`/`xout4(dU, dw, Cp, OCp, parts, count,
+ * stride)`: dw[k][c] = Gᵀ S G (3×3), laid out (OCp, Cp, 3, 3), where S is
+ * dU plus the accumulators of the other `count` image groups (`stride`
+ * bytes apart from `parts` on), added in that order: S[i] = (…(dU[i] +
+ * P₀[i]) + P₁[i]) + … (no pass of its own over the accumulators).
  *
  * All addresses are bytes; Cp must be a multiple of MR (4) and OCp of NR (8).
  *
@@ -355,8 +356,9 @@ function xformKernel(l: readonly (readonly number[])[], m: number): FuncBuilder 
 }
 
 // accum(V, M, dU, T, Ts, Cp, OCp, nxi): dU[ξ] (Cp × OCp) += Σ_{t<T} V[ξ][t]ᵀ M[ξ][t],
-// with Ts ≥ T rows between transform points
-function accumKernel(relaxed: boolean): FuncBuilder {
+// with Ts ≥ T rows between transform points; `fresh`: dU[ξ] = that sum, dU's contents unread
+// (a function of its own: a branch on a flag in the loop nest slowed the whole call 1.7%)
+function accumKernel(relaxed: boolean, fresh = false): FuncBuilder {
   const f = new FuncBuilder(Array(8).fill(I32), []);
   const [V, M, dU, T, Ts, Cp, OCp, nxi] = Array.from({ length: 8 }, (_, i) => f.param(i));
   const xi = f.local(I32), c0 = f.local(I32), k0 = f.local(I32), t = f.local(I32);
@@ -392,9 +394,11 @@ function accumKernel(relaxed: boolean): FuncBuilder {
         f.get(pc0).get(c0).get(sb).i32Mul().i32Add().get(kb).i32Add().set(pc);
         for (let i = 0; i < MR; i++) {
           for (let v = 0; v < NRV; v++) {
-            f.get(pc).v128Load(16 * v).set(acc[i][v]);
+            // a fresh dU starts from zeros instead of what it holds (no pass to zero it first)
+            if (fresh) f.v128Zero().set(acc[i][v]);
+            else f.get(pc).v128Load(16 * v).set(acc[i][v]);
           }
-          if (i < MR - 1) f.get(pc).get(sb).i32Add().set(pc);
+          if (i < MR - 1 && !fresh) f.get(pc).get(sb).i32Add().set(pc);
         }
         f.get(pa0).get(cb).i32Add().set(pa);
         f.get(pb0).get(kb).i32Add().set(pb);
@@ -428,11 +432,13 @@ function accumKernel(relaxed: boolean): FuncBuilder {
   return f;
 }
 
-// xout(dU, dw, Cp, OCp): dw[k][c] (3×3, laid out (OCp, Cp, 9)) = Gᵀ dU[·][c][k] G
+// xout(dU, dw, Cp, OCp, parts, count, stride): dw[k][c] (3×3, laid out (OCp, Cp, 9)) =
+// Gᵀ S[·][c][k] G, S = (…(dU + P_0) + P_1) + … + P_{count−1}, P_j the array at parts + j·stride
 function xoutKernel(gt: readonly (readonly number[])[]): FuncBuilder {
   const a = gt[0].length;
-  const f = new FuncBuilder(Array(4).fill(I32), []);
-  const [dU, dw, Cp, OCp] = Array.from({ length: 4 }, (_, i) => f.param(i));
+  const f = new FuncBuilder(Array(7).fill(I32), []);
+  const [dU, dw, Cp, OCp, parts, count, stride] = Array.from({ length: 7 }, (_, i) => f.param(i));
+  const q = f.local(I32), pp = f.local(I32), j = f.local(I32), sum = f.local(V128);
   const c = f.local(I32), kb = f.local(I32), xs = f.local(I32), ks = f.local(I32);
   const p = f.local(I32), ob = f.local(I32), ocb = f.local(I32);
   const lanes: Local[] = Array.from({ length: 4 }, () => f.local(I32));
@@ -451,10 +457,21 @@ function xoutKernel(gt: readonly (readonly number[])[]): FuncBuilder {
   };
   loop(c, () => f.get(Cp), 1, () => {
     loop(kb, () => f.get(ocb), 16, () => {
-      // dU[ξ][c][k..k+3] at dU + ξ·xs + c·ocb + kb, loaded in ξ order
-      const xiPtr = (i: number, j: number) => {
-        f.get(dU).get(c).get(ocb).i32Mul().i32Add().get(kb).i32Add();
-        f.get(xs).i32Const(i * a + j).i32Mul().i32Add().v128Load();
+      // dU[ξ][c][k..k+3] at dU + ξ·xs + c·ocb + kb, loaded in ξ order, plus the
+      // parts' at the same offset, in order
+      const xiPtr = (i0: number, j0: number) => {
+        f.get(c).get(ocb).i32Mul().get(kb).i32Add();
+        f.get(xs).i32Const(i0 * a + j0).i32Mul().i32Add().set(q);
+        f.get(dU).get(q).i32Add().v128Load().set(sum);
+        f.get(parts).get(q).i32Add().set(pp);
+        f.get(count).set(j);
+        f.block().loop();
+        f.get(j).i32Eqz().brIf(1);
+        f.get(sum).get(pp).v128Load().f32x4Add().set(sum);
+        f.get(pp).get(stride).i32Add().set(pp);
+        f.get(j).i32Const(1).i32Sub().set(j);
+        f.br(0).end().end();
+        f.get(sum);
       };
       sandwich(f, gt, xiPtr, (i, j, push) => {
         push();
@@ -472,32 +489,6 @@ function xoutKernel(gt: readonly (readonly number[])[]): FuncBuilder {
       void p;
     });
   });
-  return f;
-}
-
-// addn(dst, src, n, count, stride): dst[i] += src[j·stride + i] for j = 0, 1, … count − 1 in
-// that order (one pass over dst; each element's sum is that of count separate passes)
-function addnKernel(): FuncBuilder {
-  const f = new FuncBuilder(Array(5).fill(I32), []);
-  const [dst, src, n, count, stride] = Array.from({ length: 5 }, (_, i) => f.param(i));
-  const end = f.local(I32), j = f.local(I32), p = f.local(I32), acc = f.local(V128);
-  f.get(dst).get(n).i32Const(4).i32Mul().i32Add().set(end);
-  f.block().loop();
-  // not a signed compare: arena addresses may pass 2 GiB
-  f.get(dst).get(end).i32Eq().brIf(1);
-  f.get(dst).v128Load().set(acc);
-  f.get(src).set(p);
-  f.get(count).set(j);
-  f.block().loop();
-  f.get(j).i32Eqz().brIf(1);
-  f.get(acc).get(p).v128Load().f32x4Add().set(acc);
-  f.get(p).get(stride).i32Add().set(p);
-  f.get(j).i32Const(1).i32Sub().set(j);
-  f.br(0).end().end();
-  f.get(dst).get(acc).v128Store();
-  f.get(dst).i32Const(16).i32Add().set(dst);
-  f.get(src).i32Const(16).i32Add().set(src);
-  f.br(0).end().end();
   return f;
 }
 
@@ -523,7 +514,7 @@ export function buildWinogradFilterModule(
   };
   add(stageKernel(), "stage");
   add(accumKernel(relaxed), "accum");
-  add(addnKernel(), "addn");
+  add(accumKernel(relaxed, true), "accum0");
   for (const m of [2, 4] as WinogradTile[]) {
     const { AT: at, BT: bt, G: g } = winograd(m);
     const aMat = at[0].map((_, j) => at.map((row) => row[j])); // A (α × m)
