@@ -10,8 +10,8 @@
  * On an executor's arena (x, dy and dw in one arena with enough kernel
  * scratch, see {@link winogradFilterScratch}) the module runs on the arena's
  * memory (the build with a shared memory import on a shared arena), and each chunk of x and dy is moved into the scratch by one
- * `copyWithin`; elsewhere it runs on a memory of its own that the chunks
- * are copied into (counted by `gemmStagedBytes`).
+ * `copyWithin`; elsewhere it runs on a memory of its own that x and dy are
+ * copied into whole (counted by `gemmStagedBytes`), and then the same way.
  *
  * The chunks fall into groups fixed by the sizes (see
  * {@link winogradFilterGroups}); each group accumulates into dU of its own,
@@ -295,21 +295,32 @@ export function winogradBackwardFilterWasm(
     opts.chunkBytes ?? CHUNK_BYTES,
     opts.maxGroups ?? MAX_GROUPS,
   );
-  let base: number, memory: WebAssembly.Memory;
+  let base: number, memory: WebAssembly.Memory, xAt: number, dyAt: number;
   const inPlace = mem !== undefined && sc !== undefined && dy.buffer === buf &&
     dw.buffer === buf && g.shared + g.slot <= sc.byteLength;
   if (inPlace) {
     base = sc.byteOffset;
     memory = mem;
+    xAt = x.byteOffset / 4;
+    dyAt = dy.byteOffset / 4;
   } else {
+    // x and dy copied whole past one slot of scratch in the own memory, then read as in place
     base = 1024; // 0 is never a valid address
     memory = s.own!;
-    if (memory.buffer.byteLength < base + g.shared + g.slot) {
-      memory.grow(Math.ceil((base + g.shared + g.slot - memory.buffer.byteLength) / 65536));
+    const end = base + g.shared + g.slot + 4 * (x.length + dy.length);
+    if (memory.buffer.byteLength < end) {
+      memory.grow(Math.ceil((end - memory.buffer.byteLength) / 65536));
     }
+    xAt = (base + g.shared + g.slot) / 4;
+    dyAt = xAt + x.length;
   }
   const ex = instanceOn(s, memory);
   const heap = heapOf(memory.buffer);
+  if (!inPlace) {
+    heap.set(x, xAt);
+    heap.set(dy, dyAt);
+    countStaged(4 * (x.length + dy.length)); // see gemmStagedBytes
+  }
   // a whole call on a pool thread's shared arena: the groups are a job other threads may help with
   const a = inPlace && g.groups > 1 ? activeAssist() : null;
   const slots = a ? Math.floor((sc!.byteLength - g.shared) / g.slot) : 0;
@@ -333,20 +344,7 @@ export function winogradBackwardFilterWasm(
     a!.publish();
     a!.finish();
   } else {
-    for (let gi = 0; gi < g.groups; gi++) {
-      runGroup(
-        ex,
-        heap,
-        base,
-        0,
-        g,
-        gi,
-        x.byteOffset / 4,
-        dy.byteOffset / 4,
-        inPlace ? null : x,
-        dy,
-      );
-    }
+    for (let gi = 0; gi < g.groups; gi++) runGroup(ex, heap, base, 0, g, gi, xAt, dyAt);
   }
   const dU = base + g.dU, out = base + g.out;
   // the other groups' accumulators added to group 0's in group order, as the transform reads them
@@ -371,7 +369,7 @@ export function winogradBackwardFilterWasm(
 
 // Group gi of a call: its chunks of images staged, transformed and accumulated in order into the
 // group's accumulators, with the staging of slot `slot`. xAt, dyAt: float indices of x and dy in
-// `heap` (in place), or copyX with copyDy the arrays to copy the chunks from.
+// `heap`.
 function runGroup(
   ex: Exports,
   heap: Float32Array,
@@ -381,8 +379,6 @@ function runGroup(
   gi: number,
   xAt: number,
   dyAt: number,
-  copyX: Float32Array | null,
-  copyDy: Float32Array,
 ): void {
   const { a2, tilesH, tilesW, tpi, Cp, OCp, Hp, Wp, OHp, OWp, chw, ohw, nb, at, m } = g;
   const { n: N, c: C, h: H, w: W, oc: OC, oh: OH, ow: OW, p } = g;
@@ -396,18 +392,12 @@ function runGroup(
   const first = c0 * nb;
   for (let n0 = first; n0 < Math.min(N, c1 * nb); n0 += nb) {
     const cnt = Math.min(nb, N - n0), T = cnt * tpi, Ts = T | 1;
-    if (copyX === null) {
-      // One sequential copy inside the arena: the staging reads four
-      // channel planes of 2-3 KiB at a time, short runs the prefetcher
-      // follows badly from DRAM (the copy measured 4-6% faster, min of 22).
-      const x0 = xAt + n0 * chw, dy0 = dyAt + n0 * ohw;
-      arenaCopyWithin(heap, srcX / 4, x0, x0 + cnt * chw);
-      arenaCopyWithin(heap, srcDy / 4, dy0, dy0 + cnt * ohw);
-    } else {
-      heap.set(copyX.subarray(n0 * chw, (n0 + cnt) * chw), srcX / 4);
-      heap.set(copyDy.subarray(n0 * ohw, (n0 + cnt) * ohw), srcDy / 4);
-      countStaged(cnt * (chw + ohw) * 4); // see gemmStagedBytes
-    }
+    // One sequential copy inside the memory: the staging reads four
+    // channel planes of 2-3 KiB at a time, short runs the prefetcher
+    // follows badly from DRAM (the copy measured 4-6% faster, min of 22).
+    const x0 = xAt + n0 * chw, dy0 = dyAt + n0 * ohw;
+    arenaCopyWithin(heap, srcX / 4, x0, x0 + cnt * chw);
+    arenaCopyWithin(heap, srcDy / 4, dy0, dy0 + cnt * ohw);
     ex.stage(srcX, stX, C, H, W, Cp, Hp, Wp, p, cnt);
     ex.stage(srcDy, stDy, OC, OH, OW, OCp, OHp, OWp, 0, cnt);
     xin(stX, V, tilesH, tilesW, cnt, Cp, Hp, Wp, Ts);
@@ -451,11 +441,8 @@ registerAssistRunner(ASSIST_KIND.WINOGRAD_FILTER, (buf, ints, at, _fl, _fat, chu
     chunk,
     ints[at]! / 4,
     ints[at + 1]! / 4,
-    null,
-    EMPTY,
   );
 });
-const EMPTY = new Float32Array(0);
 
 interface Geometry {
   // the sizes it was made for

@@ -358,7 +358,7 @@ Deno.test({
   name:
     "winogradBackwardFilterWasm with help: any thread may run any group in its own slot, the bits are the kernel's alone",
   ignore: !available,
-  fn() {
+  async fn() {
     const d = dims(12, 8, 14, 14, 12, 1);
     const opts = { chunkBytes: 1, maxGroups: 4 }; // 12 one-image chunks in 4 groups
     const nx = d.n * d.c * d.h * d.w, ny = d.n * d.oc * d.oh * d.ow, nw = d.oc * d.c * 9;
@@ -441,6 +441,20 @@ Deno.test({
       const C = arena(false, need);
       assert.deepEqual(call(C.dwa, C.xa, C.dya), []);
       assert.deepEqual(C.dwa, alone);
+      // warm, a call makes no typed array, not even a view: on a shared arena with a job, on an
+      // unshared one, copying plain arrays
+      registerAssistRunner(kind, run);
+      const { countTypedArrays } = await import("../../_alloc_count.ts");
+      const plain = new Float32Array(nw);
+      const seen = await countTypedArrays(() => {
+        for (let i = 0; i < 3; i++) {
+          winogradBackwardFilterWasm(A.xa, A.dya, A.dwa, d, opts);
+          winogradBackwardFilterWasm(C.xa, C.dya, C.dwa, d, opts);
+          winogradBackwardFilterWasm(x, dy, plain, d, opts);
+        }
+      });
+      assert.deepEqual(seen.byKind, {});
+      assert.deepEqual(plain, alone);
     } finally {
       setActiveAssist(null);
       registerAssistRunner(kind, run);
