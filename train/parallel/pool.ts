@@ -15,7 +15,14 @@ import * as Comlink from "npm:comlink@4.4.2";
 import type { Tier } from "../../graph/op.ts";
 import { GradientShard, type ShardInit } from "./shard.ts";
 import { CTRL, CTRL_BYTES } from "./control.ts";
-import { adoptArenas, type ArenaShare, type PoolMemory, type WorkerApi } from "./worker.ts";
+import {
+  adoptArenas,
+  type ArenaShare,
+  type OwnArenas,
+  ownArenas,
+  type PoolMemory,
+  type WorkerApi,
+} from "./worker.ts";
 import {
   Assist,
   ASSIST_POLL_MS,
@@ -483,12 +490,12 @@ export class WorkerPool implements GradientRunner {
     if (opts.mainThread ?? true) {
       this.lane = new Lane(this.shard, this.tree, this.mem, null, this.updater);
       this.firstWorker = 1;
-      const arena = this.sharing ? this.shard.arenaFor(this.shard.microFor(opts.maxBatch)) : null;
-      if (arena) {
+      const own = this.sharing ? ownArenas(this.shard, opts.maxBatch) : new Map() as OwnArenas;
+      if (own.size > 0) {
         this.assist = new Assist(this.mem.assist!, 0);
-        const share = { id: this.nextArena++, thread: 0, ...arena };
-        this.shares.push(share);
-        adoptArenas(this.assist, [share], arena.memory.buffer);
+        const shares = this.sharesOf(0, own);
+        this.shares.push(...shares);
+        adoptArenas(this.assist, shares, own);
       }
     }
     // the main thread is one of the pool's threads whether or not it computes
@@ -1047,7 +1054,7 @@ export class WorkerPool implements GradientRunner {
     });
     this.slots[i] = slot;
     try {
-      const arena = await guard(
+      const own = await guard(
         slot.api.init(
           this.shardInit(i + 1),
           this.mem,
@@ -1061,17 +1068,20 @@ export class WorkerPool implements GradientRunner {
       );
       // a replacement's arena is a new memory: the threads that hold the old one cannot help it
       this.shares = this.shares.filter((s) => s.thread !== i + 1);
-      if (arena) {
-        const share = { id: this.nextArena++, thread: i + 1, ...arena };
-        this.shares.push(share);
-        if (this.assist) adoptArenas(this.assist, [share], null);
-      }
+      const shares = this.sharesOf(i + 1, own);
+      this.shares.push(...shares);
+      if (this.assist) adoptArenas(this.assist, shares, new Map());
     } catch (e) {
       if (this.slots[i] === slot) this.slots[i] = null;
       slot.kill(messageOf(e));
       throw e;
     }
     return slot;
+  }
+
+  /** Thread `thread`'s arenas `own` under new ids. */
+  private sharesOf(thread: number, own: OwnArenas): ArenaShare[] {
+    return [...own].map(([micro, a]) => ({ id: this.nextArena++, thread, micro, ...a }));
   }
 
   /** Gives worker `i` (started by `spawn`) every thread's arena, then has it serve steps. */

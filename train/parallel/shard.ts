@@ -566,6 +566,35 @@ export class GradientShard {
     return this.cutCount;
   }
 
+  /**
+   * The distinct micro-batch sizes of the cut of a batch of `n`, largest
+   * first (the micro-batch size, then a smaller tail's).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { allocDataset, initParams, lectureCnn } from "@denograd/denograd";
+   * import { GradientShard } from "./shard.ts";
+   * const m = lectureCnn({ channels: 2 });
+   * const params = initParams(m.built, { seed: 1 }) as Map<string, Float32Array>;
+   * const ds = allocDataset({ name: "blank", count: 8, sampleShape: [1, 28, 28], numClasses: 10 });
+   * const shard = new GradientShard({
+   *   graph: m.graph, input: m.input, target: m.target, loss: m.loss,
+   *   grads: Object.entries(m.grads), params, images: ds.images, labels: ds.labels,
+   *   sampleSize: 784, indices: new Uint32Array(8), microBatch: 4, microTail: 2,
+   * });
+   * assert.deepEqual(shard.cutSizes(8), [4, 2]); // 4, 2, 2
+   * assert.deepEqual(shard.cutSizes(4), [4]);
+   * ```
+   */
+  cutSizes(n: number): number[] {
+    const count = cutBatch(n, this.microFor(n), this.tailFor(n), this.starts);
+    const sizes = new Set<number>();
+    for (let k = 0; k < count; k++) sizes.add(this.starts[k + 1]! - this.starts[k]!);
+    this.cutFor = -1; // `starts` was overwritten: count() cuts again
+    return [...sizes].sort((a, b) => b - a);
+  }
+
   /** Most micro-batches of a batch of at most `maxBatch`. */
   maxCount(maxBatch: number): number {
     return maxMicroBatches(maxBatch, (n) => this.microFor(n), (n) => this.tailFor(n));

@@ -88,27 +88,44 @@ export interface ArenaShare {
   id: number;
   /** The thread (board slot) whose arena it is: 0 the main thread, worker i's i + 1. */
   thread: number;
+  /** The micro-batch size whose plan the arena is (a thread has one per size of a step's cut). */
+  micro: number;
   /** The shared memory. */
   memory: WebAssembly.Memory;
   /** Where its kernel scratch starts (bytes). */
   scratchStart: number;
 }
 
+/** A thread's shared arenas by micro-batch size, as `GradientShard.arenaFor` gives them. */
+export type OwnArenas = Map<number, { memory: WebAssembly.Memory; scratchStart: number }>;
+
 /**
  * Makes the arenas `shares` known to `assist` (this thread's side of the
- * board): its own (`thread === assist.me`) as the arena its kernels open
- * jobs on, the others' as arenas it can help on.
+ * board): its own (`thread === assist.me`, found in `own` by micro-batch
+ * size) as arenas its kernels open jobs on, the others' as arenas it can
+ * help on.
  */
-export function adoptArenas(
-  assist: Assist,
-  shares: ArenaShare[],
-  own: ArrayBufferLike | null,
-): void {
+export function adoptArenas(assist: Assist, shares: ArenaShare[], own: OwnArenas): void {
   for (const s of shares) {
     if (s.thread === assist.me) {
-      if (own) assist.adopt(s.id, own, true);
+      const mine = own.get(s.micro);
+      if (mine) assist.adopt(s.id, mine.memory.buffer, true);
     } else assist.adopt(s.id, adoptArenaMemory(s.memory, s.scratchStart));
   }
+}
+
+/**
+ * This thread's shared arenas for steps of up to `maxBatch` samples: one per
+ * micro-batch size of that batch's cut (a step's tail micro-batches run on
+ * a plan of their own), none unless the shard shares its arenas.
+ */
+export function ownArenas(shard: GradientShard, maxBatch: number): OwnArenas {
+  const own: OwnArenas = new Map();
+  for (const micro of shard.cutSizes(maxBatch)) {
+    const a = shard.arenaFor(micro);
+    if (a) own.set(micro, a);
+  }
+  return own;
 }
 
 // a lane waiting on another thread re-checks for an aborted step this often
@@ -126,7 +143,7 @@ let board: AssistBoard | null = null;
 let assist: Assist | null = null;
 let always = false;
 let sched: Int32Array | null = null;
-let arena: { memory: WebAssembly.Memory; scratchStart: number } | null = null;
+let arenas: OwnArenas = new Map();
 
 /**
  * Runs chunks of the other threads' kernels while `arr[at]` is `value`, when
@@ -168,7 +185,7 @@ export const workerApi = {
     modules: string[] = [],
     thread: ThreadId = { worker: 0, generation: 0 },
     seam?: TestSeam,
-  ): Promise<{ memory: WebAssembly.Memory; scratchStart: number } | null> {
+  ): Promise<OwnArenas> {
     for (const m of modules) await import(m);
     const shard = new GradientShard(init);
     hook = await loadHook(seam, thread);
@@ -188,8 +205,8 @@ export const workerApi = {
     asleep = { at: mem.asleep, slot: me + 1 };
     board = mem.assist ?? null;
     sched = mem.sched;
-    arena = board && init.sharedArena ? shard.arenaFor(shard.microFor(init.indices.length)) : null;
-    return arena ? { memory: arena.memory, scratchStart: arena.scratchStart } : null;
+    arenas = board && init.sharedArena ? ownArenas(shard, init.indices.length) : new Map();
+    return arenas;
   },
   /**
    * Joins the board of kernel jobs as thread `thread` (its slot: worker i's
@@ -201,7 +218,7 @@ export const workerApi = {
   adopt(thread: number, shares: ArenaShare[], assistAlways = false): void {
     if (!board) return;
     assist = new Assist(board, thread);
-    adoptArenas(assist, shares, arena ? arena.memory.buffer : null);
+    adoptArenas(assist, shares, arenas);
     if (hook) assist.onClaim = () => void hook!(stepNo![0]!, ASSIST_UNIT);
     always = assistAlways;
     setActiveAssist(assist);

@@ -354,3 +354,40 @@ Deno.test("a thread with nothing left runs images of the slower one's Winograd c
     registerAssistRunner(kind, runner);
   }
 });
+
+Deno.test("a step's smaller tail micro-batches run on arenas every thread holds, with LocalRunner's bits", async () => {
+  const { GradientShard } = await import("../../../train/parallel/shard.ts");
+  const { ownArenas } = await import("../../../train/parallel/worker.ts");
+  // a cut of 64 with a tail of 16: 32, 16, 16; each size has its own plan and arena
+  const p = fresh();
+  const shard = new GradientShard({
+    ...spec,
+    grads: Object.entries(spec.grads),
+    params: p,
+    images: data.images,
+    labels: data.labels,
+    sampleSize: data.sampleSize,
+    indices: new Uint32Array(64),
+    microBatch: 32,
+    microTail: 16,
+    sharedArena: true,
+    assistThreads: 2,
+  });
+  const own = ownArenas(shard, 64);
+  if (own.size > 0) { // no wasm arenas without WebAssembly SIMD
+    assert.deepEqual([...own.keys()], [32, 16]);
+    assert.notEqual(own.get(32)!.memory, own.get(16)!.memory);
+  }
+  const q = fresh();
+  const want = await run(
+    new LocalRunner(spec, { params: q, data, maxBatch: 64, microBatch: 32, microTail: 16 }),
+    q,
+    STEPS,
+  );
+  const { result, pool } = await pooled({
+    microTail: 16,
+    testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }),
+  });
+  assertSame(result, want, "tails of 16");
+  assert.ok(pool.assistedChunks > 0, "no chunk was run by a helper");
+});
