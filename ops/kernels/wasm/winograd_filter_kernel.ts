@@ -370,7 +370,7 @@ function accumKernel(relaxed: boolean, fresh = false): FuncBuilder {
     () => Array.from({ length: NRV }, () => f.local(V128)),
   );
   const bv: Local[] = Array.from({ length: NRV }, () => f.local(V128));
-  const av = f.local(V128);
+  const av = f.local(V128), aq = f.local(V128);
   f.get(Cp).i32Const(4).i32Mul().set(sa);
   f.get(OCp).i32Const(4).i32Mul().set(sb);
   f.get(V).set(pa0);
@@ -405,8 +405,12 @@ function accumKernel(relaxed: boolean, fresh = false): FuncBuilder {
         f.get(T).set(t);
         f.loop();
         for (let v = 0; v < NRV; v++) f.get(pb).v128Load(16 * v).set(bv[v]);
+        // the MR values of V in one load, each broadcast by a shuffle: wasm memory accesses are
+        // bounds-checked where V8 has no trap handler (Deno), and on a shared memory each check
+        // reloads the memory's size
+        f.get(pa).v128Load().set(aq);
         for (let i = 0; i < MR; i++) {
-          f.get(pa).v128Load32Splat(4 * i).set(av);
+          f.get(aq).get(aq).f32x4Shuffle([i, i, i, i]).set(av);
           for (let v = 0; v < NRV; v++) {
             if (relaxed) f.get(av).get(bv[v]).get(acc[i][v]).f32x4RelaxedMadd();
             else f.get(acc[i][v]).get(av).get(bv[v]).f32x4Mul().f32x4Add();
