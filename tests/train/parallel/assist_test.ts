@@ -391,3 +391,50 @@ Deno.test("a step's smaller tail micro-batches run on arenas every thread holds,
   assertSame(result, want, "tails of 16");
   assert.ok(pool.assistedChunks > 0, "no chunk was run by a helper");
 });
+
+Deno.test("the micro-batches at a step's end (the tail's size) take help too: their arenas are shared", async () => {
+  const conv2 = { n: 16, c: 4, h: 26, w: 26, oc: 8, kh: 3, kw: 3, oh: 24, ow: 24 };
+  if (winogradFilterGroups({ ...conv2, stride: 1, padding: 0 }) < 2) return; // no wasm SIMD
+  const freshMini = () =>
+    initParams(mini.built, { seed: 6, shared: true }) as Map<string, Float32Array>;
+  // 64 → 32, 16, 16; 48 → 32, 16
+  const cut = { maxBatch: 64, microBatch: 32, microTail: 16 };
+  const p0 = freshMini();
+  const want = await run(new LocalRunner(mini, { params: p0, data, ...cut }), p0, 12);
+  // the groups of 16-image calls this (main) thread runs for worker 1, as a helper
+  const kind = ASSIST_KIND.WINOGRAD_FILTER, runner = assistRunner(kind)!;
+  const help = Assist.prototype.help;
+  let helping = 0, tail = 0;
+  Assist.prototype.help = function (this: Assist) {
+    helping++;
+    try {
+      return help.call(this);
+    } finally {
+      helping--;
+    }
+  };
+  registerAssistRunner(kind, (buf, ints, at, fl, fat, chunk, thread) => {
+    if (helping > 0 && ints[at + 3] === 16) tail++;
+    runner(buf, ints, at, fl, fat, chunk, thread);
+  });
+  try {
+    const p = freshMini();
+    const pool = await WorkerPool.create(mini, {
+      workers: 2,
+      params: p,
+      data,
+      ...cut,
+      assist: "always",
+      testSeam: faultSeam({ slow: [{ worker: 1, ms: 2 }] }),
+    });
+    try {
+      assertSame(await run(pool, p, 12), want, "tail micro-batches");
+      assert.ok(tail > 0, "no group of a 16-image micro-batch was helped");
+    } finally {
+      await pool.close();
+    }
+  } finally {
+    Assist.prototype.help = help;
+    registerAssistRunner(kind, runner);
+  }
+});
