@@ -358,7 +358,7 @@ function xformKernel(l: readonly (readonly number[])[], m: number): FuncBuilder 
 // accum(V, M, dU, T, Ts, Cp, OCp, nxi): dU[ξ] (Cp × OCp) += Σ_{t<T} V[ξ][t]ᵀ M[ξ][t],
 // with Ts ≥ T rows between transform points; `fresh`: dU[ξ] = that sum, dU's contents unread
 // (a function of its own: a branch on a flag in the loop nest slowed the whole call 1.7%)
-function accumKernel(relaxed: boolean, fresh = false): FuncBuilder {
+function accumKernel(relaxed: boolean, fresh: boolean, shuffle: boolean): FuncBuilder {
   const f = new FuncBuilder(Array(8).fill(I32), []);
   const [V, M, dU, T, Ts, Cp, OCp, nxi] = Array.from({ length: 8 }, (_, i) => f.param(i));
   const xi = f.local(I32), c0 = f.local(I32), k0 = f.local(I32), t = f.local(I32);
@@ -405,12 +405,15 @@ function accumKernel(relaxed: boolean, fresh = false): FuncBuilder {
         f.get(T).set(t);
         f.loop();
         for (let v = 0; v < NRV; v++) f.get(pb).v128Load(16 * v).set(bv[v]);
-        // the MR values of V in one load, each broadcast by a shuffle: wasm memory accesses are
-        // bounds-checked where V8 has no trap handler (Deno), and on a shared memory each check
-        // reloads the memory's size
-        f.get(pa).v128Load().set(aq);
+        // on a shared memory, the MR values of V in one load, each broadcast by a shuffle: wasm
+        // memory accesses are bounds-checked where V8 has no trap handler (Deno), and on a shared
+        // memory each check reloads the memory's size (the whole kernel 1.090 -> 1.035 of the
+        // unshared one); on an unshared memory four broadcast loads (1.5% faster there). The
+        // values are the same either way, so are the bits.
+        if (shuffle) f.get(pa).v128Load().set(aq);
         for (let i = 0; i < MR; i++) {
-          f.get(aq).get(aq).f32x4Shuffle([i, i, i, i]).set(av);
+          if (shuffle) f.get(aq).get(aq).f32x4Shuffle([i, i, i, i]).set(av);
+          else f.get(pa).v128Load32Splat(4 * i).set(av);
           for (let v = 0; v < NRV; v++) {
             if (relaxed) f.get(av).get(bv[v]).get(acc[i][v]).f32x4RelaxedMadd();
             else f.get(acc[i][v]).get(av).get(bv[v]).f32x4Mul().f32x4Add();
@@ -517,8 +520,8 @@ export function buildWinogradFilterModule(
     funcs.push(f);
   };
   add(stageKernel(), "stage");
-  add(accumKernel(relaxed), "accum");
-  add(accumKernel(relaxed, true), "accum0");
+  add(accumKernel(relaxed, false, shared), "accum");
+  add(accumKernel(relaxed, true, shared), "accum0");
   for (const m of [2, 4] as WinogradTile[]) {
     const { AT: at, BT: bt, G: g } = winograd(m);
     const aMat = at[0].map((_, j) => at.map((row) => row[j])); // A (α × m)

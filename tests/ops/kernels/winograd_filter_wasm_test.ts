@@ -257,7 +257,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "winogradBackwardFilterWasm on an arena stages nothing outside it, equal to the copying path",
+    "winogradBackwardFilterWasm on an arena (unshared or shared) stages nothing outside it, equal to the copying path",
   ignore: !available,
   fn() {
     fc.assert(
@@ -292,6 +292,17 @@ Deno.test({
           const want = short ? 4 * (nx + ny) : 0;
           assert.equal(gemmStagedBytes() - staged0, want, `short of scratch: ${short}`);
         }
+        // a shared arena runs the shared-memory build (its accumulation broadcasts V by
+        // shuffles, not loads): the same bits
+        const shared = sharedWasmArenaBuffer(data, need)!;
+        const xs = new Float32Array(shared, 0, nx), dys = new Float32Array(shared, 4 * nx, ny);
+        const dws = new Float32Array(shared, 4 * (nx + ny), nw).fill(NaN);
+        xs.set(x);
+        dys.set(dy);
+        staged0 = gemmStagedBytes();
+        assert.equal(winogradBackwardFilterWasm(xs, dys, dws, d, { tile }), true);
+        assert.equal(gemmStagedBytes() - staged0, 0, "in place on the shared arena");
+        assert.deepEqual(dws, copied);
       }),
       { numRuns: 30 },
     );
