@@ -16,6 +16,13 @@
  *   of its four convolution values equal to the window maximum when that
  *   maximum is positive, and nowhere when it is not (ReLU) or NaN.
  *
+ * A row's last group of four pooled columns is shifted left to end at pw;
+ * when it repeats two or more of the group before, only its second half
+ * (two pooled columns) is computed. The backward thereby skips products of
+ * a zero gradient, which add nothing for finite inputs (an infinite input,
+ * which makes the sums non-finite anyway, may now give ±inf where such a
+ * product gave NaN).
+ *
  * Both functions compute the convolution with one emitter, in the same
  * order, so the backward finds the forward's maxima bit for bit.
  *
@@ -47,6 +54,14 @@ function f32x4Pmax(f: FuncBuilder): void {
 /** `f32x4.ge`. */
 function f32x4Ge(f: FuncBuilder): void {
   simd(f, 0x46);
+}
+/** `i32x4.add`. */
+function i32x4Add(f: FuncBuilder): void {
+  simd(f, 0xae);
+}
+/** `f32x4.convert_i32x4_s`. */
+function f32x4ConvertI32x4S(f: FuncBuilder): void {
+  simd(f, 0xfa);
 }
 /** `f32.convert_i32_s`. */
 function f32ConvertI32S(f: FuncBuilder): void {
@@ -123,11 +138,15 @@ function emitConv(
   wv: Local[],
   bias: Local,
   cv: ConvVecs,
+  halves: readonly number[],
 ): void {
   const ld = f.local(V128);
-  for (const l of [cv.t0, cv.t1, cv.b0, cv.b1]) f.get(bias).set(l);
+  for (const half of halves) {
+    for (const l of half === 0 ? [cv.t0, cv.b0] : [cv.t1, cv.b1]) f.get(bias).set(l);
+  }
   for (let k = 0; k < 4; k++) {
-    for (const [half, base] of [[0, 0], [1, 16]] as const) {
+    for (const half of halves) {
+      const base = 16 * half;
       for (let v = 0; v < 3; v++) {
         f.get(rows[k]!).v128Load(base + 4 * v).set(ld);
         const top = half === 0 ? cv.t0 : cv.t1, bot = half === 0 ? cv.b0 : cv.b1;
@@ -162,14 +181,18 @@ function forward(relaxed: boolean): FuncBuilder {
   const cv = convVecs(f), zero = f.local(V128);
   // the four elements of the four windows: a, b top left and right, e, f bottom
   const a = f.local(V128), b = f.local(V128), e = f.local(V128), fr = f.local(V128);
-  const m = f.local(V128), c = f.local(V128), q = f.local(V128);
+  const m = f.local(V128), c = f.local(V128), q = f.local(V128), four = f.local(V128);
   f.v128Zero().set(zero);
-  walk(f, ({ rows, out }) => {
-    emitConv(f, relaxed, rows, wv, bias, cv);
-    f.get(cv.t0).get(cv.t1).f32x4Shuffle([0, 2, 4, 6]).set(a);
-    f.get(cv.t0).get(cv.t1).f32x4Shuffle([1, 3, 5, 7]).set(b);
-    f.get(cv.b0).get(cv.b1).f32x4Shuffle([0, 2, 4, 6]).set(e);
-    f.get(cv.b0).get(cv.b1).f32x4Shuffle([1, 3, 5, 7]).set(fr);
+  f.i32Const(4).i32x4Splat().set(four);
+  // one group: both halves, or only the second (pooled columns c+2, c+3) when
+  // the group before covered the first (shift ≥ 2), its lanes 2, 3 stored
+  const group = (rows: Local[], out: Local, halves: readonly number[]) => {
+    emitConv(f, relaxed, rows, wv, bias, cv, halves);
+    const [top, bot] = halves.length === 2 ? [cv.t0, cv.b0] : [cv.t1, cv.b1];
+    f.get(top).get(cv.t1).f32x4Shuffle([0, 2, 4, 6]).set(a);
+    f.get(top).get(cv.t1).f32x4Shuffle([1, 3, 5, 7]).set(b);
+    f.get(bot).get(cv.b1).f32x4Shuffle([0, 2, 4, 6]).set(e);
+    f.get(bot).get(cv.b1).f32x4Shuffle([1, 3, 5, 7]).set(fr);
     // the maxima by pmax (one instruction each, unlike f32x4.max), then ReLU
     // as pmax(0, m), which gives +0 for -0 like the reference; a NaN anywhere
     // in a window makes its lane all ones (a NaN) afterwards, as NaN wins
@@ -184,18 +207,34 @@ function forward(relaxed: boolean): FuncBuilder {
     f.get(m).get(q).v128Or().set(m);
     f.get(out).get(zero).get(m);
     f32x4Pmax(f);
-    f.get(q).v128Or().v128Store();
+    f.get(q).v128Or();
+    if (halves.length === 2) f.v128Store();
+    else f.v128Store64Lane(1, 8);
     // code = 1 + the index of the first element equal to the maximum, where
-    // it is positive (ReLU's backward passes it), else 0
-    f32x4Const(f, [4, 4, 4, 4]);
+    // it is positive (ReLU's backward passes it), else 0: with the masks
+    // d1 = (a = m), d2 = d1 | (b = m), d3 = d2 | (e = m) as integers (-1 or 0),
+    // 4 + d1 + d2 + d3, converted to f32 (no constants but one, held in a local)
+    f.get(a).get(m).f32x4Eq().set(q);
+    f.get(q).get(b).get(m).f32x4Eq().v128Or().set(c);
+    f.get(q).get(c);
+    i32x4Add(f);
+    f.get(c).get(e).get(m).f32x4Eq().v128Or();
+    i32x4Add(f);
+    f.get(four);
+    i32x4Add(f);
+    f32x4ConvertI32x4S(f);
     f.set(c);
-    for (const [el, code] of [[e, 3], [b, 2], [a, 1]] as const) {
-      f.get(el).get(m).f32x4Eq().set(q);
-      f32x4Const(f, [code, code, code, code]);
-      f.get(q).v128And().get(c).get(q).v128Andnot().v128Or().set(c);
-    }
     f.get(out).get(codes).i32Add();
-    f.get(c).get(m).get(zero).f32x4Gt().v128And().v128Store();
+    f.get(c).get(m).get(zero).f32x4Gt().v128And();
+    if (halves.length === 2) f.v128Store();
+    else f.v128Store64Lane(1, 8);
+  };
+  walk(f, ({ rows, out, shift }) => {
+    f.get(shift).i32Const(2).i32GeS().if();
+    group(rows, out, [1]);
+    f.else();
+    group(rows, out, [0, 1]);
+    f.end();
   });
   return f;
 }
@@ -222,7 +261,10 @@ function backward(relaxed: boolean): FuncBuilder {
     f.v128And().set(g);
     f.get(out).get(codes).i32Add().v128Load().set(code);
     // one half (two windows, conv columns 2c…2c+3 or 2c+4…2c+7) at a time
+    // the first half's lanes are all masked when shift ≥ 2: its products
+    // would add only zeros (gradient 0 times a finite input), so it is skipped
     for (const [half, base] of [[0, 0], [1, 16]] as const) {
+      if (half === 0) f.get(shift).i32Const(2).i32LtS().if();
       const lo = half * 2;
       f.get(code).get(code).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(ch);
       f.get(g).get(g).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(gh);
@@ -241,6 +283,7 @@ function backward(relaxed: boolean): FuncBuilder {
           if (k >= 1) madd(f, relaxed, acc[(k - 1) * 3 + v]!, gb, ld);
         }
       }
+      if (half === 0) f.end();
     }
   });
   for (const a of acc) {
