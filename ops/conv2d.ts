@@ -81,8 +81,12 @@ export const conv2dOp: OpDef<Conv2dAttrs> = registerOp<Conv2dAttrs>({
   ],
 });
 
-// its Winograd kernel opens a job per call on a pool thread's shared arena (images are chunks)
-registerAssistOp(conv2dOp.name);
+// its Winograd kernel opens a job per call on a pool thread's shared arena (images are chunks),
+// where Winograd serves the sizes
+registerAssistOp(
+  conv2dOp.name,
+  ([x, w], attrs, y) => winogradScratch(conv2dDims(x!, w!, y, attrs), "forward") > 0,
+);
 
 /** Options of {@linkcode conv2d}. */
 export interface Conv2dOptions {

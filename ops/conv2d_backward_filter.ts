@@ -99,8 +99,13 @@ export const conv2dBackwardFilterOp: OpDef<Conv2dBackwardFilterAttrs> = register
   ],
 });
 
-// its Winograd kernel's image groups are jobs other threads of a pool may help with
-registerAssistOp("conv2d_backward_filter");
+// its Winograd kernel's image groups are jobs other threads of a pool may help with, where the
+// Winograd filter gradient serves the sizes
+registerAssistOp(
+  "conv2d_backward_filter",
+  ([x, dy], attrs, dw) =>
+    attrs.winograd !== false && winogradFilterScratch(conv2dDims(x!, dw, dy!, attrs)) > 0,
+);
 
 /** Options of {@linkcode conv2dBackwardFilter}. */
 export interface Conv2dBackwardFilterOptions {

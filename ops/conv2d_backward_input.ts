@@ -83,8 +83,12 @@ export const conv2dBackwardInputOp: OpDef<Conv2dBackwardInputAttrs> = registerOp
   ],
 });
 
-// its Winograd kernel opens a job per call on a pool thread's shared arena (images are chunks)
-registerAssistOp(conv2dBackwardInputOp.name);
+// its Winograd kernel opens a job per call on a pool thread's shared arena (images are chunks),
+// where Winograd serves the sizes
+registerAssistOp(
+  conv2dBackwardInputOp.name,
+  ([dy, w], attrs, dx) => winogradScratch(conv2dDims(dx, w!, dy!, attrs), "input") > 0,
+);
 
 /** Options of {@linkcode conv2dBackwardInput}. */
 export interface Conv2dBackwardInputOptions {

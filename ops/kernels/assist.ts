@@ -46,6 +46,12 @@ export const ASSIST_KIND = {
  * before it waits as it would without the board (ms).
  */
 export const ASSIST_POLL_MS = 2;
+/**
+ * The same for a pool told to help always (`assist: "always"`, for tests):
+ * long enough that a thread waiting on a late one (a test's injected delay of
+ * a few ms) is still polling when the late one's kernels open their jobs.
+ */
+export const ASSIST_POLL_ALWAYS_MS = 25;
 /** How long an owner waits for a helper's chunk before it gives up (ms): a chunk takes microseconds. */
 export const ASSIST_STALL_MS = 1000;
 
@@ -162,29 +168,56 @@ export function registerAssistRunner(kind: number, run: AssistRunner): void {
   runners[kind] = run;
 }
 
-const ops = new Set<string>();
+/**
+ * Whether a node of an op whose kernel may take help does so at its sizes:
+ * its input shapes, attributes and output shape, as an op's `scratch` hook
+ * gets them.
+ */
+export type AssistApplies = (
+  inShapes: readonly (readonly number[])[],
+  // deno-lint-ignore no-explicit-any
+  attrs: any,
+  outShape: readonly number[],
+) => boolean;
+
+const ops = new Map<string, AssistApplies | null>();
 
 /**
  * Registers an op whose kernel opens jobs on the board (an op module does it
  * when it is imported), so that a worker pool shares its threads' arenas
- * only for graphs where some kernel takes help.
+ * only for graphs where some kernel takes help (a shared arena costs kernels
+ * a few percent); `applies` says at which sizes it does (default: all).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { registerAssistOp, takesHelp } from "./assist.ts";
- * registerAssistOp("my_op");
+ * registerAssistOp("my_op", (ins) => ins[0]![1]! >= 4); // from 4 channels
  * assert.ok(takesHelp("my_op"));
+ * assert.ok(takesHelp("my_op", [[8, 4]], {}, [8, 4]));
+ * assert.ok(!takesHelp("my_op", [[8, 1]], {}, [8, 1]));
  * assert.ok(!takesHelp("relu"));
  * ```
  */
-export function registerAssistOp(name: string): void {
-  ops.add(name);
+export function registerAssistOp(name: string, applies: AssistApplies | null = null): void {
+  ops.set(name, applies);
 }
 
-/** Whether the op `name`'s kernel opens jobs on the board (see {@linkcode registerAssistOp}). */
-export function takesHelp(name: string): boolean {
-  return ops.has(name);
+/**
+ * Whether the op `name`'s kernel opens jobs on the board (see
+ * {@linkcode registerAssistOp}): at the sizes given, or at some sizes.
+ */
+export function takesHelp(
+  name: string,
+  inShapes?: readonly (readonly number[])[],
+  // deno-lint-ignore no-explicit-any
+  attrs?: any,
+  outShape?: readonly number[],
+): boolean {
+  const applies = ops.get(name);
+  if (applies === undefined) return false;
+  if (applies === null || !inShapes || !outShape) return true;
+  return applies(inShapes, attrs ?? {}, outShape);
 }
 
 /** The runner registered for `kind`, if any. */

@@ -25,12 +25,12 @@ import {
 } from "./worker.ts";
 import {
   Assist,
+  ASSIST_POLL_ALWAYS_MS,
   ASSIST_POLL_MS,
   assistBoard,
   AssistStall,
   helpedChunks,
   setActiveAssist,
-  takesHelp,
 } from "../../ops/kernels/assist.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
@@ -142,8 +142,9 @@ export interface WorkerPoolOptions {
    * they run chunks of the others' kernels (the fused convolution's output
    * channels) on their arenas, which are then shared WebAssembly memories
    * (see `ops/kernels/assist.ts`). Default true: a waiting thread polls for
-   * chunks only while the load average is not above the cores; `"always"`
-   * even then (for tests). Results are the same bits.
+   * chunks only while the load average is not above the cores, for up to
+   * `ASSIST_POLL_MS` without finding one; `"always"` even then, and for up to
+   * `ASSIST_POLL_ALWAYS_MS` (for tests). Results are the same bits.
    */
   assist?: boolean | "always";
   /**
@@ -417,7 +418,7 @@ export class WorkerPool implements GradientRunner {
     // report a bad spec here, with its own message, before any worker starts
     this.shard = new GradientShard(this.shardInit(0));
     // a shared arena costs its kernels 1-3%: only where some kernel takes help
-    if (this.sharing && !this.shard.runsOp(takesHelp)) {
+    if (this.sharing && !this.shard.takesHelpAt(this.shard.microFor(opts.maxBatch))) {
       this.sharing = false;
       this.shard = new GradientShard(this.shardInit(0));
     }
@@ -854,7 +855,8 @@ export class WorkerPool implements GradientRunner {
     // run chunks of the workers' kernels while they compute: that time is not a wait, for
     // SoloChoice (`waited`) or the spinner, which count from its end
     if (this.assist && (this.assistAlways || this.spinner.mayAssist(t0))) {
-      if (this.assist.waitHelping(arr, at, value, ASSIST_POLL_MS) > 0) {
+      const poll = this.assistAlways ? ASSIST_POLL_ALWAYS_MS : ASSIST_POLL_MS;
+      if (this.assist.waitHelping(arr, at, value, poll) > 0) {
         const t1 = performance.now();
         this.profiler?.main.span(SPAN.ASSIST, 0, t0, t1);
         t0 = t1;

@@ -14,7 +14,7 @@ import { type FloatArray, fmtShape, lookupOp, numel, type Tier } from "../../gra
 import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
 import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan, type Plan } from "../../graph/plan.ts";
-import { setAssistScratchSlots } from "../../ops/kernels/assist.ts";
+import { setAssistScratchSlots, takesHelp } from "../../ops/kernels/assist.ts";
 import { fuseChains, fuseGraph } from "../../graph/passes/mod.ts";
 import { setWinogradEnabled } from "../../ops/kernels/winograd_wasm.ts";
 import {
@@ -503,6 +503,19 @@ export class GradientShard {
     return this.graph.nodes.some((node) => test(node.op));
   }
 
+  /**
+   * Whether some node of this shard's graph, planned for micro-batches of
+   * `micro` samples, runs a kernel that takes help at its sizes
+   * (`takesHelp`): a worker pool shares arenas only then.
+   */
+  takesHelpAt(micro: number): boolean {
+    const plan = makePlan(this.graph, { batch: micro, outputs: this.planOutputs() });
+    return this.graph.nodes.some((node, i) =>
+      plan.offsets[i]! >= 0 &&
+      takesHelp(node.op, node.inputs.map((j) => plan.shapes[j]!), node.attrs, plan.shapes[i]!)
+    );
+  }
+
   /** Names and passes of the nodes this shard runs (the graph after fusion), for a trace. */
   traceNames(): TraceNames {
     return namesOf({ graph: this.graph.toJSON(), loss: this.outputs[0]!.name });
@@ -715,6 +728,11 @@ export class GradientShard {
     return memory && scratch ? { memory, scratchStart: scratch.byteOffset } : null;
   }
 
+  // what a plan must compute: the outputs, then the collectives' inputs
+  private planOutputs(): Node[] {
+    return [...this.outputs, ...this.collectives.map((c) => new Node(this.graph, c.input))];
+  }
+
   private bind(n: number): Bound {
     let b = this.plans.get(n);
     if (b) {
@@ -724,10 +742,7 @@ export class GradientShard {
       return b;
     }
     if (this.plans.size >= MAX_PLANS) this.plans.delete(this.plans.keys().next().value!);
-    const outputs = [
-      ...this.outputs,
-      ...this.collectives.map((c) => new Node(this.graph, c.input)),
-    ];
+    const outputs = this.planOutputs();
     const slots = setAssistScratchSlots(this.init.sharedArena ? this.init.assistThreads ?? 1 : 1);
     let plan: Plan;
     try {

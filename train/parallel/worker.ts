@@ -21,6 +21,7 @@ import { Spinner, waitChange, type WaitPolicy } from "./wait.ts";
 import { SPAN, type TraceRecorder } from "./trace.ts";
 import {
   Assist,
+  ASSIST_POLL_ALWAYS_MS,
   ASSIST_POLL_MS,
   type AssistBoard,
   setActiveAssist,
@@ -153,7 +154,8 @@ let arenas: OwnArenas = new Map();
 function help(arr: Int32Array, at: number, value: number, spinner: Spinner): number {
   const t0 = recorder ? performance.now() : 0;
   if (!assist || !(always || spinner.mayAssist(performance.now()))) return t0;
-  if (assist.waitHelping(arr, at, value, ASSIST_POLL_MS) > 0 && recorder) {
+  const poll = always ? ASSIST_POLL_ALWAYS_MS : ASSIST_POLL_MS;
+  if (assist.waitHelping(arr, at, value, poll) > 0 && recorder) {
     const t1 = performance.now();
     recorder.span(SPAN.ASSIST, 0, t0, t1);
     return t1;

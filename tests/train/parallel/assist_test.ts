@@ -324,8 +324,12 @@ Deno.test("a thread with nothing left runs images of the slower one's Winograd c
         maxBatch: 64,
         microBatch: 32,
         assist: "always",
-        // worker 1 starts each micro-batch 2 ms late: the main thread is done first and helps it
-        testSeam: faultSeam({ slow: [{ worker: 1, ms: 2 }] }),
+        // every worker starts each micro-batch 2 ms late: the main thread is done first (or has
+        // no micro-batch at all) and helps them (with one worker on time, 3 threads could end
+        // together and nobody help)
+        testSeam: faultSeam({
+          slow: Array.from({ length: workers }, (_, worker) => ({ worker, ms: 2 })),
+        }),
       });
       try {
         let before = helped;
@@ -436,5 +440,40 @@ Deno.test("the micro-batches at a step's end (the tail's size) take help too: th
   } finally {
     Assist.prototype.help = help;
     registerAssistRunner(kind, runner);
+  }
+});
+
+Deno.test("convolutions at sizes where no kernel takes help (one input channel) keep unshared arenas", async () => {
+  const oneConv = trainingGraph(
+    defineModel({ input: [1, 28, 28], seed: 3, name: "one-conv" }, (x) => {
+      // no pooling: conv + ReLU + pool would fuse into the lecture CNN's kernel, which takes help
+      const h = nn.relu(nn.conv2d(x, 4, 3, { name: "conv1" }));
+      return nn.linear(nn.flatten(h), 10, { name: "fc" });
+    }),
+    "cross-entropy",
+  );
+  const open = async (spec: typeof oneConv) => {
+    const params = initParams(spec.built, { seed: 1, shared: true }) as Map<string, Float32Array>;
+    return await WorkerPool.create(spec, {
+      workers: 2,
+      params,
+      data,
+      maxBatch: 64,
+      microBatch: 32,
+    });
+  };
+  const pool = await open(oneConv);
+  try {
+    assert.equal(pool.sharedArenas, false); // conv2d and its filter gradient run, but not by Winograd
+    const { loss } = await pool.step(batches[0]!, 0, new Map());
+    assert.ok(Number.isFinite(loss));
+  } finally {
+    await pool.close();
+  }
+  const wino = await open(winoSpec); // conv2 (8 → 16 channels) runs by Winograd
+  try {
+    assert.equal(wino.sharedArenas, true);
+  } finally {
+    await wino.close();
   }
 });
