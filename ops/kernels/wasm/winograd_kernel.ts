@@ -535,6 +535,7 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
     const mv = Array.from({ length: a }, () => f.local(V128));
     const tc = Array.from({ length: m }, () => Array.from({ length: a }, () => f.local(V128)));
     const yv = Array.from({ length: m }, () => f.local(V128));
+    const tr = Array.from({ length: 4 }, () => f.local(V128));
     if (!(skip & 4)) {
       forStep(f, tl, () => f.i32Const(0), () => f.get(tend), 1, () => {
         f.get(t0).get(tl).i32Add().tee(tt).get(tw).i32DivU().set(ti);
@@ -572,6 +573,37 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
             f.get(vr).i32Const(r).i32GtS().if();
             for (let cols = m; cols >= 1; cols--) {
               if (cols > 1) f.get(vc).i32Const(cols).i32Eq().if();
+              if (cols === m) {
+                // the whole row: transposed to a vector of m columns per output channel, so
+                // one store per channel (m = 4) or half a vector (m = 2) instead of m scalar
+                // stores (every wasm memory access is bounds-checked in Deno)
+                f.get(ybase).get(OW).i32Const(4 * r).i32Mul().i32Add().set(q);
+                if (m === 4) {
+                  f.get(yv[0]!).get(yv[1]!).f32x4Shuffle([0, 4, 1, 5]).set(tr[0]!);
+                  f.get(yv[2]!).get(yv[3]!).f32x4Shuffle([0, 4, 1, 5]).set(tr[1]!);
+                  f.get(yv[0]!).get(yv[1]!).f32x4Shuffle([2, 6, 3, 7]).set(tr[2]!);
+                  f.get(yv[2]!).get(yv[3]!).f32x4Shuffle([2, 6, 3, 7]).set(tr[3]!);
+                  const lanes: [number, number, readonly [number, number, number, number]][] = [
+                    [0, 1, [0, 1, 4, 5]],
+                    [0, 1, [2, 3, 6, 7]],
+                    [2, 3, [0, 1, 4, 5]],
+                    [2, 3, [2, 3, 6, 7]],
+                  ];
+                  lanes.forEach(([p0, p1, sel], lane) => {
+                    if (lane > 0) f.get(q).get(plane).i32Add().set(q);
+                    f.get(q).get(tr[p0]!).get(tr[p1]!).f32x4Shuffle(sel).v128Store();
+                  });
+                } else {
+                  f.get(yv[0]!).get(yv[1]!).f32x4Shuffle([0, 4, 1, 5]).set(tr[0]!);
+                  f.get(yv[0]!).get(yv[1]!).f32x4Shuffle([2, 6, 3, 7]).set(tr[1]!);
+                  for (let lane = 0; lane < 4; lane++) {
+                    if (lane > 0) f.get(q).get(plane).i32Add().set(q);
+                    f.get(q).get(tr[lane >> 1]!).v128Store64Lane(lane & 1);
+                  }
+                }
+                if (cols > 1) f.else();
+                continue;
+              }
               for (let lane = 0; lane < 4; lane++) {
                 f.get(ybase).get(OW).i32Const(4 * r).i32Mul().i32Add();
                 if (lane > 0) f.get(plane).i32Const(lane).i32Mul().i32Add();
