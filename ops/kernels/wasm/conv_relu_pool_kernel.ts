@@ -248,17 +248,25 @@ function backward(relaxed: boolean): FuncBuilder {
   const acc: Local[] = [];
   for (let k = 0; k < 10; k++) acc.push(f.local(V128));
   for (const a of acc) f.v128Zero().set(a);
-  // constants are written where they are used rather than held in locals:
-  // the ten accumulators and the gradients nearly fill the vector registers
+  // the constants in locals, made once: V8 builds a v128.const in the loop
+  // from general registers each time, while a spilled local is one reload
+  const iota = f.local(V128), top = f.local(V128), bot = f.local(V128);
+  f32x4Const(f, [0, 1, 2, 3]);
+  f.set(iota);
+  f32x4Const(f, [1, 2, 1, 2]);
+  f.set(top);
+  f32x4Const(f, [3, 4, 3, 4]);
+  f.set(bot);
   walk(f, ({ rows, out, shift }) => {
-    // g = dy in the lanes this group is the first to cover
-    f.get(out).v128Load();
-    f32x4Const(f, [0, 1, 2, 3]);
-    f.get(shift);
+    // g = dy in the lanes this group is the first to cover (all but for the last group)
+    f.get(out).v128Load().set(g);
+    f.get(shift).if();
+    f.get(g).get(iota).get(shift);
     f32ConvertI32S(f);
     f.f32x4Splat();
     f32x4Ge(f);
     f.v128And().set(g);
+    f.end();
     f.get(out).get(codes).i32Add().v128Load().set(code);
     // one half (two windows, conv columns 2c…2c+3 or 2c+4…2c+7) at a time
     // the first half's lanes are all masked when shift ≥ 2: its products
@@ -268,11 +276,9 @@ function backward(relaxed: boolean): FuncBuilder {
       const lo = half * 2;
       f.get(code).get(code).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(ch);
       f.get(g).get(g).f32x4Shuffle([lo, lo, lo + 1, lo + 1]).set(gh);
-      f.get(gh).get(ch);
-      f32x4Const(f, [1, 2, 1, 2]);
+      f.get(gh).get(ch).get(top);
       f.f32x4Eq().v128And().set(gt);
-      f.get(gh).get(ch);
-      f32x4Const(f, [3, 4, 3, 4]);
+      f.get(gh).get(ch).get(bot);
       f.f32x4Eq().v128And().set(gb);
       // db += every routed gradient; dw[u, v] += gradient · the input it multiplied
       f.get(acc[9]!).get(gt).f32x4Add().get(gb).f32x4Add().set(acc[9]!);
