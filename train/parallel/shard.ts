@@ -597,7 +597,7 @@ export class GradientShard {
    *   sampleSize: 784, indices: new Uint32Array(8), microBatch: 4, microTail: 2,
    * });
    * assert.deepEqual(shard.cutSizes(8), [4, 2]); // 4, 2, 2
-   * assert.deepEqual(shard.cutSizes(4), [4]);
+   * assert.deepEqual(shard.cutSizes(4), [2]); // 2, 2: the last micro-batch is cut down to the tail
    * ```
    */
   cutSizes(n: number): number[] {
