@@ -109,6 +109,9 @@ function minTo(f: FuncBuilder, out: Local, a: () => void, b: () => void, tmp: Lo
   f.get(out).get(tmp).get(out).get(tmp).i32LtS().select().set(out);
 }
 
+// Panels shallower than this run the micro-kernel's loop that broadcasts A by shuffles.
+const SHUFFLE_KC = 16;
+
 // micro(kc, pa, pb, c, ldc, add): C[rows×NR at c, row stride ldc bytes] (+)= Apanel·Bpanel,
 // the first `rows` (default MR) rows of the packed MR-row A sliver
 function microKernel(p: GemmKernelParams, rows = p.mr): FuncBuilder {
@@ -124,14 +127,23 @@ function microKernel(p: GemmKernelParams, rows = p.mr): FuncBuilder {
   }
   const bv: Local[] = [];
   for (let v = 0; v < nrv; v++) bv.push(f.local(V128));
-  const av = f.local(V128);
+  const av = f.local(V128), aq = f.local(V128);
   const iters = f.local(I32);
   const cp = f.local(I32);
 
-  const step = (u: number) => {
+  // step(u, shuffled): k step u of an unrolled iteration. Shuffled: the MR values of A of the
+  // step in one load, each broadcast by a shuffle, instead of MR broadcast loads (the slivers of
+  // the kernels with fewer rows still hold MR values a step). Wasm memory accesses are
+  // bounds-checked where V8 has no trap handler (Deno), each check an address computation, a
+  // compare and a branch; but the shuffles take FP-pipe slots from the FMAs. Measured on Zen 5:
+  // the shuffles win on short panels (kc = 10: 0.75-0.9x the call), and lose 1-9% on long
+  // ones (kc = 32, 128) unless the VM runs slow, so they serve kc < SHUFFLE_KC.
+  const step = (u: number, shuffled: boolean) => {
     for (let v = 0; v < nrv; v++) f.get(pb).v128Load((u * nr + 4 * v) * 4).set(bv[v]);
+    if (shuffled) f.get(pa).v128Load(u * mr * 4).set(aq);
     for (let i = 0; i < rows; i++) {
-      f.get(pa).v128Load32Splat((u * mr + i) * 4).set(av);
+      if (shuffled) f.get(aq).get(aq).f32x4Shuffle([i, i, i, i]).set(av);
+      else f.get(pa).v128Load32Splat((u * mr + i) * 4).set(av);
       for (let v = 0; v < nrv; v++) {
         if (relaxed) f.get(av).get(bv[v]).get(acc[i][v]).f32x4RelaxedMadd();
         else f.get(acc[i][v]).get(av).get(bv[v]).f32x4Mul().f32x4Add();
@@ -139,11 +151,11 @@ function microKernel(p: GemmKernelParams, rows = p.mr): FuncBuilder {
       }
     }
   };
-  const kLoop = (u: number) => {
+  const kLoop = (u: number, shuffled: boolean) => {
     f.block();
     f.get(iters).i32Eqz().brIf(0);
     f.loop();
-    for (let s = 0; s < u; s++) step(s);
+    for (let s = 0; s < u; s++) step(s, shuffled);
     addTo(f, pa, () => f.i32Const(u * mr * 4));
     addTo(f, pb, () => f.i32Const(u * nr * 4));
     f.get(iters).i32Const(1).i32Sub().tee(iters).brIf(0);
@@ -151,10 +163,19 @@ function microKernel(p: GemmKernelParams, rows = p.mr): FuncBuilder {
     f.end();
   };
   // Unrolled main loop, then the kc % unroll remainder one step at a time.
-  f.get(kc).i32Const(unroll).i32DivU().set(iters);
-  kLoop(unroll);
-  f.get(kc).i32Const(unroll - 1).i32And().set(iters);
-  kLoop(1);
+  const kLoops = (shuffled: boolean) => {
+    f.get(kc).i32Const(unroll).i32DivU().set(iters);
+    kLoop(unroll, shuffled);
+    f.get(kc).i32Const(unroll - 1).i32And().set(iters);
+    kLoop(1, shuffled);
+  };
+  if (mr === 4) {
+    f.get(kc).i32Const(SHUFFLE_KC).i32LtS().if();
+    kLoops(true);
+    f.else();
+    kLoops(false);
+    f.end();
+  } else kLoops(false);
 
   f.get(c).set(cp);
   f.get(add).if();
