@@ -427,22 +427,21 @@ function packKernel(): FuncBuilder {
 
 // micro(a, b, c, k4, lda, ldb, ldc): C[mr×8] = A[mr rows at a, stride lda][k] · B[k rows at b,
 // stride ldb][8], k = 4·k4; A rows hold k contiguous floats.
-function microKernel(relaxed: boolean, mr: number): FuncBuilder {
+function microKernel(relaxed: boolean, mr: number, nv = 2): FuncBuilder {
   const f = new FuncBuilder(Array(7).fill(I32), []);
   const [a, b, c, k4, lda, ldb, ldc] = Array.from({ length: 7 }, (_, i) => f.param(i));
   const rows = [a, ...Array.from({ length: mr - 1 }, () => f.local(I32))];
-  const acc = Array.from({ length: mr }, () => [f.local(V128), f.local(V128)]);
-  const b0 = f.local(V128), b1 = f.local(V128), av = f.local(V128);
+  const acc = Array.from({ length: mr }, () => Array.from({ length: nv }, () => f.local(V128)));
+  const bq = Array.from({ length: nv }, () => f.local(V128)), av = f.local(V128);
   for (let i = 1; i < mr; i++) f.get(rows[i - 1]!).get(lda).i32Add().set(rows[i]!);
   f.loop();
   for (let u = 0; u < 4; u++) {
-    f.get(b).v128Load().set(b0);
-    f.get(b).v128Load(16).set(b1);
+    for (let k = 0; k < nv; k++) f.get(b).v128Load(16 * k).set(bq[k]!);
     f.get(b).get(ldb).i32Add().set(b);
     for (let i = 0; i < mr; i++) {
       f.get(rows[i]!).v128Load32Splat(u * 4).set(av);
-      for (const [bv, k] of [[b0, 0], [b1, 1]] as const) {
-        const ac = acc[i]![k]!;
+      for (let k = 0; k < nv; k++) {
+        const ac = acc[i]![k]!, bv = bq[k]!;
         if (relaxed) f.get(av).get(bv).get(ac).f32x4RelaxedMadd();
         else f.get(ac).get(av).get(bv).f32x4Mul().f32x4Add();
         f.set(ac);
@@ -453,8 +452,7 @@ function microKernel(relaxed: boolean, mr: number): FuncBuilder {
   f.get(k4).i32Const(1).i32Sub().tee(k4).brIf(0);
   f.end();
   for (let i = 0; i < mr; i++) {
-    f.get(c).get(acc[i]![0]!).v128Store();
-    f.get(c).get(acc[i]![1]!).v128Store(16);
+    for (let k = 0; k < nv; k++) f.get(c).get(acc[i]![k]!).v128Store(16 * k);
     if (i < mr - 1) f.get(c).get(ldc).i32Add().set(c);
   }
   return f;
@@ -467,6 +465,9 @@ const MICRO = (mr: number) => mr - 1;
 // 0.95× forward, 0.89-0.94× backward-to-input); the plain build's mul + add needs one register
 // more, and 6 rows spill there (1.3× slower), so it keeps 4.
 const mrOf = (relaxed: boolean) => relaxed ? 6 : 4;
+// Function index of the one-row micro-kernel over 16 columns (four accumulators where 1×8 has
+// two, whose FMA latency bounds it): after the MR-row ones.
+const WIDE1 = (relaxed: boolean) => mrOf(relaxed);
 
 // image(P, U, V, M, Y, bias, T, tw, Wp, Cp, OCp, OCy, OH, OW, TB, uS, vS, mS)
 function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuilder {
@@ -510,13 +511,13 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
       }
     });
     // B) M[ξ] (tend × OCp) = V[ξ] (tend × Cp) · U[ξ] (Cp × OCp), MR rows at a time, then the rest
-    const micro = (mr: number) => {
+    const micro = (mr: number, fn = MICRO(mr)) => {
       f.get(V).get(xi).get(vS).i32Mul().i32Add().get(i0).get(colS).i32Mul().i32Add();
       f.get(U).get(xi).get(uS).i32Mul().i32Add().get(k0).i32Const(4).i32Mul().i32Add();
       f.get(M).get(xi).get(mS).i32Mul().i32Add().get(i0).get(OCp).i32Mul().get(k0).i32Add()
         .i32Const(4).i32Mul().i32Add();
       f.get(Cp).i32Const(2).i32ShrU();
-      f.get(colS).get(OCp).i32Const(4).i32Mul().tee(q).get(q).call(MICRO(mr));
+      f.get(colS).get(OCp).i32Const(4).i32Mul().tee(q).get(q).call(fn);
     };
     f.get(tend).get(tend).i32Const(MR).i32DivU().i32Const(MR).i32Mul().tee(full).i32Sub().set(rest);
     if (!(skip & 2)) {
@@ -525,7 +526,17 @@ function imageKernel(t: WinogradMatrices, relaxed: boolean, skip = 0): FuncBuild
           forStep(f, i0, () => f.i32Const(0), () => f.get(full), MR, () => micro(MR));
           for (let mr = 1; mr < MR; mr++) {
             f.get(rest).i32Const(mr).i32Eq().if();
-            micro(mr);
+            if (mr === 1) {
+              // one row: 16 columns at a time from even groups of 8 (an odd k0 was done with
+              // the group before it), 8 for a last odd group
+              f.get(k0).i32Const(8).i32And().i32Eqz().if();
+              f.get(k0).i32Const(16).i32Add().get(OCp).i32LeS().if();
+              micro(1, WIDE1(relaxed));
+              f.else();
+              micro(1);
+              f.end();
+              f.end();
+            } else micro(mr);
             f.end();
           }
         });
@@ -684,6 +695,7 @@ export function buildWinogradModule(
   shared = false,
 ): Uint8Array<ArrayBuffer> {
   const micros = Array.from({ length: mrOf(relaxed) }, (_, i) => microKernel(relaxed, i + 1));
+  micros.push(microKernel(relaxed, 1, 4));
   const pack = packKernel();
   pack.exportName = "wino_pack";
   const f2 = imageKernel(WINOGRAD_F2, relaxed, skip);
