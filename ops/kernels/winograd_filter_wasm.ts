@@ -282,19 +282,7 @@ export function winogradBackwardFilterWasm(
   }
   // In place on an arena when x, dy and dw share one with room in its scratch.
   const buf = x.buffer, mem = arenaMemory(buf), sc = arenaScratch(buf);
-  const g = geometry(
-    d.n,
-    d.c,
-    d.h,
-    d.w,
-    d.oc,
-    d.oh,
-    d.ow,
-    d.padding,
-    m,
-    opts.chunkBytes ?? CHUNK_BYTES,
-    opts.maxGroups ?? MAX_GROUPS,
-  );
+  const g = geometryOf(d, opts); // with the tile m
   let base: number, memory: WebAssembly.Memory, xAt: number, dyAt: number;
   const inPlace = mem !== undefined && sc !== undefined && dy.buffer === buf &&
     dw.buffer === buf && g.shared + g.slot <= sc.byteLength;

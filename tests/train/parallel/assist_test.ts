@@ -66,6 +66,36 @@ function assertSame(
   for (const [k, v] of want.params) assert.deepEqual(got.params.get(k), v, `${label}: ${k}`);
 }
 
+/**
+ * Counts the chunks of `kind` this (main) thread runs for other threads, as a
+ * helper, that `which` accepts (given the job's ints), until `restore()`.
+ */
+function countHelped(kind: number, which: (ints: Int32Array, at: number) => boolean = () => true) {
+  const runner = assistRunner(kind)!, help = Assist.prototype.help;
+  let helping = 0, helped = 0;
+  Assist.prototype.help = function (this: Assist) {
+    helping++;
+    try {
+      return help.call(this);
+    } finally {
+      helping--;
+    }
+  };
+  registerAssistRunner(kind, (buf, ints, at, fl, fat, chunk, thread) => {
+    if (helping > 0 && which(ints, at)) helped++;
+    runner(buf, ints, at, fl, fat, chunk, thread);
+  });
+  return {
+    get helped() {
+      return helped;
+    },
+    restore() {
+      Assist.prototype.help = help;
+      registerAssistRunner(kind, runner);
+    },
+  };
+}
+
 const STEPS = 24;
 let reference: Awaited<ReturnType<typeof run>> | undefined;
 async function local() {
@@ -220,21 +250,7 @@ Deno.test("the Winograd filter gradient's image groups take help: the bits stay 
     STEPS,
   );
   // count the groups this (main) thread runs for the workers, as a helper
-  const kind = ASSIST_KIND.WINOGRAD_FILTER, runner = assistRunner(kind)!;
-  const help = Assist.prototype.help;
-  let helping = 0, helped = 0;
-  Assist.prototype.help = function (this: Assist) {
-    helping++;
-    try {
-      return help.call(this);
-    } finally {
-      helping--;
-    }
-  };
-  registerAssistRunner(kind, (...args) => {
-    if (helping > 0) helped++;
-    runner(...args);
-  });
+  const spy = countHelped(ASSIST_KIND.WINOGRAD_FILTER);
   try {
     for (const [workers, slow] of [[2, 2], [3, 0]]) {
       const p = freshMini();
@@ -249,11 +265,11 @@ Deno.test("the Winograd filter gradient's image groups take help: the bits stay 
         testSeam: slow ? faultSeam({ slow: [{ worker: 1, ms: slow }] }) : undefined,
       });
       try {
-        const before = helped;
+        const before = spy.helped;
         assertSame(await run(pool, p, STEPS), want, `${workers} threads`);
         assert.equal(pool.sharedArenas, true);
         assert.ok(pool.assistedChunks > 0, `${workers} threads: no chunk was helped`);
-        if (slow) assert.ok(helped > before, `${workers} threads: no group was helped`);
+        if (slow) assert.ok(spy.helped > before, `${workers} threads: no group was helped`);
         if (slow) {
           // a steady-state step, helping and helped, makes no typed array on the main thread
           const { countTypedArrays } = await import("../../_alloc_count.ts");
@@ -272,8 +288,7 @@ Deno.test("the Winograd filter gradient's image groups take help: the bits stay 
       }
     }
   } finally {
-    Assist.prototype.help = help;
-    registerAssistRunner(kind, runner);
+    spy.restore();
   }
 });
 
@@ -299,21 +314,7 @@ Deno.test("a thread with nothing left runs images of the slower one's Winograd c
     12,
   );
   // count the Winograd convolution chunks this (main) thread runs for the workers, as a helper
-  const kind = ASSIST_KIND.WINOGRAD, runner = assistRunner(kind)!;
-  const help = Assist.prototype.help;
-  let helping = 0, helped = 0;
-  Assist.prototype.help = function (this: Assist) {
-    helping++;
-    try {
-      return help.call(this);
-    } finally {
-      helping--;
-    }
-  };
-  registerAssistRunner(kind, (...args) => {
-    if (helping > 0) helped++;
-    runner(...args);
-  });
+  const spy = countHelped(ASSIST_KIND.WINOGRAD);
   try {
     for (const workers of [2, 3]) {
       const p = winoFresh();
@@ -332,10 +333,10 @@ Deno.test("a thread with nothing left runs images of the slower one's Winograd c
         }),
       });
       try {
-        let before = helped;
+        let before = spy.helped;
         assertSame(await run(pool, p, 12), want, `${workers} threads helping Winograd`);
         assert.equal(pool.sharedArenas, true);
-        assert.ok(helped > before, `${workers} threads: no image was run by a helper`);
+        assert.ok(spy.helped > before, `${workers} threads: no image was run by a helper`);
         if (workers > 2) continue;
         const { countTypedArrays } = await import("../../_alloc_count.ts");
         const grads = new Map<string, Float32Array>();
@@ -345,21 +346,20 @@ Deno.test("a thread with nothing left runs images of the slower one's Winograd c
           }
         };
         await steps(0, 3);
-        before = helped;
+        before = spy.helped;
         const seen = await countTypedArrays(() => steps(3, 6));
         assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
-        assert.ok(helped > before, "no image was run by a helper in the steps counted");
+        assert.ok(spy.helped > before, "no image was run by a helper in the steps counted");
       } finally {
         await pool.close();
       }
     }
   } finally {
-    Assist.prototype.help = help;
-    registerAssistRunner(kind, runner);
+    spy.restore();
   }
 });
 
-Deno.test("a step's smaller tail micro-batches run on arenas every thread holds, with LocalRunner's bits", async () => {
+Deno.test("a thread shares an arena per micro-batch size of the max batch's cut", async () => {
   const { GradientShard } = await import("../../../train/parallel/shard.ts");
   const { ownArenas } = await import("../../../train/parallel/worker.ts");
   // a cut of 64 with a tail of 16: 32, 16, 16; each size has its own plan and arena
@@ -382,18 +382,6 @@ Deno.test("a step's smaller tail micro-batches run on arenas every thread holds,
     assert.deepEqual([...own.keys()], [32, 16]);
     assert.notEqual(own.get(32)!.memory, own.get(16)!.memory);
   }
-  const q = fresh();
-  const want = await run(
-    new LocalRunner(spec, { params: q, data, maxBatch: 64, microBatch: 32, microTail: 16 }),
-    q,
-    STEPS,
-  );
-  const { result, pool } = await pooled({
-    microTail: 16,
-    testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }),
-  });
-  assertSame(result, want, "tails of 16");
-  assert.ok(pool.assistedChunks > 0, "no chunk was run by a helper");
 });
 
 Deno.test("the micro-batches at a step's end (the tail's size) take help too: their arenas are shared", async () => {
@@ -406,21 +394,7 @@ Deno.test("the micro-batches at a step's end (the tail's size) take help too: th
   const p0 = freshMini();
   const want = await run(new LocalRunner(mini, { params: p0, data, ...cut }), p0, 12);
   // the groups of 16-image calls this (main) thread runs for worker 1, as a helper
-  const kind = ASSIST_KIND.WINOGRAD_FILTER, runner = assistRunner(kind)!;
-  const help = Assist.prototype.help;
-  let helping = 0, tail = 0;
-  Assist.prototype.help = function (this: Assist) {
-    helping++;
-    try {
-      return help.call(this);
-    } finally {
-      helping--;
-    }
-  };
-  registerAssistRunner(kind, (buf, ints, at, fl, fat, chunk, thread) => {
-    if (helping > 0 && ints[at + 3] === 16) tail++;
-    runner(buf, ints, at, fl, fat, chunk, thread);
-  });
+  const spy = countHelped(ASSIST_KIND.WINOGRAD_FILTER, (ints, at) => ints[at + 3] === 16);
   try {
     const p = freshMini();
     const pool = await WorkerPool.create(mini, {
@@ -433,13 +407,12 @@ Deno.test("the micro-batches at a step's end (the tail's size) take help too: th
     });
     try {
       assertSame(await run(pool, p, 12), want, "tail micro-batches");
-      assert.ok(tail > 0, "no group of a 16-image micro-batch was helped");
+      assert.ok(spy.helped > 0, "no group of a 16-image micro-batch was helped");
     } finally {
       await pool.close();
     }
   } finally {
-    Assist.prototype.help = help;
-    registerAssistRunner(kind, runner);
+    spy.restore();
   }
 });
 
