@@ -6,6 +6,7 @@ import {
   AssistStall,
   registerAssistRunner,
 } from "../../../ops/kernels/assist.ts";
+import { helperWorker } from "./_helper_worker.ts";
 
 registerAssistRunner(97, (buf, ints, at, _floats, _fat, c) => {
   let x = 0;
@@ -13,34 +14,14 @@ registerAssistRunner(97, (buf, ints, at, _floats, _fat, c) => {
   new Int32Array(buf)[c] = ints[at]! * 1000 + c + (x < 0 ? 1 : 0);
 });
 
-function helperWorker(board: ReturnType<typeof assistBoard>, arena: SharedArrayBuffer) {
-  const stop = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(new URL("./_assist_worker.ts", import.meta.url), { type: "module" });
-  const errors: string[] = [];
-  worker.onerror = (e) => {
-    e.preventDefault();
-    errors.push(e.message);
-  };
-  const messages: string[] = [];
-  let wake: () => void = () => {};
-  worker.onmessage = (e) => {
-    messages.push(e.data);
-    wake();
-  };
-  const next = (n: number) =>
-    new Promise<void>((resolve) => {
-      wake = () => messages.length >= n && resolve();
-      wake();
-    });
-  worker.postMessage({ board, arena, stop });
-  return { worker, stop, errors, messages, next };
-}
+const helper = (board: ReturnType<typeof assistBoard>, arena: SharedArrayBuffer) =>
+  helperWorker(new URL("./_assist_worker.ts", import.meta.url), { board, arena });
 
 Deno.test("assist: a helper thread runs chunks of the owner's jobs, every output as the owner's", async () => {
   const board = assistBoard(2);
   const arena = new SharedArrayBuffer(4 * 64);
   const out = new Int32Array(arena);
-  const h = helperWorker(board, arena);
+  const h = helper(board, arena);
   try {
     await h.next(1);
     const owner = new Assist(board, 0);
@@ -77,7 +58,7 @@ Deno.test("assist: an owner whose helper stalls on a chunk throws AssistStall, n
   });
   const board = assistBoard(2);
   const arena = new SharedArrayBuffer(4 * 64);
-  const h = helperWorker(board, arena);
+  const h = helper(board, arena);
   try {
     await h.next(1);
     const owner = new Assist(board, 0);

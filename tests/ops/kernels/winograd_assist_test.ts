@@ -5,6 +5,7 @@ import {
   setActiveAssist,
   setAssistScratchSlots,
 } from "../../../ops/kernels/assist.ts";
+import { helperWorker } from "./_helper_worker.ts";
 import type { Conv2dDims } from "../../../ops/kernels/conv2d_ref.ts";
 import {
   arenaMemory,
@@ -118,32 +119,15 @@ Deno.test({
     });
     if (setups.some((s) => s === null)) return; // no shared wasm memory here
     const board = assistBoard(2);
-    const stop = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(new URL("./_winograd_assist_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    const errors: string[] = [];
-    worker.onerror = (e) => {
-      e.preventDefault();
-      errors.push(e.message);
-    };
-    const messages: string[] = [];
-    let wake = () => {};
-    worker.onmessage = (e) => {
-      messages.push(e.data);
-      wake();
-    };
-    const next = (n: number) =>
-      new Promise<void>((resolve) => {
-        wake = () => messages.length >= n && resolve();
-        wake();
-      });
     const owner = new Assist(board, 0);
     const arenas = setups.map((s, i) => {
       owner.adopt(5 + i, s!.a.buf, true);
       return { memory: arenaMemory(s!.a.buf)!, scratchStart: arenaScratch(s!.a.buf)!.byteOffset };
     });
-    worker.postMessage({ board, arenas, stop });
+    const { worker, stop, errors, messages, next } = helperWorker(
+      new URL("./_winograd_assist_worker.ts", import.meta.url),
+      { board, arenas },
+    );
     try {
       await next(1);
       setActiveAssist(owner);

@@ -225,17 +225,21 @@ Deno.test("a steady-state step with help allocates no typed-array memory on the 
   }
 });
 
-// mnist-net's layers at small widths: conv 1→4, conv 4→8 (whose filter gradient runs Winograd,
-// its 32 images in 4 groups of 2 chunks), 2×2 pool, linear 10
-const mini = trainingGraph(
-  defineModel({ input: [1, 28, 28], seed: 3, name: "mini-mnist-net" }, (x) => {
-    let h = nn.relu(nn.conv2d(x, 4, 3, { name: "conv1" }), { name: "relu1" });
-    h = nn.relu(nn.conv2d(h, 8, 3, { name: "conv2" }), { name: "relu2" });
-    h = nn.maxPool2d(h, 2, { name: "pool" });
-    return nn.linear(nn.flatten(h, { name: "flat" }), 10, { name: "fc" });
-  }),
-  "cross-entropy",
-);
+/** mnist-net's layers at small widths: conv 1→c1, conv c1→c2 (3×3), 2×2 pool, linear 10. */
+function smallMnistNet(c1: number, c2: number, name: string) {
+  return trainingGraph(
+    defineModel({ input: [1, 28, 28], seed: 3, name }, (x) => {
+      let h = nn.relu(nn.conv2d(x, c1, 3, { name: "conv1" }), { name: "relu1" });
+      h = nn.relu(nn.conv2d(h, c2, 3, { name: "conv2" }), { name: "relu2" });
+      h = nn.maxPool2d(h, 2, { name: "pool" });
+      return nn.linear(nn.flatten(h, { name: "flat" }), 10, { name: "fc" });
+    }),
+    "cross-entropy",
+  );
+}
+
+// conv2's filter gradient runs Winograd, its 32 images in 4 groups of 2 chunks
+const mini = smallMnistNet(4, 8, "mini-mnist-net");
 
 Deno.test("the Winograd filter gradient's image groups take help: the bits stay LocalRunner's", async () => {
   const conv2 = { n: 32, c: 4, h: 26, w: 26, oc: 8, kh: 3, kw: 3, oh: 24, ow: 24 };
@@ -294,15 +298,7 @@ Deno.test("the Winograd filter gradient's image groups take help: the bits stay 
 
 // mnist-net's shape at small widths: conv 1→8 (one input channel: im2col + GEMM, no job), conv
 // 8→16 3×3 by Winograd, whose forward and backward-to-input calls take help image by image
-const winoSpec = trainingGraph(
-  defineModel({ input: [1, 28, 28], seed: 3, name: "small-mnist-net" }, (x) => {
-    let h = nn.relu(nn.conv2d(x, 8, 3, { name: "conv1" }), { name: "relu1" });
-    h = nn.relu(nn.conv2d(h, 16, 3, { name: "conv2" }), { name: "relu2" });
-    h = nn.maxPool2d(h, 2, { name: "pool" });
-    return nn.linear(nn.flatten(h, { name: "flat" }), 10, { name: "fc" });
-  }),
-  "cross-entropy",
-);
+const winoSpec = smallMnistNet(8, 16, "small-mnist-net");
 const winoFresh = () =>
   initParams(winoSpec.built, { seed: 7, shared: true }) as Map<string, Float32Array>;
 
