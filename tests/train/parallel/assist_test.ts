@@ -206,20 +206,30 @@ Deno.test("a graph without a kernel that takes help keeps unshared arenas (they 
   }
 });
 
-Deno.test("a steady-state step with help allocates no typed-array memory on the main thread", async () => {
+/**
+ * Runs 3 steps on `pool` (the gradients' arrays are made in the first), then
+ * asserts that 6 more make no typed-array memory on the main thread; returns
+ * how much `helped()` grew over those 6.
+ */
+async function assertNoAllocPerStep(pool: WorkerPool, helped: () => number): Promise<number> {
   const { countTypedArrays } = await import("../../_alloc_count.ts");
+  const grads = new Map<string, Float32Array>();
+  const steps = async (from: number, n: number) => {
+    for (let s = from; s < from + n; s++) await pool.step(batches[s % batches.length]!, s, grads);
+  };
+  await steps(0, 3);
+  const before = helped();
+  const seen = await countTypedArrays(() => steps(3, 6));
+  assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+  return helped() - before;
+}
+
+Deno.test("a steady-state step with help allocates no typed-array memory on the main thread", async () => {
   // the worker is late, so the main thread helps it and its own kernels open jobs
   const { pool } = await create({ testSeam: faultSeam({ slow: [{ worker: 1, ms: 1 }] }) });
   try {
-    const grads = new Map<string, Float32Array>();
-    const steps = async (from: number, n: number) => {
-      for (let s = from; s < from + n; s++) await pool.step(batches[s % batches.length]!, s, grads);
-    };
-    await steps(0, 3);
-    const before = pool.assistedChunks;
-    const seen = await countTypedArrays(() => steps(3, 6));
-    assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
-    assert.ok(pool.assistedChunks > before, "no chunk was run by a helper in the steps counted");
+    const ran = await assertNoAllocPerStep(pool, () => pool.assistedChunks);
+    assert.ok(ran > 0, "no chunk was run by a helper in the steps counted");
   } finally {
     await pool.close();
   }
@@ -274,19 +284,8 @@ Deno.test("the Winograd filter gradient's image groups take help: the bits stay 
         assert.equal(pool.sharedArenas, true);
         assert.ok(pool.assistedChunks > 0, `${workers} threads: no chunk was helped`);
         if (slow) assert.ok(spy.helped > before, `${workers} threads: no group was helped`);
-        if (slow) {
-          // a steady-state step, helping and helped, makes no typed array on the main thread
-          const { countTypedArrays } = await import("../../_alloc_count.ts");
-          const grads = new Map<string, Float32Array>();
-          const steps = async (from: number, n: number) => {
-            for (let s = from; s < from + n; s++) {
-              await pool.step(batches[s % batches.length]!, s, grads);
-            }
-          };
-          await steps(0, 3); // the gradients' arrays are made in the first step
-          const seen = await countTypedArrays(() => steps(3, 6));
-          assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
-        }
+        // a steady-state step, helping and helped, makes no typed array on the main thread
+        if (slow) await assertNoAllocPerStep(pool, () => spy.helped);
       } finally {
         await pool.close();
       }
@@ -329,23 +328,13 @@ Deno.test("a thread with nothing left runs images of the slower one's Winograd c
         }),
       });
       try {
-        let before = spy.helped;
+        const before = spy.helped;
         assertSame(await run(pool, p, 12), want, `${workers} threads helping Winograd`);
         assert.equal(pool.sharedArenas, true);
         assert.ok(spy.helped > before, `${workers} threads: no image was run by a helper`);
         if (workers > 2) continue;
-        const { countTypedArrays } = await import("../../_alloc_count.ts");
-        const grads = new Map<string, Float32Array>();
-        const steps = async (from: number, n: number) => {
-          for (let s = from; s < from + n; s++) {
-            await pool.step(batches[s % batches.length]!, s, grads);
-          }
-        };
-        await steps(0, 3);
-        before = spy.helped;
-        const seen = await countTypedArrays(() => steps(3, 6));
-        assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
-        assert.ok(spy.helped > before, "no image was run by a helper in the steps counted");
+        const ran = await assertNoAllocPerStep(pool, () => spy.helped);
+        assert.ok(ran > 0, "no image was run by a helper in the steps counted");
       } finally {
         await pool.close();
       }
