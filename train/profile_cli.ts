@@ -4,12 +4,19 @@
  * milliseconds per step (summed over threads) and share of the threads'
  * busy time, biggest first; then, per thread, its micro-batches' count and
  * p10/p50/p90 duration, and how evenly the steps kept the threads busy (see
- * `stepBalance`).
+ * `stepBalance`), and the steps' critical path and length spread (see
+ * `stepPath`).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { microBatchTable, opTable, stepBalance, type TraceEvent } from "./parallel/trace.ts";
+import {
+  microBatchTable,
+  opTable,
+  stepBalance,
+  stepPath,
+  type TraceEvent,
+} from "./parallel/trace.ts";
 import { stdoutLines } from "./text_out.ts";
 
 const { values, positionals } = parseArgs({
@@ -73,5 +80,21 @@ if (bal.threads > 1 && bal.steps > 0) {
     `step length: ${bal.stepMs.toFixed(3)} ms on average, the busiest thread busy ` +
       `${bal.busiestMs.toFixed(3)} ms of it (${(bal.busiestMs / bal.stepMs).toFixed(3)}); ` +
       `the rest it waits: for another thread, or for the step to start or end`,
+  );
+}
+const path = stepPath(trace);
+if (path.steps > 0) {
+  const f = (x: number) => (Number.isNaN(x) ? "-" : x.toFixed(0));
+  print(
+    `step path (µs, medians over ${path.steps} steps): start to the last micro-batch's start ` +
+      `${f(path.toLastStart)}, that micro-batch ${f(path.lastMicro)}, its end to the update ` +
+      `${f(path.toUpdate)}, the update ${f(path.update)}, to the step's end ${f(path.toEnd)}, ` +
+      `to the next step ${f(path.between)}`,
+  );
+  print(
+    `step length (µs): p50 ${f(path.stepP50)}, mean ${f(path.stepMean)}, p90 ${f(path.stepP90)}; ${
+      (100 * path.slowShare).toFixed(1)
+    }% of the steps longer than 1.5 × the median ` +
+      `(the mean over the median, ${(path.stepMean / path.stepP50).toFixed(2)}, is what they cost)`,
   );
 }

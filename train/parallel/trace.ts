@@ -645,3 +645,127 @@ export function stepBalance(trace: { traceEvents: TraceEvent[] }): StepBalance {
     busiestMs: counted ? busiestSum / counted / 1000 : NaN,
   };
 }
+
+/** Where a trace's steps spent their time along the critical path, from {@linkcode stepPath}; µs. */
+export interface StepPath {
+  /** Steps counted: the main thread's `step` spans with a micro-batch inside. */
+  steps: number;
+  /** The steps' median length (the lower middle; the mean over it is the cost of the slow steps). */
+  stepP50: number;
+  /** Mean step length. */
+  stepMean: number;
+  /** 90th percentile of the step length. */
+  stepP90: number;
+  /** Share of the steps longer than 1.5 times the median. */
+  slowShare: number;
+  /** Median, over steps, of the step's start to the start of its last micro-batch to start. */
+  toLastStart: number;
+  /** Median of the last micro-batch's length (the one that ends last). */
+  lastMicro: number;
+  /**
+   * Median of the last micro-batch's end to the first update unit's start (its reduction, waits);
+   * this and the next two are NaN when no step has an update inside (the update ran after it).
+   */
+  toUpdate: number;
+  /** Median of the first update unit's start to the last one's end, over all threads. */
+  update: number;
+  /** Median of the last update unit's end to the step's end. */
+  toEnd: number;
+  /** Median of a step's end to the next step's start (the runner's caller, the event loop's turn). */
+  between: number;
+}
+
+const median = (a: number[]): number => {
+  if (a.length === 0) return NaN;
+  const b = [...a].sort((x, y) => x - y);
+  return b[(b.length - 1) >> 1]!;
+};
+
+/**
+ * The critical path of a trace's steps (a pool's, with the parallel update):
+ * for each of the main thread's `step` spans, the time from its start to the
+ * start of its last micro-batch (a late worker's wake-up), that last one's
+ * length, its end to the first update unit (the reduction and the waits), the
+ * update's span over all threads, its end to the step's end, and the gap to
+ * the next step; medians over the steps, beside the steps' median, mean and
+ * 90th percentile. A step's phases are the spans that start inside it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stepPath } from "./trace.ts";
+ * const span = (cat: string, tid: number, ts: number, dur: number) =>
+ *   ({ name: cat, cat, ph: "X" as const, ts, dur, pid: 1, tid });
+ * const p = stepPath({
+ *   traceEvents: [
+ *     // a step of 1,000 µs: micro-batches at 10 and 20 (ends 700, 800), update 850-950
+ *     span("step", 0, 0, 1000), span("micro-batch", 0, 10, 690), span("micro-batch", 2, 20, 780),
+ *     span("update", 0, 850, 50), span("update", 2, 860, 90),
+ *     // the next one starts 30 µs after it and is twice as long
+ *     span("step", 0, 1030, 2000), span("micro-batch", 0, 1040, 1000),
+ *     span("micro-batch", 2, 1050, 1900), span("update", 2, 2960, 40),
+ *   ],
+ * });
+ * assert.equal(p.steps, 2);
+ * // medians of two take the smaller: the last micro-batch 780 (and 1,900), to the update 10 (and 50)
+ * assert.deepEqual([p.toLastStart, p.lastMicro, p.toUpdate, p.update], [20, 780, 10, 40]);
+ * // the second step is more than 1.5 times the median (1,000 µs)
+ * assert.deepEqual([p.stepP50, p.stepMean, p.slowShare, p.between], [1000, 1500, 0.5, 30]);
+ * ```
+ */
+export function stepPath(trace: { traceEvents: TraceEvent[] }): StepPath {
+  const xs = trace.traceEvents.filter((e) => e.ph === "X").sort((a, b) => a.ts! - b.ts!);
+  const steps = xs.filter((e) => e.cat === "step" && e.tid === 0);
+  const cols = {
+    toLastStart: [] as number[],
+    lastMicro: [] as number[],
+    toUpdate: [] as number[],
+    update: [] as number[],
+    toEnd: [] as number[],
+  };
+  const lengths: number[] = [], between: number[] = [];
+  let j = 0;
+  for (const [k, s] of steps.entries()) {
+    const t0 = s.ts!, t1 = t0 + s.dur!;
+    const next = steps[k + 1];
+    if (next) between.push(next.ts! - t1);
+    while (j < xs.length && xs[j]!.ts! < t0) j++;
+    let lastStart = -Infinity, last: TraceEvent | null = null, u0 = Infinity, u1 = -Infinity;
+    for (let i = j; i < xs.length && xs[i]!.ts! < t1; i++) {
+      const e = xs[i]!;
+      if (e.cat === "micro-batch") {
+        lastStart = Math.max(lastStart, e.ts!);
+        if (!last || e.ts! + e.dur! > last.ts! + last.dur!) last = e;
+      } else if (e.cat === "update") {
+        u0 = Math.min(u0, e.ts!);
+        u1 = Math.max(u1, e.ts! + e.dur!);
+      }
+    }
+    if (!last) continue;
+    lengths.push(s.dur!);
+    cols.toLastStart.push(lastStart - t0);
+    cols.lastMicro.push(last.dur!);
+    // a runner that updates after its step (LocalRunner, a pool with the update on the main thread)
+    if (u0 === Infinity) continue;
+    cols.toUpdate.push(u0 - (last.ts! + last.dur!));
+    cols.update.push(u1 - u0);
+    cols.toEnd.push(t1 - u1);
+  }
+  const p50 = median(lengths);
+  const sorted = [...lengths].sort((a, b) => a - b);
+  return {
+    steps: lengths.length,
+    stepP50: p50,
+    stepMean: lengths.length ? lengths.reduce((a, b) => a + b, 0) / lengths.length : NaN,
+    stepP90: lengths.length
+      ? sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))]!
+      : NaN,
+    slowShare: lengths.length ? lengths.filter((x) => x > 1.5 * p50).length / lengths.length : NaN,
+    toLastStart: median(cols.toLastStart),
+    lastMicro: median(cols.lastMicro),
+    toUpdate: median(cols.toUpdate),
+    update: median(cols.update),
+    toEnd: median(cols.toEnd),
+    between: median(between),
+  };
+}
