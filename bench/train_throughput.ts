@@ -11,7 +11,8 @@
  * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
  * the schedule in one run: each side overrides some of `micro`,
  * `micro-tail`, `main-thread`, `update`, `fuse`, `wasm-reduce`, `min-spin` and
- * `slow-step`, `pause`, `own-cores` (a pool's in-step waits, see `WaitPolicy`) and `assist`; at each worker count the
+ * `slow-step`, `pause`, `own-cores`, `speculate`, `backup-after` (a pool's in-step waits, see
+ * `WaitPolicy`) and `assist`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
  * over A's, rep by rep, per worker count. `--chunk 10` makes the sides (and
@@ -86,6 +87,10 @@ const values = benchArgs(
     "own-cores": { type: "string", default: "default" },
     // threads with nothing left help the others' kernels (WorkerPoolOptions.assist)
     assist: { type: "string", default: "true" },
+    // a thread with nothing left backs up a micro-batch another thread holds too long (WaitPolicy.speculate)
+    speculate: { type: "string", default: "true" },
+    // how old a claim is, in units of the thread's own time for it, before it is backed up
+    "backup-after": { type: "string", default: "default" },
     // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
     update: { type: "string", default: "pool" },
     // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -120,6 +125,10 @@ const values = benchArgs(
     "own-cores": "true: spin while the pool measures that it owns its cores (WaitPolicy.ownCores)",
     assist:
       "false: a thread with no micro-batch left does not run channels of the others' fused convolution; always: it does even after a slow step or under load",
+    speculate:
+      "false: a thread with nothing left never recomputes a micro-batch another thread holds too long",
+    "backup-after":
+      'a claim this many times the thread\'s own time for it is backed up ("default": 1.5)',
     update: "pool: the optimizer step on every thread by ranges; main: on the main thread",
     ab: 'two configurations compared rep by rep, "key=value,... | key=value,..."',
     chunk: "steps a side runs before the next side's turn within a rep (e.g. 10)",
@@ -173,6 +182,9 @@ interface Config {
   /** Undefined: the pool's default (`WaitPolicy`). */
   ownCores: boolean | undefined;
   assist: boolean | "always";
+  speculate: boolean;
+  /** Undefined: the pool's default (`WaitPolicy`). */
+  backupAfter: number | undefined;
 }
 const AB_KEYS = [
   "micro",
@@ -186,6 +198,8 @@ const AB_KEYS = [
   "pause",
   "own-cores",
   "assist",
+  "speculate",
+  "backup-after",
 ] as const;
 type AbKey = typeof AB_KEYS[number];
 
@@ -226,6 +240,8 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     pause: boolOf("pause", get("pause")!),
     ownCores: get("own-cores") === "default" ? undefined : boolOf("own-cores", get("own-cores")!),
     assist: get("assist") === "always" ? "always" : boolOf("assist", get("assist")!),
+    speculate: boolOf("speculate", get("speculate")!),
+    backupAfter: numberOf("backup-after", get("backup-after")!),
   };
 }
 
@@ -405,6 +421,8 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
         slowStep: cfg.slowStep,
         pause: cfg.pause,
         ownCores: cfg.ownCores,
+        speculate: cfg.speculate,
+        backupAfter: cfg.backupAfter,
       },
       ...(cfg.poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
     })
@@ -522,6 +540,10 @@ try {
       // kernel chunks a thread ran for another (WorkerPoolOptions.assist), warm-up included
       ...(e.runner instanceof WorkerPool && cfg.assist
         ? { assisted_chunks: e.runner.assistedChunks }
+        : {}),
+      // micro-batches backed up (WaitPolicy.speculate), and backups that published first
+      ...(e.runner instanceof WorkerPool && cfg.speculate
+        ? { backups: e.runner.backups.started, backups_won: e.runner.backups.won }
         : {}),
       // with own-cores: the share of its periods (~50 ms each) that found the cores the pool's
       ...(e.runner instanceof WorkerPool && e.runner.coreShare

@@ -57,6 +57,13 @@ export interface RunOptions {
   collective?: CollectiveHandler;
   /** Called after each kernel with the node and its start and end (`performance.now()`), for a profile. */
   onKernel?: (node: number, start: number, end: number) => void;
+  /**
+   * Asked before each kernel: when it returns true the run stops there and
+   * the outputs hold whatever was last written into them (a caller that
+   * stops a run discards them; the executor stays consistent, as after a
+   * run of fewer nodes).
+   */
+  stop?: () => boolean;
 }
 
 /** Writes collective node `node`'s value into `out`; `local` is its input in this run. */
@@ -296,11 +303,13 @@ export class Executor {
     }
     const collective = opts.collective;
     const onKernel = opts.onKernel;
+    const stop = opts.stop;
     const run = this.schedule(need, outs, key, collective !== undefined);
     const g = this.plan.graph;
     const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
     for (let i = 0; i < run.length; i++) {
       if (!run[i]) continue;
+      if (stop !== undefined && stop()) break;
       const op = this.ops[i]!;
       const r = g.nodes[i]!;
       const ctx = this.ctxs[i]!;

@@ -39,7 +39,15 @@ import { regionMemory, sharedRegions } from "../../ops/kernels/reduce_wasm.ts";
 import { publishUpdate, Updater, updateShared } from "./update.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { isRangeOptimizer, type RangeOptimizer } from "../optim/rules.ts";
-import { abortStep, Lane, publishStep, SCHED, schedLength, stepLoss } from "./schedule.ts";
+import {
+  abortStep,
+  Lane,
+  publishStep,
+  SCHED,
+  schedLength,
+  specLength,
+  stepLoss,
+} from "./schedule.ts";
 import {
   CoreShare,
   SoloChoice,
@@ -370,6 +378,8 @@ export class WorkerPool implements GradientRunner {
   private soloCount = 0;
   /** Whether the pool owns its cores, measured (with `wait.ownCores`), else null. */
   private cores: CoreShare | null = null;
+  /** A retired worker may still hold a gradient region: free them all once no thread is in a step. */
+  private regionsLost = false;
   /** Whether the last step ran on the main thread alone. */
   private lastSolo = false;
   /** The main thread's part of the parallel update, when the pool applies the optimizer. */
@@ -440,6 +450,11 @@ export class WorkerPool implements GradientRunner {
       asleep: new Float64Array(new SharedArrayBuffer(16 * (opts.workers + 1))),
       wait: waitPolicyOf(opts.wait),
     };
+    // backups of stalled micro-batches need another thread to make them
+    if (this.mem.wait.speculate && opts.workers > 1) {
+      this.mem.spec = new Int32Array(new SharedArrayBuffer(4 * specLength(maxK)));
+      this.mem.claimedAt = new Float64Array(new SharedArrayBuffer(8 * (maxK + 1)));
+    }
     // posted with the regions, so that the workers' trees run the loops in wasm too
     this.mem.regionMemory = regionMemory(this.mem.regions.buffer);
     if (this.sharing) this.mem.assist = assistBoard(opts.workers + 1);
@@ -489,7 +504,8 @@ export class WorkerPool implements GradientRunner {
       );
     }
     if (opts.mainThread ?? true) {
-      this.lane = new Lane(this.shard, this.tree, this.mem, null, this.updater);
+      const backupAfter = this.mem.wait.speculate ? this.mem.wait.backupAfter : 0;
+      this.lane = new Lane(this.shard, this.tree, this.mem, null, this.updater, backupAfter);
       this.firstWorker = 1;
       const own = this.sharing ? ownArenas(this.shard, opts.maxBatch) : new Map() as OwnArenas;
       if (own.size > 0) {
@@ -606,6 +622,16 @@ export class WorkerPool implements GradientRunner {
   /** Chunks of kernels that threads ran for other threads, over the pool's life (see {@linkcode WorkerPoolOptions.assist}). */
   get assistedChunks(): number {
     return this.mem.assist ? helpedChunks(this.mem.assist) : 0;
+  }
+
+  /**
+   * Micro-batches a thread with nothing left to claim recomputed because the
+   * thread that claimed them had not finished (see `WaitPolicy.speculate`),
+   * over the pool's life: `started`, and `won`, those where the backup
+   * published first (the other copy was dropped either way).
+   */
+  get backups(): { started: number; won: number } {
+    return Lane.backups(this.mem);
   }
 
   /** Micro-batches the main thread computed in the last step (all phases); the rest were the workers'. */
@@ -787,7 +813,7 @@ export class WorkerPool implements GradientRunner {
           const done = lane.advance();
           setActiveAssist(null);
           if (done) break;
-          await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor);
+          await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor, lane.waitUntil);
         }
       }
       while (this.tree.root() < 0) await this.waitAsync(this.mem.tree, TREE.ROOT, -1);
@@ -837,9 +863,16 @@ export class WorkerPool implements GradientRunner {
    * {@linkcode BLOCK_SLICE_MS} with a turn of the event loop between them (a
    * worker's death, `close` or the step's deadline is seen there: throws the
    * fault). Where the main thread cannot block (a web page),
-   * `Atomics.waitAsync` in the same slices.
+   * `Atomics.waitAsync` in the same slices. Returns at `until` (a
+   * `performance.now()` time) at the latest: the lane may then back up a
+   * micro-batch.
    */
-  private async waitAsync(arr: Int32Array, at: number, value: number): Promise<void> {
+  private async waitAsync(
+    arr: Int32Array,
+    at: number,
+    value: number,
+    until = Infinity,
+  ): Promise<void> {
     let t0 = performance.now();
     // a turn of the event loop while this thread has nothing else to do, once a step: the
     // first turn after a step's work is the long one (measured 60-100 µs, batch 256), and
@@ -855,28 +888,35 @@ export class WorkerPool implements GradientRunner {
     // run chunks of the workers' kernels while they compute: that time is not a wait, for
     // SoloChoice (`waited`) or the spinner, which count from its end
     if (this.assist && (this.assistAlways || this.spinner.mayAssist(t0))) {
-      const poll = this.assistAlways ? ASSIST_POLL_ALWAYS_MS : ASSIST_POLL_MS;
-      if (this.assist.waitHelping(arr, at, value, poll) > 0) {
+      const poll = Math.min(
+        this.assistAlways ? ASSIST_POLL_ALWAYS_MS : ASSIST_POLL_MS,
+        until - performance.now(),
+      );
+      if (poll > 0 && this.assist.waitHelping(arr, at, value, poll) > 0) {
         const t1 = performance.now();
         this.profiler?.main.span(SPAN.ASSIST, 0, t0, t1);
         t0 = t1;
       }
     }
     const spin = this.spinner.budget(t0);
-    const until = performance.now() + spin;
+    const spinUntil = Math.min(until, performance.now() + spin);
     if (this.spinner.pause) {
-      while (Atomics.load(arr, at) === value && performance.now() < until) spinPause(16);
-    } else while (Atomics.load(arr, at) === value && performance.now() < until);
+      while (Atomics.load(arr, at) === value && performance.now() < spinUntil) spinPause(16);
+    } else while (Atomics.load(arr, at) === value && performance.now() < spinUntil);
     while (Atomics.load(arr, at) === value) {
+      const slice = Math.min(BLOCK_SLICE_MS, until - performance.now());
+      if (!(slice > 0)) break;
       if (canBlock()) {
         // wakes at once, where a waitAsync's wake-up waits for the event loop
         this.spinner.sleep();
-        const woke = Atomics.wait(arr, at, value, BLOCK_SLICE_MS) !== "timed-out";
+        const woke = Atomics.wait(arr, at, value, slice) !== "timed-out";
         this.spinner.wake();
         if (woke) break;
+        // the lane's own deadline: back to it at once (the event loop turns at the step's end)
+        if (performance.now() >= until) break;
         await nextTurn();
       } else {
-        const w = Atomics.waitAsync(arr, at, value, BLOCK_SLICE_MS);
+        const w = Atomics.waitAsync(arr, at, value, slice);
         if (w.async) await w.value;
       }
       this.checkFault();
@@ -945,10 +985,13 @@ export class WorkerPool implements GradientRunner {
    */
   private watch(step: number): void {
     if (this.deaths.size > 0) {
+      // with backups a step can finish without a worker that died holding a micro-batch
+      this.regionsLost = true;
       for (const [i, why] of this.deaths) this.fail(i, why, step);
       this.deaths.clear();
     }
     const now = performance.now();
+    let answered = true;
     for (let i = this.firstWorker; i < this.slots.length; i++) {
       const slot = this.slots[i];
       if (!slot?.ready) continue;
@@ -956,8 +999,15 @@ export class WorkerPool implements GradientRunner {
         slot.unackedSince = -1;
         this.failures[i] = 0;
       } else if (slot.unackedSince >= 0 && now - slot.unackedSince > this.stepTimeoutMs) {
+        this.regionsLost = true;
         this.fail(i, `did not answer a step within ${this.stepTimeoutMs} ms`, step);
-      }
+      } else answered = false;
+    }
+    // a retired worker may have held a gradient region (its micro-batch was backed up and the
+    // steps went on): once every live worker is out of every step, all regions are free again
+    if (this.regionsLost && answered && this.tree.root() < 0) {
+      this.tree.resetFree(this.regions);
+      this.regionsLost = false;
     }
   }
 

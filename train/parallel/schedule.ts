@@ -84,7 +84,58 @@ export interface StepMemory {
   losses: Float64Array;
   /** Every micro-batch's collective partials. */
   partials: Float32Array;
+  /**
+   * Backups of stalled micro-batches (see {@linkcode SPEC}), when the threads
+   * make them; without it (or `claimedAt`) a lane never backs one up.
+   */
+  spec?: Int32Array;
+  /**
+   * Absolute times in ms (`performance.timeOrigin + performance.now()`,
+   * comparable across threads): slot 0 when the step was published, slot
+   * `1 + k` when micro-batch `k` was claimed.
+   */
+  claimedAt?: Float64Array;
 }
+
+/**
+ * Int32 slots of the backup block ({@linkcode StepMemory.spec}): counts of
+ * backups started and of backups that published first, over the pool's
+ * life; then, from `HEAD`, per micro-batch the sequence number of the last
+ * step in which it was published (whoever finished it first wins it by a
+ * compare-exchange, the other copy is dropped), then per micro-batch the
+ * sequence number of the last step in which it was backed up (one backup
+ * at most). Tagged by step, nothing is reset between steps.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SPEC, specLength } from "./schedule.ts";
+ * assert.equal(specLength(4), SPEC.HEAD + 8); // a published and a backed-up tag per micro-batch
+ * ```
+ */
+export const SPEC = { BACKUPS: 0, WON: 1, HEAD: 2 } as const;
+
+/**
+ * Int32 slots of a backup block for steps of up to `maxK` micro-batches (see {@linkcode SPEC}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SPEC, specLength } from "./schedule.ts";
+ * assert.equal(specLength(1), SPEC.HEAD + 2);
+ * ```
+ */
+export function specLength(maxK: number): number {
+  return SPEC.HEAD + 2 * maxK;
+}
+
+/** The shortest age (ms) of a claim before another thread backs it up, whatever the micro-batch's size. */
+const MIN_BACKUP_MS = 0.5;
+// a lane's own recent micro-batch times it keeps (ms per sample): their median scales the age
+const BACKUP_TIMES = 8;
+// sequence numbers wrap at 2^30: a tag older than the step's is less than half the range behind
+const SEQ_MASK = 0x3fffffff;
+const SEQ_HALF = 0x20000000;
 
 /** The claim counter tag of sequence number `seq`. */
 function tagOf(seq: number): number {
@@ -137,6 +188,8 @@ export function publishStep(
     s[SCHED.NEXT + 2 * p] = (tagOf(seq) << 16) + (skipMicro ? k : 0);
     s[SCHED.NEXT + 2 * p + 1] = skipMicro ? k : 0;
   }
+  // a claim stamped before this is another step's: not yet stamped for this one
+  if (mem.claimedAt) mem.claimedAt[0] = performance.timeOrigin + performance.now();
   // last: a thread that sees the new number sees everything above
   Atomics.store(s, SCHED.SEQ, seq);
 }
@@ -166,6 +219,9 @@ export function abortStep(mem: StepMemory, seq: number): void {
 }
 
 const STALE = -2;
+// `stalled`: every micro-batch is published; a wait was set
+const ALL_DONE = -1;
+const WAITING = -3;
 
 /**
  * One thread's part of a step. {@linkcode Lane.advance} runs micro-batches
@@ -231,7 +287,9 @@ export class Lane {
   waitAt = 0;
   /** The value it waits to change. */
   waitFor = 0;
-  /** Micro-batches this lane computed in the current step (all phases). */
+  /** With a timeout: until this `performance.now()` time, then call `advance` again (Infinity: none). */
+  waitUntil = Infinity;
+  /** Micro-batches this lane claimed in the current step (all phases); backups not counted. */
   claimed = 0;
   private shard: GradientShard;
   private tree: GradTree;
@@ -251,11 +309,32 @@ export class Lane {
   /** Joined the update (the root was there and the loss finite). */
   private joined = false;
   private unitHook: ((unit: number) => void) | null;
+  /** The backup block, when this lane backs up stalled micro-batches. */
+  private spec: Int32Array | null = null;
+  private claimedAt: Float64Array | null = null;
+  private backupAfter: number;
+  /** Where the backup flags start in `spec`. */
+  private backupAt = 0;
+  /** The micro-batch this lane runs (what `stop` asks about). */
+  private running = 0;
+  /** Asked between the nodes of a micro-batch: another thread published it first, or the step is over. */
+  private stop: (() => boolean) | undefined;
+  private times = new Float64Array(BACKUP_TIMES);
+  private timesSorted = new Float64Array(BACKUP_TIMES);
+  private timesN = 0;
+  private timesAt = 0;
+  /** The median of `times`, and the step it was taken for. */
+  private perSample = 0;
+  private perSampleSeq = -1;
 
   /**
    * A lane over `shard` that reduces into `tree`; `hook` is a test seam's
    * (see `seam.ts`); with an `updater` the lane takes part in the step's
-   * parallel update once the micro-batches are all claimed.
+   * parallel update once the micro-batches are all claimed. With
+   * `backupAfter` (at least 1) and the backup block in `mem`, a lane with
+   * nothing left to claim recomputes a micro-batch another thread claimed
+   * that long ago in units of its own recent time for it (see
+   * `WaitPolicy.speculate` in `wait.ts`).
    */
   constructor(
     shard: GradientShard,
@@ -263,6 +342,7 @@ export class Lane {
     mem: StepMemory,
     hook: ThreadHook | null,
     updater: Updater | null = null,
+    backupAfter = 0,
   ) {
     this.shard = shard;
     this.tree = tree;
@@ -271,6 +351,16 @@ export class Lane {
     this.waitOn = mem.sched;
     this.updater = updater;
     this.unitHook = hook ? (unit) => void hook(this.step, unit, true) : null;
+    this.backupAfter = backupAfter;
+    if (mem.spec && mem.claimedAt && backupAfter >= 1) {
+      const spec = this.spec = mem.spec;
+      this.claimedAt = mem.claimedAt;
+      this.backupAt = SPEC.HEAD + ((spec.length - SPEC.HEAD) >> 1);
+      const sched = mem.sched;
+      this.stop = () =>
+        Atomics.load(spec, SPEC.HEAD + this.running) === this.seq ||
+        Atomics.load(sched, SCHED.SEQ) !== this.seq;
+    }
   }
 
   /** Joins step `seq`; false when that step is no longer the current one. */
@@ -318,6 +408,16 @@ export class Lane {
       const at = SCHED.NEXT + 2 * this.phase;
       // nothing left: no region needed (the last one may be the root's)
       if ((Atomics.load(s, at) & 0xffff) >= this.k) {
+        if (this.spec) {
+          // back up a stalled micro-batch, or wait until one may be, or all are published
+          const b = this.stalled(s, at);
+          if (b === WAITING) return false;
+          if (b >= 0) {
+            this.hook?.(this.step, b);
+            this.runOne(s, at, b, true);
+            continue;
+          }
+        }
         if (this.finish()) return true;
         continue;
       }
@@ -331,16 +431,127 @@ export class Lane {
         if (this.finish()) return true;
         continue;
       }
+      if (this.claimedAt) this.claimedAt[1 + k] = performance.timeOrigin + performance.now();
       // whoever waits for a region may now have nothing left to claim
       if (k === this.k - 1) Atomics.notify(this.tree.stateArray, 0);
       this.hook?.(this.step, k);
       this.claimed++;
-      const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials);
-      this.mem.losses[k] = outs[0]![0]!;
-      const t0 = this.shard.recorder ? performance.now() : 0;
-      if (this.tree.leaf(k, this.shard.weight(k, this.n), outs, this.spare)) this.spare = -1;
-      this.shard.recorder?.span(SPAN.REDUCE, k, t0, performance.now());
+      this.runOne(s, at, k, false);
     }
+  }
+
+  /** Micro-batches backed up (`started`) and backups that published first (`won`), over the life of `mem`'s pool. */
+  static backups(mem: StepMemory): { started: number; won: number } {
+    const spec = mem.spec;
+    if (!spec) return { started: 0, won: 0 };
+    return { started: Atomics.load(spec, SPEC.BACKUPS), won: Atomics.load(spec, SPEC.WON) };
+  }
+
+  /**
+   * Runs the last phase of micro-batch `k` (claimed, or a `backup` of
+   * another thread's claim) and adds it to the tree, unless another thread
+   * published it first: then this copy is dropped and the spare kept.
+   */
+  private runOne(s: Int32Array, at: number, k: number, backup: boolean): void {
+    const spec = this.spec;
+    this.running = k;
+    const t0 = performance.now();
+    if (backup) Atomics.add(spec!, SPEC.BACKUPS, 1);
+    const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials, this.stop);
+    if (spec) {
+      if (!this.wins(spec, k)) return;
+      if (backup) Atomics.add(spec, SPEC.WON, 1);
+      this.record((performance.now() - t0) / this.shard.samples(k, this.n));
+    }
+    this.mem.losses[k] = outs[0]![0]!;
+    const t1 = this.shard.recorder ? performance.now() : 0;
+    if (this.tree.leaf(k, this.shard.weight(k, this.n), outs, this.spare)) this.spare = -1;
+    this.shard.recorder?.span(SPAN.REDUCE, k, t1, performance.now());
+    // a lane waiting to back up a micro-batch wakes when the last is published
+    if (spec && Atomics.add(s, at + 1, 1) + 1 === this.k) Atomics.notify(s, at + 1);
+  }
+
+  /** Whether this lane publishes micro-batch `k` of its step: no other thread did, and the step is on. */
+  private wins(spec: Int32Array, k: number): boolean {
+    if (Atomics.load(this.mem.sched, SCHED.SEQ) !== this.seq) return false;
+    for (;;) {
+      const v = Atomics.load(spec, SPEC.HEAD + k);
+      // published in this step, or (a lane that woke late) in a later one
+      const behind = (this.seq - v) & SEQ_MASK;
+      if (behind === 0 || behind >= SEQ_HALF) return false;
+      if (Atomics.compareExchange(spec, SPEC.HEAD + k, v, this.seq) === v) return true;
+    }
+  }
+
+  /** Keeps `ms` per sample among this lane's recent micro-batch times. */
+  private record(ms: number): void {
+    if (!(ms > 0 && Number.isFinite(ms))) return;
+    this.times[this.timesAt] = ms;
+    this.timesAt = (this.timesAt + 1) % BACKUP_TIMES;
+    if (this.timesN < BACKUP_TIMES) this.timesN++;
+  }
+
+  /** The median of this lane's recent times per sample, 0 before it has 4 (computed once a step). */
+  private typicalPerSample(): number {
+    if (this.perSampleSeq === this.seq) return this.perSample;
+    this.perSampleSeq = this.seq;
+    const n = this.timesN;
+    if (n < 4) return this.perSample = 0;
+    const a = this.timesSorted;
+    for (let i = 0; i < n; i++) {
+      const v = this.times[i]!;
+      let j = i - 1;
+      while (j >= 0 && a[j]! > v) {
+        a[j + 1] = a[j]!;
+        j--;
+      }
+      a[j + 1] = v;
+    }
+    return this.perSample = a[n >> 1]!;
+  }
+
+  /**
+   * With every micro-batch of the last phase claimed: {@linkcode ALL_DONE}
+   * when all are published; a micro-batch to back up (claimed by another
+   * thread longer ago than `backupAfter` times this lane's own time for it,
+   * not published nor backed up yet: now this lane's backup, a spare region
+   * held); or {@linkcode WAITING}, a wait set until the last is published
+   * or the next claim becomes that old.
+   */
+  private stalled(s: Int32Array, at: number): number {
+    const done = Atomics.load(s, at + 1);
+    if (done >= this.k) return ALL_DONE;
+    const spec = this.spec!, stamps = this.claimedAt!;
+    const origin = performance.timeOrigin;
+    const now = origin + performance.now();
+    const started = stamps[0]!;
+    const per = this.typicalPerSample();
+    let next = Infinity;
+    if (per > 0) {
+      for (let i = 0; i < this.k; i++) {
+        if (Atomics.load(spec, SPEC.HEAD + i) === this.seq) continue;
+        const flag = this.backupAt + i;
+        const v = Atomics.load(spec, flag);
+        if (v === this.seq) continue;
+        // a stamp older than the step is another step's: the claim was just made
+        const t = stamps[1 + i]!;
+        const due = (t >= started ? t : now) +
+          Math.max(MIN_BACKUP_MS, this.backupAfter * per * this.shard.samples(i, this.n));
+        if (due > now) {
+          if (due < next) next = due;
+          continue;
+        }
+        if (this.spare < 0) this.spare = this.tree.tryAcquire();
+        if (this.spare < 0) {
+          // no region to compute into: look again soon
+          next = now + MIN_BACKUP_MS;
+          break;
+        }
+        if (Atomics.compareExchange(spec, flag, v, this.seq) === v) return i;
+      }
+    }
+    this.wait(s, at + 1, done, next - origin);
+    return WAITING;
   }
 
   /** The micro-batches are all claimed: true when this lane is done, false to go on to the update. */
@@ -367,10 +578,11 @@ export class Lane {
     return this.wait(u.waitOn, u.waitAt, u.waitFor);
   }
 
-  private wait(on: Int32Array, at: number, value: number): false {
+  private wait(on: Int32Array, at: number, value: number, until = Infinity): false {
     this.waitOn = on;
     this.waitAt = at;
     this.waitFor = value;
+    this.waitUntil = until;
     return false;
   }
 

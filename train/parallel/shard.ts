@@ -540,13 +540,26 @@ export class GradientShard {
   /**
    * The last phase of micro-batch `k` of the batch of `n`: the executor's
    * output buffers `[loss, ...gradients]`, means over the micro-batch (views
-   * valid until the next run).
+   * valid until the next run). `stop`, asked before each node, abandons the
+   * run when it returns true (another thread published this micro-batch
+   * first): the buffers then hold a partial result, to be discarded.
    */
-  runFinal(step: number, k: number, n: number, partials: Float32Array): FloatArray[] {
+  runFinal(
+    step: number,
+    k: number,
+    n: number,
+    partials: Float32Array,
+    stop?: () => boolean,
+  ): FloatArray[] {
     const t0 = this.recorder ? performance.now() : 0;
-    const outs = this.runMicro(step, k, n, partials, undefined);
+    const outs = this.runMicro(step, k, n, partials, undefined, stop);
     this.recorder?.span(SPAN.MICRO, k, t0, performance.now());
     return outs;
+  }
+
+  /** Samples in micro-batch `k` of a batch of `n` (0 past the last). */
+  samples(k: number, n: number): number {
+    return this.size(k, n);
   }
 
   /** The weight of micro-batch `k` of a batch of `n` in the batch mean: its share of the samples. */
@@ -651,6 +664,7 @@ export class GradientShard {
     n: number,
     partials: Float32Array,
     outputs: number[] | undefined,
+    stop?: () => boolean,
   ): FloatArray[] {
     const { init } = this;
     const start = this.start(k, n);
@@ -685,6 +699,7 @@ export class GradientShard {
       outputs,
       collective: this.collectives.length > 0 ? this.handler : undefined,
       onKernel: this.recorder?.kernel,
+      stop,
     });
   }
 

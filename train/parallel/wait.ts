@@ -163,7 +163,14 @@ export interface SpinnerOptions {
  * import assert from "node:assert/strict";
  * import { type WaitPolicy, waitPolicyOf } from "./wait.ts";
  * const p: WaitPolicy = waitPolicyOf({ minSpinMs: 0.15 });
- * assert.deepEqual(p, { minSpinMs: 0.15, slowStep: 1.5, pause: false, ownCores: false });
+ * assert.deepEqual(p, {
+ *   minSpinMs: 0.15,
+ *   slowStep: 1.5,
+ *   pause: false,
+ *   ownCores: false,
+ *   speculate: true,
+ *   backupAfter: 1.5,
+ * });
  * ```
  */
 export interface WaitPolicy {
@@ -179,7 +186,32 @@ export interface WaitPolicy {
    * and never otherwise; default false.
    */
   ownCores?: boolean;
+  /**
+   * A thread with no micro-batch left to claim recomputes one that another
+   * thread claimed and has not finished after {@linkcode WaitPolicy.backupAfter}
+   * times its own recent time for that many samples (that thread lost its
+   * core); whichever finishes first publishes it, the same bits either way
+   * (see `Lane` in `schedule.ts`). Default true.
+   */
+  speculate?: boolean;
+  /** See {@linkcode WaitPolicy.speculate} (default {@linkcode BACKUP_AFTER}). */
+  backupAfter?: number;
 }
+
+/**
+ * How many times a thread's own recent time for a micro-batch another
+ * thread's claim must be old before the thread backs it up (see
+ * {@linkcode WaitPolicy.speculate}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BACKUP_AFTER, waitPolicyOf } from "./wait.ts";
+ * assert.equal(waitPolicyOf().backupAfter, BACKUP_AFTER);
+ * assert.ok(BACKUP_AFTER > 1); // a claim younger than one micro-batch's time is not stalled
+ * ```
+ */
+export const BACKUP_AFTER = 1.5;
 
 /**
  * A {@linkcode WaitPolicy} with every default filled in; throws on a
@@ -189,7 +221,14 @@ export interface WaitPolicy {
  * ```ts
  * import assert from "node:assert/strict";
  * import { SLOW_STEP, waitPolicyOf } from "./wait.ts";
- * assert.deepEqual(waitPolicyOf(), { minSpinMs: 0, slowStep: SLOW_STEP, pause: false, ownCores: false });
+ * assert.deepEqual(waitPolicyOf(), {
+ *   minSpinMs: 0,
+ *   slowStep: SLOW_STEP,
+ *   pause: false,
+ *   ownCores: false,
+ *   speculate: true,
+ *   backupAfter: 1.5,
+ * });
  * assert.equal(waitPolicyOf({ ownCores: true }).minSpinMs, 0.3);
  * assert.throws(() => waitPolicyOf({ slowStep: 0.5 }), /slowStep/);
  * ```
@@ -204,7 +243,18 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
   if (!(slowStep > 1 && Number.isFinite(slowStep))) {
     throw new Error(`wait: slowStep must be a finite number above 1, got ${slowStep}`);
   }
-  return { minSpinMs, slowStep, pause: p.pause ?? false, ownCores };
+  const backupAfter = p.backupAfter ?? BACKUP_AFTER;
+  if (!(backupAfter >= 1 && Number.isFinite(backupAfter))) {
+    throw new Error(`wait: backupAfter must be a finite number of at least 1, got ${backupAfter}`);
+  }
+  return {
+    minSpinMs,
+    slowStep,
+    pause: p.pause ?? false,
+    ownCores,
+    speculate: p.speculate ?? true,
+    backupAfter,
+  };
 }
 
 /**

@@ -151,10 +151,18 @@ let arenas: OwnArenas = new Map();
  * the board allows (see `Assist.waitHelping`); returns when the wait that
  * follows starts (a span of the time helping is recorded).
  */
-function help(arr: Int32Array, at: number, value: number, spinner: Spinner): number {
+function help(
+  arr: Int32Array,
+  at: number,
+  value: number,
+  spinner: Spinner,
+  until = Infinity,
+): number {
   const t0 = recorder ? performance.now() : 0;
   if (!assist || !(always || spinner.mayAssist(performance.now()))) return t0;
-  const poll = always ? ASSIST_POLL_ALWAYS_MS : ASSIST_POLL_MS;
+  // a lane that may back up a micro-batch at `until` polls no longer than that
+  const poll = Math.min(always ? ASSIST_POLL_ALWAYS_MS : ASSIST_POLL_MS, until - performance.now());
+  if (!(poll > 0)) return t0;
   if (assist.waitHelping(arr, at, value, poll) > 0 && recorder) {
     const t1 = performance.now();
     recorder.span(SPAN.ASSIST, 0, t0, t1);
@@ -197,7 +205,7 @@ export const workerApi = {
     const updater = mem.update
       ? new Updater(mem.update, mem.layout, init.params, mem.regions, shard.recorder, me)
       : null;
-    lane = new Lane(shard, tree, mem, hook, updater);
+    lane = new Lane(shard, tree, mem, hook, updater, mem.wait.speculate ? mem.wait.backupAfter : 0);
     recorder = shard.recorder;
     stepNo = mem.stepNo;
     calm = mem.calm;
@@ -251,8 +259,10 @@ export const workerApi = {
       if (lane.begin(seq)) {
         while (!lane.advance()) {
           // nothing of its own to do: run chunks of the others' kernels while they compute
-          const t0 = help(lane.waitOn, lane.waitAt, lane.waitFor, spinner);
-          waitChange(lane.waitOn, lane.waitAt, lane.waitFor, spinner, WAIT_SLICE_MS);
+          const until = lane.waitUntil;
+          const t0 = help(lane.waitOn, lane.waitAt, lane.waitFor, spinner, until);
+          const left = Math.min(WAIT_SLICE_MS, until - performance.now());
+          if (left > 0) waitChange(lane.waitOn, lane.waitAt, lane.waitFor, spinner, left);
           recorder?.span(SPAN.WAIT, 0, t0, performance.now());
         }
         // its share done (no update to join): help the others until the step ends

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  BACKUP_AFTER,
   CALM_STEPS,
   CoreShare,
   cpuShare,
@@ -259,18 +260,24 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     slowStep: SLOW_STEP,
     pause: true,
     ownCores: false,
+    speculate: true,
+    backupAfter: BACKUP_AFTER,
   });
   assert.deepEqual(waitPolicyOf({ ownCores: true }), {
     minSpinMs: OWNED_SPIN_MS,
     slowStep: SLOW_STEP,
     pause: false,
     ownCores: true,
+    speculate: true,
+    backupAfter: BACKUP_AFTER,
   });
   assert.equal(waitPolicyOf({ ownCores: true, minSpinMs: 0.1 }).minSpinMs, 0.1);
   assert.throws(() => waitPolicyOf({ minSpinMs: -1 }), /minSpinMs .* got -1/);
   assert.throws(() => waitPolicyOf({ minSpinMs: MAX_SPIN_MS * 2 }), /minSpinMs .* got 1/);
   assert.throws(() => waitPolicyOf({ slowStep: 1 }), /slowStep .* got 1/);
   assert.throws(() => waitPolicyOf({ slowStep: NaN }), /slowStep .* got NaN/);
+  assert.equal(waitPolicyOf({ speculate: false }).speculate, false);
+  assert.throws(() => waitPolicyOf({ backupAfter: 0.5 }), /backupAfter .* got 0\.5/);
 });
 
 Deno.test("waitChange with Atomics.pause in its spin sees a change made during the spin", async () => {
