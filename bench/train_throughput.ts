@@ -12,7 +12,7 @@
  * the schedule in one run: each side overrides some of `micro`,
  * `micro-tail`, `main-thread`, `update`, `fuse`, `wasm-reduce`, `min-spin` and
  * `slow-step`, `pause`, `own-cores`, `speculate`, `backup-after` (a pool's in-step waits, see
- * `WaitPolicy`) and `assist`; at each worker count the
+ * `WaitPolicy`), `solo` and `assist`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
  * over A's, rep by rep, per worker count. `--chunk 10` makes the sides (and
@@ -89,6 +89,8 @@ const values = benchArgs(
     assist: { type: "string", default: "true" },
     // a thread with nothing left backs up a micro-batch another thread holds too long (WaitPolicy.speculate)
     speculate: { type: "string", default: "true" },
+    // a pool may run steps on the main thread alone when that measures faster (soloWhenFaster)
+    solo: { type: "string", default: "true" },
     // how old a claim is, in units of the thread's own time for it, before it is backed up
     "backup-after": { type: "string", default: "default" },
     // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
@@ -127,8 +129,10 @@ const values = benchArgs(
       "false: a thread with no micro-batch left does not run channels of the others' fused convolution; always: it does even after a slow step or under load",
     speculate:
       "false: a thread with nothing left never recomputes a micro-batch another thread holds too long",
+    solo:
+      "false: a pool never runs steps on the main thread alone (WorkerPoolOptions.soloWhenFaster)",
     "backup-after":
-      'a claim this many times the thread\'s own time for it is backed up ("default": 1.5)',
+      'a claim this many times the thread\'s own time for it without progress is backed up ("default": 0.5)',
     update: "pool: the optimizer step on every thread by ranges; main: on the main thread",
     ab: 'two configurations compared rep by rep, "key=value,... | key=value,..."',
     chunk: "steps a side runs before the next side's turn within a rep (e.g. 10)",
@@ -183,6 +187,7 @@ interface Config {
   ownCores: boolean | undefined;
   assist: boolean | "always";
   speculate: boolean;
+  solo: boolean;
   /** Undefined: the pool's default (`WaitPolicy`). */
   backupAfter: number | undefined;
 }
@@ -200,6 +205,7 @@ const AB_KEYS = [
   "assist",
   "speculate",
   "backup-after",
+  "solo",
 ] as const;
 type AbKey = typeof AB_KEYS[number];
 
@@ -241,6 +247,7 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     ownCores: get("own-cores") === "default" ? undefined : boolOf("own-cores", get("own-cores")!),
     assist: get("assist") === "always" ? "always" : boolOf("assist", get("assist")!),
     speculate: boolOf("speculate", get("speculate")!),
+    solo: boolOf("solo", get("solo")!),
     backupAfter: numberOf("backup-after", get("backup-after")!),
   };
 }
@@ -416,6 +423,7 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
       workers,
       mainThread: cfg.mainThread,
       assist: cfg.assist,
+      soloWhenFaster: cfg.solo,
       wait: {
         minSpinMs: cfg.minSpinMs,
         slowStep: cfg.slowStep,

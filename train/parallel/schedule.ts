@@ -92,7 +92,8 @@ export interface StepMemory {
   /**
    * Absolute times in ms (`performance.timeOrigin + performance.now()`,
    * comparable across threads): slot 0 when the step was published, slot
-   * `1 + k` when micro-batch `k` was claimed.
+   * `1 + k` when micro-batch `k` last showed progress (its claim, then the
+   * start of each node its claimer runs).
    */
   claimedAt?: Float64Array;
 }
@@ -317,6 +318,8 @@ export class Lane {
   private backupAt = 0;
   /** The micro-batch this lane runs (what `stop` asks about). */
   private running = 0;
+  /** Whether it runs its own claim (it stamps its progress), not a backup. */
+  private stamping = false;
   /** Asked between the nodes of a micro-batch: another thread published it first, or the step is over. */
   private stop: (() => boolean) | undefined;
   private times = new Float64Array(BACKUP_TIMES);
@@ -331,10 +334,10 @@ export class Lane {
    * A lane over `shard` that reduces into `tree`; `hook` is a test seam's
    * (see `seam.ts`); with an `updater` the lane takes part in the step's
    * parallel update once the micro-batches are all claimed. With
-   * `backupAfter` (at least 1) and the backup block in `mem`, a lane with
-   * nothing left to claim recomputes a micro-batch another thread claimed
-   * that long ago in units of its own recent time for it (see
-   * `WaitPolicy.speculate` in `wait.ts`).
+   * `backupAfter` (above 0) and the backup block in `mem`, a lane with
+   * nothing left to claim recomputes a micro-batch whose claimer has shown
+   * no progress (started no node) for that long in units of this lane's own
+   * recent time for it (see `WaitPolicy.speculate` in `wait.ts`).
    */
   constructor(
     shard: GradientShard,
@@ -352,14 +355,20 @@ export class Lane {
     this.updater = updater;
     this.unitHook = hook ? (unit) => void hook(this.step, unit, true) : null;
     this.backupAfter = backupAfter;
-    if (mem.spec && mem.claimedAt && backupAfter >= 1) {
+    if (mem.spec && mem.claimedAt && backupAfter > 0) {
       const spec = this.spec = mem.spec;
-      this.claimedAt = mem.claimedAt;
+      const stamps = this.claimedAt = mem.claimedAt;
       this.backupAt = SPEC.HEAD + ((spec.length - SPEC.HEAD) >> 1);
       const sched = mem.sched;
-      this.stop = () =>
-        Atomics.load(spec, SPEC.HEAD + this.running) === this.seq ||
-        Atomics.load(sched, SCHED.SEQ) !== this.seq;
+      this.stop = () => {
+        if (
+          Atomics.load(spec, SPEC.HEAD + this.running) === this.seq ||
+          Atomics.load(sched, SCHED.SEQ) !== this.seq
+        ) return true;
+        // the claimer is making progress: no backup before the next stamp is that old
+        if (this.stamping) stamps[1 + this.running] = performance.timeOrigin + performance.now();
+        return false;
+      };
     }
   }
 
@@ -455,6 +464,7 @@ export class Lane {
   private runOne(s: Int32Array, at: number, k: number, backup: boolean): void {
     const spec = this.spec;
     this.running = k;
+    this.stamping = !backup;
     const t0 = performance.now();
     if (backup) Atomics.add(spec!, SPEC.BACKUPS, 1);
     const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials, this.stop);
@@ -512,11 +522,11 @@ export class Lane {
 
   /**
    * With every micro-batch of the last phase claimed: {@linkcode ALL_DONE}
-   * when all are published; a micro-batch to back up (claimed by another
-   * thread longer ago than `backupAfter` times this lane's own time for it,
-   * not published nor backed up yet: now this lane's backup, a spare region
-   * held); or {@linkcode WAITING}, a wait set until the last is published
-   * or the next claim becomes that old.
+   * when all are published; a micro-batch to back up (its claimer showed
+   * no progress for longer than `backupAfter` times this lane's own time
+   * for it, not published nor backed up yet: now this lane's backup, a
+   * spare region held); or {@linkcode WAITING}, a wait set until the last
+   * is published or the next claim's progress becomes that old.
    */
   private stalled(s: Int32Array, at: number): number {
     const done = Atomics.load(s, at + 1);
@@ -534,6 +544,7 @@ export class Lane {
         const v = Atomics.load(spec, flag);
         if (v === this.seq) continue;
         // a stamp older than the step is another step's: the claim was just made
+        // (a claimer that shows progress pushes its deadline on: the wait is then shorter)
         const t = stamps[1 + i]!;
         const due = (t >= started ? t : now) +
           Math.max(MIN_BACKUP_MS, this.backupAfter * per * this.shard.samples(i, this.n));

@@ -169,7 +169,7 @@ export interface SpinnerOptions {
  *   pause: false,
  *   ownCores: false,
  *   speculate: true,
- *   backupAfter: 1.5,
+ *   backupAfter: 0.5,
  * });
  * ```
  */
@@ -187,11 +187,13 @@ export interface WaitPolicy {
    */
   ownCores?: boolean;
   /**
-   * A thread with no micro-batch left to claim recomputes one that another
-   * thread claimed and has not finished after {@linkcode WaitPolicy.backupAfter}
-   * times its own recent time for that many samples (that thread lost its
-   * core); whichever finishes first publishes it, the same bits either way
-   * (see `Lane` in `schedule.ts`). Default true.
+   * A thread with no micro-batch left to claim recomputes one whose claimer
+   * has shown no progress (started no node of it) for
+   * {@linkcode WaitPolicy.backupAfter} times the thread's own recent time
+   * for that many samples, at least 0.5 ms (the claimer lost its core);
+   * whichever finishes first publishes it, the same bits either way, and
+   * the other stops at its next node (see `Lane` in `schedule.ts`).
+   * Default true.
    */
   speculate?: boolean;
   /** See {@linkcode WaitPolicy.speculate} (default {@linkcode BACKUP_AFTER}). */
@@ -199,19 +201,20 @@ export interface WaitPolicy {
 }
 
 /**
- * How many times a thread's own recent time for a micro-batch another
- * thread's claim must be old before the thread backs it up (see
- * {@linkcode WaitPolicy.speculate}).
+ * For how long, in units of a thread's own recent time for a micro-batch,
+ * another thread's claim must show no progress before the thread backs it
+ * up (see {@linkcode WaitPolicy.speculate}). The lecture CNN's longest node
+ * (the fused convolution) is about a third of a micro-batch.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { BACKUP_AFTER, waitPolicyOf } from "./wait.ts";
  * assert.equal(waitPolicyOf().backupAfter, BACKUP_AFTER);
- * assert.ok(BACKUP_AFTER > 1); // a claim younger than one micro-batch's time is not stalled
+ * assert.ok(BACKUP_AFTER > 0 && BACKUP_AFTER < 1);
  * ```
  */
-export const BACKUP_AFTER = 1.5;
+export const BACKUP_AFTER = 0.5;
 
 /**
  * A {@linkcode WaitPolicy} with every default filled in; throws on a
@@ -227,7 +230,7 @@ export const BACKUP_AFTER = 1.5;
  *   pause: false,
  *   ownCores: false,
  *   speculate: true,
- *   backupAfter: 1.5,
+ *   backupAfter: 0.5,
  * });
  * assert.equal(waitPolicyOf({ ownCores: true }).minSpinMs, 0.3);
  * assert.throws(() => waitPolicyOf({ slowStep: 0.5 }), /slowStep/);
@@ -244,8 +247,8 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
     throw new Error(`wait: slowStep must be a finite number above 1, got ${slowStep}`);
   }
   const backupAfter = p.backupAfter ?? BACKUP_AFTER;
-  if (!(backupAfter >= 1 && Number.isFinite(backupAfter))) {
-    throw new Error(`wait: backupAfter must be a finite number of at least 1, got ${backupAfter}`);
+  if (!(backupAfter > 0 && Number.isFinite(backupAfter))) {
+    throw new Error(`wait: backupAfter must be a finite number above 0, got ${backupAfter}`);
   }
   return {
     minSpinMs,
