@@ -469,7 +469,9 @@ export class Lane {
     if (backup) Atomics.add(spec!, SPEC.BACKUPS, 1);
     const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials, this.stop);
     if (spec) {
-      if (!this.wins(spec, k)) return;
+      const won = this.wins(spec, k);
+      this.shard.recorder?.span(won ? SPAN.MICRO : SPAN.DROPPED, k, t0, performance.now());
+      if (!won) return;
       if (backup) Atomics.add(spec, SPEC.WON, 1);
       this.record((performance.now() - t0) / this.shard.samples(k, this.n));
     }

@@ -542,7 +542,9 @@ export class GradientShard {
    * output buffers `[loss, ...gradients]`, means over the micro-batch (views
    * valid until the next run). `stop`, asked before each node, abandons the
    * run when it returns true (another thread published this micro-batch
-   * first): the buffers then hold a partial result, to be discarded.
+   * first): the buffers then hold a partial result, to be discarded. With
+   * `stop` the caller records the micro-batch's span (it knows whether the
+   * result was kept).
    */
   runFinal(
     step: number,
@@ -553,7 +555,7 @@ export class GradientShard {
   ): FloatArray[] {
     const t0 = this.recorder ? performance.now() : 0;
     const outs = this.runMicro(step, k, n, partials, undefined, stop);
-    this.recorder?.span(SPAN.MICRO, k, t0, performance.now());
+    if (!stop) this.recorder?.span(SPAN.MICRO, k, t0, performance.now());
     return outs;
   }
 

@@ -46,6 +46,8 @@ export const SPAN = {
   IDLE: 7,
   /** A wait in which the thread ran chunks of other threads' kernels (see `ops/kernels/assist.ts`). */
   ASSIST: 8,
+  /** A micro-batch's last phase whose result was dropped: another thread published it first (see `WaitPolicy.speculate`); `id` is its index. */
+  DROPPED: 9,
 } as const;
 
 import type { GraphJSON } from "../../graph/graph.ts";
@@ -60,6 +62,7 @@ const KIND_NAMES = [
   "update",
   "idle",
   "assist",
+  "dropped",
 ];
 // floats per span: kind, id, start, end
 const WIDTH = 4;
@@ -404,7 +407,10 @@ export function opTable(trace: { traceEvents: TraceEvent[] }): { steps: number; 
   for (const e of trace.traceEvents) {
     if (e.ph !== "X") continue;
     if (e.cat === "step") steps++;
-    if (e.cat === "step" || e.cat === "micro-batch" || e.cat === "phase" || e.cat === "idle") {
+    if (
+      e.cat === "step" || e.cat === "micro-batch" || e.cat === "phase" || e.cat === "idle" ||
+      e.cat === "dropped"
+    ) {
       continue;
     }
     const key = `${e.cat}\u0000${e.name}`;
