@@ -815,6 +815,9 @@ export class WorkerPool implements GradientRunner {
           if (done) break;
           await this.waitAsync(lane.waitOn, lane.waitAt, lane.waitFor, lane.waitUntil);
         }
+        // a backup of a stalled thread's micro-batch stands in for a wait for it: SoloChoice
+        // reads both as signs that the other threads are held up
+        this.waited += lane.stalledMs;
       }
       while (this.tree.root() < 0) await this.waitAsync(this.mem.tree, TREE.ROOT, -1);
       const u = this.updater;

@@ -292,6 +292,12 @@ export class Lane {
   waitUntil = Infinity;
   /** Micro-batches this lane claimed in the current step (all phases); backups not counted. */
   claimed = 0;
+  /**
+   * Milliseconds this lane spent in the current step on backups and on
+   * copies another thread published first: time the other threads' stalls
+   * cost it (a main thread's `SoloChoice` counts it as waiting for them).
+   */
+  stalledMs = 0;
   private shard: GradientShard;
   private tree: GradTree;
   private mem: StepMemory;
@@ -384,6 +390,7 @@ export class Lane {
     this.step = this.mem.stepNo[0]!;
     this.phase = 0;
     this.claimed = 0;
+    this.stalledMs = 0;
     this.updating = false;
     this.joined = false;
     this.tree.prepare(this.k);
@@ -470,7 +477,9 @@ export class Lane {
     const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials, this.stop);
     if (spec) {
       const won = this.wins(spec, k);
-      this.shard.recorder?.span(won ? SPAN.MICRO : SPAN.DROPPED, k, t0, performance.now());
+      const t1 = performance.now();
+      this.shard.recorder?.span(won ? SPAN.MICRO : SPAN.DROPPED, k, t0, t1);
+      if (backup || !won) this.stalledMs += t1 - t0;
       if (!won) return;
       if (backup) Atomics.add(spec, SPEC.WON, 1);
       this.record((performance.now() - t0) / this.shard.samples(k, this.n));
