@@ -23,10 +23,33 @@ import {
   CONV_RELU_POOL_WASM_SIMD_SHARED,
 } from "./wasm/fused_bytes.ts";
 
+// (x, y or dy, n, h, w, ph, pw, xs, ys, codes − y in bytes); the weights and bias in `res`
+type CrpCall = (
+  x: number,
+  y: number,
+  n: number,
+  h: number,
+  w: number,
+  ph: number,
+  pw: number,
+  xs: number,
+  ys: number,
+  codes: number,
+) => void;
+
 interface CrpExports {
-  // (x, y, n, h, w, ph, pw, xs, ys, w0..w8, b, codes − y in bytes)
-  crp_forward(...args: number[]): void;
-  crp_backward(...args: number[]): number[];
+  crp_forward: CrpCall;
+  // dw0..dw8 and db to `res`
+  crp_backward: CrpCall;
+}
+
+/**
+ * An instance on one arena, and the view of its second memory: the
+ * backward's ten results, then the forward's nine weights and bias.
+ */
+interface Crp {
+  ex: CrpExports;
+  res: Float32Array;
 }
 
 // undefined: not tried yet; null: no WebAssembly SIMD here
@@ -34,8 +57,9 @@ let compiled: WebAssembly.Module | null | undefined;
 // the shared-import build of the same instruction set as `compiled`
 let compiledShared: WebAssembly.Module | null | undefined;
 let pick = -1;
-const args = new Array<number>(20).fill(0);
-const instances = new WeakMap<ArrayBufferLike, CrpExports>();
+// a call's integer arguments (see CrpCall)
+const args = new Array<number>(10).fill(0);
+const instances = new WeakMap<ArrayBufferLike, Crp>();
 // relaxed-simd FMA first, then plain SIMD128; each [unshared, shared]
 const BUILDS = [
   [CONV_RELU_POOL_WASM_RELAXED_SIMD, CONV_RELU_POOL_WASM_RELAXED_SIMD_SHARED],
@@ -62,16 +86,19 @@ function module(shared: boolean): WebAssembly.Module | null {
   return compiledShared;
 }
 
-function instanceFor(buf: ArrayBufferLike): CrpExports | null {
+function instanceFor(buf: ArrayBufferLike): Crp | null {
   const known = instances.get(buf);
   if (known) return known;
   const mem = arenaMemory(buf);
   const m = mem && module(isSharedBuffer(buf));
   if (!mem || !m) return null;
-  const ex = new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as CrpExports;
-  instances.set(buf, ex);
+  // this thread's own: a helper running chunks on the same arena has its instance and results
+  const res = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+  const ex = new WebAssembly.Instance(m, { env: { mem, res } }).exports as unknown as CrpExports;
+  const crp = { ex, res: new Float32Array(res.buffer, 0, 20) };
+  instances.set(buf, crp);
   noteArenaKernel(buf, "conv_relu_pool");
-  return ex;
+  return crp;
 }
 
 /**
@@ -123,8 +150,9 @@ export function convReluPoolWasm(
   if (d.c !== 1 || d.kh !== 3 || d.kw !== 3 || d.pw < 4 || d.ph < 1) return null;
   const buf = arena[0]!.buffer;
   for (const a of arena) if (a.buffer !== buf) return null;
-  const ex = instanceFor(buf);
-  if (!ex) return null;
+  const crp = instanceFor(buf);
+  if (!crp) return null;
+  const { ex, res } = crp;
   const { n, h, w: W, oc, ph, pw } = d;
   const xs = h * W * 4, ys = oc * ph * pw * 4, plane = ph * pw * 4;
   const half = n * oc * ph * pw;
@@ -162,10 +190,10 @@ export function convReluPoolWasm(
       }
       for (let o = Math.max(0, from); o < Math.min(oc, to); o++) {
         setArgs(x.byteOffset, packed.byteOffset, n, h, W, ph, pw, xs, ys, plane, o);
-        for (let k = 0; k < 9; k++) args[9 + k] = w[o * 9 + k]!;
-        args[18] = b[o]!;
-        args[19] = half * 4;
-        forwardCall(ex);
+        for (let k = 0; k < 9; k++) res[10 + k] = w[o * 9 + k]!;
+        res[19] = b[o]!;
+        args[9] = half * 4;
+        call(ex.crp_forward);
       }
     },
     backward(x, packed, dy, out, from = 0, to = oc) {
@@ -186,16 +214,16 @@ export function convReluPoolWasm(
       }
       for (let o = Math.max(0, from); o < Math.min(oc, to); o++) {
         setArgs(x.byteOffset, dy.byteOffset, n, h, W, ph, pw, xs, ys, plane, o);
-        args[19] = codes;
-        const r = ex.crp_backward(...args);
-        for (let k = 0; k < 9; k++) out[o * 9 + k] = r[k]!;
-        out[oc * 9 + o] = r[9]!;
+        args[9] = codes;
+        call(ex.crp_backward);
+        for (let k = 0; k < 9; k++) out[o * 9 + k] = res[k]!;
+        out[oc * 9 + o] = res[9]!;
       }
     },
   };
 }
 
-// the arguments of output channel o, weights and bias zero (the caller sets them for a forward)
+// the arguments of output channel o but the codes' offset (the caller sets it)
 function setArgs(
   x: number,
   y: number,
@@ -218,7 +246,6 @@ function setArgs(
   args[6] = pw;
   args[7] = xs;
   args[8] = ys;
-  for (let k = 9; k < 19; k++) args[k] = 0;
 }
 
 // another thread's channel o of a job (see `job` above), on this thread's view of the owner's arena
@@ -236,51 +263,29 @@ function jobArgs(ints: Int32Array, at: number, o: number): void {
     ints[at + 9]!,
     o,
   );
-  args[19] = ints[at + 10]!;
+  args[9] = ints[at + 10]!;
 }
 
 registerAssistRunner(ASSIST_KIND.CONV_RELU_POOL_FORWARD, (buf, ints, at, fl, fat, o) => {
-  const ex = instanceFor(buf)!;
+  const { ex, res } = instanceFor(buf)!;
   jobArgs(ints, at, o);
   const oc = ints[at + 11]!;
-  for (let k = 0; k < 9; k++) args[9 + k] = fl[fat + o * 9 + k]!;
-  args[18] = fl[fat + oc * 9 + o]!;
-  forwardCall(ex);
+  for (let k = 0; k < 9; k++) res[10 + k] = fl[fat + o * 9 + k]!;
+  res[19] = fl[fat + oc * 9 + o]!;
+  call(ex.crp_forward);
 });
 
 registerAssistRunner(ASSIST_KIND.CONV_RELU_POOL_BACKWARD, (buf, ints, at, fl, fat, o) => {
-  const ex = instanceFor(buf)!;
+  const { ex, res } = instanceFor(buf)!;
   jobArgs(ints, at, o);
-  const r = ex.crp_backward(...args);
-  for (let k = 0; k < 10; k++) fl[fat + o * 10 + k] = r[k]!;
+  call(ex.crp_backward);
+  for (let k = 0; k < 10; k++) fl[fat + o * 10 + k] = res[k]!;
 });
 
-// The forward's call with its 20 arguments spelt out: the spread call stayed slow in the JIT's
-// first optimising tier (Maglev), where a thread's code spends its first few hundred micro-batches
-// (lecture CNN, batch 64, 1 thread: 640-711 µs a call there, 616-618 spelt out, 575 in both after
-// Turbofan); spelling out the backward's made it slower after Turbofan (477-492 µs against 434-458)
-function forwardCall(ex: CrpExports): void {
+// A kernel with its integer arguments spelt out: a spread call copies the array (and boxed the
+// float arguments the kernels used to take: with them, a spread call stayed slow in the JIT's
+// first optimising tier, Maglev, and spelt out was slower after Turbofan)
+function call(f: CrpCall): void {
   const a = args;
-  ex.crp_forward(
-    a[0]!,
-    a[1]!,
-    a[2]!,
-    a[3]!,
-    a[4]!,
-    a[5]!,
-    a[6]!,
-    a[7]!,
-    a[8]!,
-    a[9]!,
-    a[10]!,
-    a[11]!,
-    a[12]!,
-    a[13]!,
-    a[14]!,
-    a[15]!,
-    a[16]!,
-    a[17]!,
-    a[18]!,
-    a[19]!,
-  );
+  f(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!);
 }

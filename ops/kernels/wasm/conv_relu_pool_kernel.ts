@@ -4,15 +4,22 @@
  * max-pooling in one pass, and its backward to the filter and the bias,
  * which recomputes the convolution rather than reading a stored activation.
  * Like the elementwise module it imports its memory (`env.mem`), an
- * executor's arena, so it runs in place. One call covers one output channel
- * of every image; the channel's nine weights and its bias come as f32
- * arguments, since parameters do not live in the arena. Byte addresses:
- * - `crp_forward(x, y, n, h, w, ph, pw, xs, ys, w0..w8, b)`: for images
+ * executor's arena, so it runs in place; the channel's weights come from,
+ * and the backward's results go to, a second, small memory of the caller's
+ * (`env.res`), so that a call has integer arguments only and returns
+ * nothing (V8 boxes the numbers of a spread call's float arguments and hands
+ * a multi-value result to JavaScript as a new array: about 50 KB of garbage
+ * a step of the lecture CNN at batch 64). One call covers one output channel
+ * of every image; the channel's nine weights and its bias come in the
+ * second memory at bytes 40…79, since parameters do not live in the arena.
+ * Byte addresses:
+ * - `crp_forward(x, y, n, h, w, ph, pw, xs, ys, codes)`: for images
  *   i < n, x at `x + i·xs` (H, W), y at `y + i·ys` (PH, PW) =
  *   max-pool(ReLU(conv(x) + b)), four pooled outputs at a time (pw ≥ 4);
- * - `crp_backward(x, dy, n, h, w, ph, pw, xs, ys, w0..w8, b)` → (dw0..dw8,
- *   db): the sums over images of the filter and bias gradients of the
- *   composition, dy shaped like y. Each window's gradient goes to the first
+ * - `crp_backward(x, dy, n, h, w, ph, pw, xs, ys, codes)`: the sums over
+ *   images of the filter and bias gradients of the composition, dy shaped
+ *   like y, the forward's codes at `dy + codes`, stored as ten floats
+ *   (dw0..dw8, db) at the start of the second memory. Each window's gradient goes to the first
  *   of its four convolution values equal to the window maximum when that
  *   maximum is positive, and nowhere when it is not (ReLU) or NaN.
  *
@@ -29,7 +36,16 @@
  * @module
  */
 
-import { encodeModule, F32, forCount, FuncBuilder, I32, type Local, V128 } from "./_asm.ts";
+import {
+  encodeModule,
+  forCount,
+  FuncBuilder,
+  I32,
+  type Local,
+  SHARED_MAX_PAGES,
+  V128,
+  type ValType,
+} from "./_asm.ts";
 
 // Instructions the shared encoder lacks, appended as raw bytes.
 function simd(f: FuncBuilder, sub: number): void {
@@ -74,9 +90,16 @@ function madd(f: FuncBuilder, relaxed: boolean, acc: Local, a: Local, b: Local):
   else f.get(acc).get(a).get(b).f32x4Mul().f32x4Add().set(acc);
 }
 
-/** Parameter layout shared by both functions. */
-const P = { x: 0, y: 1, n: 2, h: 3, w: 4, ph: 5, pw: 6, xs: 7, ys: 8, w0: 9, b: 18 } as const;
-const PARAMS = [...Array(9).fill(I32), ...Array(10).fill(F32)];
+/** Parameter layout shared by both functions (then the codes' offset). */
+const P = { x: 0, y: 1, n: 2, h: 3, w: 4, ph: 5, pw: 6, xs: 7, ys: 8 } as const;
+const PARAMS: ValType[] = Array(9).fill(I32);
+/**
+ * Byte offsets in the second memory (`env.res`): the backward's ten results,
+ * then the forward's nine weights and its bias, which the caller writes
+ * there: f32 arguments would make V8 box each number of a call made with a
+ * spread array.
+ */
+const RES = { out: 0, w0: 40, b: 76 } as const;
 
 interface Walk {
   /** Byte addresses of input rows 2r … 2r+3 at column 2c. */
@@ -157,16 +180,16 @@ function emitConv(
   }
 }
 
-// Splats of the nine weights and the bias.
+// Splats of the nine weights and the bias, from the second memory.
 function splatWeights(f: FuncBuilder): { wv: Local[]; bias: Local } {
   const wv: Local[] = [];
   for (let k = 0; k < 9; k++) {
     const l = f.local(V128);
-    f.get(P.w0 + k).f32x4Splat().set(l);
+    f.i32Const(0).f32Load(RES.w0 + 4 * k, 1).f32x4Splat().set(l);
     wv.push(l);
   }
   const bias = f.local(V128);
-  f.get(P.b).f32x4Splat().set(bias);
+  f.i32Const(0).f32Load(RES.b, 1).f32x4Splat().set(bias);
   return { wv, bias };
 }
 
@@ -241,7 +264,7 @@ function forward(relaxed: boolean): FuncBuilder {
 
 // dy and the forward's codes -> Σ dw, Σ db
 function backward(relaxed: boolean): FuncBuilder {
-  const f = new FuncBuilder([...PARAMS, I32], Array(10).fill(F32));
+  const f = new FuncBuilder([...PARAMS, I32], []);
   const codes = PARAMS.length;
   const g = f.local(V128), code = f.local(V128), ch = f.local(V128), gh = f.local(V128);
   const ld = f.local(V128), gt = f.local(V128), gb = f.local(V128);
@@ -292,15 +315,20 @@ function backward(relaxed: boolean): FuncBuilder {
       if (half === 0) f.end();
     }
   });
-  for (const a of acc) {
+  // stored in the second memory, not returned: V8 hands a multi-value result to JavaScript as a
+  // new array of boxed numbers, about 50 KB of garbage a step of the lecture CNN at batch 64
+  for (const [k, a] of acc.entries()) {
+    f.i32Const(0);
     f.get(a).f32x4ExtractLane(0).get(a).f32x4ExtractLane(1).f32Add();
     f.get(a).f32x4ExtractLane(2).get(a).f32x4ExtractLane(3).f32Add().f32Add();
+    f.f32Store(RES.out + 4 * k, 1);
   }
   return f;
 }
 
 /**
- * The module's binary: `crp_forward` and `crp_backward`, memory imported;
+ * The module's binary: `crp_forward` and `crp_backward`, memories imported
+ * (`env.mem`, the arena, and `env.res`, the backward's results);
  * with `relaxed`, products are accumulated with relaxed-simd FMA; with
  * `shared`, the imported memory is shared (for arenas in a `SharedArrayBuffer`).
  *
@@ -310,8 +338,9 @@ function backward(relaxed: boolean): FuncBuilder {
  * import { buildConvReluPoolModule } from "./conv_relu_pool_kernel.ts";
  * const bytes = buildConvReluPoolModule(false);
  * assert.ok(WebAssembly.validate(bytes));
- * const exports = WebAssembly.Module.exports(new WebAssembly.Module(bytes)).map((e) => e.name);
- * assert.deepEqual(exports.sort(), ["crp_backward", "crp_forward"]);
+ * const m = new WebAssembly.Module(bytes);
+ * assert.deepEqual(WebAssembly.Module.exports(m).map((e) => e.name).sort(), ["crp_backward", "crp_forward"]);
+ * assert.deepEqual(WebAssembly.Module.imports(m).map((i) => i.name), ["mem", "res"]);
  * ```
  */
 export function buildConvReluPoolModule(
@@ -321,5 +350,12 @@ export function buildConvReluPoolModule(
   const fwd = forward(relaxed), bwd = backward(relaxed);
   fwd.exportName = "crp_forward";
   bwd.exportName = "crp_backward";
-  return encodeModule({ memoryPages: 1, importMemory: true, shared, funcs: [fwd, bwd] });
+  return encodeModule({
+    memoryPages: 1,
+    memoryImports: [
+      { name: "mem", pages: 1, shared, maxPages: shared ? SHARED_MAX_PAGES : undefined },
+      { name: "res", pages: 1 },
+    ],
+    funcs: [fwd, bwd],
+  });
 }
