@@ -34,7 +34,7 @@ import {
 } from "../../ops/kernels/assist.ts";
 import { faultSeam, type InjectedFault } from "./faults.ts";
 import type { TestSeam } from "./seam.ts";
-import { GradTree, regionCount, rootRegions, TREE, treeStateLength } from "./reduce.ts";
+import { GradTree, regionCount, rootRegions, TREE, treeLevels, treeStateLength } from "./reduce.ts";
 import { regionMemory, sharedRegions } from "../../ops/kernels/reduce_wasm.ts";
 import { publishUpdate, Updater, updateShared } from "./update.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
@@ -434,7 +434,14 @@ export class WorkerPool implements GradientRunner {
     }
     if (this.profiler) this.profiler.names = this.shard.traceNames();
     const maxK = this.shard.maxCount(opts.maxBatch);
-    this.regions = regionCount(maxK, opts.workers);
+    // with backups the micro-batches finish out of order: a stalled one holds up the partial sums
+    // along its path (up to one a level) while the others build the next subtree (as many
+    // again), and a lane that finds no free region would wait instead of backing it up
+    const speculate = waitPolicyOf(opts.wait).speculate && opts.workers > 1;
+    this.regions = Math.min(
+      31,
+      regionCount(maxK, opts.workers) + (speculate ? treeLevels(maxK) : 0),
+    );
     this.mem = {
       sched: new Int32Array(new SharedArrayBuffer(4 * schedLength(this.shard.phases))),
       stepNo: new Float64Array(new SharedArrayBuffer(8)),
@@ -451,7 +458,7 @@ export class WorkerPool implements GradientRunner {
       wait: waitPolicyOf(opts.wait),
     };
     // backups of stalled micro-batches need another thread to make them
-    if (this.mem.wait.speculate && opts.workers > 1) {
+    if (speculate) {
       this.mem.spec = new Int32Array(new SharedArrayBuffer(4 * specLength(maxK)));
       this.mem.claimedAt = new Float64Array(new SharedArrayBuffer(8 * (maxK + 1)));
     }
@@ -676,6 +683,7 @@ export class WorkerPool implements GradientRunner {
       }
       // the main thread alone: the workers are not told of the step
       const solo = this.choice?.next() ?? false;
+      if (this.lane) this.lane.alone = solo;
       this.cores?.begin(t0, solo !== this.lastSolo);
       this.lastSolo = solo;
       this.waited = 0;

@@ -290,6 +290,12 @@ export class Lane {
   waitFor = 0;
   /** With a timeout: until this `performance.now()` time, then call `advance` again (Infinity: none). */
   waitUntil = Infinity;
+  /**
+   * Set by a main thread that runs the coming steps without the other
+   * threads (`SoloChoice`): nothing to back up then, and no copy to race,
+   * so the lane skips the bookkeeping of backups.
+   */
+  alone = false;
   /** Micro-batches this lane claimed in the current step (all phases); backups not counted. */
   claimed = 0;
   /**
@@ -424,7 +430,7 @@ export class Lane {
       const at = SCHED.NEXT + 2 * this.phase;
       // nothing left: no region needed (the last one may be the root's)
       if ((Atomics.load(s, at) & 0xffff) >= this.k) {
-        if (this.spec) {
+        if (this.spec && !this.alone) {
           // back up a stalled micro-batch, or wait until one may be, or all are published
           const b = this.stalled(s, at);
           if (b === WAITING) return false;
@@ -447,7 +453,9 @@ export class Lane {
         if (this.finish()) return true;
         continue;
       }
-      if (this.claimedAt) this.claimedAt[1 + k] = performance.timeOrigin + performance.now();
+      if (this.claimedAt && !this.alone) {
+        this.claimedAt[1 + k] = performance.timeOrigin + performance.now();
+      }
       // whoever waits for a region may now have nothing left to claim
       if (k === this.k - 1) Atomics.notify(this.tree.stateArray, 0);
       this.hook?.(this.step, k);
@@ -469,12 +477,18 @@ export class Lane {
    * published it first: then this copy is dropped and the spare kept.
    */
   private runOne(s: Int32Array, at: number, k: number, backup: boolean): void {
-    const spec = this.spec;
+    const spec = this.alone ? null : this.spec;
     this.running = k;
     this.stamping = !backup;
     const t0 = performance.now();
     if (backup) Atomics.add(spec!, SPEC.BACKUPS, 1);
-    const outs = this.shard.runFinal(this.step, k, this.n, this.mem.partials, this.stop);
+    const outs = this.shard.runFinal(
+      this.step,
+      k,
+      this.n,
+      this.mem.partials,
+      spec ? this.stop : undefined,
+    );
     if (spec) {
       const won = this.wins(spec, k);
       const t1 = performance.now();
