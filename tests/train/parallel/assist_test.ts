@@ -120,6 +120,9 @@ async function create(opts: Partial<WorkerPoolOptions>) {
     maxBatch: 64,
     microBatch: 32,
     assist: "always",
+    // helping is the subject: a slow seam's delay before a micro-batch looks like a stall, which a
+    // thread with nothing left would back up rather than help (WaitPolicy.speculate)
+    wait: { speculate: false },
     ...opts,
   });
   return { pool, p };
@@ -275,6 +278,9 @@ Deno.test("the Winograd filter gradient's image groups take help: the bits stay 
         maxBatch: 64,
         microBatch: 32,
         assist: "always",
+        // helping is the subject: a slow seam's delay before a micro-batch looks like a stall, which a
+        // thread with nothing left would back up rather than help (WaitPolicy.speculate)
+        wait: { speculate: false },
         // worker 1 starts each micro-batch late: the main thread, done first, helps it
         testSeam: slow ? faultSeam({ slow: [{ worker: 1, ms: slow }] }) : undefined,
       });
@@ -320,6 +326,9 @@ Deno.test("a thread with nothing left runs images of the slower one's Winograd c
         maxBatch: 64,
         microBatch: 32,
         assist: "always",
+        // helping is the subject: a slow seam's delay before a micro-batch looks like a stall, which a
+        // thread with nothing left would back up rather than help (WaitPolicy.speculate)
+        wait: { speculate: false },
         // every worker starts each micro-batch 2 ms late: the main thread is done first (or has
         // no micro-batch at all) and helps them (with one worker on time, 3 threads could end
         // together and nobody help)
@@ -388,6 +397,9 @@ Deno.test("the micro-batches at a step's end (the tail's size) take help too: th
       data,
       ...cut,
       assist: "always",
+      // helping is the subject: a slow seam's delay before a micro-batch looks like a stall, which a
+      // thread with nothing left would back up rather than help (WaitPolicy.speculate)
+      wait: { speculate: false },
       testSeam: faultSeam({ slow: [{ worker: 1, ms: 2 }] }),
     });
     try {
