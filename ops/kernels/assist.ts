@@ -17,7 +17,9 @@
  * {@linkcode ASSIST_SLOT_FLOATS} floats (the kernel's float arguments or
  * results), then one int for the whole board: the chunks helpers ran. The claim counter holds the job's tag in its upper 16
  * bits, so a helper that read one job's arguments cannot claim a chunk of
- * the next.
+ * the next; below them, a job of up to 255 chunks counts the chunks the
+ * owner took from the front and those helpers took from the back (a byte
+ * each), a larger one the chunks taken in order.
  *
  * @module
  */
@@ -404,14 +406,15 @@ export class Assist {
         const v = Atomics.load(ints, s + ASSIST.CLAIM);
         if (v === 0) break;
         const chunks = ints[s + ASSIST.CHUNKS]!;
-        const c = v & 0xffff;
-        if (c >= chunks) break;
+        const c = fromBack(v, chunks);
+        if (c < 0) break;
         const buf = this.arenas.get(ints[s + ASSIST.MEM]!);
         const run = runners[ints[s + ASSIST.KIND]!];
         const slots = ints[s + ASSIST.SLOTS]!;
         if (!buf || !run || (slots > 0 && this.me >= slots)) break;
         // the arguments read above belong to the job the tag names only if the claim succeeds
-        if (Atomics.compareExchange(ints, s + ASSIST.CLAIM, v, v + 1) !== v) continue;
+        const next = chunks <= TWO_ENDED ? v + 0x100 : v + 1;
+        if (Atomics.compareExchange(ints, s + ASSIST.CLAIM, v, next) !== v) continue;
         this.onClaim?.();
         const t0 = performance.now();
         run(buf, ints, s + ASSIST.ARGS, this.floats, t * ASSIST_SLOT_FLOATS, c, this.me);
@@ -440,11 +443,36 @@ export class Assist {
   }
 }
 
+/**
+ * Jobs of at most this many chunks are claimed from both ends: the owner
+ * takes chunks from the front (the claim word's low byte counts them),
+ * helpers from the back (the next byte), so each thread's chunks are
+ * neighbours and their outputs share no cache line but where the two runs
+ * meet (the fused convolution's channels write planes of 169 floats: taken
+ * in turn, every plane's edge lines went back and forth between the cores).
+ * Larger jobs are claimed in order from the front by everyone (16 bits).
+ */
+const TWO_ENDED = 0xff;
+
+// the owner's next chunk under claim word v (front), or -1 when none is left
+function fromFront(v: number, chunks: number): number {
+  if (chunks > TWO_ENDED) return (v & 0xffff) < chunks ? v & 0xffff : -1;
+  const front = v & 0xff, back = (v >>> 8) & 0xff;
+  return front + back < chunks ? front : -1;
+}
+
+// a helper's next chunk under claim word v (from the back when the job is small), or -1
+function fromBack(v: number, chunks: number): number {
+  if (chunks > TWO_ENDED) return fromFront(v, chunks);
+  const front = v & 0xff, back = (v >>> 8) & 0xff;
+  return front + back < chunks ? chunks - 1 - back : -1;
+}
+
 function claim(ints: Int32Array, s: number, chunks: number): number {
   for (;;) {
     const v = Atomics.load(ints, s + ASSIST.CLAIM);
-    const c = v & 0xffff;
-    if (c >= chunks) return -1;
+    const c = fromFront(v, chunks);
+    if (c < 0) return -1;
     if (Atomics.compareExchange(ints, s + ASSIST.CLAIM, v, v + 1) === v) return c;
   }
 }

@@ -150,7 +150,8 @@ Deno.test("assist: a job opened with slots is helped only by threads below them,
   assert.equal(outside.help(), 0); // thread 2 has no scratch in the owner's arena
   assert.equal(inside.help(), 6);
   owner.finish();
-  assert.deepEqual(ran, [0, 1, 2, 3, 4, 5].map((c) => [c, 1]));
+  // a helper takes a small job's chunks from the back
+  assert.deepEqual(ran, [5, 4, 3, 2, 1, 0].map((c) => [c, 1]));
   ran.length = 0;
   assert.ok(owner.open(arena, 96, 3, 2) >= 0);
   owner.publish();
@@ -161,4 +162,34 @@ Deno.test("assist: a job opened with slots is helped only by threads below them,
   third.adopt(6, arena, true);
   assert.equal(third.open(arena, 96, 4, 2), -1);
   assert.equal(owner.open(arena, 96, 4, 1), -1);
+});
+
+Deno.test("assist: the owner takes a small job's chunks from the front and helpers from the back, each chunk once; a job of more than 255 chunks goes in order", () => {
+  const board = assistBoard(2);
+  const arena = new SharedArrayBuffer(64);
+  const ran: [number, number][] = []; // (chunk, thread)
+  let helper: Assist | null = null;
+  // every chunk once: the helper's from the back until it meets the owner's first
+  registerAssistRunner(95, (_buf, _ints, _at, _f, _fat, c, thread) => {
+    ran.push([c, thread]);
+    // the owner's first chunk lets the helper in, which takes all that is left
+    if (thread === 0 && ran.length === 1) helper!.help();
+  });
+  const owner = new Assist(board, 0);
+  helper = new Assist(board, 1);
+  owner.adopt(4, arena, true);
+  helper.adopt(4, arena);
+  for (const chunks of [2, 7, 255, 256, 300]) {
+    ran.length = 0;
+    assert.ok(owner.open(arena, 95, chunks) >= 0);
+    owner.publish();
+    owner.finish();
+    const want: [number, number][] = chunks <= 255
+      ? [
+        [0, 0],
+        ...Array.from({ length: chunks - 1 }, (_, i) => [chunks - 1 - i, 1] as [number, number]),
+      ]
+      : [[0, 0], ...Array.from({ length: chunks - 1 }, (_, i) => [i + 1, 1] as [number, number])];
+    assert.deepEqual(ran, want, `${chunks} chunks`);
+  }
 });
