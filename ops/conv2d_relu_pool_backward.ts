@@ -57,16 +57,18 @@ export const conv2dReluPoolBackwardOp: OpDef<ConvReluPoolBackwardAttrs> = regist
     const oc = c.inShapes[1]![2]!;
     const d = convReluPoolDims(c.inShapes[0]!, [oc, c.inShapes[0]![1]!, kh, kw]);
     const [x32, p32, dy32] = [x, packed, dy] as Float32Array[];
+    let clean = false;
     runKernel(out, c.tier, {
       ref: () => conv2dReluPoolBackwardRef(x!, packed!, dy!, out, d),
       wasm: (out32) => {
         const k = convReluPoolWasm(d, [x32!, p32!, dy32!]);
         k?.backward(x32!, p32!, dy32!, out32);
+        clean = k !== null && !k.hasNaN(x32!);
         return k !== null;
       },
     });
-    // the unfused backward multiplies NaN inputs by zero gradients too
-    propagateInputNaN(x!, out, d);
+    // the unfused backward multiplies NaN inputs by zero gradients too (nothing to do without any)
+    if (!clean) propagateInputNaN(x!, out, d);
   },
 });
 

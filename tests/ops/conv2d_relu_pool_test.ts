@@ -59,3 +59,30 @@ Deno.test("the wasm fused forward writes the reference's pooled values and codes
     { numRuns: 80 },
   );
 });
+
+Deno.test("the wasm kernels' hasNaN finds a NaN anywhere in x, the last few floats too", () => {
+  const buf = wasmArenaBuffer(1 << 20);
+  if (!buf) return; // no WebAssembly SIMD here
+  const d = { n: 1, c: 1, h: 10, w: 10, oc: 1, kh: 3, kw: 3, ph: 4, pw: 4 };
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 3000 }),
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      (len, nans, seed) => {
+        const r = rng(seed);
+        // an odd start: the scan must not need aligned vectors
+        const x = new Float32Array(buf, 4 * (1 + Math.floor(r() * 7)), len);
+        for (let i = 0; i < len; i++) {
+          x[i] = [0, -0, 1.5, Infinity, -Infinity][Math.floor(r() * 5)]!;
+        }
+        for (let k = 0; k < nans; k++) x[Math.floor(r() * len)] = NaN;
+        const k = convReluPoolWasm(d, [x])!;
+        assert.equal(k.hasNaN(x), x.some(Number.isNaN));
+      },
+    ),
+    { numRuns: 300 },
+  );
+  const x = new Float32Array(buf, 0, 16);
+  assert.throws(() => convReluPoolWasm(d, [x])!.hasNaN(new Float32Array(16)), /outside the arena/);
+});

@@ -19,7 +19,9 @@
  * - `crp_backward(x, dy, n, h, w, ph, pw, xs, ys, codes)`: the sums over
  *   images of the filter and bias gradients of the composition, dy shaped
  *   like y, the forward's codes at `dy + codes`, stored as ten floats
- *   (dw0..dw8, db) at the start of the second memory. Each window's gradient goes to the first
+ *   (dw0..dw8, db) at the start of the second memory;
+ * - `crp_nan(x, q)` → 1 when one of the `4q` floats at x is NaN, else 0 (the
+ *   op's test for NaN inputs, which the backward's sums do not carry). Each window's gradient goes to the first
  *   of its four convolution values equal to the window maximum when that
  *   maximum is positive, and nowhere when it is not (ReLU) or NaN.
  *
@@ -326,8 +328,21 @@ function backward(relaxed: boolean): FuncBuilder {
   return f;
 }
 
+// (x, q) -> whether any of the q·4 floats at x is NaN
+function nanScan(): FuncBuilder {
+  const f = new FuncBuilder([I32, I32], [I32]);
+  const i = f.local(I32), acc = f.local(V128), v = f.local(V128);
+  f.v128Zero().set(acc);
+  forCount(f, i, 1, () => {
+    f.get(0).get(i).i32Const(16).i32Mul().i32Add().v128Load().set(v);
+    f.get(acc).get(v).get(v).f32x4Ne().v128Or().set(acc);
+  });
+  f.get(acc).v128AnyTrue();
+  return f;
+}
+
 /**
- * The module's binary: `crp_forward` and `crp_backward`, memories imported
+ * The module's binary: `crp_forward`, `crp_backward` and `crp_nan`, memories imported
  * (`env.mem`, the arena, and `env.res`, the backward's results);
  * with `relaxed`, products are accumulated with relaxed-simd FMA; with
  * `shared`, the imported memory is shared (for arenas in a `SharedArrayBuffer`).
@@ -339,7 +354,8 @@ function backward(relaxed: boolean): FuncBuilder {
  * const bytes = buildConvReluPoolModule(false);
  * assert.ok(WebAssembly.validate(bytes));
  * const m = new WebAssembly.Module(bytes);
- * assert.deepEqual(WebAssembly.Module.exports(m).map((e) => e.name).sort(), ["crp_backward", "crp_forward"]);
+ * const names = WebAssembly.Module.exports(m).map((e) => e.name).sort();
+ * assert.deepEqual(names, ["crp_backward", "crp_forward", "crp_nan"]);
  * assert.deepEqual(WebAssembly.Module.imports(m).map((i) => i.name), ["mem", "res"]);
  * ```
  */
@@ -347,15 +363,16 @@ export function buildConvReluPoolModule(
   relaxed: boolean,
   shared = false,
 ): Uint8Array<ArrayBuffer> {
-  const fwd = forward(relaxed), bwd = backward(relaxed);
+  const fwd = forward(relaxed), bwd = backward(relaxed), nan = nanScan();
   fwd.exportName = "crp_forward";
   bwd.exportName = "crp_backward";
+  nan.exportName = "crp_nan";
   return encodeModule({
     memoryPages: 1,
     memoryImports: [
       { name: "mem", pages: 1, shared, maxPages: shared ? SHARED_MAX_PAGES : undefined },
       { name: "res", pages: 1 },
     ],
-    funcs: [fwd, bwd],
+    funcs: [fwd, bwd, nan],
   });
 }
