@@ -8,6 +8,14 @@
  * thread that wakes late for a step that is over (or was aborted after a
  * fault) claims nothing.
  *
+ * Backups (`WaitPolicy.speculate`): a lane with nothing left to claim in
+ * the last phase recomputes a micro-batch whose claimer shows no progress
+ * (a thread that lost its core beside a busy process, or hung); a
+ * micro-batch's result is the same bits on any thread (its own arena,
+ * dropout seeded by step and sample), the first copy to finish wins the
+ * micro-batch's tag ({@linkcode SPEC}) and joins the tree, the other stops
+ * at its next node and is dropped.
+ *
  * @module
  */
 import type { GradientShard } from "./shard.ts";

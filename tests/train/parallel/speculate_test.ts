@@ -228,50 +228,54 @@ Deno.test("a copy overtaken by its backup is abandoned between nodes and leaves 
   await runner.close();
 });
 
-Deno.test("a worker that hangs holding a micro-batch: the step finishes on its backup, the bits hold, and the worker is still retired", async () => {
-  const { spec, graph } = model(0);
-  const params = freshParams(graph);
-  const stepTimeoutMs = 600;
-  const pool = await WorkerPool.create(spec, {
-    workers: 2,
-    params,
-    data: sharedData(SAMPLES, SIDE, CLASSES),
-    maxBatch: 64,
-    // 32 micro-batches a step: the worker surely wakes in time to take one
-    microBatch: 2,
-    stepTimeoutMs,
-    // from step 2 on, at the first micro-batch it takes (the main thread may take them all)
-    faults: [{ worker: 1, step: 2, kind: "hang", at: "micro" }],
-  });
-  const opt = makeOptimizer("adam", 1e-2);
-  const grads = new Map<string, Float32Array>();
-  const losses: number[] = [];
-  let steps = 0;
-  let slowest = 0;
-  const one = async () => {
-    const t0 = performance.now();
-    losses.push(...(await run(pool, params, 1, steps++, opt, grads)).losses);
-    slowest = Math.max(slowest, performance.now() - t0);
-  };
-  try {
-    // the worker hangs at its first micro-batch from step 2 on; it never answers that step, so
-    // once the step timeout has passed it is retired and replaced
-    const t0 = performance.now();
-    while (pool.restarts === 0 && performance.now() - t0 < 10 * stepTimeoutMs) {
-      await one();
-      if (steps > 3) await new Promise((r) => setTimeout(r, 50));
+// "throw" is an uncaught error in the worker: Deno prints its stack, as expected
+for (const kind of ["hang", "exit", "throw"] as const) {
+  Deno.test(`a worker fault (${kind}) while it holds a micro-batch: no step waits for it, the bits hold, and the worker is retired`, async () => {
+    const { spec, graph } = model(0);
+    const params = freshParams(graph);
+    const stepTimeoutMs = 600;
+    const pool = await WorkerPool.create(spec, {
+      workers: 2,
+      params,
+      data: sharedData(SAMPLES, SIDE, CLASSES),
+      maxBatch: 64,
+      // 32 micro-batches a step: the worker surely wakes in time to take one
+      microBatch: 2,
+      stepTimeoutMs,
+      // from step 2 on, at the first micro-batch it takes (the main thread may take them all)
+      faults: [{ worker: 1, step: 2, kind, at: "micro" }],
+    });
+    const opt = makeOptimizer("adam", 1e-2);
+    const grads = new Map<string, Float32Array>();
+    const losses: number[] = [];
+    let steps = 0;
+    let slowest = 0;
+    const one = async () => {
+      const t0 = performance.now();
+      losses.push(...(await run(pool, params, 1, steps++, opt, grads)).losses);
+      slowest = Math.max(slowest, performance.now() - t0);
+    };
+    try {
+      // the worker fails at its first micro-batch from step 2 on; a hung one never answers that
+      // step, so once the step timeout has passed it is retired and replaced
+      const t0 = performance.now();
+      while (pool.restarts === 0 && performance.now() - t0 < 10 * stepTimeoutMs) {
+        await one();
+        if (steps > 3) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(pool.restarts, 1);
+      // no step waited for it: the main thread backed up the micro-batch it held (or, for a crash
+      // seen during the step, the step was run again at once)
+      assert.ok(slowest < stepTimeoutMs / 2, `a step took ${slowest.toFixed(0)} ms`);
+      if (kind !== "throw") assert.ok(pool.backups.won >= 1, JSON.stringify(pool.backups));
+      for (let i = 0; i < 2; i++) await one(); // the replacement serves
+    } finally {
+      await pool.close();
     }
-    assert.equal(pool.restarts, 1);
-    // no step waited for it: the main thread backed up the micro-batch it held
-    assert.ok(slowest < stepTimeoutMs / 2, `a step took ${slowest.toFixed(0)} ms`);
-    assert.ok(pool.backups.won >= 1, JSON.stringify(pool.backups));
-    for (let i = 0; i < 2; i++) await one(); // the replacement serves
-  } finally {
-    await pool.close();
-  }
-  assert.equal(pool.liveWorkers, 0);
-  assertSameRun({ losses, params }, await localRun(0, steps, 2), "hung worker");
-});
+    assert.equal(pool.liveWorkers, 0);
+    assertSameRun({ losses, params }, await localRun(0, steps, 2), "hung worker");
+  });
+}
 
 Deno.test("a steady pool step with backups allocates no typed-array memory on the main thread", async () => {
   const { spec, graph } = model(0.3);
