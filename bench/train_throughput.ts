@@ -346,10 +346,25 @@ if (values.child) {
   Deno.exit(0);
 }
 
+/**
+ * The `--v8-flags=…` this process was started with (read from
+ * `/proc/self/cmdline`; none where that is missing), so that the baseline
+ * processes run with the same V8 settings as the pool they are compared with.
+ */
+function v8FlagsOfThisProcess(): string[] {
+  try {
+    return Deno.readTextFileSync("/proc/self/cmdline").split("\0")
+      .filter((a) => a.startsWith("--v8-flags="));
+  } catch {
+    return [];
+  }
+}
+
 /** `n` single-thread copies of this benchmark under `cfg` as processes, started together for each rep. */
 async function baselineProcesses(n: number, cfg: Config) {
   const args = [
     "run",
+    ...v8FlagsOfThisProcess(),
     "--allow-read",
     "--allow-env",
     "--allow-sys",
