@@ -116,9 +116,12 @@ export class Executor {
   private seen: Uint32Array[]; // input versions each node last ran with
   private owner: Int32Array; // which node last wrote each arena offset
   private slot: Int32Array; // arena offset index of each node
-  // training/step/sampleOffset each stochastic node last ran with: it reruns
-  // when a run's differ (per node: a run that does not need it leaves it as is)
-  private stochasticKey: string[];
+  // training/step/sampleOffset each stochastic node last ran with (NaN step:
+  // never ran): it reruns when a run's differ (per node: a run that does not
+  // need it leaves it as is)
+  private ranTraining: Uint8Array;
+  private ranStep: Float64Array;
+  private ranOffset: Float64Array;
   private ins: FloatArray[][]; // per-node argument lists, made once
   private ctxs: (ForwardContext | null)[];
   // scratch of `schedule`, kept so that a run allocates nothing
@@ -128,6 +131,9 @@ export class Executor {
   private demanded: Uint8Array; // an output or a node that runs reads it
   private ownerSim: Int32Array; // `owner` as it will be after the run set runs
   private needed = new Map<string, Uint8Array>(); // output list -> nodes they depend on
+  // per output list given to `run` (by identity): its node ids, what they
+  // need and the array of their buffers run returns, so a run allocates nothing
+  private outLists = new WeakMap<readonly (Node | number)[], OutList>();
   private fedNames: Map<string, number>;
 
   /**
@@ -210,7 +216,9 @@ export class Executor {
     this.version = new Uint32Array(n);
     this.seen = g.nodes.map((r) => new Uint32Array(r.inputs.length).fill(0xffffffff));
     this.kernelRuns = new Uint32Array(n);
-    this.stochasticKey = new Array<string>(n).fill("");
+    this.ranTraining = new Uint8Array(n);
+    this.ranStep = new Float64Array(n).fill(NaN);
+    this.ranOffset = new Float64Array(n);
     this.ownerSim = new Int32Array(slots.size);
     this.stale = new Uint8Array(n);
     this.lost = new Uint8Array(n);
@@ -233,16 +241,47 @@ export class Executor {
     );
     // what the plan's own outputs depend on, worked out now so that the first
     // run allocates nothing either (a runner may first run this executor late)
-    this.neededFor(plan.outputs);
+    this.outList(plan.outputs);
   }
 
-  /** Copies `value` into input `name` and marks it changed. */
-  feed(name: string, value: Feed): void {
+  /**
+   * The buffer of input `name`, to write its values in place; call
+   * {@linkcode Executor.changed} after writing. Unlike {@linkcode Executor.feed}
+   * nothing is copied.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Executor, Graph, makePlan, relu } from "@denograd/denograd";
+   * const g = new Graph();
+   * const y = relu(g.input("x", [2]));
+   * const ex = new Executor(makePlan(g, { outputs: [y] }));
+   * ex.input("x").set([-1, 3]);
+   * ex.changed("x");
+   * assert.deepEqual([...ex.run()[0]!], [0, 3]);
+   * ```
+   */
+  input(name: string): FloatArray {
+    return this.values[this.inputId(name)]!;
+  }
+
+  /** Marks input `name` changed after its buffer ({@linkcode Executor.input}) was written. */
+  changed(name: string): void {
+    this.version[this.inputId(name)]!++;
+  }
+
+  private inputId(name: string): number {
     const id = this.fedNames.get(name);
     if (id === undefined) {
       const known = [...this.fedNames.keys()].join(", ");
       throw new Error(`Executor: the graph has no input "${name}" (inputs: ${known})`);
     }
+    return id;
+  }
+
+  /** Copies `value` into input `name` and marks it changed. */
+  feed(name: string, value: Feed): void {
+    const id = this.inputId(name);
     const dst = this.values[id]!;
     if (
       value === null || typeof value !== "object" || typeof value.length !== "number" ||
@@ -276,21 +315,26 @@ export class Executor {
 
   /**
    * Feeds the inputs given, computes what the outputs need, and returns the
-   * output buffers (views valid until the next run).
+   * output buffers (views valid until the next run). Given the same
+   * `outputs` array again (or none) and no feeds (inputs written in place,
+   * see {@linkcode Executor.input}), a run allocates nothing, and returns
+   * the same array of buffers as the last run with those outputs.
    */
-  run(feeds: Record<string, Feed> = {}, opts: RunOptions = {}): FloatArray[] {
-    if (feeds === null || typeof feeds !== "object") {
-      throw new Error(
-        `Executor: run's feeds must be an object of input arrays, got ${describe(feeds)}`,
-      );
+  run(feeds?: Record<string, Feed>, opts: RunOptions = NO_OPTIONS): FloatArray[] {
+    if (feeds !== undefined) {
+      if (feeds === null || typeof feeds !== "object") {
+        throw new Error(
+          `Executor: run's feeds must be an object of input arrays, got ${describe(feeds)}`,
+        );
+      }
+      for (const [name, v] of Object.entries(feeds)) this.feed(name, v);
     }
-    for (const [name, v] of Object.entries(feeds)) this.feed(name, v);
-    const outs = (opts.outputs ?? this.plan.outputs).map((o) => (typeof o === "number" ? o : o.id));
+    const list = this.outList(opts.outputs ?? this.plan.outputs);
+    const outs = list.ids;
     const training = opts.training ?? true;
     const step = opts.step ?? 0;
     const sampleOffset = opts.sampleOffset ?? 0;
-    const key = `${training}/${step}/${sampleOffset}`;
-    const need = this.neededFor(outs);
+    const need = list.need;
     // an input never fed would be computed on as zeros
     for (const [name, id] of this.fedNames) {
       if (need[id] && this.version[id] === 0) {
@@ -304,7 +348,7 @@ export class Executor {
     const collective = opts.collective;
     const onKernel = opts.onKernel;
     const stop = opts.stop;
-    const run = this.schedule(need, outs, key, collective !== undefined);
+    const run = this.schedule(need, outs, training, step, sampleOffset, collective !== undefined);
     const g = this.plan.graph;
     const tier: Tier | undefined = this.plan.dtype === "float64" ? "ref" : this.tier;
     for (let i = 0; i < run.length; i++) {
@@ -333,9 +377,28 @@ export class Executor {
       this.version[i]!++;
       this.kernelRuns[i]!++;
       if (onKernel) onKernel(i, t0, performance.now());
-      this.stochasticKey[i] = key;
+      this.ranTraining[i] = training ? 1 : 0;
+      this.ranStep[i] = step;
+      this.ranOffset[i] = sampleOffset;
     }
-    return outs.map((o) => this.values[o]!);
+    return list.buffers;
+  }
+
+  /** The ids, needs and buffers of an output list, cached by the list's identity while its contents stay. */
+  private outList(given: readonly (Node | number)[]): OutList {
+    let list = this.outLists.get(given);
+    if (list !== undefined && list.ids.length === given.length) {
+      let same = true;
+      for (let k = 0; k < given.length && same; k++) {
+        const o = given[k]!;
+        same = (typeof o === "number" ? o : o.id) === list.ids[k];
+      }
+      if (same) return list;
+    }
+    const ids = given.map((o) => (typeof o === "number" ? o : o.id));
+    list = { ids, need: this.neededFor(ids), buffers: ids.map((o) => this.values[o]!) };
+    this.outLists.set(given, list);
+    return list;
   }
 
   /**
@@ -347,7 +410,9 @@ export class Executor {
   private schedule(
     need: Uint8Array,
     outs: number[],
-    key: string,
+    training: boolean,
+    step: number,
+    sampleOffset: number,
     collective: boolean,
   ): Uint8Array {
     const g = this.plan.graph;
@@ -358,7 +423,9 @@ export class Executor {
       if (!need[i] || !op) continue;
       const r = g.nodes[i]!;
       // a collective's value depends on other micro-batches: always recomputed
-      let s = (op.stochastic === true && this.stochasticKey[i] !== key) ||
+      let s = (op.stochastic === true &&
+        (this.ranTraining[i] !== (training ? 1 : 0) || this.ranStep[i] !== step ||
+          this.ranOffset[i] !== sampleOffset)) ||
         (collective && op.collective === true);
       for (let k = 0; k < r.inputs.length && !s; k++) {
         const j = r.inputs[k]!;
@@ -373,12 +440,13 @@ export class Executor {
     for (;;) {
       run.fill(0);
       demanded.fill(0);
-      for (const o of outs) demanded[o] = 1;
+      for (let k = 0; k < outs.length; k++) demanded[outs[k]!] = 1;
       for (let i = n - 1; i >= 0; i--) {
         if (!need[i] || !this.ops[i] || !demanded[i]) continue;
         if (stale[i] || lost[i]) {
           run[i] = 1;
-          for (const j of g.nodes[i]!.inputs) demanded[j] = 1;
+          const ins = g.nodes[i]!.inputs;
+          for (let k = 0; k < ins.length; k++) demanded[ins[k]!] = 1;
         }
       }
       // a node that runs overwrites whatever shared its buffer before
@@ -426,6 +494,16 @@ export class Executor {
 }
 
 const TIERS: readonly Tier[] = ["ref", "ts", "wasm"];
+
+/** The default of `run`'s options, one object so that a run without options allocates none. */
+const NO_OPTIONS: RunOptions = Object.freeze({});
+
+/** An output list as `run` uses it. */
+interface OutList {
+  ids: number[];
+  need: Uint8Array;
+  buffers: FloatArray[];
+}
 
 /** A value's kind for error messages: `null`, `string "abc"`, `array with a string at 2`. */
 function describe(v: unknown): string {

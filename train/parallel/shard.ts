@@ -11,7 +11,7 @@
 // every op registers itself on import, so the graph can be rebuilt from JSON
 import "../../ops/mod.ts";
 import { type FloatArray, fmtShape, lookupOp, numel, type Tier } from "../../graph/op.ts";
-import { type CollectiveHandler, Executor } from "../../graph/executor.ts";
+import { type CollectiveHandler, Executor, type RunOptions } from "../../graph/executor.ts";
 import { Graph, type GraphJSON, Node } from "../../graph/graph.ts";
 import { makePlan, type Plan } from "../../graph/plan.ts";
 import { setAssistScratchSlots, takesHelp } from "../../ops/kernels/assist.ts";
@@ -225,8 +225,9 @@ export function defaultMicroBatch(n: number, paramFloats: number): number {
 
 interface Bound {
   ex: Executor;
-  x: Float32Array;
-  y: Float32Array;
+  /** The executor's input and target buffers, written in place. */
+  x: FloatArray;
+  y: FloatArray;
 }
 
 /** A collective node of the graph and where its per-micro-batch partial values live. */
@@ -414,6 +415,7 @@ export class GradientShard {
   private curN = 1;
   private curPartials: Float32Array = new Float32Array(0);
   private handler: CollectiveHandler;
+  private runOpts: RunOptions;
   /** Records this thread's spans when profiling, else null. */
   readonly recorder: TraceRecorder | null;
 
@@ -496,6 +498,15 @@ export class GradientShard {
     for (const c of list) this.byNode.set(c.node, c);
     this.handler = (node, _local, out) => this.collective(node, out);
     this.recorder = init.trace ? new TraceRecorder(init.trace) : null;
+    this.runOpts = {
+      training: true,
+      step: 0,
+      sampleOffset: 0,
+      outputs: undefined,
+      collective: list.length > 0 ? this.handler : undefined,
+      onKernel: this.recorder?.kernel,
+      stop: undefined,
+    };
   }
 
   /** Whether the graph this shard runs (after fusion) has a node whose op passes `test`. */
@@ -678,6 +689,9 @@ export class GradientShard {
     const ss = init.sampleSize;
     const ts = init.targetSize ?? 1;
     const count = init.labels.length / ts;
+    // copied by offsets into the executor's input buffers: no view per sample
+    const { images, labels } = init;
+    const x = b.x, y = b.y;
     for (let i = 0; i < m; i++) {
       const idx = init.indices[start + i]!;
       if (idx >= count) {
@@ -685,24 +699,24 @@ export class GradientShard {
           `GradientShard: sample index ${idx} is outside the data (${count} samples)`,
         );
       }
-      b.x.set(init.images.subarray(idx * ss, idx * ss + ss), i * ss);
-      if (ts === 1) b.y[i] = init.labels[idx]!;
-      else b.y.set(init.labels.subarray(idx * ts, idx * ts + ts), i * ts);
+      copyFloats(images, idx * ss, x, i * ss, ss);
+      if (ts === 1) y[i] = labels[idx]!;
+      else copyFloats(labels, idx * ts, y, i * ts, ts);
     }
+    b.ex.changed(init.input);
+    b.ex.changed(init.target);
     this.curK = k;
     this.curN = n;
     this.curPartials = partials;
     // the main thread updated the shared parameters since the last run
     b.ex.invalidate();
-    return b.ex.run({ [init.input]: b.x, [init.target]: b.y }, {
-      training: true,
-      step,
-      sampleOffset: start,
-      outputs,
-      collective: this.collectives.length > 0 ? this.handler : undefined,
-      onKernel: this.recorder?.kernel,
-      stop,
-    });
+    // one options object, reused, so that a run allocates nothing
+    const o = this.runOpts;
+    o.step = step;
+    o.sampleOffset = start;
+    o.outputs = outputs;
+    o.stop = stop;
+    return b.ex.run(undefined, o);
   }
 
   /**
@@ -767,16 +781,24 @@ export class GradientShard {
     } finally {
       setAssistScratchSlots(slots);
     }
-    b = {
-      ex: new Executor(plan, {
-        params: this.init.params,
-        tier: this.init.tier,
-        allocate: this.init.sharedArena ? sharedWasmArenaBuffer : undefined,
-      }),
-      x: new Float32Array(n * this.init.sampleSize),
-      y: new Float32Array(n * (this.init.targetSize ?? 1)),
-    };
+    const ex = new Executor(plan, {
+      params: this.init.params,
+      tier: this.init.tier,
+      allocate: this.init.sharedArena ? sharedWasmArenaBuffer : undefined,
+    });
+    b = { ex, x: ex.input(this.init.input), y: ex.input(this.init.target) };
     this.plans.set(n, b);
     return b;
   }
+}
+
+/** Copies `len` values of `src` from `from` into `dst` at `to`, by offsets (no view made). */
+function copyFloats(
+  src: ArrayLike<number>,
+  from: number,
+  dst: FloatArray,
+  to: number,
+  len: number,
+): void {
+  for (let j = 0; j < len; j++) dst[to + j] = src[from + j]!;
 }
