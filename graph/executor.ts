@@ -270,6 +270,7 @@ export class Executor {
     this.version[this.inputId(name)]!++;
   }
 
+  /** The node id of input `name`; throws naming the inputs there are. */
   private inputId(name: string): number {
     const id = this.fedNames.get(name);
     if (id === undefined) {
