@@ -11,7 +11,8 @@
  * `--ab "micro=32 | micro=16,micro-tail=8"` compares two configurations of
  * the schedule in one run: each side overrides some of `micro`,
  * `micro-tail`, `main-thread`, `update`, `fuse`, `wasm-reduce`, `min-spin` and
- * `slow-step`, `pause`, `own-cores`, `speculate`, `backup-after` (a pool's in-step waits, see
+ * `slow-step`, `pause`, `own-cores`, `speculate`, `backup-after`, `between-spin`,
+ * `slow-probes` (a pool's waits, see
  * `WaitPolicy`), `solo` and `assist`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
@@ -93,6 +94,10 @@ const values = benchArgs(
     solo: { type: "string", default: "true" },
     // how old a claim is, in units of the thread's own time for it, before it is backed up
     "backup-after": { type: "string", default: "default" },
+    // a worker's shortest spin between steps (WaitPolicy.betweenSpinMs; "default": the pool's)
+    "between-spin": { type: "string", default: "default" },
+    // a slow step alone sets off a probe of the main thread alone (WaitPolicy.slowProbes)
+    "slow-probes": { type: "string", default: "true" },
     // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
     update: { type: "string", default: "pool" },
     // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -131,6 +136,8 @@ const values = benchArgs(
       "false: a thread with nothing left never recomputes a micro-batch another thread holds too long",
     solo:
       "false: a pool never runs steps on the main thread alone (WorkerPoolOptions.soloWhenFaster)",
+    "between-spin": "a worker's shortest spin between steps, ms (\"default\": the pool's)",
+    "slow-probes": "false: a slow step alone never sets off a probe of the main thread alone",
     "backup-after":
       'a claim this many times the thread\'s own time for it without progress is backed up ("default": 0.5)',
     update: "pool: the optimizer step on every thread by ranges; main: on the main thread",
@@ -190,6 +197,9 @@ interface Config {
   solo: boolean;
   /** Undefined: the pool's default (`WaitPolicy`). */
   backupAfter: number | undefined;
+  /** Undefined: the pool's default (`WaitPolicy`). */
+  betweenSpinMs: number | undefined;
+  slowProbes: boolean;
 }
 const AB_KEYS = [
   "micro",
@@ -206,6 +216,8 @@ const AB_KEYS = [
   "speculate",
   "backup-after",
   "solo",
+  "between-spin",
+  "slow-probes",
 ] as const;
 type AbKey = typeof AB_KEYS[number];
 
@@ -249,6 +261,8 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     speculate: boolOf("speculate", get("speculate")!),
     solo: boolOf("solo", get("solo")!),
     backupAfter: numberOf("backup-after", get("backup-after")!),
+    betweenSpinMs: numberOf("between-spin", get("between-spin")!),
+    slowProbes: boolOf("slow-probes", get("slow-probes")!),
   };
 }
 
@@ -446,6 +460,8 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
         ownCores: cfg.ownCores,
         speculate: cfg.speculate,
         backupAfter: cfg.backupAfter,
+        betweenSpinMs: cfg.betweenSpinMs,
+        slowProbes: cfg.slowProbes,
       },
       ...(cfg.poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
     })

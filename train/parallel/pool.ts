@@ -536,7 +536,7 @@ export class WorkerPool implements GradientRunner {
     this.failures = new Array<number>(opts.workers).fill(0);
     this.seam = opts.testSeam ?? (opts.faults ? faultSeam({ faults: opts.faults }) : undefined);
     if (this.lane && opts.workers > 1 && (opts.soloWhenFaster ?? this.seam === undefined)) {
-      this.choice = new SoloChoice();
+      this.choice = new SoloChoice(this.mem.wait.slowProbes);
     }
   }
 

@@ -170,6 +170,8 @@ export interface SpinnerOptions {
  *   ownCores: false,
  *   speculate: true,
  *   backupAfter: 0.5,
+ *   betweenSpinMs: 0,
+ *   slowProbes: true,
  * });
  * ```
  */
@@ -198,6 +200,23 @@ export interface WaitPolicy {
   speculate?: boolean;
   /** See {@linkcode WaitPolicy.speculate} (default {@linkcode BACKUP_AFTER}). */
   backupAfter?: number;
+  /**
+   * A worker's shortest spin (ms) in its wait for the next step, unless the
+   * machine is oversubscribed (the load average above the cores); default
+   * 0: twice the median of its recent waits for a step (see
+   * {@linkcode SpinnerOptions.median}). A worker whose spin ran out sleeps
+   * in `Atomics.wait`, and a woken one started its step late: on this
+   * project's 2-vCPU VM 150-1,400 µs in about half the steps whose wait
+   * outlasted 100 µs (lecture CNN batch 64, 2 threads).
+   */
+  betweenSpinMs?: number;
+  /**
+   * Whether `SoloChoice` probes the main thread alone when the only sign
+   * that the other threads are held up is a slow step (the calm counter),
+   * default true. On a quiet host such steps come from its hiccups: a probe
+   * every 128, then 256, 512 … steps, each 4 steps on one thread.
+   */
+  slowProbes?: boolean;
 }
 
 /**
@@ -231,6 +250,8 @@ export const BACKUP_AFTER = 0.5;
  *   ownCores: false,
  *   speculate: true,
  *   backupAfter: 0.5,
+ *   betweenSpinMs: 0,
+ *   slowProbes: true,
  * });
  * assert.equal(waitPolicyOf({ ownCores: true }).minSpinMs, 0.3);
  * assert.throws(() => waitPolicyOf({ slowStep: 0.5 }), /slowStep/);
@@ -250,6 +271,12 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
   if (!(backupAfter > 0 && Number.isFinite(backupAfter))) {
     throw new Error(`wait: backupAfter must be a finite number above 0, got ${backupAfter}`);
   }
+  const betweenSpinMs = p.betweenSpinMs ?? 0;
+  if (!(betweenSpinMs >= 0 && betweenSpinMs <= MAX_SPIN_MS)) {
+    throw new Error(
+      `wait: betweenSpinMs must be between 0 and ${MAX_SPIN_MS} ms, got ${betweenSpinMs}`,
+    );
+  }
   return {
     minSpinMs,
     slowStep,
@@ -257,6 +284,8 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
     ownCores,
     speculate: p.speculate ?? true,
     backupAfter,
+    betweenSpinMs,
+    slowProbes: p.slowProbes ?? true,
   };
 }
 
@@ -888,6 +917,16 @@ export class SoloChoice {
   private sinceProbe = 0;
   private gap = MIN_GAP;
   private waitShare = 0;
+  private readonly slowProbes: boolean;
+
+  /**
+   * A choice that starts on all threads; `slowProbes` false: a slow step
+   * alone (the calm counter) never sets off a probe (see
+   * {@linkcode WaitPolicy.slowProbes}).
+   */
+  constructor(slowProbes = true) {
+    this.slowProbes = slowProbes;
+  }
 
   /** Whether the coming step runs on the main thread alone. */
   next(): boolean {
@@ -928,7 +967,7 @@ export class SoloChoice {
     // counter) is often a passing hiccup of the host, so it waits 8 times longer between probes
     const strong = this.solo || this.waitShare > SUSPECT_WAIT;
     const gap = strong ? this.gap : Math.min(MAX_GAP, CALM_GAP_FACTOR * this.gap);
-    if ((strong || calm) && this.sinceProbe >= gap && this.recentN >= 4) {
+    if ((strong || (calm && this.slowProbes)) && this.sinceProbe >= gap && this.recentN >= 4) {
       this.probing = true;
       this.probeN = 0;
       this.probes++;

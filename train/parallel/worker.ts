@@ -137,6 +137,7 @@ let stepNo: Float64Array | null = null;
 let recorder: TraceRecorder | null = null;
 let calm: Int32Array | null = null;
 let minSpinMs = 0;
+let betweenSpinMs = 0;
 let pause = false;
 let ownCores = false;
 let asleep: { at: Float64Array; slot: number } | undefined;
@@ -210,6 +211,7 @@ export const workerApi = {
     stepNo = mem.stepNo;
     calm = mem.calm;
     minSpinMs = mem.wait.minSpinMs;
+    betweenSpinMs = mem.wait.betweenSpinMs;
     pause = mem.wait.pause;
     ownCores = mem.wait.ownCores;
     asleep = { at: mem.asleep, slot: me + 1 };
@@ -245,7 +247,11 @@ export const workerApi = {
     // main thread's turnaround: short) learn their typical lengths apart, so the short one spins
     const spinner = new Spinner(undefined, calm, { minSpinMs, pause, ownCores, asleep });
     // a step this worker sat out (the main thread ran it alone) must not stop the spin
-    const between = new Spinner(undefined, null, { median: true, asleep });
+    const between = new Spinner(undefined, null, {
+      median: true,
+      asleep,
+      minSpinMs: betweenSpinMs,
+    });
     let seen = from;
     for (;;) {
       const idle = recorder ? performance.now() : 0;
