@@ -218,6 +218,24 @@ Deno.test("a slow step (the calm counter) is enough suspicion to probe, after a 
   assert.equal(c.solo, true);
 });
 
+Deno.test("without slowProbes a slow step alone never probes, the main thread's waits still do", () => {
+  const c = new SoloChoice(false);
+  assert.equal(drive(c, 2000, (solo) => (solo ? 0.8 : 1), () => 0, true), 0);
+  assert.equal(c.probes, 0);
+  drive(c, 40, (solo) => (solo ? 0.8 : 1), () => 0.5, true);
+  assert.equal(c.solo, true, "a main thread that waits half of each step is still probed");
+});
+
+Deno.test("a worker's shortest spin between steps (a median spinner's minSpinMs) holds through long waits", () => {
+  const s = new Spinner(1e9, null, { median: true, minSpinMs: 0.3 });
+  for (let i = 0; i < 8; i++) s.record(0.05);
+  assert.equal(s.budget(0), 0.3, "the floor over twice the median");
+  for (let i = 0; i < 8; i++) s.record(0.2);
+  assert.ok(Math.abs(s.budget(0) - 0.4) < 1e-9, "twice the median when longer");
+  for (let i = 0; i < 8; i++) s.record(5);
+  assert.equal(s.budget(0), 0.3);
+});
+
 Deno.test("hiccups on a quiet host (slow steps, threads faster) cost few probes", () => {
   const c = new SoloChoice();
   const alone = drive(c, 720, (solo) => (solo ? 1.6 : 1), () => 0.1, true);
@@ -262,6 +280,8 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     ownCores: false,
     speculate: true,
     backupAfter: BACKUP_AFTER,
+    betweenSpinMs: 0,
+    slowProbes: true,
   });
   assert.deepEqual(waitPolicyOf({ ownCores: true }), {
     minSpinMs: OWNED_SPIN_MS,
@@ -270,6 +290,8 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     ownCores: true,
     speculate: true,
     backupAfter: BACKUP_AFTER,
+    betweenSpinMs: 0,
+    slowProbes: true,
   });
   assert.equal(waitPolicyOf({ ownCores: true, minSpinMs: 0.1 }).minSpinMs, 0.1);
   assert.throws(() => waitPolicyOf({ minSpinMs: -1 }), /minSpinMs .* got -1/);
@@ -278,6 +300,10 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
   assert.throws(() => waitPolicyOf({ slowStep: NaN }), /slowStep .* got NaN/);
   assert.equal(waitPolicyOf({ speculate: false }).speculate, false);
   assert.throws(() => waitPolicyOf({ backupAfter: 0 }), /backupAfter .* got 0/);
+  assert.equal(waitPolicyOf({ betweenSpinMs: 0.3 }).betweenSpinMs, 0.3);
+  assert.throws(() => waitPolicyOf({ betweenSpinMs: -0.1 }), /betweenSpinMs .* got -0.1/);
+  assert.throws(() => waitPolicyOf({ betweenSpinMs: 1 }), /betweenSpinMs .* got 1/);
+  assert.equal(waitPolicyOf({ slowProbes: false }).slowProbes, false);
 });
 
 Deno.test("waitChange with Atomics.pause in its spin sees a change made during the spin", async () => {
