@@ -816,8 +816,9 @@ export class WorkerPool implements GradientRunner {
       const lane = this.lane;
       if (lane && lane.begin(seq)) {
         for (;;) {
-          // another pool's step may run on this thread while this one waits: set at each call
-          setActiveAssist(this.assist);
+          // another pool's step may run on this thread while this one waits: set at each call;
+          // a step alone opens no kernel job (nobody would help, the board's claims only cost)
+          setActiveAssist(lane.alone ? null : this.assist);
           const done = lane.advance();
           setActiveAssist(null);
           if (done) break;
