@@ -222,8 +222,12 @@ async function assertNoAllocPerStep(pool: WorkerPool, helped: () => number): Pro
   };
   await steps(0, 3);
   const before = helped();
-  const seen = await countTypedArrays(() => steps(3, 6));
-  assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+  // whether a helper runs in a window is up to the threads' timing: up to 5 windows of 6 steps,
+  // each allocating nothing, until one saw help
+  for (let w = 0, from = 3; w < 5 && helped() === before; w++, from += 6) {
+    const seen = await countTypedArrays(() => steps(from, 6));
+    assert.equal(seen.owning, 0, JSON.stringify(seen.byKind));
+  }
   return helped() - before;
 }
 
@@ -386,7 +390,9 @@ Deno.test("the micro-batches at a step's end (the tail's size) take help too: th
   // 64 → 32, 16, 16; 48 → 32, 16
   const cut = { maxBatch: 64, microBatch: 32, microTail: 16 };
   const p0 = freshMini();
-  const want = await run(new LocalRunner(mini, { params: p0, data, ...cut }), p0, 12);
+  // which thread claims the 32 first is up to timing; over 48 steps the worker holds a 16 often
+  const steps = 48;
+  const want = await run(new LocalRunner(mini, { params: p0, data, ...cut }), p0, steps);
   // the groups of 16-image calls this (main) thread runs for worker 1, as a helper
   const spy = countHelped(ASSIST_KIND.WINOGRAD_FILTER, (ints, at) => ints[at + 3] === 16);
   try {
@@ -403,7 +409,7 @@ Deno.test("the micro-batches at a step's end (the tail's size) take help too: th
       testSeam: faultSeam({ slow: [{ worker: 1, ms: 2 }] }),
     });
     try {
-      assertSame(await run(pool, p, 12), want, "tail micro-batches");
+      assertSame(await run(pool, p, steps), want, "tail micro-batches");
       assert.ok(spy.helped > 0, "no group of a 16-image micro-batch was helped");
     } finally {
       await pool.close();
