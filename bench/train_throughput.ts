@@ -97,7 +97,7 @@ const values = benchArgs(
     // a worker's shortest spin between steps (WaitPolicy.betweenSpinMs; "default": the pool's)
     "between-spin": { type: "string", default: "default" },
     // a slow step alone sets off a probe of the main thread alone (WaitPolicy.slowProbes)
-    "slow-probes": { type: "string", default: "true" },
+    "slow-probes": { type: "string", default: "false" },
     // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
     update: { type: "string", default: "pool" },
     // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -137,7 +137,7 @@ const values = benchArgs(
     solo:
       "false: a pool never runs steps on the main thread alone (WorkerPoolOptions.soloWhenFaster)",
     "between-spin": "a worker's shortest spin between steps, ms (\"default\": the pool's)",
-    "slow-probes": "false: a slow step alone never sets off a probe of the main thread alone",
+    "slow-probes": "true: a slow step alone sets off a probe of the main thread alone",
     "backup-after":
       'a claim this many times the thread\'s own time for it without progress is backed up ("default": 0.5)',
     update: "pool: the optimizer step on every thread by ranges; main: on the main thread",

@@ -171,7 +171,7 @@ export interface SpinnerOptions {
  *   speculate: true,
  *   backupAfter: 0.5,
  *   betweenSpinMs: 0,
- *   slowProbes: true,
+ *   slowProbes: false,
  * });
  * ```
  */
@@ -213,8 +213,16 @@ export interface WaitPolicy {
   /**
    * Whether `SoloChoice` probes the main thread alone when the only sign
    * that the other threads are held up is a slow step (the calm counter),
-   * default true. On a quiet host such steps come from its hiccups: a probe
-   * every 128, then 256, 512 … steps, each 4 steps on one thread.
+   * default false. On a quiet host such steps come from its hiccups (18-21%
+   * of the steps at lecture CNN batch 64, 2 threads): a probe at steps 128,
+   * 388, … in every run, 4 steps on one thread at about 1.5× the step. A
+   * busy process beside the pool shows otherwise: the main thread waits for
+   * (or backs up) the other threads' micro-batches. Measured
+   * (`bench:train --batch 64 --steps 400 --chunk 20 --ab "slow-probes=true
+   * | slow-probes=false"`, 2 threads, B/A median per run): 1.022 (7/7 reps
+   * ahead), 1.002 (5/9), 1.005 (6/9); beside one `yes` (`--busy 1`, batch
+   * 64) 0.998 (2/5) and 1.027 (3/5), batch 256 0.986 (2/5), 2 threads
+   * over 1 with it 1.00 and 1.01 (0.94-0.99 with probes).
    */
   slowProbes?: boolean;
 }
@@ -251,7 +259,7 @@ export const BACKUP_AFTER = 0.5;
  *   speculate: true,
  *   backupAfter: 0.5,
  *   betweenSpinMs: 0,
- *   slowProbes: true,
+ *   slowProbes: false,
  * });
  * assert.equal(waitPolicyOf({ ownCores: true }).minSpinMs, 0.3);
  * assert.throws(() => waitPolicyOf({ slowStep: 0.5 }), /slowStep/);
@@ -285,7 +293,7 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
     speculate: p.speculate ?? true,
     backupAfter,
     betweenSpinMs,
-    slowProbes: p.slowProbes ?? true,
+    slowProbes: p.slowProbes ?? false,
   };
 }
 
@@ -872,9 +880,10 @@ function medianOf(a: Float64Array, n: number, scratch: Float64Array): number {
  * micro-batches waits for whichever thread lost its core, and two threads
  * can be slower than one: the choice measures both ways and keeps the
  * faster. It runs on all threads until there is a sign that the others are
- * held up (the main thread waits for them more than
- * a quarter of the step on average, or a recent step was
- * slow: the calm counter is set), then runs {@linkcode PROBE_STEPS} steps on
+ * held up (the main thread waits for them, or backs up their
+ * micro-batches, more than a quarter of the step on average; with
+ * {@linkcode WaitPolicy.slowProbes} also a recent slow step: the calm
+ * counter is set), then runs {@linkcode PROBE_STEPS} steps on
  * the main thread alone and compares the median time per sample with the
  * recent steps'; the faster way is kept, and the other is probed again
  * after a gap that starts at 16 steps (8 times that when the only sign is
@@ -920,11 +929,11 @@ export class SoloChoice {
   private readonly slowProbes: boolean;
 
   /**
-   * A choice that starts on all threads; `slowProbes` false: a slow step
-   * alone (the calm counter) never sets off a probe (see
-   * {@linkcode WaitPolicy.slowProbes}).
+   * A choice that starts on all threads; `slowProbes`: a slow step alone
+   * (the calm counter) sets off a probe too (see
+   * {@linkcode WaitPolicy.slowProbes}), default false.
    */
-  constructor(slowProbes = true) {
+  constructor(slowProbes = false) {
     this.slowProbes = slowProbes;
   }
 

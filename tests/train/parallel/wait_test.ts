@@ -209,8 +209,8 @@ Deno.test("a held-up pool goes to the main thread alone, and back to every threa
   assert.equal(c.next(), false);
 });
 
-Deno.test("a slow step (the calm counter) is enough suspicion to probe, after a longer gap", () => {
-  const c = new SoloChoice();
+Deno.test("with slowProbes a slow step (the calm counter) is enough suspicion to probe, after a longer gap", () => {
+  const c = new SoloChoice(true);
   // 8 × 16 steps: a slow step alone is often a passing hiccup of the host
   drive(c, 100, (solo) => (solo ? 0.8 : 1), () => 0, true);
   assert.equal(c.probes, 0);
@@ -218,8 +218,8 @@ Deno.test("a slow step (the calm counter) is enough suspicion to probe, after a 
   assert.equal(c.solo, true);
 });
 
-Deno.test("without slowProbes a slow step alone never probes, the main thread's waits still do", () => {
-  const c = new SoloChoice(false);
+Deno.test("by default a slow step alone never probes, the main thread's waits still do", () => {
+  const c = new SoloChoice();
   assert.equal(drive(c, 2000, (solo) => (solo ? 0.8 : 1), () => 0, true), 0);
   assert.equal(c.probes, 0);
   drive(c, 40, (solo) => (solo ? 0.8 : 1), () => 0.5, true);
@@ -236,8 +236,8 @@ Deno.test("a worker's shortest spin between steps (a median spinner's minSpinMs)
   assert.equal(s.budget(0), 0.3);
 });
 
-Deno.test("hiccups on a quiet host (slow steps, threads faster) cost few probes", () => {
-  const c = new SoloChoice();
+Deno.test("with slowProbes hiccups on a quiet host (slow steps, threads faster) cost few probes", () => {
+  const c = new SoloChoice(true);
   const alone = drive(c, 720, (solo) => (solo ? 1.6 : 1), () => 0.1, true);
   assert.equal(c.solo, false);
   // gaps 128, 256, 512: 2 probes in 720 steps (with the plain gaps 16, 32, ... it was 5)
@@ -281,7 +281,7 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     speculate: true,
     backupAfter: BACKUP_AFTER,
     betweenSpinMs: 0,
-    slowProbes: true,
+    slowProbes: false,
   });
   assert.deepEqual(waitPolicyOf({ ownCores: true }), {
     minSpinMs: OWNED_SPIN_MS,
@@ -291,7 +291,7 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     speculate: true,
     backupAfter: BACKUP_AFTER,
     betweenSpinMs: 0,
-    slowProbes: true,
+    slowProbes: false,
   });
   assert.equal(waitPolicyOf({ ownCores: true, minSpinMs: 0.1 }).minSpinMs, 0.1);
   assert.throws(() => waitPolicyOf({ minSpinMs: -1 }), /minSpinMs .* got -1/);
@@ -303,7 +303,7 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
   assert.equal(waitPolicyOf({ betweenSpinMs: 0.3 }).betweenSpinMs, 0.3);
   assert.throws(() => waitPolicyOf({ betweenSpinMs: -0.1 }), /betweenSpinMs .* got -0.1/);
   assert.throws(() => waitPolicyOf({ betweenSpinMs: 1 }), /betweenSpinMs .* got 1/);
-  assert.equal(waitPolicyOf({ slowProbes: false }).slowProbes, false);
+  assert.equal(waitPolicyOf({ slowProbes: true }).slowProbes, true);
 });
 
 Deno.test("waitChange with Atomics.pause in its spin sees a change made during the spin", async () => {
