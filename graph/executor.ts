@@ -396,10 +396,15 @@ export class Executor {
       }
       if (same) return list;
     }
-    const ids = given.map((o) => (typeof o === "number" ? o : o.id));
-    list = { ids, need: this.neededFor(ids), buffers: ids.map((o) => this.values[o]!) };
+    list = this.makeOutList(given);
     this.outLists.set(given, list);
     return list;
+  }
+
+  // apart from outList, whose closures would make it allocate a context per call
+  private makeOutList(given: readonly (Node | number)[]): OutList {
+    const ids = given.map((o) => (typeof o === "number" ? o : o.id));
+    return { ids, need: this.neededFor(ids), buffers: ids.map((o) => this.values[o]!) };
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Node } from "../graph/graph.ts";
-import { numel, type OpDef, registerOp, type Shape } from "../graph/op.ts";
+import { type FloatArray, type OpDef, registerOp, type Shape } from "../graph/op.ts";
 import { reduceAxes } from "./_reduce.ts";
 
 /** Attributes of log-softmax and its backward. */
@@ -8,10 +8,65 @@ export interface LogSoftmaxAttrs {
   axis: number;
 }
 
-/** `[outer, n, inner]`: the axis of length `n` sits between blocks of `outer` and `inner`. */
-function split(shape: Shape, axis: number): [number, number, number] {
-  const a = reduceAxes(shape, [axis])[0]!;
-  return [numel(shape.slice(0, a)), shape[a]!, numel(shape.slice(a + 1))];
+/**
+ * The product of the dimensions of `shape` before `axis` (a negative one
+ * counts from the end; `shape` checks it), or after it with `after`; runs in
+ * each forward call, so it makes no arrays (the axis of length `n` sits
+ * between blocks of `outer` and `inner`).
+ */
+function blockOf(shape: Shape, axis: number, after: boolean): number {
+  const a = axis < 0 ? axis + shape.length : axis;
+  let p = 1;
+  for (let i = after ? a + 1 : 0; i < (after ? shape.length : a); i++) p *= shape[i]!;
+  return p;
+}
+
+/** The axis's length in `shape`. */
+function axisLength(shape: Shape, axis: number): number {
+  return shape[axis < 0 ? axis + shape.length : axis]!;
+}
+
+// x -> y, log-normalised along the middle axis of [outer, n, inner]; a
+// function of numbers only, so that it is optimised and boxes none
+function logSoftmaxBlocks(
+  x: FloatArray,
+  y: FloatArray,
+  outer: number,
+  n: number,
+  inner: number,
+): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      const end = base + n * inner;
+      let m = -Infinity;
+      for (let p = base; p < end; p += inner) if (x[p]! > m) m = x[p]!;
+      let s = 0;
+      for (let p = base; p < end; p += inner) s += Math.exp(x[p]! - m);
+      const lse = m + Math.log(s);
+      for (let p = base; p < end; p += inner) y[p] = x[p]! - lse;
+    }
+  }
+}
+
+// y, dy -> dx = dy - exp(y) * Σ_axis dy over [outer, n, inner]
+function logSoftmaxBackwardBlocks(
+  y: FloatArray,
+  dy: FloatArray,
+  dx: FloatArray,
+  outer: number,
+  n: number,
+  inner: number,
+): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      const end = base + n * inner;
+      let s = 0;
+      for (let p = base; p < end; p += inner) s += dy[p]!;
+      for (let p = base; p < end; p += inner) dx[p] = dy[p]! - Math.exp(y[p]!) * s;
+    }
+  }
 }
 
 /**
@@ -33,19 +88,9 @@ export const logSoftmaxOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftmaxAttrs>(
   },
   // x: shape -> y: shape, log-normalised along `axis`
   forward([x], y, c) {
-    const [outer, n, inner] = split(c.inShapes[0]!, c.attrs.axis);
-    for (let o = 0; o < outer; o++) {
-      for (let i = 0; i < inner; i++) {
-        const base = o * n * inner + i;
-        const end = base + n * inner;
-        let m = -Infinity;
-        for (let p = base; p < end; p += inner) if (x![p]! > m) m = x![p]!;
-        let s = 0;
-        for (let p = base; p < end; p += inner) s += Math.exp(x![p]! - m);
-        const lse = m + Math.log(s);
-        for (let p = base; p < end; p += inner) y[p] = x![p]! - lse;
-      }
-    }
+    const shape = c.inShapes[0]!, axis = c.attrs.axis;
+    const outer = blockOf(shape, axis, false), inner = blockOf(shape, axis, true);
+    logSoftmaxBlocks(x!, y, outer, axisLength(shape, axis), inner);
   },
   // dx = dy - exp(y) * Σ_axis dy
   vjp: ({ out, dy, attrs }) => [logSoftmaxBackward(out, dy, { axis: attrs.axis })],
@@ -73,16 +118,9 @@ export const logSoftmaxBackwardOp: OpDef<LogSoftmaxAttrs> = registerOp<LogSoftma
   },
   // y, dy: shape -> dx: shape
   forward([y, dy], dx, c) {
-    const [outer, n, inner] = split(c.inShapes[0]!, c.attrs.axis);
-    for (let o = 0; o < outer; o++) {
-      for (let i = 0; i < inner; i++) {
-        const base = o * n * inner + i;
-        const end = base + n * inner;
-        let s = 0;
-        for (let p = base; p < end; p += inner) s += dy![p]!;
-        for (let p = base; p < end; p += inner) dx[p] = dy![p]! - Math.exp(y![p]!) * s;
-      }
-    }
+    const shape = c.inShapes[0]!, axis = c.attrs.axis;
+    const outer = blockOf(shape, axis, false), inner = blockOf(shape, axis, true);
+    logSoftmaxBackwardBlocks(y!, dy!, dx, outer, axisLength(shape, axis), inner);
   },
 });
 

@@ -65,7 +65,8 @@ export const nllLossOp: OpDef<NllAttrs> = registerOp<NllAttrs>({
   },
   // logp: (N, C), target: (N) -> loss: () or (N)
   forward([logp, target], out, c) {
-    const [n, classes] = c.inShapes[0] as [number, number];
+    const shape = c.inShapes[0]!;
+    const n = shape[0]!, classes = shape[1]!;
     const none = c.attrs.reduction === "none";
     let acc = 0;
     for (let i = 0; i < n; i++) {
@@ -112,7 +113,7 @@ export const nllLossBackwardOp: OpDef<NllBackwardAttrs> = registerOp<NllBackward
   // target: (N), dy: () or (N) -> dlogp: (N, C)
   forward([target, dy], dx, c) {
     const n = c.inShapes[0]![0]!;
-    const { reduction, classes } = c.attrs;
+    const reduction = c.attrs.reduction, classes = c.attrs.classes;
     dx.fill(0);
     const k = reduction === "mean" ? 1 / n : 1;
     for (let i = 0; i < n; i++) {

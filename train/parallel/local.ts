@@ -116,6 +116,7 @@ export class LocalRunner implements GradientRunner {
   private regions: number;
   private lastK = 0;
   private yielder = new Yielder();
+  private outs: Float32Array[] = [];
   /** The timeline when created with `profile`, else null. */
   readonly profiler: Profiler | null;
 
@@ -184,9 +185,12 @@ export class LocalRunner implements GradientRunner {
     try {
       const who = "LocalRunner.step";
       checkBatch(who, indices, step, this.maxBatch, this.count);
-      const outs = this.layout.grads.map(([name], k) =>
-        outBuffer(who, grads, name, this.layout.sizes[k]!)
-      );
+      // the gradient buffers, in a list kept from step to step (no array per step)
+      const outs = this.outs;
+      const list = this.layout.grads;
+      for (let k = 0; k < list.length; k++) {
+        outs[k] = outBuffer(who, grads, list[k]![0], this.layout.sizes[k]!);
+      }
       this.indices.set(indices);
       const n = indices.length;
       const k = this.lastK = this.shard.count(n);

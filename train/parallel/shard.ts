@@ -416,6 +416,7 @@ export class GradientShard {
   private curPartials: Float32Array = new Float32Array(0);
   private handler: CollectiveHandler;
   private runOpts: RunOptions;
+  private lastBound = -1; // the micro-batch size bound last: already the most recent in `plans`
   /** Records this thread's spans when profiling, else null. */
   readonly recorder: TraceRecorder | null;
 
@@ -766,6 +767,8 @@ export class GradientShard {
 
   private bind(n: number): Bound {
     let b = this.plans.get(n);
+    if (b && n === this.lastBound) return b;
+    this.lastBound = n;
     if (b) {
       // refresh its place as the most recently used
       this.plans.delete(n);
