@@ -401,7 +401,7 @@ export class Executor {
     return list;
   }
 
-  // apart from outList, whose closures would make it allocate a context per call
+  /** A new output list for `run` (apart from outList, whose closures would make it allocate a context per call). */
   private makeOutList(given: readonly (Node | number)[]): OutList {
     const ids = given.map((o) => (typeof o === "number" ? o : o.id));
     return { ids, need: this.neededFor(ids), buffers: ids.map((o) => this.values[o]!) };
