@@ -506,14 +506,15 @@ function gemmArena(
   return true;
 }
 
-// The instance whose memory all of `arrays` live in: the own memory's or an
-// arena's; throws naming `op` otherwise.
-function instanceFor(op: string, arrays: Float32Array[]): GemmExports {
+// The instance whose memory `a` and `b` live in: the own memory's or an
+// arena's; throws naming `op` otherwise. It runs once per image, so it makes
+// no array or closure.
+function instanceFor(op: string, a: Float32Array, b: Float32Array): GemmExports {
   const s = init();
   if (!s) throw new Error(`${op}: WebAssembly SIMD is not available in this runtime`);
-  const buf = arrays[0]!.buffer;
+  const buf = a.buffer;
   const ex = buf === s.mem.buffer ? s.ex : arenaOf(buf)?.ex;
-  if (!ex || arrays.some((a) => a.buffer !== buf)) {
+  if (!ex || b.buffer !== buf) {
     throw new Error(
       `${op}: operands must be views from wasmScratch or of one executor arena (got a foreign or stale array)`,
     );
@@ -538,7 +539,7 @@ function instanceFor(op: string, arrays: Float32Array[]): GemmExports {
  * ```
  */
 export function im2colWasm(x: Float32Array, col: Float32Array, d: Conv2dDims): void {
-  instanceFor("im2colWasm", [x, col]).im2col(
+  instanceFor("im2colWasm", x, col).im2col(
     x.byteOffset,
     col.byteOffset,
     d.c,
@@ -570,7 +571,7 @@ export function im2colWasm(x: Float32Array, col: Float32Array, d: Conv2dDims): v
  * ```
  */
 export function col2imWasm(col: Float32Array, dx: Float32Array, d: Conv2dDims): void {
-  instanceFor("col2imWasm", [col, dx]).col2im(
+  instanceFor("col2imWasm", col, dx).col2im(
     col.byteOffset,
     dx.byteOffset,
     d.c,
