@@ -47,16 +47,16 @@ export function checkOutputSize(
 
 /** Kernel dims from the concrete shapes of x `[N,C,H,W]`, w `[OC,C,KH,KW]` and y `[N,OC,OH,OW]`. */
 export function conv2dDims(x: Shape, w: Shape, y: Shape, g: ConvGeometry): Conv2dDims {
-  const [n, c, h, wd] = x as [number, number, number, number];
-  const [oc, , kh, kw] = w as [number, number, number, number];
+  // index reads, not destructuring: it runs every step, and unoptimised
+  // destructuring makes an iterator per array
   return {
-    n,
-    c,
-    h,
-    w: wd,
-    oc,
-    kh,
-    kw,
+    n: x[0]!,
+    c: x[1]!,
+    h: x[2]!,
+    w: x[3]!,
+    oc: w[0]!,
+    kh: w[2]!,
+    kw: w[3]!,
     oh: y[2]!,
     ow: y[3]!,
     stride: g.stride,

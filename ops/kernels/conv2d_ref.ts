@@ -61,9 +61,13 @@ export function checkConv2dDims(
   d: Conv2dDims,
   arrays: { x?: FloatArray; w?: FloatArray; y?: FloatArray; b?: FloatArray | null },
 ): void {
-  const { stride: s, padding: p } = d;
-  const ints = [d.n, d.c, d.h, d.w, d.oc, d.kh, d.kw, d.oh, d.ow, s, p];
-  if (!ints.every((v) => Number.isInteger(v) && v >= 0) || s < 1) {
+  // it runs before every kernel call: no arrays or closures made
+  const s = d.stride, p = d.padding;
+  if (
+    !(natural(d.n) && natural(d.c) && natural(d.h) && natural(d.w) && natural(d.oc) &&
+      natural(d.kh) && natural(d.kw) && natural(d.oh) && natural(d.ow) && natural(s) &&
+      natural(p)) || s < 1
+  ) {
     throw new Error(`${op}: dims must be non-negative integers with stride ≥ 1 (${describe(d)})`);
   }
   const oh = Math.floor((d.h + 2 * p - d.kh) / s) + 1;
@@ -71,16 +75,25 @@ export function checkConv2dDims(
   if (d.oh !== Math.max(oh, 0) || d.ow !== Math.max(ow, 0)) {
     throw new Error(`${op}: output should be ${oh}×${ow} (${describe(d)})`);
   }
-  const need = [
-    ["x", arrays.x, d.n * d.c * d.h * d.w],
-    ["w", arrays.w, d.oc * d.c * d.kh * d.kw],
-    ["y", arrays.y, d.n * d.oc * d.oh * d.ow],
-    ["b", arrays.b, d.oc],
-  ] as const;
-  for (const [name, arr, len] of need) {
-    if (arr && arr.length < len) {
-      throw new Error(`${op}: ${name} has ${arr.length} elements, needs ${len} (${describe(d)})`);
-    }
+  checkLength(op, "x", arrays.x, d.n * d.c * d.h * d.w, d);
+  checkLength(op, "w", arrays.w, d.oc * d.c * d.kh * d.kw, d);
+  checkLength(op, "y", arrays.y, d.n * d.oc * d.oh * d.ow, d);
+  checkLength(op, "b", arrays.b, d.oc, d);
+}
+
+function natural(v: number): boolean {
+  return Number.isInteger(v) && v >= 0;
+}
+
+function checkLength(
+  op: string,
+  name: string,
+  arr: FloatArray | null | undefined,
+  len: number,
+  d: Conv2dDims,
+): void {
+  if (arr && arr.length < len) {
+    throw new Error(`${op}: ${name} has ${arr.length} elements, needs ${len} (${describe(d)})`);
   }
 }
 
