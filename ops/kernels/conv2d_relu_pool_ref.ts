@@ -48,18 +48,19 @@ export interface ConvReluPoolDims {
  * ```
  */
 export function convReluPoolDims(x: Shape, w: Shape): ConvReluPoolDims {
-  const [n, c, h, wd] = x as number[];
-  const [oc, , kh, kw] = w as number[];
+  // index reads, not destructuring: it runs every step, and unoptimised
+  // destructuring makes an iterator per array
+  const h = x[2]!, wd = x[3]!, kh = w[2]!, kw = w[3]!;
   return {
-    n: n!,
-    c: c!,
-    h: h!,
-    w: wd!,
-    oc: oc!,
-    kh: kh!,
-    kw: kw!,
-    ph: Math.floor((h! - kh! + 1) / 2),
-    pw: Math.floor((wd! - kw! + 1) / 2),
+    n: x[0]!,
+    c: x[1]!,
+    h,
+    w: wd,
+    oc: w[0]!,
+    kh,
+    kw,
+    ph: Math.floor((h - kh + 1) / 2),
+    pw: Math.floor((wd - kw + 1) / 2),
   };
 }
 

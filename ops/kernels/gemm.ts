@@ -10,7 +10,7 @@ import type { FloatArray, Tier } from "../../graph/op.ts";
 import { type GemmDims, gemmRef } from "./gemm_ref.ts";
 import { gemmBlocked } from "./gemm_blocked.ts";
 import { gemmWasm } from "./gemm_wasm.ts";
-import { runKernel } from "./tier.ts";
+import { kernelTier } from "./tier.ts";
 
 function shape(rows: number, cols: number, trans: boolean | undefined): string {
   return trans ? `${cols}×${rows} (transposed)` : `${rows}×${cols}`;
@@ -55,9 +55,10 @@ export function gemm(
         `C ${c.constructor.name})`,
     );
   }
-  runKernel(c, tier, {
-    ref: () => gemmRef(a, b, c, d),
-    ts: () => gemmBlocked(a as Float32Array, b as Float32Array, c as Float32Array, d),
-    wasm: () => gemmWasm(a as Float32Array, b as Float32Array, c as Float32Array, d),
-  });
+  // runKernel's choice (wasm, else ts, else ref), made without closures:
+  // gemm runs several times a step
+  const t = kernelTier(c, tier);
+  if (t === "wasm") gemmWasm(a as Float32Array, b as Float32Array, c as Float32Array, d);
+  else if (t !== "ref") gemmBlocked(a as Float32Array, b as Float32Array, c as Float32Array, d);
+  else gemmRef(a, b, c, d);
 }
