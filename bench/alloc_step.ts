@@ -3,23 +3,32 @@
 // bytes allocated per step with the allocation sites, largest first.
 //
 //   deno run -A bench/alloc_step.ts [--model lecture-cnn|mnist-net] [--batch 64] [--steps 200] [--warmup 300]
-import { parseArgs } from "node:util";
+import { benchArgs } from "./_args.ts";
 import { Session } from "node:inspector";
 import { initParams } from "../graph/params.ts";
 import { LocalRunner } from "../train/parallel/local.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 
-const args = parseArgs({
-  options: {
+const values = benchArgs(
+  "bench/alloc_step.ts",
+  {
     model: { type: "string", default: "lecture-cnn" },
     batch: { type: "string", default: "64" },
     steps: { type: "string", default: "200" },
     top: { type: "string", default: "25" },
     warmup: { type: "string", default: "300" },
   },
-});
-const batch = Number(args.values.batch), steps = Number(args.values.steps);
-const spec = args.values.model === "mnist-net" ? mnistNet() : lectureCnn();
+  Deno.args,
+  {
+    model: "lecture-cnn or mnist-net",
+    batch: "samples per step",
+    steps: "steps profiled",
+    top: "allocation sites printed, largest first",
+    warmup: "steps run before the profile (code V8 has not optimised yet boxes numbers)",
+  },
+);
+const batch = Number(values.batch), steps = Number(values.steps);
+const spec = values.model === "mnist-net" ? mnistNet() : lectureCnn();
 const count = 1024;
 const images = new Float32Array(count * 784).map((_, i) => ((i * 7919) % 251) / 251);
 const labels = new Uint8Array(count).map((_, i) => i % 10);
@@ -35,7 +44,7 @@ const batches = Array.from(
   { length: 8 },
   (_, b) => new Uint32Array(batch).map((_, i) => (b * batch + i * 7) % count),
 );
-const warm = Number(args.values.warmup);
+const warm = Number(values.warmup);
 for (let s = 0; s < warm; s++) await runner.step(batches[s % 8]!, s, grads);
 
 interface ProfNode {
@@ -72,10 +81,10 @@ const walk = (n: ProfNode, path: string) => {
 };
 walk(profile.head, "");
 console.log(
-  `${args.values.model} batch ${batch}: ${
+  `${values.model} batch ${batch}: ${
     (total / steps).toFixed(0)
   } bytes/step sampled over ${steps} steps`,
 );
-for (const [site, b] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, Number(args.values.top))) {
+for (const [site, b] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) {
   console.log(`${(b / steps).toFixed(0).padStart(8)}  ${site}`);
 }
