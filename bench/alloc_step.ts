@@ -4,9 +4,7 @@
 //
 //   deno run -A bench/alloc_step.ts [--model lecture-cnn|mnist-net] [--batch 64] [--steps 200] [--warmup 300]
 import { benchArgs } from "./_args.ts";
-import { Session } from "node:inspector";
-import { initParams } from "../graph/params.ts";
-import { LocalRunner } from "../train/parallel/local.ts";
+import { digitSteps, heapSample, type ProfNode } from "./_heap.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
 
 const values = benchArgs(
@@ -29,44 +27,11 @@ const values = benchArgs(
 );
 const batch = Number(values.batch), steps = Number(values.steps);
 const spec = values.model === "mnist-net" ? mnistNet() : lectureCnn();
-const count = 1024;
-const images = new Float32Array(count * 784).map((_, i) => ((i * 7919) % 251) / 251);
-const labels = new Uint8Array(count).map((_, i) => i % 10);
-const params = initParams(spec.built, { seed: 3 }) as Map<string, Float32Array>;
-const grads = new Map([...params].map(([k, v]) => [k, new Float32Array(v.length)]));
-const runner = new LocalRunner(spec, {
-  params,
-  data: { images, labels, sampleSize: 784 },
-  maxBatch: batch,
-  tier: "wasm",
-});
-const batches = Array.from(
-  { length: 8 },
-  (_, b) => new Uint32Array(batch).map((_, i) => (b * batch + i * 7) % count),
-);
+const { runner, steps: run } = digitSteps(spec, 1024, batch);
 const warm = Number(values.warmup);
-for (let s = 0; s < warm; s++) await runner.step(batches[s % 8]!, s, grads);
-
-interface ProfNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: ProfNode[];
-}
-const session = new Session();
-session.connect();
-const post = <T>(method: string, params?: object) =>
-  new Promise<T>((ok, fail) =>
-    session.post(method, params ?? {}, (e: Error | null, r?: object) => (e ? fail(e) : ok(r as T)))
-  );
-await post("HeapProfiler.enable");
-await post("HeapProfiler.startSampling", {
-  samplingInterval: 64,
-  includeObjectsCollectedByMajorGC: true,
-  includeObjectsCollectedByMinorGC: true,
-});
-for (let s = warm; s < warm + steps; s++) await runner.step(batches[s % 8]!, s, grads);
-const { profile } = await post<{ profile: { head: ProfNode } }>("HeapProfiler.stopSampling");
-session.disconnect();
+await run(0, warm);
+const head = await heapSample(64, () => run(warm, steps));
+await runner.close();
 
 const sites = new Map<string, number>();
 let total = 0;
@@ -79,7 +44,7 @@ const walk = (n: ProfNode, path: string) => {
   }
   for (const c of n.children) walk(c, here.split(" ")[0]!);
 };
-walk(profile.head, "");
+walk(head, "");
 console.log(
   `${values.model} batch ${batch}: ${
     (total / steps).toFixed(0)

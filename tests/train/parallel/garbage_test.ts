@@ -6,16 +6,8 @@
 // (ops' kernel glue, the async step itself) are measured, not bounded:
 // `deno run -A bench/alloc_step.ts`.
 import assert from "node:assert/strict";
-import { Session } from "node:inspector";
-import { initParams } from "../../../graph/params.ts";
-import { LocalRunner } from "../../../train/parallel/local.ts";
 import { type Classifier, lectureCnn, mnistNet } from "../../../train/models.ts";
-
-interface ProfNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: ProfNode[];
-}
+import { digitSteps, heapSample, type ProfNode } from "../../../bench/_heap.ts";
 
 /** Bytes allocated per step by the functions of `files` (and builtins they call), by site. */
 async function garbageOf(
@@ -24,45 +16,9 @@ async function garbageOf(
   warm: number,
   steps: number,
 ): Promise<{ sites: Map<string, number>; total: number }> {
-  const count = 256, batch = 64;
-  const images = new Float32Array(count * 784).map((_, i) => ((i * 7919) % 251) / 251);
-  const labels = new Uint8Array(count).map((_, i) => i % 10);
-  const params = initParams(spec.built, { seed: 3 }) as Map<string, Float32Array>;
-  const grads = new Map<string, Float32Array>();
-  const runner = new LocalRunner(spec, {
-    params,
-    data: { images, labels, sampleSize: 784 },
-    maxBatch: batch,
-    tier: "wasm",
-  });
-  const batches = Array.from(
-    { length: 4 },
-    (_, b) => new Uint32Array(batch).map((_, i) => (b * 61 + i * 7) % count),
-  );
-  for (let s = 0; s < warm; s++) await runner.step(batches[s % 4]!, s, grads);
-  const session = new Session();
-  session.connect();
-  const post = <T>(method: string, params?: object) =>
-    new Promise<T>((ok, fail) =>
-      session.post(
-        method,
-        params ?? {},
-        (e: Error | null, r?: object) => (e ? fail(e) : ok(r as T)),
-      )
-    );
-  let head: ProfNode;
-  try {
-    await post("HeapProfiler.enable");
-    await post("HeapProfiler.startSampling", {
-      samplingInterval: 32,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    });
-    for (let s = warm; s < warm + steps; s++) await runner.step(batches[s % 4]!, s, grads);
-    head = (await post<{ profile: { head: ProfNode } }>("HeapProfiler.stopSampling")).profile.head;
-  } finally {
-    session.disconnect();
-  }
+  const { runner, steps: run } = digitSteps(spec, 256, 64);
+  await run(0, warm);
+  const head = await heapSample(32, () => run(warm, steps));
   const sites = new Map<string, number>();
   let total = 0;
   const ours = (n: ProfNode) => files.some((f) => n.callFrame.url.endsWith(f));
