@@ -12,7 +12,7 @@
  * the schedule in one run: each side overrides some of `micro`,
  * `micro-tail`, `main-thread`, `update`, `fuse`, `wasm-reduce`, `min-spin` and
  * `slow-step`, `pause`, `own-cores`, `speculate`, `backup-after`, `between-spin`,
- * `slow-probes` (a pool's waits, see
+ * `slow-probes`, `host-load`, `probe-early-end` (a pool's waits, see
  * `WaitPolicy`), `solo` and `assist`; at each worker count the
  * reps of A and B run next to each other, alternating (A B, then B A, ...), so
  * that the machine's drift hits both, and a last line gives B's throughput
@@ -98,6 +98,10 @@ const values = benchArgs(
     "between-spin": { type: "string", default: "default" },
     // a slow step alone sets off a probe of the main thread alone (WaitPolicy.slowProbes)
     "slow-probes": { type: "string", default: "false" },
+    // SoloChoice reads the host's spare cores from /proc/stat (WaitPolicy.hostLoad)
+    "host-load": { type: "string", default: "true" },
+    // a probe clearly slower after 2 steps ends there (WaitPolicy.probeEarlyEnd)
+    "probe-early-end": { type: "string", default: "true" },
     // where a pool's optimizer step runs: on every thread by ranges, or on the main thread after the step
     update: { type: "string", default: "pool" },
     // two configurations compared rep by rep: "key=value,... | key=value,..."
@@ -138,6 +142,9 @@ const values = benchArgs(
       "false: a pool never runs steps on the main thread alone (WorkerPoolOptions.soloWhenFaster)",
     "between-spin": "a worker's shortest spin between steps, ms (\"default\": the pool's)",
     "slow-probes": "true: a slow step alone sets off a probe of the main thread alone",
+    "host-load":
+      "false: the choice of the main thread alone goes by step times only, not the host's spare cores (/proc/stat)",
+    "probe-early-end": "false: a probe of the other way always runs its 4 steps",
     "backup-after":
       'a claim this many times the thread\'s own time for it without progress is backed up ("default": 0.5)',
     update: "pool: the optimizer step on every thread by ranges; main: on the main thread",
@@ -200,6 +207,8 @@ interface Config {
   /** Undefined: the pool's default (`WaitPolicy`). */
   betweenSpinMs: number | undefined;
   slowProbes: boolean;
+  hostLoad: boolean;
+  probeEarlyEnd: boolean;
 }
 const AB_KEYS = [
   "micro",
@@ -218,6 +227,8 @@ const AB_KEYS = [
   "solo",
   "between-spin",
   "slow-probes",
+  "host-load",
+  "probe-early-end",
 ] as const;
 type AbKey = typeof AB_KEYS[number];
 
@@ -263,6 +274,8 @@ function configOf(over: Partial<Record<AbKey, string>>): Config {
     backupAfter: numberOf("backup-after", get("backup-after")!),
     betweenSpinMs: numberOf("between-spin", get("between-spin")!),
     slowProbes: boolOf("slow-probes", get("slow-probes")!),
+    hostLoad: boolOf("host-load", get("host-load")!),
+    probeEarlyEnd: boolOf("probe-early-end", get("probe-early-end")!),
   };
 }
 
@@ -462,6 +475,8 @@ function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | Gra
         backupAfter: cfg.backupAfter,
         betweenSpinMs: cfg.betweenSpinMs,
         slowProbes: cfg.slowProbes,
+        hostLoad: cfg.hostLoad,
+        probeEarlyEnd: cfg.probeEarlyEnd,
       },
       ...(cfg.poolUpdate ? { update: { optimizer: opt, trainable: [...params.keys()] } } : {}),
     })
@@ -576,6 +591,13 @@ try {
       ...(busy ? { busy_processes: busy } : {}),
       // steps the pool ran on the main thread alone, judged faster (SoloChoice), warm-up included
       ...(e.runner instanceof WorkerPool ? { solo_steps: e.runner.soloSteps } : {}),
+      // probes of the other way (SoloChoice), and how many of them ended early
+      ...(e.runner instanceof WorkerPool && cfg.solo
+        ? {
+          solo_probes: e.runner.soloProbes.probes,
+          probes_ended_early: e.runner.soloProbes.earlyEnds,
+        }
+        : {}),
       // kernel chunks a thread ran for another (WorkerPoolOptions.assist), warm-up included
       ...(e.runner instanceof WorkerPool && cfg.assist
         ? { assisted_chunks: e.runner.assistedChunks }

@@ -50,6 +50,7 @@ import {
 } from "./schedule.ts";
 import {
   CoreShare,
+  hostLoad,
   SoloChoice,
   Spinner,
   spinPause,
@@ -536,7 +537,11 @@ export class WorkerPool implements GradientRunner {
     this.failures = new Array<number>(opts.workers).fill(0);
     this.seam = opts.testSeam ?? (opts.faults ? faultSeam({ faults: opts.faults }) : undefined);
     if (this.lane && opts.workers > 1 && (opts.soloWhenFaster ?? this.seam === undefined)) {
-      this.choice = new SoloChoice(this.mem.wait.slowProbes);
+      this.choice = new SoloChoice(this.mem.wait.slowProbes, {
+        host: this.mem.wait.hostLoad ? hostLoad() : null,
+        threads: opts.workers - this.firstWorker + 1,
+        earlyEnd: this.mem.wait.probeEarlyEnd,
+      });
     }
   }
 
@@ -604,6 +609,11 @@ export class WorkerPool implements GradientRunner {
   /** Whether `step` applies the optimizer (see {@linkcode WorkerPoolOptions.update}). */
   get updates(): boolean {
     return this.updater !== null;
+  }
+
+  /** Probes of the other way of running (see `SoloChoice` in `wait.ts`) over the pool's life, and how many ended early. */
+  get soloProbes(): { probes: number; earlyEnds: number } {
+    return { probes: this.choice?.probes ?? 0, earlyEnds: this.choice?.earlyEnds ?? 0 };
   }
 
   /** Steps run on the main thread alone (see {@linkcode WorkerPoolOptions.soloWhenFaster}), over the pool's life. */

@@ -172,6 +172,8 @@ export interface SpinnerOptions {
  *   backupAfter: 0.5,
  *   betweenSpinMs: 0,
  *   slowProbes: false,
+ *   hostLoad: true,
+ *   probeEarlyEnd: true,
  * });
  * ```
  */
@@ -225,6 +227,23 @@ export interface WaitPolicy {
    * over 1 with it 1.00 and 1.01 (0.94-0.99 with probes).
    */
   slowProbes?: boolean;
+  /**
+   * Whether `SoloChoice` reads the host's spare cores (`os.cpus()` times,
+   * see {@linkcode hostLoad}) where it may: on the threads it probes the main
+   * thread alone only while other processes use a core's quarter or more
+   * (a quiet host never goes alone on a hiccup), alone it probes the
+   * threads as soon as a core is seen free and seldom (4× the gap) while
+   * none is. Default true; where it cannot be read, the probes go by the
+   * steps' times alone.
+   */
+  hostLoad?: boolean;
+  /**
+   * Whether a probe of `SoloChoice` ends after {@linkcode EARLY_STEPS}
+   * steps when each was over {@linkcode EARLY_END} times the recent steps'
+   * median per sample (clearly the slower way), instead of always running
+   * {@linkcode PROBE_STEPS} steps. Default true.
+   */
+  probeEarlyEnd?: boolean;
 }
 
 /**
@@ -260,6 +279,8 @@ export const BACKUP_AFTER = 0.5;
  *   backupAfter: 0.5,
  *   betweenSpinMs: 0,
  *   slowProbes: false,
+ *   hostLoad: true,
+ *   probeEarlyEnd: true,
  * });
  * assert.equal(waitPolicyOf({ ownCores: true }).minSpinMs, 0.3);
  * assert.throws(() => waitPolicyOf({ slowStep: 0.5 }), /slowStep/);
@@ -294,6 +315,8 @@ export function waitPolicyOf(p: WaitPolicy = {}): Required<WaitPolicy> {
     backupAfter,
     betweenSpinMs,
     slowProbes: p.slowProbes ?? false,
+    hostLoad: p.hostLoad ?? true,
+    probeEarlyEnd: p.probeEarlyEnd ?? true,
   };
 }
 
@@ -858,6 +881,237 @@ const SWITCH_MARGIN = 0.05;
 // probe of the main thread alone is worth its cost
 const SUSPECT_WAIT = 0.25;
 
+// with the host's spare cores known (HostLoad): on the threads, spare cores at least the threads
+// less this mean a quiet host (other processes use under a quarter of a core; measured on this
+// project's 2-vCPU VM: 0 ± 0.1 quiet, 0.5-0.9 with one `yes` beside 2 threads), and no probe of
+// the main thread alone is worth its cost
+const QUIET_SLACK = 0.25;
+// alone, spare cores at least the threads less this mean a free core (one `yes` beside the main
+// thread alone: about 1.0 of 2 used by others, 1 spare); the threads are probed at once
+const FREE_SLACK = 0.5;
+// alone with no free core, the gap between probes of the threads is this many times the plain
+// one (64 .. 1024 steps): beside one `yes` each probe cost its 4 steps at about 1.6× the step
+// (lecture CNN batch 64: +59 ms over 1,400 steps, 1.4% of the run)
+const BUSY_GAP_FACTOR = 4;
+
+/**
+ * Steps after which a probe may end early (see {@linkcode WaitPolicy.probeEarlyEnd}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EARLY_STEPS, PROBE_STEPS } from "./wait.ts";
+ * assert.ok(EARLY_STEPS < PROBE_STEPS);
+ * ```
+ */
+export const EARLY_STEPS = 2;
+/**
+ * How many times the recent steps' median per sample each of a probe's
+ * first {@linkcode EARLY_STEPS} steps must take for the probe to end early.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EARLY_END, EARLY_STEPS, SoloChoice } from "./wait.ts";
+ * const c = new SoloChoice(false, { earlyEnd: true });
+ * for (let i = 0; i < 16; i++) c.record(1, 0.5, false); // waits: a probe follows
+ * let alone = 0;
+ * while (c.next()) {
+ *   alone++;
+ *   c.record(EARLY_END * 1.2, 0, false); // clearly slower alone
+ * }
+ * assert.equal(alone, EARLY_STEPS);
+ * assert.equal(c.earlyEnds, 1);
+ * ```
+ */
+export const EARLY_END = 1.25;
+
+/**
+ * What a {@linkcode SoloChoice} may know of the host: how many cores other
+ * processes leave to this one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type HostLoad, SoloChoice } from "./wait.ts";
+ * let spare = 1; // another process busy on one of 2 cores
+ * const host: HostLoad = { spare: () => spare };
+ * const c = new SoloChoice(false, { host, threads: 2 });
+ * assert.equal(host.spare(0), 1);
+ * assert.equal(c.next(), false);
+ * ```
+ */
+export interface HostLoad {
+  /**
+   * The cores' worth of CPU time other processes left over a recent period
+   * (the host's cores less theirs; this process's own time counts as
+   * spare), NaN while unknown. Called between steps with the time now
+   * (`performance.now()`); cheap when called often.
+   */
+  spare(now: number): number;
+}
+
+/**
+ * How often (ms) {@linkcode CpuTimesLoad} reads the cores' times; a window
+ * over 4 times this (the caller paused, e.g. another runner's turn) is
+ * dropped, the last value kept.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CpuTimesLoad, HOST_PERIOD_MS } from "./wait.ts";
+ * let reads = 0;
+ * const host = new CpuTimesLoad(() => (reads++, false), () => 0, 2);
+ * host.spare(0);
+ * host.spare(HOST_PERIOD_MS / 2); // too soon: not read
+ * assert.equal(reads, 1);
+ * host.spare(HOST_PERIOD_MS);
+ * assert.equal(reads, 2);
+ * ```
+ */
+export const HOST_PERIOD_MS = 100;
+
+/**
+ * The host's spare cores from the time all its cores spent busy and in
+ * all (Node's `os.cpus()`, which Deno reads from Linux's `/proc/stat`, 10
+ * ms ticks) and this process's CPU time: over each period of
+ * {@linkcode HOST_PERIOD_MS} ms or more, the cores less the busy cores'
+ * worth that was not this process's. `times` writes the cores' busy time
+ * and total time so far (any one unit) into its array's slots 0 and 1 and
+ * returns false where it could not; `cpu` gives the process's CPU time in
+ * ms. Read once a period (~80 µs, a few hundred bytes of garbage: not per
+ * step).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CpuTimesLoad, HOST_PERIOD_MS } from "./wait.ts";
+ * // the cores' busy and total ms so far (2 cores)
+ * const seen = [[1000, 2000], [1100, 2200]];
+ * let at = 0;
+ * const times = (out: Float64Array) => (out.set(seen[at++]!), true);
+ * let ms = 0;
+ * const host = new CpuTimesLoad(times, () => ms, 2);
+ * assert.ok(Number.isNaN(host.spare(0)));
+ * ms = 50; // this process: half a core over 100 ms
+ * // 100 of 200 ms busy: 1 core, 0.5 of it this process's: 1.5 cores spare
+ * assert.equal(host.spare(HOST_PERIOD_MS), 1.5);
+ * ```
+ */
+export class CpuTimesLoad implements HostLoad {
+  private readonly times: (out: Float64Array) => boolean;
+  private readonly cpu: () => number | null;
+  private readonly cores: number;
+  private readonly now = new Float64Array(2);
+  private lastAt = -Infinity;
+  /** Whether the last read succeeded (a baseline for the next). */
+  private based = false;
+  private lastBusy = 0;
+  private lastTotal = 0;
+  private lastCpu = 0;
+  private value = NaN;
+
+  /** A reader of the cores' times through `times`, with `cpu` the process's CPU time (ms) and `cores` the host's. */
+  constructor(
+    times: (out: Float64Array) => boolean,
+    cpu: () => number | null,
+    cores: number,
+  ) {
+    this.times = times;
+    this.cpu = cpu;
+    this.cores = cores;
+  }
+
+  /** See {@linkcode HostLoad.spare}. */
+  spare(now: number): number {
+    if (now - this.lastAt < HOST_PERIOD_MS) return this.value;
+    const wall = now - this.lastAt;
+    this.lastAt = now;
+    const cpu = this.cpu();
+    if (cpu === null || !this.times(this.now)) {
+      this.based = false;
+      return this.value;
+    }
+    const busy = this.now[0]!, total = this.now[1]!;
+    // a long window spans a pause of the caller: what ran meanwhile is no sign of now
+    if (this.based && wall <= 4 * HOST_PERIOD_MS && total > this.lastTotal) {
+      const busyCores = ((busy - this.lastBusy) / (total - this.lastTotal)) * this.cores;
+      const mine = (cpu - this.lastCpu) / wall;
+      this.value = Math.min(this.cores, Math.max(0, this.cores - (busyCores - mine)));
+    }
+    this.based = true;
+    this.lastBusy = busy;
+    this.lastTotal = total;
+    this.lastCpu = cpu;
+    return this.value;
+  }
+}
+
+/** Node's `os.cpus()` times, as Deno and Node give them. */
+type CpuTimes = { times: { user: number; nice: number; sys: number; idle: number; irq: number } };
+
+/**
+ * A {@linkcode CpuTimesLoad} over `os.cpus()` where the runtime has it
+ * (Deno, Node: `process.getBuiltinModule("node:os")`) and may read it
+ * (Deno: `--allow-sys`, asked without a prompt), else null (a web page, no
+ * permission).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hostLoad } from "./wait.ts";
+ * const host = hostLoad();
+ * if (host !== null) {
+ *   host.spare(performance.now());
+ *   const t0 = performance.now();
+ *   while (performance.now() - t0 < 120); // busy over a period
+ *   const spare = host.spare(performance.now());
+ *   assert.ok(spare >= 0 && spare <= navigator.hardwareConcurrency, `${spare}`);
+ * }
+ * ```
+ */
+export function hostLoad(): HostLoad | null {
+  // read from the global object: a web page has neither (tests/web/deno_free_test.ts)
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } })
+    .process;
+  if (typeof proc?.getBuiltinModule !== "function" || processCpuMs() === null) return null;
+  try {
+    if (deno && deno.permissions.querySync({ name: "sys", kind: "cpus" }).state !== "granted") {
+      return null;
+    }
+    const os = proc.getBuiltinModule("node:os") as { cpus?: () => CpuTimes[] } | undefined;
+    if (typeof os?.cpus !== "function") return null;
+    const cpus = () => os.cpus!();
+    const times = (out: Float64Array) => {
+      let busy = 0, idle = 0;
+      for (const c of cpus()) {
+        const t = c.times;
+        busy += t.user + t.nice + t.sys + t.irq;
+        idle += t.idle;
+      }
+      out[0] = busy;
+      out[1] = busy + idle;
+      return busy + idle > 0;
+    };
+    const cores = cpus().length;
+    if (cores === 0 || !times(new Float64Array(2))) return null;
+    return new CpuTimesLoad(times, processCpuMs, cores);
+  } catch {
+    return null;
+  }
+}
+
+/** What a {@linkcode SoloChoice} goes by besides its steps' times. */
+export interface SoloOptions {
+  /** The host's spare cores, or null (default): the steps' times alone. */
+  host?: HostLoad | null;
+  /** The threads a step runs on when not alone (default 2). */
+  threads?: number;
+  /** End a probe early when clearly slower (see {@linkcode WaitPolicy.probeEarlyEnd}); default false. */
+  earlyEnd?: boolean;
+}
+
 /** The median of the first `n` values of `a`, 0 for none (an insertion sort in `scratch`: short arrays, no allocation). */
 function medianOf(a: Float64Array, n: number, scratch: Float64Array): number {
   if (n === 0) return 0;
@@ -916,6 +1170,8 @@ export class SoloChoice {
   solo = false;
   /** Probes run so far (for a report). */
   probes = 0;
+  /** Probes ended early, clearly slower (for a report). */
+  earlyEnds = 0;
   private probing = false;
   private probeN = 0;
   private probe = new Float64Array(PROBE_STEPS);
@@ -926,15 +1182,27 @@ export class SoloChoice {
   private sinceProbe = 0;
   private gap = MIN_GAP;
   private waitShare = 0;
+  /** Whether the last reading alone saw a free core (a new sight probes at once). */
+  private free = false;
   private readonly slowProbes: boolean;
+  private readonly host: HostLoad | null;
+  private readonly threads: number;
+  private readonly earlyEnd: boolean;
 
   /**
    * A choice that starts on all threads; `slowProbes`: a slow step alone
    * (the calm counter) sets off a probe too (see
-   * {@linkcode WaitPolicy.slowProbes}), default false.
+   * {@linkcode WaitPolicy.slowProbes}), default false; `opts`: the host's
+   * spare cores and early ends (see {@linkcode SoloOptions}).
    */
-  constructor(slowProbes = false) {
+  constructor(slowProbes = false, opts: SoloOptions = {}) {
     this.slowProbes = slowProbes;
+    this.host = opts.host ?? null;
+    this.threads = opts.threads ?? 2;
+    this.earlyEnd = opts.earlyEnd ?? false;
+    if (!(Number.isInteger(this.threads) && this.threads >= 2)) {
+      throw new Error(`SoloChoice: threads must be a whole number ≥ 2, got ${this.threads}`);
+    }
   }
 
   /** Whether the coming step runs on the main thread alone. */
@@ -945,38 +1213,67 @@ export class SoloChoice {
   /**
    * Records the step just run as {@linkcode SoloChoice.next} said: `ms`
    * per sample, the share of it the main thread waited for other threads,
-   * and whether the pool's calm counter is set (a recent slow step).
+   * and whether the pool's calm counter is set (a recent slow step); `now`
+   * is the time the host's load is read at (`performance.now()`).
    */
-  record(ms: number, waitShare: number, calm: boolean): void {
+  record(ms: number, waitShare: number, calm: boolean, now: number = performance.now()): void {
     if (this.probing) {
       this.probe[this.probeN++] = ms;
-      if (this.probeN < PROBE_STEPS) return;
-      this.probing = false;
-      this.sinceProbe = 0;
+      if (this.probeN < PROBE_STEPS) {
+        if (!this.earlyEnd || this.probeN !== EARLY_STEPS) return;
+        // each step so far clearly slower: the probe has lost, no need to run it out
+        const mine = medianOf(this.recent, this.recentN, this.scratch);
+        for (let i = 0; i < EARLY_STEPS; i++) if (this.probe[i]! <= EARLY_END * mine) return;
+        this.earlyEnds++;
+        this.lost();
+        return;
+      }
       const other = medianOf(this.probe, PROBE_STEPS, this.scratch);
       const mine = medianOf(this.recent, this.recentN, this.scratch);
       if (other < mine * (1 - SWITCH_MARGIN)) {
+        this.probing = false;
+        this.sinceProbe = 0;
         this.solo = !this.solo;
         this.gap = MIN_GAP;
         this.waitShare = 0;
+        this.free = false;
         this.recent.set(this.probe);
         this.recentN = PROBE_STEPS;
         this.recentAt = PROBE_STEPS;
-      } else {
-        this.gap = Math.min(this.solo ? MAX_SOLO_GAP : MAX_GAP, 2 * this.gap);
-      }
+      } else this.lost();
       return;
     }
     this.recent[this.recentAt] = ms;
     this.recentAt = (this.recentAt + 1) % this.recent.length;
     if (this.recentN < this.recent.length) this.recentN++;
     this.sinceProbe++;
-    if (!this.solo) this.waitShare = 0.9 * this.waitShare + 0.1 * waitShare;
-    // a main thread that waits for the others is a strong sign; a slow step alone (the calm
-    // counter) is often a passing hiccup of the host, so it waits 8 times longer between probes
-    const strong = this.solo || this.waitShare > SUSPECT_WAIT;
-    const gap = strong ? this.gap : Math.min(MAX_GAP, CALM_GAP_FACTOR * this.gap);
-    if ((strong || (calm && this.slowProbes)) && this.sinceProbe >= gap && this.recentN >= 4) {
+    // NaN (unknown) fails every comparison below: the steps' times alone decide
+    const spare = this.host === null ? NaN : this.host.spare(now);
+    let due: boolean;
+    if (this.solo) {
+      if (spare >= this.threads - FREE_SLACK) {
+        // a core came free: probe the threads at once; while it stays free, by the gap
+        due = !this.free || this.sinceProbe >= this.gap;
+        this.free = true;
+      } else {
+        this.free = false;
+        // no core free: a probe of the threads would mostly pay for a busy process's share
+        due = this.sinceProbe >= (spare >= 0 ? BUSY_GAP_FACTOR : 1) * this.gap;
+      }
+    } else {
+      this.waitShare = 0.9 * this.waitShare + 0.1 * waitShare;
+      if (spare >= this.threads - QUIET_SLACK) {
+        // a quiet host: the main thread's waits are the host's hiccups, not a busy process
+        due = false;
+      } else {
+        // a main thread that waits for the others is a strong sign; a slow step alone (the calm
+        // counter) is often a passing hiccup of the host, so it waits 8 times longer between probes
+        const strong = this.waitShare > SUSPECT_WAIT;
+        const gap = strong ? this.gap : Math.min(MAX_GAP, CALM_GAP_FACTOR * this.gap);
+        due = (strong || (calm && this.slowProbes)) && this.sinceProbe >= gap;
+      }
+    }
+    if (due && this.recentN >= 4) {
       this.probing = true;
       this.probeN = 0;
       this.probes++;
@@ -992,6 +1289,14 @@ export class SoloChoice {
     this.sinceProbe = 0;
     this.gap = MIN_GAP;
     this.waitShare = 0;
+    this.free = false;
+  }
+
+  /** A probe lost: the way stays, the next probe comes after twice the gap. */
+  private lost(): void {
+    this.probing = false;
+    this.sinceProbe = 0;
+    this.gap = Math.min(this.solo ? MAX_SOLO_GAP : MAX_GAP, 2 * this.gap);
   }
 }
 

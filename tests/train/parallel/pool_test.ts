@@ -599,8 +599,9 @@ Deno.test("a pool whose worker is held up runs steps on the main thread alone, w
     // a worker that loses its core for 40 ms at each micro-batch
     testSeam: faultSeam({ slow: [{ worker: 1, ms: 40 }] }),
     soloWhenFaster: true,
-    // backups would keep the threads ahead: SoloChoice is the subject here
-    wait: { speculate: false },
+    // backups would keep the threads ahead: SoloChoice is the subject here; the worker sleeps
+    // (no busy process), so the host's spare cores would say quiet and block the probe
+    wait: { speculate: false, hostLoad: false },
   });
   try {
     assertSameRun(await longRun(pool, p2, steps, one), local, "held-up worker");

@@ -282,6 +282,8 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     backupAfter: BACKUP_AFTER,
     betweenSpinMs: 0,
     slowProbes: false,
+    hostLoad: true,
+    probeEarlyEnd: true,
   });
   assert.deepEqual(waitPolicyOf({ ownCores: true }), {
     minSpinMs: OWNED_SPIN_MS,
@@ -292,6 +294,8 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
     backupAfter: BACKUP_AFTER,
     betweenSpinMs: 0,
     slowProbes: false,
+    hostLoad: true,
+    probeEarlyEnd: true,
   });
   assert.equal(waitPolicyOf({ ownCores: true, minSpinMs: 0.1 }).minSpinMs, 0.1);
   assert.throws(() => waitPolicyOf({ minSpinMs: -1 }), /minSpinMs .* got -1/);
@@ -304,6 +308,8 @@ Deno.test("waitPolicyOf fills the defaults and refuses bad values, naming them",
   assert.throws(() => waitPolicyOf({ betweenSpinMs: -0.1 }), /betweenSpinMs .* got -0.1/);
   assert.throws(() => waitPolicyOf({ betweenSpinMs: 1 }), /betweenSpinMs .* got 1/);
   assert.equal(waitPolicyOf({ slowProbes: true }).slowProbes, true);
+  assert.equal(waitPolicyOf({ hostLoad: false }).hostLoad, false);
+  assert.equal(waitPolicyOf({ probeEarlyEnd: false }).probeEarlyEnd, false);
 });
 
 Deno.test("waitChange with Atomics.pause in its spin sees a change made during the spin", async () => {
