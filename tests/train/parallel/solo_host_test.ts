@@ -135,30 +135,50 @@ Deno.test("a host reading of NaN (unknown) leaves the choice to the steps' times
   assert.deepEqual(runs[0], runs[1]);
 });
 
-Deno.test("with earlyEnd a clearly slower probe ends after its first steps, a close one runs out", () => {
+Deno.test("with earlyEnd a clearly slower probe of the threads ends after its first steps, a close one runs out", () => {
   const c = new SoloChoice(false, { earlyEnd: true });
+  drive(c, 40, busyMs, 0.5);
+  assert.equal(c.solo, true);
+  const before = c.probes;
+  // alone 0.8 ms a sample, the threads 1.6: every probe of the threads ends after EARLY_STEPS
+  const alone = drive(c, 2000, (solo) => (solo ? 0.8 : 1.6), 0.5);
+  assert.equal(c.solo, true);
+  const n = c.probes - before;
+  assert.ok(n >= 5, `${n} probes`);
+  assert.equal(c.earlyEnds, n);
+  assert.equal(alone, 2000 - n * EARLY_STEPS);
+  // within EARLY_END of the steps alone: the probe runs its PROBE_STEPS
+  const d = new SoloChoice(false, { earlyEnd: true });
+  drive(d, 40, busyMs, 0.5);
+  const d0 = d.probes;
+  const close = drive(d, 2000, (solo) => (solo ? 0.8 : 0.8 * EARLY_END * 0.95), 0.5);
+  assert.equal(d.earlyEnds, 0);
+  assert.equal(close, 2000 - (d.probes - d0) * PROBE_STEPS);
+  // one fast step among the first is enough to run it out
+  const e = new SoloChoice(false, { earlyEnd: true });
+  drive(e, 40, busyMs, 0.5);
+  while (e.next()) e.record(0.8, 0, false);
+  let k = 0;
+  const ran = drive(e, PROBE_STEPS, (solo) => (solo ? 0.8 : k++ === 0 ? 0.7 : 2), 0.5);
+  assert.equal(ran, 0, "the whole probe on the threads");
+  assert.equal(e.earlyEnds, 0);
+});
+
+Deno.test("a probe of the main thread alone always runs out (its first steps pay for the workers' spin)", () => {
   // on the threads, waiting: a probe alone that is clearly slower (1.6 against 1)
+  const c = new SoloChoice(false, { earlyEnd: true });
   const alone = drive(c, 2000, (solo) => (solo ? 1.6 : 1), 0.5);
   assert.equal(c.solo, false);
   assert.ok(c.probes >= 5, `${c.probes} probes`);
-  assert.equal(c.earlyEnds, c.probes);
-  assert.equal(alone, c.probes * EARLY_STEPS);
-  // a probe within EARLY_END of the recent steps runs its PROBE_STEPS
-  const d = new SoloChoice(false, { earlyEnd: true });
-  const close = drive(d, 2000, (solo) => (solo ? EARLY_END * 0.95 : 1), 0.5);
-  assert.equal(d.earlyEnds, 0);
-  assert.equal(close, d.probes * PROBE_STEPS);
-  // one fast step among the first is enough to run it out
-  const e = new SoloChoice(false, { earlyEnd: true });
-  let k = 0;
-  drive(e, 16, () => 1, 0.5);
-  const n = drive(e, PROBE_STEPS, (solo) => (solo ? (k++ === 0 ? 0.9 : 2) : 1), 0.5);
-  assert.equal(n, PROBE_STEPS);
-  assert.equal(e.earlyEnds, 0);
-  // without earlyEnd (the class's default) every probe runs out
+  assert.equal(c.earlyEnds, 0);
+  assert.equal(alone, c.probes * PROBE_STEPS);
+  // without earlyEnd (the class's default) a probe of the threads runs out too
   const f = new SoloChoice();
-  const all = drive(f, 2000, (solo) => (solo ? 1.6 : 1), 0.5);
-  assert.equal(all, f.probes * PROBE_STEPS);
+  drive(f, 40, busyMs, 0.5);
+  const f0 = f.probes;
+  const all = drive(f, 2000, (solo) => (solo ? 0.8 : 1.6), 0.5);
+  assert.equal(f.earlyEnds, 0);
+  assert.equal(all, 2000 - (f.probes - f0) * PROBE_STEPS);
 });
 
 Deno.test("an early end of a probe of the threads while alone keeps the pool alone", () => {
@@ -230,4 +250,18 @@ Deno.test("hostLoad reads this host's cores' times: a busy loop here leaves the 
   const cores = navigator.hardwareConcurrency;
   // this busy loop is this process's own: it counts as spare
   assert.ok(spare >= 0.5 && spare <= cores, `${spare} of ${cores}`);
+});
+
+Deno.test("a probe's first step (it pays for the change of threads) is left out of its verdict", () => {
+  const c = new SoloChoice();
+  // on the threads, 1 ms a sample, the main thread waiting half of each step
+  for (let i = 0; i < 16; i++) c.record(1, 0.5, false);
+  // the probe alone: its first step slow (the workers still spinning), one more hiccup
+  const probe = [8, 0.8, 8, 0.8];
+  for (const ms of probe) {
+    assert.equal(c.next(), true);
+    c.record(ms, 0, false);
+  }
+  // the median of 0.8, 8, 0.8 is 0.8: alone is faster (all four: 8)
+  assert.equal(c.solo, true);
 });
