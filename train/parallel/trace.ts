@@ -262,7 +262,11 @@ export class Profiler {
   }
 
   /** The trace as Chrome trace-event JSON (`{ traceEvents }`), times in µs from the first span. */
-  toChromeTrace(): { traceEvents: TraceEvent[]; displayTimeUnit: "ms" } {
+  toChromeTrace(): {
+    traceEvents: TraceEvent[];
+    displayTimeUnit: "ms";
+    otherData: { epochMs: number };
+  } {
     let t0 = Infinity;
     for (const t of this.threads) {
       for (let i = 0; i < t.count[0]!; i++) t0 = Math.min(t0, t.spans[i * WIDTH + 2]!);
@@ -296,7 +300,8 @@ export class Profiler {
         events.push(e);
       }
     });
-    return { traceEvents: events, displayTimeUnit: "ms" };
+    // the first span's wall-clock time, to line the trace up with OS traces (perf -k realtime)
+    return { traceEvents: events, displayTimeUnit: "ms", otherData: { epochMs: t0 } };
   }
 
   /** The label of a span: the node's name for an op, else the kind's name. */

@@ -19,6 +19,7 @@ function setup() {
 
 Deno.test("a profiled pool writes a Chrome trace: a track per thread, kernels as fwd/bwd, micro-batches, reductions, steps, updates", async () => {
   const { spec, params, data, batch } = setup();
+  const before = Date.now();
   const pool = await WorkerPool.create(spec, {
     workers: 2,
     params,
@@ -44,6 +45,13 @@ Deno.test("a profiled pool writes a Chrome trace: a track per thread, kernels as
   }
   const trace = pool.profiler!.toChromeTrace();
   JSON.parse(JSON.stringify(trace)); // plain JSON
+  // the first span's wall-clock time (ts 0), to line the trace up with perf's (sched_trace.ts)
+  const { epochMs } = trace.otherData;
+  assert.ok(
+    epochMs >= before - 1 && epochMs <= Date.now(),
+    `epochMs ${epochMs}, run from ${before}`,
+  );
+  assert.equal(Math.min(...trace.traceEvents.filter((e) => e.ph === "X").map((e) => e.ts!)), 0);
   const spans = trace.traceEvents.filter((e) => e.ph === "X");
   const names = trace.traceEvents.filter((e) => e.ph === "M").map((e) => e.args!.name);
   // worker i is thread i + 1; with the main thread computing, the pool has worker 1 only
