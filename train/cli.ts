@@ -448,19 +448,32 @@ export function humanReporter(write: (s: string) => void, tty: boolean): (e: Tra
           write(`final loss ${e.train_loss.toExponential(4)}, ${e.seconds.toFixed(2)} s\n`);
           break;
         }
-        write(
-          Number.isNaN(e.test_loss)
-            ? "not evaluated: interrupted before the first evaluation\n"
-            : `test accuracy ${(100 * e.test_accuracy).toFixed(2)}%, test loss ${
-              e.test_loss.toFixed(4)
-            }\n`,
-        );
-        if (e.confusion?.length) {
-          write("confusion matrix (rows: true digit, columns: predicted)\n");
-          write(`      ${e.confusion.map((_, j) => String(j).padStart(5)).join("")}\n`);
-          e.confusion.forEach((row, i) =>
-            write(`  ${String(i).padStart(3)} ${row.map((v) => String(v).padStart(5)).join("")}\n`)
+        {
+          // a Ctrl-C does not wait for an evaluation: the figures are then the last epoch's
+          const at = e.tested_at_step;
+          const stale = at !== null && at !== e.steps
+            ? ` (measured at step ${at}, the last evaluation, not at step ${e.steps})`
+            : "";
+          write(
+            at === null || Number.isNaN(e.test_loss)
+              ? "not evaluated: interrupted before the first evaluation\n"
+              : `test accuracy ${(100 * e.test_accuracy).toFixed(2)}%, test loss ${
+                e.test_loss.toFixed(4)
+              }${stale}\n`,
           );
+          if (e.confusion?.length) {
+            write(
+              `confusion matrix${
+                stale ? ` at step ${at}` : ""
+              } (rows: true digit, columns: predicted)\n`,
+            );
+            write(`      ${e.confusion.map((_, j) => String(j).padStart(5)).join("")}\n`);
+            e.confusion.forEach((row, i) =>
+              write(
+                `  ${String(i).padStart(3)} ${row.map((v) => String(v).padStart(5)).join("")}\n`,
+              )
+            );
+          }
         }
         // the steps count those before a resume, the seconds only this run's
         write(

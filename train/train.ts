@@ -214,6 +214,14 @@ export interface TrainSummary {
   test_accuracy: number;
   /** Mean test loss (`poly`: the last training loss). */
   test_loss: number;
+  /**
+   * The step whose parameters `test_accuracy`, `test_loss` and `confusion` measured: `steps`,
+   * except after a stop by a signal (Ctrl-C), which does not wait for an evaluation: then the
+   * last epoch's end, earlier than the parameters returned and checkpointed; `null` when the run
+   * stopped before its first evaluation. `poly`: the step before the last, whose parameters
+   * gave the last training loss.
+   */
+  tested_at_step: number | null;
   /** Loss of the last mini-batch. */
   train_loss: number;
   /** Whether the run stopped early (abort signal or `maxSteps`). */
@@ -633,8 +641,11 @@ interface Run {
   evalResult: EvaluateResult;
   /** Global step the last evaluation saw, -1 for none. */
   evaluatedAt: number;
-  /** The checkpoint file this run last wrote, or resumed from, and its step. */
-  lastCheckpoint: { path: string; step: number } | null;
+  /**
+   * The checkpoint file this run last wrote, or resumed from, its step and its test loss (when
+   * it was evaluated there).
+   */
+  lastCheckpoint: { path: string; step: number; testLoss?: number } | null;
 }
 
 /** Model, data, parameters (initial, --init or resumed), optimiser and runner. */
@@ -710,9 +721,9 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
   if (testSet.count === 0) throw new TrainError(`The test set "${testSet.name}" has no samples`);
   const loader = new BatchLoader(trainSet as unknown as Dataset, { batch, seed });
   const tools = stepTools(opts, optimizer.lr, epochs * loader.stepsPerEpoch);
-  let elapsedBefore = 0;
+  let elapsedBefore = 0, resumedTestLoss: number | undefined;
   if (opts.resume) {
-    elapsedBefore = await resumeFrom(
+    ({ seconds: elapsedBefore, testLoss: resumedTestLoss } = await resumeFrom(
       opts.resume,
       model.name,
       shapes,
@@ -721,7 +732,7 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       cursor,
       history,
       { seed, batch, stepsPerEpoch: loader.stepsPerEpoch, tools, buffers: spec.buffers },
-    );
+    ));
   }
   const data: SharedData = {
     images: trainSet.images,
@@ -797,7 +808,9 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
     interrupted: false,
     evalResult: { loss: NaN, accuracy: NaN, confusion: [] },
     evaluatedAt: -1,
-    lastCheckpoint: opts.resume ? { path: opts.resume, step: cursor.globalStep } : null,
+    lastCheckpoint: opts.resume
+      ? { path: opts.resume, step: cursor.globalStep, testLoss: resumedTestLoss }
+      : null,
   };
   run.emit({
     event: "start",
@@ -857,12 +870,30 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
 async function checkpoint(run: Run, reason: string): Promise<void> {
   const path = run.opts.checkpoint;
   if (!path) return;
+  // written already (an epoch's end that was the run's end): once is enough
+  const last = run.lastCheckpoint;
+  if (last?.path === path && last.step === run.cursor.globalStep) return;
+  // a step's update can overflow though its loss was finite: such parameters are no checkpoint
+  const broken = nonFiniteParam(run.params);
+  if (broken) {
+    run.emit({
+      event: "warning",
+      message: `no checkpoint written at step ${run.cursor.globalStep} (${reason}): ${broken}.${
+        last ? keptCheckpoint(run) : ""
+      }`,
+    });
+    return;
+  }
   await saveCheckpoint(path, run, {
     seed: run.seed,
     batch: run.batch,
     seconds: run.elapsedBefore + (performance.now() - run.t0) / 1000,
   });
-  run.lastCheckpoint = { path, step: run.cursor.globalStep };
+  run.lastCheckpoint = {
+    path,
+    step: run.cursor.globalStep,
+    testLoss: run.evaluatedAt === run.cursor.globalStep ? run.evalResult.loss : undefined,
+  };
   run.emit({ event: "checkpoint", path, step: run.cursor.globalStep, reason });
 }
 
@@ -895,9 +926,8 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
     if (inPool) run.tools.setLr(run.optimizer, cursor.globalStep);
     const { loss } = await run.runner.step(indices.subarray(0, n), cursor.globalStep, run.grads);
     if (!Number.isFinite(loss)) {
-      const last = run.lastCheckpoint;
-      const kept = last
-        ? ` The last good checkpoint is kept: "${last.path}" at step ${last.step}; to go on from it with a lower --lr, start from its parameters with --init "${last.path}" (--resume needs the same --lr).`
+      const kept = run.lastCheckpoint
+        ? keptCheckpoint(run)
         : opts.checkpoint
         ? ` No checkpoint had been written yet (the first is at the end of epoch 1).`
         : "";
@@ -946,6 +976,24 @@ async function runEpoch(run: Run, pause: EventLoopYield): Promise<boolean> {
     test_accuracy: r.accuracy,
     seconds: (performance.now() - te) / 1000,
   });
+  // parameters whose test loss is not finite are no checkpoint to go on from: the next step's
+  // loss was Infinity, and so was the first step of a run started from them at a lower lr
+  const broken = !Number.isFinite(r.loss)
+    ? `the test loss is ${r.loss}`
+    : nonFiniteParam(run.params);
+  if (broken) {
+    throw new TrainError(
+      `Training stopped: ${broken} after epoch ${
+        cursor.epoch + 1
+      } (step ${cursor.globalStep}); ${ADVICE}, so its parameters are not saved.${
+        run.lastCheckpoint
+          ? keptCheckpoint(run)
+          : opts.checkpoint
+          ? " No earlier checkpoint was written: start afresh with a lower learning rate."
+          : ""
+      }`,
+    );
+  }
   cursor.epoch++;
   cursor.stepInEpoch = 0;
   cursor.epochLoss = 0;
@@ -983,6 +1031,7 @@ async function finishRun(run: Run): Promise<TrainResult> {
     samples_per_sec: run.samples / seconds,
     test_accuracy: r.accuracy,
     test_loss: r.loss,
+    tested_at_step: run.evaluatedAt < 0 ? null : run.evaluatedAt,
     train_loss: run.lastLoss,
     interrupted: run.interrupted,
     ...(run.spec.lossKind === "cross-entropy" ? { confusion: r.confusion } : {}),
@@ -1080,6 +1129,8 @@ async function saveCheckpoint(
     seed: String(extra.seed),
     batch: String(extra.batch),
     seconds: String(extra.seconds),
+    // the parameters' test loss, when they were evaluated (not at a Ctrl-C)
+    ...(run.evaluatedAt === cursor.globalStep ? { test_loss: String(run.evalResult.loss) } : {}),
     history: JSON.stringify(run.history),
   });
 }
@@ -1101,7 +1152,7 @@ interface RunIdentity {
  * extra), finite values, each metadata field, and that the seed, batch size
  * and learning rate are those the checkpoint was trained with (a change would
  * make the resumed run differ from an uninterrupted one, so it is refused).
- * Returns the seconds already trained.
+ * Returns the seconds already trained and the test loss it was saved with (if any).
  */
 async function resumeFrom(
   path: string,
@@ -1112,7 +1163,7 @@ async function resumeFrom(
   cursor: Cursor,
   history: History,
   run: RunIdentity,
-): Promise<number> {
+): Promise<{ seconds: number; testLoss?: number }> {
   const bad = (why: string) => new TrainError(`Cannot resume from "${path}": ${why}`);
   let file: Awaited<ReturnType<typeof readSafetensors>>;
   try {
@@ -1147,8 +1198,26 @@ async function resumeFrom(
     }
     return n;
   };
+  // the run's settings first: the fields after them are counted in this run's steps
+  const seed = whole("seed");
+  if (seed !== run.seed) {
+    throw bad(
+      `it was trained with seed ${seed} (--seed); resume with the same seed, not ${run.seed}`,
+    );
+  }
+  // checkpoints older than the "batch" field are checked through "step" below
+  if (metadata.batch !== undefined && whole("batch") !== run.batch) {
+    throw bad(
+      `it was trained with batch ${metadata.batch} (--batch); resume with the same batch size, not ${run.batch}`,
+    );
+  }
   const epoch = whole("epoch");
-  const stepInEpoch = whole("step_in_epoch", run.stepsPerEpoch);
+  const stepInEpoch = whole("step_in_epoch");
+  if (stepInEpoch > run.stepsPerEpoch) {
+    throw bad(
+      `metadata field "step_in_epoch" is ${stepInEpoch} but an epoch of this run has ${run.stepsPerEpoch} steps (was the training set or the batch different?)`,
+    );
+  }
   const step = whole("step");
   // checkpoints written before these fields: the epoch's mean covers the steps after the resume
   let epochLoss = 0, epochSteps = 0;
@@ -1160,18 +1229,6 @@ async function resumeFrom(
         `metadata field "epoch_loss_sum" must be a finite number, got "${metadata.epoch_loss_sum}"`,
       );
     }
-  }
-  const seed = whole("seed");
-  if (seed !== run.seed) {
-    throw bad(
-      `it was trained with seed ${seed} (--seed); resume with the same seed, not ${run.seed}`,
-    );
-  }
-  // checkpoints older than the "batch" field are checked through "step" above
-  if (metadata.batch !== undefined && whole("batch") !== run.batch) {
-    throw bad(
-      `it was trained with batch ${metadata.batch} (--batch); resume with the same batch size, not ${run.batch}`,
-    );
   }
   if (step !== epoch * run.stepsPerEpoch + stepInEpoch) {
     throw bad(
@@ -1197,9 +1254,13 @@ async function resumeFrom(
   } catch (e) {
     throw bad(`metadata field "history" is not valid JSON (${(e as Error).message})`);
   }
+  // a regression's accuracy is NaN, which JSON writes as null
   const pairs = (v: unknown) =>
     Array.isArray(v) &&
-    v.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === "number"));
+    v.every((p) =>
+      Array.isArray(p) && p.length === 2 && typeof p[0] === "number" &&
+      (typeof p[1] === "number" || p[1] === null)
+    );
   if (
     typeof h !== "object" || h === null || !pairs(h.loss ?? []) || !pairs(h.testAccuracy ?? [])
   ) {
@@ -1264,8 +1325,11 @@ async function resumeFrom(
   cursor.epochLoss = epochLoss;
   cursor.epochSteps = epochSteps;
   history.loss.push(...(h.loss ?? []));
-  history.testAccuracy.push(...(h.testAccuracy ?? []));
-  return seconds;
+  history.testAccuracy.push(
+    ...(h.testAccuracy ?? []).map(([e, a]): [number, number] => [e, a ?? NaN]),
+  );
+  const testLoss = Number(metadata.test_loss);
+  return { seconds, testLoss: Number.isFinite(testLoss) ? testLoss : undefined };
 }
 
 // loss points are kept by global step, accuracy by epoch: both are drawn
@@ -1302,7 +1366,10 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
   const lr = opts.lr ?? d.lr;
   const emit = opts.onEvent ?? (() => {});
   if ((opts.data ?? "synthetic") !== "synthetic") {
-    throw new TrainError(`The poly model trains on --data synthetic, not "${opts.data}"`);
+    const given = typeof opts.data === "string" ? `"${opts.data}"` : "data given as arrays";
+    throw new TrainError(
+      `The poly model trains on its own synthetic data (data "synthetic", --data synthetic), not ${given}; to fit your data, train a model from defineModel`,
+    );
   }
   const trueCoefficients: [number, number, number] = [0.5, -2, 3];
   const count = 1000;
@@ -1405,6 +1472,8 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
     samples_per_sec: (steps * batch) / seconds,
     test_accuracy: NaN,
     test_loss: loss,
+    // the last step's loss was computed on the parameters before its update
+    tested_at_step: steps ? steps - 1 : null,
     train_loss: loss,
     interrupted,
     coefficients: coefficients(),
@@ -1413,6 +1482,28 @@ async function trainPoly(opts: TrainOptions): Promise<TrainResult> {
   emit({ event: "done", ...summary });
   if (opts.saveModel) await model.save(opts.saveModel);
   return { ...summary, name: summary.model, params, model };
+}
+
+/** What to do about a diverging run, in the words of train() and of the CLI. */
+const ADVICE =
+  "lower the learning rate (lr, --lr) or clip the gradients (clipGradNorm, --clip-grad-norm)";
+
+/** Where the run can go on from after it diverged: its last checkpoint, which was good. */
+function keptCheckpoint(run: Run): string {
+  const { path, step, testLoss } = run.lastCheckpoint!;
+  // how good: a test loss far above the first epoch's may need a much lower rate, or clipping
+  const loss = testLoss === undefined ? "" : ` (test loss ${testLoss.toPrecision(4)})`;
+  return ` The last good checkpoint is kept: "${path}" at step ${step}${loss}; to go on from it with a lower learning rate, start from its parameters with init (--init) "${path}" (a resume, --resume, needs the same lr).`;
+}
+
+/** "parameter "w" holds NaN at index 3" for the first value that is not finite, else "". */
+function nonFiniteParam(params: Map<string, Float32Array>): string {
+  for (const [k, v] of params) {
+    for (let i = 0; i < v.length; i++) {
+      if (!Number.isFinite(v[i])) return `parameter "${k}" holds ${v[i]} at index ${i}`;
+    }
+  }
+  return "";
 }
 
 /**
@@ -1429,9 +1520,7 @@ function nonFinite(
   return new TrainError(
     `Training stopped: the loss is ${loss} at step ${at.globalStep + 1} (epoch ${
       at.epoch + 1
-    } step ${
-      at.stepInEpoch + 1
-    }/${stepsPerEpoch}); lower the learning rate (--lr) or clip the gradients (--clip-grad-norm).${kept}`,
+    } step ${at.stepInEpoch + 1}/${stepsPerEpoch}); ${ADVICE}.${kept}`,
   );
 }
 

@@ -262,6 +262,7 @@ Deno.test("after a resume the summary line says how many steps this run took", (
     samples_per_sec: 5333,
     test_accuracy: 0.96,
     test_loss: 0.1,
+    tested_at_step: 500,
     train_loss: 0.1,
     interrupted: false,
   } as const;
@@ -277,4 +278,13 @@ Deno.test("after a resume the summary line says how many steps this run took", (
   report({ ...start, resumed_from_step: 0 });
   report(done);
   assert.match(lines.at(-1)!, /^500 steps in 1\.5 s/);
+  assert.equal(lines.at(-2), "test accuracy 96.00%, test loss 0.1000\n");
+  // after a Ctrl-C in epoch 3 the figures are epoch 2's: said so
+  lines.length = 0;
+  report({ ...done, steps: 697, interrupted: true, confusion: [[1, 0], [0, 1]] });
+  assert.equal(
+    lines[0],
+    "test accuracy 96.00%, test loss 0.1000 (measured at step 500, the last evaluation, not at step 697)\n",
+  );
+  assert.match(lines[1]!, /^confusion matrix at step 500 \(rows/);
 });

@@ -70,7 +70,9 @@ const cases: [string, Record<string, unknown>, (t: any, m: any) => void, string[
   }, ['.bias"', "NaN at index 1"]],
   ['epoch "abc"', {}, (_, m) => (m.epoch = "abc"), ['"epoch"', '"abc"']],
   ['epoch "1000000"', {}, (_, m) => (m.epoch = "1000000"), ['"step"', "epoch 1000000"]],
-  ['step_in_epoch "1000"', {}, (_, m) => (m.step_in_epoch = "1000"), ['"step_in_epoch"', '"1000"']],
+  ['step_in_epoch "1000"', {}, (_, m) => (m.step_in_epoch = "1000"), [
+    '"step_in_epoch" is 1000 but an epoch of this run has 8 steps',
+  ]],
   ['step "-5"', {}, (_, m) => (m.step = "-5"), ['"step"', '"-5"']],
   ["a bad history", {}, (_, m) => (m.history = "{"), ['"history"', "not valid JSON"]],
   ["a history of the wrong form", {}, (_, m) => (m.history = '{"loss":5}'), ['"history"']],
@@ -94,6 +96,12 @@ Deno.test("resume refuses a different --seed, --batch or --lr, saying which", as
   await withCheckpoint({}, async (path) => {
     await refused(path, { seed: 4 }, "seed 3 (--seed)", "not 4");
     await refused(path, { batch: 4 }, "batch 8 (--batch)", "not 4");
+    // at step 3 of an epoch that batch 32 makes 2 steps long: still the batch, not a bad field
+    await refused(
+      path,
+      { batch: 32 },
+      "batch 8 (--batch); resume with the same batch size, not 32",
+    );
     await refused(path, { lr: 0.01 }, "lr 0.05 (--lr)", "not 0.01");
   });
 });
@@ -147,6 +155,52 @@ Deno.test("an abort during the end-of-epoch evaluation stops it within a chunk",
   assert.equal(r.interrupted, true);
   assert.equal(r.steps, 8);
   assert.equal(events.filter((e) => e.event === "epoch").length, 0);
+});
+
+Deno.test("a Ctrl-C mid-epoch reports the last evaluation's figures with the step they measured", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ac = new AbortController();
+    const events: TrainEvent[] = [];
+    const r = await train({
+      ...base,
+      epochs: 3,
+      checkpoint: `${dir}/ck.st`,
+      signal: ac.signal,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.event === "step" && e.global_step === 11) ac.abort();
+      },
+    });
+    assert.equal(r.interrupted, true);
+    assert.equal(r.steps, 11);
+    // epoch 1's evaluation (step 8) stands: the parameters returned and saved are at step 11
+    assert.equal(r.tested_at_step, 8);
+    const epoch = events.find((e) => e.event === "epoch")!;
+    assert.ok(epoch.event === "epoch" && r.test_loss === epoch.test_loss);
+    const done = events.at(-1)!;
+    assert.ok(done.event === "done" && done.tested_at_step === 8 && done.steps === 11);
+    // a finished run measured its own parameters, and wrote its last checkpoint once
+    const saved: string[] = [];
+    const whole = await train({
+      ...base,
+      epochs: 2,
+      checkpoint: `${dir}/whole.st`,
+      onEvent: (e) => e.event === "checkpoint" && saved.push(`${e.step} ${e.reason}`),
+    });
+    assert.equal(whole.tested_at_step, whole.steps);
+    assert.deepEqual(saved, ["8 epoch", "16 epoch"]);
+    // one stopped before any evaluation measured nothing
+    const early = new AbortController();
+    const none = await train({
+      ...base,
+      signal: early.signal,
+      onEvent: (e) => e.event === "step" && e.global_step === 2 && early.abort(),
+    });
+    assert.equal(none.tested_at_step, null);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("an unknown kernel tier is refused before anything runs", async () => {

