@@ -100,6 +100,14 @@ Deno.test("train()'s resume and init errors name the option and the flag, not th
       { init: `${dir}/none.st` },
       /^init \(--init\): safetensors file ".*none\.st": cannot read it: file not found$/,
     );
+    // poly draws its own data: arrays given to it were printed as "[object Object]"
+    await assert.rejects(train({ model: "poly", data }), (e: Error) => {
+      assert.equal(
+        e.message,
+        'The poly model trains on its own synthetic data (data "synthetic", --data synthetic), not data given as arrays; to fit your data, train a model from defineModel',
+      );
+      return true;
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

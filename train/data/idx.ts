@@ -56,8 +56,10 @@ function hex(b: number): string {
 /**
  * Parses the bytes of an (already decompressed) IDX file, checking the magic,
  * the type code, the dimensions and that the data length matches the header
- * exactly. Errors name `fileName` and what was wrong. The result's `data`
- * is a view into `bytes`, not a copy.
+ * exactly. Errors name `fileName` and what was wrong. With `ndim`, the
+ * dimension count the file must declare (3 for MNIST images, 1 for labels),
+ * a magic number that declares another is refused before its dimensions
+ * are read. The result's `data` is a view into `bytes`, not a copy.
  *
  * @example
  * ```ts
@@ -65,9 +67,13 @@ function hex(b: number): string {
  * import { parseIdx } from "./idx.ts";
  * const bytes = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 2, 5, 9]);
  * assert.deepEqual(parseIdx(bytes, "labels"), { dims: [2], type: "u8", data: new Uint8Array([5, 9]) });
+ * assert.throws(
+ *   () => parseIdx(bytes, "images", 3),
+ *   /magic number 0x00 0x00 0x08 0x01 declares 1 dimension, but this file needs 3 \(0x00 0x00 0x08 0x03: images/,
+ * );
  * ```
  */
-export function parseIdx(bytes: Uint8Array, fileName: string): IdxArray {
+export function parseIdx(bytes: Uint8Array, fileName: string, ndim?: number): IdxArray {
   const fail = (why: string) => new Error(`IDX file "${fileName}": ${why}`);
   if (bytes.length < 4) {
     throw fail(`too short for the 4-byte magic number, only ${bytes.length} bytes`);
@@ -87,18 +93,28 @@ export function parseIdx(bytes: Uint8Array, fileName: string): IdxArray {
         : `unknown data type ${hex(type)} in magic number ${magic}`,
     );
   }
-  const ndim = bytes[3];
-  if (ndim === 0) throw fail(`the magic number ${magic} declares 0 dimensions`);
-  const headerBytes = 4 + 4 * ndim;
+  const declared = bytes[3];
+  if (declared === 0) throw fail(`the magic number ${magic} declares 0 dimensions`);
+  // a labels file given for images read 0x00000803's dimensions from the labels as a size
+  if (ndim !== undefined && declared !== ndim) {
+    throw fail(
+      `the magic number ${magic} declares ${declared} dimension${
+        declared === 1 ? "" : "s"
+      }, but this file needs ${ndim} (${[0, 0, 8, ndim].map(hex).join(" ")}${
+        ndim === 1 ? ": labels" : ndim === 3 ? ": images, count×rows×columns" : ""
+      })`,
+    );
+  }
+  const headerBytes = 4 + 4 * declared;
   if (bytes.length < headerBytes) {
     throw fail(
-      `truncated header: ${ndim} dimensions need ${headerBytes} header bytes but the file has ${bytes.length}`,
+      `truncated header: ${declared} dimensions need ${headerBytes} header bytes but the file has ${bytes.length}`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dims: number[] = [];
   let size = 1;
-  for (let i = 0; i < ndim; i++) {
+  for (let i = 0; i < declared; i++) {
     const d = view.getUint32(4 + 4 * i, false);
     dims.push(d);
     size *= d;
@@ -331,7 +347,7 @@ export async function splitFromIdx(
   for (const role of ROLES) {
     let bytes = files[role];
     if (isGzip(paths[role], bytes)) bytes = await gunzip(bytes, paths[role]);
-    parsed[role] = parseIdx(bytes, paths[role]);
+    parsed[role] = parseIdx(bytes, paths[role], role.endsWith("Labels") ? 1 : 3);
   }
   const train = toDataset(
     `${name} train`,

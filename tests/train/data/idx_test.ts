@@ -192,8 +192,7 @@ Deno.test("loadIdxDir rejects images that are not 3-D and truncated files", asyn
   try {
     await rejectsWith(
       loadIdxDir(flat),
-      `"${flat}/train-images-idx3-ubyte": images must be 3-D`,
-      "got dimensions 5×6",
+      `"${flat}/train-images-idx3-ubyte": the magic number 0x00 0x00 0x08 0x02 declares 2 dimensions, but this file needs 3 (0x00 0x00 0x08 0x03: images, count×rows×columns)`,
     );
     await rejectsWith(
       loadIdxDir(cut),
@@ -205,6 +204,22 @@ Deno.test("loadIdxDir rejects images that are not 3-D and truncated files", asyn
     );
   } finally {
     for (const d of [flat, cut, wrongMagic]) await Deno.remove(d, { recursive: true });
+  }
+});
+
+Deno.test("loadIdxDir names a magic number with the wrong dimension count before reading sizes from it", async () => {
+  // 200 labels behind the magic 0x00000803: its "dimensions" were the labels themselves,
+  // "truncated, header says 200×134416645×33555718 = 902089406825222000 bytes"
+  const labels = idx([200], Uint8Array.from({ length: 200 }, (_, i) => i % 10));
+  labels[3] = 3;
+  const dir = await writeDir({ "train-labels-idx1-ubyte": labels });
+  try {
+    await rejectsWith(
+      loadIdxDir(dir),
+      `IDX file "${dir}/train-labels-idx1-ubyte": the magic number 0x00 0x00 0x08 0x03 declares 3 dimensions, but this file needs 1 (0x00 0x00 0x08 0x01: labels)`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
