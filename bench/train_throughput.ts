@@ -33,12 +33,16 @@
  * fixed cost per micro-batch or the pool's waits (`sync_bound_per_rep`, see
  * `syncBound` in `bench/_sync_bound.ts`), and the pool's rate over that best
  * (`of_bound_per_rep`): the vCPUs' unequal speeds apart from the pool's own
- * losses. The processes are free to move between CPUs, and a process that
+ * losses. `processes_cpu_per_rep` gives each process's CPU seconds over its
+ * seconds (its V8 helper threads included) and `cpu_per_rep` the pool's: two
+ * processes at the same CPU share but unequal rates ran at unequal speeds,
+ * not unequally often. The processes are free to move between CPUs, and a process that
  * does averages their speeds, which hides the gap a step pays for; `--pin
  * true` pins process i to CPU i (`taskset`), so that each rate is one vCPU's.
  *
  * @module
  */
+import process from "node:process";
 import { benchArgs } from "./_args.ts";
 import { initParams } from "../graph/params.ts";
 import { makePlan } from "../graph/plan.ts";
@@ -368,7 +372,11 @@ if (values.child) {
     const got = await input.next();
     if (got.done) break;
     const n = Number((got.value as string).split(" ")[1]);
-    console.log(JSON.stringify({ secs: await run(runner, n) }));
+    const c0 = process.cpuUsage();
+    const secs = await run(runner, n);
+    const c = process.cpuUsage(c0);
+    // CPU seconds of the whole process (its V8 helper threads too) over the same steps
+    console.log(JSON.stringify({ secs, cpu: (c.user + c.system) / 1e6 }));
   }
   Deno.exit(0);
 }
@@ -421,11 +429,11 @@ async function baselineProcesses(n: number, cfg: Config) {
   return {
     /** The number of processes. */
     count: procs.length,
-    /** Runs `steps` steps in every process at once; their seconds. */
-    async run(steps: number): Promise<number[]> {
+    /** Runs `steps` steps in every process at once; their seconds and CPU seconds. */
+    async run(steps: number): Promise<{ secs: number; cpu: number }[]> {
       await Promise.all(writers.map((w) => w.write(new TextEncoder().encode(`go ${steps}\n`))));
       const got = await Promise.all(outs.map((o) => o.next()));
-      return got.map((g) => JSON.parse(g.value as string).secs as number);
+      return got.map((g) => JSON.parse(g.value as string) as { secs: number; cpu: number });
     },
     async close() {
       for (const w of writers) await w.close().catch(() => {});
@@ -445,6 +453,10 @@ interface Entry {
   sums: number[];
   /** Each baseline process's own rate, per rep. */
   procs: number[][];
+  /** Each baseline process's CPU seconds over its seconds, per rep. */
+  procCpu: number[][];
+  /** This runner's process's CPU seconds over its seconds, per rep. */
+  cpu: number[];
 }
 
 function makeRunner(workers: number, cfg: Config): Promise<GradientRunner> | GradientRunner {
@@ -516,6 +528,8 @@ try {
         rates: [],
         sums: [],
         procs: [],
+        procCpu: [],
+        cpu: [],
       });
     }
   }
@@ -546,24 +560,35 @@ try {
       // every `chunk` steps, so that the machine's drift within a rep hits all
       const bases = [...new Set(group.map((e) => e.baseline).filter((b) => b !== null))];
       const turns = [...bases, ...group];
-      const secs = turns.map(() => 0);
+      const secs = turns.map(() => 0), cpus = turns.map(() => 0);
       const baseSecs = bases.map((b) => new Array<number>(b.count).fill(0));
+      const baseCpu = bases.map((b) => new Array<number>(b.count).fill(0));
       for (let done = 0, c = r; done < steps; done += chunk, c++) {
         const n = Math.min(chunk, steps - done);
         for (let j = 0; j < turns.length; j++) {
           const i = c % 2 === 0 ? j : turns.length - 1 - j;
           if (i < bases.length) {
-            (await bases[i]!.run(n)).forEach((t, p) => (baseSecs[i]![p]! += t));
-          } else secs[i]! += await run(group[i - bases.length]!.runner, n);
+            (await bases[i]!.run(n)).forEach((t, p) => {
+              baseSecs[i]![p]! += t.secs;
+              baseCpu[i]![p]! += t.cpu;
+            });
+          } else {
+            const c0 = process.cpuUsage();
+            secs[i]! += await run(group[i - bases.length]!.runner, n);
+            const c = process.cpuUsage(c0);
+            cpus[i]! += (c.user + c.system) / 1e6;
+          }
         }
       }
       group.forEach((e, i) => {
         e.rates.push((steps * batch) / secs[i + bases.length]!);
+        e.cpu.push(cpus[i + bases.length]! / secs[i + bases.length]!);
         // N processes at once: the sum of their rates
         const b = bases.indexOf(e.baseline!);
         if (b >= 0) {
           const own = baseSecs[b]!.map((t) => (steps * batch) / t);
           e.procs.push(own);
+          e.procCpu.push(baseCpu[b]!.map((t, p) => t / baseSecs[b]![p]!));
           e.sums.push(own.reduce((a, x) => a + x, 0));
         }
       });
@@ -623,6 +648,11 @@ try {
           of_processes_per_rep: ratios(e.rates, e.sums),
           // each process's own rate: the two vCPUs' speeds at that moment
           processes_per_rep: e.procs.map((p) => p.map(Math.round)),
+          // each one's CPU seconds over its seconds (its V8 helper threads too): a process
+          // slower at the same CPU share runs slower code or on a slower vCPU, not less often
+          processes_cpu_per_rep: e.procCpu.map((p) => p.map((x) => Number(x.toFixed(2)))),
+          // the pool's process likewise (2 when both threads computed all the time)
+          cpu_per_rep: e.cpu.map((x) => Number(x.toFixed(2))),
           ...(pin ? { pinned: true } : {}),
           // the best fraction of the sum a synchronous step reaches with those speeds and
           // this cut (greedy claiming, no cost per micro-batch, no waits), and the pool's share of it
