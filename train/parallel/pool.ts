@@ -611,6 +611,11 @@ export class WorkerPool implements GradientRunner {
     return this.updater !== null;
   }
 
+  /** Whether the way chosen now is the main thread alone (see `SoloChoice` in `wait.ts`; false without a choice). */
+  get soloChosen(): boolean {
+    return this.choice?.solo ?? false;
+  }
+
   /** Probes of the other way of running (see `SoloChoice` in `wait.ts`) over the pool's life, and how many ended early. */
   get soloProbes(): { probes: number; earlyEnds: number } {
     return { probes: this.choice?.probes ?? 0, earlyEnds: this.choice?.earlyEnds ?? 0 };
