@@ -10,7 +10,7 @@ import { checkWritable, writeBytesAtomic } from "../files.ts";
 import { flagError } from "../flag_errors.ts";
 import { loadModel } from "../model.ts";
 import { stdoutLines } from "../text_out.ts";
-import { toOnnx } from "./to_onnx.ts";
+import { EXPORTABLE_OPS, toOnnx } from "./to_onnx.ts";
 
 const USAGE = `Usage: deno task export --model-file FILE [--out PATH] [--overwrite]
 
@@ -127,8 +127,18 @@ export async function exportModel(a: ExportArgs): Promise<number> {
   try {
     bytes = toOnnx(await loadModel(a.modelFile));
   } catch (e) {
-    // loadModel's and toOnnx's messages name the file or the op
-    throw fail((e as Error).message);
+    // loadModel's and toOnnx's messages name the file or the op; loadModel's advice for an op
+    // it does not know (import its module) cannot help here: no custom op has an ONNX form
+    const msg = (e as Error).message;
+    const op = /uses op "([^"]+)", which is not registered/.exec(msg)?.[1];
+    if (op) {
+      throw fail(
+        `"${a.modelFile}" uses op "${op}", which is not built into denograd (a custom op, registerOp): ONNX has no form for it, so the model cannot be exported; only models of built-in ops can (${
+          EXPORTABLE_OPS.join(", ")
+        })`,
+      );
+    }
+    throw fail(msg);
   }
   try {
     await writeBytesAtomic(a.out, bytes);

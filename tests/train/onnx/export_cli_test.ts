@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { exportModel, parseExportArgs } from "../../../train/onnx/export_cli.ts";
 import { lectureCnnModel } from "../../../train/models.ts";
-import { loadModel } from "../../../train/model.ts";
+import { defineModel, loadModel } from "../../../train/model.ts";
+import { nn } from "../../../train/layers.ts";
+import { halve } from "../../_halve_op.ts";
 import { maxAbsDiff, pattern } from "./_ort.ts";
 import { withTempDir } from "../../_temp_dir.ts";
 
@@ -91,6 +93,33 @@ Deno.test("deno task export writes the file and fails with one line and exit 1 o
       dec.decode(nodir.stderr),
       /^error: exportModel: out ".*no\/m\.onnx": the directory ".*no" does not exist\n$/,
     );
+  });
+});
+
+Deno.test("deno task export of a model with a custom op says it has no ONNX form, not to import it", async () => {
+  await withTempDir(async (dir) => {
+    const model = defineModel({ input: [4] }, (x) => nn.linear(halve(x), 2));
+    await model.save(`${dir}/custom.safetensors`);
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        cli,
+        "--model-file",
+        `${dir}/custom.safetensors`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 1);
+    const err = new TextDecoder().decode(r.stderr);
+    assert.match(
+      err,
+      /^error: exportModel: ".*custom\.safetensors" uses op "test_halve", which is not built into denograd \(a custom op, registerOp\): ONNX has no form for it, so the model cannot be exported; only models of built-in ops can \(.*linear.*\)\n$/,
+    );
+    assert.doesNotMatch(err, /import the module/);
   });
 });
 
