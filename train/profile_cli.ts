@@ -10,6 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { flagError } from "./flag_errors.ts";
 import {
   microBatchTable,
   opTable,
@@ -19,24 +20,63 @@ import {
 } from "./parallel/trace.ts";
 import { stdoutLines } from "./text_out.ts";
 
-const { values, positionals } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: { top: { type: "string", default: "25" } },
-});
-const file = positionals[0];
-const top = Number(values.top);
-if (!file || !Number.isInteger(top) || top < 1) {
-  console.error("usage: deno task profile FILE [--top N]  (FILE from --profile)");
-  Deno.exit(2);
+const USAGE = "usage: deno task profile FILE [--top N]  (FILE from --profile)";
+/** One line, `error: <message>`, as every denograd command says it; exit code 2 for bad flags. */
+function die(message: string, code: number): never {
+  console.error(`error: ${message}`);
+  Deno.exit(code);
 }
+let parsed;
+try {
+  parsed = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: { top: { type: "string", default: "25" } },
+  });
+} catch (e) {
+  die(`${flagError(e, ["top"])}; ${USAGE}`, 2);
+}
+const { values, positionals } = parsed;
+const file = positionals[0];
+const top = /^[0-9]+$/.test(values.top) ? Number(values.top) : NaN;
+if (!file) die(`FILE is required; ${USAGE}`, 2);
+if (positionals.length > 1) die(`unexpected argument "${positionals[1]}"; ${USAGE}`, 2);
+if (!(top >= 1)) die(`--top must be a whole number 1 or more, got "${values.top}"`, 2);
+
+/** Traces `bench:train --profile FILE` wrote beside FILE: one per thread count or A/B side. */
+async function siblings(path: string): Promise<string[]> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const stem = path.slice(slash + 1).replace(/\.json$/, "");
+  const found: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.startsWith(`${stem}-`) && e.name.endsWith(".json")) {
+        found.push(slash < 0 ? e.name : `${path.slice(0, slash)}/${e.name}`);
+      }
+    }
+  } catch {
+    // no directory: no hint
+  }
+  return found.sort();
+}
+
 let trace: { traceEvents: TraceEvent[] };
 try {
   trace = JSON.parse(await Deno.readTextFile(file));
   if (!Array.isArray(trace.traceEvents)) throw new Error("no traceEvents array");
 } catch (e) {
-  console.error(`denograd profile: cannot read trace "${file}": ${(e as Error).message}`);
-  Deno.exit(1);
+  const near = e instanceof Deno.errors.NotFound ? await siblings(file) : [];
+  die(
+    `cannot read trace "${file}": ${(e as Error).message.split("\n")[0]}${
+      near.length
+        ? `; bench:train --profile writes one trace per thread count (--workers 1,2) and A/B side: ${
+          near.map((n) => `"${n}"`).join(", ")
+        }`
+        : ""
+    }`,
+    1,
+  );
 }
 const { steps, rows } = opTable(trace);
 const print = stdoutLines(); // exits quietly when the reader has gone (`| head`)

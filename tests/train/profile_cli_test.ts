@@ -44,7 +44,30 @@ Deno.test("deno task profile prints ms per step and shares per op, biggest first
   assert.match(lines[3]!, /^relu_backward r\s+bwd\s+1\.000\s+25\.0%$/);
   const missing = await cli("/nonexistent/trace.json");
   assert.equal(missing.code, 1);
-  assert.match(missing.err, /cannot read trace "\/nonexistent\/trace\.json"/);
+  // one line, "error: <message>", as the README says of every command
+  assert.match(missing.err, /^error: cannot read trace "\/nonexistent\/trace\.json": [^\n]*\n$/);
+  const usage = await cli();
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /^error: FILE is required; usage: deno task profile FILE/);
+  const top = await cli("p.json", "--top", "x");
+  assert.equal(top.code, 2);
+  assert.equal(top.err, 'error: --top must be a whole number 1 or more, got "x"\n');
+});
+
+Deno.test("deno task profile FILE names the per-thread-count traces bench:train --profile FILE wrote instead", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/p-w1.json`, "{}");
+    await Deno.writeTextFile(`${dir}/p-w2.json`, "{}");
+    const r = await cli(`${dir}/p.json`);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.err,
+      /^error: cannot read trace ".*\/p\.json": .*; bench:train --profile writes one trace per thread count \(--workers 1,2\) and A\/B side: ".*\/p-w1\.json", ".*\/p-w2\.json"\n$/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("deno task profile prints each thread's micro-batches (count, p10/p50/p90 µs) and the step imbalance", async () => {
