@@ -1075,7 +1075,7 @@ async function initFrom(
   } catch (e) {
     // an ONNX file is read by loadModel, whose Model train() then trains from its parameters
     const hint = /\.onnx$/i.test(path) && !/file not found/.test((e as Error).message)
-      ? "; --init reads safetensors: load an ONNX model with loadModel and train it (train({ model }))"
+      ? "; init (--init) reads safetensors: load an ONNX model with loadModel and train it (train({ model }))"
       : "";
     throw new TrainError(`init (--init): ${(e as Error).message}${hint}`);
   }
@@ -1177,7 +1177,7 @@ async function resumeFrom(
     // the model file of --save-model is the likely mix-up: it has no optimizer state to resume
     throw bad(
       metadata.format === "denograd.model"
-        ? "it is a model file (--save-model), not a checkpoint (--checkpoint); start from its parameters with --init (train({ init }))"
+        ? "it is a model file (saveModel, --save-model), not a checkpoint (checkpoint, --checkpoint); start from its parameters with init (--init)"
         : "it is not a denograd checkpoint",
     );
   }

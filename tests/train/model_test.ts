@@ -446,7 +446,7 @@ Deno.test("resuming from a model file says it is one and points to init", async 
     const d = { x: new Float32Array(8), y: [0, 1, 0, 1] };
     await assert.rejects(
       train({ model, data: { train: d, test: d }, workers: 1, resume: `${dir}/m.safetensors` }),
-      /Cannot resume from ".*m\.safetensors": it is a model file \(--save-model\), not a checkpoint \(--checkpoint\); start from its parameters with --init/,
+      /Cannot resume from ".*m\.safetensors": it is a model file \(saveModel, --save-model\), not a checkpoint \(checkpoint, --checkpoint\); start from its parameters with init \(--init\)/,
     );
   });
 });
@@ -459,7 +459,7 @@ Deno.test("init from an ONNX file says init reads safetensors and how to start f
     const d = { x: new Float32Array(8), y: [0, 1, 0, 1] };
     await assert.rejects(
       train({ model, data: { train: d, test: d }, workers: 1, init: `${dir}/m.onnx` }),
-      /--init reads safetensors: load an ONNX model with loadModel and train it/,
+      /init \(--init\) reads safetensors: load an ONNX model with loadModel and train it/,
     );
   });
 });

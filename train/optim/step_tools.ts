@@ -98,10 +98,10 @@ export class StepTools {
       nesterov: "false",
     };
     const flags: Record<string, string> = {
-      schedule: "--schedule",
-      clip_grad_norm: "--clip-grad-norm",
-      weight_decay: "--weight-decay",
-      nesterov: "--nesterov",
+      schedule: "schedule (--schedule)",
+      clip_grad_norm: "clipGradNorm (--clip-grad-norm)",
+      weight_decay: "weightDecay (--weight-decay)",
+      nesterov: "nesterov (--nesterov)",
     };
     for (const [k, v] of Object.entries(mine)) {
       const theirs = metadata[k] ?? defaults[k]!;

@@ -35,10 +35,13 @@ Deno.test("StepTools names a changed schedule, clipping or weight decay on resum
   const b = new StepTools(0.1, { schedule: "cosine", weightDecay: 0.1 }, 60);
   assert.match(
     b.mismatch(a.metadata())!,
-    /--schedule \[\{"kind":"cosine","steps":50,"min":0\}\]; resume with the same, not \[\{"kind":"cosine","steps":60/,
+    /schedule \(--schedule\) \[\{"kind":"cosine","steps":50,"min":0\}\]; resume with the same, not \[\{"kind":"cosine","steps":60/,
   );
   const c = new StepTools(0.1, { schedule: "cosine", clipGradNorm: 1, weightDecay: 0.1 }, 50);
-  assert.match(c.mismatch(a.metadata())!, /--clip-grad-norm none; resume with the same, not 1/);
+  assert.match(
+    c.mismatch(a.metadata())!,
+    /clipGradNorm \(--clip-grad-norm\) none; resume with the same, not 1/,
+  );
   // a checkpoint from before these fields: the defaults
   assert.equal(new StepTools(0.1, {}, 5).mismatch({}), null);
 });
@@ -83,7 +86,8 @@ Deno.test("train() with a schedule, clipping, weight decay and Nesterov resumes 
       () => train({ ...base, resume: ckpt, schedule: "cosine" }),
       (e: Error) =>
         e instanceof TrainError &&
-        /Cannot resume from .*: it was trained with --schedule \[\{"kind":"warmup"/.test(e.message),
+        /Cannot resume from .*: it was trained with schedule \(--schedule\) \[\{"kind":"warmup"/
+          .test(e.message),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
