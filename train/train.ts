@@ -1010,7 +1010,8 @@ async function finishRun(run: Run): Promise<TrainResult> {
     run.emit({
       event: "interrupted",
       step: cursor.globalStep,
-      checkpoint: run.opts.checkpoint ?? null,
+      // the last good one: a checkpoint of overflowed parameters is not written
+      checkpoint: run.opts.checkpoint ? run.lastCheckpoint?.path ?? null : null,
     });
   } else await checkpoint(run, "end");
   // e.g. --epochs 0, a resume at or past --epochs, or maxSteps: evaluate what

@@ -244,6 +244,38 @@ Deno.test("an epoch whose test loss is not finite stops the run and is not kept 
   });
 });
 
+Deno.test("an interrupted run whose last update overflowed writes no checkpoint, and says so", async () => {
+  // a finite loss (about 1e35) whose gradient (about 1e36) times lr 1e6 is past float32's range
+  const x = new Float32Array(128).fill(1e18), y = new Float32Array(128);
+  const data = { train: { x, y }, test: { x: x.slice(0, 8), y: y.slice(0, 8) } };
+  await withTempDir(async (dir) => {
+    const ck = `${dir}/ck.st`;
+    const warnings: string[] = [];
+    const r = await train({
+      model: defineModel({ input: [1] }, (h) => nn.linear(h, 1)),
+      data,
+      batch: 64,
+      lr: 1e6,
+      optimizer: "sgd",
+      workers: 1,
+      maxSteps: 1,
+      checkpoint: ck,
+      onEvent: (e) => {
+        if (e.event === "warning") warnings.push(e.message);
+        // the CLI's "continue with --resume ck.st" would name a file that was not written
+        if (e.event === "interrupted") assert.equal(e.checkpoint, null);
+      },
+    });
+    assert.ok(r.interrupted && Number.isFinite(r.train_loss), `loss ${r.train_loss}`);
+    assert.equal(warnings.length, 1, warnings.join("; "));
+    assert.match(
+      warnings[0]!,
+      /^no checkpoint written at step 1 \(interrupted\): parameter ".*" holds -?Infinity at index 0\.$/,
+    );
+    assert.equal(await Deno.stat(ck).catch(() => null), null);
+  });
+});
+
 Deno.test("resuming a checkpoint of another model is refused with the reason", async () => {
   const split = await small(64, 32);
   await withTempDir(async (dir) => {
