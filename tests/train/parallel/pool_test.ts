@@ -13,6 +13,7 @@ import {
 } from "../../../train/parallel/pool.ts";
 import { dropout } from "../../../ops/dropout.ts";
 import { lectureCnn } from "../../../train/models.ts";
+import type { SoloChoice } from "../../../train/parallel/wait.ts";
 import { makeOptimizer, type OptimizerName } from "../../../train/optim/optimizer.ts";
 import { type AllocCount, countTypedArrays } from "../../_alloc_count.ts";
 import { faultSeam } from "../../../train/parallel/faults.ts";
@@ -608,6 +609,46 @@ Deno.test("a pool whose worker is held up runs steps on the main thread alone, w
     // held-up steps make the pool probe the main thread alone (4 steps; whether it then stays
     // alone is timing, tested on SoloChoice itself in wait_test.ts), and the bits hold
     assert.ok(pool.soloSteps >= 4, `${pool.soloSteps} of ${steps} steps alone`);
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("a lecture-CNN pool with shared arenas runs steps on the main thread alone with LocalRunner's bits", async () => {
+  const cnn = lectureCnn();
+  const graph = cnn.built;
+  const images = new Float32Array(new SharedArrayBuffer(4 * SAMPLES * 784));
+  for (let i = 0; i < images.length; i++) images[i] = Math.sin(i) ** 2;
+  const data = { images, labels: sharedData().labels, sampleSize: 784 };
+  const microBatch = 4;
+  const steps = 30;
+  const one = [batches()[0]!.subarray(0, 16)];
+  const local = await localRun({ spec: cnn, graph }, data, { microBatch }, steps, one);
+  const p2 = freshParams(graph);
+  const pool = await WorkerPool.create(cnn, {
+    workers: 2,
+    params: p2,
+    data,
+    maxBatch: 64,
+    microBatch,
+    soloWhenFaster: true,
+    wait: { hostLoad: false },
+  });
+  try {
+    assert.equal(pool.sharedArenas, true, "the fused convolution takes help: arenas shared");
+    // alone after the first step (as after a won probe; the first step's new batch size
+    // starts the choice afresh): alone until its first probe of the threads 16 steps on,
+    // whatever the timing
+    const choice = (pool as unknown as { choice: SoloChoice }).choice;
+    const runner = {
+      step: async (b: Uint32Array, s: number, g: Map<string, Float32Array>) => {
+        const out = await pool.step(b, s, g);
+        if (s === 0) choice.solo = true;
+        return out;
+      },
+    } as GradientRunner;
+    assertSameRun(await longRun(runner, p2, steps, one), local, "steps alone");
+    assert.ok(pool.soloSteps >= 16, `${pool.soloSteps} of ${steps} steps alone`);
   } finally {
     await pool.close();
   }
