@@ -983,8 +983,10 @@ export const HOST_PERIOD_MS = 100;
  * worth that was not this process's. `times` writes the cores' busy time
  * and total time so far (any one unit) into its array's slots 0 and 1 and
  * returns false where it could not; `cpu` gives the process's CPU time in
- * ms. Read once a period (~80 µs, a few hundred bytes of garbage: not per
- * step).
+ * ms. Read once a period, not per step: a few hundred bytes of garbage,
+ * and `os.cpus()` took 78 µs a call on a quiet host of this project's
+ * 2-vCPU VM but 0.34 ms at the median (4.4 ms at most in 50) beside one
+ * `yes`: ~0.4% of the main thread's time at one read per 100 ms.
  *
  * @example
  * ```ts
