@@ -72,7 +72,7 @@ function num(
  * (gamma 0.1 by default), `cosine[:STEPS[:MIN]]` (over the whole run and down
  * to 0 by default) and `warmup:STEPS[:START]` (from 1/3 by default, as
  * PyTorch's LinearLR). `totalSteps` is the run's number of optimizer steps;
- * errors name the text as `label` (the flag by default; `train()` and `StepTools` say
+ * errors name the text as `label` (`--schedule` when omitted; `train()` and `StepTools` say
  * `schedule`).
  *
  * @example
@@ -88,8 +88,9 @@ function num(
 export function parseSchedule(
   text: string,
   totalSteps: number,
-  label = "--schedule",
+  label?: string,
 ): ScheduleSpec[] {
+  label ??= "--schedule";
   if (text.trim() === "" || text === "none") return [];
   return text.split(",").map((item) => {
     const [kind, a, b, ...rest] = item.trim().split(":");
