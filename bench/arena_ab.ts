@@ -12,6 +12,7 @@
  * @module
  */
 import { benchArgs } from "./_args.ts";
+import { median } from "./_stats.ts";
 import { initParams } from "../graph/params.ts";
 import { lookupOp, type OpDef, registeredOps } from "../graph/op.ts";
 import { lectureCnn, mnistNet } from "../train/models.ts";
@@ -90,10 +91,7 @@ for (let r = -20; r < rounds; r++) {
     }
   }
 }
-const med = (a: number[]) => {
-  const b = [...a].sort((x, y) => x - y);
-  return b[b.length >> 1]!;
-};
+const med = median;
 console.log(`${values.model}, micro-batch ${micro}, ${rounds} alternating rounds, medians`);
 console.log("unshared µs  shared µs  shared/unshared  op");
 const rows = [...times[0]!.keys()].sort((a, b) => med(times[0]!.get(b)!) - med(times[0]!.get(a)!));

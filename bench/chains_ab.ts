@@ -13,6 +13,7 @@
  */
 import "../ops/mod.ts";
 import { benchArgs } from "./_args.ts";
+import { median } from "./_stats.ts";
 import { Executor } from "../graph/executor.ts";
 import type { Graph } from "../graph/graph.ts";
 import { chainGroups, fuseChains, fuseGraph } from "../graph/passes/mod.ts";
@@ -36,7 +37,6 @@ function lnGeluMlp(): TrainingGraph {
   return trainingGraph(m, "cross-entropy");
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 const x = new Float32Array(BATCH * 784).map((_, i) => ((i * 7919) % 251) / 251);
 const t = new Float32Array(BATCH).map((_, i) => i % 10);
 const models: [string, () => TrainingGraph, number][] = [

@@ -15,6 +15,7 @@
  * @module
  */
 import { benchArgs } from "./_args.ts";
+import { median } from "./_stats.ts";
 
 const values = benchArgs("bench:compare", {
   model: { type: "string", default: "lecture-cnn" },
@@ -153,7 +154,6 @@ for (let round = 0; round < Number(values.rounds); round++) {
     rates.set(s.name, [...(rates.get(s.name) ?? []), rate]);
   }
 }
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const ours = rates.get("denograd");
 const summary: Record<string, unknown> = {
   model: values.model,

@@ -24,6 +24,7 @@
  * @module
  */
 import { benchArgs } from "./_args.ts";
+import { median } from "./_stats.ts";
 
 /** One scheduler event of `perf script -F comm,pid,tid,cpu,time,event,trace`. */
 export interface SchedEvent {
@@ -269,7 +270,7 @@ async function main() {
     return { per, others };
   };
   const lens = steps.map(([a, b]) => b - a);
-  const med = [...lens].sort((x, y) => x - y)[Math.floor(lens.length / 2)]!;
+  const med = median(lens);
   const ms = (s: number) => (s * 1000).toFixed(3);
   console.log(
     `pool pid ${poolPid}, compute threads ${

@@ -44,6 +44,7 @@
  */
 import process from "node:process";
 import { benchArgs } from "./_args.ts";
+import { median } from "./_stats.ts";
 import { initParams } from "../graph/params.ts";
 import { makePlan } from "../graph/plan.ts";
 import { type GradientRunner, LocalRunner, WorkerPool } from "../train/parallel/pool.ts";
@@ -511,7 +512,6 @@ function cutOf(cfg: Config): number[] {
   const k = cutBatch(batch, microOf(cfg), tailOf(cfg), starts);
   return Array.from({ length: k }, (_, i) => starts[i + 1]! - starts[i]!);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ratios = (xs: number[], ys: number[]) => xs.map((x, i) => Number((x / ys[i]!).toFixed(2)));
 
 const hogs: Deno.ChildProcess[] = [];

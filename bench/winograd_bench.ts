@@ -7,6 +7,7 @@ import {
 } from "../ops/kernels/winograd_wasm.ts";
 import type { Conv2dDims } from "../ops/kernels/conv2d_ref.ts";
 import { wholeArgs } from "./_args.ts";
+import { median } from "./_stats.ts";
 
 const [n, reps] = wholeArgs(
   "usage: deno run -A bench/winograd_bench.ts [N (images, 32)] [reps (20)]",
@@ -48,8 +49,7 @@ for (let r = 0; r < reps + 2; r++) {
 }
 console.log(`conv2 of mnist-net, N=${n}, ${reps} alternating runs, median:`);
 cases.forEach(([name], i) => {
-  const s = times[i]!.sort((p, q) => p - q);
-  const med = s[s.length >> 1]!;
+  const med = median(times[i]!);
   console.log(
     `${name.padEnd(18)} ${med.toFixed(2).padStart(7)} ms  ${
       (flop / med / 1e6).toFixed(1).padStart(6)

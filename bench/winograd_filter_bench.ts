@@ -10,6 +10,7 @@ import {
   winogradFilterScratch,
 } from "../ops/kernels/winograd_filter_wasm.ts";
 import { wholeArgs } from "./_args.ts";
+import { median } from "./_stats.ts";
 
 const [n, reps] = wholeArgs(
   "usage: deno run -A bench/winograd_filter_bench.ts [N (images, 64)] [reps (20)]",
@@ -67,10 +68,9 @@ for (let r = 0; r < reps + 2; r++) {
   });
 }
 console.log(`conv2 filter gradient of mnist-net, N=${n}, ${reps} alternating runs, median:`);
-const base = times[0]!.sort((p, q) => p - q)[reps >> 1]!;
+const base = median(times[0]!);
 cases.forEach(([name], i) => {
-  const s = times[i]!.sort((p, q) => p - q);
-  const med = s[s.length >> 1]!;
+  const med = median(times[i]!);
   console.log(
     `${name.padEnd(16)} ${med.toFixed(2).padStart(7)} ms  ${
       (flop / med / 1e6).toFixed(1).padStart(6)
