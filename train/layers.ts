@@ -22,12 +22,14 @@ import {
   layerNorm as layerNormOp,
   leakyRelu as leakyReluOp,
   linear as linearOp,
+  logSoftmax as logSoftmaxOp,
   maxPool2d as maxPool2dOp,
   mul,
   relu as reluOp,
   reshape,
   scale,
   sigmoid as sigmoidOp,
+  softmax as softmaxOp,
   sub,
   tanh as tanhOp,
 } from "../ops/mod.ts";
@@ -142,6 +144,16 @@ export interface Layers {
   sigmoid(x: Node, opts?: { name?: string }): Node;
   /** The hyperbolic tangent, like `torch.nn.Tanh()`. */
   tanh(x: Node, opts?: { name?: string }): Node;
+  /**
+   * Softmax over `axis` (default 1, the classes of `[N, classes]`), like
+   * `torch.nn.Softmax(dim=1)`. A model that ends in it predicts
+   * probabilities; `train()` with cross-entropy then trains on the scores
+   * before it (the negative log-likelihood of those probabilities) and says so
+   * in a warning event.
+   */
+  softmax(x: Node, opts?: { axis?: number; name?: string }): Node;
+  /** Log-softmax over `axis` (default 1), like `torch.nn.LogSoftmax(dim=1)`; see `softmax`. */
+  logSoftmax(x: Node, opts?: { axis?: number; name?: string }): Node;
   /** Every axis after the batch axis flattened into one: `[N, ...]` → `[N, features]`. */
   flatten(x: Node, opts?: { name?: string }): Node;
   /**
@@ -345,6 +357,18 @@ export const nn: Layers = {
   tanh(x: Node, opts: { name?: string } = {}): Node {
     checkOpts("nn.tanh", opts, ["name"]);
     return tanhOp(x, opts);
+  },
+
+  /** Softmax over `axis` (default 1), like `torch.nn.Softmax(dim=1)`. */
+  softmax(x: Node, opts: { axis?: number; name?: string } = {}): Node {
+    checkOpts("nn.softmax", opts, ["axis", "name"]);
+    return softmaxOp(x, { axis: opts.axis ?? 1, name: opts.name });
+  },
+
+  /** Log-softmax over `axis` (default 1), like `torch.nn.LogSoftmax(dim=1)`. */
+  logSoftmax(x: Node, opts: { axis?: number; name?: string } = {}): Node {
+    checkOpts("nn.logSoftmax", opts, ["axis", "name"]);
+    return logSoftmaxOp(x, { axis: opts.axis ?? 1, name: opts.name });
   },
 
   /** Every axis after the batch axis flattened into one: `[N, ...]` → `[N, features]`. */

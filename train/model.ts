@@ -64,6 +64,13 @@ export interface TrainingGraph extends TrainGraphSpec {
   /** The loss the graph computes. */
   lossKind: LossName;
   /**
+   * Set when the model's output already is `softmax` (or `log_softmax`) over
+   * the classes and the loss is cross-entropy: the loss is then the NLL of the
+   * model's own probabilities, i.e. cross-entropy on `logits`, the node before
+   * it (a cross-entropy on top of probabilities would stay near ln(classes)).
+   */
+  classesFrom?: { op: "softmax" | "log_softmax"; logits: string };
+  /**
    * Buffers (e.g. batch norm's running statistics): their `grads` entry names
    * the node holding their next value, which replaces them after each step
    * instead of an optimizer update.
@@ -559,6 +566,7 @@ export function trainingGraph(model: Model, loss: LossName): TrainingGraph {
   };
   let lossNode: Node, logp: Node;
   let target: Node;
+  let classesFrom: TrainingGraph["classesFrom"];
   if (loss === "cross-entropy") {
     if (out.shape.length !== 2) {
       throw new Error(
@@ -567,7 +575,19 @@ export function trainingGraph(model: Model, loss: LossName): TrainingGraph {
         } (use loss "mse" for a regression)`,
       );
     }
-    logp = logSoftmax(out, { axis: 1, name: free("logp") });
+    // a model that ends in softmax/log_softmax over the classes gives probabilities: a
+    // cross-entropy on top of them is flat near ln(classes) and learns nothing. Its scores are
+    // the softmax's input, and the NLL of the model's own probabilities is the loss on them.
+    const ax = out.record.attrs.axis;
+    const overClasses = ax === 1 || ax === -1;
+    if (out.op === "softmax" && overClasses) {
+      const logits = new Node(g, out.record.inputs[0]!);
+      logp = logSoftmax(logits, { axis: 1, name: free("logp") });
+      classesFrom = { op: "softmax", logits: logits.name };
+    } else if (out.op === "log_softmax" && overClasses) {
+      logp = out;
+      classesFrom = { op: "log_softmax", logits: new Node(g, out.record.inputs[0]!).name };
+    } else logp = logSoftmax(out, { axis: 1, name: free("logp") });
     target = g.input(free("target"), [-1]);
     lossNode = nllLoss(logp, target, { name: free("loss") });
   } else if (loss === "mse") {
@@ -599,6 +619,7 @@ export function trainingGraph(model: Model, loss: LossName): TrainingGraph {
     logp: logp.name,
     output: model.output,
     lossKind: loss,
+    ...(classesFrom ? { classesFrom } : {}),
     // a parameter the loss does not reach has no gradient: evaluation needs none, and
     // train() refuses it by name (checkTrainable)
     grads: Object.fromEntries([

@@ -849,6 +849,17 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       } (navigator.hardwareConcurrency): the threads take turns on its cores, each step waits for the slowest, and every worker loads the library again; the result is the same bits with workers: ${hw}`,
     });
   }
+  // a model ending in softmax: cross-entropy on its probabilities would learn nothing (loss ~ln C)
+  const cf = run.spec.classesFrom;
+  if (cf) {
+    run.emit({
+      event: "warning",
+      message:
+        `the model "${model.name}" ends in ${cf.op} ("${model.output}"): the cross-entropy loss is the negative log-likelihood of its probabilities, computed from "${cf.logits}" before the ${cf.op} (cross-entropy on top of probabilities would stay near ln(classes) and learn nothing); predictions stay the model's ${
+          cf.op === "softmax" ? "probabilities" : "log-probabilities"
+        }`,
+    });
+  }
   // the CLI's Ctrl-C advice was --resume alone: the resumed run then saved nothing
   if (opts.resume && !opts.checkpoint && cursor.epoch < epochs) {
     run.emit({

@@ -507,3 +507,38 @@ Deno.test("train() refuses channels for a model other than the lecture CNN, whic
     );
   }
 });
+
+Deno.test("a model ending in softmax or log_softmax trains with cross-entropy as the model of its scores does, and says so once", async () => {
+  const split = await small(256, 64);
+  const make = (end?: "softmax" | "logSoftmax") =>
+    defineModel({ input: [1, 28, 28], seed: 5 }, (x) => {
+      const scores = nn.linear(nn.flatten(x), 10, { name: "fc" });
+      return end ? nn[end](scores) : scores;
+    });
+  const run = async (end?: "softmax" | "logSoftmax") => {
+    const warnings: string[] = [];
+    const r = await train({
+      model: make(end),
+      split,
+      epochs: 1,
+      batch: 32,
+      workers: 1,
+      lr: 0.05,
+      onEvent: (e) => e.event === "warning" && warnings.push(e.message),
+    });
+    return { r, warnings };
+  };
+  const plain = await run();
+  assert.deepEqual(plain.warnings, []);
+  // cross-entropy on top of the probabilities stayed at ln 10 (2.30) and learned nothing
+  assert.ok(plain.r.test_loss < 2, `the scores' model learns: test loss ${plain.r.test_loss}`);
+  for (const end of ["softmax", "logSoftmax"] as const) {
+    const { r, warnings } = await run(end);
+    for (const [k, v] of plain.r.params) assert.deepEqual(r.params.get(k), v, `${end}: ${k}`);
+    assert.equal(r.test_loss, plain.r.test_loss, end);
+    assert.equal(r.test_accuracy, plain.r.test_accuracy, end);
+    assert.equal(warnings.length, 1, `${end}: ${warnings.join(" | ")}`);
+    const op = end === "softmax" ? "softmax" : "log_softmax";
+    assert.match(warnings[0]!, new RegExp(`ends in ${op} .*negative log-likelihood.*"fc`));
+  }
+});
