@@ -139,6 +139,11 @@ export class Model {
   name: string;
   /** Kernel tier for predict and evaluate (default: the process-wide one). */
   tier: Tier | undefined;
+  /**
+   * What the loader found worth saying about the model (e.g. parameter names
+   * an ONNX exporter made up); `train()` emits each as a warning event.
+   */
+  readonly warnings: readonly string[];
   private plans = new Map<number, Executor>();
   private evalGraphs = new Map<LossName, TrainingGraph>();
 
@@ -151,7 +156,7 @@ export class Model {
     graph: Graph,
     output: string,
     params: Map<string, Float32Array>,
-    opts: { name?: string } = {},
+    opts: { name?: string; warnings?: readonly string[] } = {},
   ) {
     if (!graph.has("x") || graph.node("x").op !== "input") {
       throw new Error('Model: the graph has no input node "x"');
@@ -189,6 +194,7 @@ export class Model {
     this.output = output;
     this.params = params;
     this.name = opts.name ?? "model";
+    this.warnings = [...(opts.warnings ?? [])];
   }
 
   /** Shape of one sample's output, e.g. `[10]` for a digit classifier. */

@@ -849,15 +849,15 @@ async function setupRun(opts: TrainOptions): Promise<Run> {
       } (navigator.hardwareConcurrency): the threads take turns on its cores, each step waits for the slowest, and every worker loads the library again; the result is the same bits with workers: ${hw}`,
     });
   }
-  // a model ending in softmax: cross-entropy on its probabilities would learn nothing (loss ~ln C)
+  for (const message of model.warnings) run.emit({ event: "warning", message });
+  // a model ending in softmax: cross-entropy on its probabilities would learn nothing (loss ~ln C).
+  // One ending in log_softmax needs no word: its log-probabilities are what the loss takes.
   const cf = run.spec.classesFrom;
-  if (cf) {
+  if (cf?.op === "softmax") {
     run.emit({
       event: "warning",
       message:
-        `the model "${model.name}" ends in ${cf.op} ("${model.output}"): the cross-entropy loss is the negative log-likelihood of its probabilities, computed from "${cf.logits}" before the ${cf.op} (cross-entropy on top of probabilities would stay near ln(classes) and learn nothing); predictions stay the model's ${
-          cf.op === "softmax" ? "probabilities" : "log-probabilities"
-        }`,
+        `the model "${model.name}" ends in softmax ("${model.output}"): the cross-entropy loss is the negative log-likelihood of its probabilities, computed from the scores "${cf.logits}" before the softmax (cross-entropy on top of probabilities would stay near ln(classes) and learn nothing); predictions stay the model's probabilities`,
     });
   }
   // the CLI's Ctrl-C advice was --resume alone: the resumed run then saved nothing

