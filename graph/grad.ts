@@ -89,6 +89,7 @@ export function grad(loss: Node, wrt: readonly Node[], options: GradOptions = {}
       attrs: rec.attrs,
       needs: rec.inputs.map((j) => !!(fromWrt[j] && toLoss[j])),
     });
+    checkCotangents(rec.op, rec.name, cots, rec.inputs.length, g);
     rec.inputs.forEach((j, k) => {
       const c = cots[k];
       if (!c || !fromWrt[j] || !toLoss[j]) return;
@@ -106,6 +107,57 @@ export function grad(loss: Node, wrt: readonly Node[], options: GradOptions = {}
     });
   }
   return wrt.map((w) => total.get(w.id) ?? null);
+}
+
+/**
+ * Throws, naming the op and the node, unless a VJP rule returned an array of
+ * one node of this graph or `null` per input.
+ */
+function checkCotangents(
+  op: string,
+  name: string,
+  cots: unknown,
+  count: number,
+  g: Graph,
+): void {
+  const what = `grad: the VJP of ${op} "${name}"`;
+  if (!Array.isArray(cots)) {
+    throw new Error(
+      `${what} returned ${describe(cots)}; expected an array of ${count} cotangent${
+        count === 1 ? "" : "s"
+      } (a node or null per input)`,
+    );
+  }
+  // Entries past the inputs may be null: a rule for `x, w, b?` may return
+  // `[dx, dw, null]` for a node without `b`.
+  if (cots.length < count || cots.slice(count).some((c) => c !== null && c !== undefined)) {
+    throw new Error(
+      `${what} returned ${cots.length} cotangent${
+        cots.length === 1 ? "" : "s"
+      } but the op has ${count} input${count === 1 ? "" : "s"} (a node or null per input)`,
+    );
+  }
+  cots.forEach((c, k) => {
+    if (c === null || c === undefined) return;
+    const isNode = typeof c === "object" && "graph" in c && "shape" in c && "id" in c;
+    if (!isNode) {
+      throw new Error(
+        `${what} gave input ${k} ${describe(c)}; expected a node of the graph or null`,
+      );
+    }
+    if ((c as Node).graph !== g) {
+      throw new Error(`${what} gave input ${k} a node of another graph`);
+    }
+  });
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (v === undefined) return "undefined";
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === "object") return `an object (${v.constructor?.name ?? "Object"})`;
+  if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
+  return `the ${typeof v} ${String(v)}`;
 }
 
 /** Sums a cotangent over the axes that broadcasting expanded, back to `shape`. */

@@ -1,7 +1,8 @@
 // every op registers itself on import; grad finds fill, add, sum, reshape by name
 import "../../ops/mod.ts";
 import assert from "node:assert/strict";
-import { Graph } from "../../graph/graph.ts";
+import { Graph, type Node } from "../../graph/graph.ts";
+import { type OpDef, registerOp } from "../../graph/op.ts";
 import { grad } from "../../graph/grad.ts";
 import { tensor } from "../../graph/tensor.ts";
 import { vjp } from "../../graph/vjp.ts";
@@ -48,4 +49,43 @@ Deno.test("shape errors name the op, the node and the shapes", () => {
       return true;
     },
   );
+});
+
+Deno.test("a VJP rule that returns the wrong number of cotangents or a non-node is named", () => {
+  const make = (name: string, vjp: OpDef["vjp"]) => {
+    const op: OpDef = registerOp({
+      name,
+      inputs: ["x"],
+      shape: ([x]) => x!,
+      forward([x], y) {
+        y.set(x!);
+      },
+      vjp,
+    });
+    return (x: Node) => x.graph.apply(op, [x], {});
+  };
+  const none = make("vjp_none", () => []);
+  assert.throws(() => vjp((x) => sum(none(x)), tensor([1, 2])), {
+    message:
+      'grad: the VJP of vjp_none "vjp_none_1" returned 0 cotangents but the op has 1 input (a node or null per input)',
+  });
+  const two = make("vjp_two", ({ dy }) => [dy, dy]);
+  assert.throws(() => vjp((x) => sum(two(x)), tensor([1, 2])), {
+    message:
+      'grad: the VJP of vjp_two "vjp_two_1" returned 2 cotangents but the op has 1 input (a node or null per input)',
+  });
+  const num = make("vjp_number", () => [3 as unknown as Node]);
+  assert.throws(() => vjp((x) => sum(num(x)), tensor([1, 2])), {
+    message:
+      'grad: the VJP of vjp_number "vjp_number_1" gave input 0 the number 3; expected a node of the graph or null',
+  });
+  const notArray = make("vjp_not_array", ({ dy }) => dy as unknown as Node[]);
+  assert.throws(() => vjp((x) => sum(notArray(x)), tensor([1, 2])), {
+    message:
+      'grad: the VJP of vjp_not_array "vjp_not_array_1" returned an object (Node); expected an array of 1 cotangent (a node or null per input)',
+  });
+  // a trailing null past the inputs stays accepted (linear's `b?`)
+  const extra = make("vjp_extra_null", ({ dy }) => [dy, null]);
+  const { backward } = vjp((x) => sum(extra(x)), tensor([1, 2]));
+  assert.deepEqual([...backward([1])[0]!.data], [1, 1]);
 });
