@@ -1,5 +1,5 @@
 import { loadSlots, type ParamMap } from "./optimizer.ts";
-import { type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
+import { checkOption, type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
 
 /**
  * AdaDelta (Zeiler 2012) as in PyTorch:
@@ -35,6 +35,9 @@ export class AdaDelta implements RangeOptimizer {
     this.lr = lr;
     this.rho = opts.rho ?? 0.9;
     this.eps = opts.eps ?? 1e-6;
+    checkOption("AdaDelta", "lr", lr, 0);
+    checkOption("AdaDelta", "rho", this.rho, 0, 1);
+    checkOption("AdaDelta", "eps", this.eps, 0);
   }
 
   /** One update. */

@@ -1,5 +1,5 @@
 import { loadSlots, type ParamMap } from "./optimizer.ts";
-import { type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
+import { checkOption, type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
 
 /** Options of {@linkcode Adam} and {@linkcode AdamW}. */
 export interface AdamOptions {
@@ -55,6 +55,12 @@ export class Adam implements RangeOptimizer {
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0;
+    const who = new.target === Adam ? "Adam" : "AdamW";
+    checkOption(who, "lr", lr, 0);
+    checkOption(who, "beta1", this.beta1, 0, 1, true);
+    checkOption(who, "beta2", this.beta2, 0, 1, true);
+    checkOption(who, "eps", this.eps, 0);
+    checkOption(who, "weightDecay", this.weightDecay, 0);
   }
 
   /** One update. */

@@ -294,7 +294,11 @@ export function stepByRule(
   for (const [name, p] of params) {
     const g = grads.get(name);
     if (!g || g.length !== p.length) {
-      throw new Error(`Optimizer: no gradient of ${p.length} values for parameter "${name}"`);
+      throw new Error(
+        `Optimizer: parameter "${name}" has ${p.length} values but ${
+          g ? `its gradient has ${g.length}` : "no gradient was given"
+        }`,
+      );
     }
     const [a, b] = opt.buffers(name, p.length);
     applyRule(opt.rule, s, p, g, a, b, 0, p.length);
@@ -349,3 +353,34 @@ export function stateBuffer(
  * ```
  */
 export const NO_STATE: [Float32Array, Float32Array] = [NONE, NONE];
+
+/**
+ * Throws unless `value` is a finite number from `min` to `max` (`max`
+ * itself excluded with `maxOpen`); the message names the optimizer, the
+ * option, the value and the range. The optimizers' constructors use it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkOption } from "./rules.ts";
+ * checkOption("Adam", "beta1", 0.9, 0, 1, true);
+ * assert.throws(() => checkOption("Adam", "beta1", 1.5, 0, 1, true), {
+ *   message: "Adam: beta1 must be a finite number in [0, 1), got 1.5",
+ * });
+ * ```
+ */
+export function checkOption(
+  owner: string,
+  option: string,
+  value: number,
+  min: number,
+  max = Infinity,
+  maxOpen = false,
+): void {
+  const ok = typeof value === "number" && Number.isFinite(value) && value >= min &&
+    (maxOpen ? value < max : value <= max);
+  if (ok) return;
+  const range = max === Infinity ? `≥ ${min}` : `in [${min}, ${max}${maxOpen ? ")" : "]"}`;
+  const got = typeof value === "string" ? JSON.stringify(value) : String(value);
+  throw new Error(`${owner}: ${option} must be a finite number ${range}, got ${got}`);
+}

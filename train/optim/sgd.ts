@@ -1,5 +1,12 @@
 import { loadSlots, type ParamMap } from "./optimizer.ts";
-import { NO_STATE, type RangeOptimizer, type Rule, stateBuffer, stepByRule } from "./rules.ts";
+import {
+  checkOption,
+  NO_STATE,
+  type RangeOptimizer,
+  type Rule,
+  stateBuffer,
+  stepByRule,
+} from "./rules.ts";
 
 /** Options of {@linkcode Sgd}. */
 export interface SgdOptions {
@@ -49,6 +56,9 @@ export class Sgd implements RangeOptimizer {
     this.momentum = opts.momentum ?? 0;
     this.weightDecay = opts.weightDecay ?? 0;
     this.nesterov = opts.nesterov ?? false;
+    checkOption("Sgd", "lr", lr, 0);
+    checkOption("Sgd", "momentum", this.momentum, 0, 1, true);
+    checkOption("Sgd", "weightDecay", this.weightDecay, 0);
     if (this.nesterov && this.momentum <= 0) {
       throw new Error(`Sgd: Nesterov momentum needs a momentum above 0, got ${this.momentum}`);
     }

@@ -29,3 +29,23 @@ Deno.test("Adam, first two steps by hand with bias correction (β 0.9, 0.999, ε
   const want = [[0.9, -1.9], [0.8115624, -1.8530532]];
   assertSteps(twoSteps(new Adam(0.1)), want);
 });
+
+Deno.test("Adam's and AdamW's constructors name a bad option", () => {
+  assert.throws(() => new Adam(0.1, { beta1: 1.5 }), {
+    message: "Adam: beta1 must be a finite number in [0, 1), got 1.5",
+  });
+  assert.throws(() => new Adam(0.1, { beta2: -0.1 }), {
+    message: "Adam: beta2 must be a finite number in [0, 1), got -0.1",
+  });
+  assert.throws(() => new Adam(0.1, { weightDecay: -1 }), {
+    message: "Adam: weightDecay must be a finite number ≥ 0, got -1",
+  });
+  assert.throws(() => new AdamW(Infinity), {
+    message: "AdamW: lr must be a finite number ≥ 0, got Infinity",
+  });
+  assert.throws(() => new AdamW(0.1, { eps: -1e-8 }), {
+    message: "AdamW: eps must be a finite number ≥ 0, got -1e-8",
+  });
+  // makeOptimizer's own check of the weight decay still comes first
+  assert.throws(() => makeOptimizer("adam", 0.1, { weightDecay: -1 }), /weight decay must be/);
+});

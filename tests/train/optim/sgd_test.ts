@@ -52,3 +52,25 @@ Deno.test("momentum SGD, first two steps by hand: buf = μ·buf + g from buf = g
   // buf₂ = 0.9·[0.5, -1] + [2, 0.25] = [2.45, -0.65], p₂ = [0.95 - 0.245, -1.9 + 0.065]
   assertSteps(twoSteps(new Sgd(0.1, { momentum: 0.9 })), [[0.95, -1.9], [0.705, -1.835]]);
 });
+
+Deno.test("Sgd's constructor names a bad lr, momentum or weight decay", () => {
+  assert.throws(() => new Sgd(NaN), { message: "Sgd: lr must be a finite number ≥ 0, got NaN" });
+  assert.throws(() => new Sgd(-1), { message: "Sgd: lr must be a finite number ≥ 0, got -1" });
+  assert.throws(() => new Sgd(0.1, { momentum: 1 }), {
+    message: "Sgd: momentum must be a finite number in [0, 1), got 1",
+  });
+  assert.throws(() => new Sgd(0.1, { weightDecay: -1 }), {
+    message: "Sgd: weightDecay must be a finite number ≥ 0, got -1",
+  });
+  assert.equal(new Sgd(0, { momentum: 0.9 }).momentum, 0.9); // lr 0 is allowed, as in PyTorch
+});
+
+Deno.test("a gradient of the wrong length says what was given", () => {
+  const p = new Map([["w", new Float32Array(2)]]);
+  assert.throws(() => new Sgd(0.1).step(p, new Map([["w", new Float32Array(1)]])), {
+    message: 'Optimizer: parameter "w" has 2 values but its gradient has 1',
+  });
+  assert.throws(() => new Sgd(0.1).step(p, new Map()), {
+    message: 'Optimizer: parameter "w" has 2 values but no gradient was given',
+  });
+});
