@@ -152,7 +152,8 @@ export function encodeSafetensors(
 
 /**
  * Parses and validates safetensors bytes: the header length, the JSON, each
- * entry's dtype (only F32), shape and offsets (in range, contiguous, no
+ * entry's dtype (F32; F64, F16, BF16, I64, I32, I16, I8 and U8 are
+ * converted to float32, integers only when exact), shape and offsets (in range, contiguous, no
  * overlap, covering the data exactly). Errors name `fileName`. Returned
  * arrays are copies, independent of `bytes`.
  *
@@ -216,7 +217,8 @@ export function decodeSafetensors(
   }
 
   const metadata: Record<string, string> = {};
-  const entries: { name: string; shape: number[]; begin: number; end: number }[] = [];
+  const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] =
+    [];
   for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -234,11 +236,14 @@ export function decodeSafetensors(
       throw fail(`tensor "${name}": entry must be an object, got ${JSON.stringify(value)}`);
     }
     const { dtype, shape, data_offsets: offs } = value as Record<string, unknown>;
-    if (dtype !== "F32") {
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       throw fail(
-        `tensor "${name}": unsupported dtype ${JSON.stringify(dtype)}; only "F32" is supported`,
+        `tensor "${name}": unsupported dtype ${JSON.stringify(dtype)}; supported: ${
+          Object.keys(DTYPE_BYTES).join(", ")
+        }`,
       );
     }
+    const size = DTYPE_BYTES[dtype]!;
     if (!validShape(shape)) {
       throw fail(`tensor "${name}": invalid shape ${JSON.stringify(shape)}`);
     }
@@ -253,13 +258,15 @@ export function decodeSafetensors(
       );
     }
     const [begin, end] = offs as number[];
-    if (end - begin !== numel(shape) * 4) {
+    if (end - begin !== numel(shape) * size) {
       throw fail(
-        `tensor "${name}": shape [${shape.join(",")}] needs ${numel(shape) * 4} bytes of F32 ` +
+        `tensor "${name}": shape [${shape.join(",")}] needs ${
+          numel(shape) * size
+        } bytes of ${dtype} ` +
           `but data_offsets [${begin}, ${end}] span ${end - begin}`,
       );
     }
-    entries.push({ name, shape, begin, end });
+    entries.push({ name, dtype, shape, begin, end });
   }
 
   const dataStart = 8 + headerLen;
@@ -290,9 +297,13 @@ export function decodeSafetensors(
 
   const tensors: Record<string, StoredTensor> = {};
   for (const e of entries) {
+    const at = dataStart + e.begin;
+    if (e.dtype !== "F32") {
+      tensors[e.name] = { shape: e.shape, data: convert(e, view, at, fail) };
+      continue;
+    }
     const n = (e.end - e.begin) / 4;
     const data = new Float32Array(n);
-    const at = dataStart + e.begin;
     if (LITTLE_ENDIAN) {
       // Copy bytes, since `at` need not be 4-aligned within the underlying buffer.
       new Uint8Array(data.buffer).set(bytes.subarray(at, at + 4 * n));
@@ -302,6 +313,92 @@ export function decodeSafetensors(
     tensors[e.name] = { shape: e.shape, data };
   }
   return { tensors, metadata };
+}
+
+/** Bytes per value of the dtypes the reader takes; all but F32 are converted. */
+const DTYPE_BYTES: Record<string, number> = {
+  F32: 4,
+  F64: 8,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+};
+
+/**
+ * The values of a non-F32 tensor as float32: F16 and BF16 exactly, F64
+ * rounded to the nearest float32 (as PyTorch's `.float()`), integers only
+ * where exactly representable (BatchNorm's I64 `num_batches_tracked`).
+ */
+function convert(
+  e: { name: string; dtype: string; begin: number; end: number },
+  view: DataView,
+  at: number,
+  fail: (why: string) => Error,
+): Float32Array {
+  const size = DTYPE_BYTES[e.dtype]!;
+  const n = (e.end - e.begin) / size;
+  const data = new Float32Array(n);
+  const bad = (i: number, v: number | bigint, why: string) =>
+    fail(`tensor "${e.name}": ${e.dtype} value ${v} at index ${i} ${why}`);
+  for (let i = 0; i < n; i++) {
+    const o = at + i * size;
+    let v: number;
+    switch (e.dtype) {
+      case "F64":
+        v = view.getFloat64(o, true);
+        if (Number.isFinite(v) && !Number.isFinite(Math.fround(v))) {
+          throw bad(i, v, "is beyond the range of a 32-bit float");
+        }
+        break;
+      case "F16":
+        v = halfToFloat(view.getUint16(o, true));
+        break;
+      case "BF16": {
+        const b = new DataView(new ArrayBuffer(4));
+        b.setUint32(0, view.getUint16(o, true) << 16);
+        v = b.getFloat32(0);
+        break;
+      }
+      case "I64": {
+        const big = view.getBigInt64(o, true);
+        v = Number(big);
+        if (BigInt(v) !== big || Math.fround(v) !== v) {
+          throw bad(i, big, "is not exactly representable as a 32-bit float");
+        }
+        break;
+      }
+      case "I32":
+        v = view.getInt32(o, true);
+        break;
+      case "I16":
+        v = view.getInt16(o, true);
+        break;
+      case "I8":
+        v = view.getInt8(o);
+        break;
+      default: // U8
+        v = view.getUint8(o);
+    }
+    if (e.dtype === "I32" && Math.fround(v) !== v) {
+      throw bad(i, v, "is not exactly representable as a 32-bit float");
+    }
+    data[i] = v;
+  }
+  return data;
+}
+
+/** An IEEE half-precision value from its 16 bits. */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /**

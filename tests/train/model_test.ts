@@ -283,7 +283,7 @@ Deno.test("the built-in models are Models with the lecture's tensor names", () =
   ]);
 });
 
-Deno.test("resume and init name a tensor stored in another dtype than F32", async () => {
+Deno.test("resume and init name a tensor stored in a dtype the reader does not take (U32)", async () => {
   await withTempDir(async (dir) => {
     const data = {
       train: {
@@ -294,21 +294,21 @@ Deno.test("resume and init name a tensor stored in another dtype than F32", asyn
     };
     const ck = `${dir}/ck.safetensors`;
     await train({ model: smallCnn(), data, epochs: 1, batch: 16, workers: 1, checkpoint: ck });
-    // "F32" -> "I32" in the header of one tensor: same sizes, another dtype
+    // "F32" -> "U32" in the header of one tensor: same sizes, another dtype
     const bytes = await Deno.readFile(ck);
     const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
     const header = new TextDecoder().decode(bytes.subarray(8, 8 + n));
     const at = header.indexOf('"F32"', header.indexOf('"fc.bias"'));
-    bytes.set(new TextEncoder().encode('"I32"'), 8 + at);
+    bytes.set(new TextEncoder().encode('"U32"'), 8 + at);
     await Deno.writeFile(ck, bytes);
     const opts = { data, epochs: 2, batch: 16, workers: 1 };
     await assert.rejects(
       train({ model: smallCnn(), ...opts, resume: ck }),
-      /Cannot resume from .*tensor "fc\.bias": unsupported dtype "I32"/,
+      /Cannot resume from .*tensor "fc\.bias": unsupported dtype "U32"/,
     );
     await assert.rejects(
       train({ model: smallCnn(), ...opts, init: ck }),
-      /init \(--init\): .*tensor "fc\.bias": unsupported dtype "I32"/,
+      /init \(--init\): .*tensor "fc\.bias": unsupported dtype "U32"/,
     );
   });
 });

@@ -147,8 +147,8 @@ Deno.test("safetensors errors name the file and what is wrong", () => {
   badUtf8[10] = 0xff;
   check(badUtf8, /not valid UTF-8 JSON/);
   check(
-    rawFile('{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}', [0, 0, 0, 0]),
-    /tensor "w": unsupported dtype "F16"; only "F32" is supported/,
+    rawFile('{"w":{"dtype":"U32","shape":[1],"data_offsets":[0,4]}}', [0, 0, 0, 0]),
+    /tensor "w": unsupported dtype "U32"; supported: F32, F64, F16, BF16, I64, I32, I16, I8, U8/,
   );
   check(
     rawFile(`{"w":${t("[0,8]", "[2,-1]")}}`, new Array(8).fill(0)),
@@ -237,4 +237,83 @@ Deno.test("writeSafetensorsAtomic writes through a temporary file and readSafete
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("I64, I32, F64, F16 and BF16 tensors (PyTorch's num_batches_tracked) read as float32", () => {
+  // as safetensors.torch.save_file lays out a BatchNorm: the I64 scalar first, then the F32s
+  const header = JSON.stringify({
+    "bn1.num_batches_tracked": { dtype: "I64", shape: [], data_offsets: [0, 8] },
+    "bn1.running_mean": { dtype: "F32", shape: [2], data_offsets: [8, 16] },
+    "i32": { dtype: "I32", shape: [2], data_offsets: [16, 24] },
+    "f64": { dtype: "F64", shape: [2], data_offsets: [24, 40] },
+    "f16": { dtype: "F16", shape: [3], data_offsets: [40, 46] },
+    "bf16": { dtype: "BF16", shape: [1], data_offsets: [46, 48] },
+  });
+  const data = new DataView(new ArrayBuffer(48));
+  data.setBigInt64(0, 938n, true);
+  data.setFloat32(8, 0.25, true);
+  data.setFloat32(12, -1.5, true);
+  data.setInt32(16, -7, true);
+  data.setInt32(20, 1 << 24, true);
+  data.setFloat64(24, 0.1, true);
+  data.setFloat64(32, -3, true);
+  data.setUint16(40, 0x3c00, true); // 1
+  data.setUint16(42, 0xc100, true); // -2.5
+  data.setUint16(44, 0x0001, true); // 2^-24, the smallest subnormal
+  data.setUint16(46, 0x3fc0, true); // 1.5
+  const { tensors } = decodeSafetensors(rawFile(header, new Uint8Array(data.buffer)), "bn.st");
+  const got = Object.fromEntries(
+    Object.entries(tensors).map(([k, t]) => [k, [t.shape, [...t.data]]]),
+  );
+  assert.deepEqual(got, {
+    "bn1.num_batches_tracked": [[], [938]],
+    "bn1.running_mean": [[2], [0.25, -1.5]],
+    "i32": [[2], [-7, 16777216]],
+    "f64": [[2], [Math.fround(0.1), -3]],
+    "f16": [[3], [1, -2.5, 2 ** -24]],
+    "bf16": [[1], [1.5]],
+  });
+});
+
+Deno.test("an integer that a float32 cannot hold exactly is named with its tensor", () => {
+  const big = new DataView(new ArrayBuffer(16));
+  big.setBigInt64(8, 2n ** 24n + 1n, true);
+  assert.throws(
+    () =>
+      decodeSafetensors(
+        rawFile(
+          '{"steps":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}',
+          new Uint8Array(big.buffer),
+        ),
+        "big.st",
+      ),
+    {
+      message:
+        'safetensors file "big.st": tensor "steps": I64 value 16777217 at index 1 is not exactly representable as a 32-bit float',
+    },
+  );
+  const i32 = new DataView(new ArrayBuffer(4));
+  i32.setInt32(0, 2 ** 30 + 1, true);
+  assert.throws(
+    () =>
+      decodeSafetensors(
+        rawFile(
+          '{"n":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}}',
+          new Uint8Array(i32.buffer),
+        ),
+      ),
+    /tensor "n": I32 value 1073741825 at index 0 is not exactly representable/,
+  );
+  const f64 = new DataView(new ArrayBuffer(8));
+  f64.setFloat64(0, 1e300, true);
+  assert.throws(
+    () =>
+      decodeSafetensors(
+        rawFile(
+          '{"x":{"dtype":"F64","shape":[],"data_offsets":[0,8]}}',
+          new Uint8Array(f64.buffer),
+        ),
+      ),
+    /tensor "x": F64 value 1e\+300 at index 0 is beyond the range of a 32-bit float/,
+  );
 });
