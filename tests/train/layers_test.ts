@@ -253,3 +253,40 @@ Deno.test("the parameter-free helpers apply their ops: gelu, leakyRelu, sigmoid,
   const want = (4 * f(-4 / 9) + 4 * f(-6 / 9) + f(-1)) / 9;
   assert.ok(Math.abs(y - want) < 1e-6, `${y} vs ${want}`);
 });
+
+Deno.test("a PyTorch file with BatchNorm's I64 num_batches_tracked loads (as safetensors.torch writes it)", async () => {
+  const model = defineModel(
+    { input: [1, 6, 6] },
+    (x) => nn.linear(nn.flatten(nn.batchNorm2d(nn.conv2d(x, 3, 3))), 2),
+  );
+  // the I64 scalar first, then the F32 tensors, each filled with its index + 1
+  const header: Record<string, unknown> = {
+    "bn1.num_batches_tracked": { dtype: "I64", shape: [], data_offsets: [0, 8] },
+  };
+  const shapes = new Map(model.paramShapes());
+  let at = 8;
+  const f32: number[] = [];
+  [...shapes].forEach(([k, shape], i) => {
+    if (k === "bn1.num_batches_tracked") return;
+    const n = shape.reduce((a, b) => a * b, 1);
+    header[k] = { dtype: "F32", shape, data_offsets: [at, at + 4 * n] };
+    for (let j = 0; j < n; j++) f32.push(i + 1);
+    at += 4 * n;
+  });
+  const h = new TextEncoder().encode(JSON.stringify(header));
+  const bytes = new Uint8Array(8 + h.length + at);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, h.length, true);
+  bytes.set(h, 8);
+  view.setBigInt64(8 + h.length, 938n, true);
+  f32.forEach((v, j) => view.setFloat32(8 + h.length + 8 + 4 * j, v, true));
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/torch.safetensors`, bytes);
+    await model.loadWeights(`${dir}/torch.safetensors`);
+    assert.deepEqual([...model.params.get("bn1.num_batches_tracked")!], [938]);
+    assert.deepEqual([...model.params.get("bn1.running_var")!], [6, 6, 6]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
