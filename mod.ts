@@ -27,6 +27,12 @@ export {
   type ParamOptions,
 } from "./graph/graph.ts";
 export { grad, type GradOptions } from "./graph/grad.ts";
+export {
+  type CheckOptions,
+  type CheckReport,
+  checkVjp,
+  recordVjpCoverage,
+} from "./graph/grad_check.ts";
 export { vjp, type VjpOptions, type VjpResult, vjpWith } from "./graph/vjp.ts";
 export { makePlan, type Plan, type PlanOptions } from "./graph/plan.ts";
 export {
