@@ -342,6 +342,7 @@ function convert(
   const size = DTYPE_BYTES[e.dtype]!;
   const n = (e.end - e.begin) / size;
   const data = new Float32Array(n);
+  const bits = new Uint32Array(1), asFloat = new Float32Array(bits.buffer);
   const bad = (i: number, v: number | bigint, why: string) =>
     fail(`tensor "${e.name}": ${e.dtype} value ${v} at index ${i} ${why}`);
   for (let i = 0; i < n; i++) {
@@ -357,12 +358,11 @@ function convert(
       case "F16":
         v = halfToFloat(view.getUint16(o, true));
         break;
-      case "BF16": {
-        const b = new DataView(new ArrayBuffer(4));
-        b.setUint32(0, view.getUint16(o, true) << 16);
-        v = b.getFloat32(0);
+      case "BF16":
+        // a bfloat16 is the top half of a float32's bits
+        bits[0] = view.getUint16(o, true) << 16;
+        v = asFloat[0]!;
         break;
-      }
       case "I64": {
         const big = view.getBigInt64(o, true);
         v = Number(big);
@@ -373,6 +373,7 @@ function convert(
       }
       case "I32":
         v = view.getInt32(o, true);
+        if (Math.fround(v) !== v) throw bad(i, v, "is not exactly representable as a 32-bit float");
         break;
       case "I16":
         v = view.getInt16(o, true);
@@ -382,9 +383,6 @@ function convert(
         break;
       default: // U8
         v = view.getUint8(o);
-    }
-    if (e.dtype === "I32" && Math.fround(v) !== v) {
-      throw bad(i, v, "is not exactly representable as a 32-bit float");
     }
     data[i] = v;
   }
